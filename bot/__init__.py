@@ -1,0 +1,1 @@
+"""The Telegram front end: settings, app factory, middlewares, keyboards, texts, web server."""

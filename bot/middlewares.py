@@ -1,0 +1,35 @@
+"""Update middlewares: one DB session (one transaction) per update."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.repositories import Repositories
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class DbSessionMiddleware(BaseMiddleware):
+    """Opens a session for the update, hands handlers a `repo`, commits after, rolls back on error.
+
+    A state change and the notifications it causes are therefore committed together.
+    """
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self.session_factory = session_factory
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with self.session_factory() as session:
+            data["repo"] = Repositories(session)
+            try:
+                result = await handler(event, data)
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+            return result

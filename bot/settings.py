@@ -1,0 +1,127 @@
+"""Settings from the environment and `.env` (pydantic-settings); names as in SPEC "Fixed names"."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BOT_TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
+WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+# How to fix each setting, for the one-line start-up error.
+HINTS: dict[str, str] = {
+    "BOT_TOKEN": "нужен токен бота вида 123456:ABC-DEF…; получите его у @BotFather в Telegram",
+    "DATABASE_URL": "например sqlite+aiosqlite:///./data/dpo-bot.sqlite3 "
+    "или postgresql+asyncpg://user:password@host/db",
+    "TELEGRAM_API_URL": "адрес сервера Bot API, например https://api.telegram.org",
+    "PUBLIC_URL": "внешний https-адрес сервиса, например https://bot.example.ru",
+    "WEBHOOK_SECRET": "от 1 до 256 символов: латинские буквы, цифры, _ и -",
+    "TIMEZONE": "название часового пояса IANA, например Asia/Yekaterinburg",
+    "DIGEST_TIME": "время в формате ЧЧ:ММ, например 09:00",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    BOT_TOKEN: SecretStr | None = None
+    DATABASE_URL: str = "sqlite+aiosqlite:///./data/dpo-bot.sqlite3"
+    REDIS_URL: str | None = None
+    TELEGRAM_API_URL: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    PUBLIC_URL: AnyHttpUrl | None = None
+    WEB_HOST: str = "127.0.0.1"
+    WEB_PORT: int = Field(8080, ge=0, le=65535)
+    API_TOKEN: SecretStr | None = None
+    WEBHOOK_SECRET: SecretStr | None = None
+    DPO_WEBHOOK_URL: AnyHttpUrl | None = None
+    DPO_WEBHOOK_SECRET: SecretStr | None = None
+    OIDC_ISSUER: AnyHttpUrl | None = None
+    OIDC_CLIENT_ID: str | None = None
+    OIDC_CLIENT_SECRET: SecretStr | None = None
+    OIDC_OID_CLAIM: str = "esia_oid"
+    OIDC_SNILS_CLAIM: str = "snils"
+    SNILS_HASH_KEY: SecretStr | None = None
+    LINK_TOKEN_TTL: int = Field(900, ge=60, le=7 * 24 * 3600)
+    NOTIFY_RATE: float = Field(25.0, gt=0, le=30)
+    TIMEZONE: str = "Asia/Yekaterinburg"
+    DIGEST_TIME: time = time(9, 0)
+    HIDE_NAMES_IN_PUSHES: bool = False
+    LOG_LEVEL: str = "INFO"
+
+    @field_validator("BOT_TOKEN")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not BOT_TOKEN_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("malformed bot token")
+        return value
+
+    @field_validator("WEBHOOK_SECRET")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not WEBHOOK_SECRET_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("malformed webhook secret")
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("unsupported database URL")
+        return value
+
+    @field_validator("TIMEZONE")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError("unknown time zone") from error
+        return value
+
+    @property
+    def telegram_api_base(self) -> str:
+        return str(self.TELEGRAM_API_URL).rstrip("/")
+
+    @property
+    def webhook_mode(self) -> bool:
+        return self.PUBLIC_URL is not None and self.WEBHOOK_SECRET is not None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.TIMEZONE)
+
+
+class SettingsError(Exception):
+    """Invalid or missing settings; `lines` say which and how to fix them, one per setting."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings(*, require_bot_token: bool = True, **overrides: object) -> Settings:
+    """Read settings; raise SettingsError with one clear line per problem."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(describe_errors(error)) from None
+    if require_bot_token and settings.BOT_TOKEN is None:
+        raise SettingsError([f"Ошибка настройки: BOT_TOKEN не задана — {HINTS['BOT_TOKEN']}"])
+    return settings
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One Russian line per invalid setting, naming it and how to fix it; no values echoed."""
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        problem = "не задана" if item["type"] == "missing" else "задана неверно"
+        hint = HINTS.get(name, item["msg"])
+        lines.append(f"Ошибка настройки: {name} {problem} — {hint}")
+    return lines

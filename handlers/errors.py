@@ -1,0 +1,34 @@
+"""The error router: log the failure, tell the user briefly, never show internals."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import ErrorEvent
+
+from bot import texts
+
+router = Router(name="errors")
+log = logging.getLogger(__name__)
+
+
+@router.errors()
+async def on_error(event: ErrorEvent, bot: Bot) -> bool:
+    update = event.update
+    # Only the update id and the exception: update contents may hold personal data.
+    log.error(
+        "update %s failed: %s",
+        update.update_id,
+        type(event.exception).__name__,
+        exc_info=event.exception,
+    )
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(texts.SOMETHING_WENT_WRONG, show_alert=True)
+        elif update.message is not None:
+            await bot.send_message(update.message.chat.id, texts.SOMETHING_WENT_WRONG)
+    except TelegramAPIError as error:
+        log.warning("could not report the failure of update %s: %s", update.update_id, error)
+    return True

@@ -1,0 +1,137 @@
+"""Acting on applications: the one function every front end calls to approve, cancel, include
+or comment, and the typed outcome it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm.attributes import set_committed_value
+
+from services.clock import Clock, SystemClock
+from services.domain import (
+    Action,
+    Actor,
+    ApplicationRef,
+    Rule,
+    Source,
+    Status,
+    check,
+)
+from services.notifications import notify_event
+from storage.models import Application, ApplicationEvent
+from storage.repositories import Repositories
+
+COMMENT_MAX_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class Done:
+    """The action took effect: one history row written, its notifications enqueued."""
+
+    application: Application
+    event: ApplicationEvent
+    from_status: Status
+    to_status: Status
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The action is not allowed; nothing changed."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class LostRace:
+    """Someone else changed the application first; nothing changed here."""
+
+    current_status: Status
+    message: str
+
+
+Outcome = Done | Refused | LostRace
+
+
+def ref(application: Application) -> ApplicationRef:
+    return ApplicationRef(
+        number=application.number,
+        applicant_id=application.applicant_id,
+        organization_id=application.organization_id,
+        status=Status(application.status),
+    )
+
+
+def normalize_comment(comment: str | None) -> str | None:
+    if comment is None:
+        return None
+    comment = comment.strip()
+    return comment or None
+
+
+def lost_race(number: int, current: Status) -> LostRace:
+    return LostRace(
+        current_status=current,
+        message=f"Заявку №{number} уже изменили: теперь статус «{current.label}»",
+    )
+
+
+async def perform_action(
+    repo: Repositories,
+    actor: Actor,
+    number: int,
+    action: Action,
+    *,
+    comment: str | None = None,
+    source: Source = Source.TELEGRAM,
+    expected_status: Status | None = None,
+    clock: Clock | None = None,
+) -> Outcome:
+    """Perform an action for an actor: check, change conditionally, record, notify.
+
+    Everything happens in the caller's transaction: the status change, the history row and the
+    outbox rows are committed together or not at all. `expected_status` is the status the actor
+    saw (on a card); if the application moved since, the outcome is LostRace.
+    """
+    now = (clock or SystemClock()).now()
+    comment = normalize_comment(comment)
+    if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
+        return Refused(f"Комментарий слишком длинный: не больше {COMMENT_MAX_LENGTH} символов")
+    if action is Action.COMMENT and comment is None:
+        return Refused("Комментарий пуст: напишите текст комментария")
+
+    application = await repo.applications.get(number)
+    if application is None:
+        return Refused(f"Заявка №{number} не найдена")
+    current = Status(application.status)
+    if expected_status is not None and current is not expected_status:
+        return lost_race(number, current)
+    verdict = check(actor, action, ref(application))
+    if not isinstance(verdict, Rule):
+        return Refused(verdict)
+
+    to_status = verdict.to_status or current
+    if verdict.to_status is None:
+        await repo.applications.touch(number, now)
+    elif not await repo.applications.transition(number, current.value, to_status.value, now):
+        status = await repo.applications.current_status(number)
+        return (
+            lost_race(number, Status(status)) if status else Refused(f"Заявка №{number} не найдена")
+        )
+
+    event = await repo.events.add(
+        application_number=number,
+        actor_account_id=actor.account_id,
+        actor_name=actor.full_name,
+        actor_role=actor.role.value,
+        action=action.value,
+        from_status=current.value,
+        to_status=to_status.value,
+        comment=comment,
+        source=source.value,
+        created_at=now,
+    )
+    # The row is already updated; keep the loaded object in step without a second UPDATE.
+    set_committed_value(application, "status", to_status.value)
+    set_committed_value(application, "updated_at", now)
+    await notify_event(repo, application, event, actor_role=actor.role, now=now)
+    return Done(application=application, event=event, from_status=current, to_status=to_status)

@@ -1,0 +1,187 @@
+"""Statuses, roles, actions and the one table of who may do what from which status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+
+
+class Status(StrEnum):
+    NEW = "new"
+    APPROVED = "approved"
+    CANCELLED = "cancelled"
+    INCLUDED = "included"
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+
+STATUS_LABELS: dict[Status, str] = {
+    Status.NEW: "Не обработана",
+    Status.APPROVED: "Подтверждена руководителем ОО",
+    Status.CANCELLED: "Отменена",
+    Status.INCLUDED: "Включен в группу",
+}
+
+
+class Role(StrEnum):
+    DIRECTOR = "director"
+    LISTENER = "listener"
+    STAFF = "staff"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.DIRECTOR: "Руководитель ОО",
+    Role.LISTENER: "Слушатель",
+    Role.STAFF: "Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
+}
+
+
+class Action(StrEnum):
+    APPROVE = "approve"
+    CANCEL = "cancel"
+    INCLUDE = "include"
+    COMMENT = "comment"
+
+    @property
+    def label(self) -> str:
+        return ACTION_LABELS[self]
+
+
+ACTION_LABELS: dict[Action, str] = {
+    Action.APPROVE: "Одобрить",
+    Action.CANCEL: "Отменить",
+    Action.INCLUDE: "Включить в группу",
+    Action.COMMENT: "Комментировать",
+}
+
+# The infinitive for refusals: «Заявку №… нельзя одобрить: …».
+ACTION_VERBS: dict[Action, str] = {
+    Action.APPROVE: "одобрить",
+    Action.CANCEL: "отменить",
+    Action.INCLUDE: "включить в группу",
+    Action.COMMENT: "прокомментировать",
+}
+
+
+class Source(StrEnum):
+    """Where a change came from, as recorded in history."""
+
+    TELEGRAM = "telegram"
+    API = "api"
+    CLI = "cli"
+
+
+class Scope(Enum):
+    """Which applications a rule covers for the actor."""
+
+    OWN_ORGANIZATION = "own_organization"  # the applicant's organisation is the actor's
+    OWN_APPLICATION = "own_application"  # the actor is the applicant
+    ANY = "any"
+
+
+ALL_STATUSES = frozenset(Status)
+TERMINAL_STATUSES = frozenset({Status.CANCELLED, Status.INCLUDED})
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: Action
+    role: Role
+    scope: Scope
+    from_statuses: frozenset[Status]
+    to_status: Status | None  # None: the status stays (comments)
+
+
+# SPEC "Statuses and transitions", one row per line of its table.
+_NEW, _APPROVED = Status.NEW, Status.APPROVED
+_ORG, _OWN, _ANY = Scope.OWN_ORGANIZATION, Scope.OWN_APPLICATION, Scope.ANY
+RULES: tuple[Rule, ...] = (
+    Rule(Action.APPROVE, Role.DIRECTOR, _ORG, frozenset({_NEW}), Status.APPROVED),
+    Rule(Action.CANCEL, Role.DIRECTOR, _ORG, frozenset({_NEW}), Status.CANCELLED),
+    Rule(Action.CANCEL, Role.LISTENER, _OWN, frozenset({_NEW, _APPROVED}), Status.CANCELLED),
+    Rule(Action.INCLUDE, Role.STAFF, _ANY, frozenset({_APPROVED}), Status.INCLUDED),
+    Rule(Action.CANCEL, Role.STAFF, _ANY, frozenset({_NEW, _APPROVED}), Status.CANCELLED),
+    Rule(Action.COMMENT, Role.DIRECTOR, _ORG, ALL_STATUSES, None),
+    Rule(Action.COMMENT, Role.LISTENER, _OWN, ALL_STATUSES, None),
+    Rule(Action.COMMENT, Role.STAFF, _ANY, ALL_STATUSES, None),
+)
+
+_RULES_BY_KEY: dict[tuple[Action, Role], Rule] = {(r.action, r.role): r for r in RULES}
+
+
+def rule_for(action: Action, role: Role) -> Rule | None:
+    return _RULES_BY_KEY.get((action, role))
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Someone acting on applications: an account in its active role."""
+
+    account_id: int
+    full_name: str
+    role: Role
+    roles: frozenset[Role]
+    organization_id: int | None
+
+
+@dataclass(frozen=True)
+class ApplicationRef:
+    """What the permission check needs to know about an application."""
+
+    number: int
+    applicant_id: int
+    organization_id: int
+    status: Status
+
+
+def in_scope(actor: Actor, scope: Scope, application: ApplicationRef) -> bool:
+    if scope is Scope.ANY:
+        return True
+    if scope is Scope.OWN_APPLICATION:
+        return application.applicant_id == actor.account_id
+    return (
+        actor.organization_id is not None and application.organization_id == actor.organization_id
+    )
+
+
+def can_view(actor: Actor, application: ApplicationRef) -> bool:
+    """Whether the actor in the active role may see the application at all."""
+    if actor.role not in actor.roles:
+        return False
+    return any(
+        in_scope(actor, rule.scope, application) for rule in RULES if rule.role is actor.role
+    )
+
+
+def check(actor: Actor, action: Action, application: ApplicationRef) -> Rule | str:
+    """The rule that allows the action, or the Russian reason it is refused."""
+    number = application.number
+    if actor.role not in actor.roles:
+        return f"У вас нет роли «{actor.role.label}»"
+    rule = rule_for(action, actor.role)
+    if rule is None:
+        return f"Действие «{action.label}» недоступно для роли «{actor.role.label}»"
+    if not in_scope(actor, rule.scope, application):
+        if rule.scope is Scope.OWN_APPLICATION:
+            return f"Заявка №{number} подана не вами"
+        return f"Заявка №{number} относится к другой организации"
+    if application.status not in rule.from_statuses:
+        return status_refusal(number, action, application.status)
+    return rule
+
+
+def status_refusal(number: int, action: Action, status: Status) -> str:
+    if status is Status.NEW:
+        return f"Заявку №{number} нельзя {ACTION_VERBS[action]}: статус «{status.label}»"
+    return f"Заявка №{number} уже обработана: статус «{status.label}»"
+
+
+def allowed_actions(actor: Actor, application: ApplicationRef) -> list[Action]:
+    """Actions the actor may take now, in the order buttons are shown."""
+    return [action for action in Action if isinstance(check(actor, action, application), Rule)]

@@ -1,0 +1,93 @@
+"""Who hears about a change, written to the outbox in the transaction of the change itself.
+
+Rows carry structured references (application, event); the messenger front end renders the text
+when it sends, so the domain stays free of any messenger's markup.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from services.domain import Action, Role
+from storage.models import Application, ApplicationEvent
+from storage.repositories import Repositories
+
+
+class NotificationKind(StrEnum):
+    NEW_APPLICATION = "new_application"
+    STATUS_CHANGED = "status_changed"
+    COMMENT = "comment"
+
+
+async def recipients_for(
+    repo: Repositories, application: Application, actor_role: Role | None, actor_id: int | None
+) -> list[int]:
+    """Accounts to notify of a change by an actor in a role (None: the web module).
+
+    The applicant hears of everything others do; the directors hear of what the applicant and
+    the regional staff do; the actor never hears of their own action.
+    """
+    recipients: list[int] = []
+    if actor_role is not Role.LISTENER:
+        recipients.append(application.applicant_id)
+    if actor_role in (Role.LISTENER, Role.STAFF):
+        recipients += await repo.accounts.director_ids(application.organization_id)
+    unique = dict.fromkeys(r for r in recipients if r != actor_id)
+    return list(unique)
+
+
+async def enqueue_telegram(
+    repo: Repositories,
+    *,
+    kind: NotificationKind,
+    account_ids: list[int],
+    application_number: int,
+    event_id: int | None,
+    now: datetime,
+) -> int:
+    """One outbox row per linked, not muted recipient; returns how many were written."""
+    written = 0
+    for link in await repo.links.by_accounts(account_ids):
+        if link.muted:
+            continue
+        repo.outbox.add(
+            channel="telegram",
+            kind=kind.value,
+            account_id=link.account_id,
+            chat_id=link.chat_id,
+            application_number=application_number,
+            event_id=event_id,
+            payload={},
+            state="pending",
+            attempts=0,
+            available_at=now,
+            created_at=now,
+        )
+        written += 1
+    return written
+
+
+async def notify_event(
+    repo: Repositories,
+    application: Application,
+    event: ApplicationEvent,
+    *,
+    actor_role: Role | None,
+    now: datetime,
+) -> int:
+    """Enqueue the pushes a history row causes."""
+    kind = (
+        NotificationKind.COMMENT
+        if event.action == Action.COMMENT.value
+        else NotificationKind.STATUS_CHANGED
+    )
+    recipients = await recipients_for(repo, application, actor_role, event.actor_account_id)
+    return await enqueue_telegram(
+        repo,
+        kind=kind,
+        account_ids=recipients,
+        application_number=application.number,
+        event_id=event.id,
+        now=now,
+    )

@@ -1,0 +1,254 @@
+"""Typed SQLAlchemy 2 models of everything the bot keeps.
+
+The web module is the system of record for organisations, accounts and applications; the bot keeps
+the part it needs plus what only it knows: the history of decisions made here, Telegram bindings,
+one-time link tokens and the outbox of messages that must not be lost.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATUS_CODES = ("new", "approved", "cancelled", "included")
+ROLE_CODES = ("director", "listener", "staff")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite has no time zones: store naive UTC there)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Organization(Base):
+    """An educational organisation (ОО)."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(500))
+    municipality: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime]
+
+
+class Account(Base):
+    """A person's account in the web module (signed in through Gosuslugi)."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    full_name: Mapped[str] = mapped_column(String(255))
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+    )
+    esia_oid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # HMAC-SHA256 of the normalised SNILS with a secret key; the SNILS itself is never stored.
+    snils_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    updated_at: Mapped[datetime]
+
+    roles: Mapped[list[AccountRole]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AccountRole.role"
+    )
+
+    @property
+    def role_codes(self) -> list[str]:
+        return [r.role for r in self.roles]
+
+
+class AccountRole(Base):
+    __tablename__ = "account_roles"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLE_CODES), name="role"),
+        Index("ix_account_roles_role", "role"),
+    )
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class Application(Base):
+    """An application (заявка) for professional-competency assessment, as on the web card."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUS_CODES), name="status"),
+        Index("ix_applications_org_status_created", "organization_id", "status", "created_at"),
+    )
+
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    applicant_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT")
+    )
+    program: Mapped[str | None] = mapped_column(Text)
+    group: Mapped[str | None] = mapped_column("group_name", String(500))
+    description: Mapped[str | None] = mapped_column(Text)
+    study_from: Mapped[date | None] = mapped_column(Date)
+    study_to: Mapped[date | None] = mapped_column(Date)
+    study_form: Mapped[str | None] = mapped_column(String(255))
+    listener_categories: Mapped[str | None] = mapped_column(Text)
+    competencies: Mapped[str | None] = mapped_column(Text)
+    dpo_organization: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    # Ordering of updates from the web module: an older version never overwrites a newer one.
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    applicant: Mapped[Account] = relationship(lazy="joined", innerjoin=True)
+    organization: Mapped[Organization] = relationship(lazy="joined", innerjoin=True)
+
+
+class ApplicationEvent(Base):
+    """One row of an application's history (история действий): a transition or a comment."""
+
+    __tablename__ = "application_events"
+    __table_args__ = (
+        Index("ix_application_events_application", "application_number", "id"),
+        CheckConstraint(_in("source", ("telegram", "api", "cli")), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    application_number: Mapped[int] = mapped_column(
+        ForeignKey("applications.number", ondelete="CASCADE")
+    )
+    actor_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL")
+    )
+    # Snapshot of who acted, so history reads the same after the account changes.
+    actor_name: Mapped[str] = mapped_column(String(255))
+    actor_role: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class TelegramLink(Base):
+    """The binding of one Telegram user to one account (both sides unique)."""
+
+    __tablename__ = "telegram_links"
+    __table_args__ = (CheckConstraint(_in("active_role", ROLE_CODES), name="active_role"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), unique=True
+    )
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    active_role: Mapped[str] = mapped_column(String(16))
+    consent_at: Mapped[datetime | None]
+    consent_version: Mapped[str | None] = mapped_column(String(32))
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    digest_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    linked_at: Mapped[datetime]
+
+    account: Mapped[Account] = relationship(lazy="joined", innerjoin=True)
+
+
+class LinkToken(Base):
+    """A one-time link token; only its SHA-256 hash is kept."""
+
+    __tablename__ = "link_tokens"
+    __table_args__ = (CheckConstraint(_in("kind", ("portal", "bot")), name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # Portal-first tokens name the account; bot-first tokens name the Telegram user who asked.
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """A message that must not be lost, written in the transaction of the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("channel", ("telegram", "webhook")), name="channel"),
+        CheckConstraint(_in("state", ("pending", "sent", "failed", "held")), name="state"),
+        Index("ix_outbox_state_available", "state", "available_at"),
+        Index("ix_outbox_chat", "chat_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    application_number: Mapped[int | None] = mapped_column(BigInteger)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,98 @@
+"""Shared fixtures: a real database per test (SQLite file always, PostgreSQL when
+TEST_DATABASE_URL is set), seeded data, a controllable clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.clock import ManualClock
+from storage.db import create_engine, create_session_factory
+from storage.migrate import upgrade
+from storage.models import Base
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+BACKENDS = ["sqlite", *(["postgresql"] if TEST_DATABASE_URL else [])]
+
+
+async def reset_postgres(url: str) -> None:
+    """Empty the PostgreSQL test database completely (schema and Alembic's version table)."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating every time)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> Iterator[str]:
+    assert TEST_DATABASE_URL is not None
+    asyncio.run(reset_postgres(TEST_DATABASE_URL))
+    asyncio.run(_migrate(TEST_DATABASE_URL))
+    yield TEST_DATABASE_URL
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of each backend in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "bot.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_migrated")
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+
+    async def truncate() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(truncate())
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()

@@ -1,0 +1,48 @@
+"""Migrations: upgrade -> downgrade -> upgrade on an empty database; the result matches the models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from storage.db import create_engine
+from storage.migrate import downgrade, upgrade
+from storage.models import Base
+from tests.conftest import BACKENDS, reset_postgres
+
+
+def _diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_upgrade_downgrade_upgrade_matches_models(backend: str, tmp_path: Path) -> None:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'migrations.sqlite3'}"
+    else:
+        url = os.environ["TEST_DATABASE_URL"]
+        await reset_postgres(url)
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_tables) == set(Base.metadata.tables)
+        await downgrade(engine, "base")
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_tables) == set()
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
