@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -52,11 +52,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated() -> Iterator[str]:
+def postgres_migrated() -> str:
     assert TEST_DATABASE_URL is not None
     asyncio.run(reset_postgres(TEST_DATABASE_URL))
     asyncio.run(_migrate(TEST_DATABASE_URL))
-    yield TEST_DATABASE_URL
+    return TEST_DATABASE_URL
 
 
 @pytest.fixture(params=BACKENDS)

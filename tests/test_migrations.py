@@ -1,4 +1,4 @@
-"""Migrations: upgrade -> downgrade -> upgrade on an empty database; the result matches the models."""
+"""Migrations: upgrade, downgrade, upgrade on an empty database; the result matches the models."""
 
 from __future__ import annotations
 
