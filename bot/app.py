@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
-from bot.middlewares import DbSessionMiddleware
+from bot.middlewares import ActorMiddleware, DbSessionMiddleware
 from bot.settings import Settings, SettingsError
 from bot.web import build_web_app
 from handlers import build_router
@@ -57,6 +57,7 @@ def build_dispatcher(
         session_factory=session_factory,
     )
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
+    dp.update.outer_middleware(ActorMiddleware())
     dp.include_router(build_router())
     return dp
 

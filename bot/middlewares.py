@@ -9,6 +9,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.linking import actor_for
 from storage.repositories import Repositories
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -33,3 +34,15 @@ class DbSessionMiddleware(BaseMiddleware):
                 raise
             await session.commit()
             return result
+
+
+class ActorMiddleware(BaseMiddleware):
+    """Loads the sender's Telegram binding: handlers get `link` and `actor` (None if unlinked)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user = data.get("event_from_user")
+        repo: Repositories = data["repo"]
+        link = await repo.links.by_telegram_user(user.id) if user is not None else None
+        data["link"] = link
+        data["actor"] = actor_for(link) if link is not None else None
+        return await handler(event, data)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import errors, start
+from handlers import errors, menu, start
 
 
 def build_router() -> Router:
-    """The root router: errors first, then the features."""
+    """The root router, built anew for each Dispatcher: errors first, then the features."""
     root = Router(name="root")
-    root.include_routers(errors.router, start.router)
+    root.include_routers(errors.build_router(), menu.build_router(), start.build_router())
     return root

@@ -10,11 +10,9 @@ from aiogram.types import ErrorEvent
 
 from bot import texts
 
-router = Router(name="errors")
 log = logging.getLogger(__name__)
 
 
-@router.errors()
 async def on_error(event: ErrorEvent, bot: Bot) -> bool:
     update = event.update
     # Only the update id and the exception: update contents may hold personal data.
@@ -32,3 +30,9 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
     except TelegramAPIError as error:
         log.warning("could not report the failure of update %s: %s", update.update_id, error)
     return True
+
+
+def build_router() -> Router:
+    router = Router(name="errors")
+    router.errors.register(on_error)
+    return router

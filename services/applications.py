@@ -12,6 +12,7 @@ from services.domain import (
     Action,
     Actor,
     ApplicationRef,
+    Role,
     Rule,
     Source,
     Status,
@@ -59,6 +60,17 @@ def ref(application: Application) -> ApplicationRef:
         organization_id=application.organization_id,
         status=Status(application.status),
     )
+
+
+async def menu_count(repo: Repositories, actor: Actor) -> int:
+    """What waits for the actor: a director's new applications, staff's approved ones."""
+    if actor.role is Role.DIRECTOR and actor.organization_id is not None:
+        return await repo.applications.count(
+            status=Status.NEW.value, organization_id=actor.organization_id
+        )
+    if actor.role is Role.STAFF:
+        return await repo.applications.count(status=Status.APPROVED.value)
+    return 0
 
 
 def normalize_comment(comment: str | None) -> str | None:

@@ -44,6 +44,12 @@ class ApplicationRepo:
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
+    async def count(self, *, status: str, organization_id: int | None = None) -> int:
+        query = select(func.count()).select_from(Application).where(Application.status == status)
+        if organization_id is not None:
+            query = query.where(Application.organization_id == organization_id)
+        return int((await self.session.execute(query)).scalar_one())
+
     async def touch(self, number: int, now: datetime) -> None:
         await self.session.execute(
             update(Application)

@@ -17,6 +17,9 @@ from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Base
+from tests import factories
+from tests.fakes.bot_api import FakeBotAPI
+from tests.harness import BotHarness, test_settings
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -96,3 +99,33 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotAPI]:
+    """The Bot API double on 127.0.0.1 with the seeded users of factories.seed_school."""
+    async with FakeBotAPI() as api:
+        for account_id in range(1, 8):
+            api.add_user(account_id + 1000, first_name=f"Пользователь{account_id}")
+        api.add_user(2000, first_name="Незнакомец")
+        yield api
+
+
+@pytest.fixture
+async def harness(
+    api: FakeBotAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(api, test_settings(api, database_url), session_factory, clock)
+    yield harness
+    await harness.close()
+
+
+@pytest.fixture
+async def seeded(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """Two schools with directors, applicants and staff, all linked (see factories.seed_school)."""
+    async with session_factory() as session:
+        await factories.seed_school(session)
+        await session.commit()

@@ -42,3 +42,13 @@ UNKNOWN_UNLINKED = (
 def html(value: object) -> str:
     """Escape a value for Telegram's HTML parse mode."""
     return escape(str(value), quote=False)
+
+
+MENU_TITLE = "<b>Главное меню</b>\nВы вошли как {name}, роль «{role}»."
+MENU_APPLICATIONS_DIRECTOR = "📥 Заявки ({count} новых)"
+MENU_APPLICATIONS_LISTENER = "📄 Мои заявки"
+MENU_APPLICATIONS_STAFF = "📥 Заявки ({count} на включение)"
+MENU_NOTIFICATIONS = "🔔 Уведомления"
+MENU_PROFILE = "👤 Профиль / сменить роль"
+MENU_HELP = "❓ Помощь"
+MENU_BACK = "◀ В главное меню"

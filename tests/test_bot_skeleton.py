@@ -1,0 +1,51 @@
+"""The bot skeleton through the real Dispatcher and the Bot API double."""
+
+from __future__ import annotations
+
+import pytest
+from aiogram import Router
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
+
+from tests.harness import BotHarness
+
+
+async def test_start_and_help_for_an_unlinked_user(harness: BotHarness) -> None:
+    reply = await harness.send(2000, "/start")
+    assert "привяжите Telegram к своей учётной записи" in reply.text
+    assert "15 мин" in reply.text
+    reply = await harness.send(2000, "/help")
+    assert reply.text.startswith("Помощь")
+    reply = await harness.send(2000, "покажи заявки")
+    assert "Сначала привяжите Telegram" in reply.text
+    harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_linked_director_gets_the_main_menu_with_the_count(harness: BotHarness) -> None:
+    reply = await harness.send(1001, "/start")
+    assert "Вы вошли как Петров Пётр Петрович, роль «Руководитель ОО»" in reply.text
+    assert reply.buttons()[0] == ["📥 Заявки (0 новых)"]
+    harness.assert_no_errors()
+
+
+async def test_error_router_hides_internals(harness: BotHarness) -> None:
+    failing = Router()
+
+    @failing.callback_query()
+    async def boom(callback: CallbackQuery) -> None:
+        raise RuntimeError("secret internals")
+
+    harness.dp.include_router(failing)
+    message = await harness.bot.send_message(
+        2000,
+        "x",
+        reply_markup=InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text="Нажми", callback_data="boom")]]
+        ),
+    )
+    await harness.press(2000, "Нажми", message.message_id)
+    answer = harness.api.calls_of("answerCallbackQuery")[-1].params
+    assert answer["text"] == "Что-то пошло не так, попробуйте ещё раз."
+    assert answer["show_alert"] is True
+    assert len(harness.errors.records) == 1
+    assert "secret internals" not in str(harness.api.calls)
