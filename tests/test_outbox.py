@@ -241,7 +241,8 @@ async def test_blocked_chat_rows_are_held_and_resume_in_order(
     }
     async with session_factory() as session:
         link = await Repositories(session).links.by_telegram_user(1003)
-        assert link is not None and link.blocked
+        assert link is not None
+        assert link.blocked
         # A push written while the chat is blocked waits too.
         await enqueue_telegram(
             Repositories(session),
@@ -259,7 +260,8 @@ async def test_blocked_chat_rows_are_held_and_resume_in_order(
         assert await chat_unblocked(session, 1003, clock.now()) == 4
         await session.commit()
         link = await session.scalar(select(TelegramLink).where(TelegramLink.chat_id == 1003))
-        assert link is not None and not link.blocked
+        assert link is not None
+        assert not link.blocked
     for expected in (ids[0], ids[1], ids[3]):
         [row] = await worker.claim(5, clock.now())
         assert row.id == expected
