@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|migrate]`."""
+"""Command line: `python -m bot [run|dispatcher|migrate]`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="запустить бота, веб-сервер и рассылку (по умолчанию)")
+    commands.add_parser(
+        "dispatcher", help="только рассылка уведомлений и ежедневной сводки (без приёма сообщений)"
+    )
     commands.add_parser("migrate", help="применить миграции базы данных")
     return root
 
@@ -49,10 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings(require_bot_token=command == "run")
+        settings = load_settings(require_bot_token=command in ("run", "dispatcher"))
         configure_logging(settings.LOG_LEVEL)
         if command == "migrate":
             asyncio.run(_migrate(settings))
+        elif command == "dispatcher":
+            from bot.notifier import run_dispatcher
+
+            asyncio.run(run_dispatcher(settings))
         else:
             from bot.app import run
 

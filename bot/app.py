@@ -18,7 +18,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
-from bot.middlewares import ActorMiddleware, DbSessionMiddleware
+from bot.middlewares import ActorMiddleware, DbSessionMiddleware, UnblockMiddleware
+from bot.notifier import Background, start_background
 from bot.settings import Settings, SettingsError
 from bot.web import build_web_app
 from handlers import build_router
@@ -58,6 +59,7 @@ def build_dispatcher(
     )
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
     dp.update.outer_middleware(ActorMiddleware())
+    dp.update.outer_middleware(UnblockMiddleware())
     dp.include_router(build_router())
     return dp
 
@@ -96,13 +98,17 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot (long polling) and the web server until SIGTERM or SIGINT."""
+    """Run the bot (long polling), the web server and the notification dispatcher until
+    SIGTERM or SIGINT."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
-    dp = build_dispatcher(settings, create_session_factory(engine))
+    session_factory = create_session_factory(engine)
+    clock = SystemClock()
+    dp = build_dispatcher(settings, session_factory, clock)
     runtime = Runtime(settings, engine, bot, dp, state={"mode": "polling"})
     runner: web.AppRunner | None = None
+    background: Background | None = None
     try:
         me = await fetch_me(bot)
         dp["bot_username"] = me.username
@@ -118,6 +124,7 @@ async def run(settings: Settings) -> None:
             settings.WEB_PORT,
         )
         await bot.delete_webhook(drop_pending_updates=False)
+        background = start_background(bot, session_factory, settings, clock)
         await dp.start_polling(
             bot,
             handle_signals=True,
@@ -125,6 +132,8 @@ async def run(settings: Settings) -> None:
             allowed_updates=dp.resolve_used_update_types(),
         )
     finally:
+        if background is not None:
+            await background.stop()
         if runner is not None:
             await runner.cleanup()
         await bot.session.close()
