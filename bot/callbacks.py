@@ -36,3 +36,16 @@ class AppCb(CallbackData, prefix="a"):
     action: AppAction
     number: int
     page: int = 0
+
+
+class NotifyAction(StrEnum):
+    MUTE = "m"
+    UNMUTE = "u"
+    DIGEST_OFF = "d0"
+    DIGEST_ON = "d1"
+
+
+class NotifyCb(CallbackData, prefix="nt"):
+    """A setting of «🔔 Уведомления»; each action sets a state, so a repeated press is harmless."""
+
+    action: NotifyAction
