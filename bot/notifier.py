@@ -81,7 +81,8 @@ class TelegramSender:
                     row.chat_id, prepared.text, reply_markup=prepared.markup
                 )
         except TelegramRetryAfter as error:
-            return RetryAfter(float(error.retry_after), f"429: {error.message}")
+            seconds = error.retry_after
+            return RetryAfter(float(seconds), f"429: Too Many Requests: retry after {seconds}")
         except TelegramForbiddenError as error:
             return Blocked(f"403: {error.message}")
         except TelegramBadRequest as error:
@@ -93,8 +94,10 @@ class TelegramSender:
             return RetryAfter(UNAUTHORIZED_PAUSE, "401: the bot token was rejected")
         except TelegramServerError as error:
             return Retry(f"5xx: {error.message}")
-        except (TelegramNetworkError, TimeoutError) as error:
-            return Retry(f"network: {error or 'request timeout'}")
+        except TelegramNetworkError as error:
+            return Retry(f"network: {error.message}")
+        except TimeoutError:
+            return Retry("network: request timeout")
         except TelegramAPIError as error:
             return Failed(f"{type(error).__name__}: {error.message}")
         return Sent(message.message_id)
