@@ -5,7 +5,7 @@ A background task of the bot process (`python -m bot`), or a process of its own
 messages a second, at most one a second per chat, in order per chat (services/outbox.py does
 the claiming, pacing and bookkeeping). What Telegram answers decides what happens to a row:
 
-* 429 -> everything waits retry_after and the rate is halved, then recovers gradually;
+* 429 -> everything waits retry_after and the rate drops by a fifth, then recovers gradually;
 * network errors, timeouts, 5xx -> retried with exponential backoff and jitter, failed with the
   reason after the limit;
 * 403 (bot blocked, user deactivated) and 400 «chat not found» -> the link is marked blocked and

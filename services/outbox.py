@@ -447,16 +447,19 @@ class OutboxQueue:
 class RateLimiter:
     """At most `rate` sends per second, evenly spaced, for the whole worker.
 
-    `pause` stops every send for a while (a 429's retry_after); `slow_down` halves the rate,
-    and each success wins a little of it back, up to the configured rate.
+    `pause` stops every send for a while (a 429's retry_after); `slow_down` takes a fifth off
+    the rate, and each success wins a little of it back, up to the configured rate.
     """
 
-    def __init__(self, rate: float, *, minimum: float = 1.0, recovery: float = 0.05) -> None:
+    def __init__(
+        self, rate: float, *, minimum: float = 1.0, cut: float = 0.8, recovery: float = 0.1
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
         self.current = rate
         self.minimum = min(minimum, rate)
+        self.cut = cut
         self.recovery = recovery
         self._next = 0.0
         self._paused_until = 0.0
@@ -482,7 +485,7 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, until)
 
     def slow_down(self) -> None:
-        self.current = max(self.minimum, self.current / 2)
+        self.current = max(self.minimum, self.current * self.cut)
 
     def succeeded(self) -> None:
         self.current = min(self.rate, self.current + self.recovery)
