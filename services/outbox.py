@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
@@ -563,7 +564,7 @@ class OutboxWorker(Generic[P]):
         self.stop_grace = stop_grace
         self.stats = WorkerStats()
         self._claimed: dict[int, OutboxMessage] = {}
-        self._sending: set[int] = set()
+        self._in_flight: set[int] = set()  # rows being sent or recorded
         self._tasks: dict[asyncio.Task[None], int] = {}  # delivery task -> its row id
         self._chat_ready: dict[int, float] = {}
         self._stopping = asyncio.Event()
@@ -641,6 +642,30 @@ class OutboxWorker(Generic[P]):
             return 0
         for row in rows:
             self._claimed[row.id] = row
+        try:
+            prepared, undeliverable = await self._prepare(rows)
+            for row, reason in undeliverable:
+                await self.queue.fail(row, reason, self.clock.now(), attempted=False)
+                self.stats.failed += 1
+                self._claimed.pop(row.id, None)
+        except Exception:
+            # The database went away while rendering: hand the rows back for a later try.
+            for row in rows:
+                self._claimed.pop(row.id, None)
+            with contextlib.suppress(Exception):
+                await self.queue.release([row.id for row in rows])
+            raise
+        for row in rows:
+            if row.id in prepared:
+                task = asyncio.create_task(self._deliver(row, prepared[row.id]))
+                self._tasks[task] = row.id
+                task.add_done_callback(self._forget)
+        return len(rows)
+
+    async def _prepare(
+        self, rows: list[OutboxMessage]
+    ) -> tuple[dict[int, P], list[tuple[OutboxMessage, str]]]:
+        """Render the rows in one session; those that cannot be sent come back with a reason."""
         prepared: dict[int, P] = {}
         undeliverable: list[tuple[OutboxMessage, str]] = []
         async with self.session_factory() as session:
@@ -650,19 +675,12 @@ class OutboxWorker(Generic[P]):
                     prepared[row.id] = await self.sender.prepare(repo, row)
                 except Undeliverable as error:
                     undeliverable.append((row, error.reason))
+                except SQLAlchemyError:
+                    raise
                 except Exception as error:  # a bug in one renderer must not stop the others
                     log.exception("%s outbox: preparing row %s failed", self.channel, row.id)
                     undeliverable.append((row, f"rendering failed: {type(error).__name__}"))
-        for row, reason in undeliverable:
-            await self.queue.fail(row, reason, self.clock.now(), attempted=False)
-            self.stats.failed += 1
-            self._claimed.pop(row.id, None)
-        for row in rows:
-            if row.id in prepared:
-                task = asyncio.create_task(self._deliver(row, prepared[row.id]))
-                self._tasks[task] = row.id
-                task.add_done_callback(self._forget)
-        return len(rows)
+        return prepared, undeliverable
 
     async def _deliver(self, row: OutboxMessage, prepared: P) -> None:
         loop = asyncio.get_running_loop()
@@ -673,11 +691,10 @@ class OutboxWorker(Generic[P]):
                 if delay > 0:
                     await asyncio.sleep(delay)
             await self.limiter.acquire()
-            self._sending.add(row.id)
-            try:
-                outcome = await self.sender.send(row, prepared)
-            finally:
-                self._sending.discard(row.id)
+            # From here until the outcome is recorded a stop waits for this row (briefly): a
+            # send cut off now would be sent again by whoever takes the row next.
+            self._in_flight.add(row.id)
+            outcome = await self.sender.send(row, prepared)
             if key is not None and self.per_chat_interval:
                 # From the answer, not the request: the next message then reaches the server at
                 # least the interval after this one did, whatever the network's jitter.
@@ -686,13 +703,14 @@ class OutboxWorker(Generic[P]):
         except asyncio.CancelledError:
             raise  # stays claimed: _shutdown hands it back
         except Exception:
-            # Recording failed (database trouble): stop renewing the lease, so the row comes
-            # back when it runs out.
-            log.exception("%s outbox: recording row %s failed", self.channel, row.id)
+            # Database trouble (or a sender that raised): stop renewing the lease, so the row
+            # comes back when it runs out.
+            log.exception("%s outbox: delivering row %s failed", self.channel, row.id)
             self._claimed.pop(row.id, None)
         else:
             self._claimed.pop(row.id, None)
         finally:
+            self._in_flight.discard(row.id)
             self._progress.set()
 
     async def _record(self, row: OutboxMessage, outcome: Outcome) -> None:
@@ -757,7 +775,7 @@ class OutboxWorker(Generic[P]):
     async def _shutdown(self) -> None:
         # Rows still waiting for their turn go back at once; sends in flight get a moment to end.
         for task, row_id in list(self._tasks.items()):
-            if row_id not in self._sending:
+            if row_id not in self._in_flight:
                 task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self.stop_grace)
