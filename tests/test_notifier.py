@@ -8,11 +8,13 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.__main__ import EXIT_SETTINGS, main, parser
 from bot.notifier import build_notifier, start_background
 from bot.pushes import RENDERERS, Push, PushContext
 from bot.settings import Settings
@@ -389,3 +391,13 @@ async def test_faults_and_a_blocked_chat(harness: BotHarness) -> None:
     assert [rows[i].state for i in blocked_ids] == ["held"] * 3
     assert (await link_of(harness.session_factory, 1003)).blocked
     assert worker.stats.held == 3
+
+
+def test_the_dispatcher_command_needs_a_bot_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    assert main(["dispatcher"]) == EXIT_SETTINGS
+    assert "BOT_TOKEN не задана" in capsys.readouterr().err
+    assert "dispatcher" in parser().format_help()
