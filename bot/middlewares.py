@@ -81,7 +81,7 @@ class UserEventIsolation(BaseEventIsolation):
             else:
                 self._locks[key] = (lock, users - 1)
 
-    def __len__(self) -> int:
+    def users(self) -> int:
         """How many users' locks are held or awaited now."""
         return len(self._locks)
 
