@@ -26,11 +26,12 @@ from bot.render import show
 from bot.settings import Settings
 from bot.states import AppInput
 from bot.texts import applications as t
-from bot.texts import html
+from bot.texts import html, shorten
 from services.applications import (
     Done,
     LostRace,
     Outcome,
+    Refused,
     comment_problem,
     normalize_comment,
     perform_action,
@@ -49,6 +50,7 @@ from storage.models import Application, ApplicationEvent
 from storage.repositories import Repositories
 
 APP_LINK = r"^app_(\d{1,18})$"  # https://t.me/<bot>?start=app_<number>
+ALERT_LIMIT = 200
 
 # Card buttons that start a decision, and the «Без комментария» buttons that make one.
 STARTS: dict[AppAction, Action] = {
@@ -138,13 +140,18 @@ def changed_since(shown: AppCb, application: Application) -> str | None:
     return screens.status_changed(shown.status.status, now)
 
 
+async def alert(callback: CallbackQuery, text: str) -> None:
+    """Refuse a press with the reason in an alert (Telegram takes at most 200 characters)."""
+    await callback.answer(shorten(text, ALERT_LIMIT), show_alert=True)
+
+
 async def load(
     callback: CallbackQuery, data: AppCb, repo: Repositories, actor: Actor
 ) -> Application | None:
     """The pressed application if the actor may see it; otherwise the press is refused."""
     application = await visible_application(repo, actor, data.number)
     if application is None:
-        await callback.answer(t.NOT_VISIBLE.format(number=data.number), show_alert=True)
+        await alert(callback, t.NOT_VISIBLE.format(number=data.number))
     return application
 
 
@@ -287,7 +294,7 @@ async def refuse_on_card(
     reason: str,
 ) -> None:
     """Say why a press changed nothing, and show the card as it is now."""
-    await callback.answer(reason, show_alert=True)
+    await alert(callback, reason)
     screen = await card_screen(repo, actor, settings, application, base, note=html(reason))
     await show_screen(callback, screen)
 
@@ -352,8 +359,10 @@ async def decide_without_comment(
     if application is None:
         return
     outcome = await decide(repo, actor, clock, callback_data, action, None)
-    toast, is_alert = outcome_toast(outcome, action)
-    await callback.answer(toast, show_alert=is_alert)
+    if isinstance(outcome, Done):
+        await callback.answer(t.DONE_TOAST[action])
+    else:
+        await alert(callback, outcome_reason(outcome))
     screen = await outcome_screen(repo, actor, settings, callback_data, action, outcome, None)
     if screen is not None:
         await show_screen(callback, screen)
@@ -388,7 +397,10 @@ async def decision_comment_input(
     outcome = await decide(repo, actor, clock, card, action, comment)
     await drop_prompt(bot, message.chat.id, data)
     screen = await outcome_screen(repo, actor, settings, card, action, outcome, comment)
-    await show_screen(message, screen or screens.Screen(html(outcome_toast(outcome, action)[0])))
+    if screen is None:  # the application is gone from the director's sight meanwhile
+        assert not isinstance(outcome, Done)
+        screen = screens.Screen(html(outcome_reason(outcome)), keyboards.back_to_menu())
+    await show_screen(message, screen)
 
 
 async def decide(
@@ -406,13 +418,9 @@ async def decide(
     )
 
 
-def outcome_toast(outcome: Outcome, action: Action) -> tuple[str, bool]:
-    """The callback answer: a short toast on success, an alert with the reason otherwise."""
-    if isinstance(outcome, Done):
-        return t.DONE_TOAST[action], False
-    if isinstance(outcome, LostRace):
-        return outcome.message, True
-    return outcome.reason, True
+def outcome_reason(outcome: LostRace | Refused) -> str:
+    """Why nothing changed: someone was first (and the status now), or the refusal."""
+    return outcome.message if isinstance(outcome, LostRace) else outcome.reason
 
 
 async def outcome_screen(
@@ -434,8 +442,8 @@ async def outcome_screen(
     application = await visible_application(repo, actor, base.number)
     if application is None:
         return None
-    reason = outcome.message if isinstance(outcome, LostRace) else outcome.reason
-    return await card_screen(repo, actor, settings, application, base, note=html(reason))
+    note = html(outcome_reason(outcome))
+    return await card_screen(repo, actor, settings, application, base, note=note)
 
 
 async def abort_input(
@@ -478,10 +486,15 @@ async def cancel_command(
         return
     card = pending_card(data)
     application = await visible_application(repo, actor, card.number) if card else None
-    if application is None:
+    if card is None or application is None:
         await message.answer(t.INPUT_ABORTED, reply_markup=keyboards.back_to_menu())
         return
-    screen = await card_screen(repo, actor, settings, application, card, note=t.INPUT_ABORTED)
+    if raw_state == AppInput.comment.state:  # back where «Написать комментарий» was pressed
+        screen = await comments_screen(
+            repo, actor, settings, application, card, note=t.INPUT_ABORTED
+        )
+    else:
+        screen = await card_screen(repo, actor, settings, application, card, note=t.INPUT_ABORTED)
     await show_screen(message, screen)
 
 
@@ -557,15 +570,15 @@ async def comment_input(
         repo, actor, card.number, Action.COMMENT, comment=comment, clock=clock
     )
     await drop_prompt(bot, message.chat.id, data)
-    application = await visible_application(repo, actor, card.number)
-    if application is None:
-        await message.answer(html(outcome_toast(outcome, Action.COMMENT)[0]))
-        return
     note = (
         screens.done(Action.COMMENT, card.number, True)
         if isinstance(outcome, Done)
-        else html(outcome_toast(outcome, Action.COMMENT)[0])
+        else html(outcome_reason(outcome))
     )
+    application = await visible_application(repo, actor, card.number)
+    if application is None:
+        await message.answer(note, reply_markup=keyboards.back_to_menu())
+        return
     await show_screen(
         message, await comments_screen(repo, actor, settings, application, card, note=note)
     )

@@ -357,6 +357,12 @@ async def test_comments_thread_and_a_new_comment(
     assert (event.action, event.comment) == ("comment", "Уточните, пожалуйста, <группу> & даты")
     [push] = await outbox_of(session_factory, NEWEST_NEW)
     assert (push.account_id, push.kind, push.event_id) == (3, "comment", event.id)
+    await harness.press(DIRECTOR, "✍️ Написать комментарий")
+    abandoned = await harness.send(DIRECTOR, "/cancel")
+    assert abandoned.text.startswith(
+        "Действие отменено, заявка не изменена.\n\n💬 Комментарии · заявка №39737"
+    )
+    assert len(await events_of(session_factory, NEWEST_NEW)) == 1
     card = await harness.press(DIRECTOR, "◀ К заявке")
     assert card.buttons()[1] == ["💬 Комментарии (1)", "🕓 История"]
     harness.assert_no_errors()
