@@ -77,7 +77,7 @@ class ListAction(StrEnum):
     CLEAR = "x"  # drop the search, keep the filter
 
 
-class ListCb(CallbackData, prefix="l"):
+class ListCb(CallbackData, prefix="al"):
     """A page of the applications list; `search` applies the user's last search query."""
 
     action: ListAction = ListAction.SHOW

@@ -95,11 +95,11 @@ def well_formed(rng: random.Random, number: int) -> str:
 
 
 def malformed(rng: random.Random) -> str:
-    prefix = rng.choice(["a", "l", "m", "x", ""])
+    prefix = rng.choice(["a", "al", "m", "x", ""])
     fields = [junk_field(rng) for _ in range(rng.randint(0, 9))]
     if prefix == "a" and fields and rng.random() < 0.5:
         fields[0] = rng.choice(list(AppAction)).value
-    if prefix == "l" and rng.random() < 0.5:
+    if prefix == "al" and rng.random() < 0.5:
         fields = [rng.choice(list(ListAction)).value, "n", junk_field(rng), "0"]
     return ":".join([prefix, *fields])
 

@@ -233,7 +233,7 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
         "zz:1",
         f"a:an:{2**63}:0:n:n:0:0",
         "a:an:-39737:0:n:n:0:0",
-        "l:s:n:-1:0",
+        "al:s:n:-1:0",
     ]:
         await harness.press_data(DIRECTOR, data, card.message_id)
         assert last_answer(harness) == {"text": STALE, "show_alert": True}
