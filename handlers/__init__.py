@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import director, errors, fallback, menu, start
+from handlers import director, errors, fallback, listener, menu, staff, start
 
 
 def build_router() -> Router:
@@ -15,6 +15,8 @@ def build_router() -> Router:
         errors.build_router(),
         menu.build_router(),
         director.build_router(),
+        listener.build_router(),
+        staff.build_router(),
         fallback.build_router(),
         start.build_router(),
     )

@@ -1,11 +1,14 @@
-"""The director's applications (SPEC "Screens", steps 5-8 of the seed instruction): the list with
-filters, search and pages; the card; approve or cancel with a comment; comments; history; the
-deep link to a card.
+"""Applications for every role (SPEC "Screens", steps 5-8 of the seed instruction): the list with
+filters, search and pages; the card; decisions (approve, include, cancel) with a comment;
+comments; history; the deep link to a card.
 
-Handlers stay thin: visibility and permissions come from services (queries.visible_application,
+One set of handlers serves the director, the applicant and staff: what each may see and do comes
+from the actor's role through services (queries.visible_application and list_applications,
 domain.check / allowed_actions), decisions go through services.applications.perform_action, and
-screens are drawn by bot.screens. Every press is checked again against the database: a card
-drawn before a restart, a push or a forged button all meet the application as it is now.
+screens are drawn by bot.screens (the little that differs by role is screens.VIEWS). Each role's
+module builds its router with `build_router(role)`, which registers only the decisions the
+role has rules for. Every press is checked again against the database: a card drawn before a
+restart, a push or a forged button all meet the application as it is now.
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ from services.applications import (
     ref,
 )
 from services.clock import Clock
-from services.domain import Action, Actor, Role, Rule, Status, allowed_actions, check
+from services.domain import RULES, Action, Actor, Role, Rule, Status, allowed_actions, check
 from services.queries import (
+    Narrowing,
     comments_page,
     history_page,
     list_applications,
+    organization_name,
     parse_search,
     visible_application,
 )
@@ -55,11 +60,14 @@ ALERT_LIMIT = 200
 # Card buttons that start a decision, and the «Без комментария» buttons that make one.
 STARTS: dict[AppAction, Action] = {
     AppAction.APPROVE: Action.APPROVE,
+    AppAction.INCLUDE: Action.INCLUDE,
     AppAction.CANCEL: Action.CANCEL,
     AppAction.CANCEL_CONFIRMED: Action.CANCEL,
 }
+CONFIRM_FIRST = {AppAction.CANCEL}  # asks «Отменить заявку?» before the comment
 WITHOUT_COMMENT: dict[AppAction, Action] = {
     AppAction.APPROVE_NO_COMMENT: Action.APPROVE,
+    AppAction.INCLUDE_NO_COMMENT: Action.INCLUDE,
     AppAction.CANCEL_NO_COMMENT: Action.CANCEL,
 }
 
@@ -71,6 +79,28 @@ async def show_screen(event: Message | CallbackQuery, screen: screens.Screen) ->
     return await show(event, screen.text, screen.markup)
 
 
+def home_list(actor: Actor) -> ListCb:
+    """The list the main menu opens for the actor's role."""
+    return screens.VIEWS[actor.role].home_list()
+
+
+def stored_narrowing(data: dict[str, Any]) -> Narrowing:
+    """The organisation and programme the user chose for the list, from the FSM data."""
+    organization, program = data.get("organization"), data.get("program")
+    return Narrowing(
+        organization_id=organization if isinstance(organization, int) else None,
+        program=program if isinstance(program, str) else None,
+    )
+
+
+async def narrowed_names(repo: Repositories, narrowing: Narrowing) -> screens.Narrowed:
+    """The chosen organisation's name and programme, as the list's header shows them."""
+    organization = None
+    if narrowing.organization_id is not None:
+        organization = await organization_name(repo, narrowing.organization_id)
+    return screens.Narrowed(organization=organization, program=narrowing.program)
+
+
 async def list_screen(
     repo: Repositories,
     actor: Actor,
@@ -78,15 +108,32 @@ async def list_screen(
     shown: ListCb,
     note: str | None = None,
 ) -> screens.Screen:
-    """The list as `shown` asks; `shown.search` applies the user's last search query."""
-    query = (await state.get_data()).get("search") if shown.search else None
+    """The list as `shown` asks: `shown.search` applies the user's last search query,
+    `shown.narrowed` the organisation and programme the user chose."""
+    data = await state.get_data()
+    query = data.get("search") if shown.search else None
     search = parse_search(query) if isinstance(query, str) else None
     if search is None:
         shown = shown.model_copy(update={"search": False})
+    narrowing = stored_narrowing(data) if shown.narrowed else Narrowing()
+    if not narrowing.is_set:
+        shown = shown.model_copy(update={"narrowed": False})
     page = await list_applications(
-        repo, actor, status=shown.status_filter.status, search=search, page=shown.page
+        repo,
+        actor,
+        status=shown.status_filter.status,
+        search=search,
+        narrowing=narrowing,
+        page=shown.page,
     )
-    return screens.application_list(page, shown, search.text if search else None, note)
+    return screens.application_list(
+        page,
+        shown,
+        search.text if search else None,
+        note,
+        role=actor.role,
+        narrowed=await narrowed_names(repo, narrowing),
+    )
 
 
 async def card_screen(
@@ -101,6 +148,8 @@ async def card_screen(
 ) -> screens.Screen:
     if last_change is None:
         last_change = await repo.events.last_transition(application.number)
+    if base is None:
+        base = screens.VIEWS[actor.role].home_card(application.number)
     return screens.application_card(
         application,
         actions=allowed_actions(actor, ref(application)),
@@ -172,15 +221,25 @@ def pending_card(data: dict[str, Any]) -> AppCb | None:
         return None
 
 
+def pending_list(data: dict[str, Any]) -> ListCb | None:
+    """The list a pending search was asked from, from the FSM data."""
+    packed = data.get("back")
+    try:
+        return ListCb.unpack(packed) if isinstance(packed, str) else None
+    except (TypeError, ValueError):
+        return None
+
+
 # --- list and search -----------------------------------------------------------------------
 
 
 async def open_list(
     callback: CallbackQuery, repo: Repositories, actor: Actor, state: FSMContext
 ) -> None:
-    """«📥 Заявки» in the main menu: unprocessed applications first, as in the web module."""
+    """«📥 Заявки» («📄 Мои заявки») in the main menu: the role's list, for a director the
+    unprocessed applications first, as in the web module."""
     await callback.answer()
-    await show_screen(callback, await list_screen(repo, actor, state, ListCb()))
+    await show_screen(callback, await list_screen(repo, actor, state, home_list(actor)))
 
 
 async def show_list(
@@ -203,7 +262,7 @@ async def clear_search(
 ) -> None:
     await callback.answer()
     await state.update_data(search=None)
-    shown = ListCb(status_filter=callback_data.status_filter)
+    shown = ListCb(status_filter=callback_data.status_filter, narrowed=callback_data.narrowed)
     await show_screen(callback, await list_screen(repo, actor, state, shown))
 
 
@@ -223,19 +282,26 @@ async def search_input(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    """The text after «🔍 Поиск»."""
+    """The text after «🔍 Поиск»: the search keeps the organisation and programme chosen."""
     await state.set_state(None)
-    await drop_prompt(bot, message.chat.id, await state.get_data())
-    await search(message, repo, actor, settings, state)
+    data = await state.get_data()
+    await drop_prompt(bot, message.chat.id, data)
+    back = pending_list(data)
+    await search(message, repo, actor, settings, state, narrowed=back is not None and back.narrowed)
 
 
 async def search(
-    message: Message, repo: Repositories, actor: Actor, settings: Settings, state: FSMContext
+    message: Message,
+    repo: Repositories,
+    actor: Actor,
+    settings: Settings,
+    state: FSMContext,
+    narrowed: bool = False,
 ) -> None:
     """A text sent to the bot is a search: a number opens that card, a name lists matches."""
     query = parse_search(message.text or "")
     if query is None:
-        await show_screen(message, await list_screen(repo, actor, state, ListCb()))
+        await show_screen(message, await list_screen(repo, actor, state, home_list(actor)))
         return
     if query.number is not None:
         application = await visible_application(repo, actor, query.number)
@@ -243,7 +309,7 @@ async def search(
             await show_screen(message, await card_screen(repo, actor, settings, application))
             return
     await state.update_data(search=query.text)
-    shown = ListCb(status_filter=ListFilter.ALL, search=True)
+    shown = ListCb(status_filter=ListFilter.ALL, search=True, narrowed=narrowed)
     await show_screen(message, await list_screen(repo, actor, state, shown))
 
 
@@ -273,7 +339,7 @@ async def open_card_by_link(
     actor: Actor,
     settings: Settings,
 ) -> None:
-    """/start app_<number>: the deep link to a card, for a director who may see it."""
+    """/start app_<number>: the deep link to a card, for anyone whose role may see it."""
     number = int((command.args or "").removeprefix("app_"))
     application = await visible_application(repo, actor, number)
     if application is None:
@@ -328,17 +394,20 @@ async def start_decision(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    """«✅ Одобрить» asks for a comment; «❌ Отменить» asks to confirm, then for a reason."""
+    """«✅ Одобрить» and «👥 Включить в группу» ask for a comment; «❌ Отменить» asks to confirm,
+    then for a reason."""
     action = STARTS[callback_data.action]
     application = await allowed_now(callback, callback_data, action, repo, actor, settings)
     if application is None:
         return
     await callback.answer()
     card = screens.card_data(application, base=callback_data)
-    if callback_data.action is AppAction.CANCEL:
-        await show_screen(callback, screens.cancel_confirmation(application, card))
+    if callback_data.action in CONFIRM_FIRST:
+        await show_screen(callback, screens.cancel_confirmation(application, card, actor.role))
         return
-    prompt = await show_screen(callback, screens.decision_prompt(application, action, card))
+    prompt = await show_screen(
+        callback, screens.decision_prompt(application, action, card, actor.role)
+    )
     await state.set_state(AppInput.decision_comment)
     await state.update_data(
         prompt=prompt.message_id if prompt else None, card=card.pack(), decision=action.value
@@ -397,7 +466,7 @@ async def decision_comment_input(
     outcome = await decide(repo, actor, clock, card, action, comment)
     await drop_prompt(bot, message.chat.id, data)
     screen = await outcome_screen(repo, actor, settings, card, action, outcome, comment)
-    if screen is None:  # the application is gone from the director's sight meanwhile
+    if screen is None:  # the application is gone from the actor's sight meanwhile
         assert not isinstance(outcome, Done)
         screen = screens.Screen(html(outcome_reason(outcome)), keyboards.back_to_menu())
     await show_screen(message, screen)
@@ -435,7 +504,7 @@ async def outcome_screen(
     """The card after a decision: the new status with who decided and when, or, if nothing
     changed, the card as it is now with the reason on top."""
     if isinstance(outcome, Done):
-        note = screens.done(action, outcome.application.number, comment is not None)
+        note = screens.done(action, outcome.application.number, comment is not None, actor.role)
         return await card_screen(
             repo, actor, settings, outcome.application, base, note=note, last_change=outcome.event
         )
@@ -480,8 +549,7 @@ async def cancel_command(
     await state.set_state(None)
     await drop_prompt(bot, message.chat.id, data)
     if raw_state == AppInput.search.state:
-        back = data.get("back")
-        shown = ListCb.unpack(back) if isinstance(back, str) else ListCb()
+        shown = pending_list(data) or home_list(actor)
         await show_screen(message, await list_screen(repo, actor, state, shown, t.SEARCH_ABORTED))
         return
     card = pending_card(data)
@@ -530,7 +598,7 @@ async def ask_comment(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    """«✍️ Написать комментарий»: the next text goes to the applicant."""
+    """«✍️ Написать комментарий»: the next text goes to the other side (services.notifications)."""
     application = await load(callback, callback_data, repo, actor)
     if application is None:
         return
@@ -540,7 +608,7 @@ async def ask_comment(
         return
     await callback.answer()
     card = screens.card_data(application, base=callback_data)
-    prompt = await show_screen(callback, screens.comment_prompt(application, card))
+    prompt = await show_screen(callback, screens.comment_prompt(application, card, actor.role))
     await state.set_state(AppInput.comment)
     await state.update_data(prompt=prompt.message_id if prompt else None, card=card.pack())
 
@@ -571,7 +639,7 @@ async def comment_input(
     )
     await drop_prompt(bot, message.chat.id, data)
     note = (
-        screens.done(Action.COMMENT, card.number, True)
+        screens.done(Action.COMMENT, card.number, True, actor.role)
         if isinstance(outcome, Done)
         else html(outcome_reason(outcome))
     )
@@ -603,10 +671,21 @@ async def show_history(
 # --- router --------------------------------------------------------------------------------
 
 
-def build_router() -> Router:
-    router = Router(name="director")
-    router.message.filter(ActiveRole(Role.DIRECTOR))
-    router.callback_query.filter(ActiveRole(Role.DIRECTOR))
+def role_actions(role: Role) -> set[Action]:
+    """The actions the role has any rule for (services.domain.RULES)."""
+    return {rule.action for rule in RULES if rule.role is role}
+
+
+def build_router(role: Role) -> Router:
+    """The applications router of one role (the role's module calls it): the active role is
+    checked once, on the router; only the decisions the role has rules for are registered, so
+    another role's decision buttons reach the last-resort answer."""
+    router = Router(name=role.value)
+    router.message.filter(ActiveRole(role))
+    router.callback_query.filter(ActiveRole(role))
+    actions = role_actions(role)
+    starts = [pressed for pressed, action in STARTS.items() if action in actions]
+    without_comment = [pressed for pressed, action in WITHOUT_COMMENT.items() if action in actions]
 
     message = router.message
     message.register(cancel_command, Command("cancel"))
@@ -623,10 +702,12 @@ def build_router() -> Router:
     callback.register(ask_search, ListCb.filter(F.action == ListAction.SEARCH))
     callback.register(clear_search, ListCb.filter(F.action == ListAction.CLEAR))
     callback.register(open_card, AppCb.filter(F.action == AppAction.OPEN))
-    callback.register(start_decision, AppCb.filter(F.action.in_(STARTS)))
-    callback.register(decide_without_comment, AppCb.filter(F.action.in_(WITHOUT_COMMENT)))
+    if starts:
+        callback.register(start_decision, AppCb.filter(F.action.in_(starts)))
+        callback.register(decide_without_comment, AppCb.filter(F.action.in_(without_comment)))
     callback.register(abort_input, AppCb.filter(F.action == AppAction.ABORT))
     callback.register(show_comments, AppCb.filter(F.action == AppAction.COMMENTS))
-    callback.register(ask_comment, AppCb.filter(F.action == AppAction.ADD_COMMENT))
+    if Action.COMMENT in actions:
+        callback.register(ask_comment, AppCb.filter(F.action == AppAction.ADD_COMMENT))
     callback.register(show_history, AppCb.filter(F.action == AppAction.HISTORY))
     return router
