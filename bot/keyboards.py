@@ -140,23 +140,18 @@ def application_list(
 
 
 def facet_choices(
-    choices: Sequence[tuple[str, int, bool]],
+    choices: Sequence[tuple[str, int]],
     shown: FacetCb,
     index: int,
     pages: int,
     *,
     any_chosen: bool,
 ) -> InlineKeyboardMarkup:
-    """A button per organisation (programme): label, key, whether it is the chosen one; the
-    pager; «Все организации» («Все программы»); back to the list."""
+    """A button per organisation (programme) with its key; the pager; «Все организации»
+    («Все программы»), marked when none is chosen; back to the list."""
     keyboard: list[list[Button]] = [
-        [
-            button(
-                current(label, chosen),
-                shown.model_copy(update={"action": FacetAction.SET, "choice": key}),
-            )
-        ]
-        for label, key, chosen in choices
+        [button(label, shown.model_copy(update={"action": FacetAction.SET, "choice": key}))]
+        for label, key in choices
     ]
     navigation = pager(index, pages, lambda page: shown.model_copy(update={"page": page}))
     if navigation:

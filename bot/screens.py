@@ -253,10 +253,13 @@ def facet_choices(
             index=index, name=shorten(name, t.FACET_ENTRY_LIMIT), count=count
         )
         lines += ["", html(entry)]
-        room = t.FACET_BUTTON_LIMIT - len(t.FACET_BUTTON.format(index=index, name="", count=count))
-        label = t.FACET_BUTTON.format(index=index, name=shorten(name, room), count=count)
         chosen = (choice.key if facet is Facet.ORGANIZATION else choice.name) == current
-        buttons.append((label, choice.key, chosen))
+        fixed = keyboards.current(t.FACET_BUTTON.format(index=index, name="", count=count), chosen)
+        name = shorten(name, t.FACET_BUTTON_LIMIT - len(fixed))
+        label = keyboards.current(
+            t.FACET_BUTTON.format(index=index, name=name, count=count), chosen
+        )
+        buttons.append((label, choice.key))
     current_page = shown.model_copy(update={"page": page.index})
     markup = keyboards.facet_choices(
         buttons, current_page, page.index, page.pages, any_chosen=current is not None

@@ -23,7 +23,7 @@ from tests.director_data import (
 )
 from tests.fakes.bot_api import Message
 from tests.harness import BotHarness
-from tests.roles_data import APPROVED, APPROVED_10, APPROVED_20, DIGITAL, EXPERT, STAFF, seed_roles
+from tests.roles_data import APPROVED, APPROVED_20, DIGITAL, EXPERT, STAFF, seed_roles
 from tests.test_director import last_answer, numbers_on, press_on, row_label
 
 STALE = "Кнопка устарела, откройте меню заново: /menu"
@@ -201,7 +201,9 @@ async def test_staff_include_with_a_comment_and_cancel_after_a_confirmation(
     listing = await staff_list(harness)
     await harness.press(STAFF, row_label(listing, 39738))
     prompt = await harness.press(STAFF, "👥 Включить в группу")
-    assert prompt.text.startswith("Включение заявки №39738 в группу\nБайдуганова Александра Юрьевна")
+    assert prompt.text.startswith(
+        "Включение заявки №39738 в группу\nБайдуганова Александра Юрьевна"
+    )
     assert (
         "Напишите комментарий для заявителя и руководителя ОО одним сообщением или нажмите "
         "«Без комментария»." in prompt.text
