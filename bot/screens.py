@@ -178,9 +178,10 @@ def application_list(
     """The list of applications: header (status, filters, search, count, page) and a button
     each; `shown.narrowed` goes with `narrowed`, the organisation and programme chosen."""
     view = VIEWS[role]
+    narrowed = narrowed or Narrowed()
     lines = [note, ""] if note else []
     lines += [t.LIST_TITLES[role], status_line(shown.status_filter)]
-    lines += narrowed_lines(narrowed or Narrowed())
+    lines += narrowed_lines(narrowed)
     if search is not None:
         lines.append(t.LIST_SEARCH.format(query=html(shorten(search, t.SEARCH_ECHO_LIMIT))))
     if page.total:
@@ -205,7 +206,6 @@ def application_list(
         for item in page.items
     ]
     current = shown.model_copy(update={"page": page.index})
-    narrowed = narrowed or Narrowed()
     markup = keyboards.application_list(
         rows,
         current,

@@ -212,7 +212,9 @@ async def test_a_confirmation_gone_stale_shows_what_changed(
     )
     assert last_answer(harness) == {"text": changed, "show_alert": True}
     assert redrawn.text.startswith(changed + "\n\nЗаявка №39737")
-    assert redrawn.buttons()[0] == ["❌ Отменить"]  # an approved application is still hers to cancel
+    assert redrawn.buttons()[0] == [
+        "❌ Отменить"
+    ]  # an approved application is still hers to cancel
     assert await status_of(session_factory, 39737) == "approved"
     harness.assert_no_errors()
 
