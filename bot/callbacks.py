@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
 
+from services.domain import Role
+
 
 class MenuAction(StrEnum):
     HOME = "h"
@@ -18,6 +20,38 @@ class MenuAction(StrEnum):
 
 class MenuCb(CallbackData, prefix="m"):
     action: MenuAction
+
+
+class LinkAction(StrEnum):
+    SWITCH = "sw"  # switch to the account of a redeemed token
+    KEEP = "kp"  # keep the current account
+    LOGOUT = "lo"  # /logout confirmed
+    STAY = "st"  # /logout cancelled
+
+
+class LinkCb(CallbackData, prefix="l"):
+    """Linking decisions; `token` is the id of the link token row to switch to (0: none)."""
+
+    action: LinkAction
+    token: int = 0
+
+
+class ConsentAction(StrEnum):
+    ACCEPT = "ok"
+
+
+class ConsentCb(CallbackData, prefix="c"):
+    action: ConsentAction
+
+
+class ProfileAction(StrEnum):
+    ROLES = "r"  # list the account's roles
+    SET_ROLE = "s"  # make `role` active
+
+
+class ProfileCb(CallbackData, prefix="p"):
+    action: ProfileAction
+    role: Role | None = None
 
 
 class AppAction(StrEnum):

@@ -28,7 +28,9 @@ async def test_linked_director_gets_the_main_menu_with_the_count(harness: BotHar
     harness.assert_no_errors()
 
 
+@pytest.mark.usefixtures("seeded")
 async def test_error_router_hides_internals(harness: BotHarness) -> None:
+    # A linked, consented user: an unlinked one's stray buttons are answered by the start router.
     failing = Router()
 
     @failing.callback_query()
@@ -37,13 +39,13 @@ async def test_error_router_hides_internals(harness: BotHarness) -> None:
 
     harness.dp.include_router(failing)
     message = await harness.bot.send_message(
-        2000,
+        1003,
         "x",
         reply_markup=InlineKeyboardMarkup(
             inline_keyboard=[[InlineKeyboardButton(text="Нажми", callback_data="boom")]]
         ),
     )
-    await harness.press(2000, "Нажми", message.message_id)
+    await harness.press(1003, "Нажми", message.message_id)
     answer = harness.api.calls_of("answerCallbackQuery")[-1].params
     assert answer["text"] == "Что-то пошло не так, попробуйте ещё раз."
     assert answer["show_alert"] is True
