@@ -125,7 +125,7 @@ class OidcProvider:
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
             async with self.client() as client:
-                response = await client.get(url, withhold_token=True)
+                response = await client.request("GET", url, withhold_token=True)
                 response.raise_for_status()
                 body = response.json()
         except (httpx2.HTTPError, ValueError) as error:
@@ -282,6 +282,7 @@ def page(title: str, paragraphs: list[str], *, status: int = 200, extra: str = "
 
 
 Announce = Callable[[Bot, Linked, Repositories], Awaitable[None]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -298,9 +299,23 @@ class LinkPages:
 
     def register(self, app: web.Application) -> None:
         # The callback and confirm paths first: {token} would match them too.
-        app.router.add_get(CALLBACK_PATH, self.callback)
-        app.router.add_post(CONFIRM_PATH, self.confirm)
-        app.router.add_get("/link/{token}", self.open)
+        app.router.add_get(CALLBACK_PATH, self.guarded(self.callback))
+        app.router.add_post(CONFIRM_PATH, self.guarded(self.confirm))
+        app.router.add_get("/link/{token}", self.guarded(self.open))
+
+    def guarded(self, route: Route) -> Route:
+        """An unexpected failure still ends on a clear page (the details go to the log)."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return await route(request)
+            except web.HTTPException:
+                raise
+            except Exception as error:
+                log.exception("sign-in page %s failed: %s", route.__name__, type(error).__name__)
+                return self.failure(texts.PAGE_SOMETHING_WRONG, 500)
+
+        return handler
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -362,7 +377,7 @@ class LinkPages:
             secure=self.secure_cookie(),
             max_age=self.settings.LINK_TOKEN_TTL,
         )
-        return response
+        raise response
 
     async def callback(self, request: web.Request) -> web.StreamResponse:
         """GET /link/callback: the provider's answer; the confirmation page if all is well."""
