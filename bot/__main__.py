@@ -25,8 +25,9 @@ def configure_logging(level: str) -> None:
 
 
 # Loggers kept quiet whatever LOG_LEVEL says: aiogram logs every handled update (ids only, but
-# noisy), and SQLAlchemy at INFO/DEBUG logs statements, parameters and rows — personal data.
-QUIET_LOGGERS = ("aiogram.event", "sqlalchemy")
+# noisy); SQLAlchemy at INFO/DEBUG logs statements, parameters and rows, and aiosqlite at DEBUG
+# every statement with its parameters — personal data.
+QUIET_LOGGERS = ("aiogram.event", "sqlalchemy", "aiosqlite")
 
 
 def quiet_loggers() -> None:

@@ -40,9 +40,7 @@ STRANGER_2 = 2001
 
 async def add_new_accounts(session_factory: async_sessionmaker[AsyncSession]) -> None:
     async with session_factory() as session:
-        director = factories.account(
-            NEW_DIRECTOR, NEW_DIRECTOR_NAME, 10, "director", "listener"
-        )
+        director = factories.account(NEW_DIRECTOR, NEW_DIRECTOR_NAME, 10, "director", "listener")
         director.esia_oid = NEW_DIRECTOR_OID
         director.snils_hash = snils_hash(NEW_DIRECTOR_SNILS, SNILS_KEY)
         session.add_all(
