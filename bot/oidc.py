@@ -494,7 +494,12 @@ class LinkPages:
                     outcome.link.account_id,
                     outcome.link.telegram_user_id,
                 )
-                await self.announce(self.bot, outcome, repo)
+                try:
+                    await self.announce(self.bot, outcome, repo)
+                except TelegramAPIError as error:  # bound all the same; /start shows the rest
+                    log.warning(
+                        "could not tell chat %s it is linked: %s", chat_id, type(error).__name__
+                    )
                 response = page(texts.PAGE_DONE_TITLE, [texts.PAGE_DONE], extra=self.back_to_bot())
         response.del_cookie(COOKIE, path=COOKIE_PATH)
         return response

@@ -428,3 +428,23 @@ async def test_start_revokes_the_earlier_sign_in_link(
     assert [(r.kind, r.telegram_user_id, r.telegram_name) for r in rows] == [
         ("bot", STRANGER, "Незнакомец")
     ]
+
+
+async def test_the_binding_stands_when_the_chat_cannot_be_told(
+    flow: BotFirst,
+    provider: FakeOidcProvider,
+    browser: Browser,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    url = await flow.sign_in_url(STRANGER)
+    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
+    await browser.visit(url)
+    flow.harness.api.fail_next("sendMessage", error_code=502, chat_id=STRANGER)
+    status, page = await browser.answer(flow, "confirm")
+    assert (status, "Готово" in page) == (200, True)
+    link = await link_of(session_factory, STRANGER)
+    assert link is not None
+    assert link.account_id == NEW_DIRECTOR
+    # The next /start shows what the message would have: the consent.
+    reply = await flow.harness.send(STRANGER, "/start")
+    assert reply.text.startswith(CONSENT_TITLE)
