@@ -208,11 +208,12 @@ class LinkRepo:
     async def delete_unused_tokens(
         self, *, account_id: int | None = None, telegram_user_id: int | None = None
     ) -> None:
-        """Revoke the unused tokens minted for an account or asked for by a Telegram user."""
+        """Revoke the unused tokens minted for an account, or the bot-first ones a Telegram user
+        asked for (a portal token merely offered to that user for a switch stays the account's)."""
         condition = (
             LinkToken.account_id == account_id
             if account_id is not None
-            else LinkToken.telegram_user_id == telegram_user_id
+            else (LinkToken.telegram_user_id == telegram_user_id) & (LinkToken.kind == "bot")
         )
         await self.session.execute(delete(LinkToken).where(condition, LinkToken.used_at.is_(None)))
 

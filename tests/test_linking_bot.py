@@ -509,3 +509,17 @@ async def test_help_for_a_linked_user_follows_the_role(harness: BotHarness) -> N
     back = await harness.press(1005, "◀ В главное меню")
     assert back.buttons()[0] == ["📥 Заявки (0 новых)"]
     harness.assert_no_errors()
+
+
+async def test_logout_keeps_a_portal_token_of_another_account_offered_for_a_switch(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    token = await mint(session_factory, NEW_LISTENER, clock)
+    await harness.send(1003, f"/start {token}")  # asks to switch; the token waits
+    await harness.send(1003, "/logout")
+    await harness.press(1003, "Да, отвязать")
+    reply = await harness.send(STRANGER, f"/start {token}")
+    assert reply.text.startswith(CONSENT_TITLE)
+    link = await account_link(session_factory, NEW_LISTENER)
+    assert link is not None
+    assert link.telegram_user_id == STRANGER
