@@ -418,10 +418,6 @@ async def mint_bot_token(
     )
 
 
-def secret_hash(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
-
-
 async def open_bot_token(repo: Repositories, token: str, *, clock: Clock) -> LinkToken | Refusal:
     """The bot-first token behind `GET /link/<token>`, if it may still be used."""
     if not is_well_formed(token):
@@ -437,10 +433,10 @@ def begin_sign_in(
     row: LinkToken, *, state: str, nonce: str, code_verifier: str, browser_key: str
 ) -> None:
     """Remember an OpenID Connect sign-in started for the token (a new one replaces it)."""
-    row.oidc_state_hash = secret_hash(state)
+    row.oidc_state_hash = token_hash(state)
     row.oidc_nonce = nonce
     row.oidc_code_verifier = code_verifier
-    row.browser_key_hash = secret_hash(browser_key)
+    row.browser_key_hash = token_hash(browser_key)
     row.account_id = None
 
 
@@ -448,10 +444,10 @@ async def sign_in_by_state(
     repo: Repositories, state: str, browser_key: str | None, *, clock: Clock
 ) -> LinkToken | Refusal | None:
     """The sign-in a provider's callback belongs to; None if the state or browser differs."""
-    row = await repo.links.token_by_state_hash(secret_hash(state))
+    row = await repo.links.token_by_state_hash(token_hash(state))
     if row is None or browser_key is None or row.browser_key_hash is None:
         return None
-    if not hmac.compare_digest(row.browser_key_hash, secret_hash(browser_key)):
+    if not hmac.compare_digest(row.browser_key_hash, token_hash(browser_key)):
         return None
     return token_refusal(row, clock.now()) or row
 
@@ -462,7 +458,7 @@ async def pending_sign_in(
     """The sign-in waiting for confirmation in this browser; None if there is none."""
     if browser_key is None:
         return None
-    row = await repo.links.token_by_browser_key_hash(secret_hash(browser_key))
+    row = await repo.links.token_by_browser_key_hash(token_hash(browser_key))
     if row is None or row.account_id is None:
         return None
     return token_refusal(row, clock.now()) or row
