@@ -18,9 +18,15 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
-from bot.middlewares import ActorMiddleware, DbSessionMiddleware
+from bot.middlewares import (
+    AbandonInputMiddleware,
+    ActorMiddleware,
+    DbSessionMiddleware,
+    UserEventIsolation,
+)
 from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
+from bot.states import AppInput
 from bot.web import build_web_app, make_runner
 from handlers import build_router
 from handlers.linking import announce_link
@@ -51,15 +57,20 @@ def build_dispatcher(
     session_factory: async_sessionmaker[AsyncSession],
     clock: Clock | None = None,
 ) -> Dispatcher:
-    """The Dispatcher with shared objects in its workflow data (no globals)."""
+    """The Dispatcher with shared objects in its workflow data (no globals).
+
+    Updates of one user are handled one at a time (events isolation), each in one transaction.
+    """
     dp = Dispatcher(
         storage=MemoryStorage(),
+        events_isolation=UserEventIsolation(),
         settings=settings,
         clock=clock or SystemClock(),
         session_factory=session_factory,
     )
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
     dp.update.outer_middleware(ActorMiddleware())
+    dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
     dp.include_router(build_router())
     return dp
 

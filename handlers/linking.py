@@ -20,6 +20,7 @@ from bot.settings import Settings
 from bot.texts import html
 from bot.texts import linking as texts
 from bot.texts.linking import CONSENT_VERSION
+from handlers.director import APP_LINK
 from handlers.menu import render_menu
 from services.clock import Clock
 from services.linking import (
@@ -207,7 +208,8 @@ async def logout_cancelled(callback: CallbackQuery, link: TelegramLink | None) -
 def build_router() -> Router:
     router = Router(name="linking")
     router.message.filter(F.chat.type == ChatType.PRIVATE)
-    router.message.register(redeem, CommandStart(deep_link=True))
+    # Every /start payload is a link token but the links to a card (`app_<number>`).
+    router.message.register(redeem, CommandStart(deep_link=True, magic=~F.args.regexp(APP_LINK)))
     router.message.register(logout_command, Command("logout"))
     router.callback_query.register(switch, LinkCb.filter(F.action == LinkAction.SWITCH))
     router.callback_query.register(keep, LinkCb.filter(F.action == LinkAction.KEEP))

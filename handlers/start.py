@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import Message
 
 from bot import keyboards, texts
 from bot.filters import Unlinked
@@ -49,17 +49,10 @@ async def anything_else(message: Message) -> None:
     await message.answer(texts.UNKNOWN_UNLINKED)
 
 
-async def stale_button(callback: CallbackQuery) -> None:
-    """A button from before /logout or a revocation."""
-    await callback.answer(texts.UNKNOWN_UNLINKED, show_alert=True)
-
-
 def build_router() -> Router:
     router = Router(name="start")
     router.message.filter(Unlinked())
-    router.callback_query.filter(Unlinked())
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
     router.message.register(anything_else, F.chat.type == "private")
-    router.callback_query.register(stale_button)
     return router

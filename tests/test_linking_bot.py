@@ -15,6 +15,8 @@ from bot.callbacks import (
     AppCb,
     LinkAction,
     LinkCb,
+    ListAction,
+    ListCb,
     MenuAction,
     MenuCb,
     ProfileAction,
@@ -352,7 +354,7 @@ async def test_logout_asks_then_unlinks_and_forgets_the_chat(
     # A button of the old menu is answered, not left spinning.
     await harness.press(1003, "❓ Помощь", menu.message_id)
     answer = harness.api.calls_of("answerCallbackQuery")[-1].params
-    assert "Сначала привяжите Telegram" in answer["text"]
+    assert answer["text"] == "Кнопка устарела, откройте меню заново: /menu"
     reply = await harness.send(1003, "/logout")
     assert reply.text.startswith("Telegram не привязан")
     harness.assert_no_errors()
@@ -386,7 +388,7 @@ async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(
     for role in Role:
         commands |= {f"/{c.command}" for c in chat_commands(role)}
     commands -= {"/logout"}  # withdrawing needs no consent (tested below)
-    commands |= {"/menu", "/start", "Покажи заявки", "39744"}
+    commands |= {"/menu", "/start", "/cancel", "/start app_39744", "Покажи заявки", "39744"}
     for text in sorted(commands):
         before = len(harness.api.chat(STRANGER))
         reply = await harness.send(STRANGER, text)
@@ -397,6 +399,7 @@ async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(
 
     buttons = [MenuCb(action=action).pack() for action in MenuAction]
     buttons += [AppCb(action=action, number=39744).pack() for action in AppAction]
+    buttons += [ListCb(action=action).pack() for action in ListAction]
     buttons += [ProfileCb(action=ProfileAction.ROLES).pack()]
     buttons += [ProfileCb(action=ProfileAction.SET_ROLE, role=role).pack() for role in Role]
     for data in buttons:
@@ -523,3 +526,20 @@ async def test_logout_keeps_a_portal_token_of_another_account_offered_for_a_swit
     link = await account_link(session_factory, NEW_LISTENER)
     assert link is not None
     assert link.telegram_user_id == STRANGER
+
+
+async def test_a_link_to_a_card_is_not_taken_for_a_link_token(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    async with session_factory() as session:
+        session.add(factories.application(39744, 3, 10))
+        await session.commit()
+    for _ in range(6):
+        reply = await harness.send(STRANGER, "/start app_39744")
+        assert "привяжите Telegram к своей учётной записи" in reply.text  # the unlinked welcome
+    card = await harness.send(1001, "/start app_39744")
+    assert "39744" in card.text
+    async with session_factory() as session:
+        since = factories.T0 - timedelta(days=1)
+        assert await Repositories(session).links.count_failures(STRANGER, since) == 0
+    harness.assert_no_errors()
