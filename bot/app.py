@@ -24,10 +24,12 @@ from bot.middlewares import (
     DbSessionMiddleware,
     UserEventIsolation,
 )
+from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
-from bot.web import build_web_app
+from bot.web import build_web_app, make_runner
 from handlers import build_router
+from handlers.linking import announce_link
 from services.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -73,6 +75,25 @@ def build_dispatcher(
     return dp
 
 
+def link_pages(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    bot: Bot,
+    clock: Clock,
+    bot_username: str,
+) -> LinkPages:
+    """The bot-first sign-in pages (GET /link/{token} and the OIDC callback)."""
+    return LinkPages(
+        settings=settings,
+        session_factory=session_factory,
+        bot=bot,
+        clock=clock,
+        bot_username=bot_username,
+        announce=announce_link,
+        provider=provider_from(settings),
+    )
+
+
 @dataclass
 class Runtime:
     """What the running process holds, for start-up and a clean stop."""
@@ -111,14 +132,18 @@ async def run(settings: Settings) -> None:
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
-    dp = build_dispatcher(settings, create_session_factory(engine))
+    session_factory = create_session_factory(engine)
+    clock = SystemClock()
+    dp = build_dispatcher(settings, session_factory, clock)
     runtime = Runtime(settings, engine, bot, dp, state={"mode": "polling"})
     runner: web.AppRunner | None = None
     try:
         me = await fetch_me(bot)
         dp["bot_username"] = me.username
         await bot.set_my_commands(DEFAULT_COMMANDS)
-        runner = web.AppRunner(build_web_app(engine, runtime.state))
+        web_app = build_web_app(engine, runtime.state)
+        link_pages(settings, session_factory, bot, clock, me.username or "").register(web_app)
+        runner = make_runner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, settings.WEB_HOST, settings.WEB_PORT)
         await site.start()
