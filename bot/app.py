@@ -12,7 +12,9 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand, User
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,6 +26,7 @@ from bot.web import build_web_app
 from handlers import build_router
 from services.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
+from storage.fsm import SqlStorage
 from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -44,14 +47,35 @@ def build_bot(settings: Settings) -> Bot:
     )
 
 
+def build_fsm_storage(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> BaseStorage:
+    """FSM state that survives restarts: Redis when REDIS_URL is set, else the SQL database."""
+    if settings.REDIS_URL:
+        return RedisStorage.from_url(
+            settings.REDIS_URL, key_builder=DefaultKeyBuilder(with_bot_id=True)
+        )
+    return SqlStorage(session_factory)
+
+
+def build_events_isolation(storage: BaseStorage) -> BaseEventIsolation:
+    """One update of a conversation at a time (a second tap waits for the first): across
+    replicas through Redis locks, within the process otherwise."""
+    if isinstance(storage, RedisStorage):
+        return storage.create_isolation()
+    return SimpleEventIsolation()
+
+
 def build_dispatcher(
     settings: Settings,
     session_factory: async_sessionmaker[AsyncSession],
     clock: Clock | None = None,
 ) -> Dispatcher:
     """The Dispatcher with shared objects in its workflow data (no globals)."""
+    storage = build_fsm_storage(settings, session_factory)
     dp = Dispatcher(
-        storage=MemoryStorage(),
+        storage=storage,
+        events_isolation=build_events_isolation(storage),
         settings=settings,
         clock=clock or SystemClock(),
         session_factory=session_factory,
