@@ -23,6 +23,7 @@ from bot import texts
 from bot.middlewares import ActorMiddleware, DbSessionMiddleware
 from bot.settings import Settings, SettingsError
 from bot.web import build_web_app
+from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import build_router
 from services.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
@@ -120,34 +121,50 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot (long polling) and the web server until SIGTERM or SIGINT."""
+    """Run the bot and the web server until SIGTERM or SIGINT: long polling, or webhook mode
+    when PUBLIC_URL and WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
-    dp = build_dispatcher(settings, create_session_factory(engine))
-    runtime = Runtime(settings, engine, bot, dp, state={"mode": "polling"})
+    session_factory = create_session_factory(engine)
+    dp = build_dispatcher(settings, session_factory)
+    mode = "webhook" if settings.webhook_mode else "polling"
+    runtime = Runtime(settings, engine, bot, dp, state={"mode": mode})
     runner: web.AppRunner | None = None
+    if settings.WEBHOOK_SECRET is not None and settings.PUBLIC_URL is None:
+        log.warning("WEBHOOK_SECRET is set but PUBLIC_URL is not: running with long polling")
     try:
         me = await fetch_me(bot)
         dp["bot_username"] = me.username
         await bot.set_my_commands(DEFAULT_COMMANDS)
-        runner = web.AppRunner(build_web_app(engine, runtime.state))
+        app = build_web_app(engine, runtime.state)
+        receiver: WebhookReceiver | None = None
+        if settings.webhook_mode:
+            assert settings.WEBHOOK_SECRET is not None
+            secret = settings.WEBHOOK_SECRET.get_secret_value()
+            receiver = WebhookReceiver(bot, dp, session_factory, secret, dp["clock"])
+            receiver.mount(app)
+        runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, settings.WEB_HOST, settings.WEB_PORT)
         await site.start()
         log.info(
-            "bot @%s started: long polling, web server on %s:%s",
+            "bot @%s started: %s, web server on %s:%s",
             me.username,
+            mode,
             settings.WEB_HOST,
             settings.WEB_PORT,
         )
-        await bot.delete_webhook(drop_pending_updates=False)
-        await dp.start_polling(
-            bot,
-            handle_signals=True,
-            close_bot_session=False,
-            allowed_updates=dp.resolve_used_update_types(),
-        )
+        if receiver is not None:
+            await serve_webhook(bot, dp, receiver, runner, webhook_url(settings))
+        else:
+            await bot.delete_webhook(drop_pending_updates=False)
+            await dp.start_polling(
+                bot,
+                handle_signals=True,
+                close_bot_session=False,
+                allowed_updates=dp.resolve_used_update_types(),
+            )
     finally:
         if runner is not None:
             await runner.cleanup()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import Settings
 from tests.fakes.bot_api import FakeBotAPI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ def bot_env(tmp_path: Path, **values: str) -> dict[str, str]:
     return env
 
 
-SETTING_NAMES = {"BOT_TOKEN", "DATABASE_URL", "TELEGRAM_API_URL", "WEB_PORT", "TIMEZONE"}
+SETTING_NAMES = set(Settings.model_fields)
 
 
 async def run_bot(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
