@@ -17,6 +17,7 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand, User
 from aiohttp import web
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
@@ -65,6 +66,20 @@ def build_events_isolation(storage: BaseStorage) -> BaseEventIsolation:
     if isinstance(storage, RedisStorage):
         return storage.create_isolation()
     return SimpleEventIsolation()
+
+
+async def check_fsm_storage(storage: BaseStorage) -> None:
+    """Stop start-up with one clear line when the Redis of REDIS_URL does not answer."""
+    if isinstance(storage, RedisStorage):
+        try:
+            await storage.redis.ping()
+        except RedisError as error:
+            raise SettingsError(
+                [
+                    f"Ошибка: Redis по адресу из REDIS_URL не отвечает ({type(error).__name__}) — "
+                    "проверьте адрес и что Redis запущен"
+                ]
+            ) from None
 
 
 def build_dispatcher(
@@ -134,6 +149,7 @@ async def run(settings: Settings) -> None:
     if settings.WEBHOOK_SECRET is not None and settings.PUBLIC_URL is None:
         log.warning("WEBHOOK_SECRET is set but PUBLIC_URL is not: running with long polling")
     try:
+        await check_fsm_storage(dp.storage)
         me = await fetch_me(bot)
         dp["bot_username"] = me.username
         await bot.set_my_commands(DEFAULT_COMMANDS)
@@ -168,6 +184,7 @@ async def run(settings: Settings) -> None:
     finally:
         if runner is not None:
             await runner.cleanup()
+        await dp.storage.close()  # also when start-up failed before the Dispatcher's shutdown
         await bot.session.close()
         await engine.dispose()
         log.info("stopped")

@@ -156,7 +156,8 @@ class WebhookReceiver:
 
     async def prune(self) -> int:
         """Forget old update ids (in one replica at a time); returns how many were forgotten."""
-        async with job_lock(self.session_factory, "prune-processed-updates") as acquired:
+        lock = job_lock(self.session_factory, "prune-processed-updates", clock=self.clock)
+        async with lock as acquired:
             if not acquired:
                 return 0
             before = self.clock.now() - PROCESSED_UPDATES_KEPT
