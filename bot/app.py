@@ -13,16 +13,22 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand, User
 from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
-from bot.middlewares import ActorMiddleware, DbSessionMiddleware
+from bot.middlewares import (
+    AbandonInputMiddleware,
+    ActorMiddleware,
+    DbSessionMiddleware,
+    UserEventIsolation,
+)
 from bot.settings import Settings, SettingsError
+from bot.states import AppInput
 from bot.web import build_web_app
 from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import build_router
@@ -32,6 +38,9 @@ from storage.fsm import SqlStorage
 from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
+
+REDIS_MAX_CONNECTIONS = 50
+REDIS_POOL_TIMEOUT = 20.0  # seconds an update may wait for a Redis connection
 
 DEFAULT_COMMANDS = [
     BotCommand(command="start", description=texts.COMMAND_START),
@@ -54,18 +63,23 @@ def build_fsm_storage(
 ) -> BaseStorage:
     """FSM state that survives restarts: Redis when REDIS_URL is set, else the SQL database."""
     if settings.REDIS_URL:
-        return RedisStorage.from_url(
-            settings.REDIS_URL, key_builder=DefaultKeyBuilder(with_bot_id=True)
+        # A burst of updates waits for a free connection instead of failing with "Too many
+        # connections" (the default pool's behaviour at its limit).
+        pool = BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT
+        )
+        return RedisStorage(
+            Redis(connection_pool=pool), key_builder=DefaultKeyBuilder(with_bot_id=True)
         )
     return SqlStorage(session_factory)
 
 
 def build_events_isolation(storage: BaseStorage) -> BaseEventIsolation:
-    """One update of a conversation at a time (a second tap waits for the first): across
-    replicas through Redis locks, within the process otherwise."""
+    """One update of a user at a time (a second tap waits for the first): across replicas
+    through Redis locks with RedisStorage, within the process otherwise."""
     if isinstance(storage, RedisStorage):
         return storage.create_isolation()
-    return SimpleEventIsolation()
+    return UserEventIsolation()
 
 
 async def check_fsm_storage(storage: BaseStorage) -> None:
@@ -87,7 +101,10 @@ def build_dispatcher(
     session_factory: async_sessionmaker[AsyncSession],
     clock: Clock | None = None,
 ) -> Dispatcher:
-    """The Dispatcher with shared objects in its workflow data (no globals)."""
+    """The Dispatcher with shared objects in its workflow data (no globals).
+
+    Updates of one user are handled one at a time (events isolation), each in one transaction.
+    """
     storage = build_fsm_storage(settings, session_factory)
     dp = Dispatcher(
         storage=storage,
@@ -98,6 +115,7 @@ def build_dispatcher(
     )
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
     dp.update.outer_middleware(ActorMiddleware())
+    dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
     dp.include_router(build_router())
     return dp
 
