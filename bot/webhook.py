@@ -39,6 +39,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # How long update ids are remembered: Telegram gives up redelivering long before.
 PROCESSED_UPDATES_KEPT = timedelta(days=1)
 PRUNE_INTERVAL_SECONDS = 3600.0
+# Updates processed at once by one replica; more wait their turn (the database and Redis
+# connection pools are sized for about this many).
+MAX_CONCURRENT_UPDATES = 16
 # How long a stopping replica waits for updates still being processed (below systemd's and
 # Docker's default grace period before SIGKILL).
 DRAIN_TIMEOUT_SECONDS = 20.0
@@ -84,6 +87,7 @@ class WebhookReceiver:
         self.secret = secret
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_UPDATES)
         self._pruning: asyncio.Task[None] | None = None
 
     def mount(self, app: web.Application) -> None:
@@ -116,9 +120,10 @@ class WebhookReceiver:
 
     async def _process(self, update: Update) -> None:
         try:
-            result = await self.dp.feed_update(self.bot, update)
-            if isinstance(result, TelegramMethod):
-                await self.dp.silent_call_request(self.bot, result)
+            async with self._slots:
+                result = await self.dp.feed_update(self.bot, update)
+                if isinstance(result, TelegramMethod):
+                    await self.dp.silent_call_request(self.bot, result)
         except Exception as error:  # the error router handles handler failures; this is the rest
             # Only the update id and the exception type: update contents may hold personal data.
             log.error(

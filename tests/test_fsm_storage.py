@@ -20,7 +20,6 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import Message
 from redis.asyncio import Redis
@@ -28,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import build_dispatcher, build_events_isolation, build_fsm_storage
+from bot.middlewares import UserEventIsolation
 from bot.settings import Settings
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
@@ -252,6 +252,15 @@ async def test_concurrent_first_writes_to_one_key_do_not_collide(
     assert await storages[0].get_data(key(backend)) == {"number": 39744}
 
 
+async def test_a_burst_of_concurrent_reads_waits_for_connections_instead_of_failing(
+    backend: Backend, open_storage: Callable[[], BaseStorage]
+) -> None:
+    storage = open_storage()
+    await storage.set_state(key(backend), Comment.text)
+    states = await asyncio.gather(*(storage.get_state(key(backend)) for _ in range(300)))
+    assert set(states) == {"Comment:text"}
+
+
 # -- through the Dispatcher ----------------------------------------------------------------------
 
 
@@ -383,4 +392,4 @@ def test_without_redis_the_state_lives_in_the_database(tmp_path: Path) -> None:
     factory = create_session_factory(create_engine(settings.DATABASE_URL))
     dispatcher = build_dispatcher(settings, factory)
     assert isinstance(dispatcher.storage, SqlStorage)
-    assert isinstance(dispatcher.fsm.events_isolation, SimpleEventIsolation)
+    assert isinstance(dispatcher.fsm.events_isolation, UserEventIsolation)
