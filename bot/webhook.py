@@ -39,9 +39,10 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # How long update ids are remembered: Telegram gives up redelivering long before.
 PROCESSED_UPDATES_KEPT = timedelta(days=1)
 PRUNE_INTERVAL_SECONDS = 3600.0
-# Updates processed at once by one replica; more wait their turn (the database and Redis
-# connection pools are sized for about this many).
-MAX_CONCURRENT_UPDATES = 16
+# Updates processed at once by one replica; more wait their turn. Each holds a database
+# connection while it runs: this leaves room in the engine's pool (5 + 10 overflow) for
+# recording update ids, FSM reads, the API and the notification dispatcher.
+MAX_CONCURRENT_UPDATES = 8
 # How long a stopping replica waits for updates still being processed (below systemd's and
 # Docker's default grace period before SIGKILL).
 DRAIN_TIMEOUT_SECONDS = 20.0

@@ -25,6 +25,7 @@ from bot.app import build_bot, build_dispatcher
 from bot.settings import SettingsError
 from bot.web import build_web_app
 from bot.webhook import (
+    MAX_CONCURRENT_UPDATES,
     PROCESSED_UPDATES_KEPT,
     WEBHOOK_PATH,
     WebhookReceiver,
@@ -219,6 +220,35 @@ async def test_the_answer_does_not_wait_for_the_processing(
     release.set()
     await replica.receiver.idle()
     assert bot_replies(api, STRANGER) == ["Готово."]
+
+
+async def test_one_replica_processes_a_bounded_number_of_updates_at_once(
+    replica: Replica, api: FakeBotAPI
+) -> None:
+    users = range(3000, 3000 + MAX_CONCURRENT_UPDATES + 4)
+    running: list[int] = []
+    all_slots_taken, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(message: Message) -> None:
+        running.append(message.chat.id)
+        if len(running) == MAX_CONCURRENT_UPDATES:
+            all_slots_taken.set()
+        await release.wait()
+        await message.answer("Готово.")
+
+    replica.dp.message.register(slow, Command("slow"))
+    for user in users:
+        api.add_user(user)
+        api.send_text(user, "/slow")
+    assert await api.deliver_webhook() == [200] * len(users)
+    await all_slots_taken.wait()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(running) == MAX_CONCURRENT_UPDATES
+    assert replica.receiver.in_flight == len(users)
+    release.set()
+    await replica.receiver.idle()
+    assert sorted(running) == list(users)
 
 
 async def test_stopping_waits_for_updates_in_progress(replica: Replica, api: FakeBotAPI) -> None:
