@@ -27,11 +27,13 @@ from bot.middlewares import (
     DbSessionMiddleware,
     UserEventIsolation,
 )
+from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
-from bot.web import build_web_app
+from bot.web import build_web_app, make_runner
 from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import build_router
+from handlers.linking import announce_link
 from services.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
 from storage.fsm import SqlStorage
@@ -120,6 +122,25 @@ def build_dispatcher(
     return dp
 
 
+def link_pages(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    bot: Bot,
+    clock: Clock,
+    bot_username: str,
+) -> LinkPages:
+    """The bot-first sign-in pages (GET /link/{token} and the OIDC callback)."""
+    return LinkPages(
+        settings=settings,
+        session_factory=session_factory,
+        bot=bot,
+        clock=clock,
+        bot_username=bot_username,
+        announce=announce_link,
+        provider=provider_from(settings),
+    )
+
+
 @dataclass
 class Runtime:
     """What the running process holds, for start-up and a clean stop."""
@@ -160,7 +181,8 @@ async def run(settings: Settings) -> None:
     await upgrade(engine)
     bot = build_bot(settings)
     session_factory = create_session_factory(engine)
-    dp = build_dispatcher(settings, session_factory)
+    clock = SystemClock()
+    dp = build_dispatcher(settings, session_factory, clock)
     mode = "webhook" if settings.webhook_mode else "polling"
     runtime = Runtime(settings, engine, bot, dp, state={"mode": mode})
     runner: web.AppRunner | None = None
@@ -171,14 +193,15 @@ async def run(settings: Settings) -> None:
         me = await fetch_me(bot)
         dp["bot_username"] = me.username
         await bot.set_my_commands(DEFAULT_COMMANDS)
-        app = build_web_app(engine, runtime.state)
+        web_app = build_web_app(engine, runtime.state)
+        link_pages(settings, session_factory, bot, clock, me.username or "").register(web_app)
         receiver: WebhookReceiver | None = None
         if settings.webhook_mode:
             assert settings.WEBHOOK_SECRET is not None
             secret = settings.WEBHOOK_SECRET.get_secret_value()
-            receiver = WebhookReceiver(bot, dp, session_factory, secret, dp["clock"])
-            receiver.mount(app)
-        runner = web.AppRunner(app)
+            receiver = WebhookReceiver(bot, dp, session_factory, secret, clock)
+            receiver.mount(web_app)
+        runner = make_runner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, settings.WEB_HOST, settings.WEB_PORT)
         await site.start()

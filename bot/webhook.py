@@ -50,7 +50,7 @@ DRAIN_TIMEOUT_SECONDS = 20.0
 
 def webhook_url(settings: Settings) -> str:
     assert settings.PUBLIC_URL is not None
-    return str(settings.PUBLIC_URL).rstrip("/") + WEBHOOK_PATH
+    return settings.public_base + WEBHOOK_PATH
 
 
 async def set_webhook(bot: Bot, dp: Dispatcher, url: str, secret: str) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import build_bot, build_dispatcher
 from bot.settings import SettingsError
-from bot.web import build_web_app
+from bot.web import build_web_app, make_runner
 from bot.webhook import (
     MAX_CONCURRENT_UPDATES,
     PROCESSED_UPDATES_KEPT,
@@ -105,7 +105,7 @@ async def start_replica(
         receiver = WebhookReceiver(bot, dp, session_factory, SECRET, clock)
         app = build_web_app(engine, {"mode": "webhook"})
         receiver.mount(app)
-        runner = web.AppRunner(app)
+        runner = make_runner(app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         replica = Replica(bot, dp, receiver, runner, counter)
