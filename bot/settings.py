@@ -18,6 +18,7 @@ HINTS: dict[str, str] = {
     "DATABASE_URL": "например sqlite+aiosqlite:///./data/dpo-bot.sqlite3 "
     "или postgresql+asyncpg://user:password@host/db",
     "TELEGRAM_API_URL": "адрес сервера Bot API, например https://api.telegram.org",
+    "REDIS_URL": "например redis://127.0.0.1:6379/0 (или rediss://… с TLS)",
     "PUBLIC_URL": "внешний https-адрес сервиса, например https://bot.example.ru",
     "WEBHOOK_SECRET": "от 1 до 256 символов: латинские буквы, цифры, _ и -",
     "TIMEZONE": "название часового пояса IANA, например Asia/Yekaterinburg",
@@ -29,7 +30,12 @@ HINTS: dict[str, str] = {
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=True,
+        # `NAME=` (as in a copy of .env.example) means "not set", not an empty value.
+        env_ignore_empty=True,
     )
 
     BOT_TOKEN: SecretStr | None = None
@@ -78,6 +84,13 @@ class Settings(BaseSettings):
             raise ValueError("unsupported database URL")
         return value
 
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("unsupported Redis URL")
+        return value
+
     @field_validator("TIMEZONE")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -90,6 +103,20 @@ class Settings(BaseSettings):
     @property
     def telegram_api_base(self) -> str:
         return str(self.TELEGRAM_API_URL).rstrip("/")
+
+    @property
+    def public_base(self) -> str:
+        """PUBLIC_URL without the trailing slash ("" when not set)."""
+        return str(self.PUBLIC_URL).rstrip("/") if self.PUBLIC_URL is not None else ""
+
+    @property
+    def bot_first_sign_in(self) -> bool:
+        """«Войти через Госуслуги» is offered: an OIDC provider and the public address are set."""
+        return (
+            self.OIDC_ISSUER is not None
+            and bool(self.OIDC_CLIENT_ID)
+            and self.PUBLIC_URL is not None
+        )
 
     @property
     def webhook_mode(self) -> bool:

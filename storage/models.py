@@ -218,11 +218,34 @@ class LinkToken(Base):
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
+    # A portal token names the Telegram user asked to confirm switching accounts to it.
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    # Bot-first sign-in in progress (cleared when the token is used): the Telegram name shown on
+    # the confirmation page, the OpenID Connect state (hashed), nonce and PKCE verifier, and the
+    # hash of the key in the browser's cookie that ties the flow to the browser that started it.
+    telegram_name: Mapped[str | None] = mapped_column(String(255))
+    oidc_state_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    oidc_nonce: Mapped[str | None] = mapped_column(String(64))
+    oidc_code_verifier: Mapped[str | None] = mapped_column(String(128))
+    browser_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class LinkFailure(Base):
+    """A failed attempt to redeem a link token, kept for a minute to throttle guessing.
+
+    In the database rather than in memory, so the limit holds across bot replicas.
+    """
+
+    __tablename__ = "link_failures"
+    __table_args__ = (Index("ix_link_failures_user_time", "telegram_user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
 
 
 class OutboxMessage(Base):
@@ -265,3 +288,41 @@ class DigestRun(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     created_at: Mapped[datetime]
     recipients: Mapped[int] = mapped_column(Integer)
+
+
+class FsmState(Base):
+    """aiogram FSM state and data of one conversation (the embedded default's FSM storage).
+
+    The key is aiogram's StorageKey; a missing thread or business connection is stored as 0 or ''
+    (Telegram never uses those values), so every key part can be in the primary key.
+    """
+
+    __tablename__ = "fsm_states"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    business_connection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    destiny: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update taken in by a webhook replica: a repeated update_id is skipped."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class JobLease(Base):
+    """Who runs a periodic job until when: the job lock on SQLite (PostgreSQL: advisory locks)."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime]

@@ -7,17 +7,92 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    String,
+    and_,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.models import (
     Account,
     AccountRole,
     Application,
     ApplicationEvent,
+    LinkFailure,
+    LinkToken,
+    Organization,
     OutboxMessage,
     TelegramLink,
 )
+
+SQLITE_FOLD_FUNCTION = "dpo_fold"
+
+
+def fold_name(value: str) -> str:
+    """A name as search compares it: case-folded, «ё» as «е» (people type both)."""
+    return value.casefold().replace("ё", "е")
+
+
+def _register_sqlite_fold(connection: Connection) -> None:
+    # SQLite's lower() and LIKE fold ASCII only; Cyrillic names need Python's folding.
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    dbapi_connection.create_function(SQLITE_FOLD_FUNCTION, 1, _fold_or_none, deterministic=True)
+
+
+def _fold_or_none(value: str | None) -> str | None:
+    return None if value is None else fold_name(value)
+
+
+@dataclass(frozen=True)
+class ApplicationScope:
+    """Which applications a query may return: those matching any condition set here.
+
+    Built by the services from the permission rules; an empty scope matches nothing.
+    """
+
+    everything: bool = False
+    organization_id: int | None = None
+    applicant_id: int | None = None
+
+    def condition(self) -> ColumnElement[bool]:
+        if self.everything:
+            return true()
+        conditions: list[ColumnElement[bool]] = []
+        if self.organization_id is not None:
+            conditions.append(Application.organization_id == self.organization_id)
+        if self.applicant_id is not None:
+            conditions.append(Application.applicant_id == self.applicant_id)
+        return or_(false(), *conditions)
+
+
+def _program() -> ColumnElement[str]:
+    """A programme as the staff's filter compares it: applications without one form one group."""
+    return func.coalesce(Application.program, "", type_=String)
+
+
+def _narrowed(
+    scope: ApplicationScope, status: str | None, organization_id: int | None, program: str | None
+) -> list[ColumnElement[bool]]:
+    """The conditions of a list: the scope, then the filters that are set."""
+    conditions = [scope.condition()]
+    if status is not None:
+        conditions.append(Application.status == status)
+    if organization_id is not None:
+        conditions.append(Application.organization_id == organization_id)
+    if program is not None:
+        conditions.append(_program() == program)
+    return conditions
 
 
 @dataclass
@@ -62,6 +137,125 @@ class ApplicationRepo:
         )
         return (await self.session.scalars(query)).all()
 
+    async def search(
+        self,
+        scope: ApplicationScope,
+        *,
+        status: str | None = None,
+        number: int | None = None,
+        name: str | None = None,
+        organization_id: int | None = None,
+        program: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[Application], int]:
+        """A page of the applications in scope, newest first, and how many match in all.
+
+        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е»;
+        `program` is the whole programme ("" for applications without one).
+        """
+        conditions = _narrowed(scope, status, organization_id, program)
+        if number is not None:
+            conditions.append(Application.number == number)
+        if name is not None:
+            folded = await self._folded(Account.full_name)
+            conditions.append(
+                Application.applicant_id.in_(
+                    select(Account.id).where(folded.contains(fold_name(name), autoescape=True))
+                )
+            )
+        where = and_(*conditions)
+        total = await self.session.scalar(
+            select(func.count()).select_from(Application).where(where)
+        )
+        query = (
+            select(Application)
+            .where(where)
+            .order_by(Application.created_at.desc(), Application.number.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(query)).all()), int(total or 0)
+
+    async def organizations_of(
+        self,
+        scope: ApplicationScope,
+        *,
+        status: str | None = None,
+        program: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[tuple[int, str, int]], int]:
+        """The organisations that have applications in scope (of the status, of the programme):
+        (id, name, how many applications) by name, and how many organisations in all."""
+        where = and_(*_narrowed(scope, status, None, program))
+        grouped = (
+            select(Application.organization_id.label("id"), func.count().label("applications"))
+            .where(where)
+            .group_by(Application.organization_id)
+            .subquery()
+        )
+        total = await self.session.scalar(select(func.count()).select_from(grouped))
+        query = (
+            select(Organization.id, Organization.name, grouped.c.applications)
+            .join(grouped, grouped.c.id == Organization.id)
+            .order_by(Organization.name, Organization.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).tuples().all()
+        return [(id_, name, int(count)) for id_, name, count in rows], int(total or 0)
+
+    async def programs_of(
+        self,
+        scope: ApplicationScope,
+        *,
+        status: str | None = None,
+        organization_id: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[tuple[int, str, int]], int]:
+        """The programmes of the applications in scope (of the status, of the organisation):
+        (the smallest application number with it, the programme or "" if none, how many
+        applications) by programme, and how many programmes in all."""
+        where = and_(*_narrowed(scope, status, organization_id, None))
+        applications = (
+            select(_program().label("program"), Application.number).where(where).subquery()
+        )
+        grouped = (
+            select(
+                func.min(applications.c.number).label("key"),
+                applications.c.program,
+                func.count().label("applications"),
+            )
+            .group_by(applications.c.program)
+            .subquery()
+        )
+        total = await self.session.scalar(select(func.count()).select_from(grouped))
+        query = (
+            select(grouped.c.key, grouped.c.program, grouped.c.applications)
+            .order_by(grouped.c.program)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).tuples().all()
+        return [(int(key), program, int(count)) for key, program, count in rows], int(total or 0)
+
+    async def organization_name(self, organization_id: int) -> str | None:
+        name: str | None = await self.session.scalar(
+            select(Organization.name).where(Organization.id == organization_id)
+        )
+        return name
+
+    async def _folded(
+        self, column: ColumnElement[str] | InstrumentedAttribute[str]
+    ) -> ColumnElement[str]:
+        connection = await self.session.connection()
+        if connection.dialect.name == "sqlite":
+            await connection.run_sync(_register_sqlite_fold)
+            return getattr(func, SQLITE_FOLD_FUNCTION)(column, type_=String)  # type: ignore[no-any-return]
+        return func.replace(func.lower(column), "ё", "е", type_=String)
+
     async def touch(self, number: int, now: datetime) -> None:
         await self.session.execute(
             update(Application)
@@ -77,6 +271,17 @@ class AccountRepo:
 
     async def get(self, account_id: int) -> Account | None:
         return await self.session.get(Account, account_id)
+
+    async def by_esia_oid(self, esia_oid: str) -> Account | None:
+        result = await self.session.execute(select(Account).where(Account.esia_oid == esia_oid))
+        return result.scalar_one_or_none()
+
+    async def by_snils_hash(self, snils_hash: str) -> Account | None:
+        result = await self.session.execute(select(Account).where(Account.snils_hash == snils_hash))
+        return result.scalar_one_or_none()
+
+    async def organization(self, organization_id: int) -> Organization | None:
+        return await self.session.get(Organization, organization_id)
 
     async def director_ids(self, organization_id: int) -> list[int]:
         result = await self.session.execute(
@@ -118,6 +323,50 @@ class EventRepo:
             .where(ApplicationEvent.application_number == number)
         )
         return int(result.scalar_one())
+
+    async def comments_for(
+        self, number: int, *, offset: int = 0, limit: int | None = None
+    ) -> Sequence[ApplicationEvent]:
+        """History rows that carry a comment (the comment thread), newest first."""
+        query = (
+            select(ApplicationEvent)
+            .where(
+                ApplicationEvent.application_number == number,
+                ApplicationEvent.comment.is_not(None),
+            )
+            .order_by(ApplicationEvent.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def count_comments(self, number: int) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(ApplicationEvent)
+            .where(
+                ApplicationEvent.application_number == number,
+                ApplicationEvent.comment.is_not(None),
+            )
+        )
+        return int(result.scalar_one())
+
+    async def last_transition(self, number: int) -> ApplicationEvent | None:
+        """The newest history row that changed the status (who decided, and when)."""
+        query = (
+            select(ApplicationEvent)
+            .where(
+                ApplicationEvent.application_number == number,
+                ApplicationEvent.to_status.is_not(None),
+                or_(
+                    ApplicationEvent.from_status.is_(None),
+                    ApplicationEvent.from_status != ApplicationEvent.to_status,
+                ),
+            )
+            .order_by(ApplicationEvent.id.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(query)).first()
 
 
 @dataclass
@@ -163,6 +412,107 @@ class LinkRepo:
         )
         return list(result.scalars())
 
+    async def by_account(self, account_id: int) -> TelegramLink | None:
+        result = await self.session.execute(
+            select(TelegramLink).where(TelegramLink.account_id == account_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def remove(self, link: TelegramLink) -> None:
+        """Delete a binding together with the pushes still waiting for its chat."""
+        await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.chat_id == link.chat_id,
+                OutboxMessage.channel == "telegram",
+                OutboxMessage.state.in_(("pending", "held")),
+            )
+        )
+        await self.session.delete(link)
+        await self.session.flush()
+
+    # -- one-time tokens -------------------------------------------------------------------
+
+    async def token_by_hash(self, token_hash: str, kind: str) -> LinkToken | None:
+        result = await self.session.execute(
+            select(LinkToken).where(LinkToken.token_hash == token_hash, LinkToken.kind == kind)
+        )
+        return result.scalar_one_or_none()
+
+    async def token_by_id(self, token_id: int) -> LinkToken | None:
+        return await self.session.get(LinkToken, token_id, populate_existing=True)
+
+    async def token_by_state_hash(self, state_hash: str) -> LinkToken | None:
+        result = await self.session.execute(
+            select(LinkToken).where(LinkToken.oidc_state_hash == state_hash)
+        )
+        return result.scalar_one_or_none()
+
+    async def token_by_browser_key_hash(self, key_hash: str) -> LinkToken | None:
+        result = await self.session.execute(
+            select(LinkToken).where(LinkToken.browser_key_hash == key_hash)
+        )
+        return result.scalar_one_or_none()
+
+    async def use_token(self, token_id: int, now: datetime) -> bool:
+        """Mark a token used unless it already is: of two concurrent redemptions one wins.
+
+        What the token carried for a sign-in in progress is cleared with it.
+        """
+        result = await self.session.execute(
+            update(LinkToken)
+            .where(LinkToken.id == token_id, LinkToken.used_at.is_(None))
+            .values(
+                used_at=now,
+                telegram_name=None,
+                oidc_state_hash=None,
+                oidc_nonce=None,
+                oidc_code_verifier=None,
+                browser_key_hash=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+    async def delete_unused_tokens(
+        self, *, account_id: int | None = None, telegram_user_id: int | None = None
+    ) -> None:
+        """Revoke the unused tokens minted for an account, or the bot-first ones a Telegram user
+        asked for (a portal token merely offered to that user for a switch stays the account's)."""
+        condition = (
+            LinkToken.account_id == account_id
+            if account_id is not None
+            else (LinkToken.telegram_user_id == telegram_user_id) & (LinkToken.kind == "bot")
+        )
+        await self.session.execute(delete(LinkToken).where(condition, LinkToken.used_at.is_(None)))
+
+    async def purge_tokens(self, expired_before: datetime) -> None:
+        await self.session.execute(delete(LinkToken).where(LinkToken.expires_at < expired_before))
+
+    # -- failed redemptions (throttling) ---------------------------------------------------
+
+    async def add_failure(self, telegram_user_id: int, now: datetime) -> None:
+        self.session.add(LinkFailure(telegram_user_id=telegram_user_id, created_at=now))
+        await self.session.flush()
+
+    async def count_failures(self, telegram_user_id: int, since: datetime) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(LinkFailure)
+            .where(
+                LinkFailure.telegram_user_id == telegram_user_id,
+                LinkFailure.created_at > since,
+            )
+        )
+        return int(result.scalar_one())
+
+    async def purge_failures(self, telegram_user_id: int, before: datetime) -> None:
+        await self.session.execute(
+            delete(LinkFailure).where(
+                LinkFailure.telegram_user_id == telegram_user_id, LinkFailure.created_at <= before
+            )
+        )
+
 
 @dataclass
 class OutboxRepo:
@@ -172,6 +522,17 @@ class OutboxRepo:
         message = OutboxMessage(**values)
         self.session.add(message)
         return message
+
+    async def drop_pending(self, *, chat_id: int, kind: str) -> None:
+        """Forget Telegram messages of one kind still waiting for a chat."""
+        await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.channel == "telegram",
+                OutboxMessage.kind == kind,
+                OutboxMessage.state.in_(("pending", "held")),
+            )
+        )
 
 
 @dataclass
