@@ -26,7 +26,9 @@ from bot.render import TEXT_LIMIT
 from bot.settings import Settings
 from bot.texts import html
 from bot.texts import pushes as texts
+from bot.texts.linking import render_unlinked
 from services.domain import Role, Status
+from services.linking import UNLINKED_KIND
 from services.notifications import NotificationKind
 from services.outbox import Undeliverable
 from storage.models import Application, ApplicationEvent, OutboxMessage, TelegramLink
@@ -304,3 +306,10 @@ async def digest(context: PushContext) -> Push:
         lines.append(texts.DIGEST_MORE.format(count=count - len(oldest)))
     lines += ["", texts.DIGEST_HINT]
     return Push("\n".join(lines), applications_keyboard())
+
+
+@renderer(UNLINKED_KIND)
+async def unlinked(context: PushContext) -> Push:
+    """To a chat whose binding is gone (revoked by the web module, moved to another Telegram
+    user): there is no recipient to check, the link was removed on purpose."""
+    return Push(render_unlinked(context.row.payload))

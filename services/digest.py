@@ -3,7 +3,8 @@
 At the configured local time each director who has unprocessed applications in their
 organisation, and has not opted out or muted pushes, gets one digest push through the outbox.
 The day is recorded in `digest_runs` in the same transaction as the pushes, so a restart, or
-several dispatchers at once, never send a day's digest twice.
+several dispatchers at once, never send a day's digest twice; the job lock (services/locks.py)
+keeps dispatchers from even trying at the same moment.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
+from services.locks import job_lock
 from services.notifications import NotificationKind, enqueue_telegram
 from storage.models import DigestRun
 from storage.repositories import Repositories
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 # later than that it would arrive in the middle of the working day and is skipped.
 CATCH_UP = timedelta(hours=3)
 CHECK_INTERVAL = 30.0
+JOB = "digest"
 
 
 def due_day(now: datetime, zone: ZoneInfo, at: time, catch_up: timedelta = CATCH_UP) -> date | None:
@@ -73,13 +76,16 @@ async def run_digest_if_due(
     day = due_day(now, zone, at)
     if day is None:
         return None
-    async with session_factory() as session:
-        try:
-            written = await enqueue_digest(Repositories(session), day, now)
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            return None
+    async with job_lock(session_factory, JOB, clock=clock) as acquired:
+        if not acquired:
+            return None  # another dispatcher is at it right now
+        async with session_factory() as session:
+            try:
+                written = await enqueue_digest(Repositories(session), day, now)
+                await session.commit()
+            except IntegrityError:  # written meanwhile by a dispatcher that held the lock before
+                await session.rollback()
+                return None
     if written is not None:
         log.info("digest of %s: %s pushes written", day.isoformat(), written)
     return written

@@ -10,9 +10,11 @@ from bot.callbacks import AppAction, AppCb
 from bot.notifier import build_notifier
 from bot.pushes import RENDERERS, Push, PushContext, render, visible_length
 from bot.settings import Settings
+from bot.texts.linking import render_unlinked
 from services.applications import Done, perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor
+from services.linking import UnlinkReason, unlink_account
 from services.notifications import notify_event, notify_new_application
 from services.outbox import OutboxWorker, Undeliverable
 from storage.models import Account, Application, OutboxMessage, TelegramLink
@@ -353,3 +355,34 @@ async def test_pushes_wait_for_the_personal_data_consent(
     assert bot_messages(harness.api, 1002) == []
     rows = await outbox_rows(harness.session_factory)
     assert rows[1].last_error == "the recipient has not accepted the personal-data consent"
+
+
+async def test_the_decision_buttons_of_a_delivered_push_work(
+    harness: BotHarness, notifier: OutboxWorker[Push], clock: ManualClock
+) -> None:
+    await add_application(harness.session_factory, clock)
+    await notifier.drain()
+    [first] = bot_messages(harness.api, 1001)
+    card = await harness.press(1002, "Подробнее")
+    assert card.text.startswith(f"Заявка №{NUMBER}")
+    await harness.press(1001, "✅ Одобрить", first.message_id)
+    done = await harness.press(1001, "Без комментария")
+    assert done.text.startswith(f"✅ Заявка №{NUMBER} одобрена.")
+    clock.advance(seconds=2)
+    assert await notifier.drain() == 1
+    [told] = bot_messages(harness.api, 1003)
+    assert "«Не обработана» → «Подтверждена руководителем ОО»" in told.text
+    harness.assert_no_errors()
+
+
+async def test_a_chat_whose_binding_was_revoked_is_told(
+    harness: BotHarness, notifier: OutboxWorker[Push], clock: ManualClock
+) -> None:
+    async with harness.session_factory() as session:
+        assert await unlink_account(Repositories(session), 3, clock=clock) is not None
+        await session.commit()
+    assert await notifier.drain() == 1
+    [told] = bot_messages(harness.api, 1003)
+    assert told.text == render_unlinked({"reason": UnlinkReason.REVOKED.value})
+    [row] = await outbox_rows(harness.session_factory)
+    assert (row.kind, row.state) == ("unlinked", "sent")
