@@ -17,12 +17,12 @@ import html as html_module
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbacks import AppAction, AppCb, MenuAction, MenuCb
 from bot.render import TEXT_LIMIT
+from bot.screens import short_name, study_dates
 from bot.settings import Settings
 from bot.texts import html
 from bot.texts import pushes as texts
@@ -134,21 +134,6 @@ def clip(value: str | None, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
-def format_date(value: date) -> str:
-    return value.strftime("%d.%m.%Y")
-
-
-def study_dates(application: Application) -> str:
-    start, end = application.study_from, application.study_to
-    if start and end:
-        return f"{format_date(start)} – {format_date(end)}"
-    if start:
-        return f"с {format_date(start)}"
-    if end:
-        return f"по {format_date(end)}"
-    return texts.NOT_SPECIFIED
-
-
 def status_label(code: str | None) -> str:
     return Status(code).label if code else texts.NOT_SPECIFIED
 
@@ -229,7 +214,11 @@ async def new_application(context: PushContext) -> Push:
         lines.append(applicant_line(application))
     lines.append(program_line(application))
     if not context.hide_names:
-        lines.append(texts.STUDY_DATES.format(dates=study_dates(application)))
+        lines.append(
+            texts.STUDY_DATES.format(
+                dates=study_dates(application.study_from, application.study_to)
+            )
+        )
     lines.append(texts.STATUS.format(status=status_label(application.status)))
     if application.status == Status.NEW.value:
         return Push("\n".join(lines), decision_keyboard(application.number))
@@ -300,7 +289,7 @@ async def digest(context: PushContext) -> Push:
         if context.hide_names:
             lines.append(texts.DIGEST_LINE_NO_NAME.format(number=number, program=program))
         else:
-            name = html(clip(application.applicant.full_name, DIGEST_NAME_LENGTH))
+            name = html(clip(short_name(application.applicant.full_name), DIGEST_NAME_LENGTH))
             lines.append(texts.DIGEST_LINE.format(number=number, name=name, program=program))
     if count > len(oldest):
         lines.append(texts.DIGEST_MORE.format(count=count - len(oldest)))

@@ -207,8 +207,8 @@ async def test_the_digest_push_lists_the_oldest_applications(
         "Заявок «Не обработана» в вашей организации: 12",
         "",
     ]
-    assert lines[3] == f"№100 · Войсковая Юлия Олеговна · {PROGRAM_CLIPPED}"
-    assert lines[4].startswith("№101 · Байдуганова Александра Юрьевна · ")
+    assert lines[3] == f"№100 · Войсковая Ю. О. · {PROGRAM_CLIPPED}"
+    assert lines[4].startswith("№101 · Байдуганова А. Ю. · ")
     assert [line.split(" ·")[0] for line in lines[3:13]] == [f"№{100 + i}" for i in range(10)]
     assert lines[13:] == [
         "…и ещё 2",

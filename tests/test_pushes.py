@@ -100,7 +100,7 @@ async def test_new_application_goes_to_the_directors_with_decision_buttons(
             f"📥 Новая заявка №{NUMBER}",
             "Заявитель: Войсковая Юлия Олеговна",
             f"Программа: {factories.PROGRAM}",
-            "Даты обучения: 06.09.2023 – 10.09.2023",
+            "Даты обучения: 06.09.2023 - 10.09.2023",
             "Статус: «Не обработана»",
         ]
         assert push.buttons() == [["✅ Одобрить", "❌ Отменить"], ["Подробнее"]]
