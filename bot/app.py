@@ -178,8 +178,9 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot, the web server and the notification dispatcher until SIGTERM or SIGINT:
-    long polling, or webhook mode when PUBLIC_URL and WEBHOOK_SECRET are set."""
+    """Run the bot, the web server and (unless NOTIFY_IN_BOT is false) the notification
+    dispatcher until SIGTERM or SIGINT: long polling, or webhook mode when PUBLIC_URL and
+    WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
@@ -216,7 +217,10 @@ async def run(settings: Settings) -> None:
             settings.WEB_HOST,
             settings.WEB_PORT,
         )
-        background = start_background(bot, session_factory, settings, clock)
+        if settings.NOTIFY_IN_BOT:
+            background = start_background(bot, session_factory, settings, clock)
+        else:
+            log.info("notifications are sent by `python -m bot dispatcher` (NOTIFY_IN_BOT=false)")
         if receiver is not None:
             await serve_webhook(bot, dp, receiver, runner, webhook_url(settings))
         else:
