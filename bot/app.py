@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
+from bot.flood import FloodWait
 from bot.middlewares import (
     AbandonInputMiddleware,
     ActorMiddleware,
@@ -53,8 +54,10 @@ DEFAULT_COMMANDS = [
 
 
 def build_bot(settings: Settings) -> Bot:
+    """The bot; a reply that meets Telegram's flood control waits it out (bot/flood.py)."""
     assert settings.BOT_TOKEN is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    session.middleware(FloodWait())
     return Bot(
         settings.BOT_TOKEN.get_secret_value(),
         session=session,
