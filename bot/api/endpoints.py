@@ -48,6 +48,8 @@ class ApplicationsBatch(BaseModel):
 
 
 class DecisionsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     after: int = Field(0, ge=0, le=MAX_ID, description="Курсор: next_cursor прошлой страницы")
     limit: int = Field(100, ge=1, le=decisions.FEED_MAX_LIMIT, description="Решений на странице")
 
