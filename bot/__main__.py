@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|migrate]`."""
+"""Command line: `python -m bot [run|migrate|import FILE|demo]`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def configure_logging(level: str) -> None:
     )
     # aiogram logs every handled update with its id only; keep that, but nothing richer.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    # Alembic narrates every migration step at INFO; the commands say what matters themselves.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +32,23 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="запустить бота, веб-сервер и рассылку (по умолчанию)")
     commands.add_parser("migrate", help="применить миграции базы данных")
+    load = commands.add_parser(
+        "import",
+        help="загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV",
+        description="Формат файла — в docs/IMPORT.md. Ошибочные строки перечисляются с номерами; "
+        "код выхода 1, если такие были.",
+    )
+    load.add_argument("file", metavar="FILE", help="файл .jsonl или .csv")
+    load.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="не уведомлять руководителей о новых заявках (для первой загрузки)",
+    )
+    commands.add_parser(
+        "demo",
+        help="загрузить демонстрационные данные и напечатать ссылки для входа руководителя "
+        "и заявителя",
+    )
     return root
 
 
@@ -49,10 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings(require_bot_token=command == "run")
+        settings = load_settings(require_bot_token=command in ("run", "demo"))
         configure_logging(settings.LOG_LEVEL)
         if command == "migrate":
             asyncio.run(_migrate(settings))
+        elif command == "import":
+            from bot.importer import run_import
+
+            return asyncio.run(run_import(settings, args.file, notify=not args.no_notify))
+        elif command == "demo":
+            from bot.demo import run_demo
+
+            return asyncio.run(run_demo(settings))
         else:
             from bot.app import run
 

@@ -18,9 +18,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
+from bot.api import ApiContext
+from bot.metrics import Metrics, UpdateMetricsMiddleware
 from bot.middlewares import ActorMiddleware, DbSessionMiddleware
 from bot.settings import Settings, SettingsError
-from bot.web import build_web_app
+from bot.web import Liveness, build_web_app
 from handlers import build_router
 from services.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
@@ -48,14 +50,18 @@ def build_dispatcher(
     settings: Settings,
     session_factory: async_sessionmaker[AsyncSession],
     clock: Clock | None = None,
+    metrics: Metrics | None = None,
 ) -> Dispatcher:
     """The Dispatcher with shared objects in its workflow data (no globals)."""
+    metrics = metrics or Metrics()
     dp = Dispatcher(
         storage=MemoryStorage(),
         settings=settings,
         clock=clock or SystemClock(),
         session_factory=session_factory,
+        metrics=metrics,
     )
+    dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))  # outermost: times it all
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
     dp.update.outer_middleware(ActorMiddleware())
     dp.include_router(build_router())
@@ -95,19 +101,42 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
     raise AssertionError("unreachable")
 
 
+def track_polling(dp: Dispatcher, state: dict[str, object]) -> None:
+    """Keep `state["polling"]` (shown by /healthz) in step with the dispatcher's polling."""
+
+    async def started() -> None:
+        state["polling"] = "running"
+
+    async def stopped() -> None:
+        state["polling"] = "stopped"
+
+    dp.startup.register(started)
+    dp.shutdown.register(stopped)
+
+
 async def run(settings: Settings) -> None:
     """Run the bot (long polling) and the web server until SIGTERM or SIGINT."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
-    dp = build_dispatcher(settings, create_session_factory(engine))
-    runtime = Runtime(settings, engine, bot, dp, state={"mode": "polling"})
+    clock = SystemClock()
+    metrics = Metrics()
+    session_factory = create_session_factory(engine)
+    dp = build_dispatcher(settings, session_factory, clock, metrics)
+    runtime = Runtime(settings, engine, bot, dp, state={"mode": "polling", "polling": "starting"})
+    track_polling(dp, runtime.state)
+    liveness = Liveness()
     runner: web.AppRunner | None = None
     try:
         me = await fetch_me(bot)
+        assert me.username is not None
         dp["bot_username"] = me.username
         await bot.set_my_commands(DEFAULT_COMMANDS)
-        runner = web.AppRunner(build_web_app(engine, runtime.state))
+        api = ApiContext(settings, session_factory, clock, me.username, metrics)
+        web_app = build_web_app(
+            engine, runtime.state, api=api, metrics=metrics, liveness=liveness, clock=clock
+        )
+        runner = web.AppRunner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, settings.WEB_HOST, settings.WEB_PORT)
         await site.start()

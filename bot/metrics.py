@@ -11,8 +11,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, Update
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -80,17 +78,20 @@ class Metrics:
             self.outbox_oldest_seconds.labels(channel=channel).set(max(age, 0.0))
 
 
-Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 
 
-class UpdateMetricsMiddleware(BaseMiddleware):
-    """The outermost update middleware: counts updates and times their handling."""
+class UpdateMetricsMiddleware:
+    """The outermost update middleware: counts updates and times their handling.
+
+    A plain callable (aiogram takes any), so the command-line tools that import this module
+    do not load aiogram."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        kind = event.event_type if isinstance(event, Update) else type(event).__name__
+    async def __call__(self, handler: Handler, event: Any, data: dict[str, Any]) -> Any:
+        kind = str(getattr(event, "event_type", type(event).__name__))
         started = time.perf_counter()
         try:
             return await handler(event, data)

@@ -55,7 +55,8 @@ def location(loc: Sequence[int | str], prefix: str = "") -> str:
     return path or "body"
 
 
-def _describe(error: ErrorDetails) -> str:
+def describe(error: ErrorDetails) -> str:
+    """The Russian message for one pydantic error."""
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     kind = error["type"]
     messages = {
@@ -106,7 +107,7 @@ def validation_failed(error: ValidationError, prefix: str = "") -> ApiError:
     if any(item["type"] == "json_invalid" for item in details):
         return ApiError(400, "invalid_json", "Тело запроса — не JSON-объект в UTF-8")
     fields = [
-        FieldError(field=location(item["loc"], prefix), message=_describe(item)) for item in details
+        FieldError(field=location(item["loc"], prefix), message=describe(item)) for item in details
     ]
     message = "; ".join(f"{item.field}: {item.message}" for item in fields)
     return ApiError(422, "validation_error", message, fields)

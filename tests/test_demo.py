@@ -1,0 +1,113 @@
+"""`python -m bot demo` on a fresh database, against the Bot API double."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot import demo
+from storage.db import create_engine, create_session_factory
+from storage.models import Account, Application, LinkToken
+from tests.fakes.bot_api import FakeBotAPI
+from tests.test_process import run_bot
+
+LINK = re.compile(r"https://t\.me/(\w+)\?start=([A-Za-z0-9_-]+)")
+
+
+async def run_demo(tmp_path: Path, api: FakeBotAPI) -> tuple[int, str, str]:
+    return await run_bot(tmp_path, "demo", BOT_TOKEN=api.token, TELEGRAM_API_URL=api.url)
+
+
+async def test_demo_loads_thirty_applications_and_prints_two_links(
+    tmp_path: Path, api: FakeBotAPI
+) -> None:
+    database = tmp_path / "bot.sqlite3"
+    assert not database.exists()
+    code, out, err = await run_demo(tmp_path, api)
+    assert (code, err) == (0, "")
+    assert out.startswith(
+        "Демонстрационные данные загружены: ОО — 3, учётных записей — 14, заявок — 30."
+    )
+    assert "Руководитель ОО (Соколова Ирина Владимировна, МАОУ «Средняя" in out
+    assert "Заявитель (Кравцова Юлия Олеговна):" in out
+    links = LINK.findall(out)
+    assert [username for username, _ in links] == [api.bot_username] * 2
+
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with create_session_factory(engine)() as session:
+            statuses = Counter(
+                (
+                    await session.scalars(
+                        select(Application.status).where(
+                            Application.organization_id == demo.DEMO_SCHOOL
+                        )
+                    )
+                ).all()
+            )
+            assert statuses == {"new": 12, "approved": 8, "included": 6, "cancelled": 4}
+            assert await session.scalar(select(func.count()).select_from(Application)) == 30
+            director = await session.get(Account, demo.DIRECTOR_ID)
+            assert director is not None
+            assert (director.organization_id, director.role_codes) == (
+                demo.DEMO_SCHOOL,
+                ["director"],
+            )
+            # each link is a one-time portal token of its account
+            for (_, token), account_id in zip(
+                links, (demo.DIRECTOR_ID, demo.APPLICANT_ID), strict=True
+            ):
+                row = (
+                    await session.scalars(
+                        select(LinkToken).where(
+                            LinkToken.token_hash == hashlib.sha256(token.encode()).hexdigest()
+                        )
+                    )
+                ).one()
+                assert (row.kind, row.account_id, row.used_at) == ("portal", account_id, None)
+                assert (row.expires_at - row.created_at).total_seconds() == 900
+    finally:
+        await engine.dispose()
+
+
+async def test_demo_again_keeps_the_data_and_gives_new_links(
+    tmp_path: Path, api: FakeBotAPI
+) -> None:
+    _, first, _ = await run_demo(tmp_path, api)
+    code, second, _ = await run_demo(tmp_path, api)
+    assert code == 0
+    assert set(LINK.findall(first)).isdisjoint(LINK.findall(second))
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}")
+    try:
+        async with create_session_factory(engine)() as session:
+            assert await session.scalar(select(func.count()).select_from(Application)) == 30
+    finally:
+        await engine.dispose()
+
+
+async def test_demo_with_a_rejected_token_says_so(tmp_path: Path, api: FakeBotAPI) -> None:
+    code, out, err = await run_bot(
+        tmp_path, "demo", BOT_TOKEN="123456:rejected", TELEGRAM_API_URL=api.url
+    )
+    assert (code, out) == (2, "")
+    assert err.strip().startswith("Ошибка настройки: BOT_TOKEN отклонён сервером Telegram")
+    assert not (tmp_path / "bot.sqlite3").exists()
+
+
+def test_demo_set_covers_every_status_with_seed_like_programmes() -> None:
+    from datetime import UTC, datetime
+
+    items = demo.applications(datetime(2026, 9, 1, 6, 0, tzinfo=UTC))
+    assert len(items) == 30
+    assert {data.status for _, data in items} == set(demo.Status)
+    assert items[0][1].program is not None
+    assert items[0][1].program.startswith("Диагностика личностно профессионального развития")
+    for _, data in items:
+        assert data.study_from is not None
+        assert data.study_to is not None
+        assert data.study_from.weekday() == 0
+        assert (data.study_to - data.study_from).days == 4
