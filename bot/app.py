@@ -20,8 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot import texts
 from bot.api import ApiContext
 from bot.metrics import Metrics, UpdateMetricsMiddleware
-from bot.middlewares import ActorMiddleware, DbSessionMiddleware
+from bot.middlewares import (
+    AbandonInputMiddleware,
+    ActorMiddleware,
+    DbSessionMiddleware,
+    UserEventIsolation,
+)
 from bot.settings import Settings, SettingsError
+from bot.states import AppInput
 from bot.web import Liveness, build_web_app
 from handlers import build_router
 from services.clock import Clock, SystemClock
@@ -52,10 +58,14 @@ def build_dispatcher(
     clock: Clock | None = None,
     metrics: Metrics | None = None,
 ) -> Dispatcher:
-    """The Dispatcher with shared objects in its workflow data (no globals)."""
+    """The Dispatcher with shared objects in its workflow data (no globals).
+
+    Updates of one user are handled one at a time (events isolation), each in one transaction.
+    """
     metrics = metrics or Metrics()
     dp = Dispatcher(
         storage=MemoryStorage(),
+        events_isolation=UserEventIsolation(),
         settings=settings,
         clock=clock or SystemClock(),
         session_factory=session_factory,
@@ -64,6 +74,7 @@ def build_dispatcher(
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))  # outermost: times it all
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
     dp.update.outer_middleware(ActorMiddleware())
+    dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
     dp.include_router(build_router())
     return dp
 

@@ -1,11 +1,22 @@
 """Typed callback data: short prefixes, Enum actions, integer ids; never names or Russian text
-(Telegram allows 64 bytes). Every press is authorised again on the server: buttons can be forged."""
+(Telegram allows 64 bytes). Every press is authorised again on the server: buttons can be forged.
+
+Ids and pages are bounded, so forged data that would not fit the database is refused as
+malformed (the press then reaches the last-resort handler) instead of reaching a query.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+from services.domain import Status
+
+Number = Annotated[int, Field(ge=1, le=2**63 - 1)]
+PageIndex = Annotated[int, Field(ge=0, le=100_000)]
 
 
 class MenuAction(StrEnum):
@@ -20,6 +31,61 @@ class MenuCb(CallbackData, prefix="m"):
     action: MenuAction
 
 
+class StatusCode(StrEnum):
+    """An application status in one letter: the status a screen showed when it was drawn."""
+
+    NEW = "n"
+    APPROVED = "a"
+    CANCELLED = "c"
+    INCLUDED = "i"
+
+    @property
+    def status(self) -> Status:
+        return _STATUS_BY_CODE[self]
+
+    @classmethod
+    def of(cls, status: Status) -> StatusCode:
+        return _CODE_BY_STATUS[status]
+
+
+_STATUS_BY_CODE = {
+    StatusCode.NEW: Status.NEW,
+    StatusCode.APPROVED: Status.APPROVED,
+    StatusCode.CANCELLED: Status.CANCELLED,
+    StatusCode.INCLUDED: Status.INCLUDED,
+}
+_CODE_BY_STATUS = {status: code for code, status in _STATUS_BY_CODE.items()}
+
+
+class ListFilter(StrEnum):
+    """The status filter of an applications list: one status or all of them."""
+
+    NEW = "n"
+    APPROVED = "a"
+    CANCELLED = "c"
+    INCLUDED = "i"
+    ALL = "x"
+
+    @property
+    def status(self) -> Status | None:
+        return None if self is ListFilter.ALL else StatusCode(self.value).status
+
+
+class ListAction(StrEnum):
+    SHOW = "s"
+    SEARCH = "f"  # ask for a name or number to search
+    CLEAR = "x"  # drop the search, keep the filter
+
+
+class ListCb(CallbackData, prefix="al"):
+    """A page of the applications list; `search` applies the user's last search query."""
+
+    action: ListAction = ListAction.SHOW
+    status_filter: ListFilter = ListFilter.NEW
+    page: PageIndex = 0
+    search: bool = False
+
+
 class AppAction(StrEnum):
     OPEN = "o"
     APPROVE = "ap"
@@ -28,11 +94,35 @@ class AppAction(StrEnum):
     COMMENTS = "cm"
     ADD_COMMENT = "ac"
     HISTORY = "h"
+    CANCEL_CONFIRMED = "cy"  # «Да, отменить»: now ask for the reason
+    APPROVE_NO_COMMENT = "an"  # «Без комментария» after «Одобрить»
+    CANCEL_NO_COMMENT = "cn"  # «Без комментария» after «Отменить»
+    ABORT = "x"  # «Отмена» of a pending input: back to the card, nothing changed
 
 
 class AppCb(CallbackData, prefix="a"):
-    """An action on one application; `page` is the page of a paginated view (history)."""
+    """An action on one application.
+
+    `page` is the page of a paginated view (history, comments). `status` is the status the
+    screen showed (None on pushes, which are drawn later than their text was decided): a
+    decision made from a screen that has gone stale meets the new status, not a blind write.
+    `status_filter`, `list_page` and `search` say which list «◀ К списку» returns to.
+    """
 
     action: AppAction
-    number: int
-    page: int = 0
+    number: Number
+    page: PageIndex = 0
+    status: StatusCode | None = None
+    status_filter: ListFilter = ListFilter.NEW
+    list_page: PageIndex = 0
+    search: bool = False
+
+    def to(self, action: AppAction, *, page: int = 0) -> AppCb:
+        """The same application and list, another action."""
+        return self.model_copy(update={"action": action, "page": page})
+
+    def seen(self, status: Status) -> AppCb:
+        return self.model_copy(update={"status": StatusCode.of(status)})
+
+    def back_to_list(self) -> ListCb:
+        return ListCb(status_filter=self.status_filter, page=self.list_page, search=self.search)

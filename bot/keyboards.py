@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import texts
-from bot.callbacks import MenuAction, MenuCb
-from services.domain import Role
+from bot.callbacks import AppAction, AppCb, ListAction, ListCb, ListFilter, MenuAction, MenuCb
+from bot.texts import applications as app_texts
+from services.domain import Action, Role
+
+Button = InlineKeyboardButton
 
 
-def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+def button(text: str, data: CallbackData) -> Button:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
@@ -37,3 +42,130 @@ def back_to_menu() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[[button(texts.MENU_BACK, MenuCb(action=MenuAction.HOME))]]
     )
+
+
+# --- application screens (shared by the roles' routers) ------------------------------------
+
+
+def pager(index: int, pages: int, page_data: Callable[[int], CallbackData]) -> list[Button]:
+    """◀ k/n ▶ for a paginated screen; the middle button redraws the page (a refresh)."""
+    if pages <= 1:
+        return []
+    row = []
+    if index > 0:
+        row.append(button(app_texts.BUTTON_PREVIOUS, page_data(index - 1)))
+    row.append(button(app_texts.BUTTON_PAGE.format(page=index + 1, pages=pages), page_data(index)))
+    if index < pages - 1:
+        row.append(button(app_texts.BUTTON_NEXT, page_data(index + 1)))
+    return row
+
+
+def application_list(
+    rows: Sequence[tuple[str, AppCb]], shown: ListCb, index: int, pages: int
+) -> InlineKeyboardMarkup:
+    """A button per application, the pager, the status filters, search and the way back."""
+
+    def filter_button(status_filter: ListFilter) -> Button:
+        label = app_texts.FILTER_LABELS[status_filter]
+        if status_filter is shown.status_filter:
+            label = app_texts.FILTER_CURRENT.format(label=label)
+        target = ListCb(status_filter=status_filter, search=shown.search)
+        return button(label, target)
+
+    keyboard: list[list[Button]] = [[button(label, data)] for label, data in rows]
+    navigation = pager(index, pages, lambda page: shown.model_copy(update={"page": page}))
+    if navigation:
+        keyboard.append(navigation)
+    keyboard.append([filter_button(ListFilter.NEW), filter_button(ListFilter.APPROVED)])
+    keyboard.append(
+        [
+            filter_button(ListFilter.CANCELLED),
+            filter_button(ListFilter.INCLUDED),
+            filter_button(ListFilter.ALL),
+        ]
+    )
+    search_row = [
+        button(app_texts.BUTTON_SEARCH, shown.model_copy(update={"action": ListAction.SEARCH}))
+    ]
+    if shown.search:
+        clear = ListCb(action=ListAction.CLEAR, status_filter=shown.status_filter)
+        search_row.append(button(app_texts.BUTTON_CLEAR_SEARCH, clear))
+    keyboard.append(search_row)
+    keyboard.append([button(texts.MENU_BACK, MenuCb(action=MenuAction.HOME))])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
+
+
+def application_card(card: AppCb, actions: Sequence[Action], comments: int) -> InlineKeyboardMarkup:
+    """The card's buttons: only the decisions the actor may take now, then the tabs."""
+    decisions = [
+        button(app_texts.BUTTON_ACTIONS[action], card.to(DECISION_BUTTONS[action]))
+        for action in actions
+        if action in DECISION_BUTTONS
+    ]
+    comments_label = (
+        app_texts.BUTTON_COMMENTS_COUNT.format(count=comments)
+        if comments
+        else app_texts.BUTTON_COMMENTS
+    )
+    keyboard = [decisions] if decisions else []
+    keyboard.append(
+        [
+            button(comments_label, card.to(AppAction.COMMENTS)),
+            button(app_texts.BUTTON_HISTORY, card.to(AppAction.HISTORY)),
+        ]
+    )
+    keyboard.append([button(app_texts.BUTTON_TO_LIST, card.back_to_list())])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
+
+
+def cancel_confirmation(card: AppCb) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                button(app_texts.BUTTON_CANCEL_YES, card.to(AppAction.CANCEL_CONFIRMED)),
+                button(app_texts.BUTTON_CANCEL_NO, card.to(AppAction.OPEN)),
+            ]
+        ]
+    )
+
+
+def decision_prompt(card: AppCb, action: Action) -> InlineKeyboardMarkup:
+    """«Без комментария» decides at once; «Отмена» goes back to the card."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                button(app_texts.BUTTON_NO_COMMENT, card.to(WITHOUT_COMMENT[action])),
+                button(app_texts.BUTTON_ABORT, card.to(AppAction.ABORT)),
+            ]
+        ]
+    )
+
+
+def input_prompt(abort: CallbackData) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[button(app_texts.BUTTON_ABORT, abort)]])
+
+
+def application_events(
+    card: AppCb, view: AppAction, index: int, pages: int, *, can_comment: bool = False
+) -> InlineKeyboardMarkup:
+    """Comments or history of an application: pager, «Написать комментарий», back to the card."""
+    keyboard: list[list[Button]] = []
+    navigation = pager(index, pages, lambda page: card.to(view, page=page))
+    if navigation:
+        keyboard.append(navigation)
+    if can_comment:
+        keyboard.append([button(app_texts.BUTTON_ADD_COMMENT, card.to(AppAction.ADD_COMMENT))])
+    keyboard.append([button(app_texts.BUTTON_TO_CARD, card.to(AppAction.OPEN))])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
+
+
+# The card's decision buttons, and what «Без комментария» sends after each.
+DECISION_BUTTONS: dict[Action, AppAction] = {
+    Action.APPROVE: AppAction.APPROVE,
+    Action.CANCEL: AppAction.CANCEL,
+    Action.INCLUDE: AppAction.INCLUDE,
+}
+WITHOUT_COMMENT: dict[Action, AppAction] = {
+    Action.APPROVE: AppAction.APPROVE_NO_COMMENT,
+    Action.CANCEL: AppAction.CANCEL_NO_COMMENT,
+}

@@ -1,12 +1,18 @@
-"""Update middlewares: one DB session (one transaction) per update."""
+"""Update middlewares: one DB session (one transaction) per update; one update at a time per
+user; pending text inputs abandoned by navigation."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import StatesGroup
+from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
+from aiogram.types import TelegramObject, Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.linking import actor_for
@@ -46,3 +52,74 @@ class ActorMiddleware(BaseMiddleware):
         data["link"] = link
         data["actor"] = actor_for(link) if link is not None else None
         return await handler(event, data)
+
+
+class UserEventIsolation(BaseEventIsolation):
+    """One update at a time per user in a chat: a double tap or two quick presses are handled
+    in order, each seeing what the one before committed.
+
+    aiogram's FSM middleware takes this lock before it loads the user's state and holds it
+    through the middlewares and the handler. In-process only: replicas sharing Redis use
+    aiogram's RedisEventIsolation instead. Unlike aiogram's SimpleEventIsolation, a user's lock
+    is dropped when nobody holds or waits for it, so the registry does not grow without bound.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[StorageKey, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def users(self) -> int:
+        """How many users' locks are held or awaited now."""
+        return len(self._locks)
+
+    async def close(self) -> None:
+        self._locks.clear()
+
+
+class AbandonInputMiddleware(BaseMiddleware):
+    """A pending text input (a comment, a search) ends when the user presses any button or
+    sends any command but /cancel: the text that follows is then never taken for the input.
+
+    Only the states of `group` are touched; other features keep their own states. Runs after
+    aiogram's FSM middleware, so `state` and `raw_state` are the user's, loaded under the lock.
+    """
+
+    def __init__(self, group: type[StatesGroup], keep_command: str = "cancel") -> None:
+        self.group = group
+        self.keep_command = keep_command
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        state: FSMContext | None = data.get("state")
+        raw_state = data.get("raw_state")
+        if (
+            state is not None
+            and isinstance(raw_state, str)
+            and raw_state in self.group
+            and isinstance(event, Update)
+            and self._leaves_input(event)
+        ):
+            await state.set_state(None)
+            data["raw_state"] = None
+        return await handler(event, data)
+
+    def _leaves_input(self, update: Update) -> bool:
+        if update.callback_query is not None:
+            return True
+        text = update.message.text if update.message is not None else None
+        if not text or not text.startswith("/"):
+            return False
+        command = text.split(maxsplit=1)[0][1:].split("@", 1)[0]
+        return command.lower() != self.keep_command

@@ -80,6 +80,18 @@ def normalize_comment(comment: str | None) -> str | None:
     return comment or None
 
 
+def comment_problem(action: Action, comment: str | None) -> str | None:
+    """Why a (normalised) comment cannot go with the action, or None if it can.
+
+    Front ends ask before acting, to let the user fix the text without losing the input.
+    """
+    if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
+        return f"Комментарий слишком длинный: не больше {COMMENT_MAX_LENGTH} символов"
+    if action is Action.COMMENT and comment is None:
+        return "Комментарий пуст: напишите текст комментария"
+    return None
+
+
 def lost_race(number: int, current: Status) -> LostRace:
     return LostRace(
         current_status=current,
@@ -109,10 +121,9 @@ async def perform_action(
     """
     now = (clock or SystemClock()).now()
     comment = normalize_comment(comment)
-    if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
-        return Refused(f"Комментарий слишком длинный: не больше {COMMENT_MAX_LENGTH} символов")
-    if action is Action.COMMENT and comment is None:
-        return Refused("Комментарий пуст: напишите текст комментария")
+    problem = comment_problem(action, comment)
+    if problem is not None:
+        return Refused(problem)
 
     application = await repo.applications.get(number)
     if application is None:

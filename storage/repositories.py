@@ -7,8 +7,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    String,
+    and_,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.models import (
     Account,
@@ -33,6 +47,46 @@ async def feed_lock(session: AsyncSession, *, shared: bool) -> None:
         return
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     await session.execute(text(f"SELECT {function}({EVENTS_FEED_LOCK})"))
+
+
+SQLITE_FOLD_FUNCTION = "dpo_fold"
+
+
+def fold_name(value: str) -> str:
+    """A name as search compares it: case-folded, «ё» as «е» (people type both)."""
+    return value.casefold().replace("ё", "е")
+
+
+def _register_sqlite_fold(connection: Connection) -> None:
+    # SQLite's lower() and LIKE fold ASCII only; Cyrillic names need Python's folding.
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    dbapi_connection.create_function(SQLITE_FOLD_FUNCTION, 1, _fold_or_none, deterministic=True)
+
+
+def _fold_or_none(value: str | None) -> str | None:
+    return None if value is None else fold_name(value)
+
+
+@dataclass(frozen=True)
+class ApplicationScope:
+    """Which applications a query may return: those matching any condition set here.
+
+    Built by the services from the permission rules; an empty scope matches nothing.
+    """
+
+    everything: bool = False
+    organization_id: int | None = None
+    applicant_id: int | None = None
+
+    def condition(self) -> ColumnElement[bool]:
+        if self.everything:
+            return true()
+        conditions: list[ColumnElement[bool]] = []
+        if self.organization_id is not None:
+            conditions.append(Application.organization_id == self.organization_id)
+        if self.applicant_id is not None:
+            conditions.append(Application.applicant_id == self.applicant_id)
+        return or_(false(), *conditions)
 
 
 @dataclass
@@ -78,6 +132,54 @@ class ApplicationRepo:
         )
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
+
+    async def search(
+        self,
+        scope: ApplicationScope,
+        *,
+        status: str | None = None,
+        number: int | None = None,
+        name: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[Application], int]:
+        """A page of the applications in scope, newest first, and how many match in all.
+
+        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е».
+        """
+        conditions = [scope.condition()]
+        if status is not None:
+            conditions.append(Application.status == status)
+        if number is not None:
+            conditions.append(Application.number == number)
+        if name is not None:
+            folded = await self._folded(Account.full_name)
+            conditions.append(
+                Application.applicant_id.in_(
+                    select(Account.id).where(folded.contains(fold_name(name), autoescape=True))
+                )
+            )
+        where = and_(*conditions)
+        total = await self.session.scalar(
+            select(func.count()).select_from(Application).where(where)
+        )
+        query = (
+            select(Application)
+            .where(where)
+            .order_by(Application.created_at.desc(), Application.number.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(query)).all()), int(total or 0)
+
+    async def _folded(
+        self, column: ColumnElement[str] | InstrumentedAttribute[str]
+    ) -> ColumnElement[str]:
+        connection = await self.session.connection()
+        if connection.dialect.name == "sqlite":
+            await connection.run_sync(_register_sqlite_fold)
+            return getattr(func, SQLITE_FOLD_FUNCTION)(column, type_=String)  # type: ignore[no-any-return]
+        return func.replace(func.lower(column), "ё", "е", type_=String)
 
     async def touch(self, number: int, now: datetime) -> None:
         await feed_lock(self.session, shared=True)
@@ -189,6 +291,50 @@ class EventRepo:
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
+
+    async def comments_for(
+        self, number: int, *, offset: int = 0, limit: int | None = None
+    ) -> Sequence[ApplicationEvent]:
+        """History rows that carry a comment (the comment thread), newest first."""
+        query = (
+            select(ApplicationEvent)
+            .where(
+                ApplicationEvent.application_number == number,
+                ApplicationEvent.comment.is_not(None),
+            )
+            .order_by(ApplicationEvent.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def count_comments(self, number: int) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(ApplicationEvent)
+            .where(
+                ApplicationEvent.application_number == number,
+                ApplicationEvent.comment.is_not(None),
+            )
+        )
+        return int(result.scalar_one())
+
+    async def last_transition(self, number: int) -> ApplicationEvent | None:
+        """The newest history row that changed the status (who decided, and when)."""
+        query = (
+            select(ApplicationEvent)
+            .where(
+                ApplicationEvent.application_number == number,
+                ApplicationEvent.to_status.is_not(None),
+                or_(
+                    ApplicationEvent.from_status.is_(None),
+                    ApplicationEvent.from_status != ApplicationEvent.to_status,
+                ),
+            )
+            .order_by(ApplicationEvent.id.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(query)).first()
 
 
 @dataclass

@@ -52,3 +52,39 @@ MENU_NOTIFICATIONS = "🔔 Уведомления"
 MENU_PROFILE = "👤 Профиль / сменить роль"
 MENU_HELP = "❓ Помощь"
 MENU_BACK = "◀ В главное меню"
+
+# The last-resort answer to a button no handler took: from before an update, a role switch, or
+# forged.
+STALE_BUTTON = "Кнопка устарела, откройте меню заново: /menu"
+
+ELLIPSIS = "…"
+
+
+def shorten(value: str, limit: int) -> str:
+    """Cut plain text to at most `limit` characters, marking the cut with «…».
+
+    Cut before escaping for HTML, so a cut never splits an entity or a tag.
+    """
+    if len(value) <= limit:
+        return value
+    if limit <= 0:
+        return ""
+    return value[: limit - 1].rstrip() + ELLIPSIS
+
+
+def fit(values: list[str], budget: int) -> list[str]:
+    """Shorten the longest values first until they fit `budget` characters together.
+
+    Short values stay whole; the long ones are cut to one common length, as long as possible.
+    """
+    if sum(len(value) for value in values) <= budget:
+        return values
+    lengths = sorted(len(value) for value in values)
+    remaining, cap = budget, 0
+    for position, length in enumerate(lengths):
+        share = remaining // (len(lengths) - position)
+        if length > share:
+            cap = share
+            break
+        remaining -= length
+    return [shorten(value, cap) for value in values]

@@ -1,0 +1,147 @@
+"""Reading applications for screens: what an actor may see, paginated and searchable.
+
+Visibility comes from the permission rules of services.domain (the scopes of the rules of the
+actor's active role), never from a second copy of them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from services.applications import ref
+from services.domain import RULES, Actor, Scope, Status, can_view
+from storage.models import Application, ApplicationEvent
+from storage.repositories import ApplicationScope, Repositories
+
+PAGE_SIZE = 6
+EVENTS_PAGE_SIZE = 5
+SEARCH_MAX_LENGTH = 100
+NUMBER_PATTERN = re.compile(r"^(?:№|N|#)?\s*(\d{1,18})$", re.IGNORECASE)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: `index` is zero-based and within range even if asked beyond it."""
+
+    items: Sequence[T]
+    index: int
+    pages: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Search:
+    """A parsed search query: an application number or a part of the applicant's name."""
+
+    text: str
+    number: int | None = None
+
+    @property
+    def name(self) -> str | None:
+        return None if self.number is not None else self.text
+
+
+def parse_search(text: str) -> Search | None:
+    """A number («39744», «№39744») or a name fragment; None for an empty query."""
+    text = " ".join(text.split())[:SEARCH_MAX_LENGTH]
+    if not text:
+        return None
+    match = NUMBER_PATTERN.fullmatch(text)
+    return Search(text=text, number=int(match.group(1)) if match else None)
+
+
+def visibility(actor: Actor) -> ApplicationScope:
+    """The applications the actor may see, as a query scope: what can_view() allows."""
+    if actor.role not in actor.roles:
+        return ApplicationScope()
+    scopes = {rule.scope for rule in RULES if rule.role is actor.role}
+    return ApplicationScope(
+        everything=Scope.ANY in scopes,
+        organization_id=actor.organization_id if Scope.OWN_ORGANIZATION in scopes else None,
+        applicant_id=actor.account_id if Scope.OWN_APPLICATION in scopes else None,
+    )
+
+
+async def visible_application(repo: Repositories, actor: Actor, number: int) -> Application | None:
+    """The application, fresh from the database, if it exists and the actor may see it."""
+    application = await repo.applications.get(number)
+    if application is None or not can_view(actor, ref(application)):
+        return None
+    return application
+
+
+def _clamp(index: int, total: int, size: int) -> tuple[int, int]:
+    """The page index within range, and the number of pages (at least one)."""
+    pages = max(1, math.ceil(total / size))
+    return min(max(index, 0), pages - 1), pages
+
+
+async def _paginate(
+    total: int,
+    index: int,
+    size: int,
+    fetch: Callable[[int], Awaitable[Sequence[T]]],
+) -> Page[T]:
+    index, pages = _clamp(index, total, size)
+    items = await fetch(index * size) if total else []
+    return Page(items=items, index=index, pages=pages, total=total)
+
+
+async def list_applications(
+    repo: Repositories,
+    actor: Actor,
+    *,
+    status: Status | None,
+    search: Search | None = None,
+    page: int = 0,
+    size: int = PAGE_SIZE,
+) -> Page[Application]:
+    """The actor's applications, newest first, optionally of one status and matching a search."""
+
+    async def fetch(index: int) -> tuple[list[Application], int]:
+        return await repo.applications.search(
+            visibility(actor),
+            status=status.value if status is not None else None,
+            number=search.number if search is not None else None,
+            name=search.name if search is not None else None,
+            offset=index * size,
+            limit=size,
+        )
+
+    items, total = await fetch(max(page, 0))
+    index, pages = _clamp(page, total, size)
+    if index != page:  # asked beyond the last page (the list shrank meanwhile)
+        items, total = await fetch(index)
+        index, pages = _clamp(index, total, size)
+    return Page(items=items, index=index, pages=pages, total=total)
+
+
+async def history_page(
+    repo: Repositories, number: int, page: int = 0, size: int = EVENTS_PAGE_SIZE
+) -> Page[ApplicationEvent]:
+    """The application's history (история действий), newest first."""
+    total = await repo.events.count_for_application(number)
+
+    async def fetch(offset: int) -> Sequence[ApplicationEvent]:
+        return await repo.events.for_application(number, offset=offset, limit=size)
+
+    return await _paginate(total, page, size, fetch)
+
+
+async def comments_page(
+    repo: Repositories, number: int, page: int = 0, size: int = EVENTS_PAGE_SIZE
+) -> Page[ApplicationEvent]:
+    """The application's comments (with decisions that carried one), newest first."""
+    total = await repo.events.count_comments(number)
+
+    async def fetch(offset: int) -> Sequence[ApplicationEvent]:
+        return await repo.events.comments_for(number, offset=offset, limit=size)
+
+    return await _paginate(total, page, size, fetch)

@@ -1,0 +1,149 @@
+"""The pure parts of the application screens: visibility, search parsing, cutting texts,
+callback data sizes."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.callbacks import AppAction, AppCb, ListAction, ListCb, ListFilter, StatusCode
+from bot.screens import short_name
+from bot.texts import ELLIPSIS, fit, shorten
+from services.applications import ref
+from services.domain import Actor, Role, Status, can_view
+from services.queries import list_applications, parse_search, visibility
+from storage.repositories import Repositories
+from tests import factories
+
+APPLICATIONS = {500: (3, 10), 501: (4, 10), 502: (6, 20), 503: (1, 10)}  # number: (applicant, org)
+ACCOUNTS = {1: (10, {"director", "listener"}), 2: (10, {"director"}), 3: (10, {"listener"})}
+ACCOUNTS |= {5: (20, {"director"}), 6: (20, {"listener"}), 7: (None, {"staff"})}
+
+
+def actors() -> list[Actor]:
+    """Every account in every role, held or not (an active role taken away meanwhile)."""
+    return [
+        Actor(account, f"Человек {account}", role, frozenset(Role(r) for r in roles), org)
+        for (account, (org, roles)), role in itertools.product(ACCOUNTS.items(), Role)
+    ]
+
+
+async def test_list_visibility_is_what_can_view_allows(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as session:
+        await factories.seed_school(session)
+        for number, (applicant, org) in APPLICATIONS.items():
+            session.add(factories.application(number, applicant, org))
+        await session.commit()
+        repo = Repositories(session)
+        applications = [await repo.applications.get(number) for number in APPLICATIONS]
+        for actor in actors():
+            page = await list_applications(repo, actor, status=None, size=100)
+            listed = {application.number for application in page.items}
+            allowed = {a.number for a in applications if a and can_view(actor, ref(a))}
+            assert listed == allowed, (actor, visibility(actor))
+
+
+async def test_pages_are_clamped_and_newest_first(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as session:
+        await factories.seed_school(session)
+        for i in range(13):
+            created = factories.T0.replace(minute=i)
+            session.add(factories.application(600 + i, 3, 10, created_at=created))
+        await session.commit()
+        repo = Repositories(session)
+        director = Actor(1, "Петров Пётр Петрович", Role.DIRECTOR, frozenset(Role), 10)
+        first = await list_applications(repo, director, status=Status.NEW)
+        assert (first.index, first.pages, first.total) == (0, 3, 13)
+        assert [a.number for a in first.items] == [612, 611, 610, 609, 608, 607]
+        beyond = await list_applications(repo, director, status=Status.NEW, page=99)
+        assert (beyond.index, [a.number for a in beyond.items]) == (2, [600])
+        empty = await list_applications(repo, director, status=Status.INCLUDED, page=5)
+        assert (empty.index, empty.pages, empty.total, list(empty.items)) == (0, 1, 0, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "number", "name"),
+    [
+        ("39744", 39744, None),
+        ("№39744", 39744, None),
+        ("№ 39744", 39744, None),
+        ("  #39744 ", 39744, None),
+        ("Войсковая", None, "Войсковая"),
+        ("  Войсковая   Юлия ", None, "Войсковая Юлия"),
+        ("39744 Войсковая", None, "39744 Войсковая"),
+        ("1" * 19, None, "1" * 19),  # beyond any application number: a text
+    ],
+)
+def test_parse_search(text: str, number: int | None, name: str | None) -> None:
+    search = parse_search(text)
+    assert search is not None
+    assert (search.number, search.name) == (number, name)
+
+
+def test_parse_search_of_nothing() -> None:
+    assert parse_search("   ") is None
+    assert parse_search("я" * 500) == parse_search("я" * 100)
+
+
+@given(st.text(max_size=300), st.integers(min_value=1, max_value=300))
+def test_shorten_keeps_the_limit_and_marks_the_cut(value: str, limit: int) -> None:
+    cut = shorten(value, limit)
+    assert len(cut) <= limit
+    assert cut == value or cut.endswith(ELLIPSIS)
+
+
+@given(st.lists(st.text(max_size=500), max_size=12), st.integers(min_value=0, max_value=3000))
+def test_fit_keeps_the_budget_cutting_the_longest_values(values: list[str], budget: int) -> None:
+    cut = fit(values, budget)
+    if sum(map(len, values)) <= budget:
+        assert cut == values
+        return
+    assert sum(map(len, cut)) <= budget
+    whole = [len(v) for v, c in zip(values, cut, strict=True) if c == v]
+    shortened = [len(v) for v, c in zip(values, cut, strict=True) if c != v]
+    assert max(whole, default=0) <= min(shortened)  # the longest are cut, never a shorter one
+
+
+def test_short_name() -> None:
+    assert short_name("Войсковая Юлия Олеговна") == "Войсковая Ю. О."
+    assert short_name("Войсковая") == "Войсковая"
+    assert short_name("") == ""
+
+
+def test_callback_data_fits_telegrams_64_bytes_at_its_largest() -> None:
+    largest = AppCb(
+        action=AppAction.CANCEL_CONFIRMED,
+        number=2**63 - 1,
+        page=100_000,
+        status=StatusCode.CANCELLED,
+        status_filter=ListFilter.ALL,
+        list_page=100_000,
+        search=True,
+    )
+    assert len(largest.pack().encode()) <= 64
+    listing = ListCb(action=ListAction.SEARCH, status_filter=ListFilter.ALL, page=100_000)
+    assert len(listing.pack().encode()) <= 64
+    for status in Status:
+        assert StatusCode.of(status).status is status
+    assert AppCb.unpack(AppCb(action=AppAction.OPEN, number=5).pack()).status is None
+
+
+def test_a_card_keeps_its_list() -> None:
+    card = AppCb(
+        action=AppAction.OPEN,
+        number=39744,
+        status_filter=ListFilter.CANCELLED,
+        list_page=2,
+        search=True,
+    )
+    assert card.to(AppAction.HISTORY, page=3).back_to_list() == ListCb(
+        status_filter=ListFilter.CANCELLED, page=2, search=True
+    )
