@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|migrate|import FILE|demo]`."""
+"""Command line: `python -m bot [run|migrate|link-token ACCOUNT_ID|import FILE|demo]`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from bot.settings import Settings, SettingsError, load_settings
 
+EXIT_FAILURE = 1
 EXIT_SETTINGS = 2
 
 
@@ -19,10 +21,18 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # aiogram logs every handled update with its id only; keep that, but nothing richer.
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
-    # Alembic narrates every migration step at INFO; the commands say what matters themselves.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_loggers()
+
+
+# Loggers kept quiet whatever LOG_LEVEL says: aiogram logs every handled update (ids only, but
+# noisy); SQLAlchemy at INFO/DEBUG logs statements, parameters and rows, and aiosqlite at DEBUG
+# every statement with its parameters — personal data; Alembic narrates every migration step.
+QUIET_LOGGERS = ("aiogram.event", "sqlalchemy", "aiosqlite", "alembic")
+
+
+def quiet_loggers() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,6 +42,11 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="запустить бота, веб-сервер и рассылку (по умолчанию)")
     commands.add_parser("migrate", help="применить миграции базы данных")
+    link_token = commands.add_parser(
+        "link-token",
+        help="выпустить одноразовую ссылку t.me для привязки Telegram к учётной записи",
+    )
+    link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
     load = commands.add_parser(
         "import",
         help="загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV",
@@ -64,14 +79,58 @@ async def _migrate(settings: Settings) -> None:
     print("Миграции применены.")
 
 
+async def _link_token(settings: Settings, account_id: int) -> int:
+    """Mint a portal-first token; print the t.me link and its expiry in local time."""
+    from aiogram.exceptions import TelegramNetworkError, TelegramServerError
+
+    from bot.app import build_bot, fetch_me
+    from services.clock import SystemClock
+    from services.linking import UnknownAccountError, deep_link, mint_portal_token
+    from storage.db import create_engine, create_session_factory
+    from storage.migrate import upgrade
+    from storage.repositories import Repositories
+
+    bot = build_bot(settings)
+    try:
+        me = await fetch_me(bot)
+    except (TelegramNetworkError, TelegramServerError):
+        print("Не удалось связаться с Telegram Bot API, попробуйте позже.", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        await bot.session.close()
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            try:
+                minted = await mint_portal_token(
+                    Repositories(session),
+                    account_id,
+                    ttl=timedelta(seconds=settings.LINK_TOKEN_TTL),
+                    clock=SystemClock(),
+                )
+            except UnknownAccountError as error:
+                print(f"{error}.", file=sys.stderr)
+                return EXIT_FAILURE
+            await session.commit()
+    finally:
+        await engine.dispose()
+    expires = minted.expires_at.astimezone(settings.zone)
+    print(deep_link(me.username or "", minted.token))
+    print(f"Ссылка одноразовая, действует до {expires:%d.%m.%Y %H:%M} ({settings.TIMEZONE}).")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings(require_bot_token=command in ("run", "demo"))
+        settings = load_settings(require_bot_token=command in ("run", "link-token", "demo"))
         configure_logging(settings.LOG_LEVEL)
         if command == "migrate":
             asyncio.run(_migrate(settings))
+        elif command == "link-token":
+            return asyncio.run(_link_token(settings, args.account_id))
         elif command == "import":
             from bot.importer import run_import
 

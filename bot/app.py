@@ -26,10 +26,12 @@ from bot.middlewares import (
     DbSessionMiddleware,
     UserEventIsolation,
 )
+from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
-from bot.web import Liveness, build_web_app
+from bot.web import Liveness, build_web_app, make_runner
 from handlers import build_router
+from handlers.linking import announce_link
 from services.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -77,6 +79,25 @@ def build_dispatcher(
     dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
     dp.include_router(build_router())
     return dp
+
+
+def link_pages(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    bot: Bot,
+    clock: Clock,
+    bot_username: str,
+) -> LinkPages:
+    """The bot-first sign-in pages (GET /link/{token} and the OIDC callback)."""
+    return LinkPages(
+        settings=settings,
+        session_factory=session_factory,
+        bot=bot,
+        clock=clock,
+        bot_username=bot_username,
+        announce=announce_link,
+        provider=provider_from(settings),
+    )
 
 
 @dataclass
@@ -147,7 +168,8 @@ async def run(settings: Settings) -> None:
         web_app = build_web_app(
             engine, runtime.state, api=api, metrics=metrics, liveness=liveness, clock=clock
         )
-        runner = web.AppRunner(web_app)
+        link_pages(settings, session_factory, bot, clock, me.username).register(web_app)
+        runner = make_runner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, settings.WEB_HOST, settings.WEB_PORT)
         await site.start()

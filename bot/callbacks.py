@@ -13,7 +13,7 @@ from typing import Annotated
 from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
-from services.domain import Status
+from services.domain import Role, Status
 
 Number = Annotated[int, Field(ge=1, le=2**63 - 1)]
 PageIndex = Annotated[int, Field(ge=0, le=100_000)]
@@ -29,6 +29,38 @@ class MenuAction(StrEnum):
 
 class MenuCb(CallbackData, prefix="m"):
     action: MenuAction
+
+
+class LinkAction(StrEnum):
+    SWITCH = "sw"  # switch to the account of a redeemed token
+    KEEP = "kp"  # keep the current account
+    LOGOUT = "lo"  # /logout confirmed
+    STAY = "st"  # /logout cancelled
+
+
+class LinkCb(CallbackData, prefix="l"):
+    """Linking decisions; `token` is the id of the link token row to switch to (0: none)."""
+
+    action: LinkAction
+    token: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+
+
+class ConsentAction(StrEnum):
+    ACCEPT = "ok"
+
+
+class ConsentCb(CallbackData, prefix="c"):
+    action: ConsentAction
+
+
+class ProfileAction(StrEnum):
+    ROLES = "r"  # list the account's roles
+    SET_ROLE = "s"  # make `role` active
+
+
+class ProfileCb(CallbackData, prefix="p"):
+    action: ProfileAction
+    role: Role | None = None
 
 
 class StatusCode(StrEnum):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiogram.filters import Filter
 from aiogram.types import TelegramObject
 
+from bot.texts.linking import CONSENT_VERSION
 from services.domain import Actor, Role
+from services.linking import has_consent
 from storage.models import TelegramLink
 
 
@@ -24,7 +26,7 @@ class ActiveRole(Filter):
         return (
             actor is not None
             and link is not None
-            and link.consent_at is not None
+            and has_consent(link, CONSENT_VERSION)
             and actor.role in self.roles
         )
 
@@ -34,3 +36,10 @@ class Unlinked(Filter):
 
     async def __call__(self, event: TelegramObject, link: TelegramLink | None = None) -> bool:
         return link is None
+
+
+class NeedsConsent(Filter):
+    """A linked user who has not yet accepted the current personal-data consent."""
+
+    async def __call__(self, event: TelegramObject, link: TelegramLink | None = None) -> bool:
+        return link is not None and not has_consent(link, CONSENT_VERSION)

@@ -93,6 +93,20 @@ class Settings(BaseSettings):
         return str(self.TELEGRAM_API_URL).rstrip("/")
 
     @property
+    def public_base(self) -> str:
+        """PUBLIC_URL without the trailing slash ("" when not set)."""
+        return str(self.PUBLIC_URL).rstrip("/") if self.PUBLIC_URL is not None else ""
+
+    @property
+    def bot_first_sign_in(self) -> bool:
+        """«Войти через Госуслуги» is offered: an OIDC provider and the public address are set."""
+        return (
+            self.OIDC_ISSUER is not None
+            and bool(self.OIDC_CLIENT_ID)
+            and self.PUBLIC_URL is not None
+        )
+
+    @property
     def webhook_mode(self) -> bool:
         return self.PUBLIC_URL is not None and self.WEBHOOK_SECRET is not None
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CursorResult,
     String,
     and_,
+    delete,
     false,
     func,
     or_,
@@ -29,6 +30,8 @@ from storage.models import (
     AccountRole,
     Application,
     ApplicationEvent,
+    LinkFailure,
+    LinkToken,
     Organization,
     OutboxMessage,
     TelegramLink,
@@ -198,6 +201,17 @@ class AccountRepo:
     async def get(self, account_id: int) -> Account | None:
         return await self.session.get(Account, account_id)
 
+    async def by_esia_oid(self, esia_oid: str) -> Account | None:
+        result = await self.session.execute(select(Account).where(Account.esia_oid == esia_oid))
+        return result.scalar_one_or_none()
+
+    async def by_snils_hash(self, snils_hash: str) -> Account | None:
+        result = await self.session.execute(select(Account).where(Account.snils_hash == snils_hash))
+        return result.scalar_one_or_none()
+
+    async def organization(self, organization_id: int) -> Organization | None:
+        return await self.session.get(Organization, organization_id)
+
     async def director_ids(self, organization_id: int) -> list[int]:
         result = await self.session.execute(
             select(Account.id)
@@ -358,6 +372,107 @@ class LinkRepo:
         )
         return list(result.scalars())
 
+    async def by_account(self, account_id: int) -> TelegramLink | None:
+        result = await self.session.execute(
+            select(TelegramLink).where(TelegramLink.account_id == account_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def remove(self, link: TelegramLink) -> None:
+        """Delete a binding together with the pushes still waiting for its chat."""
+        await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.chat_id == link.chat_id,
+                OutboxMessage.channel == "telegram",
+                OutboxMessage.state.in_(("pending", "held")),
+            )
+        )
+        await self.session.delete(link)
+        await self.session.flush()
+
+    # -- one-time tokens -------------------------------------------------------------------
+
+    async def token_by_hash(self, token_hash: str, kind: str) -> LinkToken | None:
+        result = await self.session.execute(
+            select(LinkToken).where(LinkToken.token_hash == token_hash, LinkToken.kind == kind)
+        )
+        return result.scalar_one_or_none()
+
+    async def token_by_id(self, token_id: int) -> LinkToken | None:
+        return await self.session.get(LinkToken, token_id, populate_existing=True)
+
+    async def token_by_state_hash(self, state_hash: str) -> LinkToken | None:
+        result = await self.session.execute(
+            select(LinkToken).where(LinkToken.oidc_state_hash == state_hash)
+        )
+        return result.scalar_one_or_none()
+
+    async def token_by_browser_key_hash(self, key_hash: str) -> LinkToken | None:
+        result = await self.session.execute(
+            select(LinkToken).where(LinkToken.browser_key_hash == key_hash)
+        )
+        return result.scalar_one_or_none()
+
+    async def use_token(self, token_id: int, now: datetime) -> bool:
+        """Mark a token used unless it already is: of two concurrent redemptions one wins.
+
+        What the token carried for a sign-in in progress is cleared with it.
+        """
+        result = await self.session.execute(
+            update(LinkToken)
+            .where(LinkToken.id == token_id, LinkToken.used_at.is_(None))
+            .values(
+                used_at=now,
+                telegram_name=None,
+                oidc_state_hash=None,
+                oidc_nonce=None,
+                oidc_code_verifier=None,
+                browser_key_hash=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+    async def delete_unused_tokens(
+        self, *, account_id: int | None = None, telegram_user_id: int | None = None
+    ) -> None:
+        """Revoke the unused tokens minted for an account, or the bot-first ones a Telegram user
+        asked for (a portal token merely offered to that user for a switch stays the account's)."""
+        condition = (
+            LinkToken.account_id == account_id
+            if account_id is not None
+            else (LinkToken.telegram_user_id == telegram_user_id) & (LinkToken.kind == "bot")
+        )
+        await self.session.execute(delete(LinkToken).where(condition, LinkToken.used_at.is_(None)))
+
+    async def purge_tokens(self, expired_before: datetime) -> None:
+        await self.session.execute(delete(LinkToken).where(LinkToken.expires_at < expired_before))
+
+    # -- failed redemptions (throttling) ---------------------------------------------------
+
+    async def add_failure(self, telegram_user_id: int, now: datetime) -> None:
+        self.session.add(LinkFailure(telegram_user_id=telegram_user_id, created_at=now))
+        await self.session.flush()
+
+    async def count_failures(self, telegram_user_id: int, since: datetime) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(LinkFailure)
+            .where(
+                LinkFailure.telegram_user_id == telegram_user_id,
+                LinkFailure.created_at > since,
+            )
+        )
+        return int(result.scalar_one())
+
+    async def purge_failures(self, telegram_user_id: int, before: datetime) -> None:
+        await self.session.execute(
+            delete(LinkFailure).where(
+                LinkFailure.telegram_user_id == telegram_user_id, LinkFailure.created_at <= before
+            )
+        )
+
 
 @dataclass
 class OutboxRepo:
@@ -376,6 +491,17 @@ class OutboxRepo:
             .group_by(OutboxMessage.channel)
         )
         return {channel: (int(count), oldest) for channel, count, oldest in result.tuples()}
+
+    async def drop_pending(self, *, chat_id: int, kind: str) -> None:
+        """Forget Telegram messages of one kind still waiting for a chat."""
+        await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.channel == "telegram",
+                OutboxMessage.kind == kind,
+                OutboxMessage.state.in_(("pending", "held")),
+            )
+        )
 
 
 @dataclass

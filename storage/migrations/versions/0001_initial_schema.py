@@ -124,6 +124,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("telegram_name", sa.String(length=255), nullable=True),
+        sa.Column("oidc_state_hash", sa.String(length=64), nullable=True),
+        sa.Column("oidc_nonce", sa.String(length=64), nullable=True),
+        sa.Column("oidc_code_verifier", sa.String(length=128), nullable=True),
+        sa.Column("browser_key_hash", sa.String(length=64), nullable=True),
         sa.CheckConstraint("kind IN ('portal', 'bot')", name=op.f("ck_link_tokens_kind")),
         sa.ForeignKeyConstraint(
             ["account_id"],
@@ -133,9 +138,23 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_link_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_link_tokens_token_hash")),
+        sa.UniqueConstraint("oidc_state_hash", name=op.f("uq_link_tokens_oidc_state_hash")),
+        sa.UniqueConstraint("browser_key_hash", name=op.f("uq_link_tokens_browser_key_hash")),
     )
     with op.batch_alter_table("link_tokens", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_link_tokens_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
+        "link_failures",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("telegram_user_id", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_link_failures")),
+    )
+    with op.batch_alter_table("link_failures", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_link_failures_user_time", ["telegram_user_id", "created_at"], unique=False
+        )
 
     op.create_table(
         "outbox",
@@ -248,6 +267,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_chat")
 
     op.drop_table("outbox")
+    with op.batch_alter_table("link_failures", schema=None) as batch_op:
+        batch_op.drop_index("ix_link_failures_user_time")
+
+    op.drop_table("link_failures")
     with op.batch_alter_table("link_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_link_tokens_account_id"))
 

@@ -1,0 +1,505 @@
+"""Bot-first sign-in pages (SPEC "Linking…", way 2), served by the bot's aiohttp web app.
+
+    GET  /link/{token}   the button «Войти через Госуслуги» opens this: an OpenID Connect
+                         authorisation request (code flow with PKCE, through Authlib) to the
+                         issuer of OIDC_ISSUER — in production an identity broker that speaks ESIA
+    GET  /link/callback  the provider returns here: the code is exchanged, the ID token checked
+                         against the provider's JWKS and the nonce, the account found by the ESIA
+                         oid claim or else the SNILS keyed hash; then the confirmation page
+                         «Привязать Telegram-аккаунт <имя> к учётной записи <ФИО>?»
+    POST /link/confirm   «Подтвердить» binds and the bot writes «Вы вошли как …» in the chat;
+                         «Отмена» binds nothing and the link is spent
+
+The flow is tied to the browser that started it by an HttpOnly cookie whose hash is kept with
+the token; the confirmation form carries a CSRF token derived from it. Every failure gets a
+clear Russian page. Nothing personal and no token reaches the logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+import httpx2
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiohttp import web
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.settings import Settings
+from bot.texts import linking as texts
+from services.clock import Clock
+from services.linking import (
+    Linked,
+    LinkRefused,
+    Refusal,
+    begin_sign_in,
+    confirm_sign_in,
+    end_sign_in,
+    match_account,
+    open_bot_token,
+    pending_sign_in,
+    propose_binding,
+    sign_in_by_state,
+)
+from storage.models import LinkToken
+from storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
+
+COOKIE = "dpo_link"
+COOKIE_PATH = "/link"
+CALLBACK_PATH = "/link/callback"
+CONFIRM_PATH = "/link/confirm"
+HTTP_TIMEOUT = 10.0
+ID_TOKEN_LEEWAY = 120  # seconds of clock skew tolerated between us and the provider
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+REFUSAL_STATUS = {
+    Refusal.MALFORMED: 404,
+    Refusal.UNKNOWN: 404,
+    Refusal.USED: 410,
+    Refusal.EXPIRED: 410,
+    Refusal.THROTTLED: 429,
+    Refusal.NO_ROLES: 403,
+    Refusal.NO_ACCOUNT: 404,
+    Refusal.ACCOUNT_LINKED_ELSEWHERE: 409,
+    Refusal.TELEGRAM_LINKED_ELSEWHERE: 409,
+}
+
+
+class SignInError(Exception):
+    """The provider could not be reached, or its answer did not pass the checks."""
+
+    def __init__(self, *, unavailable: bool, reason: str) -> None:
+        super().__init__(reason)
+        self.unavailable = unavailable
+
+
+@dataclass
+class OidcProvider:
+    """An OpenID Connect provider found by discovery; the client side of the code flow."""
+
+    issuer: str
+    client_id: str
+    client_secret: str | None
+    redirect_uri: str
+    oid_claim: str
+    snils_claim: str
+    _metadata: dict[str, Any] | None = field(default=None, repr=False)
+    _jwks: dict[str, Any] | None = field(default=None, repr=False)
+
+    def client(self, **kwargs: Any) -> AsyncOAuth2Client:
+        return AsyncOAuth2Client(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            scope="openid",
+            redirect_uri=self.redirect_uri,
+            code_challenge_method="S256",
+            timeout=HTTP_TIMEOUT,
+            **kwargs,
+        )
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            async with self.client() as client:
+                response = await client.request("GET", url, withhold_token=True)
+                response.raise_for_status()
+                body = response.json()
+        except (httpx2.HTTPError, ValueError) as error:
+            raise SignInError(unavailable=True, reason=type(error).__name__) from error
+        if not isinstance(body, dict):
+            raise SignInError(unavailable=True, reason="not a JSON object")
+        return body
+
+    async def metadata(self) -> dict[str, Any]:
+        """The provider's discovery document, fetched once."""
+        if self._metadata is None:
+            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            metadata = await self._get_json(url)
+            if metadata.get("issuer", "").rstrip("/") != self.issuer.rstrip("/"):
+                raise SignInError(unavailable=True, reason="issuer of the discovery document")
+            for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+                if not isinstance(metadata.get(name), str):
+                    raise SignInError(unavailable=True, reason=f"no {name}")
+            self._metadata = metadata
+        return self._metadata
+
+    async def key_set(self, *, refresh: bool = False) -> KeySet:
+        if self._jwks is None or refresh:
+            self._jwks = await self._get_json((await self.metadata())["jwks_uri"])
+        try:
+            return KeySet.import_key_set(self._jwks)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError) as error:
+            raise SignInError(unavailable=True, reason="JWKS") from error
+
+    async def authorization_url(self, *, state: str, nonce: str, code_verifier: str) -> str:
+        endpoint = (await self.metadata())["authorization_endpoint"]
+        async with self.client() as client:
+            url, _ = client.create_authorization_url(
+                endpoint, state=state, nonce=nonce, code_verifier=code_verifier
+            )
+        return str(url)
+
+    async def sign_in(self, *, code: str, code_verifier: str, nonce: str) -> dict[str, Any]:
+        """Exchange the code; the claims of the checked ID token, completed from userinfo."""
+        metadata = await self.metadata()
+        async with self.client() as client:
+            try:
+                token = await client.fetch_token(
+                    metadata["token_endpoint"],
+                    grant_type="authorization_code",
+                    code=code,
+                    code_verifier=code_verifier,
+                )
+            except OAuth2Error as error:
+                raise SignInError(unavailable=False, reason=str(error.error)) from error
+            except (httpx2.HTTPError, ValueError) as error:
+                raise SignInError(unavailable=True, reason=type(error).__name__) from error
+            if "id_token" not in token:
+                raise SignInError(unavailable=False, reason="no ID token")
+            claims = await self.verify_id_token(token, nonce)
+            userinfo_endpoint = metadata.get("userinfo_endpoint")
+            wanted = (self.oid_claim, self.snils_claim)
+            if isinstance(userinfo_endpoint, str) and not all(c in claims for c in wanted):
+                claims = {**await self._userinfo(client, userinfo_endpoint, claims), **claims}
+        return claims
+
+    async def verify_id_token(self, token: dict[str, Any], nonce: str) -> dict[str, Any]:
+        """Signature by the provider's JWKS, issuer, audience, expiry, nonce, at_hash."""
+        metadata = await self.metadata()
+        algorithms = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+        algorithms = [a for a in algorithms if a != "none"]
+        try:
+            id_token = token["id_token"]
+            try:
+                decoded = jwt.decode(id_token, await self.key_set(), algorithms)
+            except InvalidKeyIdError:  # the provider rotated its keys
+                decoded = jwt.decode(id_token, await self.key_set(refresh=True), algorithms)
+            claims = CodeIDToken(
+                decoded.claims,
+                decoded.header,
+                {"iss": {"values": [metadata["issuer"]]}, "nonce": {"essential": True}},
+                {
+                    "nonce": nonce,
+                    "client_id": self.client_id,
+                    "access_token": token.get("access_token"),
+                },
+            )
+            claims.validate(leeway=ID_TOKEN_LEEWAY)
+        except (JoseError, ValueError, TypeError) as error:
+            raise SignInError(unavailable=False, reason=type(error).__name__) from error
+        return dict(claims)
+
+    async def _userinfo(
+        self, client: AsyncOAuth2Client, endpoint: str, claims: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            response = await client.get(endpoint)
+            response.raise_for_status()
+            info = response.json()
+        except (httpx2.HTTPError, ValueError) as error:
+            raise SignInError(unavailable=True, reason=type(error).__name__) from error
+        if not isinstance(info, dict) or info.get("sub") != claims.get("sub"):
+            raise SignInError(unavailable=False, reason="userinfo of another subject")
+        return info
+
+
+def provider_from(settings: Settings) -> OidcProvider | None:
+    """The configured provider, or None when bot-first sign-in is off."""
+    if settings.OIDC_ISSUER is None or not settings.OIDC_CLIENT_ID or not settings.public_base:
+        return None
+    secret = settings.OIDC_CLIENT_SECRET
+    return OidcProvider(
+        issuer=str(settings.OIDC_ISSUER),
+        client_id=settings.OIDC_CLIENT_ID,
+        client_secret=secret.get_secret_value() if secret is not None else None,
+        redirect_uri=settings.public_base + CALLBACK_PATH,
+        oid_claim=settings.OIDC_OID_CLAIM,
+        snils_claim=settings.OIDC_SNILS_CLAIM,
+    )
+
+
+def csrf_token(browser_key: str) -> str:
+    return hmac.new(browser_key.encode(), b"confirm", hashlib.sha256).hexdigest()
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+STYLE = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;margin:0;"
+    "background:#f3f5f8;color:#1f2933}main{max-width:34rem;margin:3rem auto;padding:2rem;"
+    "background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.15)}"
+    "h1{font-size:1.4rem;margin-top:0}p{line-height:1.5}form{display:flex;gap:.75rem;"
+    "margin-top:1.5rem}button{font-size:1rem;padding:.6rem 1.4rem;border-radius:6px;"
+    "border:1px solid #0d4cd3;cursor:pointer}button.primary{background:#0d4cd3;color:#fff}"
+    "button.secondary{background:#fff;color:#0d4cd3}.note{color:#52606d;font-size:.9rem}"
+    "a{color:#0d4cd3}"
+)
+
+
+def render_page(title: str, paragraphs: list[str], *, extra: str = "") -> str:
+    """A complete HTML page; `paragraphs` are plain text (escaped here), `extra` is markup."""
+    body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
+    return (
+        '<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} — «Организация ДПО»</title><style>{STYLE}</style></head>"
+        f"<body><main><h1>{escape(title)}</h1>{body}{extra}</main></body></html>"
+    )
+
+
+def page(title: str, paragraphs: list[str], *, status: int = 200, extra: str = "") -> web.Response:
+    return web.Response(
+        text=render_page(title, paragraphs, extra=extra),
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers=PAGE_HEADERS,
+    )
+
+
+Announce = Callable[[Bot, Linked, Repositories], Awaitable[None]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class LinkPages:
+    """The bot-first sign-in routes and what they need."""
+
+    settings: Settings
+    session_factory: async_sessionmaker[AsyncSession]
+    bot: Bot
+    clock: Clock
+    bot_username: str
+    announce: Announce  # tells the chat it is linked (handlers.linking.announce_link)
+    provider: OidcProvider | None = None
+
+    def register(self, app: web.Application) -> None:
+        # The callback and confirm paths first: {token} would match them too.
+        app.router.add_get(CALLBACK_PATH, self.guarded(self.callback))
+        app.router.add_post(CONFIRM_PATH, self.guarded(self.confirm))
+        app.router.add_get("/link/{token}", self.guarded(self.open))
+
+    def guarded(self, route: Route) -> Route:
+        """An unexpected failure still ends on a clear page (the details go to the log)."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return await route(request)
+            except web.HTTPException:
+                raise
+            except Exception as error:
+                log.exception("sign-in page %s failed: %s", route.__name__, type(error).__name__)
+                return self.failure(texts.PAGE_SOMETHING_WRONG, 500)
+
+        return handler
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def back_to_bot(self) -> str:
+        url = f"https://t.me/{self.bot_username}"
+        return f'<p><a href="{escape(url)}">{escape(texts.PAGE_BACK_TO_BOT)}</a></p>'
+
+    def failure(self, title_and_text: tuple[str, str], status: int) -> web.Response:
+        title, text = title_and_text
+        return page(title, [text], status=status, extra=self.back_to_bot())
+
+    def refusal(self, reason: Refusal) -> web.Response:
+        title, text = texts.PAGE_REFUSALS[reason]
+        ttl_minutes = self.settings.LINK_TOKEN_TTL // 60
+        return self.failure((title, text.format(ttl_minutes=ttl_minutes)), REFUSAL_STATUS[reason])
+
+    async def tell_chat(self, chat_id: int | None, text: str) -> None:
+        if chat_id is None:
+            return
+        try:
+            await self.bot.send_message(chat_id, text)
+        except TelegramAPIError as error:
+            log.warning("could not tell chat %s: %s", chat_id, type(error).__name__)
+
+    def secure_cookie(self) -> bool:
+        return self.settings.public_base.startswith("https://")
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def open(self, request: web.Request) -> web.StreamResponse:
+        """GET /link/{token}: check the token, start the sign-in at the provider."""
+        if self.provider is None:
+            return self.failure(texts.PAGE_NOT_CONFIGURED, 503)
+        async with self.session_factory() as session:
+            repo = Repositories(session)
+            row = await open_bot_token(repo, request.match_info["token"], clock=self.clock)
+            if isinstance(row, Refusal):
+                return self.refusal(row)
+            state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            code_verifier, browser_key = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
+            try:
+                url = await self.provider.authorization_url(
+                    state=state, nonce=nonce, code_verifier=code_verifier
+                )
+            except SignInError as error:
+                log.warning("OIDC provider unavailable: %s", error)
+                return self.failure(texts.PAGE_PROVIDER_UNAVAILABLE, 502)
+            begin_sign_in(
+                row, state=state, nonce=nonce, code_verifier=code_verifier, browser_key=browser_key
+            )
+            await session.commit()
+        response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
+        response.set_cookie(
+            COOKIE,
+            browser_key,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="Lax",
+            secure=self.secure_cookie(),
+            max_age=self.settings.LINK_TOKEN_TTL,
+        )
+        raise response
+
+    async def callback(self, request: web.Request) -> web.StreamResponse:
+        """GET /link/callback: the provider's answer; the confirmation page if all is well."""
+        provider = self.provider
+        if provider is None:
+            return self.failure(texts.PAGE_NOT_CONFIGURED, 503)
+        query = request.query
+        state = query.get("state")
+        if not state:
+            return self.failure(texts.PAGE_STATE_MISMATCH, 400)
+        async with self.session_factory() as session:
+            repo = Repositories(session)
+            browser_key = request.cookies.get(COOKIE)
+            row = await sign_in_by_state(repo, state, browser_key, clock=self.clock)
+            if row is None or browser_key is None:
+                return self.failure(texts.PAGE_STATE_MISMATCH, 400)
+            if isinstance(row, Refusal):
+                return self.refusal(row)
+            if "error" in query:
+                log.info("sign-in refused at the provider: %s", query.get("error", "")[:64])
+                await self.tell_chat(row.chat_id, texts.SIGN_IN_DENIED_CHAT)
+                return self.failure(texts.PAGE_DENIED, 403)
+            code, nonce, verifier = query.get("code"), row.oidc_nonce, row.oidc_code_verifier
+            issuer = query.get("iss")  # RFC 9207, where the provider sends it
+            if (
+                not code
+                or nonce is None
+                or verifier is None
+                or (issuer is not None and issuer.rstrip("/") != provider.issuer.rstrip("/"))
+            ):
+                return self.failure(texts.PAGE_BAD_RESPONSE, 400)
+            # The state is single use: a replayed callback finds nothing.
+            row.oidc_state_hash = row.oidc_nonce = row.oidc_code_verifier = None
+            await session.commit()
+            try:
+                claims = await provider.sign_in(code=code, code_verifier=verifier, nonce=nonce)
+            except SignInError as error:
+                log.warning("OIDC sign-in failed: %s", error)
+                if error.unavailable:
+                    return self.failure(texts.PAGE_PROVIDER_UNAVAILABLE, 502)
+                return self.failure(texts.PAGE_BAD_RESPONSE, 400)
+            return await self._propose(session, repo, row, claims, csrf_token(browser_key))
+
+    async def _propose(
+        self,
+        session: AsyncSession,
+        repo: Repositories,
+        row: LinkToken,
+        claims: dict[str, Any],
+        csrf: str,
+    ) -> web.Response:
+        key = self.settings.SNILS_HASH_KEY
+        account = await match_account(
+            repo,
+            claims,
+            oid_claim=self.settings.OIDC_OID_CLAIM,
+            snils_claim=self.settings.OIDC_SNILS_CLAIM,
+            snils_key=key.get_secret_value() if key is not None else None,
+        )
+        refused = (
+            LinkRefused(Refusal.NO_ACCOUNT)
+            if account is None
+            else await propose_binding(repo, row, account)
+        )
+        await session.commit()
+        if refused is not None or account is None:
+            reason = refused.reason if refused is not None else Refusal.NO_ACCOUNT
+            log.info("bot-first sign-in for chat %s refused: %s", row.chat_id, reason.value)
+            await self.tell_chat(row.chat_id, texts.REFUSALS[reason])
+            return self.refusal(reason)
+        question = texts.PAGE_CONFIRM_QUESTION.format(
+            telegram=row.telegram_name or "", name=account.full_name
+        )
+        form = (
+            f'<form method="post" action="{CONFIRM_PATH}">'
+            f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+            '<button class="primary" type="submit" name="decision" value="confirm">'
+            f"{escape(texts.PAGE_CONFIRM)}</button>"
+            '<button class="secondary" type="submit" name="decision" value="cancel">'
+            f"{escape(texts.PAGE_CANCEL)}</button></form>"
+            f'<p class="note">{escape(texts.PAGE_CONFIRM_NOTE)}</p>'
+        )
+        return page(texts.PAGE_CONFIRM_TITLE, [question], extra=form)
+
+    async def confirm(self, request: web.Request) -> web.StreamResponse:
+        """POST /link/confirm: «Подтвердить» binds, «Отмена» spends the link."""
+        form = await request.post()
+        browser_key = request.cookies.get(COOKIE)
+        async with self.session_factory() as session:
+            repo = Repositories(session)
+            row = await pending_sign_in(repo, browser_key, clock=self.clock)
+            if row is None or browser_key is None:
+                return self.failure(texts.PAGE_STATE_MISMATCH, 400)
+            if isinstance(row, Refusal):
+                return self.refusal(row)
+            if not hmac.compare_digest(str(form.get("csrf", "")), csrf_token(browser_key)):
+                return self.failure(texts.PAGE_STATE_MISMATCH, 400)
+            chat_id = row.chat_id
+            if form.get("decision") != "confirm":
+                await end_sign_in(repo, row, clock=self.clock)
+                await session.commit()
+                await self.tell_chat(chat_id, texts.SIGN_IN_CANCELLED_CHAT)
+                response = page(
+                    texts.PAGE_CANCELLED_TITLE, [texts.PAGE_CANCELLED], extra=self.back_to_bot()
+                )
+            else:
+                outcome = await confirm_sign_in(repo, row, clock=self.clock)
+                await session.commit()
+                if isinstance(outcome, LinkRefused):
+                    await self.tell_chat(chat_id, texts.REFUSALS[outcome.reason])
+                    return self.refusal(outcome.reason)
+                log.info(
+                    "account %s linked to Telegram user %s (bot first)",
+                    outcome.link.account_id,
+                    outcome.link.telegram_user_id,
+                )
+                try:
+                    await self.announce(self.bot, outcome, repo)
+                except TelegramAPIError as error:  # bound all the same; /start shows the rest
+                    log.warning(
+                        "could not tell chat %s it is linked: %s", chat_id, type(error).__name__
+                    )
+                response = page(texts.PAGE_DONE_TITLE, [texts.PAGE_DONE], extra=self.back_to_bot())
+        response.del_cookie(COOKIE, path=COOKIE_PATH)
+        return response

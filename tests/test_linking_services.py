@@ -1,0 +1,143 @@
+"""services.linking without the messenger: token strength and storage, one winner of concurrent
+redemptions, account matching by ESIA oid and SNILS hash, roles."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.clock import ManualClock
+from services.domain import Role
+from services.linking import (
+    TOKEN_PATTERN,
+    Linked,
+    LinkRefused,
+    RedeemOutcome,
+    Refusal,
+    actor_for,
+    default_role,
+    match_account,
+    mint_portal_token,
+    new_token,
+    redeem_portal_token,
+    snils_hash,
+)
+from storage.models import AccountRole, TelegramLink
+from storage.repositories import Repositories
+from tests.linking_support import (
+    NEW_DIRECTOR,
+    NEW_DIRECTOR_OID,
+    NEW_DIRECTOR_SNILS,
+    SNILS_KEY,
+    add_new_accounts,
+    mint,
+)
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+@pytest.fixture(autouse=True)
+async def new_accounts(seeded: None, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    await add_new_accounts(session_factory)
+
+
+def test_tokens_carry_192_random_bits_within_the_start_payload() -> None:
+    tokens = {new_token() for _ in range(1000)}
+    assert len(tokens) == 1000
+    for token in tokens:
+        assert TOKEN_PATTERN.fullmatch(token)
+        assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) * 8 == 192
+        assert len(token) <= 64
+
+
+async def test_only_the_hash_of_a_token_is_stored(
+    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    async with session_factory() as session:
+        minted = await mint_portal_token(
+            Repositories(session), NEW_DIRECTOR, ttl=timedelta(minutes=15), clock=clock
+        )
+        await session.commit()
+        rows = (await session.execute(text("SELECT * FROM link_tokens"))).all()
+    assert len(rows) == 1
+    assert minted.token not in repr(rows)
+    assert minted.expires_at == clock.now() + timedelta(minutes=15)
+
+
+async def test_concurrent_redemptions_of_one_token_have_one_winner(
+    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    token = await mint(session_factory, NEW_DIRECTOR, clock)
+    start = asyncio.Event()
+
+    async def redeem(user_id: int) -> RedeemOutcome:
+        async with session_factory() as session:
+            await start.wait()
+            outcome = await redeem_portal_token(
+                Repositories(session), token, telegram_user_id=user_id, chat_id=user_id, clock=clock
+            )
+            await session.commit()
+            return outcome
+
+    tasks = [asyncio.create_task(redeem(3000 + i)) for i in range(6)]
+    await asyncio.sleep(0.05)
+    start.set()
+    outcomes = await asyncio.gather(*tasks)
+    winners = [o for o in outcomes if isinstance(o, Linked)]
+    assert len(winners) == 1
+    assert all(o == LinkRefused(Refusal.USED) for o in outcomes if not isinstance(o, Linked))
+    async with session_factory() as session:
+        links = list(
+            await session.scalars(
+                select(TelegramLink).where(TelegramLink.account_id == NEW_DIRECTOR)
+            )
+        )
+    assert [link.telegram_user_id for link in links] == [winners[0].link.telegram_user_id]
+
+
+async def test_accounts_are_matched_by_esia_oid_else_by_snils_hash(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as session:
+        repo = Repositories(session)
+
+        async def match(claims: dict[str, object], key: str | None = SNILS_KEY) -> int | None:
+            account = await match_account(
+                repo, claims, oid_claim="esia_oid", snils_claim="snils", snils_key=key
+            )
+            return None if account is None else account.id
+
+        assert await match({"esia_oid": NEW_DIRECTOR_OID}) == NEW_DIRECTOR
+        assert await match({"esia_oid": int(NEW_DIRECTOR_OID)}) == NEW_DIRECTOR
+        assert await match({"snils": "11223344595"}) == NEW_DIRECTOR
+        assert await match({"esia_oid": "other", "snils": NEW_DIRECTOR_SNILS}) == NEW_DIRECTOR
+        assert await match({"esia_oid": "other", "snils": "123"}) is None
+        assert await match({"snils": NEW_DIRECTOR_SNILS}, key=None) is None
+        assert await match({"snils": NEW_DIRECTOR_SNILS}, key="another-key") is None
+        assert await match({"esia_oid": True}) is None
+        assert await match({}) is None
+    assert snils_hash("112 233 445 95", SNILS_KEY) == snils_hash("11223344595", SNILS_KEY)
+    with pytest.raises(ValueError, match="not a SNILS"):
+        snils_hash("1234", SNILS_KEY)
+
+
+async def test_roles_start_with_the_busiest_and_follow_the_web_module(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    assert default_role(frozenset({Role.LISTENER, Role.DIRECTOR})) is Role.DIRECTOR
+    assert default_role(frozenset({Role.LISTENER, Role.STAFF})) is Role.STAFF
+    assert default_role(frozenset()) is None
+    async with session_factory() as session:
+        link = await Repositories(session).links.by_telegram_user(1001)
+        assert link is not None
+        assert actor_for(link).role is Role.DIRECTOR
+        # The web module takes the director's role away: the remaining role is active.
+        link.account.roles = [AccountRole(role="listener")]
+        await session.flush()
+        assert actor_for(link).role is Role.LISTENER
+        assert actor_for(link).roles == frozenset({Role.LISTENER})
