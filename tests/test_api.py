@@ -597,6 +597,10 @@ async def test_unlinking_an_account(
         {"account_id": 3, "unlinked": True},
     )
     assert await count(session_factory, TelegramLink, TelegramLink.account_id == 3) == 0
+    # the chat is told its binding was revoked
+    async with session_factory() as session:
+        told = (await session.scalars(select(OutboxMessage))).one()
+    assert (told.kind, told.chat_id, told.payload) == ("unlinked", 1003, {"reason": "revoked"})
     assert await call(client, "DELETE", "/api/v1/accounts/3/telegram") == (
         200,
         {"account_id": 3, "unlinked": False},

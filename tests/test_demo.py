@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -13,7 +14,6 @@ from bot import demo
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
 from storage.models import Account, Application, LinkToken
-from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 from tests.test_process import run_bot
@@ -23,12 +23,11 @@ DIRECTOR_USER = 1001  # a private chat of the Bot API double
 
 
 async def link_director(harness: BotHarness, token: str) -> None:
-    """Bind the demo director's account to DIRECTOR_USER with the printed one-time token.
-
-    Redeeming `/start <token>` in Telegram is the linking feature's (not on this branch yet):
-    until it is, the binding the redemption makes is written directly, after checking that the
-    token is the director's.
-    """
+    """The director opens the printed link in Telegram and accepts the consent."""
+    await harness.send(DIRECTOR_USER, f"/start {token}")
+    consent = harness.api.last_bot_message(DIRECTOR_USER)
+    assert consent.buttons() == [["Ознакомился"]]
+    await harness.press(DIRECTOR_USER, "Ознакомился")
     async with harness.session_factory() as session:
         row = (
             await session.scalars(
@@ -37,9 +36,7 @@ async def link_director(harness: BotHarness, token: str) -> None:
                 )
             )
         ).one()
-        assert (row.account_id, row.used_at) == (demo.DIRECTOR_ID, None)
-        session.add(factories.link(demo.DIRECTOR_ID, DIRECTOR_USER, "director"))
-        await session.commit()
+        assert (row.account_id, row.used_at is not None) == (demo.DIRECTOR_ID, True)
 
 
 async def run_demo(tmp_path: Path, api: FakeBotAPI) -> tuple[int, str, str]:
@@ -123,8 +120,6 @@ async def test_demo_with_a_rejected_token_says_so(tmp_path: Path, api: FakeBotAP
 
 
 def test_demo_set_covers_every_status_with_seed_like_programmes() -> None:
-    from datetime import UTC, datetime
-
     items = demo.applications(datetime(2026, 9, 1, 6, 0, tzinfo=UTC))
     assert len(items) == 30
     assert {data.status for _, data in items} == set(demo.Status)
@@ -138,7 +133,7 @@ def test_demo_set_covers_every_status_with_seed_like_programmes() -> None:
 
 
 async def test_the_demo_director_sees_thirty_applications_in_their_statuses(
-    tmp_path: Path, api: FakeBotAPI, clock: ManualClock
+    tmp_path: Path, api: FakeBotAPI
 ) -> None:
     """The printed director link, redeemed in Telegram, shows the director the demo school's
     applications: 12 «Не обработана», 8 «Подтверждена», 6 «Включен в группу», 4 «Отменена»."""
@@ -146,6 +141,7 @@ async def test_the_demo_director_sees_thirty_applications_in_their_statuses(
     director_link = LINK.findall(out)[0]
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
     engine = create_engine(url)
+    clock = ManualClock(datetime.now(UTC))  # the tokens were minted on the system clock
     harness = BotHarness(api, test_settings(api, url), create_session_factory(engine), clock)
     try:
         await link_director(harness, director_link[1])
