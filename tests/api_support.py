@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -81,3 +82,38 @@ def application_body(applicant_id: int = 3, organization_id: int = 10, **fields:
     }
     body.update(fields)
     return body
+
+
+class WebhookReceiver:
+    """The web module's end of the decisions webhook, on 127.0.0.1: answers with the planned
+    statuses in turn (then 200), or drops the connection for a planned 0; records every request.
+    """
+
+    def __init__(self, *planned: int) -> None:
+        self.planned = list(planned)
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((dict(request.headers), await request.read()))
+        status = self.planned.pop(0) if self.planned else 200
+        if status == 0:
+            assert request.transport is not None
+            request.transport.close()  # the connection drops before any answer
+            return web.Response(status=500)
+        return web.Response(status=status, text="ok" if status < 300 else "unavailable")
+
+    async def __aenter__(self) -> WebhookReceiver:
+        app = web.Application()
+        app.router.add_post("/dpo/decisions", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/dpo/decisions"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
