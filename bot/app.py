@@ -12,9 +12,12 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand, User
 from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
@@ -30,13 +33,18 @@ from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
 from bot.web import Liveness, build_web_app, make_runner
+from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import build_router
 from handlers.linking import announce_link
 from services.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
+from storage.fsm import SqlStorage
 from storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
+
+REDIS_MAX_CONNECTIONS = 50
+REDIS_POOL_TIMEOUT = 20.0  # seconds an update may wait for a Redis connection
 
 DEFAULT_COMMANDS = [
     BotCommand(command="start", description=texts.COMMAND_START),
@@ -54,6 +62,44 @@ def build_bot(settings: Settings) -> Bot:
     )
 
 
+def build_fsm_storage(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> BaseStorage:
+    """FSM state that survives restarts: Redis when REDIS_URL is set, else the SQL database."""
+    if settings.REDIS_URL:
+        # A burst of updates waits for a free connection instead of failing with "Too many
+        # connections" (the default pool's behaviour at its limit).
+        pool = BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT
+        )
+        return RedisStorage(
+            Redis(connection_pool=pool), key_builder=DefaultKeyBuilder(with_bot_id=True)
+        )
+    return SqlStorage(session_factory)
+
+
+def build_events_isolation(storage: BaseStorage) -> BaseEventIsolation:
+    """One update of a user at a time (a second tap waits for the first): across replicas
+    through Redis locks with RedisStorage, within the process otherwise."""
+    if isinstance(storage, RedisStorage):
+        return storage.create_isolation()
+    return UserEventIsolation()
+
+
+async def check_fsm_storage(storage: BaseStorage) -> None:
+    """Stop start-up with one clear line when the Redis of REDIS_URL does not answer."""
+    if isinstance(storage, RedisStorage):
+        try:
+            await storage.redis.ping()
+        except RedisError as error:
+            raise SettingsError(
+                [
+                    f"Ошибка: Redis по адресу из REDIS_URL не отвечает ({type(error).__name__}) — "
+                    "проверьте адрес и что Redis запущен"
+                ]
+            ) from None
+
+
 def build_dispatcher(
     settings: Settings,
     session_factory: async_sessionmaker[AsyncSession],
@@ -64,10 +110,11 @@ def build_dispatcher(
 
     Updates of one user are handled one at a time (events isolation), each in one transaction.
     """
+    storage = build_fsm_storage(settings, session_factory)
     metrics = metrics or Metrics()
     dp = Dispatcher(
-        storage=MemoryStorage(),
-        events_isolation=UserEventIsolation(),
+        storage=storage,
+        events_isolation=build_events_isolation(storage),
         settings=settings,
         clock=clock or SystemClock(),
         session_factory=session_factory,
@@ -133,21 +180,24 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
     raise AssertionError("unreachable")
 
 
-def track_polling(dp: Dispatcher, state: dict[str, object]) -> None:
-    """Keep `state["polling"]` (shown by /healthz) in step with the dispatcher's polling."""
+def track_updates(dp: Dispatcher, state: dict[str, object]) -> None:
+    """Keep `state[state["mode"]]` (`polling` or `webhook`, shown by /healthz) in step with the
+    dispatcher: running from its startup to its shutdown."""
+    mode = str(state["mode"])
 
     async def started() -> None:
-        state["polling"] = "running"
+        state[mode] = "running"
 
     async def stopped() -> None:
-        state["polling"] = "stopped"
+        state[mode] = "stopped"
 
     dp.startup.register(started)
     dp.shutdown.register(stopped)
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot (long polling) and the web server until SIGTERM or SIGINT."""
+    """Run the bot and the web server until SIGTERM or SIGINT: long polling, or webhook mode
+    when PUBLIC_URL and WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
@@ -155,11 +205,15 @@ async def run(settings: Settings) -> None:
     metrics = Metrics()
     session_factory = create_session_factory(engine)
     dp = build_dispatcher(settings, session_factory, clock, metrics)
-    runtime = Runtime(settings, engine, bot, dp, state={"mode": "polling", "polling": "starting"})
-    track_polling(dp, runtime.state)
+    mode = "webhook" if settings.webhook_mode else "polling"
+    runtime = Runtime(settings, engine, bot, dp, state={"mode": mode, mode: "starting"})
+    track_updates(dp, runtime.state)
     liveness = Liveness()
     runner: web.AppRunner | None = None
+    if settings.WEBHOOK_SECRET is not None and settings.PUBLIC_URL is None:
+        log.warning("WEBHOOK_SECRET is set but PUBLIC_URL is not: running with long polling")
     try:
+        await check_fsm_storage(dp.storage)
         me = await fetch_me(bot)
         assert me.username is not None
         dp["bot_username"] = me.username
@@ -169,26 +223,37 @@ async def run(settings: Settings) -> None:
             engine, runtime.state, api=api, metrics=metrics, liveness=liveness, clock=clock
         )
         link_pages(settings, session_factory, bot, clock, me.username).register(web_app)
+        receiver: WebhookReceiver | None = None
+        if settings.webhook_mode:
+            assert settings.WEBHOOK_SECRET is not None
+            secret = settings.WEBHOOK_SECRET.get_secret_value()
+            receiver = WebhookReceiver(bot, dp, session_factory, secret, clock)
+            receiver.mount(web_app)
         runner = make_runner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, settings.WEB_HOST, settings.WEB_PORT)
         await site.start()
         log.info(
-            "bot @%s started: long polling, web server on %s:%s",
+            "bot @%s started: %s, web server on %s:%s",
             me.username,
+            mode,
             settings.WEB_HOST,
             settings.WEB_PORT,
         )
-        await bot.delete_webhook(drop_pending_updates=False)
-        await dp.start_polling(
-            bot,
-            handle_signals=True,
-            close_bot_session=False,
-            allowed_updates=dp.resolve_used_update_types(),
-        )
+        if receiver is not None:
+            await serve_webhook(bot, dp, receiver, runner, webhook_url(settings))
+        else:
+            await bot.delete_webhook(drop_pending_updates=False)
+            await dp.start_polling(
+                bot,
+                handle_signals=True,
+                close_bot_session=False,
+                allowed_updates=dp.resolve_used_update_types(),
+            )
     finally:
         if runner is not None:
             await runner.cleanup()
+        await dp.storage.close()  # also when start-up failed before the Dispatcher's shutdown
         await bot.session.close()
         await engine.dispose()
         log.info("stopped")

@@ -17,6 +17,7 @@ from services.domain import Role, Status
 
 Number = Annotated[int, Field(ge=1, le=2**63 - 1)]
 PageIndex = Annotated[int, Field(ge=0, le=100_000)]
+BigId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class MenuAction(StrEnum):
@@ -110,12 +111,14 @@ class ListAction(StrEnum):
 
 
 class ListCb(CallbackData, prefix="al"):
-    """A page of the applications list; `search` applies the user's last search query."""
+    """A page of the applications list; `search` applies the user's last search query,
+    `narrowed` the organisation and programme the user chose (staff's filters)."""
 
     action: ListAction = ListAction.SHOW
     status_filter: ListFilter = ListFilter.NEW
     page: PageIndex = 0
     search: bool = False
+    narrowed: bool = False
 
 
 class AppAction(StrEnum):
@@ -129,6 +132,7 @@ class AppAction(StrEnum):
     CANCEL_CONFIRMED = "cy"  # «Да, отменить»: now ask for the reason
     APPROVE_NO_COMMENT = "an"  # «Без комментария» after «Одобрить»
     CANCEL_NO_COMMENT = "cn"  # «Без комментария» after «Отменить»
+    INCLUDE_NO_COMMENT = "inn"  # «Без комментария» after «Включить в группу»
     ABORT = "x"  # «Отмена» of a pending input: back to the card, nothing changed
 
 
@@ -138,7 +142,7 @@ class AppCb(CallbackData, prefix="a"):
     `page` is the page of a paginated view (history, comments). `status` is the status the
     screen showed (None on pushes, which are drawn later than their text was decided): a
     decision made from a screen that has gone stale meets the new status, not a blind write.
-    `status_filter`, `list_page` and `search` say which list «◀ К списку» returns to.
+    `status_filter`, `list_page`, `search` and `narrowed` say which list «◀ К списку» returns to.
     """
 
     action: AppAction
@@ -148,6 +152,7 @@ class AppCb(CallbackData, prefix="a"):
     status_filter: ListFilter = ListFilter.NEW
     list_page: PageIndex = 0
     search: bool = False
+    narrowed: bool = False
 
     def to(self, action: AppAction, *, page: int = 0) -> AppCb:
         """The same application and list, another action."""
@@ -157,4 +162,42 @@ class AppCb(CallbackData, prefix="a"):
         return self.model_copy(update={"status": StatusCode.of(status)})
 
     def back_to_list(self) -> ListCb:
-        return ListCb(status_filter=self.status_filter, page=self.list_page, search=self.search)
+        return ListCb(
+            status_filter=self.status_filter,
+            page=self.list_page,
+            search=self.search,
+            narrowed=self.narrowed,
+        )
+
+
+class Facet(StrEnum):
+    """A filter of staff's list beside the status: by organisation or by programme."""
+
+    ORGANIZATION = "o"
+    PROGRAM = "p"
+
+
+class FacetAction(StrEnum):
+    CHOOSE = "c"  # a page of the organisations (programmes) to choose from
+    SET = "s"  # narrow the list to the chosen one
+    CLEAR = "x"  # every organisation (programme) again
+
+
+class FacetCb(CallbackData, prefix="af"):
+    """Choosing an organisation or a programme for the list.
+
+    `choice` is an id, never a name: an organisation's id, or for a programme the number of an
+    application with that programme (programmes have no ids of their own). `status_filter`,
+    `search` and `narrowed` are the list the choice applies to.
+    """
+
+    action: FacetAction
+    facet: Facet
+    choice: BigId = 0
+    page: PageIndex = 0
+    status_filter: ListFilter = ListFilter.APPROVED
+    search: bool = False
+    narrowed: bool = False
+
+    def back_to_list(self) -> ListCb:
+        return ListCb(status_filter=self.status_filter, search=self.search, narrowed=self.narrowed)

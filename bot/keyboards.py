@@ -13,6 +13,9 @@ from bot.callbacks import (
     AppCb,
     ConsentAction,
     ConsentCb,
+    Facet,
+    FacetAction,
+    FacetCb,
     LinkAction,
     LinkCb,
     ListAction,
@@ -122,16 +125,28 @@ def pager(index: int, pages: int, page_data: Callable[[int], CallbackData]) -> l
     return row
 
 
+def current(label: str, chosen: bool) -> str:
+    """A filter's label, marked when it is the one in force."""
+    return app_texts.FILTER_CURRENT.format(label=label) if chosen else label
+
+
 def application_list(
-    rows: Sequence[tuple[str, AppCb]], shown: ListCb, index: int, pages: int
+    rows: Sequence[tuple[str, AppCb]],
+    shown: ListCb,
+    index: int,
+    pages: int,
+    *,
+    search: bool = True,
+    facets: dict[Facet, bool] | None = None,
 ) -> InlineKeyboardMarkup:
-    """A button per application, the pager, the status filters, search and the way back."""
+    """A button per application, the pager, the status filters, the organisation and
+    programme filters (`facets`: whether each is chosen), search and the way back."""
 
     def filter_button(status_filter: ListFilter) -> Button:
-        label = app_texts.FILTER_LABELS[status_filter]
-        if status_filter is shown.status_filter:
-            label = app_texts.FILTER_CURRENT.format(label=label)
-        target = ListCb(status_filter=status_filter, search=shown.search)
+        label = current(
+            app_texts.FILTER_LABELS[status_filter], status_filter is shown.status_filter
+        )
+        target = ListCb(status_filter=status_filter, search=shown.search, narrowed=shown.narrowed)
         return button(label, target)
 
     keyboard: list[list[Button]] = [[button(label, data)] for label, data in rows]
@@ -146,23 +161,67 @@ def application_list(
             filter_button(ListFilter.ALL),
         ]
     )
-    search_row = [
-        button(app_texts.BUTTON_SEARCH, shown.model_copy(update={"action": ListAction.SEARCH}))
-    ]
+    if facets is not None:
+        keyboard.append(
+            [
+                button(
+                    current(app_texts.BUTTON_FACETS[facet], chosen),
+                    FacetCb(
+                        action=FacetAction.CHOOSE,
+                        facet=facet,
+                        status_filter=shown.status_filter,
+                        search=shown.search,
+                        narrowed=shown.narrowed,
+                    ),
+                )
+                for facet, chosen in facets.items()
+            ]
+        )
+    search_row = []
+    if search:
+        search_row.append(
+            button(app_texts.BUTTON_SEARCH, shown.model_copy(update={"action": ListAction.SEARCH}))
+        )
     if shown.search:
-        clear = ListCb(action=ListAction.CLEAR, status_filter=shown.status_filter)
+        clear = ListCb(
+            action=ListAction.CLEAR, status_filter=shown.status_filter, narrowed=shown.narrowed
+        )
         search_row.append(button(app_texts.BUTTON_CLEAR_SEARCH, clear))
-    keyboard.append(search_row)
+    if search_row:
+        keyboard.append(search_row)
     keyboard.append([button(texts.MENU_BACK, MenuCb(action=MenuAction.HOME))])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
+
+
+def facet_choices(
+    choices: Sequence[tuple[str, int]],
+    shown: FacetCb,
+    index: int,
+    pages: int,
+    *,
+    any_chosen: bool,
+) -> InlineKeyboardMarkup:
+    """A button per organisation (programme) with its key; the pager; «Все организации»
+    («Все программы»), marked when none is chosen; back to the list."""
+    keyboard: list[list[Button]] = [
+        [button(label, shown.model_copy(update={"action": FacetAction.SET, "choice": key}))]
+        for label, key in choices
+    ]
+    navigation = pager(index, pages, lambda page: shown.model_copy(update={"page": page}))
+    if navigation:
+        keyboard.append(navigation)
+    everything = current(app_texts.FACET_ALL[shown.facet], not any_chosen)
+    keyboard.append([button(everything, shown.model_copy(update={"action": FacetAction.CLEAR}))])
+    keyboard.append([button(app_texts.BUTTON_TO_LIST, shown.back_to_list())])
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
 def application_card(card: AppCb, actions: Sequence[Action], comments: int) -> InlineKeyboardMarkup:
     """The card's buttons: only the decisions the actor may take now, then the tabs."""
     decisions = [
-        button(app_texts.BUTTON_ACTIONS[action], card.to(DECISION_BUTTONS[action]))
-        for action in actions
-        if action in DECISION_BUTTONS
+        button(app_texts.BUTTON_ACTIONS[action], card.to(pressed))
+        for action, pressed in DECISION_BUTTONS.items()
+        if action in actions
     ]
     comments_label = (
         app_texts.BUTTON_COMMENTS_COUNT.format(count=comments)
@@ -221,13 +280,15 @@ def application_events(
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
-# The card's decision buttons, and what «Без комментария» sends after each.
+# The card's decision buttons in the order shown (the decision that moves the application on
+# first), and what «Без комментария» sends after each.
 DECISION_BUTTONS: dict[Action, AppAction] = {
     Action.APPROVE: AppAction.APPROVE,
-    Action.CANCEL: AppAction.CANCEL,
     Action.INCLUDE: AppAction.INCLUDE,
+    Action.CANCEL: AppAction.CANCEL,
 }
 WITHOUT_COMMENT: dict[Action, AppAction] = {
     Action.APPROVE: AppAction.APPROVE_NO_COMMENT,
+    Action.INCLUDE: AppAction.INCLUDE_NO_COMMENT,
     Action.CANCEL: AppAction.CANCEL_NO_COMMENT,
 }

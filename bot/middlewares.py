@@ -16,6 +16,7 @@ from aiogram.types import TelegramObject, Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.linking import actor_for
+from storage.fsm import joining_update_session
 from storage.repositories import Repositories
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -24,7 +25,8 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 class DbSessionMiddleware(BaseMiddleware):
     """Opens a session for the update, hands handlers a `repo`, commits after, rolls back on error.
 
-    A state change and the notifications it causes are therefore committed together.
+    A state change and the notifications it causes are therefore committed together; so is an
+    FSM state change kept in the SQL database (storage/fsm.py).
     """
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -34,7 +36,8 @@ class DbSessionMiddleware(BaseMiddleware):
         async with self.session_factory() as session:
             data["repo"] = Repositories(session)
             try:
-                result = await handler(event, data)
+                with joining_update_session(session):
+                    result = await handler(event, data)
             except BaseException:
                 await session.rollback()
                 raise

@@ -2,7 +2,8 @@
 and history. Each returns the HTML text and the keyboard; handlers load the data and show them.
 
 Every role's router draws its applications with these: buttons follow the actions the domain
-allows the actor (services.domain.allowed_actions), so a role sees only what it may press.
+allows the actor (services.domain.allowed_actions), so a role sees only what it may press. What
+else differs between the roles' screens is the small RoleView of each role (VIEWS).
 Over-long values are cut as plain text before escaping (texts.shorten / texts.fit), so a screen
 stays within Telegram's 4096 characters and its HTML stays whole.
 """
@@ -17,11 +18,11 @@ from zoneinfo import ZoneInfo
 from aiogram.types import InlineKeyboardMarkup
 
 from bot import keyboards
-from bot.callbacks import AppAction, AppCb, ListCb, ListFilter, StatusCode
+from bot.callbacks import AppAction, AppCb, Facet, FacetCb, ListCb, ListFilter, StatusCode
 from bot.texts import applications as t
 from bot.texts import fit, html, shorten
 from services.domain import Action, Role, Status
-from services.queries import Page
+from services.queries import CHOICES_PAGE_SIZE, Choice, Page
 from storage.models import Application, ApplicationEvent
 
 
@@ -29,6 +30,41 @@ from storage.models import Application, ApplicationEvent
 class Screen:
     text: str
     markup: InlineKeyboardMarkup | None = None
+
+
+@dataclass(frozen=True)
+class RoleView:
+    """What differs between the roles' application lists; the rest follows the rules."""
+
+    home: ListFilter  # the status filter of the list the main menu opens
+    search: bool = True  # «🔍 Поиск» by name or number
+    facets: bool = False  # filters by organisation and by programme
+    applicant_column: bool = True  # the applicant's name in the list's rows
+
+    def home_list(self) -> ListCb:
+        return ListCb(status_filter=self.home)
+
+    def home_card(self, number: int) -> AppCb:
+        """A card opened from outside a list (a search, a link): «◀ К списку» goes home."""
+        return AppCb(action=AppAction.OPEN, number=number, status_filter=self.home)
+
+
+VIEWS: dict[Role, RoleView] = {
+    # The director decides on the unprocessed applications of the organisation.
+    Role.DIRECTOR: RoleView(home=ListFilter.NEW),
+    # The applicant follows their own applications, whatever their status.
+    Role.LISTENER: RoleView(home=ListFilter.ALL, search=False, applicant_column=False),
+    # Staff include the applications directors approved, across organisations.
+    Role.STAFF: RoleView(home=ListFilter.APPROVED, facets=True),
+}
+
+
+@dataclass(frozen=True)
+class Narrowed:
+    """The organisation and programme a list is narrowed to, as shown (plain text)."""
+
+    organization: str | None = None
+    program: str | None = None
 
 
 # --- formatting ----------------------------------------------------------------------------
@@ -102,50 +138,133 @@ def card_data(application: Application, *, base: AppCb | None = None) -> AppCb:
 # --- list ----------------------------------------------------------------------------------
 
 
-def list_row(application: Application, with_status: bool) -> str:
-    row = t.LIST_ROW.format(
-        number=application.number,
-        applicant=short_name(application.applicant.full_name),
-        program=or_not_set(application.program),
-    )
+def list_row(application: Application, with_status: bool, with_applicant: bool = True) -> str:
+    program = or_not_set(application.program)
+    if with_applicant:
+        applicant = short_name(application.applicant.full_name)
+        row = t.LIST_ROW.format(number=application.number, applicant=applicant, program=program)
+    else:
+        row = t.LIST_ROW_OWN.format(number=application.number, program=program)
     if with_status:
         row = f"{t.STATUS_ICONS[Status(application.status)]} {row}"
     return shorten(row, t.LIST_ROW_LIMIT)
 
 
+def status_line(status_filter: ListFilter) -> str:
+    status = status_filter.status
+    return t.LIST_STATUS.format(status=status.label) if status else t.LIST_ALL_STATUSES
+
+
+def narrowed_lines(narrowed: Narrowed) -> list[str]:
+    lines = []
+    if narrowed.organization is not None:
+        name = shorten(narrowed.organization, t.LIST_FACET_LIMIT)
+        lines.append(t.LIST_ORGANIZATION.format(name=html(name)))
+    if narrowed.program is not None:
+        name = shorten(or_not_set(narrowed.program), t.LIST_FACET_LIMIT)
+        lines.append(t.LIST_PROGRAM.format(name=html(name)))
+    return lines
+
+
 def application_list(
-    page: Page[Application], shown: ListCb, search: str | None, note: str | None = None
+    page: Page[Application],
+    shown: ListCb,
+    search: str | None,
+    note: str | None = None,
+    *,
+    role: Role,
+    narrowed: Narrowed | None = None,
 ) -> Screen:
-    """The list of applications: header (status, search, count, page) and a button each."""
-    status = shown.status_filter.status
+    """The list of applications: header (status, filters, search, count, page) and a button
+    each; `shown.narrowed` goes with `narrowed`, the organisation and programme chosen."""
+    view = VIEWS[role]
+    narrowed = narrowed or Narrowed()
     lines = [note, ""] if note else []
-    lines += [
-        t.LIST_TITLE,
-        t.LIST_STATUS.format(status=status.label) if status else t.LIST_ALL_STATUSES,
-    ]
+    lines += [t.LIST_TITLES[role], status_line(shown.status_filter)]
+    lines += narrowed_lines(narrowed)
     if search is not None:
         lines.append(t.LIST_SEARCH.format(query=html(shorten(search, t.SEARCH_ECHO_LIMIT))))
     if page.total:
         lines.append(t.LIST_TOTAL.format(total=page.total))
         if page.pages > 1:
             lines.append(t.LIST_PAGE.format(page=page.index + 1, pages=page.pages))
-        lines += ["", t.LIST_HINT]
+        lines += ["", t.LIST_HINTS[role]]
     else:
         lines += ["", t.LIST_EMPTY_SEARCH if search is not None else t.LIST_EMPTY]
     context = {
         "status_filter": shown.status_filter,
         "list_page": page.index,
         "search": shown.search,
+        "narrowed": shown.narrowed,
     }
     with_status = shown.status_filter is ListFilter.ALL
     rows = [
-        (list_row(item, with_status), card_data(item).model_copy(update=context))
+        (
+            list_row(item, with_status, view.applicant_column),
+            card_data(item).model_copy(update=context),
+        )
         for item in page.items
     ]
     current = shown.model_copy(update={"page": page.index})
-    return Screen(
-        "\n".join(lines), keyboards.application_list(rows, current, page.index, page.pages)
+    markup = keyboards.application_list(
+        rows,
+        current,
+        page.index,
+        page.pages,
+        search=view.search,
+        facets={
+            Facet.ORGANIZATION: narrowed.organization is not None,
+            Facet.PROGRAM: narrowed.program is not None,
+        }
+        if view.facets
+        else None,
     )
+    return Screen("\n".join(lines), markup)
+
+
+def facet_choices(
+    facet: Facet,
+    page: Page[Choice],
+    shown: FacetCb,
+    *,
+    current: int | str | None,
+    narrowed: Narrowed,
+) -> Screen:
+    """Organisations (programmes) to narrow the list to, numbered, with how many applications
+    each has. `current` is what the list is narrowed to now: an organisation's id, a programme.
+    The other filter already chosen (`narrowed`) is named in the header."""
+    lines = [t.FACET_TITLES[facet], status_line(shown.status_filter)]
+    if facet is Facet.PROGRAM:
+        lines += narrowed_lines(Narrowed(organization=narrowed.organization))
+    else:
+        lines += narrowed_lines(Narrowed(program=narrowed.program))
+    if page.total:
+        lines.append(t.FACET_TOTALS[facet].format(total=page.total))
+        if page.pages > 1:
+            lines.append(t.LIST_PAGE.format(page=page.index + 1, pages=page.pages))
+        lines += ["", t.FACET_HINTS[facet]]
+    else:
+        lines += ["", t.FACET_EMPTY[facet]]
+    first = page.index * CHOICES_PAGE_SIZE + 1
+    buttons = []
+    for index, choice in enumerate(page.items, start=first):
+        name, count = or_not_set(choice.name), choice.applications
+        entry = t.FACET_ENTRY.format(
+            index=index, name=shorten(name, t.FACET_ENTRY_LIMIT), count=count
+        )
+        lines += ["", html(entry)]
+        chosen = (choice.key if facet is Facet.ORGANIZATION else choice.name) == current
+        fixed = keyboards.current(t.FACET_BUTTON.format(index=index, name="", count=count), chosen)
+        name = shorten(name, t.FACET_BUTTON_LIMIT - len(fixed))
+        label = keyboards.current(
+            t.FACET_BUTTON.format(index=index, name=name, count=count), chosen
+        )
+        buttons.append((label, choice.key))
+    current_page = shown.model_copy(update={"page": page.index})
+    markup = keyboards.facet_choices(
+        buttons, current_page, page.index, page.pages, any_chosen=current is not None
+    )
+    return Screen("\n".join(lines), markup)
 
 
 def search_prompt(back: ListCb) -> Screen:
@@ -223,26 +342,39 @@ def status_changed(before: Status, after: Status) -> str:
     return t.STATUS_CHANGED.format(before=before.label, after=after.label)
 
 
-def done(action: Action, number: int, with_comment: bool) -> str:
-    return t.DONE[action].format(number=number, comment=t.DONE_WITH_COMMENT if with_comment else "")
+def done(action: Action, number: int, with_comment: bool, role: Role) -> str:
+    """What the actor in the role just did, and who hears of it."""
+    return t.DONE[action].format(
+        number=number,
+        notified=t.NOTIFIED[role],
+        comment=t.DONE_WITH_COMMENT if with_comment else "",
+        sent_to=t.SENT_TO[role],
+    )
 
 
 # --- decisions -----------------------------------------------------------------------------
 
 
-def cancel_confirmation(application: Application, card: AppCb) -> Screen:
-    text = t.CANCEL_CONFIRM.format(number=application.number, summary=summary(application))
+def cancel_confirmation(application: Application, card: AppCb, role: Role) -> Screen:
+    text = t.CANCEL_CONFIRM.format(
+        number=application.number, notified=t.NOTIFIED[role], summary=summary(application)
+    )
     return Screen(text, keyboards.cancel_confirmation(card))
 
 
-def decision_prompt(application: Application, action: Action, card: AppCb) -> Screen:
-    template = t.APPROVE_PROMPT if action is Action.APPROVE else t.CANCEL_PROMPT
-    text = template.format(number=application.number, summary=summary(application))
+def decision_prompt(application: Application, action: Action, card: AppCb, role: Role) -> Screen:
+    text = t.DECISION_PROMPT.format(
+        title=t.DECISION_TITLES[action].format(number=application.number),
+        summary=summary(application),
+        ask=t.DECISION_ASKS[action].format(for_whom=t.FOR_WHOM[role]),
+    )
     return Screen(text, keyboards.decision_prompt(card, action))
 
 
-def comment_prompt(application: Application, card: AppCb) -> Screen:
-    text = t.COMMENT_PROMPT.format(number=application.number, summary=summary(application))
+def comment_prompt(application: Application, card: AppCb, role: Role) -> Screen:
+    text = t.COMMENT_PROMPT.format(
+        number=application.number, summary=summary(application), readers=t.COMMENT_READERS[role]
+    )
     return Screen(text, keyboards.input_prompt(card.to(AppAction.COMMENTS)))
 
 

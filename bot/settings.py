@@ -18,6 +18,7 @@ HINTS: dict[str, str] = {
     "DATABASE_URL": "например sqlite+aiosqlite:///./data/dpo-bot.sqlite3 "
     "или postgresql+asyncpg://user:password@host/db",
     "TELEGRAM_API_URL": "адрес сервера Bot API, например https://api.telegram.org",
+    "REDIS_URL": "например redis://127.0.0.1:6379/0 (или rediss://… с TLS)",
     "PUBLIC_URL": "внешний https-адрес сервиса, например https://bot.example.ru",
     "WEBHOOK_SECRET": "от 1 до 256 символов: латинские буквы, цифры, _ и -",
     "TIMEZONE": "название часового пояса IANA, например Asia/Yekaterinburg",
@@ -31,7 +32,12 @@ HINTS: dict[str, str] = {
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=True,
+        # `NAME=` (as in a copy of .env.example) means "not set", not an empty value.
+        env_ignore_empty=True,
     )
 
     BOT_TOKEN: SecretStr | None = None
@@ -77,6 +83,13 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("unsupported database URL")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("unsupported Redis URL")
         return value
 
     @field_validator("TIMEZONE")

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import consent, director, errors, fallback, linking, menu, profile, start
+from handlers import (
+    consent,
+    director,
+    errors,
+    fallback,
+    linking,
+    listener,
+    menu,
+    profile,
+    staff,
+    start,
+)
 
 
 def build_router() -> Router:
@@ -19,6 +30,8 @@ def build_router() -> Router:
         menu.build_router(),
         profile.build_router(),
         director.build_router(),
+        listener.build_router(),
+        staff.build_router(),
         fallback.build_router(),
         start.build_router(),
     )

@@ -20,7 +20,7 @@ from bot.settings import Settings
 from bot.texts import html
 from bot.texts import linking as texts
 from bot.texts.linking import CONSENT_VERSION
-from handlers.director import APP_LINK
+from handlers.applications import APP_LINK
 from handlers.menu import render_menu
 from services.clock import Clock
 from services.linking import (

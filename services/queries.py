@@ -19,6 +19,7 @@ from storage.repositories import ApplicationScope, Repositories
 
 PAGE_SIZE = 6
 EVENTS_PAGE_SIZE = 5
+CHOICES_PAGE_SIZE = 8
 SEARCH_MAX_LENGTH = 100
 NUMBER_PATTERN = re.compile(r"^(?:№|N|#)?\s*(\d{1,18})$", re.IGNORECASE)
 
@@ -46,6 +47,34 @@ class Search:
     @property
     def name(self) -> str | None:
         return None if self.number is not None else self.text
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """Staff's filters of a list beside the status: one organisation, one programme.
+
+    `program` is a whole programme as stored, "" for the applications without one.
+    """
+
+    organization_id: int | None = None
+    program: str | None = None
+
+    @property
+    def is_set(self) -> bool:
+        return self.organization_id is not None or self.program is not None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An organisation or a programme to narrow a list to, and how many applications it has.
+
+    `key` identifies it in callback data: an organisation's id, or for a programme the number
+    of an application with it (programmes have no ids); `name` is "" when not given.
+    """
+
+    key: int
+    name: str
+    applications: int
 
 
 def parse_search(text: str) -> Search | None:
@@ -94,16 +123,31 @@ async def _paginate(
     return Page(items=items, index=index, pages=pages, total=total)
 
 
+async def _counted_page(
+    fetch: Callable[[int], Awaitable[tuple[list[T], int]]], page: int, size: int
+) -> Page[T]:
+    """A page from a query that counts as it fetches (`fetch(index)` -> items, total)."""
+    items, total = await fetch(max(page, 0))
+    index, pages = _clamp(page, total, size)
+    if index != page:  # asked beyond the last page (the list shrank meanwhile)
+        items, total = await fetch(index)
+        index, pages = _clamp(index, total, size)
+    return Page(items=items, index=index, pages=pages, total=total)
+
+
 async def list_applications(
     repo: Repositories,
     actor: Actor,
     *,
     status: Status | None,
     search: Search | None = None,
+    narrowing: Narrowing | None = None,
     page: int = 0,
     size: int = PAGE_SIZE,
 ) -> Page[Application]:
-    """The actor's applications, newest first, optionally of one status and matching a search."""
+    """The actor's applications, newest first, optionally of one status, matching a search,
+    of one organisation and programme."""
+    narrowing = narrowing or Narrowing()
 
     async def fetch(index: int) -> tuple[list[Application], int]:
         return await repo.applications.search(
@@ -111,16 +155,13 @@ async def list_applications(
             status=status.value if status is not None else None,
             number=search.number if search is not None else None,
             name=search.name if search is not None else None,
+            organization_id=narrowing.organization_id,
+            program=narrowing.program,
             offset=index * size,
             limit=size,
         )
 
-    items, total = await fetch(max(page, 0))
-    index, pages = _clamp(page, total, size)
-    if index != page:  # asked beyond the last page (the list shrank meanwhile)
-        items, total = await fetch(index)
-        index, pages = _clamp(index, total, size)
-    return Page(items=items, index=index, pages=pages, total=total)
+    return await _counted_page(fetch, page, size)
 
 
 async def history_page(
@@ -145,3 +186,68 @@ async def comments_page(
         return await repo.events.comments_for(number, offset=offset, limit=size)
 
     return await _paginate(total, page, size, fetch)
+
+
+async def organization_choices(
+    repo: Repositories,
+    actor: Actor,
+    *,
+    status: Status | None,
+    narrowing: Narrowing | None = None,
+    page: int = 0,
+    size: int = CHOICES_PAGE_SIZE,
+) -> Page[Choice]:
+    """The organisations whose applications the actor may see, of the status (and of the chosen
+    programme), by name."""
+    narrowing = narrowing or Narrowing()
+
+    async def fetch(index: int) -> tuple[list[Choice], int]:
+        rows, total = await repo.applications.organizations_of(
+            visibility(actor),
+            status=status.value if status is not None else None,
+            program=narrowing.program,
+            offset=index * size,
+            limit=size,
+        )
+        return [Choice(key, name, count) for key, name, count in rows], total
+
+    return await _counted_page(fetch, page, size)
+
+
+async def program_choices(
+    repo: Repositories,
+    actor: Actor,
+    *,
+    status: Status | None,
+    narrowing: Narrowing | None = None,
+    page: int = 0,
+    size: int = CHOICES_PAGE_SIZE,
+) -> Page[Choice]:
+    """The programmes of the applications the actor may see, of the status (and of the chosen
+    organisation), alphabetically."""
+    narrowing = narrowing or Narrowing()
+
+    async def fetch(index: int) -> tuple[list[Choice], int]:
+        rows, total = await repo.applications.programs_of(
+            visibility(actor),
+            status=status.value if status is not None else None,
+            organization_id=narrowing.organization_id,
+            offset=index * size,
+            limit=size,
+        )
+        return [Choice(key, name, count) for key, name, count in rows], total
+
+    return await _counted_page(fetch, page, size)
+
+
+async def program_of(repo: Repositories, actor: Actor, key: int) -> str | None:
+    """The programme a choice's key stands for ("" if none given), if the actor may see the
+    application that carries it."""
+    application = await visible_application(repo, actor, key)
+    if application is None:
+        return None
+    return application.program or ""
+
+
+async def organization_name(repo: Repositories, organization_id: int) -> str | None:
+    return await repo.applications.organization_name(organization_id)

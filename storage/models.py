@@ -275,3 +275,41 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class FsmState(Base):
+    """aiogram FSM state and data of one conversation (the embedded default's FSM storage).
+
+    The key is aiogram's StorageKey; a missing thread or business connection is stored as 0 or ''
+    (Telegram never uses those values), so every key part can be in the primary key.
+    """
+
+    __tablename__ = "fsm_states"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    business_connection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    destiny: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update taken in by a webhook replica: a repeated update_id is skipped."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class JobLease(Base):
+    """Who runs a periodic job until when: the job lock on SQLite (PostgreSQL: advisory locks)."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime]

@@ -92,6 +92,25 @@ class ApplicationScope:
         return or_(false(), *conditions)
 
 
+def _program() -> ColumnElement[str]:
+    """A programme as the staff's filter compares it: applications without one form one group."""
+    return func.coalesce(Application.program, "", type_=String)
+
+
+def _narrowed(
+    scope: ApplicationScope, status: str | None, organization_id: int | None, program: str | None
+) -> list[ColumnElement[bool]]:
+    """The conditions of a list: the scope, then the filters that are set."""
+    conditions = [scope.condition()]
+    if status is not None:
+        conditions.append(Application.status == status)
+    if organization_id is not None:
+        conditions.append(Application.organization_id == organization_id)
+    if program is not None:
+        conditions.append(_program() == program)
+    return conditions
+
+
 @dataclass
 class ApplicationRepo:
     session: AsyncSession
@@ -143,16 +162,17 @@ class ApplicationRepo:
         status: str | None = None,
         number: int | None = None,
         name: str | None = None,
+        organization_id: int | None = None,
+        program: str | None = None,
         offset: int = 0,
         limit: int | None = None,
     ) -> tuple[list[Application], int]:
         """A page of the applications in scope, newest first, and how many match in all.
 
-        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е».
+        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е»;
+        `program` is the whole programme ("" for applications without one).
         """
-        conditions = [scope.condition()]
-        if status is not None:
-            conditions.append(Application.status == status)
+        conditions = _narrowed(scope, status, organization_id, program)
         if number is not None:
             conditions.append(Application.number == number)
         if name is not None:
@@ -174,6 +194,76 @@ class ApplicationRepo:
             .limit(limit)
         )
         return list((await self.session.scalars(query)).all()), int(total or 0)
+
+    async def organizations_of(
+        self,
+        scope: ApplicationScope,
+        *,
+        status: str | None = None,
+        program: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[tuple[int, str, int]], int]:
+        """The organisations that have applications in scope (of the status, of the programme):
+        (id, name, how many applications) by name, and how many organisations in all."""
+        where = and_(*_narrowed(scope, status, None, program))
+        grouped = (
+            select(Application.organization_id.label("id"), func.count().label("applications"))
+            .where(where)
+            .group_by(Application.organization_id)
+            .subquery()
+        )
+        total = await self.session.scalar(select(func.count()).select_from(grouped))
+        query = (
+            select(Organization.id, Organization.name, grouped.c.applications)
+            .join(grouped, grouped.c.id == Organization.id)
+            .order_by(Organization.name, Organization.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).tuples().all()
+        return [(id_, name, int(count)) for id_, name, count in rows], int(total or 0)
+
+    async def programs_of(
+        self,
+        scope: ApplicationScope,
+        *,
+        status: str | None = None,
+        organization_id: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[tuple[int, str, int]], int]:
+        """The programmes of the applications in scope (of the status, of the organisation):
+        (the smallest application number with it, the programme or "" if none, how many
+        applications) by programme, and how many programmes in all."""
+        where = and_(*_narrowed(scope, status, organization_id, None))
+        applications = (
+            select(_program().label("program"), Application.number).where(where).subquery()
+        )
+        grouped = (
+            select(
+                func.min(applications.c.number).label("key"),
+                applications.c.program,
+                func.count().label("applications"),
+            )
+            .group_by(applications.c.program)
+            .subquery()
+        )
+        total = await self.session.scalar(select(func.count()).select_from(grouped))
+        query = (
+            select(grouped.c.key, grouped.c.program, grouped.c.applications)
+            .order_by(grouped.c.program)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).tuples().all()
+        return [(int(key), program, int(count)) for key, program, count in rows], int(total or 0)
+
+    async def organization_name(self, organization_id: int) -> str | None:
+        name: str | None = await self.session.scalar(
+            select(Organization.name).where(Organization.id == organization_id)
+        )
+        return name
 
     async def _folded(
         self, column: ColumnElement[str] | InstrumentedAttribute[str]

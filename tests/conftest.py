@@ -65,7 +65,12 @@ def postgres_migrated() -> str:
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database of each backend in turn."""
-    if request.param == "sqlite":
+    return empty_database(request, request.param, tmp_path)
+
+
+def empty_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    """The URL of a migrated, empty database of `backend` ("sqlite" or "postgresql")."""
+    if backend == "sqlite":
         path = tmp_path / "bot.sqlite3"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"

@@ -61,6 +61,7 @@ class BotHarness:
 
     async def close(self) -> None:
         logging.getLogger("handlers.errors").removeHandler(self.errors)
+        await self.dp.storage.close()
         await self.bot.session.close()
 
     async def feed_pending(self) -> int:

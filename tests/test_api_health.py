@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import track_polling
+from bot.app import track_updates
 from bot.metrics import Metrics
 from bot.web import Liveness
 from services.clock import ManualClock
@@ -65,24 +65,26 @@ async def test_healthz_reports_database_polling_and_tasks(
         assert (body["status"], body["tasks"]) == ("unavailable", {"decisions_webhook": "stopped"})
 
 
-async def test_healthz_follows_polling(
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_healthz_follows_the_dispatcher(
     database_url: str,
     engine: AsyncEngine,
     session_factory: async_sessionmaker[AsyncSession],
     clock: ManualClock,
     harness: BotHarness,
+    mode: str,
 ) -> None:
-    state: dict[str, object] = {"mode": "polling", "polling": "starting"}
-    track_polling(harness.dp, state)
+    state: dict[str, object] = {"mode": mode, mode: "starting"}
+    track_updates(harness.dp, state)
     settings = api_settings(database_url)
     async with serve_api(engine, session_factory, clock, settings, state=state) as client:
         await harness.dp.emit_startup(bot=harness.bot)
         body = await (await client.get("/healthz")).json()
-        assert body["polling"] == "running"
+        assert (body["status"], body["mode"], body[mode]) == ("ok", mode, "running")
         await harness.dp.emit_shutdown(bot=harness.bot)
         response = await client.get("/healthz")
         assert response.status == 503
-        assert (await response.json())["polling"] == "stopped"
+        assert (await response.json())[mode] == "stopped"
 
 
 async def test_healthz_without_the_database_is_503(

@@ -4,7 +4,7 @@ press is answered, nothing fails.
 The presses come from a seeded generator (reproducible): random strings, known prefixes with
 junk fields, well-formed data for other organisations' and missing applications, mutations of
 real buttons, and every kind of data pressed by users who may not use it (the other
-organisation's director, a listener, an unlinked stranger).
+organisation's director, a listener on applications not her own, an unlinked stranger).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.callbacks import AppAction, AppCb, ListAction, ListFilter, StatusCode
 from tests.director_data import (
+    APPLICANT,
     DIRECTOR,
     LISTENER,
     NUMBERS,
@@ -118,12 +119,15 @@ def mutated(rng: random.Random, real: list[str]) -> str:
     return "".join(data)
 
 
-def could_decide(user: int, data: str) -> bool:
-    """Data a director of organisation 10 may legitimately decide with (not a forgery)."""
+def legitimate(user: int, data: str) -> bool:
+    """Data the user may legitimately press (not a forgery): a director of organisation 10
+    deciding on its applications, the applicant (LISTENER) on her own applications."""
     try:
         parsed = AppCb.unpack(data)
     except (TypeError, ValueError):
         return False
+    if user == LISTENER:
+        return APPLICANT.get(parsed.number) == LISTENER - 1000
     return user == DIRECTOR and parsed.action in DECISIONS and parsed.number in NUMBERS
 
 
@@ -145,7 +149,7 @@ def generate(rng: random.Random, real: list[str]) -> list[Press]:
             press = Press(rng.choice([LISTENER, UNLINKED]), data, refused=True)
         else:
             press = Press(DIRECTOR, mutated(rng, real), refused=False)
-        if fits(press.data) and not could_decide(press.user, press.data):
+        if fits(press.data) and not legitimate(press.user, press.data):
             presses.append(press)
     return presses
 

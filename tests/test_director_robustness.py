@@ -231,9 +231,9 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
         "a:ap:abc:0::n:0:0",
         "a:ap:39737",
         "zz:1",
-        f"a:an:{2**63}:0:n:n:0:0",
-        "a:an:-39737:0:n:n:0:0",
-        "al:s:n:-1:0",
+        f"a:an:{2**63}:0:n:n:0:0:0",
+        "a:an:-39737:0:n:n:0:0:0",
+        "al:s:n:-1:0:0",
     ]:
         await harness.press_data(DIRECTOR, data, card.message_id)
         assert last_answer(harness) == {"text": STALE, "show_alert": True}
@@ -313,7 +313,8 @@ async def test_over_long_fields_are_cut_without_breaking_html(
 async def test_other_roles_buttons_do_not_reach_the_directors_screens(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    """The director router is for the active role «Руководитель ОО» only."""
+    """The director's screens are for the active role «Руководитель ОО» only: in the role
+    «Слушатель» the same person sees only his own applications and cannot decide."""
     before = await snapshot(session_factory)
     async with session_factory() as session:
         await session.execute(
@@ -322,6 +323,15 @@ async def test_other_roles_buttons_do_not_reach_the_directors_screens(
         await session.commit()
     menu = await harness.send(DIRECTOR, "/menu")
     await harness.press_data(DIRECTOR, "m:a", menu.message_id)
+    own = harness.api.message(DIRECTOR, menu.message_id)
+    assert own.text.startswith("📄 Мои заявки\nСтатус: все\n\nЗаявок с таким статусом нет.")
+    decision = AppCb(action=AppAction.APPROVE_NO_COMMENT, number=NEWEST_NEW, status=StatusCode.NEW)
+    await harness.press_data(DIRECTOR, decision.pack(), menu.message_id)
     assert last_answer(harness) == {"text": STALE, "show_alert": True}
+    await harness.press_data(DIRECTOR, decision.to(AppAction.OPEN).pack(), menu.message_id)
+    assert last_answer(harness) == {
+        "text": "Заявка №39737 не найдена или недоступна вам.",
+        "show_alert": True,
+    }
     assert await snapshot(session_factory) == before
     harness.assert_no_errors()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -46,3 +47,17 @@ async def test_upgrade_downgrade_upgrade_matches_models(backend: str, tmp_path: 
             assert await connection.run_sync(_diff) == []
     finally:
         await engine.dispose()
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="needs PostgreSQL: set TEST_DATABASE_URL")
+async def test_replicas_starting_together_migrate_one_after_another() -> None:
+    url = os.environ["TEST_DATABASE_URL"]
+    await reset_postgres(url)
+    engines = [create_engine(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        async with engines[0].connect() as connection:
+            assert await connection.run_sync(_diff) == []
+    finally:
+        for engine in engines:
+            await engine.dispose()

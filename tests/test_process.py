@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import Settings
 from tests.fakes.bot_api import FakeBotAPI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ def bot_env(tmp_path: Path, **values: str) -> dict[str, str]:
     return env
 
 
-SETTING_NAMES = {"BOT_TOKEN", "DATABASE_URL", "TELEGRAM_API_URL", "WEB_PORT", "TIMEZONE"}
+SETTING_NAMES = set(Settings.model_fields)
 
 
 async def run_bot(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
@@ -126,3 +127,22 @@ async def wait_for(condition: object, process: asyncio.subprocess.Process) -> No
             raise AssertionError(f"the bot exited with {process.returncode}: {err}")
         await asyncio.sleep(0.05)
     raise AssertionError("timed out waiting for the bot")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"REDIS_URL": "http://127.0.0.1:6379"}, "Ошибка настройки: REDIS_URL задана неверно"),
+        (
+            {"REDIS_URL": "redis://127.0.0.1:1/0"},
+            "Ошибка: Redis по адресу из REDIS_URL не отвечает",
+        ),
+    ],
+)
+async def test_a_bad_or_silent_redis_stops_start_up(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    code, _, err = await run_bot(tmp_path, BOT_TOKEN="123456:TEST", **env)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(expected)
+    assert "Traceback" not in err

@@ -3,8 +3,8 @@ instruction's words. HTML parse mode: values are escaped by the screens, not her
 
 from __future__ import annotations
 
-from bot.callbacks import ListFilter
-from services.domain import Action, Status
+from bot.callbacks import Facet, ListFilter
+from services.domain import Action, Role, Status
 
 NOT_SET = "Не указано"
 TIME_FORMAT = "%d.%m.%Y %H:%M"
@@ -12,16 +12,27 @@ DATE_FORMAT = "%d.%m.%Y"
 
 # --- list ----------------------------------------------------------------------------------
 
-LIST_TITLE = "<b>📥 Заявки</b>"
+LIST_TITLES: dict[Role, str] = {
+    Role.DIRECTOR: "<b>📥 Заявки</b>",
+    Role.LISTENER: "<b>📄 Мои заявки</b>",
+    Role.STAFF: "<b>📥 Заявки</b>",
+}
 LIST_STATUS = "Статус: «{status}»"
 LIST_ALL_STATUSES = "Статус: все"
 LIST_SEARCH = "Поиск: «{query}»"
 LIST_TOTAL = "Найдено: {total}"
 LIST_PAGE = "Страница {page} из {pages}"
-LIST_HINT = "Нажмите на заявку, чтобы открыть её сведения и одобрить или отменить её."
+LIST_HINTS: dict[Role, str] = {
+    Role.DIRECTOR: "Нажмите на заявку, чтобы открыть её сведения и одобрить или отменить её.",
+    Role.LISTENER: "Нажмите на заявку, чтобы открыть её сведения, комментарии и историю.",
+    Role.STAFF: (
+        "Нажмите на заявку, чтобы открыть её сведения и включить её в группу или отменить."
+    ),
+}
 LIST_EMPTY = "Заявок с таким статусом нет."
 LIST_EMPTY_SEARCH = "По этому запросу заявок не найдено."
 LIST_ROW = "№{number} · {applicant} · {program}"
+LIST_ROW_OWN = "№{number} · {program}"  # the applicant's own list: the name is always theirs
 LIST_ROW_LIMIT = 60
 
 FILTER_LABELS: dict[ListFilter, str] = {
@@ -44,6 +55,44 @@ BUTTON_NEXT = "▶"
 BUTTON_PAGE = "{page}/{pages}"
 BUTTON_SEARCH = "🔍 Поиск"
 BUTTON_CLEAR_SEARCH = "✖ Сбросить поиск"
+
+# --- staff's filters by organisation and programme ------------------------------------------
+
+LIST_ORGANIZATION = "Организация: {name}"
+LIST_PROGRAM = "Программа: {name}"
+LIST_FACET_LIMIT = 200
+BUTTON_FACETS: dict[Facet, str] = {
+    Facet.ORGANIZATION: "🏫 Организация",
+    Facet.PROGRAM: "📚 Программа",
+}
+FACET_TITLES: dict[Facet, str] = {
+    Facet.ORGANIZATION: "<b>🏫 Выбор организации</b>",
+    Facet.PROGRAM: "<b>📚 Выбор программы</b>",
+}
+FACET_HINTS: dict[Facet, str] = {
+    Facet.ORGANIZATION: "Нажмите на номер организации — в списке останутся только её заявки.",
+    Facet.PROGRAM: "Нажмите на номер программы — в списке останутся только заявки по ней.",
+}
+FACET_TOTALS: dict[Facet, str] = {
+    Facet.ORGANIZATION: "Организаций: {total}",
+    Facet.PROGRAM: "Программ: {total}",
+}
+FACET_EMPTY: dict[Facet, str] = {
+    Facet.ORGANIZATION: "Ни у одной организации нет таких заявок.",
+    Facet.PROGRAM: "Ни по одной программе нет таких заявок.",
+}
+FACET_ALL: dict[Facet, str] = {
+    Facet.ORGANIZATION: "Все организации",
+    Facet.PROGRAM: "Все программы",
+}
+FACET_GONE: dict[Facet, str] = {
+    Facet.ORGANIZATION: "Организация не найдена, выберите другую.",
+    Facet.PROGRAM: "Программа не найдена: заявки по ней больше нет, выберите другую.",
+}
+FACET_ENTRY = "{index}. {name} — заявок: {count}"
+FACET_ENTRY_LIMIT = 300
+FACET_BUTTON = "{index}. {name} · {count}"
+FACET_BUTTON_LIMIT = 60
 
 SEARCH_PROMPT = (
     "<b>🔍 Поиск заявки</b>\n"
@@ -99,32 +148,58 @@ STATUS_CHANGED = "ℹ️ Статус заявки изменился: было 
 
 # --- decisions -----------------------------------------------------------------------------
 
-CANCEL_CONFIRM = "Отменить заявку №{number}? Заявитель получит уведомление.\n\n{summary}"
+# Who hears of an actor's decisions and comments, by the actor's role (as
+# services.notifications.recipients_for routes them).
+NOTIFIED: dict[Role, str] = {
+    Role.DIRECTOR: "Заявитель получит уведомление",
+    Role.LISTENER: "Руководитель ОО получит уведомление",
+    Role.STAFF: "Заявитель и руководитель ОО получат уведомление",
+}
+FOR_WHOM: dict[Role, str] = {
+    Role.DIRECTOR: "для заявителя",
+    Role.LISTENER: "для руководителя ОО",
+    Role.STAFF: "для заявителя и руководителя ОО",
+}
+COMMENT_READERS: dict[Role, str] = {
+    Role.DIRECTOR: "его получит заявитель",
+    Role.LISTENER: "его получит руководитель ОО",
+    Role.STAFF: "его получат заявитель и руководитель ОО",
+}
+SENT_TO: dict[Role, str] = {
+    Role.DIRECTOR: "заявителю",
+    Role.LISTENER: "руководителю ОО",
+    Role.STAFF: "заявителю и руководителю ОО",
+}
+
+CANCEL_CONFIRM = "Отменить заявку №{number}? {notified}.\n\n{summary}"
 BUTTON_CANCEL_YES = "Да, отменить"
 BUTTON_CANCEL_NO = "Нет"
 
-APPROVE_PROMPT = (
-    "<b>Одобрение заявки №{number}</b>\n{summary}\n\n"
-    "Напишите комментарий для заявителя одним сообщением или нажмите «Без комментария».\n"
+DECISION_PROMPT = (
+    "<b>{title}</b>\n{summary}\n\n"
+    "{ask} одним сообщением или нажмите «Без комментария».\n"
     "Чтобы передумать, нажмите «Отмена» или отправьте /cancel."
 )
-CANCEL_PROMPT = (
-    "<b>Отмена заявки №{number}</b>\n{summary}\n\n"
-    "Напишите причину отмены для заявителя одним сообщением или нажмите «Без комментария».\n"
-    "Чтобы передумать, нажмите «Отмена» или отправьте /cancel."
-)
+DECISION_TITLES: dict[Action, str] = {
+    Action.APPROVE: "Одобрение заявки №{number}",
+    Action.CANCEL: "Отмена заявки №{number}",
+    Action.INCLUDE: "Включение заявки №{number} в группу",
+}
+DECISION_ASKS: dict[Action, str] = {
+    Action.APPROVE: "Напишите комментарий {for_whom}",
+    Action.CANCEL: "Напишите причину отмены {for_whom}",
+    Action.INCLUDE: "Напишите комментарий {for_whom}",
+}
 SUMMARY = "{applicant} · {program}"
 SUMMARY_LIMIT = 300
 BUTTON_NO_COMMENT = "Без комментария"
 BUTTON_ABORT = "Отмена"
 
 DONE: dict[Action, str] = {
-    Action.APPROVE: "✅ Заявка №{number} одобрена. Заявитель получит уведомление{comment}.",
-    Action.CANCEL: "❌ Заявка №{number} отменена. Заявитель получит уведомление{comment}.",
-    Action.INCLUDE: (
-        "👥 Заявка №{number} включена в группу. Заявитель получит уведомление{comment}."
-    ),
-    Action.COMMENT: "💬 Комментарий к заявке №{number} отправлен заявителю.",
+    Action.APPROVE: "✅ Заявка №{number} одобрена. {notified}{comment}.",
+    Action.CANCEL: "❌ Заявка №{number} отменена. {notified}{comment}.",
+    Action.INCLUDE: "👥 Заявка №{number} включена в группу. {notified}{comment}.",
+    Action.COMMENT: "💬 Комментарий к заявке №{number} отправлен {sent_to}.",
 }
 DONE_WITH_COMMENT = " с вашим комментарием"
 DONE_TOAST: dict[Action, str] = {
@@ -146,7 +221,7 @@ COMMENT_ENTRY = "<b>{when}</b> · {actor}\n{comment}"
 BUTTON_ADD_COMMENT = "✍️ Написать комментарий"
 COMMENT_PROMPT = (
     "<b>Комментарий к заявке №{number}</b>\n{summary}\n\n"
-    "Напишите комментарий одним сообщением — его получит заявитель.\n"
+    "Напишите комментарий одним сообщением — {readers}.\n"
     "Чтобы передумать, нажмите «Отмена» или отправьте /cancel."
 )
 
