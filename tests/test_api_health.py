@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -88,11 +87,12 @@ async def test_healthz_follows_the_dispatcher(
 
 
 async def test_healthz_without_the_database_is_503(
-    tmp_path: Path, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+    database_url: str, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
-    broken = create_engine(f"sqlite+aiosqlite:///{tmp_path}")  # a directory: cannot be opened
+    # Nothing listens on port 1: the database does not answer.
+    broken = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/absent")
     try:
-        settings = api_settings(f"sqlite+aiosqlite:///{tmp_path}")
+        settings = api_settings(database_url)
         async with serve_api(broken, session_factory, clock, settings) as client:
             response = await client.get("/healthz")
             assert response.status == 503
