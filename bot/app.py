@@ -22,13 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
 from bot.api import ApiContext
+from bot.decisions_webhook import DecisionsWebhook
 from bot.metrics import Metrics, UpdateMetricsMiddleware
 from bot.middlewares import (
     AbandonInputMiddleware,
     ActorMiddleware,
     DbSessionMiddleware,
+    UnblockMiddleware,
     UserEventIsolation,
 )
+from bot.notifier import Background, start_background
 from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
@@ -123,6 +126,7 @@ def build_dispatcher(
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))  # outermost: times it all
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
     dp.update.outer_middleware(ActorMiddleware())
+    dp.update.outer_middleware(UnblockMiddleware())
     dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
     dp.include_router(build_router())
     return dp
@@ -196,8 +200,8 @@ def track_updates(dp: Dispatcher, state: dict[str, object]) -> None:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot and the web server until SIGTERM or SIGINT: long polling, or webhook mode
-    when PUBLIC_URL and WEBHOOK_SECRET are set."""
+    """Run the bot, the web server and the notification dispatcher until SIGTERM or SIGINT:
+    long polling, or webhook mode when PUBLIC_URL and WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
@@ -212,6 +216,9 @@ async def run(settings: Settings) -> None:
     runner: web.AppRunner | None = None
     if settings.WEBHOOK_SECRET is not None and settings.PUBLIC_URL is None:
         log.warning("WEBHOOK_SECRET is set but PUBLIC_URL is not: running with long polling")
+    background: Background | None = None
+    decisions: DecisionsWebhook | None = None
+    decisions_task: asyncio.Task[None] | None = None
     try:
         await check_fsm_storage(dp.storage)
         me = await fetch_me(bot)
@@ -240,6 +247,14 @@ async def run(settings: Settings) -> None:
             settings.WEB_HOST,
             settings.WEB_PORT,
         )
+        background = start_background(bot, session_factory, settings, clock)
+        metrics.sends.watch("telegram", background.notifier.stats)
+        for task in background.tasks:
+            liveness.watch(task.get_name(), task)
+        if settings.decisions_webhook:
+            decisions = DecisionsWebhook(settings, session_factory, clock, metrics)
+            decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")
+            liveness.watch("decisions_webhook", decisions_task)
         if receiver is not None:
             await serve_webhook(bot, dp, receiver, runner, webhook_url(settings))
         else:
@@ -251,6 +266,10 @@ async def run(settings: Settings) -> None:
                 allowed_updates=dp.resolve_used_update_types(),
             )
     finally:
+        if decisions is not None and decisions_task is not None:
+            await decisions.stop(decisions_task)
+        if background is not None:
+            await background.stop()
         if runner is not None:
             await runner.cleanup()
         await dp.storage.close()  # also when start-up failed before the Dispatcher's shutdown

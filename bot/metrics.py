@@ -1,21 +1,24 @@
 """Prometheus metrics of one process: a registry per app (tests build many), served at /metrics.
 
 Updates by type and their handling time come from a dispatcher middleware; outbox depth and the
-age of its oldest pending message are read from the database at scrape time; senders count their
-sends by result; the API counts its requests by status.
+age of its oldest pending message are read from the database at scrape time, sends by result from
+the outbox workers' own counts; the API counts its requests by status.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
+from services.outbox import WorkerStats
 from storage.repositories import Repositories
 
 CHANNELS = ("telegram", "webhook")
@@ -49,12 +52,8 @@ class Metrics:
             ["channel"],
             registry=self.registry,
         )
-        self.sends = Counter(
-            "dpo_bot_sends",
-            "Send attempts from the outbox, by channel and result (sent, retry, blocked, failed)",
-            ["channel", "result"],
-            registry=self.registry,
-        )
+        self.sends = SendsCollector()
+        self.registry.register(self.sends)
         self.api_requests = Counter(
             "dpo_bot_api_requests",
             "Integration API requests, by method, route and HTTP status",
@@ -76,6 +75,41 @@ class Metrics:
             self.outbox_pending.labels(channel=channel).set(count)
             age = (now - oldest).total_seconds() if oldest is not None else 0.0
             self.outbox_oldest_seconds.labels(channel=channel).set(max(age, 0.0))
+
+
+class SendsCollector(Collector):
+    """`dpo_bot_sends_total{channel, result}`, read at scrape time from the counts the outbox
+    workers keep (services.outbox.WorkerStats), so every sender is counted the same way."""
+
+    RESULTS = (
+        ("sent", "sent"),
+        ("retry", "retried"),
+        ("rate_limited", "rate_limited"),
+        ("held", "held"),
+        ("failed", "failed"),
+    )
+
+    def __init__(self) -> None:
+        self._workers: list[tuple[str, WorkerStats]] = []
+
+    def watch(self, channel: str, stats: WorkerStats) -> None:
+        self._workers.append((channel, stats))
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "dpo_bot_sends",
+            "Sends from the outbox by channel and result (sent; retry: a failed attempt that "
+            "will be retried; rate_limited: 429; held: the chat blocked the bot; failed)",
+            labels=["channel", "result"],
+        )
+        totals: dict[tuple[str, str], int] = {}
+        for channel, stats in self._workers:
+            for result, attribute in self.RESULTS:
+                key = (channel, result)
+                totals[key] = totals.get(key, 0) + getattr(stats, attribute)
+        for (channel, result), value in sorted(totals.items()):
+            family.add_metric([channel, result], value)
+        yield family
 
 
 Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
