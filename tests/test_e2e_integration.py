@@ -4,9 +4,14 @@ the web module: in the pull feed, and POSTed, signed, to a receiver that fails t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import signal
+import socket
+import sys
+from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
@@ -16,10 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot import decisions_webhook as webhook
 from bot.notifier import build_notifier
 from services.clock import ManualClock
+from storage.db import create_engine, create_session_factory
+from storage.migrate import upgrade
 from storage.models import OutboxMessage
+from tests import factories
 from tests.api_support import AUTH, WebhookReceiver, application_body, serve_api
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
+from tests.test_api_health import samples
+from tests.test_process import bot_env, wait_for
 
 SECRET = "web-module-shared-secret"
 DIRECTOR, SECOND_DIRECTOR, APPLICANT = 1001, 1002, 1003
@@ -114,3 +124,96 @@ async def test_from_the_web_module_to_the_director_and_back(
             await session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "webhook"))
         ).one()
     assert (row.state, row.attempts) == ("sent", 2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_the_bot_process_serves_the_api_and_delivers_decisions(tmp_path: Path) -> None:
+    """`python -m bot` as deployed: the API on WEB_PORT, pushes from its dispatcher, the decision
+    webhook from its background task (retried after a refusal), health and metrics."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    engine = create_engine(database)
+    await upgrade(engine)
+    async with create_session_factory(engine)() as session:
+        await factories.seed_school(session)
+        await session.commit()
+    await engine.dispose()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with FakeBotAPI() as api, WebhookReceiver(500) as receiver, ClientSession() as http:
+        for user in (DIRECTOR, SECOND_DIRECTOR, APPLICANT):
+            api.add_user(user)
+        env = bot_env(
+            tmp_path,
+            BOT_TOKEN=api.token,
+            TELEGRAM_API_URL=api.url,
+            WEB_PORT=str(port),
+            API_TOKEN=AUTH["Authorization"].removeprefix("Bearer "),
+            DPO_WEBHOOK_URL=receiver.url,
+            DPO_WEBHOOK_SECRET=SECRET,
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await wait_for(lambda: bool(api.calls_of("deleteWebhook")), process)
+            async with http.get(f"{base}/healthz") as response:
+                health = await response.json()
+            assert response.status == 200, health
+            assert health["tasks"] == {
+                "decisions_webhook": "running",
+                "digest": "running",
+                "notifier": "running",
+            }
+            async with http.put(
+                f"{base}/api/v1/applications/39744", json=application_body(), headers=AUTH
+            ) as response:
+                assert response.status == 201
+
+            def pushed() -> bool:
+                return any(m.from_bot and "№39744" in m.text for m in api.chat(DIRECTOR))
+
+            await wait_for(pushed, process)
+            push = api.last_bot_message(DIRECTOR)
+            api.press(DIRECTOR, "✅ Одобрить", push.message_id)
+            await wait_for(
+                lambda: "Напишите комментарий" in api.last_bot_message(DIRECTOR).text, process
+            )
+            api.send_text(DIRECTOR, "Одобряю")
+            await wait_for(lambda: len(receiver.requests) == 2, process)
+
+            async with http.get(f"{base}/metrics") as response:
+                values = samples(await response.text())
+            sends = "dpo_bot_sends_total"
+            assert values[(sends, (("channel", "webhook"), ("result", "retry")))] == 1
+            assert values[(sends, (("channel", "webhook"), ("result", "sent")))] == 1
+            assert values[(sends, (("channel", "telegram"), ("result", "sent")))] >= 2
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), timeout=30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        err = (await process.stderr.read()).decode() if process.stderr else ""
+    assert code == 0, err
+    assert "Traceback" not in err
+    headers, body = receiver.requests[-1]
+    mac = hmac.new(SECRET.encode(), headers["X-Timestamp"].encode() + b"." + body, hashlib.sha256)
+    assert headers["X-Signature"] == "sha256=" + mac.hexdigest()
+    decision = json.loads(body)
+    assert (decision["application_number"], decision["action"], decision["comment"]) == (
+        39744,
+        "approve",
+        "Одобряю",
+    )
+    assert "Одобряю" not in err  # no personal data or comments in the logs
