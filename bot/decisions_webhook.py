@@ -12,7 +12,6 @@ body, key DPO_WEBHOOK_SECRET>`, `X-Decision-Id`. The body is the decision as in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -153,9 +152,14 @@ class DecisionsWebhook:
             await self._worker.run()
 
     async def stop(self, task: asyncio.Task[None]) -> None:
+        """Stop the worker (sends in flight finish briefly, the rest stay queued) and wait."""
         if self._worker is not None:
             self._worker.stop()
         else:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # it already ended with an error (/healthz showed it stopped)
+            log.exception("decisions webhook: the delivery task had failed")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -82,12 +82,11 @@ ALL_FIELDS = set().union(*FIELDS.values())
 @dataclass(frozen=True)
 class Line:
     number: int
-    record: BaseModel
+    record: OrganizationLine | AccountLine | ApplicationLine
 
     @property
     def kind(self) -> str:
-        kind: str = getattr(self.record, "type")  # noqa: B009 - every record has one
-        return kind
+        return self.record.type
 
 
 @dataclass
