@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -12,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services import integration
+from services import decisions, integration
 from services.applications import Done, perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
@@ -27,6 +28,7 @@ from storage.models import (
     TelegramLink,
 )
 from storage.repositories import Repositories
+from tests import factories
 from tests.api_support import (
     API_TOKEN,
     AUTH,
@@ -36,6 +38,7 @@ from tests.api_support import (
     count,
     serve_api,
 )
+from tests.conftest import BACKENDS
 
 Client = TestClient[Any, Any]
 
@@ -702,3 +705,36 @@ async def test_a_decision_is_queued_for_the_webhook_only_when_it_is_configured(
     assert [(r.kind, r.event_id, r.application_number) for r in rows] == (
         [("decision", outcome.event.id, 1)] if webhook else []
     )
+
+
+# SQLite serialises writers, so no decision commits out of order there.
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="needs PostgreSQL: set TEST_DATABASE_URL")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.usefixtures("seeded")
+async def test_the_feed_never_skips_a_decision_committed_late(
+    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """On PostgreSQL ids are handed out before commit: decision 1 may commit after decision 2.
+    A feed read in between must wait for it rather than move the cursor past it."""
+    async with session_factory() as session:
+        for number in (1, 2):
+            session.add(factories.application(number, 3, 10))
+        await session.commit()
+    async with session_factory() as slow, session_factory() as fast:
+        first = await perform_action(Repositories(slow), DIRECTOR, 1, Action.APPROVE, clock=clock)
+        second = await perform_action(Repositories(fast), DIRECTOR, 2, Action.APPROVE, clock=clock)
+        assert isinstance(first, Done)
+        assert isinstance(second, Done)
+        assert first.event.id < second.event.id
+        await fast.commit()  # the later id is committed first
+
+        async def read_feed() -> list[int]:
+            async with session_factory() as session:
+                page = await decisions.page(Repositories(session), after=0, limit=10)
+                return [decision.id for decision in page.decisions]
+
+        feed = asyncio.create_task(read_feed())
+        await asyncio.sleep(0.2)
+        assert not feed.done()  # it waits for the transaction still in flight
+        await slow.commit()
+        assert await feed == [first.event.id, second.event.id]
