@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot import texts
 from bot.api import ApiContext
 from bot.decisions_webhook import DecisionsWebhook
+from bot.flood import FloodWait
 from bot.metrics import Metrics, UpdateMetricsMiddleware
 from bot.middlewares import (
     AbandonInputMiddleware,
@@ -56,8 +57,10 @@ DEFAULT_COMMANDS = [
 
 
 def build_bot(settings: Settings) -> Bot:
+    """The bot; a reply that meets Telegram's flood control waits it out (bot/flood.py)."""
     assert settings.BOT_TOKEN is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    session.middleware(FloodWait())
     return Bot(
         settings.BOT_TOKEN.get_secret_value(),
         session=session,
@@ -200,8 +203,9 @@ def track_updates(dp: Dispatcher, state: dict[str, object]) -> None:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot, the web server and the notification dispatcher until SIGTERM or SIGINT:
-    long polling, or webhook mode when PUBLIC_URL and WEBHOOK_SECRET are set."""
+    """Run the bot, the web server and (unless NOTIFY_IN_BOT is false) the notification
+    dispatcher until SIGTERM or SIGINT: long polling, or webhook mode when PUBLIC_URL and
+    WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
@@ -247,10 +251,13 @@ async def run(settings: Settings) -> None:
             settings.WEB_HOST,
             settings.WEB_PORT,
         )
-        background = start_background(bot, session_factory, settings, clock)
-        metrics.sends.watch("telegram", background.notifier.stats)
-        for task in background.tasks:
-            liveness.watch(task.get_name(), task)
+        if settings.NOTIFY_IN_BOT:
+            background = start_background(bot, session_factory, settings, clock)
+            metrics.sends.watch("telegram", background.notifier.stats)
+            for task in background.tasks:
+                liveness.watch(task.get_name(), task)
+        else:
+            log.info("notifications are sent by `python -m bot dispatcher` (NOTIFY_IN_BOT=false)")
         if settings.decisions_webhook:
             decisions = DecisionsWebhook(settings, session_factory, clock, metrics)
             decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")

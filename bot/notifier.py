@@ -35,6 +35,7 @@ from aiogram.exceptions import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.flood import flood_errors_raised
 from bot.pushes import Push, PushContext, render
 from bot.settings import Settings
 from services.clock import Clock, SystemClock
@@ -76,10 +77,12 @@ class TelegramSender:
         if row.chat_id is None:
             return Failed("the row names no chat")
         try:
-            async with asyncio.timeout(self.send_timeout):
-                message = await self.bot.send_message(
-                    row.chat_id, prepared.text, reply_markup=prepared.markup
-                )
+            # The 429 comes back at once: the worker pauses and slows down all its sending.
+            with flood_errors_raised():
+                async with asyncio.timeout(self.send_timeout):
+                    message = await self.bot.send_message(
+                        row.chat_id, prepared.text, reply_markup=prepared.markup
+                    )
         except TelegramRetryAfter as error:
             seconds = error.retry_after
             return RetryAfter(float(seconds), f"429: Too Many Requests: retry after {seconds}")

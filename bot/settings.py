@@ -29,6 +29,7 @@ HINTS: dict[str, str] = {
     "тот же ключ задаётся в модуле «Организация ДПО»",
     "NOTIFY_RATE": "число сообщений в секунду больше 0 и не больше 30, например 25",
     "NOTIFY_LEASE": "целое число секунд от 2 до 600, например 30",
+    "NOTIFY_IN_BOT": "true или false",
 }
 
 
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     LINK_TOKEN_TTL: int = Field(900, ge=60, le=7 * 24 * 3600)
     NOTIFY_RATE: float = Field(25.0, gt=0, le=30)
     NOTIFY_LEASE: int = Field(30, ge=2, le=600)
+    # False: `python -m bot` leaves sending to `python -m bot dispatcher` processes.
+    NOTIFY_IN_BOT: bool = True
     TIMEZONE: str = "Asia/Yekaterinburg"
     DIGEST_TIME: time = time(9, 0)
     HIDE_NAMES_IN_PUSHES: bool = False

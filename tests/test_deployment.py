@@ -51,6 +51,15 @@ def test_bot_services_use_postgresql_redis_and_listen_for_nginx(compose: dict[st
         assert service["build"] == "."
 
 
+def test_only_the_dispatcher_sends_notifications(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in BOT_SERVICES:
+        settings = Settings(_env_file=None, **services[name]["environment"])  # type: ignore[arg-type]
+        assert settings.NOTIFY_IN_BOT is False
+    senders = [s for s in services.values() if s.get("command", [])[-1:] == ["dispatcher"]]
+    assert len(senders) == 1
+
+
 def test_the_settings_in_compose_are_valid_settings(compose: dict[str, Any]) -> None:
     environment = dict(compose["services"]["bot-1"]["environment"])
     environment["DATABASE_URL"] = environment["DATABASE_URL"].replace(

@@ -521,6 +521,38 @@ async def test_unknown_method_and_wrong_token(
 
 
 @pytest.mark.asyncio
+async def test_calls_record_which_base_url_they_came_through(api: FakeBotAPI) -> None:
+    seen: list[tuple[str, str | None]] = []
+    api.observe(lambda call: seen.append((call.method, call.via)))
+    sessions = [
+        QuickCloseSession(api=TelegramAPIServer.from_base(base))
+        for base in (api.url, api.url_for("replica-1"), api.url_for("bot-2"))
+    ]
+    try:
+        for session in sessions:
+            await Bot(TOKEN, session=session).send_message(USER, "привет")
+        with pytest.raises(TelegramUnauthorizedError):
+            await Bot("654321:WRONG", session=sessions[1]).get_me()
+    finally:
+        for session in sessions:
+            await session.close()
+
+    assert (
+        [(call.method, call.via) for call in api.calls]
+        == seen
+        == [
+            ("sendMessage", None),
+            ("sendMessage", "replica-1"),
+            ("sendMessage", "bot-2"),
+            ("getMe", "replica-1"),
+        ]
+    )
+    assert [call.ok for call in api.calls] == [True, True, True, False]
+    with pytest.raises(ValueError, match="not a usable name"):
+        api.url_for("a/b")
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("encode_markup", [False, True])
 async def test_json_bodies_with_nested_or_encoded_objects(
     api: FakeBotAPI, http: aiohttp.ClientSession, encode_markup: bool

@@ -9,8 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.settings import Settings
+from services.notifications import notify_new_application
+from storage.db import create_engine, create_session_factory
+from storage.migrate import upgrade
+from storage.models import Application, OutboxMessage
+from storage.repositories import Repositories
+from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,3 +154,62 @@ async def test_a_bad_or_silent_redis_stops_start_up(
     assert code == 2
     assert err.strip().splitlines()[-1].startswith(expected)
     assert "Traceback" not in err
+
+
+async def test_bot_without_its_dispatcher_leaves_notifications_to_dispatchers(
+    tmp_path: Path,
+) -> None:
+    """NOTIFY_IN_BOT=false (the scaled layout): the bot answers, the outbox waits for
+    `python -m bot dispatcher`."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            await factories.seed_school(session)
+            session.add(factories.application(39744, 3, 10))
+            await session.flush()
+            application = await session.get(Application, 39744)
+            assert application is not None
+            assert (
+                await notify_new_application(Repositories(session), application, now=factories.T0)
+                == 2
+            )
+            await session.commit()
+        async with FakeBotAPI() as api:
+            api.add_user(2000, first_name="Незнакомец")
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                cwd=tmp_path,
+                env=bot_env(
+                    tmp_path,
+                    BOT_TOKEN=api.token,
+                    TELEGRAM_API_URL=api.url,
+                    WEB_PORT="0",
+                    NOTIFY_IN_BOT="false",
+                ),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                await wait_for(lambda: bool(api.calls_of("deleteWebhook")), process)
+                api.send_text(2000, "/start")
+                await wait_for(lambda: any(m.from_bot for m in api.chat(2000)), process)
+                process.send_signal(signal.SIGTERM)
+                code = await asyncio.wait_for(process.wait(), timeout=20)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            err = (await process.stderr.read()).decode() if process.stderr else ""
+        assert code == 0, err
+        assert "notifications are sent by `python -m bot dispatcher` (NOTIFY_IN_BOT=false)" in err
+        assert "notification dispatcher started" not in err
+        assert [call.params["chat_id"] for call in api.calls_of("sendMessage")] == [2000]
+        async with engine.connect() as connection:
+            states = list(await connection.scalars(select(OutboxMessage.state)))
+        assert states == ["pending", "pending"]
+    finally:
+        await engine.dispose()

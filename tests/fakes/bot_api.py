@@ -28,6 +28,11 @@ Scope and deliberate simplifications:
   127.0.0.1; updates are pushed only when the test calls ``deliver_webhook``;
 * time: ``clock`` (monotonic seconds) drives rate limiting and ``Call.time``; ``wall_clock``
   (Unix seconds) gives message dates. Long-poll and response delays use real time.
+
+Several processes sharing one fake can be told apart: point each at ``api.url_for(name)``
+(``{url}/{name}``, e.g. ``TELEGRAM_API_URL``) and its requests are recorded with
+``Call.via == name``. ``observe(callback)`` calls back with every recorded call, so a test can
+wait for a reply without polling.
 """
 
 from __future__ import annotations
@@ -579,7 +584,8 @@ class Call:
 
     ``params`` are parsed: JSON-encoded form fields (reply_markup, entities, scope, ...) are
     decoded, numbers and booleans converted. ``time`` is the fake's ``clock`` at arrival and
-    ``delay`` the seconds the response was held back by ``timeout_next``.
+    ``delay`` the seconds the response was held back by ``timeout_next``; ``via`` which
+    ``url_for`` base the request came through.
     """
 
     method: str
@@ -588,6 +594,8 @@ class Call:
     status: int
     response: JsonDict
     delay: float = 0.0
+    via: str | None = None
+    """The name in the base URL the caller used (``url_for(name)``); None for ``url``."""
 
     @property
     def ok(self) -> bool:
@@ -717,7 +725,7 @@ _OBJECT_PARAMS = frozenset(
     {"reply_markup", "entities", "caption_entities", "allowed_updates", "commands", "scope"}
     | {"link_preview_options", "reply_parameters", "menu_button"}
 )
-_PATH_RE = re.compile(r"/bot(?P<token>[^/]+)/(?P<method>[^/]+)/?")
+_PATH_RE = re.compile(r"(?:/(?P<via>[A-Za-z0-9_.-]+))?/bot(?P<token>[^/]+)/(?P<method>[^/]+)/?")
 _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
@@ -888,6 +896,7 @@ class FakeBotAPI:
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        self._observers: list[Callable[[Call], None]] = []
         handlers: dict[str, Callable[[JsonDict], Any]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -916,6 +925,17 @@ class FakeBotAPI:
         if self._url is None:
             raise RuntimeError("FakeBotAPI is not started")
         return self._url
+
+    def url_for(self, via: str) -> str:
+        """A base URL whose requests are recorded with ``Call.via == via`` (letters, digits,
+        ``_.-``): one per process, when several share the fake."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", via):
+            raise ValueError(f"not a usable name for url_for: {via!r}")
+        return f"{self.url}/{via}"
+
+    def observe(self, callback: Callable[[Call], None]) -> None:
+        """Call ``callback`` with every call as it is recorded (before its answer goes out)."""
+        self._observers.append(callback)
 
     async def start(self) -> None:
         """Serve on 127.0.0.1, on a free port."""
@@ -1215,15 +1235,21 @@ class FakeBotAPI:
         try:
             params = await _read_params(request)
         except _ApiError as exc:
-            call = Call(match["method"], {}, self._clock(), exc.error_code, exc.payload())
-            self.calls.append(call)
+            call = Call(
+                match["method"], {}, self._clock(), exc.error_code, exc.payload(), via=match["via"]
+            )
+            self._record(call)
         else:
-            call = await self._execute(match["method"], params, token=match["token"])
+            call = await self._execute(
+                match["method"], params, token=match["token"], via=match["via"]
+            )
         if call.delay > 0:
             await self._pause(call.delay)
         return _json_response(call.status, call.response)
 
-    async def _execute(self, method: str, params: JsonDict, *, token: str) -> Call:
+    async def _execute(
+        self, method: str, params: JsonDict, *, token: str, via: str | None = None
+    ) -> Call:
         """Run one API call (faults, delays, the method itself) and record it."""
         started = self._clock()
         name, handler = self._handlers.get(method.lower(), (method, None))
@@ -1250,9 +1276,14 @@ class FakeBotAPI:
             status, response = exc.error_code, exc.payload()
         if status == 429:
             self.too_many_requests += 1
-        call = Call(name, params, started, status, response, delay)
-        self.calls.append(call)
+        call = Call(name, params, started, status, response, delay, via)
+        self._record(call)
         return call
+
+    def _record(self, call: Call) -> None:
+        self.calls.append(call)
+        for observer in self._observers:
+            observer(call)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up early when the server stops."""
