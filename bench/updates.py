@@ -144,8 +144,7 @@ async def measure(
 
         event.listen(engine.sync_engine, "before_cursor_execute", count)
         settings = Settings(_env_file=None, BOT_TOKEN=BOT_TOKEN, DATABASE_URL=url)  # type: ignore[call-arg]
-        bot = build_bot(settings)
-        bot.session = RecordingSession()
+        bot = build_bot(settings, RecordingSession())
         ours = build_dispatcher(settings, create_session_factory(engine))
         ours["bot_username"] = BOT_USERNAME
         floor = floor_dispatcher()

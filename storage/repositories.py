@@ -22,7 +22,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, joinedload
 
 from storage.models import (
     Account,
@@ -95,12 +95,20 @@ def _narrowed(
     return conditions
 
 
+# The people an application or a link names, with their roles, in the same query (the roles'
+# own default, a second SELECT, would cost a round trip on every update).
+WITH_APPLICANT = joinedload(Application.applicant).joinedload(Account.roles)
+WITH_ACCOUNT = joinedload(TelegramLink.account).joinedload(Account.roles)
+
+
 @dataclass
 class ApplicationRepo:
     session: AsyncSession
 
     async def get(self, number: int) -> Application | None:
-        return await self.session.get(Application, number, populate_existing=True)
+        return await self.session.get(
+            Application, number, populate_existing=True, options=[WITH_APPLICANT]
+        )
 
     async def current_status(self, number: int) -> str | None:
         result = await self.session.execute(
@@ -146,24 +154,34 @@ class ApplicationRepo:
         if number is not None:
             conditions.append(Application.number == number)
         if name is not None:
-            folded = await self._folded(Account.full_name)
-            conditions.append(
-                Application.applicant_id.in_(
-                    select(Account.id).where(folded.contains(fold_name(name), autoescape=True))
-                )
-            )
+            conditions.append(await self._applicant_named(scope, name))
         where = and_(*conditions)
         total = await self.session.scalar(
             select(func.count()).select_from(Application).where(where)
         )
         query = (
             select(Application)
+            .options(WITH_APPLICANT)
             .where(where)
             .order_by(Application.created_at.desc(), Application.number.desc())
             .offset(offset)
             .limit(limit)
         )
-        return list((await self.session.scalars(query)).all()), int(total or 0)
+        return list((await self.session.scalars(query)).unique().all()), int(total or 0)
+
+    async def _applicant_named(self, scope: ApplicationScope, name: str) -> ColumnElement[bool]:
+        """The applicant's name contains `name` (folded): checked per application when the
+        scope is narrow (an organisation's or a person's applications, so a few hundred names
+        at most), through the matching accounts when it is everything (staff)."""
+        folded = (await self._folded(Account.full_name)).contains(fold_name(name), autoescape=True)
+        if scope.everything:
+            return Application.applicant_id.in_(select(Account.id).where(folded))
+        return (
+            select(Account.id)
+            .where(Account.id == Application.applicant_id, folded)
+            .correlate(Application)
+            .exists()
+        )
 
     async def organizations_of(
         self,
@@ -363,9 +381,11 @@ class LinkRepo:
 
     async def by_telegram_user(self, telegram_user_id: int) -> TelegramLink | None:
         result = await self.session.execute(
-            select(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id)
+            select(TelegramLink)
+            .options(WITH_ACCOUNT)
+            .where(TelegramLink.telegram_user_id == telegram_user_id)
         )
-        return result.scalar_one_or_none()
+        return result.unique().scalar_one_or_none()
 
     async def by_accounts(self, account_ids: Iterable[int]) -> list[TelegramLink]:
         ids = list(account_ids)
@@ -373,16 +393,17 @@ class LinkRepo:
             return []
         result = await self.session.execute(
             select(TelegramLink)
+            .options(WITH_ACCOUNT)
             .where(TelegramLink.account_id.in_(ids))
             .order_by(TelegramLink.account_id)
         )
-        return list(result.scalars())
+        return list(result.unique().scalars())
 
     async def by_account(self, account_id: int) -> TelegramLink | None:
         result = await self.session.execute(
-            select(TelegramLink).where(TelegramLink.account_id == account_id)
+            select(TelegramLink).options(WITH_ACCOUNT).where(TelegramLink.account_id == account_id)
         )
-        return result.scalar_one_or_none()
+        return result.unique().scalar_one_or_none()
 
     async def remove(self, link: TelegramLink) -> None:
         """Delete a binding together with the pushes still waiting for its chat."""
