@@ -104,6 +104,7 @@ class Result:
     warmup: int
     directors: int
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     statements: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     floor: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     approved: int = 0
@@ -114,10 +115,11 @@ class Result:
         return self.floor[kind]
 
 
-async def timed(dp: Dispatcher, bot: Bot, update: Update) -> float:
-    started = time.perf_counter()
+async def timed(dp: Dispatcher, bot: Bot, update: Update) -> tuple[float, float]:
+    """Wall time and CPU time (every thread of the process) of one update."""
+    started, cpu = time.perf_counter(), time.process_time()
     await dp.feed_update(bot, update)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 async def measure(
@@ -163,12 +165,13 @@ async def measure(
                 steps = round_steps(director, number, rng.choice(director.surnames))
                 for step in steps:
                     before = statements
-                    elapsed = await timed(ours, bot, build(updates, step))
+                    elapsed, cpu = await timed(ours, bot, build(updates, step))
                     used = statements - before
-                    floor_elapsed = await timed(floor, bot, build(updates, step))
+                    floor_elapsed, _ = await timed(floor, bot, build(updates, step))
                     if index < warmup:
                         continue
                     result.times[step.operation].append(elapsed)
+                    result.cpu[step.operation] += cpu
                     result.statements[step.operation] += used
                     result.floor[step.kind].append(floor_elapsed)
             async with engine.connect() as connection:
@@ -201,16 +204,17 @@ def print_result(result: Result) -> None:
     report.title(f"(1) Cost per update — {result.database}")
     print(
         f"{result.rounds} rounds of {len(OPERATIONS)} updates by {result.directors} directors "
-        f"(after {result.warmup} warm-up rounds), one update at a time, through the real Dispatcher "
-        "and, after each, through the floor (a bare Dispatcher whose handler only answers)."
+        f"(after {result.warmup} warm-up rounds), one update at a time through the real "
+        "Dispatcher and, after each, through the floor (a bare Dispatcher whose handler only "
+        "answers); CPU: mean CPU time of the process (all threads) per update; SQL: statements "
+        "per update"
     )
     rows: list[list[str]] = []
-    for kind, label in ((CALLBACK, "floor: callback.answer()"), (MESSAGE, "floor: message.answer()")):
+    floors = ((CALLBACK, "floor: callback.answer()"), (MESSAGE, "floor: message.answer()"))
+    for kind, label in floors:
         samples = result.floor[kind]
-        rows.append(
-            [label, report.ms(report.median(samples)), report.ms(report.percentile(samples, 0.99))]
-            + ["1.0x", "1.0x", "-", ""]
-        )
+        median, p99 = report.median(samples), report.percentile(samples, 0.99)
+        rows.append([label, report.ms(median), report.ms(p99), "1.0x", "1.0x", "", "", ""])
     for operation in OPERATIONS:
         samples, floor = result.times[operation], result.floor_of(operation)
         median, p99 = report.median(samples), report.percentile(samples, 0.99)
@@ -224,14 +228,17 @@ def print_result(result: Result) -> None:
                 report.ms(p99),
                 f"{ratio:.1f}x",
                 f"{p99 / report.percentile(floor, 0.99):.1f}x",
+                report.ms(result.cpu[operation] / len(samples)),
                 f"{result.statements[operation] / len(samples):.1f}",
                 verdict,
             ]
         )
-    report.table(["update", "median", "p99", "median/floor", "p99/floor", "SQL", "goal"], rows)
+    header = ["update", "median", "p99", "median/floor", "p99/floor", "CPU", "SQL", "goal"]
+    report.table(header, rows)
     print(
         f"approvals written: {result.approved} (expected {result.rounds + result.warmup}); "
-        f"errors logged: {result.errors}"
+        f"errors logged: {result.errors}",
+        flush=True,
     )
 
 

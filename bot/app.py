@@ -33,7 +33,9 @@ from bot.middlewares import (
     AbandonInputMiddleware,
     ActorMiddleware,
     DbSessionMiddleware,
+    FsmStateMiddleware,
     UserEventIsolation,
+    UserLockMiddleware,
 )
 from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
@@ -141,17 +143,23 @@ def build_dispatcher(
 ) -> Dispatcher:
     """The Dispatcher with shared objects in its workflow data (no globals).
 
-    Updates of one user are handled one at a time (events isolation), each in one transaction.
+    Updates of one user are handled one at a time (events isolation), each in one transaction
+    that also reads the user's FSM state: the user's lock is taken first, then the session
+    opens, then the state is loaded through it (aiogram's own FSM middleware, which would lock
+    and load before any of ours, is left out of the chain: `disable_fsm`).
     """
     storage = build_fsm_storage(settings, session_factory)
     dp = Dispatcher(
         storage=storage,
         events_isolation=build_events_isolation(storage),
+        disable_fsm=True,
         settings=settings,
         clock=clock or SystemClock(),
         session_factory=session_factory,
     )
+    dp.update.outer_middleware(UserLockMiddleware(dp.fsm))
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
+    dp.update.outer_middleware(FsmStateMiddleware(dp.fsm))
     dp.update.outer_middleware(ActorMiddleware())
     dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
     dp.include_router(build_router())
