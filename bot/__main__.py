@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|migrate|link-token ACCOUNT_ID]`."""
+"""Command line: `python -m bot [run|dispatcher|migrate|link-token ACCOUNT_ID]`."""
 
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="запустить бота, веб-сервер и рассылку (по умолчанию)")
+    commands.add_parser(
+        "dispatcher", help="только рассылка уведомлений и ежедневной сводки (без приёма сообщений)"
+    )
     commands.add_parser("migrate", help="применить миграции базы данных")
     link_token = commands.add_parser(
         "link-token",
@@ -108,12 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings(require_bot_token=command in ("run", "link-token"))
+        settings = load_settings(require_bot_token=command in ("run", "dispatcher", "link-token"))
         configure_logging(settings.LOG_LEVEL)
         if command == "migrate":
             asyncio.run(_migrate(settings))
         elif command == "link-token":
             return asyncio.run(_link_token(settings, args.account_id))
+        elif command == "dispatcher":
+            from bot.notifier import run_dispatcher
+
+            asyncio.run(run_dispatcher(settings))
         else:
             from bot.app import run
 

@@ -34,9 +34,11 @@ from bot.middlewares import (
     ActorMiddleware,
     DbSessionMiddleware,
     FsmStateMiddleware,
+    UnblockMiddleware,
     UserEventIsolation,
     UserLockMiddleware,
 )
+from bot.notifier import Background, start_background
 from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
@@ -161,6 +163,7 @@ def build_dispatcher(
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
     dp.update.outer_middleware(FsmStateMiddleware(dp.fsm))
     dp.update.outer_middleware(ActorMiddleware())
+    dp.update.outer_middleware(UnblockMiddleware())
     dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
     dp.include_router(build_router())
     return dp
@@ -219,8 +222,8 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot and the web server until SIGTERM or SIGINT: long polling, or webhook mode
-    when PUBLIC_URL and WEBHOOK_SECRET are set."""
+    """Run the bot, the web server and the notification dispatcher until SIGTERM or SIGINT:
+    long polling, or webhook mode when PUBLIC_URL and WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
@@ -232,6 +235,7 @@ async def run(settings: Settings) -> None:
     runner: web.AppRunner | None = None
     if settings.WEBHOOK_SECRET is not None and settings.PUBLIC_URL is None:
         log.warning("WEBHOOK_SECRET is set but PUBLIC_URL is not: running with long polling")
+    background: Background | None = None
     try:
         await check_fsm_storage(dp.storage)
         me = await fetch_me(bot)
@@ -256,6 +260,7 @@ async def run(settings: Settings) -> None:
             settings.WEB_HOST,
             settings.WEB_PORT,
         )
+        background = start_background(bot, session_factory, settings, clock)
         if receiver is not None:
             await serve_webhook(bot, dp, receiver, runner, webhook_url(settings))
         else:
@@ -267,6 +272,8 @@ async def run(settings: Settings) -> None:
                 allowed_updates=dp.resolve_used_update_types(),
             )
     finally:
+        if background is not None:
+            await background.stop()
         if runner is not None:
             await runner.cleanup()
         await dp.storage.close()  # also when start-up failed before the Dispatcher's shutdown

@@ -201,3 +201,16 @@ class FacetCb(CallbackData, prefix="af"):
 
     def back_to_list(self) -> ListCb:
         return ListCb(status_filter=self.status_filter, search=self.search, narrowed=self.narrowed)
+
+
+class NotifyAction(StrEnum):
+    MUTE = "m"
+    UNMUTE = "u"
+    DIGEST_OFF = "d0"
+    DIGEST_ON = "d1"
+
+
+class NotifyCb(CallbackData, prefix="nt"):
+    """A setting of «🔔 Уведомления»; each action sets a state, so a repeated press is harmless."""
+
+    action: NotifyAction

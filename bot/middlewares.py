@@ -2,7 +2,7 @@
 update, which also loads the user's FSM state; pending text inputs abandoned by navigation.
 
 In order (bot.app.build_dispatcher): UserLockMiddleware, DbSessionMiddleware, FsmStateMiddleware,
-ActorMiddleware, AbandonInputMiddleware."""
+ActorMiddleware, UnblockMiddleware, AbandonInputMiddleware."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from aiogram.fsm.state import StatesGroup
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import TelegramObject, Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
+from services.clock import Clock
 from services.linking import actor_for
+from services.outbox import chat_unblocked
 from storage.fsm import joining_update_session
 from storage.repositories import Repositories
 
@@ -94,6 +97,28 @@ class ActorMiddleware(BaseMiddleware):
         link = await repo.links.by_telegram_user(user.id) if user is not None else None
         data["link"] = link
         data["actor"] = actor_for(link) if link is not None else None
+        return await handler(event, data)
+
+
+class UnblockMiddleware(BaseMiddleware):
+    """A user whose chat was marked blocked and who writes to the bot (or presses a button) is
+    reachable again: the flag is cleared and the pushes held for them are sent, in order.
+
+    Runs after ActorMiddleware, in the update's transaction. `my_chat_member` updates are left
+    to their handler (handlers/notifications.py), which sets the flag either way.
+    """
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        link = data.get("link")
+        if (
+            link is not None
+            and link.blocked
+            and not (isinstance(event, Update) and event.my_chat_member is not None)
+        ):
+            repo: Repositories = data["repo"]
+            clock: Clock = data["clock"]
+            await chat_unblocked(repo.session, link.chat_id, clock.now())
+            set_committed_value(link, "blocked", False)
         return await handler(event, data)
 
 

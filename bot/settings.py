@@ -23,6 +23,8 @@ HINTS: dict[str, str] = {
     "WEBHOOK_SECRET": "от 1 до 256 символов: латинские буквы, цифры, _ и -",
     "TIMEZONE": "название часового пояса IANA, например Asia/Yekaterinburg",
     "DIGEST_TIME": "время в формате ЧЧ:ММ, например 09:00",
+    "NOTIFY_RATE": "число сообщений в секунду больше 0 и не больше 30, например 25",
+    "NOTIFY_LEASE": "целое число секунд от 2 до 600, например 30",
 }
 
 
@@ -55,6 +57,7 @@ class Settings(BaseSettings):
     SNILS_HASH_KEY: SecretStr | None = None
     LINK_TOKEN_TTL: int = Field(900, ge=60, le=7 * 24 * 3600)
     NOTIFY_RATE: float = Field(25.0, gt=0, le=30)
+    NOTIFY_LEASE: int = Field(30, ge=2, le=600)
     TIMEZONE: str = "Asia/Yekaterinburg"
     DIGEST_TIME: time = time(9, 0)
     HIDE_NAMES_IN_PUSHES: bool = False

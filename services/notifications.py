@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from services.domain import Action, Role
 from storage.models import Application, ApplicationEvent
@@ -18,6 +19,7 @@ class NotificationKind(StrEnum):
     NEW_APPLICATION = "new_application"
     STATUS_CHANGED = "status_changed"
     COMMENT = "comment"
+    DIGEST = "digest"
 
 
 async def recipients_for(
@@ -42,11 +44,15 @@ async def enqueue_telegram(
     *,
     kind: NotificationKind,
     account_ids: list[int],
-    application_number: int,
+    application_number: int | None,
     event_id: int | None,
     now: datetime,
+    payload: dict[str, Any] | None = None,
 ) -> int:
-    """One outbox row per linked, not muted recipient; returns how many were written."""
+    """One outbox row per linked, not muted recipient; returns how many were written.
+
+    A chat that blocked the bot gets its row held: it is sent when the user comes back.
+    """
     written = 0
     for link in await repo.links.by_accounts(account_ids):
         if link.muted:
@@ -58,14 +64,29 @@ async def enqueue_telegram(
             chat_id=link.chat_id,
             application_number=application_number,
             event_id=event_id,
-            payload={},
-            state="pending",
+            payload=payload or {},
+            state="held" if link.blocked else "pending",
             attempts=0,
             available_at=now,
             created_at=now,
         )
         written += 1
     return written
+
+
+async def notify_new_application(
+    repo: Repositories, application: Application, *, now: datetime
+) -> int:
+    """Enqueue the push of a new application to the director(s) of its organisation."""
+    directors = await repo.accounts.director_ids(application.organization_id)
+    return await enqueue_telegram(
+        repo,
+        kind=NotificationKind.NEW_APPLICATION,
+        account_ids=directors,
+        application_number=application.number,
+        event_id=None,
+        now=now,
+    )
 
 
 async def notify_event(

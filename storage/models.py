@@ -271,10 +271,23 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     available_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
+    # Which dispatcher holds the lease: only it may record the outcome of its send.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestRun(Base):
+    """A local day whose directors' digest has been written to the outbox: once a day, even
+    across restarts and with several dispatchers (the primary key admits one row per day)."""
+
+    __tablename__ = "digest_runs"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    created_at: Mapped[datetime]
+    recipients: Mapped[int] = mapped_column(Integer)
 
 
 class FsmState(Base):

@@ -133,6 +133,18 @@ class ApplicationRepo:
             query = query.where(Application.organization_id == organization_id)
         return int((await self.session.execute(query)).scalar_one())
 
+    async def oldest_in_status(
+        self, *, status: str, organization_id: int, limit: int
+    ) -> Sequence[Application]:
+        """An organisation's applications in one status, oldest first (the digest's list)."""
+        query = (
+            select(Application)
+            .where(Application.status == status, Application.organization_id == organization_id)
+            .order_by(Application.created_at, Application.number)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
     async def search(
         self,
         scope: ApplicationScope,
@@ -398,6 +410,28 @@ class LinkRepo:
             .order_by(TelegramLink.account_id)
         )
         return list(result.unique().scalars())
+
+    async def digest_recipients(self) -> list[int]:
+        """Accounts of directors who want the daily digest and whose organisation has
+        applications «Не обработана»: linked, consent given, not muted, not blocked."""
+        pending_organizations = select(Application.organization_id).where(
+            Application.status == "new"
+        )
+        result = await self.session.execute(
+            select(TelegramLink.account_id)
+            .join(Account, Account.id == TelegramLink.account_id)
+            .join(AccountRole, AccountRole.account_id == Account.id)
+            .where(
+                AccountRole.role == "director",
+                Account.organization_id.in_(pending_organizations),
+                TelegramLink.consent_at.is_not(None),
+                TelegramLink.digest_enabled.is_(True),
+                TelegramLink.muted.is_(False),
+                TelegramLink.blocked.is_(False),
+            )
+            .order_by(TelegramLink.account_id)
+        )
+        return list(result.scalars())
 
     async def by_account(self, account_id: int) -> TelegramLink | None:
         result = await self.session.execute(

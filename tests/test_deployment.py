@@ -163,3 +163,9 @@ async def test_the_documented_backup_copies_a_live_wal_database(tmp_path: Path) 
     )
     out, _ = await check.communicate()
     assert out.decode().split("\n")[:2] == ["ok", "МАОУ СОШ №1"]
+
+
+def test_env_example_lists_every_setting_once() -> None:
+    names = re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    assert sorted(names) == sorted(set(names))
+    assert set(names) == set(Settings.model_fields)

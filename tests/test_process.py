@@ -118,8 +118,9 @@ async def test_bot_process_answers_start_and_stops_on_sigterm(tmp_path: Path) ->
 
 
 async def wait_for(condition: object, process: asyncio.subprocess.Process) -> None:
+    """Wait up to a minute: starting Python and importing aiogram is slow on a loaded machine."""
     assert callable(condition)
-    for _ in range(300):
+    for _ in range(1200):
         if condition():
             return
         if process.returncode is not None:

@@ -145,6 +145,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_link_tokens_account_id"), ["account_id"], unique=False)
 
     op.create_table(
+        "digest_runs",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recipients", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_digest_runs")),
+    )
+    op.create_table(
         "link_failures",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("telegram_user_id", sa.BigInteger(), nullable=False),
@@ -170,6 +177,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("available_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("telegram_message_id", sa.BigInteger(), nullable=True),
@@ -312,6 +320,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_chat")
 
     op.drop_table("outbox")
+    op.drop_table("digest_runs")
     with op.batch_alter_table("link_failures", schema=None) as batch_op:
         batch_op.drop_index("ix_link_failures_user_time")
 

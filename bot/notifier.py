@@ -1,0 +1,196 @@
+"""The notification dispatcher: sends the Telegram outbox within Telegram's limits.
+
+A background task of the bot process (`python -m bot`), or a process of its own
+(`python -m bot dispatcher`); several may share one database. Overall at most NOTIFY_RATE
+messages a second, at most one a second per chat, in order per chat (services/outbox.py does
+the claiming, pacing and bookkeeping). What Telegram answers decides what happens to a row:
+
+* 429 -> everything waits retry_after and the rate drops by a fifth, then recovers gradually;
+* network errors, timeouts, 5xx -> retried with exponential backoff and jitter, failed with the
+  reason after the limit;
+* 403 (bot blocked, user deactivated) and 400 «chat not found» -> the link is marked blocked and
+  the chat's rows are held until the user writes to the bot again;
+* any other 4xx -> failed with Telegram's description (a retry would get the same answer).
+
+The same process writes the directors' daily digest to the outbox (services/digest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.pushes import Push, PushContext, render
+from bot.settings import Settings
+from services.clock import Clock, SystemClock
+from services.digest import digest_loop
+from services.outbox import (
+    TELEGRAM,
+    Blocked,
+    Failed,
+    OutboxWorker,
+    Outcome,
+    Retry,
+    RetryAfter,
+    RetryPolicy,
+    Sent,
+)
+from storage.models import OutboxMessage
+from storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
+
+PER_CHAT_INTERVAL = 1.0  # seconds between two messages to one chat
+SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
+UNAUTHORIZED_PAUSE = 60.0  # seconds to wait when Telegram rejects the token
+CHAT_GONE = ("chat not found", "user is deactivated", "bot was blocked", "bot was kicked")
+
+
+class TelegramSender:
+    """Renders a row at send time and sends it with the bot, classifying Telegram's answer."""
+
+    def __init__(self, bot: Bot, settings: Settings, send_timeout: float = SEND_TIMEOUT) -> None:
+        self.bot = bot
+        self.settings = settings
+        self.send_timeout = send_timeout
+
+    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Push:
+        return await render(PushContext(repo, row, self.settings))
+
+    async def send(self, row: OutboxMessage, prepared: Push) -> Outcome:
+        if row.chat_id is None:
+            return Failed("the row names no chat")
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                message = await self.bot.send_message(
+                    row.chat_id, prepared.text, reply_markup=prepared.markup
+                )
+        except TelegramRetryAfter as error:
+            seconds = error.retry_after
+            return RetryAfter(float(seconds), f"429: Too Many Requests: retry after {seconds}")
+        except TelegramForbiddenError as error:
+            return Blocked(f"403: {error.message}")
+        except TelegramBadRequest as error:
+            if any(reason in error.message.lower() for reason in CHAT_GONE):
+                return Blocked(f"400: {error.message}")
+            return Failed(f"400: {error.message}")
+        except TelegramUnauthorizedError:
+            log.error("Telegram rejected BOT_TOKEN; notifications wait")
+            return RetryAfter(UNAUTHORIZED_PAUSE, "401: the bot token was rejected")
+        except TelegramServerError as error:
+            return Retry(f"5xx: {error.message}")
+        except TelegramNetworkError as error:
+            return Retry(f"network: {error.message}")
+        except TimeoutError:
+            return Retry("network: request timeout")
+        except TelegramAPIError as error:
+            return Failed(f"{type(error).__name__}: {error.message}")
+        return Sent(message.message_id)
+
+
+def build_notifier(
+    bot: Bot,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: Clock,
+    *,
+    send_timeout: float = SEND_TIMEOUT,
+    policy: RetryPolicy | None = None,
+    poll_interval: float = 1.0,
+) -> OutboxWorker[Push]:
+    return OutboxWorker(
+        session_factory,
+        TelegramSender(bot, settings, send_timeout),
+        channel=TELEGRAM,
+        clock=clock,
+        rate=settings.NOTIFY_RATE,
+        per_chat_interval=PER_CHAT_INTERVAL,
+        lease=float(settings.NOTIFY_LEASE),
+        policy=policy,
+        poll_interval=poll_interval,
+    )
+
+
+@dataclass
+class Background:
+    """The dispatcher and the digest as tasks of a running process; `stop()` ends both."""
+
+    notifier: OutboxWorker[Push]
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        self.notifier.stop()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        log.info("notification dispatcher stopped")
+
+
+def start_background(
+    bot: Bot,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: Clock,
+) -> Background:
+    """Start the dispatcher and the digest check as tasks of the current event loop."""
+    background = Background(build_notifier(bot, session_factory, settings, clock))
+    background.tasks = [
+        asyncio.create_task(background.notifier.run(), name="notifier"),
+        asyncio.create_task(
+            digest_loop(
+                session_factory,
+                clock,
+                settings.zone,
+                settings.DIGEST_TIME,
+                background.stopping,
+                on_written=background.notifier.wake,
+            ),
+            name="digest",
+        ),
+    ]
+    log.info(
+        "notification dispatcher started: %.0f messages/s, digest at %s %s",
+        settings.NOTIFY_RATE,
+        settings.DIGEST_TIME.strftime("%H:%M"),
+        settings.TIMEZONE,
+    )
+    return background
+
+
+async def run_dispatcher(settings: Settings) -> None:
+    """`python -m bot dispatcher`: only the dispatcher and the digest, until SIGTERM/SIGINT."""
+    from bot.app import build_bot
+    from storage.db import create_engine, create_session_factory
+    from storage.migrate import upgrade
+
+    engine = create_engine(settings.DATABASE_URL)
+    await upgrade(engine)
+    bot = build_bot(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    background = start_background(bot, create_session_factory(engine), settings, SystemClock())
+    try:
+        await stop.wait()
+    finally:
+        await background.stop()
+        await bot.session.close()
+        await engine.dispose()

@@ -1,0 +1,37 @@
+"""Texts of the pushes (notifications), in the seed instruction's words (Russian, HTML).
+
+Values are escaped by the renderers (bot/pushes.py) before they are put in.
+"""
+
+from __future__ import annotations
+
+NOT_SPECIFIED = "Не указано"
+
+NEW_APPLICATION_TITLE = "📥 <b>Новая заявка №{number}</b>"
+STATUS_CHANGED_TITLE = "🔔 <b>Заявка №{number}: статус изменён</b>"
+COMMENT_TITLE = "💬 <b>Новый комментарий к заявке №{number}</b>"
+DIGEST_TITLE = "📋 <b>Ежедневная сводка</b>"
+
+APPLICANT = "Заявитель: {name}"
+PROGRAM = "Программа: {program}"
+STUDY_DATES = "Даты обучения: {dates}"
+STATUS = "Статус: «{status}»"
+STATUS_MOVE = "Статус: «{from_status}» → <b>«{to_status}»</b>"
+ACTOR = "Кто: {name}, {role}"
+ACTOR_ROLE = "Кто: {role}"
+ACTOR_WEB_MODULE = "Кто: изменено в модуле «Организация ДПО»"
+COMMENT = "Комментарий: {comment}"
+COMMENT_ON_CARD = "К заявке есть комментарий — откройте «Подробнее»."
+COMMENT_TEXT_ON_CARD = "Текст комментария — в карточке заявки, откройте «Подробнее»."
+ALREADY_PROCESSED = "Заявка уже обработана."
+
+DIGEST_COUNT = "Заявок «Не обработана» в вашей организации: <b>{count}</b>"
+DIGEST_LINE = "№{number} · {name} · {program}"
+DIGEST_LINE_NO_NAME = "№{number} · {program}"
+DIGEST_MORE = "…и ещё {count}"
+DIGEST_HINT = "Одобрить или отменить их можно в разделе «Заявки»."
+
+BUTTON_APPROVE = "✅ Одобрить"
+BUTTON_CANCEL = "❌ Отменить"
+BUTTON_OPEN = "Подробнее"
+BUTTON_APPLICATIONS = "📥 Открыть заявки"
