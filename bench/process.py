@@ -54,6 +54,8 @@ class WatchedBotAPI(FakeBotAPI):
         self.screens: dict[int, int] = defaultdict(int)
         self.outcomes: Counter[tuple[str, int]] = Counter()
         self.polls = 0
+        self.sent_messages = 0
+        self.send_times: list[float] = []  # monotonic time of each message delivered
         self._changed = asyncio.Condition()
 
     async def _execute(self, method: str, params: JsonDict, *, token: str) -> Any:
@@ -63,6 +65,9 @@ class WatchedBotAPI(FakeBotAPI):
         call = await super()._execute(method, params, token=token)
         self.calls.clear()
         self.outcomes[(call.method, call.status)] += 1
+        if name == "sendmessage" and call.status == 200:
+            self.sent_messages += 1
+            self.send_times.append(call.time)
         if name in SCREEN_METHODS:
             chat_id = params.get("chat_id")
             if isinstance(chat_id, int):
