@@ -243,11 +243,15 @@ def print_result(result: Result) -> None:
 
 
 async def run(
-    backends: Sequence[str], size: data.Size = data.FULL, rounds: int = ROUNDS, warmup: int = WARMUP
+    backends: Sequence[str],
+    size: data.Size = data.FULL,
+    rounds: int = ROUNDS,
+    warmup: int = WARMUP,
+    directors: int = DIRECTORS,
 ) -> list[Result]:
     results = []
     for backend in backends:
-        result = await measure(backend, size, rounds=rounds, warmup=warmup)
+        result = await measure(backend, size, rounds=rounds, warmup=warmup, directors=directors)
         print_result(result)
         results.append(result)
     return results

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -19,13 +20,10 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, User
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
@@ -50,6 +48,9 @@ from services.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
 from storage.fsm import SqlStorage
 from storage.migrate import upgrade
+
+if TYPE_CHECKING:
+    from aiogram.fsm.storage.redis import RedisStorage
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,15 @@ def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
 def build_fsm_storage(
     settings: Settings, session_factory: async_sessionmaker[AsyncSession]
 ) -> BaseStorage:
-    """FSM state that survives restarts: Redis when REDIS_URL is set, else the SQL database."""
+    """FSM state that survives restarts: Redis when REDIS_URL is set, else the SQL database.
+
+    The Redis client is imported only then: a process without Redis does not carry it (about
+    7 MB of memory, bench/memory.py).
+    """
     if settings.REDIS_URL:
+        from aiogram.fsm.storage.redis import RedisStorage
+        from redis.asyncio import BlockingConnectionPool, Redis
+
         # A burst of updates waits for a free connection instead of failing with "Too many
         # connections" (the default pool's behaviour at its limit).
         pool = BlockingConnectionPool.from_url(
@@ -116,19 +124,31 @@ def build_fsm_storage(
     return SqlStorage(session_factory)
 
 
+def redis_storage(storage: BaseStorage) -> RedisStorage | None:
+    """The storage if it is aiogram's RedisStorage (never, unless build_fsm_storage loaded it)."""
+    module = sys.modules.get("aiogram.fsm.storage.redis")
+    if module is not None and isinstance(storage, module.RedisStorage):
+        return cast("RedisStorage", storage)
+    return None
+
+
 def build_events_isolation(storage: BaseStorage) -> BaseEventIsolation:
     """One update of a user at a time (a second tap waits for the first): across replicas
     through Redis locks with RedisStorage, within the process otherwise."""
-    if isinstance(storage, RedisStorage):
-        return storage.create_isolation()
+    redis = redis_storage(storage)
+    if redis is not None:
+        return redis.create_isolation()
     return UserEventIsolation()
 
 
 async def check_fsm_storage(storage: BaseStorage) -> None:
     """Stop start-up with one clear line when the Redis of REDIS_URL does not answer."""
-    if isinstance(storage, RedisStorage):
+    redis = redis_storage(storage)
+    if redis is not None:
+        from redis.exceptions import RedisError
+
         try:
-            await storage.redis.ping()
+            await redis.redis.ping()
         except RedisError as error:
             raise SettingsError(
                 [
