@@ -138,7 +138,10 @@ async def measure(
                         raise RuntimeError(f"the dispatcher stopped:\n{dispatcher.log_tail()}")
                     await asyncio.sleep(0.2)
                 wall = time.perf_counter() - started
-                await asyncio.sleep(1.5)  # the last rows are marked sent after their answers
+                # The last rows are marked sent after their answers arrive.
+                settle = time.perf_counter() + 10
+                while (await outcome(url, before)).get("pending") and time.perf_counter() < settle:
+                    await asyncio.sleep(0.1)
             first, last = api.send_times[0], api.send_times[-1]
             sent, throttled, errors = api.sent_messages, api.too_many_requests, api.errors()
         states = await outcome(url, before)
