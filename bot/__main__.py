@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|dispatcher|migrate|link-token ACCOUNT_ID]`."""
+"""Command line: `python -m bot [run|dispatcher|migrate|link-token ID|import FILE|demo]`."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def configure_logging(level: str) -> None:
 
 # Loggers kept quiet whatever LOG_LEVEL says: aiogram logs every handled update (ids only, but
 # noisy); SQLAlchemy at INFO/DEBUG logs statements, parameters and rows, and aiosqlite at DEBUG
-# every statement with its parameters — personal data.
-QUIET_LOGGERS = ("aiogram.event", "sqlalchemy", "aiosqlite")
+# every statement with its parameters — personal data; Alembic narrates every migration step.
+QUIET_LOGGERS = ("aiogram.event", "sqlalchemy", "aiosqlite", "alembic")
 
 
 def quiet_loggers() -> None:
@@ -50,6 +50,23 @@ def parser() -> argparse.ArgumentParser:
         help="выпустить одноразовую ссылку t.me для привязки Telegram к учётной записи",
     )
     link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    load = commands.add_parser(
+        "import",
+        help="загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV",
+        description="Формат файла — в docs/IMPORT.md. Ошибочные строки перечисляются с номерами; "
+        "код выхода 1, если такие были.",
+    )
+    load.add_argument("file", metavar="FILE", help="файл .jsonl или .csv")
+    load.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="не уведомлять руководителей о новых заявках (для первой загрузки)",
+    )
+    commands.add_parser(
+        "demo",
+        help="загрузить демонстрационные данные и напечатать ссылки для входа руководителя "
+        "и заявителя",
+    )
     return root
 
 
@@ -111,12 +128,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings(require_bot_token=command in ("run", "dispatcher", "link-token"))
+        settings = load_settings(
+            require_bot_token=command in ("run", "dispatcher", "link-token", "demo")
+        )
         configure_logging(settings.LOG_LEVEL)
         if command == "migrate":
             asyncio.run(_migrate(settings))
         elif command == "link-token":
             return asyncio.run(_link_token(settings, args.account_id))
+        elif command == "import":
+            from bot.importer import run_import
+
+            return asyncio.run(run_import(settings, args.file, notify=not args.no_notify))
+        elif command == "demo":
+            from bot.demo import run_demo
+
+            return asyncio.run(run_demo(settings))
         elif command == "dispatcher":
             from bot.notifier import run_dispatcher
 

@@ -27,6 +27,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
+from bot.api import ApiContext
+from bot.decisions_webhook import DecisionsWebhook
+from bot.metrics import Metrics, UpdateMetricsMiddleware
 from bot.middlewares import (
     AbandonInputMiddleware,
     ActorMiddleware,
@@ -40,7 +43,7 @@ from bot.notifier import Background, start_background
 from bot.oidc import LinkPages, provider_from
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
-from bot.web import build_web_app, make_runner
+from bot.web import Liveness, build_web_app, make_runner
 from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import build_router
 from handlers.linking import announce_link
@@ -162,6 +165,7 @@ def build_dispatcher(
     settings: Settings,
     session_factory: async_sessionmaker[AsyncSession],
     clock: Clock | None = None,
+    metrics: Metrics | None = None,
 ) -> Dispatcher:
     """The Dispatcher with shared objects in its workflow data (no globals).
 
@@ -171,6 +175,7 @@ def build_dispatcher(
     and load before any of ours, is left out of the chain: `disable_fsm`).
     """
     storage = build_fsm_storage(settings, session_factory)
+    metrics = metrics or Metrics()
     dp = Dispatcher(
         storage=storage,
         events_isolation=build_events_isolation(storage),
@@ -178,7 +183,9 @@ def build_dispatcher(
         settings=settings,
         clock=clock or SystemClock(),
         session_factory=session_factory,
+        metrics=metrics,
     )
+    dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))  # outermost: times it all
     dp.update.outer_middleware(UserLockMiddleware(dp.fsm))
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
     dp.update.outer_middleware(FsmStateMiddleware(dp.fsm))
@@ -241,28 +248,52 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
     raise AssertionError("unreachable")
 
 
+def track_updates(dp: Dispatcher, state: dict[str, object]) -> None:
+    """Keep `state[state["mode"]]` (`polling` or `webhook`, shown by /healthz) in step with the
+    dispatcher: running from its startup to its shutdown."""
+    mode = str(state["mode"])
+
+    async def started() -> None:
+        state[mode] = "running"
+
+    async def stopped() -> None:
+        state[mode] = "stopped"
+
+    dp.startup.register(started)
+    dp.shutdown.register(stopped)
+
+
 async def run(settings: Settings) -> None:
     """Run the bot, the web server and the notification dispatcher until SIGTERM or SIGINT:
     long polling, or webhook mode when PUBLIC_URL and WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
-    session_factory = create_session_factory(engine)
     clock = SystemClock()
-    dp = build_dispatcher(settings, session_factory, clock)
+    metrics = Metrics()
+    session_factory = create_session_factory(engine)
+    dp = build_dispatcher(settings, session_factory, clock, metrics)
     mode = "webhook" if settings.webhook_mode else "polling"
-    runtime = Runtime(settings, engine, bot, dp, state={"mode": mode})
+    runtime = Runtime(settings, engine, bot, dp, state={"mode": mode, mode: "starting"})
+    track_updates(dp, runtime.state)
+    liveness = Liveness()
     runner: web.AppRunner | None = None
     if settings.WEBHOOK_SECRET is not None and settings.PUBLIC_URL is None:
         log.warning("WEBHOOK_SECRET is set but PUBLIC_URL is not: running with long polling")
     background: Background | None = None
+    decisions: DecisionsWebhook | None = None
+    decisions_task: asyncio.Task[None] | None = None
     try:
         await check_fsm_storage(dp.storage)
         me = await fetch_me(bot)
+        assert me.username is not None
         dp["bot_username"] = me.username
         await bot.set_my_commands(DEFAULT_COMMANDS)
-        web_app = build_web_app(engine, runtime.state)
-        link_pages(settings, session_factory, bot, clock, me.username or "").register(web_app)
+        api = ApiContext(settings, session_factory, clock, me.username, metrics)
+        web_app = build_web_app(
+            engine, runtime.state, api=api, metrics=metrics, liveness=liveness, clock=clock
+        )
+        link_pages(settings, session_factory, bot, clock, me.username).register(web_app)
         receiver: WebhookReceiver | None = None
         if settings.webhook_mode:
             assert settings.WEBHOOK_SECRET is not None
@@ -281,6 +312,13 @@ async def run(settings: Settings) -> None:
             settings.WEB_PORT,
         )
         background = start_background(bot, session_factory, settings, clock)
+        metrics.sends.watch("telegram", background.notifier.stats)
+        for task in background.tasks:
+            liveness.watch(task.get_name(), task)
+        if settings.decisions_webhook:
+            decisions = DecisionsWebhook(settings, session_factory, clock, metrics)
+            decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")
+            liveness.watch("decisions_webhook", decisions_task)
         if receiver is not None:
             await serve_webhook(bot, dp, receiver, runner, webhook_url(settings))
         else:
@@ -292,6 +330,8 @@ async def run(settings: Settings) -> None:
                 allowed_updates=dp.resolve_used_update_types(),
             )
     finally:
+        if decisions is not None and decisions_task is not None:
+            await decisions.stop(decisions_task)
         if background is not None:
             await background.stop()
         if runner is not None:

@@ -1,8 +1,9 @@
 """Update middlewares: one update at a time per user; one DB session (one transaction) per
 update, which also loads the user's FSM state; pending text inputs abandoned by navigation.
 
-In order (bot.app.build_dispatcher): UserLockMiddleware, DbSessionMiddleware, FsmStateMiddleware,
-ActorMiddleware, UnblockMiddleware, AbandonInputMiddleware."""
+In order (bot.app.build_dispatcher), after bot.metrics.UpdateMetricsMiddleware: UserLockMiddleware,
+DbSessionMiddleware, FsmStateMiddleware, ActorMiddleware, UnblockMiddleware,
+AbandonInputMiddleware."""
 
 from __future__ import annotations
 

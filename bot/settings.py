@@ -23,6 +23,10 @@ HINTS: dict[str, str] = {
     "WEBHOOK_SECRET": "от 1 до 256 символов: латинские буквы, цифры, _ и -",
     "TIMEZONE": "название часового пояса IANA, например Asia/Yekaterinburg",
     "DIGEST_TIME": "время в формате ЧЧ:ММ, например 09:00",
+    "DPO_WEBHOOK_URL": "адрес, на который модуль принимает решения, например "
+    "https://dpo.edu-74.ru/bot/decisions",
+    "DPO_WEBHOOK_SECRET": "нужен ключ подписи решений (HMAC-SHA256), когда задан DPO_WEBHOOK_URL; "
+    "тот же ключ задаётся в модуле «Организация ДПО»",
     "NOTIFY_RATE": "число сообщений в секунду больше 0 и не больше 30, например 25",
     "NOTIFY_LEASE": "целое число секунд от 2 до 600, например 30",
 }
@@ -123,6 +127,11 @@ class Settings(BaseSettings):
         return self.PUBLIC_URL is not None and self.WEBHOOK_SECRET is not None
 
     @property
+    def decisions_webhook(self) -> bool:
+        """Decisions made here are also POSTed to the web module (DPO_WEBHOOK_URL is set)."""
+        return self.DPO_WEBHOOK_URL is not None
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.TIMEZONE)
 
@@ -143,6 +152,10 @@ def load_settings(*, require_bot_token: bool = True, **overrides: object) -> Set
         raise SettingsError(describe_errors(error)) from None
     if require_bot_token and settings.BOT_TOKEN is None:
         raise SettingsError([f"Ошибка настройки: BOT_TOKEN не задана — {HINTS['BOT_TOKEN']}"])
+    if settings.DPO_WEBHOOK_URL is not None and settings.DPO_WEBHOOK_SECRET is None:
+        raise SettingsError(
+            [f"Ошибка настройки: DPO_WEBHOOK_SECRET не задана — {HINTS['DPO_WEBHOOK_SECRET']}"]
+        )
     return settings
 
 

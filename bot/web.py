@@ -1,7 +1,9 @@
-"""The aiohttp web app: health now; link pages, webhook and the integration API join it."""
+"""The aiohttp web app: /healthz, /metrics and the integration API; link pages and Telegram's
+webhook join it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -10,11 +12,40 @@ from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.api import PREFIX, ApiContext, build_api_app
+from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from services.clock import Clock, SystemClock
+from storage.db import create_session_factory
+
 ENGINE_KEY = web.AppKey("engine", AsyncEngine)
 STATE_KEY = web.AppKey("state", dict)
 
 
+class Liveness:
+    """The process's background tasks (outbox dispatchers, the decisions webhook), watched for
+    /healthz: a task that has ended makes the process unhealthy."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def watch(self, name: str, task: asyncio.Task[None]) -> None:
+        self._tasks[name] = task
+
+    def report(self) -> dict[str, str]:
+        return {
+            name: "stopped" if task.done() else "running"
+            for name, task in sorted(self._tasks.items())
+        }
+
+
+LIVENESS_KEY = web.AppKey("liveness", Liveness)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+CLOCK_KEY = web.AppKey("clock", Clock)
+
+
 async def healthz(request: web.Request) -> web.Response:
+    """200 when the database answers, polling (or the webhook) runs and every background task
+    is alive; 503 otherwise. `state` holds the mode ("polling"/"webhook") and its state."""
     state: dict[str, object] = request.app[STATE_KEY]
     try:
         async with request.app[ENGINE_KEY].connect() as connection:
@@ -22,16 +53,50 @@ async def healthz(request: web.Request) -> web.Response:
         database = "ok"
     except Exception:  # any failure of the database makes the service unhealthy
         database = "unavailable"
-    healthy = database == "ok"
-    body = {"status": "ok" if healthy else "unavailable", "database": database, **state}
+    tasks = request.app[LIVENESS_KEY].report()
+    healthy = (
+        database == "ok"
+        and "stopped" not in tasks.values()
+        and state.get(str(state.get("mode"))) != "stopped"
+    )
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "database": database,
+        **state,
+        "tasks": tasks,
+    }
     return web.json_response(body, status=200 if healthy else 503)
 
 
-def build_web_app(engine: AsyncEngine, state: dict[str, object]) -> web.Application:
-    app = web.Application()
+async def serve_metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS_KEY]
+    await registry.refresh_outbox(
+        create_session_factory(request.app[ENGINE_KEY]), request.app[CLOCK_KEY]
+    )
+    return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_web_app(
+    engine: AsyncEngine,
+    state: dict[str, object],
+    *,
+    api: ApiContext | None = None,
+    metrics: Metrics | None = None,
+    liveness: Liveness | None = None,
+    clock: Clock | None = None,
+) -> web.Application:
+    """The web app; the integration API is mounted at /api/v1 when `api` is given."""
+    # Batches of up to 1,000 applications with long texts fit in this.
+    app = web.Application(client_max_size=32 * 1024 * 1024)
     app[ENGINE_KEY] = engine
     app[STATE_KEY] = state
+    app[LIVENESS_KEY] = liveness or Liveness()
+    app[METRICS_KEY] = metrics or (api.metrics if api and api.metrics else Metrics())
+    app[CLOCK_KEY] = clock or (api.clock if api else SystemClock())
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", serve_metrics)
+    if api is not None:
+        app.add_subapp(PREFIX, build_api_app(api))
     return app
 
 

@@ -428,7 +428,7 @@ async def decide_without_comment(
     application = await load(callback, callback_data, repo, actor)
     if application is None:
         return
-    outcome = await decide(repo, actor, clock, callback_data, action, None)
+    outcome = await decide(repo, actor, settings, clock, callback_data, action, None)
     if isinstance(outcome, Done):
         await callback.answer(t.DONE_TOAST[action])
     else:
@@ -464,7 +464,7 @@ async def decision_comment_input(
         await message.answer(t.FIX_AND_RESEND.format(problem=problem))
         return
     await state.set_state(None)
-    outcome = await decide(repo, actor, clock, card, action, comment)
+    outcome = await decide(repo, actor, settings, clock, card, action, comment)
     await drop_prompt(bot, message.chat.id, data)
     screen = await outcome_screen(repo, actor, settings, card, action, outcome, comment)
     if screen is None:  # the application is gone from the actor's sight meanwhile
@@ -476,15 +476,24 @@ async def decision_comment_input(
 async def decide(
     repo: Repositories,
     actor: Actor,
+    settings: Settings,
     clock: Clock,
     card: AppCb,
     action: Action,
     comment: str | None,
 ) -> Outcome:
-    """The decision through the domain core, expecting the status the screen showed."""
+    """The decision through the domain core, expecting the status the screen showed; queued for
+    the web module's webhook too when DPO_WEBHOOK_URL is set."""
     expected = card.status.status if card.status is not None else None
     return await perform_action(
-        repo, actor, card.number, action, comment=comment, expected_status=expected, clock=clock
+        repo,
+        actor,
+        card.number,
+        action,
+        comment=comment,
+        expected_status=expected,
+        clock=clock,
+        decisions_webhook=settings.decisions_webhook,
     )
 
 
@@ -636,7 +645,13 @@ async def comment_input(
         return
     await state.set_state(None)
     outcome = await perform_action(
-        repo, actor, card.number, Action.COMMENT, comment=comment, clock=clock
+        repo,
+        actor,
+        card.number,
+        Action.COMMENT,
+        comment=comment,
+        clock=clock,
+        decisions_webhook=settings.decisions_webhook,
     )
     await drop_prompt(bot, message.chat.id, data)
     note = (

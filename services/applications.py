@@ -109,12 +109,15 @@ async def perform_action(
     source: Source = Source.TELEGRAM,
     expected_status: Status | None = None,
     clock: Clock | None = None,
+    decisions_webhook: bool = False,
 ) -> Outcome:
     """Perform an action for an actor: check, change conditionally, record, notify.
 
     Everything happens in the caller's transaction: the status change, the history row and the
     outbox rows are committed together or not at all. `expected_status` is the status the actor
-    saw (on a card); if the application moved since, the outcome is LostRace.
+    saw (on a card); if the application moved since, the outcome is LostRace. With
+    `decisions_webhook` (pass `settings.decisions_webhook`) the decision is also queued for the
+    web module's webhook.
     """
     now = (clock or SystemClock()).now()
     comment = normalize_comment(comment)
@@ -156,5 +159,12 @@ async def perform_action(
     # The row is already updated; keep the loaded object in step without a second UPDATE.
     set_committed_value(application, "status", to_status.value)
     set_committed_value(application, "updated_at", now)
-    await notify_event(repo, application, event, actor_role=actor.role, now=now)
+    await notify_event(
+        repo,
+        application,
+        event,
+        actor_role=actor.role,
+        now=now,
+        decisions_webhook=decisions_webhook,
+    )
     return Done(application=application, event=event, from_status=current, to_status=to_status)

@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from services.decisions import enqueue_webhook, is_decision
 from services.domain import Action, Role
 from storage.models import Application, ApplicationEvent
 from storage.repositories import Repositories
@@ -96,8 +97,12 @@ async def notify_event(
     *,
     actor_role: Role | None,
     now: datetime,
+    decisions_webhook: bool = False,
 ) -> int:
-    """Enqueue the pushes a history row causes."""
+    """Enqueue the pushes a history row causes; with `decisions_webhook` (DPO_WEBHOOK_URL is
+    set) a decision is also queued for the web module's webhook."""
+    if decisions_webhook and is_decision(event):
+        enqueue_webhook(repo, event, now=now)
     kind = (
         NotificationKind.COMMENT
         if event.action == Action.COMMENT.value

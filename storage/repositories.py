@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -35,6 +36,21 @@ from storage.models import (
     OutboxMessage,
     TelegramLink,
 )
+
+# PostgreSQL advisory lock that orders history rows for the decisions feed (see feed_lock).
+EVENTS_FEED_LOCK = 0x44504F01
+
+
+async def feed_lock(session: AsyncSession, *, shared: bool) -> None:
+    """On PostgreSQL, history ids come from a sequence and may commit out of order: a feed read
+    that saw id 12 before id 11 committed would skip 11 for good. Writers take this lock shared
+    before they lock an application row and hold it until commit; the feed takes it exclusively,
+    so it reads only once every earlier id is committed. SQLite serialises writers already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    await session.execute(text(f"SELECT {function}({EVENTS_FEED_LOCK})"))
+
 
 SQLITE_FOLD_FUNCTION = "dpo_fold"
 
@@ -118,6 +134,7 @@ class ApplicationRepo:
 
     async def transition(self, number: int, expected: str, to: str, now: datetime) -> bool:
         """Conditional update: moves the status only if it is still the expected one."""
+        await feed_lock(self.session, shared=True)
         result = await self.session.execute(
             update(Application)
             .where(Application.number == number, Application.status == expected)
@@ -132,6 +149,19 @@ class ApplicationRepo:
         if organization_id is not None:
             query = query.where(Application.organization_id == organization_id)
         return int((await self.session.execute(query)).scalar_one())
+
+    async def apply_version(self, number: int, version: int, values: dict[str, Any]) -> bool:
+        """Conditional update of an application's fields (not its status) from the web module:
+        applies only if `version` is newer than the stored one, so an older update never wins."""
+        await feed_lock(self.session, shared=True)
+        result = await self.session.execute(
+            update(Application)
+            .where(Application.number == number, Application.version < version)
+            .values(version=version, **values)
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
 
     async def oldest_in_status(
         self, *, status: str, organization_id: int, limit: int
@@ -275,6 +305,7 @@ class ApplicationRepo:
         return func.replace(func.lower(column), "ё", "е", type_=String)
 
     async def touch(self, number: int, now: datetime) -> None:
+        await feed_lock(self.session, shared=True)
         await self.session.execute(
             update(Application)
             .where(Application.number == number)
@@ -310,12 +341,47 @@ class AccountRepo:
         )
         return list(result.scalars())
 
+    async def existing_ids(self, account_ids: Iterable[int]) -> set[int]:
+        ids = list(set(account_ids))
+        if not ids:
+            return set()
+        result = await self.session.execute(select(Account.id).where(Account.id.in_(ids)))
+        return set(result.scalars())
+
+    async def holder_of(
+        self, *, esia_oid: str | None = None, snils_hash: str | None = None
+    ) -> int | None:
+        """The account that holds an ESIA oid or a SNILS hash, if any."""
+        column, value = (
+            (Account.esia_oid, esia_oid)
+            if esia_oid is not None
+            else (Account.snils_hash, snils_hash)
+        )
+        result = await self.session.execute(select(Account.id).where(column == value))
+        return result.scalar_one_or_none()
+
+
+@dataclass
+class OrganizationRepo:
+    session: AsyncSession
+
+    async def get(self, organization_id: int) -> Organization | None:
+        return await self.session.get(Organization, organization_id, populate_existing=True)
+
+    async def existing_ids(self, organization_ids: Iterable[int]) -> set[int]:
+        ids = list(set(organization_ids))
+        if not ids:
+            return set()
+        result = await self.session.execute(select(Organization.id).where(Organization.id.in_(ids)))
+        return set(result.scalars())
+
 
 @dataclass
 class EventRepo:
     session: AsyncSession
 
     async def add(self, **values: Any) -> ApplicationEvent:
+        await feed_lock(self.session, shared=True)
         event = ApplicationEvent(**values)
         self.session.add(event)
         await self.session.flush([event])
@@ -341,6 +407,24 @@ class EventRepo:
             .where(ApplicationEvent.application_number == number)
         )
         return int(result.scalar_one())
+
+    async def get(self, event_id: int) -> ApplicationEvent | None:
+        return await self.session.get(ApplicationEvent, event_id)
+
+    async def decisions(self, *, after: int, limit: int) -> Sequence[ApplicationEvent]:
+        """Decisions made by people here (not by the web module), oldest first, after an id."""
+        await feed_lock(self.session, shared=False)
+        query = (
+            select(ApplicationEvent)
+            .where(
+                ApplicationEvent.id > after,
+                ApplicationEvent.source != "api",
+                ApplicationEvent.actor_role.is_not(None),
+            )
+            .order_by(ApplicationEvent.id)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
 
     async def comments_for(
         self, number: int, *, offset: int = 0, limit: int | None = None
@@ -544,6 +628,15 @@ class OutboxRepo:
         self.session.add(message)
         return message
 
+    async def pending_stats(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per channel: how many messages wait and when the oldest of them was written."""
+        result = await self.session.execute(
+            select(OutboxMessage.channel, func.count(), func.min(OutboxMessage.created_at))
+            .where(OutboxMessage.state == "pending")
+            .group_by(OutboxMessage.channel)
+        )
+        return {channel: (int(count), oldest) for channel, count, oldest in result.tuples()}
+
     async def drop_pending(self, *, chat_id: int, kind: str) -> None:
         """Forget Telegram messages of one kind still waiting for a chat."""
         await self.session.execute(
@@ -563,6 +656,7 @@ class Repositories:
     session: AsyncSession
     applications: ApplicationRepo = field(init=False)
     accounts: AccountRepo = field(init=False)
+    organizations: OrganizationRepo = field(init=False)
     events: EventRepo = field(init=False)
     links: LinkRepo = field(init=False)
     outbox: OutboxRepo = field(init=False)
@@ -570,6 +664,7 @@ class Repositories:
     def __post_init__(self) -> None:
         self.applications = ApplicationRepo(self.session)
         self.accounts = AccountRepo(self.session)
+        self.organizations = OrganizationRepo(self.session)
         self.events = EventRepo(self.session)
         self.links = LinkRepo(self.session)
         self.outbox = OutboxRepo(self.session)

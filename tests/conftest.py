@@ -75,18 +75,19 @@ def empty_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path)
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_migrated")
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-
-    async def truncate() -> None:
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as connection:
-                await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(truncate())
+    asyncio.run(truncate_postgres(url))
     return url
+
+
+async def truncate_postgres(url: str) -> None:
+    """Empty every table of the migrated PostgreSQL test database."""
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
