@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from bench import data, delivery, machine, memory, report, throughput, updates
+from bench import data, delivery, ingest, machine, memory, report, throughput, updates
 from bench.process import Run, mixed_workload
 
 
@@ -26,7 +26,8 @@ async def run_all(args: argparse.Namespace) -> None:
     backends = args.backend or data.backends()
     report.title("How this was run")
     report.lines(machine.describe())
-    print(f"data: {size} (bench.data, generator version {data.GENERATOR_VERSION}, seed {data.SEED})")
+    version, seed = data.GENERATOR_VERSION, data.SEED
+    print(f"data: {size} (bench.data, generator version {version}, seed {seed})")
     for backend in backends:  # generated (or found in the cache) before anything is timed
         if backend == "sqlite":
             await data.sqlite_database(size)
@@ -54,6 +55,10 @@ async def run_all(args: argparse.Namespace) -> None:
     else:
         messages, chats = delivery.QUICK_MESSAGES, delivery.QUICK_CHATS
     await delivery.run(["sqlite"], size, messages, chats)
+    if tiny:
+        await ingest.run(backends, size, put=10, batched=20)
+    else:
+        await ingest.run(backends, size)
     report.title("Done")
     print(f"all benchmarks ran in {time.perf_counter() - started:.0f} s", flush=True)
 

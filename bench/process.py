@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from bench import data
 from bench.machine import database
 from bot.callbacks import AppAction, AppCb, ListCb, MenuAction, MenuCb, StatusCode
+from bot.settings import Settings
 from storage.db import create_engine
 from storage.models import ApplicationEvent
 from tests.fakes.bot_api import FakeBotAPI, JsonDict
@@ -76,10 +77,10 @@ class WatchedBotAPI(FakeBotAPI):
                     self._changed.notify_all()
         return call
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until `predicate()` holds (checked whenever a screen is drawn)."""
+    async def wait_for(self, predicate: Callable[[], bool], seconds: float) -> bool:
+        """Wait up to `seconds` until `predicate()` holds (checked whenever a screen is drawn)."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout), self._changed:
+            async with asyncio.timeout(seconds), self._changed:
                 await self._changed.wait_for(predicate)
         return predicate()
 
@@ -129,7 +130,8 @@ class BotProcess:
         return (int(fields[11]) + int(fields[12])) / ticks
 
     def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
 
 @asynccontextmanager
@@ -180,11 +182,7 @@ async def bot_process(
 
 
 # Every setting the bot reads: the benchmark sets what it needs and nothing else leaks in.
-SETTING_NAMES = frozenset(
-    "BOT_TOKEN DATABASE_URL REDIS_URL TELEGRAM_API_URL PUBLIC_URL WEB_HOST WEB_PORT API_TOKEN "
-    "WEBHOOK_SECRET DPO_WEBHOOK_URL DPO_WEBHOOK_SECRET OIDC_ISSUER OIDC_CLIENT_ID "
-    "OIDC_CLIENT_SECRET LINK_TOKEN_TTL NOTIFY_RATE TIMEZONE LOG_LEVEL".split()
-)
+SETTING_NAMES = frozenset(Settings.model_fields)
 
 
 async def wait_until_polling(api: WatchedBotAPI, bot: BotProcess) -> None:

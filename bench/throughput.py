@@ -51,9 +51,7 @@ def print_throughput(run: Run) -> None:
     )
 
 
-async def run(
-    backends: Sequence[str], size: data.Size, directors: int, cycles: int
-) -> list[Run]:
+async def run(backends: Sequence[str], size: data.Size, directors: int, cycles: int) -> list[Run]:
     runs = []
     for backend in backends:
         result = await mixed_workload(backend, size, directors=directors, cycles=cycles)

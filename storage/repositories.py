@@ -16,6 +16,7 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    insert,
     or_,
     select,
     text,
@@ -149,6 +150,20 @@ class ApplicationRepo:
         if organization_id is not None:
             query = query.where(Application.organization_id == organization_id)
         return int((await self.session.execute(query)).scalar_one())
+
+    async def existing_numbers(self, numbers: Iterable[int]) -> set[int]:
+        wanted = list(set(numbers))
+        if not wanted:
+            return set()
+        result = await self.session.execute(
+            select(Application.number).where(Application.number.in_(wanted))
+        )
+        return set(result.scalars())
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """New applications written in one statement (ORM attribute names as keys)."""
+        if rows:
+            await self.session.execute(insert(Application), rows)
 
     async def apply_version(self, number: int, version: int, values: dict[str, Any]) -> bool:
         """Conditional update of an application's fields (not its status) from the web module:
@@ -341,6 +356,25 @@ class AccountRepo:
         )
         return list(result.scalars())
 
+    async def director_ids_by_organization(
+        self, organization_ids: Iterable[int]
+    ) -> dict[int, list[int]]:
+        """director_ids of several organisations in one query."""
+        wanted = list(set(organization_ids))
+        directors: dict[int, list[int]] = {organization_id: [] for organization_id in wanted}
+        if not wanted:
+            return directors
+        result = await self.session.execute(
+            select(Account.organization_id, Account.id)
+            .join(AccountRole, AccountRole.account_id == Account.id)
+            .where(Account.organization_id.in_(wanted), AccountRole.role == "director")
+            .order_by(Account.id)
+        )
+        for organization_id, account_id in result.tuples():
+            assert organization_id is not None
+            directors[organization_id].append(account_id)
+        return directors
+
     async def existing_ids(self, account_ids: Iterable[int]) -> set[int]:
         ids = list(set(account_ids))
         if not ids:
@@ -386,6 +420,24 @@ class EventRepo:
         self.session.add(event)
         await self.session.flush([event])
         return event
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """History rows written in one statement."""
+        if rows:
+            await feed_lock(self.session, shared=True)
+            await self.session.execute(insert(ApplicationEvent), rows)
+
+    async def first_ids(self, numbers: Iterable[int]) -> dict[int, int]:
+        """The id of each application's first history row (its «create» row)."""
+        wanted = list(set(numbers))
+        if not wanted:
+            return {}
+        result = await self.session.execute(
+            select(ApplicationEvent.application_number, func.min(ApplicationEvent.id))
+            .where(ApplicationEvent.application_number.in_(wanted))
+            .group_by(ApplicationEvent.application_number)
+        )
+        return {number: event_id for number, event_id in result.tuples()}
 
     async def for_application(
         self, number: int, *, offset: int = 0, limit: int | None = None
@@ -471,9 +523,37 @@ class EventRepo:
         return (await self.session.scalars(query)).first()
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """What a push to a linked account needs to know of its link."""
+
+    account_id: int
+    chat_id: int
+    muted: bool
+    blocked: bool
+
+
 @dataclass
 class LinkRepo:
     session: AsyncSession
+
+    async def recipients(self, account_ids: Iterable[int]) -> list[Recipient]:
+        """The linked ones of these accounts, by account id: their chats, whether muted or
+        blocked (only these columns: no accounts loaded)."""
+        ids = list(set(account_ids))
+        if not ids:
+            return []
+        result = await self.session.execute(
+            select(
+                TelegramLink.account_id,
+                TelegramLink.chat_id,
+                TelegramLink.muted,
+                TelegramLink.blocked,
+            )
+            .where(TelegramLink.account_id.in_(ids))
+            .order_by(TelegramLink.account_id)
+        )
+        return [Recipient(*row) for row in result.tuples()]
 
     async def by_telegram_user(self, telegram_user_id: int) -> TelegramLink | None:
         result = await self.session.execute(
@@ -627,6 +707,11 @@ class OutboxRepo:
         message = OutboxMessage(**values)
         self.session.add(message)
         return message
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """Messages written in one statement, in the order of `rows`."""
+        if rows:
+            await self.session.execute(insert(OutboxMessage), rows)
 
     async def pending_stats(self) -> dict[str, tuple[int, datetime | None]]:
         """Per channel: how many messages wait and when the oldest of them was written."""

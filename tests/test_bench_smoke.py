@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import data, delivery, memory, throughput, updates
+from bench import data, delivery, ingest, memory, throughput, updates
 from bench.process import CYCLE_DECISIONS, CYCLE_UPDATES, mixed_workload
 
 
@@ -43,3 +43,12 @@ async def test_delivery(capsys: pytest.CaptureFixture[str]) -> None:
     assert result.states == {"sent": 12}
     assert result.too_many_requests == 0
     assert "(3) Delivery" in capsys.readouterr().out
+
+
+async def test_ingest(capsys: pytest.CaptureFixture[str]) -> None:
+    result = await ingest.measure("sqlite", data.TINY, put=5, batched=10, batch_size=4)
+
+    ingest.print_ingest(result)
+    assert result.statuses == {"PUT 201": 5, "POST batch 200": 3}
+    assert result.stored == 15
+    assert "(4) Ingest" in capsys.readouterr().out
