@@ -47,6 +47,9 @@ async def run_all(args: argparse.Namespace) -> None:
     for backend in backends:
         run = await throughput_run(backend, size, tiny)
         throughput.print_throughput(run)
+        if backend == "sqlite":
+            directors, cycles = (2, 1) if tiny else (throughput.DIRECTORS, throughput.CYCLES)
+            throughput.print_floor(await throughput.floor_run(size, directors, cycles), run)
         memory.print_memory(run)
     if args.full_delivery:
         messages, chats = delivery.FULL_MESSAGES, delivery.FULL_CHATS

@@ -136,9 +136,10 @@ class BotProcess:
 
 @asynccontextmanager
 async def bot_process(
-    api: FakeBotAPI, database_url: str, *args: str, **settings: str
+    api: FakeBotAPI, database_url: str, *args: str, module: str = "bot", **settings: str
 ) -> AsyncIterator[BotProcess]:
-    """Run `python -m bot [args]` against the double until the block ends (then SIGTERM)."""
+    """Run `python -m bot [args]` (or another module) against the double until the block ends
+    (then SIGTERM)."""
     port = free_port()
     env = {
         key: value
@@ -161,7 +162,7 @@ async def bot_process(
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bot",
+                module,
                 *args,
                 cwd=folder,
                 env=env,
@@ -325,17 +326,23 @@ class Run:
 
 
 async def mixed_workload(
-    backend: str, size: data.Size, *, directors: int, cycles: int, seed: int = data.SEED
+    backend: str,
+    size: data.Size,
+    *,
+    directors: int,
+    cycles: int,
+    seed: int = data.SEED,
+    module: str = "bot",
 ) -> Run:
-    """Start the bot on a fresh copy of the benchmark database, let `directors` directors each
-    do `cycles` cycles of 30 updates, and measure."""
+    """Start the bot (`python -m <module>`) on a fresh copy of the benchmark database, let
+    `directors` directors each do `cycles` cycles of 30 updates, and measure."""
     async with data.working_database(backend, size) as url:
         people = await data.directors(url, limit=directors, minimum_new=cycles * CYCLE_DECISIONS)
         history_before = await history_rows(url)
         async with WatchedBotAPI() as api:
             for user_id in await data.linked_users(url):
                 api.add_user(user_id)
-            async with bot_process(api, url) as bot:
+            async with bot_process(api, url, module=module) as bot:
                 await wait_until_polling(api, bot)
                 for person in people:  # the main menu every director starts from
                     before = api.screens[person.telegram_user_id]
