@@ -51,11 +51,30 @@ def print_throughput(run: Run) -> None:
     )
 
 
+def print_floor(floor: Run, ours: Run) -> None:
+    """The same workload against bench/floor_bot.py: aiogram and HTTP alone."""
+    print(
+        f"floor: a bare aiogram bot (bench/floor_bot.py: answers and edits, nothing else) under "
+        f"the same workload: {floor.throughput:.0f} updates/s, "
+        f"{report.ms(floor.cpu / max(floor.workload.updates, 1))} of CPU per update; "
+        f"python -m bot sustains {ours.throughput / floor.throughput:.0%} of it",
+        flush=True,
+    )
+
+
+async def floor_run(size: data.Size, directors: int, cycles: int) -> Run:
+    return await mixed_workload(
+        "sqlite", size, directors=directors, cycles=cycles, module="bench.floor_bot"
+    )
+
+
 async def run(backends: Sequence[str], size: data.Size, directors: int, cycles: int) -> list[Run]:
     runs = []
     for backend in backends:
         result = await mixed_workload(backend, size, directors=directors, cycles=cycles)
         print_throughput(result)
+        if backend == "sqlite":
+            print_floor(await floor_run(size, directors, cycles), result)
         runs.append(result)
     return runs
 
