@@ -59,11 +59,13 @@ class WatchedBotAPI(FakeBotAPI):
         self.send_times: list[float] = []  # monotonic time of each message delivered
         self._changed = asyncio.Condition()
 
-    async def _execute(self, method: str, params: JsonDict, *, token: str) -> Any:
+    async def _execute(
+        self, method: str, params: JsonDict, *, token: str, via: str | None = None
+    ) -> Any:
         name = method.lower()
         if name == "getupdates":
             self.polls += 1  # counted on arrival: a long poll answers only when updates come
-        call = await super()._execute(method, params, token=token)
+        call = await super()._execute(method, params, token=token, via=via)
         self.calls.clear()
         self.outcomes[(call.method, call.status)] += 1
         if name == "sendmessage" and call.status == 200:
