@@ -21,6 +21,10 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
+## Every benchmark (bench/, docs/BENCHMARKS.md); BENCH_ARGS=--full-delivery for the 10,000-push run.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, User
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
@@ -29,8 +35,10 @@ from bot.middlewares import (
     AbandonInputMiddleware,
     ActorMiddleware,
     DbSessionMiddleware,
+    FsmStateMiddleware,
     UnblockMiddleware,
     UserEventIsolation,
+    UserLockMiddleware,
 )
 from bot.notifier import Background, start_background
 from bot.oidc import LinkPages, provider_from
@@ -45,6 +53,9 @@ from storage.db import create_engine, create_session_factory
 from storage.fsm import SqlStorage
 from storage.migrate import upgrade
 
+if TYPE_CHECKING:
+    from aiogram.fsm.storage.redis import RedisStorage
+
 log = logging.getLogger(__name__)
 
 REDIS_MAX_CONNECTIONS = 50
@@ -56,11 +67,39 @@ DEFAULT_COMMANDS = [
 ]
 
 
-def build_bot(settings: Settings) -> Bot:
-    """The bot; a reply that meets Telegram's flood control waits it out (bot/flood.py)."""
+class KeepResponseModels(BaseRequestMiddleware):
+    """Keeps the models aiogram parses Bot API answers with alive for the process's lifetime.
+
+    aiogram validates every answer with the generic model `Response[<result type>]`, and pydantic
+    keeps parametrised generic models only in a weak cache: once the garbage collector has
+    dropped one (soon, in a busy process), the next answer builds it anew, a few milliseconds
+    per call (bench/updates.py measured a third of an update's time). One strong reference per
+    method class keeps the cache hit.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[type[TelegramMethod[Any]], object] = {}
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        kind = type(method)
+        if kind not in self._models:
+            self._models[kind] = Response[kind.__returning__]  # type: ignore[name-defined]
+        return await make_request(bot, method)
+
+
+def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    """The bot, talking to TELEGRAM_API_URL (or through `session`, e.g. an in-process one);
+    a reply that meets Telegram's flood control waits it out (bot/flood.py)."""
     assert settings.BOT_TOKEN is not None
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    if session is None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
     session.middleware(FloodWait())
+    session.middleware(KeepResponseModels())
     return Bot(
         settings.BOT_TOKEN.get_secret_value(),
         session=session,
@@ -71,8 +110,15 @@ def build_bot(settings: Settings) -> Bot:
 def build_fsm_storage(
     settings: Settings, session_factory: async_sessionmaker[AsyncSession]
 ) -> BaseStorage:
-    """FSM state that survives restarts: Redis when REDIS_URL is set, else the SQL database."""
+    """FSM state that survives restarts: Redis when REDIS_URL is set, else the SQL database.
+
+    The Redis client is imported only then: a process without Redis does not carry it (about
+    7 MB of memory, bench/memory.py).
+    """
     if settings.REDIS_URL:
+        from aiogram.fsm.storage.redis import RedisStorage
+        from redis.asyncio import BlockingConnectionPool, Redis
+
         # A burst of updates waits for a free connection instead of failing with "Too many
         # connections" (the default pool's behaviour at its limit).
         pool = BlockingConnectionPool.from_url(
@@ -84,19 +130,31 @@ def build_fsm_storage(
     return SqlStorage(session_factory)
 
 
+def redis_storage(storage: BaseStorage) -> RedisStorage | None:
+    """The storage if it is aiogram's RedisStorage (never, unless build_fsm_storage loaded it)."""
+    module = sys.modules.get("aiogram.fsm.storage.redis")
+    if module is not None and isinstance(storage, module.RedisStorage):
+        return cast("RedisStorage", storage)
+    return None
+
+
 def build_events_isolation(storage: BaseStorage) -> BaseEventIsolation:
     """One update of a user at a time (a second tap waits for the first): across replicas
     through Redis locks with RedisStorage, within the process otherwise."""
-    if isinstance(storage, RedisStorage):
-        return storage.create_isolation()
+    redis = redis_storage(storage)
+    if redis is not None:
+        return redis.create_isolation()
     return UserEventIsolation()
 
 
 async def check_fsm_storage(storage: BaseStorage) -> None:
     """Stop start-up with one clear line when the Redis of REDIS_URL does not answer."""
-    if isinstance(storage, RedisStorage):
+    redis = redis_storage(storage)
+    if redis is not None:
+        from redis.exceptions import RedisError
+
         try:
-            await storage.redis.ping()
+            await redis.redis.ping()
         except RedisError as error:
             raise SettingsError(
                 [
@@ -114,20 +172,26 @@ def build_dispatcher(
 ) -> Dispatcher:
     """The Dispatcher with shared objects in its workflow data (no globals).
 
-    Updates of one user are handled one at a time (events isolation), each in one transaction.
+    Updates of one user are handled one at a time (events isolation), each in one transaction
+    that also reads the user's FSM state: the user's lock is taken first, then the session
+    opens, then the state is loaded through it (aiogram's own FSM middleware, which would lock
+    and load before any of ours, is left out of the chain: `disable_fsm`).
     """
     storage = build_fsm_storage(settings, session_factory)
     metrics = metrics or Metrics()
     dp = Dispatcher(
         storage=storage,
         events_isolation=build_events_isolation(storage),
+        disable_fsm=True,
         settings=settings,
         clock=clock or SystemClock(),
         session_factory=session_factory,
         metrics=metrics,
     )
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))  # outermost: times it all
+    dp.update.outer_middleware(UserLockMiddleware(dp.fsm))
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
+    dp.update.outer_middleware(FsmStateMiddleware(dp.fsm))
     dp.update.outer_middleware(ActorMiddleware())
     dp.update.outer_middleware(UnblockMiddleware())
     dp.update.outer_middleware(AbandonInputMiddleware(AppInput))

@@ -1,5 +1,9 @@
-"""Update middlewares: one DB session (one transaction) per update; one update at a time per
-user; pending text inputs abandoned by navigation."""
+"""Update middlewares: one update at a time per user; one DB session (one transaction) per
+update, which also loads the user's FSM state; pending text inputs abandoned by navigation.
+
+In order (bot.app.build_dispatcher), after bot.metrics.UpdateMetricsMiddleware: UserLockMiddleware,
+DbSessionMiddleware, FsmStateMiddleware, ActorMiddleware, UnblockMiddleware,
+AbandonInputMiddleware."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.state import StatesGroup
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import TelegramObject, Update
@@ -23,6 +28,42 @@ from storage.fsm import joining_update_session
 from storage.repositories import Repositories
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class UserLockMiddleware(BaseMiddleware):
+    """Takes the user's events-isolation lock (aiogram's FSM key of the update) for the whole
+    update: the next update of the user starts after this one has committed.
+
+    Stands in for the locking of aiogram's FSM middleware, which would take the lock inside the
+    update's DB session; `fsm` is the Dispatcher's (unregistered) FSM middleware, whose key
+    strategy and events isolation are used.
+    """
+
+    def __init__(self, fsm: FSMContextMiddleware) -> None:
+        self.fsm = fsm
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        context = self.fsm.resolve_event_context(data["bot"], data)
+        if context is None:
+            return await handler(event, data)
+        async with self.fsm.events_isolation.lock(key=context.key):
+            data["state"] = context
+            return await handler(event, data)
+
+
+class FsmStateMiddleware(BaseMiddleware):
+    """Gives handlers `state`, `raw_state` and `fsm_storage` as aiogram's FSM middleware does,
+    the state read under the user's lock and, with the SQL storage, in the update's session."""
+
+    def __init__(self, fsm: FSMContextMiddleware) -> None:
+        self.storage = fsm.storage
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        data["fsm_storage"] = self.storage
+        context = data.get("state")
+        if isinstance(context, FSMContext):
+            data["raw_state"] = await context.get_state()
+        return await handler(event, data)
 
 
 class DbSessionMiddleware(BaseMiddleware):
@@ -86,8 +127,8 @@ class UserEventIsolation(BaseEventIsolation):
     """One update at a time per user in a chat: a double tap or two quick presses are handled
     in order, each seeing what the one before committed.
 
-    aiogram's FSM middleware takes this lock before it loads the user's state and holds it
-    through the middlewares and the handler. In-process only: replicas sharing Redis use
+    UserLockMiddleware takes this lock before the update's session opens and holds it through
+    the middlewares and the handler. In-process only: replicas sharing Redis use
     aiogram's RedisEventIsolation instead. Unlike aiogram's SimpleEventIsolation, a user's lock
     is dropped when nobody holds or waits for it, so the registry does not grow without bound.
     """
@@ -122,7 +163,7 @@ class AbandonInputMiddleware(BaseMiddleware):
     sends any command but /cancel: the text that follows is then never taken for the input.
 
     Only the states of `group` are touched; other features keep their own states. Runs after
-    aiogram's FSM middleware, so `state` and `raw_state` are the user's, loaded under the lock.
+    FsmStateMiddleware, so `state` and `raw_state` are the user's, loaded under the lock.
     """
 
     def __init__(self, group: type[StatesGroup], keep_command: str = "cancel") -> None:

@@ -418,7 +418,10 @@ def comments(
 def history_entry(event: ApplicationEvent, actor: str, comment: str, zone: ZoneInfo) -> str:
     what: list[str] = []
     action = t.HISTORY_ACTIONS.get(event.action, t.HISTORY_OTHER_ACTION)
-    if event.to_status is not None and event.from_status != event.to_status:
+    if event.from_status is None and event.to_status is not None:
+        after = status_label(event.to_status)
+        what.append(t.HISTORY_ARRIVAL.format(action=action, after=after))
+    elif event.to_status is not None and event.from_status != event.to_status:
         before, after = status_label(event.from_status), status_label(event.to_status)
         what.append(t.HISTORY_TRANSITION.format(action=action, before=before, after=after))
     elif event.action != Action.COMMENT.value:

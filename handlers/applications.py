@@ -146,7 +146,8 @@ async def card_screen(
     note: str | None = None,
     last_change: ApplicationEvent | None = None,
 ) -> screens.Screen:
-    if last_change is None:
+    if last_change is None and application.status != Status.NEW.value:
+        # Who decided and when: a new application has had no decision to show.
         last_change = await repo.events.last_transition(application.number)
     if base is None:
         base = screens.VIEWS[actor.role].home_card(application.number)

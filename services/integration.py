@@ -9,6 +9,7 @@ anything is written.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -26,7 +27,7 @@ from pydantic import (
 
 from services.domain import Action, Role, Source, Status
 from services.linking import normalize_snils, snils_hash
-from services.notifications import NotificationKind, enqueue_telegram, notify_event
+from services.notifications import NotificationKind, enqueue_telegram, notify_event, telegram_row
 from storage.models import Account, AccountRole, Application, Organization
 from storage.repositories import Repositories
 
@@ -424,13 +425,108 @@ async def upsert_applications(
     notify: bool = True,
     field_prefix: str = "applications",
 ) -> list[ApplicationOutcome]:
-    """A batch in one transaction, in order; an unknown reference anywhere rejects it all."""
+    """A batch in one transaction, in order; an unknown reference anywhere rejects it all.
+
+    The batch's new applications are created together (create_new_applications); the others
+    go through upsert_application one by one, in the batch's order.
+    """
     references = await References.load(repo, list(items))
     for index, item in enumerate(items):
         references.check(item, f"{field_prefix}[{index}].")
+    created = await create_new_applications(repo, items, now=now, source=source, notify=notify)
     return [
-        await upsert_application(
+        created.get(item.number)
+        or await upsert_application(
             repo, item.number, item, now=now, source=source, notify=notify, references=references
         )
         for item in items
     ]
+
+
+async def create_new_applications(
+    repo: Repositories,
+    items: list[NumberedApplication],
+    *,
+    now: datetime,
+    source: Source,
+    notify: bool,
+) -> dict[int, ApplicationOutcome]:
+    """Create the applications of a batch that are not stored yet and named once in it, as
+    upsert_application would one by one (the row, its «create» history row, the push of a new
+    one to its organisation's directors), in a few statements for the whole batch instead of
+    several per application (bench/ingest.py). References must have been checked."""
+    named = Counter(item.number for item in items)
+    candidates = [item for item in items if named[item.number] == 1]
+    stored = await repo.applications.existing_numbers(item.number for item in candidates)
+    new = [item for item in candidates if item.number not in stored]
+    if not new:
+        return {}
+    await repo.applications.add_many(
+        [
+            {
+                "number": item.number,
+                "status": item.status.value,
+                "version": item.version,
+                "created_at": item.created_at or now,
+                "updated_at": now,
+                **{name: getattr(item, name) for name in FIELDS},
+            }
+            for item in new
+        ]
+    )
+    await repo.events.add_many(
+        [
+            {
+                "application_number": item.number,
+                "actor_account_id": None,
+                "actor_name": ORIGIN_NAME,
+                "actor_role": None,
+                "action": HistoryAction.CREATE.value,
+                "from_status": None,
+                "to_status": item.status.value,
+                "comment": None,
+                "source": source.value,
+                "created_at": now,
+            }
+            for item in new
+        ]
+    )
+    if notify:
+        event_ids = await repo.events.first_ids(item.number for item in new)
+        await _notify_new(repo, [(item, event_ids[item.number]) for item in new], now)
+    return {
+        item.number: ApplicationOutcome(
+            item.number, UpsertResult.CREATED, item.version, item.status
+        )
+        for item in new
+    }
+
+
+async def _notify_new(
+    repo: Repositories, created: list[tuple[NumberedApplication, int]], now: datetime
+) -> None:
+    """The pushes of new «Не обработана» applications to their directors (enqueue_telegram for
+    many applications: the directors and their links read once)."""
+    unprocessed = [(item, event_id) for item, event_id in created if item.status is Status.NEW]
+    directors = await repo.accounts.director_ids_by_organization(
+        item.organization_id for item, _ in unprocessed
+    )
+    everyone = sorted({account for accounts in directors.values() for account in accounts})
+    links = {link.account_id: link for link in await repo.links.recipients(everyone)}
+    rows = [
+        row
+        for item, event_id in unprocessed
+        for account in directors[item.organization_id]
+        if account in links
+        and (
+            row := telegram_row(
+                links[account],
+                kind=NotificationKind.NEW_APPLICATION,
+                application_number=item.number,
+                event_id=event_id,
+                now=now,
+            )
+        )
+        is not None
+    ]
+    await repo.outbox.add_many(rows)

@@ -13,7 +13,7 @@ from typing import Any
 from services.decisions import enqueue_webhook, is_decision
 from services.domain import Action, Role
 from storage.models import Application, ApplicationEvent
-from storage.repositories import Repositories
+from storage.repositories import Recipient, Repositories
 
 
 class NotificationKind(StrEnum):
@@ -40,6 +40,36 @@ async def recipients_for(
     return list(unique)
 
 
+def telegram_row(
+    link: Recipient,
+    *,
+    kind: NotificationKind,
+    application_number: int | None,
+    event_id: int | None,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The outbox row of a push to a linked person; None if they muted pushes.
+
+    A chat that blocked the bot gets its row held: it is sent when the user comes back.
+    """
+    if link.muted:
+        return None
+    return {
+        "channel": "telegram",
+        "kind": kind.value,
+        "account_id": link.account_id,
+        "chat_id": link.chat_id,
+        "application_number": application_number,
+        "event_id": event_id,
+        "payload": payload or {},
+        "state": "held" if link.blocked else "pending",
+        "attempts": 0,
+        "available_at": now,
+        "created_at": now,
+    }
+
+
 async def enqueue_telegram(
     repo: Repositories,
     *,
@@ -50,28 +80,21 @@ async def enqueue_telegram(
     now: datetime,
     payload: dict[str, Any] | None = None,
 ) -> int:
-    """One outbox row per linked, not muted recipient; returns how many were written.
-
-    A chat that blocked the bot gets its row held: it is sent when the user comes back.
-    """
+    """One outbox row per linked, not muted recipient (telegram_row); returns how many were
+    written."""
     written = 0
-    for link in await repo.links.by_accounts(account_ids):
-        if link.muted:
-            continue
-        repo.outbox.add(
-            channel="telegram",
-            kind=kind.value,
-            account_id=link.account_id,
-            chat_id=link.chat_id,
+    for link in await repo.links.recipients(account_ids):
+        row = telegram_row(
+            link,
+            kind=kind,
             application_number=application_number,
             event_id=event_id,
-            payload=payload or {},
-            state="held" if link.blocked else "pending",
-            attempts=0,
-            available_at=now,
-            created_at=now,
+            now=now,
+            payload=payload,
         )
-        written += 1
+        if row is not None:
+            repo.outbox.add(**row)
+            written += 1
     return written
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    insert,
     or_,
     select,
     text,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, joinedload
 
 from storage.models import (
     Account,
@@ -111,12 +112,20 @@ def _narrowed(
     return conditions
 
 
+# The people an application or a link names, with their roles, in the same query (the roles'
+# own default, a second SELECT, would cost a round trip on every update).
+WITH_APPLICANT = joinedload(Application.applicant).joinedload(Account.roles)
+WITH_ACCOUNT = joinedload(TelegramLink.account).joinedload(Account.roles)
+
+
 @dataclass
 class ApplicationRepo:
     session: AsyncSession
 
     async def get(self, number: int) -> Application | None:
-        return await self.session.get(Application, number, populate_existing=True)
+        return await self.session.get(
+            Application, number, populate_existing=True, options=[WITH_APPLICANT]
+        )
 
     async def current_status(self, number: int) -> str | None:
         result = await self.session.execute(
@@ -141,6 +150,20 @@ class ApplicationRepo:
         if organization_id is not None:
             query = query.where(Application.organization_id == organization_id)
         return int((await self.session.execute(query)).scalar_one())
+
+    async def existing_numbers(self, numbers: Iterable[int]) -> set[int]:
+        wanted = list(set(numbers))
+        if not wanted:
+            return set()
+        result = await self.session.execute(
+            select(Application.number).where(Application.number.in_(wanted))
+        )
+        return set(result.scalars())
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """New applications written in one statement (ORM attribute names as keys)."""
+        if rows:
+            await self.session.execute(insert(Application), rows)
 
     async def apply_version(self, number: int, version: int, values: dict[str, Any]) -> bool:
         """Conditional update of an application's fields (not its status) from the web module:
@@ -188,24 +211,34 @@ class ApplicationRepo:
         if number is not None:
             conditions.append(Application.number == number)
         if name is not None:
-            folded = await self._folded(Account.full_name)
-            conditions.append(
-                Application.applicant_id.in_(
-                    select(Account.id).where(folded.contains(fold_name(name), autoescape=True))
-                )
-            )
+            conditions.append(await self._applicant_named(scope, name))
         where = and_(*conditions)
         total = await self.session.scalar(
             select(func.count()).select_from(Application).where(where)
         )
         query = (
             select(Application)
+            .options(WITH_APPLICANT)
             .where(where)
             .order_by(Application.created_at.desc(), Application.number.desc())
             .offset(offset)
             .limit(limit)
         )
-        return list((await self.session.scalars(query)).all()), int(total or 0)
+        return list((await self.session.scalars(query)).unique().all()), int(total or 0)
+
+    async def _applicant_named(self, scope: ApplicationScope, name: str) -> ColumnElement[bool]:
+        """The applicant's name contains `name` (folded): checked per application when the
+        scope is narrow (an organisation's or a person's applications, so a few hundred names
+        at most), through the matching accounts when it is everything (staff)."""
+        folded = (await self._folded(Account.full_name)).contains(fold_name(name), autoescape=True)
+        if scope.everything:
+            return Application.applicant_id.in_(select(Account.id).where(folded))
+        return (
+            select(Account.id)
+            .where(Account.id == Application.applicant_id, folded)
+            .correlate(Application)
+            .exists()
+        )
 
     async def organizations_of(
         self,
@@ -323,6 +356,25 @@ class AccountRepo:
         )
         return list(result.scalars())
 
+    async def director_ids_by_organization(
+        self, organization_ids: Iterable[int]
+    ) -> dict[int, list[int]]:
+        """director_ids of several organisations in one query."""
+        wanted = list(set(organization_ids))
+        directors: dict[int, list[int]] = {organization_id: [] for organization_id in wanted}
+        if not wanted:
+            return directors
+        result = await self.session.execute(
+            select(Account.organization_id, Account.id)
+            .join(AccountRole, AccountRole.account_id == Account.id)
+            .where(Account.organization_id.in_(wanted), AccountRole.role == "director")
+            .order_by(Account.id)
+        )
+        for organization_id, account_id in result.tuples():
+            assert organization_id is not None
+            directors[organization_id].append(account_id)
+        return directors
+
     async def existing_ids(self, account_ids: Iterable[int]) -> set[int]:
         ids = list(set(account_ids))
         if not ids:
@@ -368,6 +420,24 @@ class EventRepo:
         self.session.add(event)
         await self.session.flush([event])
         return event
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """History rows written in one statement."""
+        if rows:
+            await feed_lock(self.session, shared=True)
+            await self.session.execute(insert(ApplicationEvent), rows)
+
+    async def first_ids(self, numbers: Iterable[int]) -> dict[int, int]:
+        """The id of each application's first history row (its «create» row)."""
+        wanted = list(set(numbers))
+        if not wanted:
+            return {}
+        result = await self.session.execute(
+            select(ApplicationEvent.application_number, func.min(ApplicationEvent.id))
+            .where(ApplicationEvent.application_number.in_(wanted))
+            .group_by(ApplicationEvent.application_number)
+        )
+        return {number: event_id for number, event_id in result.tuples()}
 
     async def for_application(
         self, number: int, *, offset: int = 0, limit: int | None = None
@@ -453,15 +523,45 @@ class EventRepo:
         return (await self.session.scalars(query)).first()
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """What a push to a linked account needs to know of its link."""
+
+    account_id: int
+    chat_id: int
+    muted: bool
+    blocked: bool
+
+
 @dataclass
 class LinkRepo:
     session: AsyncSession
 
+    async def recipients(self, account_ids: Iterable[int]) -> list[Recipient]:
+        """The linked ones of these accounts, by account id: their chats, whether muted or
+        blocked (only these columns: no accounts loaded)."""
+        ids = list(set(account_ids))
+        if not ids:
+            return []
+        result = await self.session.execute(
+            select(
+                TelegramLink.account_id,
+                TelegramLink.chat_id,
+                TelegramLink.muted,
+                TelegramLink.blocked,
+            )
+            .where(TelegramLink.account_id.in_(ids))
+            .order_by(TelegramLink.account_id)
+        )
+        return [Recipient(*row) for row in result.tuples()]
+
     async def by_telegram_user(self, telegram_user_id: int) -> TelegramLink | None:
         result = await self.session.execute(
-            select(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id)
+            select(TelegramLink)
+            .options(WITH_ACCOUNT)
+            .where(TelegramLink.telegram_user_id == telegram_user_id)
         )
-        return result.scalar_one_or_none()
+        return result.unique().scalar_one_or_none()
 
     async def by_accounts(self, account_ids: Iterable[int]) -> list[TelegramLink]:
         ids = list(account_ids)
@@ -469,10 +569,11 @@ class LinkRepo:
             return []
         result = await self.session.execute(
             select(TelegramLink)
+            .options(WITH_ACCOUNT)
             .where(TelegramLink.account_id.in_(ids))
             .order_by(TelegramLink.account_id)
         )
-        return list(result.scalars())
+        return list(result.unique().scalars())
 
     async def digest_recipients(self) -> list[int]:
         """Accounts of directors who want the daily digest and whose organisation has
@@ -498,9 +599,9 @@ class LinkRepo:
 
     async def by_account(self, account_id: int) -> TelegramLink | None:
         result = await self.session.execute(
-            select(TelegramLink).where(TelegramLink.account_id == account_id)
+            select(TelegramLink).options(WITH_ACCOUNT).where(TelegramLink.account_id == account_id)
         )
-        return result.scalar_one_or_none()
+        return result.unique().scalar_one_or_none()
 
     async def remove(self, link: TelegramLink) -> None:
         """Delete a binding together with the pushes still waiting for its chat."""
@@ -606,6 +707,11 @@ class OutboxRepo:
         message = OutboxMessage(**values)
         self.session.add(message)
         return message
+
+    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """Messages written in one statement, in the order of `rows`."""
+        if rows:
+            await self.session.execute(insert(OutboxMessage), rows)
 
     async def pending_stats(self) -> dict[str, tuple[int, datetime | None]]:
         """Per channel: how many messages wait and when the oldest of them was written."""

@@ -236,8 +236,11 @@ HISTORY_ACTIONS: dict[str, str] = {
     Action.CANCEL.value: "Отменена",
     Action.INCLUDE.value: "Включена в группу",
     Action.COMMENT.value: "Комментарий",
+    "create": "Заявка поступила",
+    "reopen": "Возвращена в работу",
 }
 HISTORY_OTHER_ACTION = "Изменение"
+HISTORY_ARRIVAL = "{action}, статус «{after}»"
 SOURCES: dict[str, str] = {
     "telegram": "Telegram",
     "api": "модуль «Организация ДПО»",

@@ -1,0 +1,92 @@
+"""`python -m bench`: every benchmark of issue 8 in one run, with how it was run.
+
+    python -m bench                 # all parts; delivery of the quick size (fits in 10 minutes)
+    python -m bench --full-delivery # delivery of 10,000 pushes to 3,000 chats (~7 more minutes)
+    python -m bench --tiny          # everything on a tiny database, in seconds (the smoke test)
+
+PostgreSQL joins SQLite when TEST_DATABASE_URL (or BENCH_DATABASE_URL) is set: the benchmark
+uses a database of its own beside it (bench.data). Each part also runs alone:
+`python -m bench.updates`, `.throughput`, `.delivery`, `.ingest`, `.memory`, `.data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Sequence
+
+from bench import data, delivery, ingest, machine, memory, report, throughput, updates
+from bench.process import Run, mixed_workload
+
+
+async def run_all(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    size = data.TINY if args.tiny else data.FULL
+    backends = args.backend or data.backends()
+    report.title("How this was run")
+    report.lines(machine.describe())
+    version, seed = data.GENERATOR_VERSION, data.SEED
+    print(f"data: {size} (bench.data, generator version {version}, seed {seed})")
+    for backend in backends:  # generated (or found in the cache) before anything is timed
+        if backend == "sqlite":
+            await data.sqlite_database(size)
+        else:
+            base = data.postgres_base_url()
+            assert base is not None
+            await data.postgres_template(size, base)
+
+    tiny = args.tiny
+    await updates.run(
+        backends,
+        size,
+        rounds=5 if tiny else updates.ROUNDS,
+        warmup=1 if tiny else updates.WARMUP,
+        directors=2 if tiny else updates.DIRECTORS,
+    )
+    for backend in backends:
+        run = await throughput_run(backend, size, tiny)
+        throughput.print_throughput(run)
+        if backend == "sqlite":
+            directors, cycles = (2, 1) if tiny else (throughput.DIRECTORS, throughput.CYCLES)
+            throughput.print_floor(await throughput.floor_run(size, directors, cycles), run)
+        memory.print_memory(run)
+    if args.full_delivery:
+        messages, chats = delivery.FULL_MESSAGES, delivery.FULL_CHATS
+    elif tiny:
+        messages, chats = 20, 10
+    else:
+        messages, chats = delivery.QUICK_MESSAGES, delivery.QUICK_CHATS
+    await delivery.run(["sqlite"], size, messages, chats)
+    if tiny:
+        await ingest.run(backends, size, put=10, batched=20)
+    else:
+        await ingest.run(backends, size)
+    report.title("Done")
+    print(f"all benchmarks ran in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+async def throughput_run(backend: str, size: data.Size, tiny: bool) -> Run:
+    """One run of the bot process under the mixed workload: (2) throughput and (5) memory."""
+    return await mixed_workload(
+        backend,
+        size,
+        directors=2 if tiny else throughput.DIRECTORS,
+        cycles=1 if tiny else throughput.CYCLES,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--full-delivery",
+        action="store_true",
+        help=f"deliver {delivery.FULL_MESSAGES:,} pushes (default {delivery.QUICK_MESSAGES:,})",
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
+    parser.add_argument("--tiny", action="store_true", help="a tiny database, a few updates")
+    asyncio.run(run_all(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

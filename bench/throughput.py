@@ -1,0 +1,95 @@
+"""(2) Throughput: updates a second one bot process (`python -m bot`, long polling) sustains on
+a mixed director workload (70% reads, 30% decisions) through the HTTP Bot API double, many
+directors at once, each waiting for the bot's answer before the next update.
+
+    python -m bench.throughput [--directors N] [--cycles N] [--backend sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+
+from bench import data, machine, report
+from bench.process import CYCLE_DECISIONS, CYCLE_UPDATES, Run, mixed_workload
+
+GOAL = 300.0  # updates/s
+DIRECTORS = 60
+CYCLES = 3
+
+
+def print_throughput(run: Run) -> None:
+    report.title(f"(2) Throughput — {run.database}")
+    work = run.workload
+    print(
+        f"python -m bot (long polling) against the HTTP Bot API double; {run.directors} "
+        f"directors at once, each doing cycles of {CYCLE_UPDATES} updates (21 reads: list, next "
+        "page, search by surname, card, history, card, comments; 9 of decisions: approve with a "
+        "comment, approve without, cancel with a reason, approve with a comment) and waiting "
+        "for each answer"
+    )
+    print(
+        f"updates: {work.updates} ({work.reads} reads, {work.decisions} of decisions) in "
+        f"{run.wall:.1f} s -> {run.throughput:.0f} updates/s "
+        f"(goal >= {GOAL:.0f}: {report.verdict(run.throughput >= GOAL)})"
+    )
+    expected = work.updates // CYCLE_UPDATES * CYCLE_DECISIONS
+    print(
+        f"decisions written to history: {run.decisions_written} (expected {expected}); "
+        f"updates left unanswered: {work.unanswered}; failed Bot API calls: "
+        f"{run.errors or 'none'}"
+    )
+    print(
+        f"time from an update to the bot's answer, as a director sees it: median "
+        f"{report.ms(run.median_latency)}, p99 {report.ms(run.latency(0.99))}"
+    )
+    print(
+        f"bot process CPU: {run.cpu:.1f} s in {run.wall:.1f} s ({run.cpu / run.wall:.0%} of one "
+        f"core), {report.ms(run.cpu / max(work.updates, 1))} of CPU per update",
+        flush=True,
+    )
+
+
+def print_floor(floor: Run, ours: Run) -> None:
+    """The same workload against bench/floor_bot.py: aiogram and HTTP alone."""
+    print(
+        f"floor: a bare aiogram bot (bench/floor_bot.py: answers and edits, nothing else) under "
+        f"the same workload: {floor.throughput:.0f} updates/s, "
+        f"{report.ms(floor.cpu / max(floor.workload.updates, 1))} of CPU per update; "
+        f"python -m bot sustains {ours.throughput / floor.throughput:.0%} of it",
+        flush=True,
+    )
+
+
+async def floor_run(size: data.Size, directors: int, cycles: int) -> Run:
+    return await mixed_workload(
+        "sqlite", size, directors=directors, cycles=cycles, module="bench.floor_bot"
+    )
+
+
+async def run(backends: Sequence[str], size: data.Size, directors: int, cycles: int) -> list[Run]:
+    runs = []
+    for backend in backends:
+        result = await mixed_workload(backend, size, directors=directors, cycles=cycles)
+        print_throughput(result)
+        if backend == "sqlite":
+            print_floor(await floor_run(size, directors, cycles), result)
+        runs.append(result)
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
+    parser.add_argument("--directors", type=int, default=DIRECTORS)
+    parser.add_argument("--cycles", type=int, default=CYCLES, help="30 updates per cycle")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
+    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
+    args = parser.parse_args(argv)
+    size = data.TINY if args.tiny else data.FULL
+    report.lines(machine.describe())
+    asyncio.run(run(args.backend or data.backends(), size, args.directors, args.cycles))
+
+
+if __name__ == "__main__":
+    main()
