@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -184,6 +186,47 @@ def print_delivery(result: Delivery) -> None:
     )
 
 
+class Beside:
+    """The delivery benchmark as a process of its own (`python -m bench.delivery`), run while
+    the other parts run: `start()`, then `finish()` waits for it and prints what it printed."""
+
+    def __init__(self, messages: int, chats: int) -> None:
+        self.messages, self.chats = messages, chats
+        self.process: asyncio.subprocess.Process | None = None
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by finish())
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.delivery",
+            "--messages",
+            str(self.messages),
+            "--chats",
+            str(self.chats),
+            "--backend",
+            "sqlite",
+            "--no-machine",
+            cwd=data.ROOT,
+            stdout=self.output,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+    async def finish(self) -> None:
+        assert self.process is not None, "start() first"
+        code = await self.process.wait()
+        self.output.seek(0)
+        text = self.output.read().decode("utf-8", errors="replace")
+        self.output.close()
+        print(text.rstrip("\n"), flush=True)
+        print(
+            "(run in its own process beside the other benchmarks; --serial-delivery runs it alone)",
+            flush=True,
+        )
+        if code != 0:
+            raise RuntimeError(f"python -m bench.delivery exited with {code}")
+
+
 async def run(backends: Sequence[str], size: data.Size, messages: int, chats: int) -> None:
     for backend in backends:
         print_delivery(await measure(backend, size, messages, chats))
@@ -196,11 +239,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--chats", type=int)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
     parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
+    parser.add_argument("--no-machine", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     size = data.TINY if args.tiny else data.FULL
     messages = args.messages or (QUICK_MESSAGES if args.quick else FULL_MESSAGES)
     chats = args.chats or (QUICK_CHATS if args.quick else FULL_CHATS)
-    report.lines(machine.describe())
+    if not args.no_machine:  # python -m bench prints it once for every part
+        report.lines(machine.describe())
     asyncio.run(run(args.backend or ["sqlite"], size, messages, chats))
 
 

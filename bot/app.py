@@ -33,9 +33,8 @@ from bot.flood import FloodWait
 from bot.metrics import Metrics, UpdateMetricsMiddleware
 from bot.middlewares import (
     AbandonInputMiddleware,
-    ActorMiddleware,
     DbSessionMiddleware,
-    FsmStateMiddleware,
+    StateAndActorMiddleware,
     UnblockMiddleware,
     UserEventIsolation,
     UserLockMiddleware,
@@ -191,8 +190,7 @@ def build_dispatcher(
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))  # outermost: times it all
     dp.update.outer_middleware(UserLockMiddleware(dp.fsm))
     dp.update.outer_middleware(DbSessionMiddleware(session_factory))
-    dp.update.outer_middleware(FsmStateMiddleware(dp.fsm))
-    dp.update.outer_middleware(ActorMiddleware())
+    dp.update.outer_middleware(StateAndActorMiddleware(dp.fsm))
     dp.update.outer_middleware(UnblockMiddleware())
     dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
     dp.include_router(build_router())

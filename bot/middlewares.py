@@ -2,8 +2,7 @@
 update, which also loads the user's FSM state; pending text inputs abandoned by navigation.
 
 In order (bot.app.build_dispatcher), after bot.metrics.UpdateMetricsMiddleware: UserLockMiddleware,
-DbSessionMiddleware, FsmStateMiddleware, ActorMiddleware, UnblockMiddleware,
-AbandonInputMiddleware."""
+DbSessionMiddleware, StateAndActorMiddleware, UnblockMiddleware, AbandonInputMiddleware."""
 
 from __future__ import annotations
 
@@ -24,7 +23,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from services.clock import Clock
 from services.linking import actor_for
 from services.outbox import chat_unblocked
-from storage.fsm import joining_update_session
+from storage.fsm import SqlStorage, joining_update_session
+from storage.models import TelegramLink
 from storage.repositories import Repositories
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -51,9 +51,14 @@ class UserLockMiddleware(BaseMiddleware):
             return await handler(event, data)
 
 
-class FsmStateMiddleware(BaseMiddleware):
+class StateAndActorMiddleware(BaseMiddleware):
     """Gives handlers `state`, `raw_state` and `fsm_storage` as aiogram's FSM middleware does,
-    the state read under the user's lock and, with the SQL storage, in the update's session."""
+    the state read under the user's lock, and the sender's Telegram binding: `link` and `actor`
+    (None if unlinked).
+
+    With the SQL storage both come from one statement of the update's session
+    (SqlStorage.load_with_link), which also keeps the FSM row for the handler's reads.
+    """
 
     def __init__(self, fsm: FSMContextMiddleware) -> None:
         self.storage = fsm.storage
@@ -61,9 +66,26 @@ class FsmStateMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         data["fsm_storage"] = self.storage
         context = data.get("state")
-        if isinstance(context, FSMContext):
-            data["raw_state"] = await context.get_state()
+        user = data.get("event_from_user")
+        repo: Repositories = data["repo"]
+        link: TelegramLink | None = None
+        if isinstance(context, FSMContext) and user is not None and self._joins(repo):
+            assert isinstance(self.storage, SqlStorage)
+            link, data["raw_state"] = await self.storage.load_with_link(
+                repo.session, context.key, user.id
+            )
+        else:
+            if isinstance(context, FSMContext):
+                data["raw_state"] = await context.get_state()
+            if user is not None:
+                link = await repo.links.by_telegram_user(user.id)
+        data["link"] = link
+        data["actor"] = actor_for(link) if link is not None else None
         return await handler(event, data)
+
+    def _joins(self, repo: Repositories) -> bool:
+        """Whether the FSM storage is the SQL one over the update's database."""
+        return isinstance(self.storage, SqlStorage) and self.storage.joins(repo.session)
 
 
 class DbSessionMiddleware(BaseMiddleware):
@@ -89,24 +111,12 @@ class DbSessionMiddleware(BaseMiddleware):
             return result
 
 
-class ActorMiddleware(BaseMiddleware):
-    """Loads the sender's Telegram binding: handlers get `link` and `actor` (None if unlinked)."""
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user = data.get("event_from_user")
-        repo: Repositories = data["repo"]
-        link = await repo.links.by_telegram_user(user.id) if user is not None else None
-        data["link"] = link
-        data["actor"] = actor_for(link) if link is not None else None
-        return await handler(event, data)
-
-
 class UnblockMiddleware(BaseMiddleware):
     """A user whose chat was marked blocked and who writes to the bot (or presses a button) is
     reachable again: the flag is cleared and the pushes held for them are sent, in order.
 
-    Runs after ActorMiddleware, in the update's transaction. `my_chat_member` updates are left
-    to their handler (handlers/notifications.py), which sets the flag either way.
+    Runs after StateAndActorMiddleware, in the update's transaction. `my_chat_member` updates are
+    left to their handler (handlers/notifications.py), which sets the flag either way.
     """
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
@@ -163,7 +173,7 @@ class AbandonInputMiddleware(BaseMiddleware):
     sends any command but /cancel: the text that follows is then never taken for the input.
 
     Only the states of `group` are touched; other features keep their own states. Runs after
-    FsmStateMiddleware, so `state` and `raw_state` are the user's, loaded under the lock.
+    StateAndActorMiddleware, so `state` and `raw_state` are the user's, loaded under the lock.
     """
 
     def __init__(self, group: type[StatesGroup], keep_command: str = "cancel") -> None:

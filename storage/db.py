@@ -40,7 +40,11 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout (a round trip on every update): a connection the server
+    # dropped fails its statement, SQLAlchemy then discards the whole pool, and that one
+    # update's transaction rolls back (the user is asked to try again). Idle connections are
+    # renewed before a server's or a proxy's idle timeout would cut them.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs)
 
 

@@ -19,16 +19,17 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import ColumnElement, Text, and_, cast, delete
+from sqlalchemy import ColumnElement, Text, and_, cast, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm import joinedload
 
 from storage.db import upsert
-from storage.models import FsmState
+from storage.models import Account, FsmState, TelegramLink
 
 _update_session: ContextVar[AsyncSession | None] = ContextVar("fsm_update_session", default=None)
 
-ABSENT = "fsm_absent"  # session.info: primary keys of rows found missing in this session
+KNOWN = "fsm_known"  # session.info: what this session has read or written of each key's row
+Known = tuple[str | None, dict[str, Any]]  # (state, data); a missing row is (None, {})
 KEY_COLUMNS = ("bot_id", "chat_id", "user_id", "thread_id", "business_connection_id", "destiny")
 
 
@@ -63,6 +64,19 @@ def _identity(key: StorageKey) -> tuple[Any, ...]:
     return tuple(values[name] for name in KEY_COLUMNS)
 
 
+def _known(session: AsyncSession, key: StorageKey) -> Known | None:
+    known: dict[tuple[Any, ...], Known] = session.info.get(KNOWN, {})
+    return known.get(_identity(key))
+
+
+def _remember(session: AsyncSession, key: StorageKey, value: Known) -> None:
+    session.info.setdefault(KNOWN, {})[_identity(key)] = value
+
+
+def _forget(session: AsyncSession, key: StorageKey) -> None:
+    session.info.get(KNOWN, {}).pop(_identity(key), None)
+
+
 def _state_name(state: StateType) -> str | None:
     return state.state if isinstance(state, State) else state
 
@@ -78,6 +92,13 @@ class SqlStorage(BaseStorage):
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self.session_factory = session_factory
 
+    def joins(self, session: AsyncSession) -> bool:
+        """Whether this storage reads and writes through `session` (the update's, bound by
+        joining_update_session, over the same database)."""
+        return _update_session.get() is session and session.bind is self.session_factory.kw.get(
+            "bind"
+        )
+
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
         joined = _update_session.get()
@@ -90,60 +111,90 @@ class SqlStorage(BaseStorage):
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         name = _state_name(state)
         async with self._session() as session:
-            await self._write(session, key, "state", name)
-            if name is None:
-                await self._delete_if_empty(session, key)
+            known = _known(session, key)
+            if name is None and known is not None and not known[1]:
+                await self._delete(session, key)  # nothing left in the row: no row
+            else:
+                await self._write(session, key, "state", name)
+                if name is None and known is None:
+                    await self._delete_if_empty(session, key)
 
     async def get_state(self, key: StorageKey) -> str | None:
         async with self._session() as session:
-            row = await self._row(session, key)
-            return row.state if row is not None else None
+            state, _ = await self._read(session, key)
+            return state
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         async with self._session() as session:
-            await self._write(session, key, "data", dict(data))
-            if not data:
-                await self._delete_if_empty(session, key)
+            known = _known(session, key)
+            if not data and known is not None and known[0] is None:
+                await self._delete(session, key)
+            else:
+                await self._write(session, key, "data", dict(data))
+                if not data and known is None:
+                    await self._delete_if_empty(session, key)
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         async with self._session() as session:
-            row = await self._row(session, key)
-            return dict(row.data) if row is not None and row.data else {}
+            _, data = await self._read(session, key)
+            return dict(data)
+
+    async def load_with_link(
+        self, session: AsyncSession, key: StorageKey, telegram_user_id: int
+    ) -> tuple[TelegramLink | None, str | None]:
+        """The user's Telegram binding (as LinkRepo.by_telegram_user loads it) and the FSM state
+        of `key`, in one statement of the update's session; the state and data are then served
+        from memory for the rest of the update."""
+        anchor = select(literal(1).label("anchor")).subquery("anchor")
+        result = await session.execute(
+            select(TelegramLink, FsmState.state, FsmState.data)
+            .select_from(anchor)
+            .outerjoin(TelegramLink, TelegramLink.telegram_user_id == telegram_user_id)
+            .outerjoin(FsmState, _where(key))
+            # as WITH_ACCOUNT, but outer: an inner join would drop the row of an unlinked user
+            .options(joinedload(TelegramLink.account, innerjoin=False).joinedload(Account.roles))
+        )
+        # One row per role of the account (joined eagerly); the FSM columns repeat on each.
+        link, state, data = result.unique(lambda _: True).one()
+        _remember(session, key, (state, dict(data) if data else {}))
+        return link, state
 
     @staticmethod
-    async def _row(session: AsyncSession, key: StorageKey) -> FsmState | None:
-        """The row by its primary key. Within an update's session the row (or its absence)
-        read for the FSM middleware serves the handler's reads too; writes drop what was read."""
-        identity = _identity(key)
-        absent: set[tuple[Any, ...]] = session.info.setdefault(ABSENT, set())
-        if identity in absent:
-            return None
-        row = await session.get(FsmState, identity)
-        if row is None:
-            absent.add(identity)
-        return row
-
-    @staticmethod
-    def _forget(session: AsyncSession, key: StorageKey) -> None:
-        """Drop what the session read of the row, so the next read sees the write."""
-        identity = _identity(key)
-        session.info.get(ABSENT, set()).discard(identity)
-        row = session.identity_map.get(identity_key(FsmState, identity))
-        if row is not None:
-            session.expunge(row)
+    async def _read(session: AsyncSession, key: StorageKey) -> Known:
+        """State and data of the key: from what this session already knows of the row, else
+        read (a missing row is no state and no data)."""
+        known = _known(session, key)
+        if known is None:
+            row = (
+                await session.execute(select(FsmState.state, FsmState.data).where(_where(key)))
+            ).one_or_none()
+            known = (row[0], dict(row[1]) if row[1] else {}) if row is not None else (None, {})
+            _remember(session, key, known)
+        return known
 
     async def close(self) -> None:
         """Nothing to close: the engine belongs to the application."""
 
     @staticmethod
     async def _write(session: AsyncSession, key: StorageKey, column: str, value: Any) -> None:
-        SqlStorage._forget(session, key)
+        known = _known(session, key)
         values: dict[str, Any] = {**_key_values(key), "state": None, "data": {}, column: value}
         statement = upsert(session, FsmState).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=list(KEY_COLUMNS), set_={column: getattr(statement.excluded, column)}
         )
         await session.execute(statement)
+        if known is None:
+            _forget(session, key)  # the other column is as it was, which this session never saw
+        elif column == "state":
+            _remember(session, key, (value, known[1]))
+        else:
+            _remember(session, key, (known[0], dict(value)))
+
+    @staticmethod
+    async def _delete(session: AsyncSession, key: StorageKey) -> None:
+        await session.execute(delete(FsmState).where(_where(key)))
+        _remember(session, key, (None, {}))
 
     @staticmethod
     async def _delete_if_empty(session: AsyncSession, key: StorageKey) -> None:
@@ -153,3 +204,4 @@ class SqlStorage(BaseStorage):
                 _where(key), FsmState.state.is_(None), cast(FsmState.data, Text) == "{}"
             )
         )
+        _forget(session, key)

@@ -213,18 +213,30 @@ class ApplicationRepo:
         if name is not None:
             conditions.append(await self._applicant_named(scope, name))
         where = and_(*conditions)
-        total = await self.session.scalar(
-            select(func.count()).select_from(Application).where(where)
-        )
+        # The page and, on each of its rows, how many match in all: one statement instead of a
+        # count and a page. The count is an uncorrelated subquery, run once per statement (a
+        # window, count() OVER (), would carry every matching row's columns to a sorter).
+        total = (
+            select(func.count()).select_from(Application).where(where).correlate(None)
+        ).scalar_subquery()
         query = (
-            select(Application)
+            select(Application, total.label("total"))
             .options(WITH_APPLICANT)
             .where(where)
             .order_by(Application.created_at.desc(), Application.number.desc())
             .offset(offset)
             .limit(limit)
         )
-        return list((await self.session.scalars(query)).unique().all()), int(total or 0)
+        rows = (await self.session.execute(query)).unique().all()
+        if rows:
+            return [application for application, _ in rows], int(rows[0][1])
+        if not offset:
+            return [], 0
+        # Past the end: no row carries the total, so count.
+        total = await self.session.scalar(
+            select(func.count()).select_from(Application).where(where)
+        )
+        return [], int(total or 0)
 
     async def _applicant_named(self, scope: ApplicationScope, name: str) -> ColumnElement[bool]:
         """The applicant's name contains `name` (folded): checked per application when the

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import bot  # noqa: F401  (first: aiogram's types are then built on first use, as in the bot)
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade

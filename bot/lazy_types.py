@@ -1,0 +1,89 @@
+"""Build aiogram's pydantic models on first use instead of all at import: ~100 MiB less RSS.
+
+`import aiogram` ends (aiogram/types/__init__.py) with `model_rebuild()` on each of its ~440
+Telegram types, which makes pydantic build a validator and a serializer for every one of them,
+each inlining the schemas of the types it nests. On aiogram 3.31 with pydantic 2.13 that alone
+is ~150 MiB of RSS (measured: bench/, docs/BENCHMARKS.md; aiogram issue #1513), of which a bot
+uses a handful: Update, Message, CallbackQuery, User and what they nest.
+
+`defer_aiogram_types()`, called before aiogram is first imported (bot/__init__.py), lets that
+loop only record, on each type, the namespace its forward references resolve in. The types stay
+as aiogram declares them (`defer_build=True`): pydantic builds one the first time it validates
+or serializes it, through `model_rebuild()`, which now finds the names in that namespace.
+Behaviour is unchanged; the first update of a new kind costs the build of its types once.
+
+If aiogram is already imported, or pydantic's `model_rebuild` no longer takes the arguments
+used here, nothing is changed and aiogram builds everything as before.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+AIOGRAM = "aiogram"
+AIOGRAM_TYPES = "aiogram.types"
+
+
+def defer_aiogram_types() -> bool:
+    """Import aiogram with its types' builds deferred; True if deferred, False if aiogram was
+    already imported (or pydantic cannot be adapted) and everything was built as usual."""
+    if AIOGRAM in sys.modules:
+        return False
+    original = BaseModel.__dict__["model_rebuild"]
+    parameters = inspect.signature(original.__func__).parameters
+    if "_types_namespace" not in parameters or "force" not in parameters:
+        return False
+    namespace: dict[str, Any] = {}
+    BaseModel.model_rebuild = classmethod(  # type: ignore[method-assign,assignment]
+        _deferring(original.__func__, namespace)
+    )
+    try:
+        import aiogram  # noqa: F401  (the import whose model_rebuild loop is deferred)
+    finally:
+        BaseModel.model_rebuild = original  # type: ignore[method-assign]
+    _share(namespace)
+    return True
+
+
+def _deferring(
+    rebuild: Callable[..., bool | None], namespace: dict[str, Any]
+) -> Callable[..., bool | None]:
+    def model_rebuild(
+        cls: type[BaseModel],
+        *,
+        force: bool = False,
+        _types_namespace: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> bool | None:
+        if (
+            _types_namespace is not None
+            and not force
+            and not cls.__pydantic_complete__
+            and cls.__module__.startswith(AIOGRAM_TYPES + ".")
+            and cls.model_config.get("defer_build")
+        ):
+            namespace.update(_types_namespace)  # the same mapping for every type
+            return None
+        return rebuild(cls, force=force, _types_namespace=_types_namespace, **kwargs)
+
+    return model_rebuild
+
+
+def _share(namespace: Mapping[str, Any]) -> None:
+    """Give every module of aiogram.types the names its annotations use (imported there for
+    type checkers only), so that a build on first use, of a type or of a method nesting it,
+    resolves them as the deferred model_rebuild() would have."""
+    for name, module in list(sys.modules.items()):
+        if module is not None and name.startswith(AIOGRAM_TYPES + "."):
+            for key, value in namespace.items():
+                module.__dict__.setdefault(key, value)
+
+
+def built(model: type[BaseModel]) -> bool:
+    """Whether pydantic has built `model`'s validator (for tests and the warm-up)."""
+    return bool(model.__pydantic_complete__)
