@@ -62,10 +62,12 @@ class PushContext:
     async def recipient(self) -> TelegramLink:
         """The recipient's link, still bound to the row's chat, consent given, not muted."""
         account_id = self.row.account_id
-        if account_id is None or await self.repo.accounts.get(account_id) is None:
-            raise Undeliverable("the recipient's account no longer exists")
-        links = await self.repo.links.by_accounts([account_id])
+        links = await self.repo.links.by_accounts([account_id]) if account_id is not None else []
         link = links[0] if links else None
+        if link is None and (
+            account_id is None or await self.repo.accounts.get(account_id) is None
+        ):  # a link always has its account: only without one is the account worth a look
+            raise Undeliverable("the recipient's account no longer exists")
         if link is None or link.chat_id != self.row.chat_id:
             raise Undeliverable("the recipient's account is no longer linked to this chat")
         if link.consent_at is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import ColumnElement, Text, and_, cast, delete, literal, select
+from sqlalchemy import ColumnElement, Select, Text, and_, bindparam, cast, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
@@ -62,6 +62,24 @@ def _identity(key: StorageKey) -> tuple[Any, ...]:
     """The row's primary key, for Session.get (KEY_COLUMNS is the primary key's order)."""
     values = _key_values(key)
     return tuple(values[name] for name in KEY_COLUMNS)
+
+
+def _link_and_state() -> Select[tuple[TelegramLink, str | None, dict[str, Any]]]:
+    """SqlStorage.load_with_link's statement, built once: its parameters are bound per call,
+    and SQLAlchemy's cache key of a statement object is computed once."""
+    anchor = select(literal(1).label("anchor")).subquery("anchor")
+    key = and_(*(getattr(FsmState, name) == bindparam(name) for name in KEY_COLUMNS))
+    return (
+        select(TelegramLink, FsmState.state, FsmState.data)
+        .select_from(anchor)
+        .outerjoin(TelegramLink, TelegramLink.telegram_user_id == bindparam("telegram_user_id"))
+        .outerjoin(FsmState, key)
+        # as WITH_ACCOUNT, but outer: an inner join would drop the row of an unlinked user
+        .options(joinedload(TelegramLink.account, innerjoin=False).joinedload(Account.roles))
+    )
+
+
+_LINK_AND_STATE = _link_and_state()
 
 
 def _known(session: AsyncSession, key: StorageKey) -> Known | None:
@@ -145,14 +163,8 @@ class SqlStorage(BaseStorage):
         """The user's Telegram binding (as LinkRepo.by_telegram_user loads it) and the FSM state
         of `key`, in one statement of the update's session; the state and data are then served
         from memory for the rest of the update."""
-        anchor = select(literal(1).label("anchor")).subquery("anchor")
         result = await session.execute(
-            select(TelegramLink, FsmState.state, FsmState.data)
-            .select_from(anchor)
-            .outerjoin(TelegramLink, TelegramLink.telegram_user_id == telegram_user_id)
-            .outerjoin(FsmState, _where(key))
-            # as WITH_ACCOUNT, but outer: an inner join would drop the row of an unlinked user
-            .options(joinedload(TelegramLink.account, innerjoin=False).joinedload(Account.roles))
+            _LINK_AND_STATE, {"telegram_user_id": telegram_user_id, **_key_values(key)}
         )
         # One row per role of the account (joined eagerly); the FSM columns repeat on each.
         link, state, data = result.unique(lambda _: True).one()

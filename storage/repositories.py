@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     CursorResult,
     String,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload
 
+from storage.db import SQLITE_FOLD_FUNCTION, fold_name
 from storage.models import (
     Account,
     AccountRole,
@@ -51,24 +52,6 @@ async def feed_lock(session: AsyncSession, *, shared: bool) -> None:
         return
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     await session.execute(text(f"SELECT {function}({EVENTS_FEED_LOCK})"))
-
-
-SQLITE_FOLD_FUNCTION = "dpo_fold"
-
-
-def fold_name(value: str) -> str:
-    """A name as search compares it: case-folded, «ё» as «е» (people type both)."""
-    return value.casefold().replace("ё", "е")
-
-
-def _register_sqlite_fold(connection: Connection) -> None:
-    # SQLite's lower() and LIKE fold ASCII only; Cyrillic names need Python's folding.
-    dbapi_connection: Any = connection.connection.dbapi_connection
-    dbapi_connection.create_function(SQLITE_FOLD_FUNCTION, 1, _fold_or_none, deterministic=True)
-
-
-def _fold_or_none(value: str | None) -> str | None:
-    return None if value is None else fold_name(value)
 
 
 @dataclass(frozen=True)
@@ -117,15 +100,31 @@ def _narrowed(
 WITH_APPLICANT = joinedload(Application.applicant).joinedload(Account.roles)
 WITH_ACCOUNT = joinedload(TelegramLink.account).joinedload(Account.roles)
 
+# Built once, parameters bound per call: SQLAlchemy computes a statement object's cache key once.
+_GET_APPLICATION = (
+    select(Application)
+    .options(WITH_APPLICANT)
+    .where(Application.number == bindparam("number"))
+    .execution_options(populate_existing=True)
+)
+_COUNT_COMMENTS = (
+    select(func.count())
+    .select_from(ApplicationEvent)
+    .where(
+        ApplicationEvent.application_number == bindparam("number"),
+        ApplicationEvent.comment.is_not(None),
+    )
+)
+
 
 @dataclass
 class ApplicationRepo:
     session: AsyncSession
 
     async def get(self, number: int) -> Application | None:
-        return await self.session.get(
-            Application, number, populate_existing=True, options=[WITH_APPLICANT]
-        )
+        """The application as it is now (fresh even if this session holds it already)."""
+        result = await self.session.execute(_GET_APPLICATION, {"number": number})
+        return result.unique().scalar_one_or_none()
 
     async def current_status(self, number: int) -> str | None:
         result = await self.session.execute(
@@ -239,10 +238,20 @@ class ApplicationRepo:
         return [], int(total or 0)
 
     async def _applicant_named(self, scope: ApplicationScope, name: str) -> ColumnElement[bool]:
-        """The applicant's name contains `name` (folded): checked per application when the
-        scope is narrow (an organisation's or a person's applications, so a few hundred names
-        at most), through the matching accounts when it is everything (staff)."""
-        folded = (await self._folded(Account.full_name)).contains(fold_name(name), autoescape=True)
+        """The applicant's name contains `name` (folded). With a narrow scope (an organisation's
+        or a person's applications: a few hundred applicants at most) on SQLite, whose folding
+        is a Python function called back per name, the applicants' names are read once and
+        compared here; otherwise the database compares them."""
+        needle = fold_name(name)
+        connection = await self.session.connection()
+        if connection.dialect.name == "sqlite" and not scope.everything:
+            applicants = select(Application.applicant_id).where(scope.condition())
+            rows = await self.session.execute(
+                select(Account.id, Account.full_name).where(Account.id.in_(applicants))
+            )
+            named = [account_id for account_id, full_name in rows if needle in fold_name(full_name)]
+            return Application.applicant_id.in_(named)
+        folded = (await self._folded(Account.full_name)).contains(needle, autoescape=True)
         if scope.everything:
             return Application.applicant_id.in_(select(Account.id).where(folded))
         return (
@@ -326,8 +335,7 @@ class ApplicationRepo:
         self, column: ColumnElement[str] | InstrumentedAttribute[str]
     ) -> ColumnElement[str]:
         connection = await self.session.connection()
-        if connection.dialect.name == "sqlite":
-            await connection.run_sync(_register_sqlite_fold)
+        if connection.dialect.name == "sqlite":  # registered on every connection (storage/db.py)
             return getattr(func, SQLITE_FOLD_FUNCTION)(column, type_=String)  # type: ignore[no-any-return]
         return func.replace(func.lower(column), "ё", "е", type_=String)
 
@@ -507,14 +515,7 @@ class EventRepo:
         return (await self.session.scalars(query)).all()
 
     async def count_comments(self, number: int) -> int:
-        result = await self.session.execute(
-            select(func.count())
-            .select_from(ApplicationEvent)
-            .where(
-                ApplicationEvent.application_number == number,
-                ApplicationEvent.comment.is_not(None),
-            )
-        )
+        result = await self.session.execute(_COUNT_COMMENTS, {"number": number})
         return int(result.scalar_one())
 
     async def last_transition(self, number: int) -> ApplicationEvent | None:
