@@ -21,7 +21,7 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
-## Every benchmark (bench/, docs/BENCHMARKS.md); BENCH_ARGS=--full-delivery for the 10,000-push run.
+## Every benchmark (bench/, docs/BENCHMARKS.md); BENCH_ARGS=--serial-delivery runs the delivery alone.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
