@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, joinedload
+from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
 
 from storage.db import SQLITE_FOLD_FUNCTION, fold_name
 from storage.models import (
@@ -98,6 +98,13 @@ def _narrowed(
 # The people an application or a link names, with their roles, in the same query (the roles'
 # own default, a second SELECT, would cost a round trip on every update).
 WITH_APPLICANT = joinedload(Application.applicant).joinedload(Account.roles)
+# A list's rows show the applicant's name only: no roles, no organisation. Without a joined
+# collection the page needs no subquery around its LIMIT, and loads about a third as fast
+# (docs/BENCHMARKS.md). A card loads the application again, whole (ApplicationRepo.get).
+LIST_ROW = (
+    joinedload(Application.applicant).lazyload(Account.roles),
+    lazyload(Application.organization),
+)
 WITH_ACCOUNT = joinedload(TelegramLink.account).joinedload(Account.roles)
 
 # Built once, parameters bound per call: SQLAlchemy computes a statement object's cache key once.
@@ -220,7 +227,7 @@ class ApplicationRepo:
         ).scalar_subquery()
         query = (
             select(Application, total.label("total"))
-            .options(WITH_APPLICANT)
+            .options(*LIST_ROW)
             .where(where)
             .order_by(Application.created_at.desc(), Application.number.desc())
             .offset(offset)

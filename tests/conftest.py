@@ -33,6 +33,7 @@ async def reset_postgres(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
+            await connection.execute(text(DROP_LEFTOVER_CONNECTIONS))
             await connection.execute(text("DROP SCHEMA public CASCADE"))
             await connection.execute(text("CREATE SCHEMA public"))
     finally:
@@ -81,14 +82,25 @@ def empty_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path)
 
 
 async def truncate_postgres(url: str) -> None:
-    """Empty every table of the migrated PostgreSQL test database."""
+    """Empty every table of the migrated PostgreSQL test database.
+
+    Tests run one after the other, so any other connection to the test database is left over
+    from an earlier test (a background send still finishing, say): it is cut first, or its
+    transaction and the TRUNCATE could each wait for a lock the other holds (a deadlock)."""
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
+            await connection.execute(text(DROP_LEFTOVER_CONNECTIONS))
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     finally:
         await engine.dispose()
+
+
+DROP_LEFTOVER_CONNECTIONS = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
 
 
 @pytest.fixture
