@@ -82,8 +82,3 @@ def _share(namespace: Mapping[str, Any]) -> None:
         if module is not None and name.startswith(AIOGRAM_TYPES + "."):
             for key, value in namespace.items():
                 module.__dict__.setdefault(key, value)
-
-
-def built(model: type[BaseModel]) -> bool:
-    """Whether pydantic has built `model`'s validator (for tests and the warm-up)."""
-    return bool(model.__pydantic_complete__)

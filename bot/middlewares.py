@@ -69,9 +69,14 @@ class StateAndActorMiddleware(BaseMiddleware):
         user = data.get("event_from_user")
         repo: Repositories = data["repo"]
         link: TelegramLink | None = None
-        if isinstance(context, FSMContext) and user is not None and self._joins(repo):
-            assert isinstance(self.storage, SqlStorage)
-            link, data["raw_state"] = await self.storage.load_with_link(
+        storage = self.storage
+        if (
+            isinstance(context, FSMContext)
+            and user is not None
+            and isinstance(storage, SqlStorage)
+            and storage.joins(repo.session)
+        ):
+            link, data["raw_state"] = await storage.load_with_link(
                 repo.session, context.key, user.id
             )
         else:
@@ -82,10 +87,6 @@ class StateAndActorMiddleware(BaseMiddleware):
         data["link"] = link
         data["actor"] = actor_for(link) if link is not None else None
         return await handler(event, data)
-
-    def _joins(self, repo: Repositories) -> bool:
-        """Whether the FSM storage is the SQL one over the update's database."""
-        return isinstance(self.storage, SqlStorage) and self.storage.joins(repo.session)
 
 
 class DbSessionMiddleware(BaseMiddleware):

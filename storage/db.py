@@ -31,7 +31,8 @@ def _fold_or_none(value: str | None) -> str | None:
     return None if value is None else fold_name(value)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _prepare_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """Every new SQLite connection: one trip per statement, the pragmas, the name folding."""
     one_trip(dbapi_connection)  # each statement one hand-off to aiosqlite's thread, not four
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -53,7 +54,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _prepare_sqlite)
         return engine
     # No ping before each checkout (a round trip on every update): a connection the server
     # dropped fails its statement, SQLAlchemy then discards the whole pool, and that one

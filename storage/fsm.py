@@ -59,7 +59,7 @@ def _where(key: StorageKey) -> ColumnElement[bool]:
 
 
 def _identity(key: StorageKey) -> tuple[Any, ...]:
-    """The row's primary key, for Session.get (KEY_COLUMNS is the primary key's order)."""
+    """The row's primary key (KEY_COLUMNS is its order): what the session remembers it by."""
     values = _key_values(key)
     return tuple(values[name] for name in KEY_COLUMNS)
 
@@ -110,17 +110,21 @@ class SqlStorage(BaseStorage):
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self.session_factory = session_factory
 
+    def _joined(self) -> AsyncSession | None:
+        """The update's session (joining_update_session) if it is over this storage's database."""
+        joined = _update_session.get()
+        if joined is not None and joined.bind is self.session_factory.kw.get("bind"):
+            return joined
+        return None
+
     def joins(self, session: AsyncSession) -> bool:
-        """Whether this storage reads and writes through `session` (the update's, bound by
-        joining_update_session, over the same database)."""
-        return _update_session.get() is session and session.bind is self.session_factory.kw.get(
-            "bind"
-        )
+        """Whether this storage reads and writes through `session`."""
+        return session is self._joined()
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
-        joined = _update_session.get()
-        if joined is not None and joined.bind is self.session_factory.kw.get("bind"):
+        joined = self._joined()
+        if joined is not None:
             yield joined
             return
         async with self.session_factory() as session, session.begin():
@@ -128,14 +132,7 @@ class SqlStorage(BaseStorage):
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         name = _state_name(state)
-        async with self._session() as session:
-            known = _known(session, key)
-            if name is None and known is not None and not known[1]:
-                await self._delete(session, key)  # nothing left in the row: no row
-            else:
-                await self._write(session, key, "state", name)
-                if name is None and known is None:
-                    await self._delete_if_empty(session, key)
+        await self._set(key, "state", name, emptied=name is None)
 
     async def get_state(self, key: StorageKey) -> str | None:
         async with self._session() as session:
@@ -143,14 +140,7 @@ class SqlStorage(BaseStorage):
             return state
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        async with self._session() as session:
-            known = _known(session, key)
-            if not data and known is not None and known[0] is None:
-                await self._delete(session, key)
-            else:
-                await self._write(session, key, "data", dict(data))
-                if not data and known is None:
-                    await self._delete_if_empty(session, key)
+        await self._set(key, "data", dict(data), emptied=not data)
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         async with self._session() as session:
@@ -186,6 +176,21 @@ class SqlStorage(BaseStorage):
 
     async def close(self) -> None:
         """Nothing to close: the engine belongs to the application."""
+
+    async def _set(self, key: StorageKey, column: str, value: Any, *, emptied: bool) -> None:
+        """Write the state or the data of the key's row. A row left with neither is deleted:
+        at once when this session knows the other column is empty too, else after the write,
+        if the other column turns out empty."""
+        async with self._session() as session:
+            known = _known(session, key)
+            if emptied and known is not None:
+                other_empty = not known[1] if column == "state" else known[0] is None
+                if other_empty:
+                    await self._delete(session, key)
+                    return
+            await self._write(session, key, column, value)
+            if emptied and known is None:
+                await self._delete_if_empty(session, key)
 
     @staticmethod
     async def _write(session: AsyncSession, key: StorageKey, column: str, value: Any) -> None:

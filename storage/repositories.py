@@ -219,12 +219,11 @@ class ApplicationRepo:
         if name is not None:
             conditions.append(await self._applicant_named(scope, name))
         where = and_(*conditions)
+        counted = select(func.count()).select_from(Application).where(where)
         # The page and, on each of its rows, how many match in all: one statement instead of a
         # count and a page. The count is an uncorrelated subquery, run once per statement (a
         # window, count() OVER (), would carry every matching row's columns to a sorter).
-        total = (
-            select(func.count()).select_from(Application).where(where).correlate(None)
-        ).scalar_subquery()
+        total = counted.correlate(None).scalar_subquery()
         query = (
             select(Application, total.label("total"))
             .options(*LIST_ROW)
@@ -239,10 +238,7 @@ class ApplicationRepo:
         if not offset:
             return [], 0
         # Past the end: no row carries the total, so count.
-        total = await self.session.scalar(
-            select(func.count()).select_from(Application).where(where)
-        )
-        return [], int(total or 0)
+        return [], int(await self.session.scalar(counted) or 0)
 
     async def _applicant_named(self, scope: ApplicationScope, name: str) -> ColumnElement[bool]:
         """The applicant's name contains `name` (folded). With a narrow scope (an organisation's
@@ -250,15 +246,14 @@ class ApplicationRepo:
         is a Python function called back per name, the applicants' names are read once and
         compared here; otherwise the database compares them."""
         needle = fold_name(name)
-        connection = await self.session.connection()
-        if connection.dialect.name == "sqlite" and not scope.everything:
+        if self._on_sqlite() and not scope.everything:
             applicants = select(Application.applicant_id).where(scope.condition())
             rows = await self.session.execute(
                 select(Account.id, Account.full_name).where(Account.id.in_(applicants))
             )
             named = [account_id for account_id, full_name in rows if needle in fold_name(full_name)]
             return Application.applicant_id.in_(named)
-        folded = (await self._folded(Account.full_name)).contains(needle, autoescape=True)
+        folded = self._folded(Account.full_name).contains(needle, autoescape=True)
         if scope.everything:
             return Application.applicant_id.in_(select(Account.id).where(folded))
         return (
@@ -338,11 +333,13 @@ class ApplicationRepo:
         )
         return name
 
-    async def _folded(
+    def _on_sqlite(self) -> bool:
+        return self.session.get_bind().dialect.name == "sqlite"
+
+    def _folded(
         self, column: ColumnElement[str] | InstrumentedAttribute[str]
     ) -> ColumnElement[str]:
-        connection = await self.session.connection()
-        if connection.dialect.name == "sqlite":  # registered on every connection (storage/db.py)
+        if self._on_sqlite():  # the function is registered on every connection (storage/db.py)
             return getattr(func, SQLITE_FOLD_FUNCTION)(column, type_=String)  # type: ignore[no-any-return]
         return func.replace(func.lower(column), "ё", "е", type_=String)
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
 from storage.db import create_engine
+from tests.conftest import BACKENDS
 from tests.director_data import DIRECTOR, seed_applications
 from tests.harness import BotHarness
 
@@ -34,12 +35,12 @@ async def drop_pooled_connection(harness: BotHarness, database_url: str) -> None
     assert dropped
 
 
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="needs PostgreSQL: set TEST_DATABASE_URL")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no server
 @pytest.mark.usefixtures("school")
 async def test_dropped_connections_cost_one_update_not_more(
     harness: BotHarness, database_url: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: a SQLite file has no server connection to drop")
     menu = await harness.send(DIRECTOR, "/menu")
     await drop_pooled_connection(harness, database_url)
 
