@@ -49,9 +49,28 @@ async def run_all(args: argparse.Namespace) -> None:
         messages, chats = delivery.QUICK_MESSAGES, delivery.QUICK_CHATS
     else:
         messages, chats = delivery.FULL_MESSAGES, delivery.FULL_CHATS
-    delivery_beside = delivery.Beside(messages, chats)
-    if not tiny and not args.serial_delivery:
-        await delivery_beside.start()
+    beside = None if tiny or args.serial_delivery else delivery.Beside(messages, chats)
+    try:
+        if beside is not None:
+            await beside.start()
+        await run_parts(args, backends, size, beside, messages, chats)
+    finally:
+        if beside is not None:
+            await beside.stop()
+    report.title("Done")
+    print(f"all benchmarks ran in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+async def run_parts(
+    args: argparse.Namespace,
+    backends: Sequence[str],
+    size: data.Size,
+    beside: delivery.Beside | None,
+    messages: int,
+    chats: int,
+) -> None:
+    """Parts 1, 2 and 5, 4, then 3: waited for if it runs beside, else run now."""
+    tiny = args.tiny
     await updates.run(
         backends,
         size,
@@ -70,12 +89,10 @@ async def run_all(args: argparse.Namespace) -> None:
         await ingest.run(backends, size, put=10, batched=20)
     else:
         await ingest.run(backends, size)
-    if not tiny and not args.serial_delivery:
-        await delivery_beside.finish()
+    if beside is not None:
+        await beside.finish()
     else:
         await delivery.run(["sqlite"], size, messages, chats)
-    report.title("Done")
-    print(f"all benchmarks ran in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 async def throughput_run(backend: str, size: data.Size, tiny: bool) -> Run:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -188,12 +189,13 @@ def print_delivery(result: Delivery) -> None:
 
 class Beside:
     """The delivery benchmark as a process of its own (`python -m bench.delivery`), run while
-    the other parts run: `start()`, then `finish()` waits for it and prints what it printed."""
+    the other parts run: `start()`, then `finish()` waits for it and prints what it printed;
+    `stop()`, whatever happened meanwhile, leaves no process running."""
 
     def __init__(self, messages: int, chats: int) -> None:
         self.messages, self.chats = messages, chats
         self.process: asyncio.subprocess.Process | None = None
-        self.output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by finish())
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop())
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -217,7 +219,6 @@ class Beside:
         code = await self.process.wait()
         self.output.seek(0)
         text = self.output.read().decode("utf-8", errors="replace")
-        self.output.close()
         print(text.rstrip("\n"), flush=True)
         print(
             "(run in its own process beside the other benchmarks; --serial-delivery runs it alone)",
@@ -225,6 +226,17 @@ class Beside:
         )
         if code != 0:
             raise RuntimeError(f"python -m bench.delivery exited with {code}")
+
+    async def stop(self) -> None:
+        """Interrupt the benchmark if it still runs (it then stops its dispatcher), close up."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self.process.wait(), 30)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        self.output.close()
 
 
 async def run(backends: Sequence[str], size: data.Size, messages: int, chats: int) -> None:
