@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from bot.middlewares import (
 )
 from bot.notifier import Background, start_background
 from bot.oidc import LinkPages, provider_from
+from bot.polling import serve_polling
+from bot.receipts import forget_handled_updates_periodically
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
 from bot.web import Liveness, build_web_app, make_runner
@@ -285,6 +288,7 @@ async def run(settings: Settings) -> None:
     background: Background | None = None
     decisions: DecisionsWebhook | None = None
     decisions_task: asyncio.Task[None] | None = None
+    pruning: asyncio.Task[None] | None = None
     try:
         await check_fsm_storage(dp.storage)
         me = await fetch_me(bot)
@@ -300,7 +304,7 @@ async def run(settings: Settings) -> None:
         if settings.webhook_mode:
             assert settings.WEBHOOK_SECRET is not None
             secret = settings.WEBHOOK_SECRET.get_secret_value()
-            receiver = WebhookReceiver(bot, dp, session_factory, secret, clock)
+            receiver = WebhookReceiver(bot, dp, secret)
             receiver.mount(web_app)
         runner = make_runner(web_app)
         await runner.setup()
@@ -324,17 +328,18 @@ async def run(settings: Settings) -> None:
             decisions = DecisionsWebhook(settings, session_factory, clock, metrics)
             decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")
             liveness.watch("decisions_webhook", decisions_task)
+        pruning = asyncio.create_task(
+            forget_handled_updates_periodically(session_factory, clock), name="forget-updates"
+        )
         if receiver is not None:
             await serve_webhook(bot, dp, receiver, runner, webhook_url(settings))
         else:
-            await bot.delete_webhook(drop_pending_updates=False)
-            await dp.start_polling(
-                bot,
-                handle_signals=True,
-                close_bot_session=False,
-                allowed_updates=dp.resolve_used_update_types(),
-            )
+            await serve_polling(bot, dp)
     finally:
+        if pruning is not None:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
         if decisions is not None and decisions_task is not None:
             await decisions.stop(decisions_task)
         if background is not None:

@@ -7,25 +7,32 @@ DbSessionMiddleware, StateAndActorMiddleware, UnblockMiddleware, AbandonInputMid
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.state import StatesGroup
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import TelegramObject, Update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
+from bot.receipts import Handling, Receipt, Redeliver
 from services.clock import Clock
 from services.linking import actor_for
 from services.outbox import chat_unblocked
 from storage.fsm import SqlStorage, joining_update_session
 from storage.models import TelegramLink
 from storage.repositories import Repositories
+from storage.updates import mark_handled, record_update, was_handled
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -90,26 +97,62 @@ class StateAndActorMiddleware(BaseMiddleware):
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    """Opens a session for the update, hands handlers a `repo`, commits after, rolls back on error.
+    """One transaction per update: opens a session, hands handlers a `repo`, records the update
+    as handled and commits after the handler, rolls back if it raises.
 
     A state change and the notifications it causes are therefore committed together; so is an
-    FSM state change kept in the SQL database (storage/fsm.py).
+    FSM state change kept in the SQL database (storage/fsm.py), and so is the record that the
+    update was handled (storage/updates.py): a redelivered update is skipped, one whose
+    handling never committed is handled again. The `receipt` (bot/receipts.py) says which.
     """
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self.session_factory = session_factory
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        receipt: Receipt = data.setdefault("receipt", Receipt())
+        update_id = event.update_id if isinstance(event, Update) else None
+        clock: Clock = data["clock"]
         async with self.session_factory() as session:
+            if update_id is not None and await was_handled(session, update_id):
+                log.info("update %s was handled before; skipped", update_id)
+                receipt.outcome = Handling.DUPLICATE
+                return UNHANDLED
             data["repo"] = Repositories(session)
             try:
                 with joining_update_session(session):
                     result = await handler(event, data)
-            except BaseException:
+                if update_id is not None and not await mark_handled(
+                    session, update_id, clock.now()
+                ):
+                    await session.rollback()
+                    log.info("update %s was handled meanwhile; this handling undone", update_id)
+                    receipt.outcome = Handling.DUPLICATE
+                    return UNHANDLED
+                await session.commit()
+            except Exception as error:
+                await session.rollback()
+                receipt.outcome = await self._record_failure(update_id, clock)
+                if receipt.outcome is None:
+                    raise Redeliver(f"update {update_id} not recorded") from error
+                raise
+            except BaseException:  # cancelled (a stop): not acknowledged, delivered again
                 await session.rollback()
                 raise
-            await session.commit()
-            return result
+        receipt.outcome = Handling.HANDLED
+        return result
+
+    async def _record_failure(self, update_id: int | None, clock: Clock) -> Handling | None:
+        """A failed update is handled once too: recorded in a transaction of its own. None if
+        even that fails (the database is unavailable): the update must come again."""
+        if update_id is None:
+            return Handling.FAILED
+        try:
+            await record_update(self.session_factory, update_id, clock.now())
+        except SQLAlchemyError as error:
+            log.warning("update %s could not be recorded: %s", update_id, type(error).__name__)
+            return None
+        return Handling.FAILED
 
 
 class UnblockMiddleware(BaseMiddleware):

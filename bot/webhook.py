@@ -1,21 +1,20 @@
 """Webhook mode (PUBLIC_URL and WEBHOOK_SECRET set): Telegram POSTs updates to
 PUBLIC_URL + WEBHOOK_PATH, a fixed path on the same aiohttp server as /healthz.
 
-The request handler only checks the secret token (in constant time), records the update_id in the
-database and answers 200; the update is processed in a background task. Recording is an
-insert-or-ignore on the update_id, so a repeated delivery (Telegram retries when our answer was
-late, possibly to another replica) is acknowledged and skipped. Recorded ids are pruned after a
-day by whichever replica holds the job lock.
+The request handler checks the secret token (in constant time) and handles the update before it
+answers: 200 only once the update's transaction committed (with the record that it was handled,
+storage/updates.py), or it was handled before, or it failed and that was recorded. Anything
+else (the process is stopping, the database is unavailable, the process is killed) leaves
+Telegram without a 200, and Telegram delivers the update again, to this replica or another; the
+record makes a repeated delivery a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import signal
-from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -24,22 +23,16 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.receipts import Receipt
 from bot.settings import Settings, SettingsError
-from services.clock import Clock
-from services.locks import job_lock
-from storage.updates import prune_processed_updates, record_update
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-# How long update ids are remembered: Telegram gives up redelivering long before.
-PROCESSED_UPDATES_KEPT = timedelta(days=1)
-PRUNE_INTERVAL_SECONDS = 3600.0
-# Updates processed at once by one replica; more wait their turn. Each holds a database
+# Updates processed at once by one replica; more wait their turn (their requests stay open:
+# Telegram keeps at most `max_connections` of them, 40 by default). Each holds a database
 # connection while it runs: this leaves room in the engine's pool (5 + 10 overflow) for
 # recording update ids, FSM reads, the API and the notification dispatcher.
 MAX_CONCURRENT_UPDATES = 8
@@ -72,24 +65,15 @@ async def set_webhook(bot: Bot, dp: Dispatcher, url: str, secret: str) -> None:
 
 
 class WebhookReceiver:
-    """The /telegram/webhook endpoint and the background tasks processing what it took in."""
+    """The /telegram/webhook endpoint: each request is answered once its update is handled."""
 
-    def __init__(
-        self,
-        bot: Bot,
-        dp: Dispatcher,
-        session_factory: async_sessionmaker[AsyncSession],
-        secret: str,
-        clock: Clock,
-    ) -> None:
+    def __init__(self, bot: Bot, dp: Dispatcher, secret: str) -> None:
         self.bot = bot
         self.dp = dp
-        self.session_factory = session_factory
         self.secret = secret
-        self.clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Receipt]] = set()
+        self._stopping = False
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_UPDATES)
-        self._pruning: asyncio.Task[None] | None = None
 
     def mount(self, app: web.Application) -> None:
         app.router.add_post(WEBHOOK_PATH, self.handle)
@@ -104,25 +88,28 @@ class WebhookReceiver:
         except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
             log.warning("webhook request refused: not a Telegram update")
             return web.json_response({"error": "not a Telegram update"}, status=400)
-        try:
-            first = await record_update(self.session_factory, update.update_id, self.clock.now())
-        except SQLAlchemyError:
-            log.exception(
-                "could not record update %s; Telegram will redeliver it", update.update_id
-            )
-            return web.json_response({"error": "database unavailable"}, status=503)
-        if not first:
-            log.info("update %s was delivered before; skipped", update.update_id)
-            return web.json_response({})
+        if self._stopping:
+            # Telegram delivers it again: to another replica, or to this one after a restart.
+            return web.json_response({"error": "stopping"}, status=503)
         task = asyncio.create_task(self._process(update), name=f"update-{update.update_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return web.json_response({})
+        try:
+            # Shielded: a client that gives up does not cut the update's handling short.
+            receipt = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # this request itself was cancelled (the server is going away)
+            receipt = Receipt()  # cut off by a stop: rolled back, not acknowledged
+        if receipt.acknowledged:
+            return web.json_response({})
+        return web.json_response({"error": "not handled, deliver again"}, status=503)
 
-    async def _process(self, update: Update) -> None:
+    async def _process(self, update: Update) -> Receipt:
+        receipt = Receipt()
         try:
             async with self._slots:
-                result = await self.dp.feed_update(self.bot, update)
+                result = await self.dp.feed_update(self.bot, update, receipt=receipt)
                 if isinstance(result, TelegramMethod):
                     await self.dp.silent_call_request(self.bot, result)
         except Exception as error:  # the error router handles handler failures; this is the rest
@@ -130,6 +117,7 @@ class WebhookReceiver:
             log.error(
                 "update %s failed: %s", update.update_id, type(error).__name__, exc_info=error
             )
+        return receipt
 
     @property
     def in_flight(self) -> int:
@@ -140,44 +128,24 @@ class WebhookReceiver:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def start(self) -> None:
-        self._pruning = asyncio.create_task(self._prune_periodically(), name="prune-updates")
-
     async def stop(self, grace_seconds: float = DRAIN_TIMEOUT_SECONDS) -> None:
-        """Stop pruning; wait up to `grace_seconds` for updates in progress, cancel the rest."""
-        if self._pruning is not None:
-            self._pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruning
+        """Take no more updates (they get 503 and come again); wait up to `grace_seconds` for
+        those in progress; cancel the rest: rolled back and unanswered, Telegram delivers them
+        again."""
+        self._stopping = True
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
         if pending:
             log.warning(
-                "%d updates still in progress after %.0f s; cancelled", len(pending), grace_seconds
+                "%d updates still in progress after %.0f s; cancelled, Telegram delivers them "
+                "again",
+                len(pending),
+                grace_seconds,
             )
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-
-    async def prune(self) -> int:
-        """Forget old update ids (in one replica at a time); returns how many were forgotten."""
-        lock = job_lock(self.session_factory, "prune-processed-updates", clock=self.clock)
-        async with lock as acquired:
-            if not acquired:
-                return 0
-            before = self.clock.now() - PROCESSED_UPDATES_KEPT
-            return await prune_processed_updates(self.session_factory, before)
-
-    async def _prune_periodically(self) -> None:
-        while True:
-            try:
-                pruned = await self.prune()
-                if pruned:
-                    log.info("forgot %d processed update ids", pruned)
-            except SQLAlchemyError:
-                log.exception("pruning processed update ids failed; retrying later")
-            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
 
 
 async def wait_for_stop_signal() -> None:
@@ -199,17 +167,18 @@ async def serve_webhook(
 ) -> None:
     """Webhook mode until a stop signal; the web server (`runner`) is already listening.
 
-    Stopping: no new requests, then the updates in progress finish, then the Dispatcher's
-    shutdown (closes the FSM storage). The webhook itself stays set: other replicas go on.
+    Stopping: new updates get 503 (Telegram delivers them again), the updates in progress
+    finish (or, after the grace period, are cut off unanswered), then the web server and the
+    Dispatcher's shutdown (closes the FSM storage). The webhook itself stays set: other
+    replicas go on.
     """
     workflow_data: dict[str, Any] = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
     await dp.emit_startup(bot=bot, **workflow_data)
     try:
         await set_webhook(bot, dp, url, receiver.secret)
-        receiver.start()
         log.info("webhook set: updates arrive at %s", url)
         await wait_for_stop_signal()
     finally:
-        await runner.cleanup()
         await receiver.stop()
+        await runner.cleanup()
         await dp.emit_shutdown(bot=bot, **workflow_data)

@@ -9,12 +9,18 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent
 
 from bot import texts
+from bot.receipts import Redeliver
 
 log = logging.getLogger(__name__)
 
 
 async def on_error(event: ErrorEvent, bot: Bot) -> bool:
     update = event.update
+    if isinstance(event.exception, Redeliver):
+        # Nothing was committed or recorded: Telegram delivers the update again, and the
+        # user hears of it then.
+        log.warning("update %s not handled, to be delivered again", update.update_id)
+        return True
     # Only the update id and the exception: update contents may hold personal data.
     log.error(
         "update %s failed: %s",

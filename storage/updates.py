@@ -1,38 +1,59 @@
-"""Which Telegram updates the webhook replicas have taken in: a repeated update_id is skipped.
+"""Which messenger updates have been handled: an update is handled exactly once.
 
-Telegram redelivers an update when it did not see our 200 in time, and with several replicas the
-second delivery may reach another one; the insert-or-ignore on the primary key decides, in the
-database, which delivery is processed.
+The messenger was told we received an update only after the update's transaction committed
+(webhook: the 200 comes after the commit; polling: the offset moves past an update only then).
+The record that an update was handled is written in that same transaction, so the record and
+the update's effects commit together or not at all: a delivery that comes again (the messenger
+did not see our answer, a process was killed, another replica got it) finds the record and is
+skipped, and one whose first handling never committed is handled now.
+
+An update that failed (a bug, an answer the user was told could not be saved) is recorded in a
+transaction of its own (`record_update`), so it is not handled again either.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CursorResult, delete
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import upsert
 from storage.models import ProcessedUpdate
 
 
+async def was_handled(session: AsyncSession, update_id: int) -> bool:
+    """Whether the update's handling has committed (a plain read: takes no lock)."""
+    found = await session.scalar(
+        select(ProcessedUpdate.update_id).where(ProcessedUpdate.update_id == update_id)
+    )
+    return found is not None
+
+
+async def mark_handled(session: AsyncSession, update_id: int, now: datetime) -> bool:
+    """Record, in the caller's transaction, that the update is handled; False if another
+    handling of it recorded it first (the caller then rolls back: its work is a duplicate).
+
+    On PostgreSQL a concurrent handling of the same update waits here for the other's commit.
+    """
+    statement = upsert(session, ProcessedUpdate).values(update_id=update_id, received_at=now)
+    result = await session.execute(statement.on_conflict_do_nothing(index_elements=["update_id"]))
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
 async def record_update(
     session_factory: async_sessionmaker[AsyncSession], update_id: int, now: datetime
 ) -> bool:
-    """Record the update; True for its first delivery, False if it was recorded before."""
+    """Record the update in a transaction of its own; True if it was not recorded before."""
     async with session_factory() as session, session.begin():
-        statement = upsert(session, ProcessedUpdate).values(update_id=update_id, received_at=now)
-        result = await session.execute(
-            statement.on_conflict_do_nothing(index_elements=["update_id"])
-        )
-        assert isinstance(result, CursorResult)
-        return result.rowcount == 1
+        return await mark_handled(session, update_id, now)
 
 
 async def prune_processed_updates(
     session_factory: async_sessionmaker[AsyncSession], received_before: datetime
 ) -> int:
-    """Forget updates received before the given time; returns how many rows went."""
+    """Forget updates handled before the given time; returns how many rows went."""
     async with session_factory() as session, session.begin():
         result = await session.execute(
             delete(ProcessedUpdate).where(ProcessedUpdate.received_at < received_before)

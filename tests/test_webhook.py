@@ -18,15 +18,16 @@ from aiogram import Bot, Dispatcher
 from aiogram.filters import Command
 from aiogram.types import Message, TelegramObject
 from aiohttp import ClientSession, web
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import build_bot, build_dispatcher
+from bot.receipts import HANDLED_UPDATES_KEPT, forget_handled_updates
 from bot.settings import SettingsError
 from bot.web import build_web_app, make_runner
 from bot.webhook import (
     MAX_CONCURRENT_UPDATES,
-    PROCESSED_UPDATES_KEPT,
     WEBHOOK_PATH,
     WebhookReceiver,
     set_webhook,
@@ -102,7 +103,7 @@ async def start_replica(
         dp["bot_username"] = api.bot_username
         counter = UpdateCounter()
         dp.update.outer_middleware(counter)
-        receiver = WebhookReceiver(bot, dp, session_factory, SECRET, clock)
+        receiver = WebhookReceiver(bot, dp, SECRET)
         app = build_web_app(engine, {"mode": "webhook"})
         receiver.mount(app)
         runner = make_runner(app)
@@ -168,7 +169,6 @@ async def test_a_wrong_or_missing_secret_gets_401_and_nothing_is_processed(
 ) -> None:
     update = api.send_text(STRANGER, "/start")
     assert await api.deliver_to(replica.url, update, secret) == 401
-    await replica.receiver.idle()
     assert replica.counter.seen == []  # no handler ran
     assert bot_replies(api, STRANGER) == []  # no message sent
     assert api.calls_of("sendMessage") == []
@@ -181,8 +181,6 @@ async def test_an_update_delivered_twice_is_processed_once(
     update = api.send_text(STRANGER, "/start")
     assert await api.deliver_webhook() == [200]
     assert await api.deliver_to(replica.url, update, SECRET) == 200  # Telegram's retry
-    await replica.receiver.idle()
-    assert replica.counter.seen == [update["update_id"]]
     replies = bot_replies(api, STRANGER)
     assert len(replies) == 1
     assert "привяжите Telegram" in replies[0]
@@ -197,29 +195,98 @@ async def test_a_repeated_update_is_processed_once_across_replicas(
     for update in updates:
         assert await api.deliver_to(first.url, update, SECRET) == 200
         assert await api.deliver_to(second.url, update, SECRET) == 200
-    await first.receiver.idle()
-    await second.receiver.idle()
-    assert first.counter.seen + second.counter.seen == [u["update_id"] for u in updates]
     assert len(bot_replies(api, STRANGER)) == 2
 
 
-async def test_the_answer_does_not_wait_for_the_processing(
-    replica: Replica, api: FakeBotAPI
+async def test_two_replicas_given_one_update_at_once_handle_it_once(
+    start_replica: Callable[[], Awaitable[Replica]],
+    api: FakeBotAPI,
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    release = asyncio.Event()
+    first, second = await start_replica(), await start_replica()
+    update = api.send_text(STRANGER, "/start")
+    statuses = await asyncio.gather(
+        api.deliver_to(first.url, update, SECRET), api.deliver_to(second.url, update, SECRET)
+    )
+    assert statuses == [200, 200]
+    assert await processed_count(session_factory) == 1
+
+
+async def test_the_answer_waits_for_the_update_to_be_handled(
+    replica: Replica, api: FakeBotAPI, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
 
     async def slow(message: Message) -> None:
+        started.set()
         await release.wait()
         await message.answer("Готово.")
 
     replica.dp.message.register(slow, Command("slow"))
     api.send_text(STRANGER, "/slow")
-    assert await api.deliver_webhook() == [200]  # answered while the handler still waits
-    assert replica.receiver.in_flight == 1
-    assert bot_replies(api, STRANGER) == []
+    delivery = asyncio.create_task(api.deliver_webhook())
+    await started.wait()
+    await asyncio.sleep(0.05)
+    assert not delivery.done()  # no 200 while the update is being handled
+    assert await processed_count(session_factory) == 0
     release.set()
-    await replica.receiver.idle()
+    assert await delivery == [200]
     assert bot_replies(api, STRANGER) == ["Готово."]
+    assert await processed_count(session_factory) == 1
+    assert api.pending_updates() == []
+
+
+async def test_a_failing_update_is_recorded_answered_and_not_handled_again(
+    replica: Replica, api: FakeBotAPI, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    calls = 0
+
+    async def broken(message: Message) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("a bug")
+
+    replica.dp.message.register(broken, Command("broken"))
+    update = api.send_text(STRANGER, "/broken")
+    assert await api.deliver_webhook() == [200]  # a retry would fail the same way
+    assert bot_replies(api, STRANGER) == ["Что-то пошло не так, попробуйте ещё раз."]
+    assert await api.deliver_to(replica.url, update, SECRET) == 200
+    assert calls == 1
+    assert len(bot_replies(api, STRANGER)) == 1
+    assert await processed_count(session_factory) == 1
+
+
+async def test_an_update_that_cannot_be_recorded_gets_503_and_is_handled_when_it_comes_again(
+    replica: Replica,
+    api: FakeBotAPI,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The database fails while the update is handled and while its failure is recorded:
+    nothing was committed and nobody was told anything, so Telegram must deliver it again."""
+    failing = True
+
+    def refuse(*_: Any) -> None:
+        if failing:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", _only_for_processed(refuse))
+    update = api.send_text(STRANGER, "/start")
+    assert await api.deliver_webhook() == [503]
+    assert [u["update_id"] for u in api.pending_updates()] == [update["update_id"]]
+    failing = False
+    assert await api.deliver_webhook() == [200]
+    assert await processed_count(session_factory) == 1
+
+
+def _only_for_processed(refuse: Callable[..., None]) -> Callable[..., None]:
+    """A `before_cursor_execute` listener calling `refuse` for writes of processed_updates."""
+
+    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT") and "processed_updates" in statement:
+            refuse()
+
+    return listener
 
 
 async def test_one_replica_processes_a_bounded_number_of_updates_at_once(
@@ -240,14 +307,14 @@ async def test_one_replica_processes_a_bounded_number_of_updates_at_once(
     for user in users:
         api.add_user(user)
         api.send_text(user, "/slow")
-    assert await api.deliver_webhook() == [200] * len(users)
+    delivery = asyncio.create_task(api.deliver_webhook(concurrency=len(users)))
     await all_slots_taken.wait()
     for _ in range(20):
         await asyncio.sleep(0)
     assert len(running) == MAX_CONCURRENT_UPDATES
     assert replica.receiver.in_flight == len(users)
     release.set()
-    await replica.receiver.idle()
+    assert await delivery == [200] * len(users)
     assert sorted(running) == list(users)
 
 
@@ -261,34 +328,57 @@ async def test_stopping_waits_for_updates_in_progress(replica: Replica, api: Fak
 
     replica.dp.message.register(slow, Command("slow"))
     api.send_text(STRANGER, "/slow")
-    assert await api.deliver_webhook() == [200]
+    delivery = asyncio.create_task(api.deliver_webhook())
     await started.wait()
     stopping = asyncio.create_task(replica.receiver.stop())
     for _ in range(5):
         await asyncio.sleep(0)
     assert not stopping.done()
+    later = api.send_text(STRANGER, "/help")
+    assert await api.deliver_to(replica.url, later, SECRET) == 503  # taken no more
     release.set()
     await stopping
+    assert await delivery == [200]
     assert bot_replies(api, STRANGER) == ["Готово."]
 
 
-async def test_stopping_cancels_what_outlives_the_grace_period(
-    replica: Replica, api: FakeBotAPI, caplog: pytest.LogCaptureFixture
+async def test_stopping_hands_back_what_outlives_the_grace_period(
+    start_replica: Callable[[], Awaitable[Replica]],
+    api: FakeBotAPI,
+    session_factory: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    started = asyncio.Event()
+    """An update cut off by a stop is rolled back and unanswered: Telegram delivers it again,
+    and another replica (or this one restarted) handles it."""
+    first = await start_replica()
+    await set_webhook(first.bot, first.dp, first.url, SECRET)
+    started, stuck = asyncio.Event(), True
 
-    async def stuck(message: Message) -> None:
+    async def slow(message: Message, repo: Any) -> None:
         started.set()
-        await asyncio.Event().wait()
+        if stuck:
+            await asyncio.Event().wait()
+        await message.answer("Готово.")
 
-    replica.dp.message.register(stuck, Command("stuck"))
-    api.send_text(STRANGER, "/stuck")
-    assert await api.deliver_webhook() == [200]
+    first.dp.message.register(slow, Command("slow"))
+    api.send_text(STRANGER, "/slow")
+    delivery = asyncio.create_task(api.deliver_webhook())
     await started.wait()
     with caplog.at_level(logging.WARNING, logger="bot.webhook"):
-        await replica.receiver.stop(grace_seconds=0.01)
-    assert replica.receiver.in_flight == 0
+        await first.receiver.stop(grace_seconds=0.01)
+    assert await delivery == [503]
+    assert first.receiver.in_flight == 0
     assert "1 updates still in progress" in caplog.text
+    assert await processed_count(session_factory) == 0
+    assert len(api.pending_updates()) == 1
+
+    stuck = False
+    second = await start_replica()
+    second.dp.message.register(slow, Command("slow"))
+    await set_webhook(second.bot, second.dp, second.url, SECRET)
+    assert await api.deliver_webhook() == [200]
+    assert bot_replies(api, STRANGER) == ["Готово."]
+    assert await processed_count(session_factory) == 1
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"message": {"text": "no update id"}}', b"[]"])
@@ -303,16 +393,14 @@ async def test_a_body_that_is_not_an_update_gets_400_and_is_not_recorded(
 
 
 async def test_update_ids_are_forgotten_after_a_day(
-    replica: Replica,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: ManualClock,
+    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
     assert await record_update(session_factory, 1, clock.now())
     clock.advance(hours=12)
     assert await record_update(session_factory, 2, clock.now())
     assert not await record_update(session_factory, 1, clock.now())
-    clock.advance(seconds=PROCESSED_UPDATES_KEPT.total_seconds() - 12 * 3600 + 1)
-    assert await replica.receiver.prune() == 1
+    clock.advance(seconds=HANDLED_UPDATES_KEPT.total_seconds() - 12 * 3600 + 1)
+    assert await forget_handled_updates(session_factory, clock) == 1
     async with session_factory() as session:
         assert list(await session.scalars(select(ProcessedUpdate.update_id))) == [2]
 

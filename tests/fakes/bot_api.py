@@ -55,6 +55,7 @@ from typing import Any, Self
 
 from aiohttp import (
     BodyPartReader,
+    ClientError,
     ClientResponse,
     ClientSession,
     ClientTimeout,
@@ -812,6 +813,12 @@ def _reason(status: int) -> str:
         return ""
 
 
+def _webhook_error_text(status: int) -> str:
+    if status == 0:
+        return "Connection refused"
+    return f"Wrong response from the webhook: {status} {_reason(status)}".rstrip()
+
+
 def _json_response(status: int, payload: JsonDict) -> web.Response:
     return web.Response(
         status=status,
@@ -891,6 +898,7 @@ class FakeBotAPI:
         self._per_chat_rate: float | None = None
         self._chat_windows: dict[int, _SlidingWindow] = {}
         self._webhook_error: tuple[int, str] | None = None
+        self._answered: set[int] = set()  # update ids a webhook answered with 2xx
         self._poll_generation = 0
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -1184,26 +1192,48 @@ class FakeBotAPI:
 
     # -- webhook delivery ------------------------------------------------------------------
 
-    async def deliver_webhook(self) -> list[int]:
-        """POST the queued updates, in order, to the webhook set with setWebhook.
+    async def deliver_webhook(self, concurrency: int = 1) -> list[int]:
+        """POST the queued updates to the webhook set with setWebhook; returns the statuses.
 
-        Returns the HTTP statuses. Delivered updates leave the queue; on the first non-2xx
-        answer delivery stops (the update stays queued, getWebhookInfo shows the error).
+        An update leaves the queue only when the webhook answered 2xx. With ``concurrency`` 1
+        (the default) updates go one at a time, in order, and delivery stops at the first
+        other answer (the update stays queued, getWebhookInfo shows the error). With more,
+        up to that many requests are open at once, as Telegram opens up to ``max_connections``;
+        an update whose request fails (another status, a refused or dropped connection: status
+        0 here) stays queued for the next call.
         """
         if self.webhook is None:
             raise RuntimeError("no webhook is set: the bot has not called setWebhook")
-        statuses: list[int] = []
+        url, secret = self.webhook["url"], self.webhook.get("secret_token")
+        if concurrency > 1:
+            slots = asyncio.Semaphore(concurrency)
+
+            async def deliver(update: JsonDict) -> int:
+                async with slots:
+                    try:
+                        return await self.deliver_to(url, update, secret)
+                    except (ClientError, TimeoutError):
+                        return 0
+
+            statuses = list(await asyncio.gather(*(deliver(u) for u in list(self._updates))))
+            self._forget_answered()
+            for status in statuses:
+                if not 200 <= status < 300:
+                    self._webhook_error = (self._now(), _webhook_error_text(status))
+            return statuses
+        statuses = []
         for update in list(self._updates):
-            status = await self.deliver_to(
-                self.webhook["url"], update, self.webhook.get("secret_token")
-            )
+            status = await self.deliver_to(url, update, secret)
             statuses.append(status)
             if not 200 <= status < 300:
-                message = f"Wrong response from the webhook: {status} {_reason(status)}".rstrip()
-                self._webhook_error = (self._now(), message)
+                self._webhook_error = (self._now(), _webhook_error_text(status))
                 break
-            self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+            self._forget_answered()
         return statuses
+
+    def _forget_answered(self) -> None:
+        """Drop from the queue the updates a webhook answered with 2xx."""
+        self._updates = [u for u in self._updates if u["update_id"] not in self._answered]
 
     async def deliver_to(self, url: str, update: JsonDict, secret: str | None = None) -> int:
         """POST one update to ``url`` as Telegram does; returns the HTTP status.
@@ -1222,6 +1252,7 @@ class FakeBotAPI:
             reply = await _read_webhook_reply(response) if 200 <= status < 300 else None
         if 200 <= status < 300:
             self._mark_delivered([update])
+            self._answered.add(update["update_id"])
             if reply and isinstance(reply.get("method"), str):
                 await self._execute(reply.pop("method"), reply, token=self.token)
         return status

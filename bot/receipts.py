@@ -1,0 +1,74 @@
+"""What became of an update: whether the messenger may be told we have it.
+
+An update is acknowledged (webhook: 200; polling: the offset moves past it) only when its
+handling committed, it was handled before, or it failed and that was recorded; otherwise the
+messenger must deliver it again. `DbSessionMiddleware` fills the receipt that the webhook
+receiver and the polling loop pass to `Dispatcher.feed_update(..., receipt=...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.clock import Clock
+from services.locks import job_lock
+from storage.updates import prune_processed_updates
+
+log = logging.getLogger(__name__)
+
+# How long handled update ids are remembered: Telegram keeps an unconfirmed update for 24 hours
+# and gives up redelivering to a webhook long before.
+HANDLED_UPDATES_KEPT = timedelta(days=1)
+PRUNE_INTERVAL_SECONDS = 3600.0
+
+
+class Handling(StrEnum):
+    HANDLED = "handled"  # the update's transaction committed
+    DUPLICATE = "duplicate"  # handled before (a redelivery): skipped
+    FAILED = "failed"  # failed; recorded as handled, so it does not come again
+
+
+@dataclass
+class Receipt:
+    outcome: Handling | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        """Whether the messenger may be told we received the update."""
+        return self.outcome is not None
+
+
+class Redeliver(Exception):
+    """The update could be neither handled nor recorded (the database is unavailable): nothing
+    was committed, nobody was told anything, and the messenger must deliver it again."""
+
+
+async def forget_handled_updates(
+    session_factory: async_sessionmaker[AsyncSession], clock: Clock
+) -> int:
+    """Forget old update ids (in one process at a time); returns how many were forgotten."""
+    async with job_lock(session_factory, "prune-processed-updates", clock=clock) as acquired:
+        if not acquired:
+            return 0
+        return await prune_processed_updates(session_factory, clock.now() - HANDLED_UPDATES_KEPT)
+
+
+async def forget_handled_updates_periodically(
+    session_factory: async_sessionmaker[AsyncSession], clock: Clock
+) -> None:
+    """The pruning job of a bot process, in either mode, until cancelled."""
+    while True:
+        try:
+            forgotten = await forget_handled_updates(session_factory, clock)
+            if forgotten:
+                log.info("forgot %d handled update ids", forgotten)
+        except SQLAlchemyError:
+            log.exception("forgetting handled update ids failed; retrying later")
+        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)

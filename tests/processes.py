@@ -1,0 +1,100 @@
+"""The real `python -m bot` as a child process of a test: started with a clean environment,
+its stderr in a file, stopped with SIGTERM (or killed), waited for with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTING_NAMES = set(Settings.model_fields)
+START_LIMIT = 60.0  # seconds: starting Python and importing aiogram is slow on a loaded machine
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """The environment of a child bot: no inherited bot settings, the project importable."""
+    env = {key: value for key, value in os.environ.items() if key not in SETTING_NAMES}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(values)
+    return env
+
+
+def _log_in(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir / "stderr.log"
+
+
+@dataclass
+class BotProcess:
+    """One `python -m bot …` process."""
+
+    process: asyncio.subprocess.Process
+    log: Path
+
+    @classmethod
+    async def start(cls, workdir: Path, *args: str, **env: str) -> BotProcess:
+        log = _log_in(workdir)
+        with log.open("ab") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                *args,
+                cwd=workdir,
+                env=clean_env(**env),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        return cls(process, log)
+
+    def stderr(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    async def wait_for(self, condition: Callable[[], bool], limit: float = START_LIMIT) -> None:
+        """Wait until `condition()` holds; fail if the process exits or the limit passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while not condition():
+            if self.process.returncode is not None:
+                raise AssertionError(f"the bot exited with {self.returncode}: {self.stderr()}")
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out waiting for the bot: {self.stderr()}")
+            await asyncio.sleep(0.05)
+
+    async def terminate(self, limit: float = 60.0) -> int:
+        """SIGTERM and wait for the exit (killed if it does not come); the exit code."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout=limit)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+                raise AssertionError(f"the bot did not stop on SIGTERM: {self.stderr()}") from None
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+    async def kill(self) -> None:
+        """SIGKILL: nothing of the process gets to run again."""
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
