@@ -27,7 +27,14 @@ from sqlalchemy import event, func, select
 from bench import data, machine, report
 from bench.telegram import BOT_TOKEN, BOT_USERNAME, RecordingSession, Updates
 from bot.app import build_bot, build_dispatcher
-from bot.callbacks import AppAction, AppCb, ListCb, MenuAction, MenuCb, StatusCode
+from bot.conversation.intents import (
+    AppAction,
+    AppIntent,
+    ListIntent,
+    MenuAction,
+    MenuIntent,
+    StatusCode,
+)
 from bot.settings import Settings
 from storage.db import create_engine, create_session_factory
 from storage.models import ApplicationEvent
@@ -59,10 +66,10 @@ class Step:
 def round_steps(director: data.Director, number: int, surname: str) -> list[Step]:
     """One round of a director's work: the list, its next page, a search, a card, an approval."""
     user = director.telegram_user_id
-    card = AppCb(action=AppAction.OPEN, number=number, status=StatusCode.NEW)
+    card = AppIntent(action=AppAction.OPEN, number=number, status=StatusCode.NEW)
     return [
-        Step(OPEN_LIST, CALLBACK, user, MenuCb(action=MenuAction.APPLICATIONS).pack()),
-        Step(NEXT_PAGE, CALLBACK, user, ListCb(page=1).pack()),
+        Step(OPEN_LIST, CALLBACK, user, MenuIntent(action=MenuAction.APPLICATIONS).pack()),
+        Step(NEXT_PAGE, CALLBACK, user, ListIntent(page=1).pack()),
         Step(SEARCH, MESSAGE, user, surname),
         Step(OPEN_CARD, CALLBACK, user, card.pack()),
         Step(ASK_COMMENT, CALLBACK, user, card.to(AppAction.APPROVE).pack()),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -20,7 +20,6 @@ from aiogram.client.session.middlewares.base import (
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
-from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, User
@@ -29,34 +28,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
 from bot.api import ApiContext
+from bot.conversation.linking import announcement
+from bot.conversation.locks import RedisLocks
+from bot.conversation.runner import Runner
 from bot.decisions_webhook import DecisionsWebhook
 from bot.flood import FloodWait
 from bot.metrics import Metrics, UpdateMetricsMiddleware
-from bot.middlewares import (
-    AbandonInputMiddleware,
-    DbSessionMiddleware,
-    StateAndActorMiddleware,
-    UnblockMiddleware,
-    UserEventIsolation,
-    UserLockMiddleware,
-)
 from bot.notifier import Background, start_background
 from bot.oidc import LinkPages, provider_from
 from bot.polling import serve_polling
 from bot.receipts import forget_handled_updates_periodically
 from bot.settings import Settings, SettingsError
-from bot.states import AppInput
+from bot.telegram.effects import TelegramExecutor
 from bot.web import Liveness, build_web_app, make_runner
 from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
-from handlers import build_router
-from handlers.linking import announce_link
+from handlers import telegram as telegram_handlers
 from services.clock import Clock, SystemClock
+from services.linking import Linked
 from storage.db import create_engine, create_session_factory
-from storage.fsm import SqlStorage
 from storage.migrate import upgrade
-
-if TYPE_CHECKING:
-    from aiogram.fsm.storage.redis import RedisStorage
+from storage.repositories import Repositories
+from storage.states import RedisStates
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +101,19 @@ def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     )
 
 
-def build_fsm_storage(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> BaseStorage:
-    """FSM state that survives restarts: Redis when REDIS_URL is set, else the SQL database.
+def build_runner(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: Clock | None = None,
+) -> Runner:
+    """The conversation's runner: conversation state and the users' locks in Redis when
+    REDIS_URL is set (shared by the replicas), else in the SQL database and in the process.
 
     The Redis client is imported only then: a process without Redis does not carry it (about
     7 MB of memory, bench/memory.py).
     """
+    runner = Runner(session_factory, settings, clock or SystemClock())
     if settings.REDIS_URL:
-        from aiogram.fsm.storage.redis import RedisStorage
         from redis.asyncio import BlockingConnectionPool, Redis
 
         # A burst of updates waits for a free connection instead of failing with "Too many
@@ -126,37 +121,20 @@ def build_fsm_storage(
         pool = BlockingConnectionPool.from_url(
             settings.REDIS_URL, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT
         )
-        return RedisStorage(
-            Redis(connection_pool=pool), key_builder=DefaultKeyBuilder(with_bot_id=True)
-        )
-    return SqlStorage(session_factory)
+        redis = Redis(connection_pool=pool)
+        runner.states = RedisStates(redis)
+        runner.locks = RedisLocks(redis)
+        runner.closing.append(redis.aclose)
+    return runner
 
 
-def redis_storage(storage: BaseStorage) -> RedisStorage | None:
-    """The storage if it is aiogram's RedisStorage (never, unless build_fsm_storage loaded it)."""
-    module = sys.modules.get("aiogram.fsm.storage.redis")
-    if module is not None and isinstance(storage, module.RedisStorage):
-        return cast("RedisStorage", storage)
-    return None
-
-
-def build_events_isolation(storage: BaseStorage) -> BaseEventIsolation:
-    """One update of a user at a time (a second tap waits for the first): across replicas
-    through Redis locks with RedisStorage, within the process otherwise."""
-    redis = redis_storage(storage)
-    if redis is not None:
-        return redis.create_isolation()
-    return UserEventIsolation()
-
-
-async def check_fsm_storage(storage: BaseStorage) -> None:
+async def check_redis(runner: Runner) -> None:
     """Stop start-up with one clear line when the Redis of REDIS_URL does not answer."""
-    redis = redis_storage(storage)
-    if redis is not None:
+    if isinstance(runner.states, RedisStates):
         from redis.exceptions import RedisError
 
         try:
-            await redis.redis.ping()
+            await runner.states.redis.ping()
         except RedisError as error:
             raise SettingsError(
                 [
@@ -171,32 +149,24 @@ def build_dispatcher(
     session_factory: async_sessionmaker[AsyncSession],
     clock: Clock | None = None,
     metrics: Metrics | None = None,
+    runner: Runner | None = None,
 ) -> Dispatcher:
-    """The Dispatcher with shared objects in its workflow data (no globals).
-
-    Updates of one user are handled one at a time (events isolation), each in one transaction
-    that also reads the user's FSM state: the user's lock is taken first, then the session
-    opens, then the state is loaded through it (aiogram's own FSM middleware, which would lock
-    and load before any of ours, is left out of the chain: `disable_fsm`).
-    """
-    storage = build_fsm_storage(settings, session_factory)
+    """The Dispatcher of the Telegram front end, with shared objects in its workflow data (no
+    globals). Its one router (handlers/telegram.py) translates updates for the `runner`, which
+    handles each exactly once; aiogram's FSM is not used (`disable_fsm`): the conversation
+    keeps its own state."""
     metrics = metrics or Metrics()
+    clock = clock or SystemClock()
     dp = Dispatcher(
-        storage=storage,
-        events_isolation=build_events_isolation(storage),
         disable_fsm=True,
         settings=settings,
-        clock=clock or SystemClock(),
+        clock=clock,
         session_factory=session_factory,
         metrics=metrics,
+        runner=runner or build_runner(settings, session_factory, clock),
     )
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))  # outermost: times it all
-    dp.update.outer_middleware(UserLockMiddleware(dp.fsm))
-    dp.update.outer_middleware(DbSessionMiddleware(session_factory))
-    dp.update.outer_middleware(StateAndActorMiddleware(dp.fsm))
-    dp.update.outer_middleware(UnblockMiddleware())
-    dp.update.outer_middleware(AbandonInputMiddleware(AppInput))
-    dp.include_router(build_router())
+    dp.include_router(telegram_handlers.build_router())
     return dp
 
 
@@ -214,9 +184,19 @@ def link_pages(
         bot=bot,
         clock=clock,
         bot_username=bot_username,
-        announce=announce_link,
+        announce=announce_to(bot),
         provider=provider_from(settings),
     )
+
+
+def announce_to(bot: Bot) -> Callable[[Bot, Linked, Repositories], Awaitable[None]]:
+    """How the bot-first sign-in page tells the chat it is linked (after its commit)."""
+
+    async def announce(_: Bot, linked: Linked, repo: Repositories) -> None:
+        reply = await announcement(repo, linked)
+        await TelegramExecutor(bot, linked.link.chat_id).execute(reply.effects)
+
+    return announce
 
 
 @dataclass
@@ -277,7 +257,8 @@ async def run(settings: Settings) -> None:
     clock = SystemClock()
     metrics = Metrics()
     session_factory = create_session_factory(engine)
-    dp = build_dispatcher(settings, session_factory, clock, metrics)
+    conversation = build_runner(settings, session_factory, clock)
+    dp = build_dispatcher(settings, session_factory, clock, metrics, conversation)
     mode = "webhook" if settings.webhook_mode else "polling"
     runtime = Runtime(settings, engine, bot, dp, state={"mode": mode, mode: "starting"})
     track_updates(dp, runtime.state)
@@ -290,7 +271,7 @@ async def run(settings: Settings) -> None:
     decisions_task: asyncio.Task[None] | None = None
     pruning: asyncio.Task[None] | None = None
     try:
-        await check_fsm_storage(dp.storage)
+        await check_redis(conversation)
         me = await fetch_me(bot)
         assert me.username is not None
         dp["bot_username"] = me.username
@@ -346,7 +327,7 @@ async def run(settings: Settings) -> None:
             await background.stop()
         if runner is not None:
             await runner.cleanup()
-        await dp.storage.close()  # also when start-up failed before the Dispatcher's shutdown
+        await conversation.close()
         await bot.session.close()
         await engine.dispose()
         log.info("stopped")

@@ -36,8 +36,10 @@ from aiogram.exceptions import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.flood import flood_errors_raised
-from bot.pushes import Push, PushContext, render
+from bot.pushes import PushContext, render
+from bot.screens.screen import Screen
 from bot.settings import Settings
+from bot.telegram.render import keyboard
 from services.clock import Clock, SystemClock
 from services.digest import digest_loop
 from services.outbox import (
@@ -70,10 +72,10 @@ class TelegramSender:
         self.settings = settings
         self.send_timeout = send_timeout
 
-    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Push:
+    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
         return await render(PushContext(repo, row, self.settings))
 
-    async def send(self, row: OutboxMessage, prepared: Push) -> Outcome:
+    async def send(self, row: OutboxMessage, prepared: Screen) -> Outcome:
         if row.chat_id is None:
             return Failed("the row names no chat")
         try:
@@ -81,7 +83,7 @@ class TelegramSender:
             with flood_errors_raised():
                 async with asyncio.timeout(self.send_timeout):
                     message = await self.bot.send_message(
-                        row.chat_id, prepared.text, reply_markup=prepared.markup
+                        row.chat_id, prepared.text, reply_markup=keyboard(prepared)
                     )
         except TelegramRetryAfter as error:
             seconds = error.retry_after
@@ -115,7 +117,7 @@ def build_notifier(
     send_timeout: float = SEND_TIMEOUT,
     policy: RetryPolicy | None = None,
     poll_interval: float = 1.0,
-) -> OutboxWorker[Push]:
+) -> OutboxWorker[Screen]:
     return OutboxWorker(
         session_factory,
         TelegramSender(bot, settings, send_timeout),
@@ -133,7 +135,7 @@ def build_notifier(
 class Background:
     """The dispatcher and the digest as tasks of a running process; `stop()` ends both."""
 
-    notifier: OutboxWorker[Push]
+    notifier: OutboxWorker[Screen]
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

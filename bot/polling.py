@@ -28,10 +28,10 @@ from aiogram.exceptions import (
     TelegramNetworkError,
     TelegramServerError,
 )
-from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 
 from bot.receipts import Receipt
+from bot.telegram.feed import feed
 from bot.webhook import wait_for_stop_signal
 
 log = logging.getLogger(__name__)
@@ -153,17 +153,8 @@ class Poller:
         task.add_done_callback(lambda done: self._finished(update_id, done))
 
     async def _handle(self, update: Update, slots: asyncio.Semaphore) -> Receipt:
-        receipt = Receipt()
-        try:
-            async with slots:
-                result = await self.dp.feed_update(self.bot, update, receipt=receipt)
-                if isinstance(result, TelegramMethod):
-                    await self.dp.silent_call_request(self.bot, result)
-        except Exception as error:  # the error router handles handler failures; this is the rest
-            log.error(
-                "update %s failed: %s", update.update_id, type(error).__name__, exc_info=error
-            )
-        return receipt
+        async with slots:
+            return await feed(self.dp, self.bot, update)
 
     def _finished(self, update_id: int, task: asyncio.Task[Receipt]) -> None:
         self._tasks.pop(update_id, None)

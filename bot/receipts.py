@@ -33,6 +33,7 @@ class Handling(StrEnum):
     HANDLED = "handled"  # the update's transaction committed
     DUPLICATE = "duplicate"  # handled before (a redelivery): skipped
     FAILED = "failed"  # failed; recorded as handled, so it does not come again
+    IGNORED = "ignored"  # nothing takes it (a group's message, an edit): nothing to do
 
 
 @dataclass

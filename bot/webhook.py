@@ -19,13 +19,13 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
 from bot.receipts import Receipt
 from bot.settings import Settings, SettingsError
+from bot.telegram.feed import feed
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +106,8 @@ class WebhookReceiver:
         return web.json_response({"error": "not handled, deliver again"}, status=503)
 
     async def _process(self, update: Update) -> Receipt:
-        receipt = Receipt()
-        try:
-            async with self._slots:
-                result = await self.dp.feed_update(self.bot, update, receipt=receipt)
-                if isinstance(result, TelegramMethod):
-                    await self.dp.silent_call_request(self.bot, result)
-        except Exception as error:  # the error router handles handler failures; this is the rest
-            # Only the update id and the exception type: update contents may hold personal data.
-            log.error(
-                "update %s failed: %s", update.update_id, type(error).__name__, exc_info=error
-            )
-        return receipt
+        async with self._slots:
+            return await feed(self.dp, self.bot, update)
 
     @property
     def in_flight(self) -> int:

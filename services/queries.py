@@ -25,6 +25,7 @@ NUMBER_PATTERN = re.compile(r"^(?:№|N|#)?\s*(\d{1,18})$", re.IGNORECASE)
 
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Page(Generic[T]):
     index: int
     pages: int
     total: int
+
+    def map(self, convert: Callable[[T], U]) -> Page[U]:
+        """The same page of other values (plain data for a screen)."""
+        return Page([convert(item) for item in self.items], self.index, self.pages, self.total)
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,11 @@ class BotHarness:
         self.dp: Dispatcher = build_dispatcher(settings, session_factory, clock)
         self.dp["bot_username"] = api.bot_username
         self.errors = ErrorLog()
-        logging.getLogger("handlers.errors").addHandler(self.errors)
+        logging.getLogger("bot.conversation.runner").addHandler(self.errors)
 
     async def close(self) -> None:
-        logging.getLogger("handlers.errors").removeHandler(self.errors)
-        await self.dp.storage.close()
+        logging.getLogger("bot.conversation.runner").removeHandler(self.errors)
+        await self.dp["runner"].close()
         await self.bot.session.close()
 
     async def feed_pending(self) -> int:

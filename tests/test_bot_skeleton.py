@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.conversation.turn import Turn
 from tests.harness import BotHarness
 
 
@@ -27,13 +28,11 @@ async def test_linked_director_gets_the_main_menu_with_the_count(harness: BotHar
     harness.assert_no_errors()
 
 
-async def test_error_router_hides_internals(harness: BotHarness) -> None:
-    async def boom(callback: CallbackQuery) -> None:
+async def test_a_failure_is_told_without_internals(harness: BotHarness) -> None:
+    async def boom(turn: Turn) -> None:
         raise RuntimeError("secret internals")
 
-    # On the Dispatcher itself: its own handlers come before every router, the last-resort
-    # answer to unclaimed buttons included.
-    harness.dp.callback_query.register(boom)
+    harness.dp["runner"].conversation = boom
     message = await harness.bot.send_message(
         2000,
         "x",
@@ -45,5 +44,7 @@ async def test_error_router_hides_internals(harness: BotHarness) -> None:
     answer = harness.api.calls_of("answerCallbackQuery")[-1].params
     assert answer["text"] == "Что-то пошло не так, попробуйте ещё раз."
     assert answer["show_alert"] is True
-    assert len(harness.errors.records) == 1
+    reply = await harness.send(2000, "привет")
+    assert reply.text == "Что-то пошло не так, попробуйте ещё раз."
+    assert len(harness.errors.records) == 2
     assert "secret internals" not in str(harness.api.calls)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import MenuAction, MenuCb
+from bot.conversation.intents import MenuAction, MenuIntent
 from bot.notifier import build_notifier
 from services.clock import ManualClock
 from services.digest import digest_loop, due_day, run_digest_if_due
@@ -218,7 +218,7 @@ async def test_the_digest_push_lists_the_oldest_applications(
     assert push.buttons() == [["📥 Открыть заявки"]]
     assert (
         push.button("📥 Открыть заявки")["callback_data"]
-        == MenuCb(action=MenuAction.APPLICATIONS).pack()
+        == MenuIntent(action=MenuAction.APPLICATIONS).pack()
     )
 
 

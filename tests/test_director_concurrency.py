@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiogram.fsm.storage.base import StorageKey
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.middlewares import UserEventIsolation
+from bot.conversation.locks import InProcessLocks
+from storage.states import StateKey
 from tests.director_data import (
     DIRECTOR,
     NEWEST_NEW,
@@ -82,7 +82,7 @@ async def test_two_directors_decide_at_once_and_one_wins(
 async def test_a_double_tap_is_handled_once_then_sees_the_result(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    assert isinstance(harness.dp.fsm.events_isolation, UserEventIsolation)
+    assert isinstance(harness.dp["runner"].locks, InProcessLocks)
     prompt = await harness.send(DIRECTOR, f"/start app_{NEWEST_NEW}")
     prompt = await press_on(harness, prompt, "✅ Одобрить")
     harness.api.press(DIRECTOR, "Без комментария", prompt.message_id)
@@ -101,13 +101,13 @@ async def test_a_double_tap_is_handled_once_then_sees_the_result(
 
 
 async def test_user_event_isolation_serialises_one_user_and_frees_the_lock() -> None:
-    isolation = UserEventIsolation()
-    first_user = StorageKey(bot_id=1, chat_id=11, user_id=11)
-    second_user = StorageKey(bot_id=1, chat_id=12, user_id=12)
+    isolation = InProcessLocks()
+    first_user = StateKey(bot_id=1, chat_id=11, user_id=11)
+    second_user = StateKey(bot_id=1, chat_id=12, user_id=12)
     log: list[str] = []
     holding, release = asyncio.Event(), asyncio.Event()
 
-    async def update(key: StorageKey, name: str, hold: bool = False) -> None:
+    async def update(key: StateKey, name: str, hold: bool = False) -> None:
         async with isolation.lock(key):
             log.append(f"{name} in")
             if hold:

@@ -18,7 +18,14 @@ import pytest
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import AppAction, AppCb, ListAction, ListFilter, StatusCode
+from bot.conversation.intents import (
+    AppAction,
+    AppIntent,
+    ListAction,
+    ListFilter,
+    StatusCode,
+    decode,
+)
 from tests.director_data import (
     APPLICANT,
     DIRECTOR,
@@ -84,7 +91,7 @@ def foreign_number(rng: random.Random) -> int:
 
 
 def well_formed(rng: random.Random, number: int) -> str:
-    return AppCb(
+    return AppIntent(
         action=rng.choice(list(AppAction)),
         number=number,
         page=rng.randint(0, 100),
@@ -122,9 +129,8 @@ def mutated(rng: random.Random, real: list[str]) -> str:
 def legitimate(user: int, data: str) -> bool:
     """Data the user may legitimately press (not a forgery): a director of organisation 10
     deciding on its applications, the applicant (LISTENER) on her own applications."""
-    try:
-        parsed = AppCb.unpack(data)
-    except (TypeError, ValueError):
+    parsed = decode(data)
+    if not isinstance(parsed, AppIntent):
         return False
     if user == LISTENER:
         return APPLICANT.get(parsed.number) == LISTENER - 1000

@@ -8,7 +8,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import AppAction, AppCb, StatusCode
+from bot.conversation.intents import AppAction, AppIntent, StatusCode
 from services.applications import perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
@@ -50,7 +50,7 @@ async def decide_elsewhere(
         await session.commit()
 
 
-async def pushed(harness: BotHarness, user: int, *buttons: tuple[str, AppCb]) -> Message:
+async def pushed(harness: BotHarness, user: int, *buttons: tuple[str, AppIntent]) -> Message:
     """A message with buttons as the notifications' pushes carry them."""
     markup = InlineKeyboardMarkup(
         inline_keyboard=[
@@ -145,21 +145,21 @@ async def test_buttons_of_a_push_work_from_any_message(
     push = await pushed(
         harness,
         DIRECTOR,
-        ("✅ Одобрить", AppCb(action=AppAction.APPROVE, number=NEWEST_NEW)),
-        ("❌ Отменить", AppCb(action=AppAction.CANCEL, number=39736)),
-        ("Подробнее", AppCb(action=AppAction.OPEN, number=39735)),
+        ("✅ Одобрить", AppIntent(action=AppAction.APPROVE, number=NEWEST_NEW)),
+        ("❌ Отменить", AppIntent(action=AppAction.CANCEL, number=39736)),
+        ("Подробнее", AppIntent(action=AppAction.OPEN, number=39735)),
     )
     card = await press_on(harness, push, "Подробнее")
     assert card.text.startswith("Заявка №39735\nСтатус: Не обработана")
 
     push = await pushed(
-        harness, DIRECTOR, ("❌ Отменить", AppCb(action=AppAction.CANCEL, number=39736))
+        harness, DIRECTOR, ("❌ Отменить", AppIntent(action=AppAction.CANCEL, number=39736))
     )
     confirm = await press_on(harness, push, "❌ Отменить")
     assert confirm.text.startswith("Отменить заявку №39736?")
 
     push = await pushed(
-        harness, DIRECTOR, ("✅ Одобрить", AppCb(action=AppAction.APPROVE, number=NEWEST_NEW))
+        harness, DIRECTOR, ("✅ Одобрить", AppIntent(action=AppAction.APPROVE, number=NEWEST_NEW))
     )
     await press_on(harness, push, "✅ Одобрить")
     approved = await press_on(harness, push, "Без комментария")
@@ -168,7 +168,7 @@ async def test_buttons_of_a_push_work_from_any_message(
 
     # A push for an application decided meanwhile: refused with the reason, the card shown.
     late = await pushed(
-        harness, DIRECTOR, ("✅ Одобрить", AppCb(action=AppAction.APPROVE, number=NEWEST_NEW))
+        harness, DIRECTOR, ("✅ Одобрить", AppIntent(action=AppAction.APPROVE, number=NEWEST_NEW))
     )
     card = await press_on(harness, late, "✅ Одобрить")
     reason = "Заявка №39737 уже обработана: статус «Подтверждена руководителем ОО»"
@@ -200,7 +200,7 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
     card = await open_card(harness, NEWEST_NEW)
 
     def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
-        return AppCb(action=action, number=number, status=status).pack()
+        return AppIntent(action=action, number=number, status=status).pack()
 
     # Another organisation's application, even with well-formed data.
     for action in AppAction:
@@ -224,12 +224,22 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
     await harness.press_data(
         LISTENER, forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW), menu.message_id
     )
-    assert last_answer(harness) == {"text": STALE, "show_alert": True}
-    # A staff action, malformed data, an unknown prefix, an id beyond the database's range.
+    assert last_answer(harness) == {
+        "text": "Действие «Одобрить» недоступно для роли «Слушатель»",
+        "show_alert": True,
+    }
+    # A staff action: said plainly.
+    await harness.press_data(
+        DIRECTOR, forged(AppAction.INCLUDE, 39738, StatusCode.APPROVED), card.message_id
+    )
+    assert last_answer(harness) == {
+        "text": "Действие «Включить в группу» недоступно для роли «Руководитель ОО»",
+        "show_alert": True,
+    }
+    # Malformed data, an unknown prefix, an id beyond the database's range.
     for data in [
-        forged(AppAction.INCLUDE, 39738, StatusCode.APPROVED),
         "a:ap:abc:0::n:0:0",
-        "a:ap:39737",
+        "a2:zz:39737",
         "zz:1",
         f"a:an:{2**63}:0:n:n:0:0:0",
         "a:an:-39737:0:n:n:0:0:0",
@@ -310,12 +320,12 @@ async def test_over_long_fields_are_cut_without_breaking_html(
 
 
 @pytest.mark.usefixtures("school")
-async def test_other_roles_buttons_do_not_reach_the_directors_screens(
+async def test_a_button_of_the_persons_other_role_acts_in_that_role_and_says_so(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    """The director's screens are for the active role «Руководитель ОО» only: in the role
-    «Слушатель» the same person sees only his own applications and cannot decide."""
-    before = await snapshot(session_factory)
+    """A director whose active role is «Слушатель» presses «Без комментария» on a prompt (or
+    a push) sent for his role «Руководитель ОО»: the decision is made in that role, he is
+    told so, and the role stays switched (the chat's commands follow)."""
     async with session_factory() as session:
         await session.execute(
             update(TelegramLink).where(TelegramLink.account_id == 1).values(active_role="listener")
@@ -325,13 +335,19 @@ async def test_other_roles_buttons_do_not_reach_the_directors_screens(
     await harness.press_data(DIRECTOR, "m:a", menu.message_id)
     own = harness.api.message(DIRECTOR, menu.message_id)
     assert own.text.startswith("📄 Мои заявки\nСтатус: все\n\nЗаявок с таким статусом нет.")
-    decision = AppCb(action=AppAction.APPROVE_NO_COMMENT, number=NEWEST_NEW, status=StatusCode.NEW)
+    decision = AppIntent(
+        action=AppAction.APPROVE_NO_COMMENT, number=NEWEST_NEW, status=StatusCode.NEW
+    )
     await harness.press_data(DIRECTOR, decision.pack(), menu.message_id)
-    assert last_answer(harness) == {"text": STALE, "show_alert": True}
-    await harness.press_data(DIRECTOR, decision.to(AppAction.OPEN).pack(), menu.message_id)
     assert last_answer(harness) == {
-        "text": "Заявка №39737 не найдена или недоступна вам.",
-        "show_alert": True,
+        "text": "Роль переключена: «Руководитель ОО» — кнопка относится к ней",
     }
-    assert await snapshot(session_factory) == before
+    card = harness.api.message(DIRECTOR, menu.message_id)
+    assert card.text.startswith(f"✅ Заявка №{NEWEST_NEW} одобрена.")
+    assert await status_of(session_factory, NEWEST_NEW) == "approved"
+    async with session_factory() as session:
+        link = await Repositories(session).links.by_telegram_user(DIRECTOR)
+        assert link is not None
+        assert link.active_role == "director"
+    assert harness.api.commands_for({"type": "chat", "chat_id": DIRECTOR})
     harness.assert_no_errors()

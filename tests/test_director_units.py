@@ -10,9 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import AppAction, AppCb, ListAction, ListCb, ListFilter, StatusCode
-from bot.screens import short_name
-from bot.texts import ELLIPSIS, fit, shorten
+from bot.conversation.intents import (
+    AppAction,
+    AppIntent,
+    ListAction,
+    ListFilter,
+    ListIntent,
+    StatusCode,
+    decode,
+)
+from bot.screens.markup import ELLIPSIS, cost, fit, shorten
+from bot.screens.pieces import short_name
 from services.applications import ref
 from services.domain import Actor, Role, Status, can_view
 from services.queries import list_applications, parse_search, visibility
@@ -96,19 +104,19 @@ def test_parse_search_of_nothing() -> None:
 @given(st.text(max_size=300), st.integers(min_value=1, max_value=300))
 def test_shorten_keeps_the_limit_and_marks_the_cut(value: str, limit: int) -> None:
     cut = shorten(value, limit)
-    assert len(cut) <= limit
+    assert cost(cut) <= limit  # escaped, in UTF-16 code units
     assert cut == value or cut.endswith(ELLIPSIS)
 
 
 @given(st.lists(st.text(max_size=500), max_size=12), st.integers(min_value=0, max_value=3000))
 def test_fit_keeps_the_budget_cutting_the_longest_values(values: list[str], budget: int) -> None:
     cut = fit(values, budget)
-    if sum(map(len, values)) <= budget:
+    if sum(map(cost, values)) <= budget:
         assert cut == values
         return
-    assert sum(map(len, cut)) <= budget
-    whole = [len(v) for v, c in zip(values, cut, strict=True) if c == v]
-    shortened = [len(v) for v, c in zip(values, cut, strict=True) if c != v]
+    assert sum(map(cost, cut)) <= budget
+    whole = [cost(v) for v, c in zip(values, cut, strict=True) if c == v]
+    shortened = [cost(v) for v, c in zip(values, cut, strict=True) if c != v]
     assert max(whole, default=0) <= min(shortened)  # the longest are cut, never a shorter one
 
 
@@ -119,7 +127,7 @@ def test_short_name() -> None:
 
 
 def test_callback_data_fits_telegrams_64_bytes_at_its_largest() -> None:
-    largest = AppCb(
+    largest = AppIntent(
         action=AppAction.CANCEL_CONFIRMED,
         number=2**63 - 1,
         page=100_000,
@@ -129,21 +137,21 @@ def test_callback_data_fits_telegrams_64_bytes_at_its_largest() -> None:
         search=True,
     )
     assert len(largest.pack().encode()) <= 64
-    listing = ListCb(action=ListAction.SEARCH, status_filter=ListFilter.ALL, page=100_000)
+    listing = ListIntent(action=ListAction.SEARCH, status_filter=ListFilter.ALL, page=100_000)
     assert len(listing.pack().encode()) <= 64
     for status in Status:
         assert StatusCode.of(status).status is status
-    assert AppCb.unpack(AppCb(action=AppAction.OPEN, number=5).pack()).status is None
+    assert decode(AppIntent(action=AppAction.OPEN, number=5).pack()).status is None
 
 
 def test_a_card_keeps_its_list() -> None:
-    card = AppCb(
+    card = AppIntent(
         action=AppAction.OPEN,
         number=39744,
         status_filter=ListFilter.CANCELLED,
         list_page=2,
         search=True,
     )
-    assert card.to(AppAction.HISTORY, page=3).back_to_list() == ListCb(
+    assert card.to(AppAction.HISTORY, page=3).back_to_list() == ListIntent(
         status_filter=ListFilter.CANCELLED, page=2, search=True
     )

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from bot.screens import history_entry
+from bot.screens.applications import history_entry
+from services.views import EventView, event_view
 from storage.models import ApplicationEvent
 from tests.factories import T0
 
 ORIGIN = "Модуль «Организация ДПО»"
 
 
-def event(action: str, before: str | None, after: str) -> ApplicationEvent:
-    return ApplicationEvent(
-        application_number=39744,
-        actor_name=ORIGIN,
-        action=action,
-        from_status=before,
-        to_status=after,
-        source="api",
-        created_at=T0,
+def event(action: str, before: str | None, after: str) -> EventView:
+    return event_view(
+        ApplicationEvent(
+            id=1,
+            application_number=39744,
+            actor_name=ORIGIN,
+            action=action,
+            from_status=before,
+            to_status=after,
+            source="api",
+            created_at=T0,
+        )
     )
 
 

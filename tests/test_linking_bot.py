@@ -10,19 +10,19 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import DEFAULT_COMMANDS
-from bot.callbacks import (
+from bot.conversation.intents import (
     AppAction,
-    AppCb,
+    AppIntent,
     LinkAction,
-    LinkCb,
+    LinkIntent,
     ListAction,
-    ListCb,
+    ListIntent,
     MenuAction,
-    MenuCb,
+    MenuIntent,
     ProfileAction,
-    ProfileCb,
+    ProfileIntent,
 )
-from bot.commands import chat_commands
+from bot.telegram.commands import chat_commands
 from bot.texts.linking import CONSENT_VERSION, UNLINKED, render_unlinked
 from services.clock import ManualClock
 from services.domain import Role
@@ -260,7 +260,7 @@ async def test_a_forged_or_stale_switch_button_changes_nothing(
     token_id = (await token_rows(session_factory))[-1].id
     # Another user forges the button with the same token id.
     message = await harness.send(1004, "/menu")
-    forged = LinkCb(action=LinkAction.SWITCH, token=token_id).pack()
+    forged = LinkIntent(action=LinkAction.SWITCH, token=token_id).pack()
     await harness.press_data(1004, forged, message.message_id)
     assert harness.api.last_bot_message(1004).text == (
         "Запрос на смену учётной записи больше не действует."
@@ -397,11 +397,11 @@ async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(
         assert reply.text.startswith(CONSENT_TITLE), text
         assert reply.buttons() == [["Ознакомился"]], text
 
-    buttons = [MenuCb(action=action).pack() for action in MenuAction]
-    buttons += [AppCb(action=action, number=39744).pack() for action in AppAction]
-    buttons += [ListCb(action=action).pack() for action in ListAction]
-    buttons += [ProfileCb(action=ProfileAction.ROLES).pack()]
-    buttons += [ProfileCb(action=ProfileAction.SET_ROLE, role=role).pack() for role in Role]
+    buttons = [MenuIntent(action=action).pack() for action in MenuAction]
+    buttons += [AppIntent(action=action, number=39744).pack() for action in AppAction]
+    buttons += [ListIntent(action=action).pack() for action in ListAction]
+    buttons += [ProfileIntent(action=ProfileAction.ROLES).pack()]
+    buttons += [ProfileIntent(action=ProfileAction.SET_ROLE, role=role).pack() for role in Role]
     for data in buttons:
         calls = len(harness.api.calls_of("answerCallbackQuery"))
         await harness.press_data(STRANGER, data, consent.message_id)
@@ -485,7 +485,7 @@ async def test_a_forged_role_is_refused(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     menu = await harness.send(1003, "/menu")
-    forged = ProfileCb(action=ProfileAction.SET_ROLE, role=Role.DIRECTOR).pack()
+    forged = ProfileIntent(action=ProfileAction.SET_ROLE, role=Role.DIRECTOR).pack()
     await harness.press_data(1003, forged, menu.message_id)
     answer = harness.api.calls_of("answerCallbackQuery")[-1].params
     assert answer["text"] == "У вас нет этой роли в модуле «Организация ДПО»"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import AppAction, AppCb, StatusCode
+from bot.conversation.intents import AppAction, AppIntent, StatusCode
 from services.applications import perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
@@ -230,7 +230,7 @@ async def test_applicant_is_refused_what_is_not_hers_to_do(
         assert card.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
 
     def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
-        return AppCb(action=action, number=number, status=status).pack()
+        return AppIntent(action=action, number=number, status=status).pack()
 
     # Processed applications of her own: refused with the status, the card shown as it is.
     for action in (AppAction.CANCEL, AppAction.CANCEL_CONFIRMED, AppAction.CANCEL_NO_COMMENT):
@@ -255,9 +255,16 @@ async def test_applicant_is_refused_what_is_not_hers_to_do(
                 "show_alert": True,
             }
     # The director's and staff's decisions on her own new application: not an applicant's.
-    for action in (AppAction.APPROVE, AppAction.APPROVE_NO_COMMENT, AppAction.INCLUDE_NO_COMMENT):
+    for action, label in (
+        (AppAction.APPROVE, "Одобрить"),
+        (AppAction.APPROVE_NO_COMMENT, "Одобрить"),
+        (AppAction.INCLUDE_NO_COMMENT, "Включить в группу"),
+    ):
         await harness.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
-        assert last_answer(harness) == {"text": STALE, "show_alert": True}
+        assert last_answer(harness) == {
+            "text": f"Действие «{label}» недоступно для роли «Слушатель»",
+            "show_alert": True,
+        }
     refused = await harness.send(LISTENER, f"/start app_{SOMEONE_ELSES}")
     assert refused.text == "Заявка №39738 не найдена или недоступна вам."
     assert await snapshot(session_factory) == before

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import NotifyAction, NotifyCb
+from bot.conversation.intents import NotifyAction, NotifyIntent
 from services.clock import ManualClock
 from services.digest import run_digest_if_due
 from storage.models import OutboxMessage, TelegramLink
@@ -106,7 +106,7 @@ async def test_an_applicant_has_no_digest_setting(harness: BotHarness) -> None:
     screen = await harness.press(1003, "🔔 Уведомления")
     assert "сводка" not in screen.text.lower()
     assert screen.buttons() == [["🔕 Выключить уведомления"], ["◀ В главное меню"]]
-    forged = NotifyCb(action=NotifyAction.DIGEST_OFF).pack()
+    forged = NotifyIntent(action=NotifyAction.DIGEST_OFF).pack()
     await harness.press_data(1003, forged, screen.message_id)
     answer = last_answer(harness)
     assert answer["text"] == "Ежедневная сводка приходит только руководителям ОО."
@@ -118,7 +118,7 @@ async def test_an_applicant_has_no_digest_setting(harness: BotHarness) -> None:
 async def test_a_repeated_press_on_a_stale_button_is_harmless(harness: BotHarness) -> None:
     await harness.send(1004, "/start")
     screen = await harness.press(1004, "🔔 Уведомления")
-    mute = NotifyCb(action=NotifyAction.MUTE).pack()
+    mute = NotifyIntent(action=NotifyAction.MUTE).pack()
     await harness.press_data(1004, mute, screen.message_id)
     await harness.press_data(1004, mute, screen.message_id)  # «message is not modified»
     assert (await link_of(harness.session_factory, 1004)).muted

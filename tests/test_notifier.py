@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.__main__ import EXIT_SETTINGS, main, parser
 from bot.notifier import build_notifier, start_background
-from bot.pushes import RENDERERS, Push, PushContext
+from bot.pushes import RENDERERS, PushContext
+from bot.screens.screen import Screen
 from bot.settings import Settings
 from services.clock import SystemClock
 from services.outbox import OutboxWorker, RetryPolicy, chat_blocked
@@ -35,8 +36,8 @@ SETTLE_LIMIT = 60.0  # a safety net against a hang, not a speed requirement
 def notice_kind() -> Iterator[None]:
     """A kind whose text names its row, so every delivery can be traced to its row."""
 
-    async def notice(context: PushContext) -> Push:
-        return Push(f"Уведомление {context.row.id}")
+    async def notice(context: PushContext) -> Screen:
+        return Screen(f"Уведомление {context.row.id}")
 
     RENDERERS[KIND] = notice
     yield
@@ -80,7 +81,7 @@ async def pending_count(session_factory: async_sessionmaker[AsyncSession]) -> in
 
 
 async def run_until_settled(
-    worker: OutboxWorker[Push],
+    worker: OutboxWorker[Screen],
     session_factory: async_sessionmaker[AsyncSession],
     limit: float = SETTLE_LIMIT,
 ) -> None:
@@ -100,7 +101,7 @@ async def run_until_settled(
 
 def notifier(
     harness: BotHarness, settings: Settings | None = None, **options: object
-) -> OutboxWorker[Push]:
+) -> OutboxWorker[Screen]:
     options.setdefault("policy", FAST_RETRIES)
     return build_notifier(
         harness.bot,
@@ -200,8 +201,8 @@ async def test_persistent_failures_fail_with_the_reason_and_the_chat_moves_on(
 
 
 async def test_other_bad_requests_fail_at_once(harness: BotHarness) -> None:
-    async def broken(context: PushContext) -> Push:
-        return Push("<b>незакрытый тег")
+    async def broken(context: PushContext) -> Screen:
+        return Screen("<b>незакрытый тег")
 
     RENDERERS["test_broken"] = broken
     try:

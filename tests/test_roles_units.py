@@ -8,8 +8,17 @@ from collections import Counter
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import screens
-from bot.callbacks import AppAction, AppCb, Facet, FacetAction, FacetCb, ListFilter, StatusCode
+from bot.conversation.intents import (
+    AppAction,
+    AppIntent,
+    Facet,
+    FacetAction,
+    FacetIntent,
+    ListFilter,
+    StatusCode,
+    decode,
+)
+from bot.screens import applications as screens
 from bot.texts import applications as t
 from services.domain import Role
 from services.notifications import recipients_for
@@ -99,7 +108,7 @@ async def test_role_texts_name_who_is_notified(
 
 
 def test_callback_data_of_staff_fits_64_bytes_at_its_largest() -> None:
-    facet = FacetCb(
+    facet = FacetIntent(
         action=FacetAction.CHOOSE,
         facet=Facet.ORGANIZATION,
         choice=-(2**63),
@@ -109,7 +118,7 @@ def test_callback_data_of_staff_fits_64_bytes_at_its_largest() -> None:
         narrowed=True,
     )
     assert len(facet.pack().encode()) <= 64
-    card = AppCb(
+    card = AppIntent(
         action=AppAction.INCLUDE_NO_COMMENT,
         number=2**63 - 1,
         page=100_000,
@@ -121,26 +130,25 @@ def test_callback_data_of_staff_fits_64_bytes_at_its_largest() -> None:
     )
     assert len(card.pack().encode()) <= 64
     assert card.back_to_list().narrowed is True
-    assert FacetCb.unpack(facet.pack()) == facet
+    assert decode(facet.pack()) == facet
 
 
 def test_choices_screen_numbers_across_pages_and_fits_telegrams_limit() -> None:
     long = "Программа «развития» & <компетенций> " * 100
     items = [Choice(key=1000 + i, name=f"{i} {long}", applications=i) for i in range(8)]
     page = Page(items=items, index=1, pages=3, total=20)
-    shown = FacetCb(action=FacetAction.CHOOSE, facet=Facet.PROGRAM, page=1, narrowed=True)
+    shown = FacetIntent(action=FacetAction.CHOOSE, facet=Facet.PROGRAM, page=1, narrowed=True)
     screen = screens.facet_choices(
         Facet.PROGRAM,
         page,
         shown,
-        current=items[2].name,
+        current_choice=items[2].name,
         narrowed=screens.Narrowed(organization="О" * 600, program=items[2].name),
     )
     text, _ = parse_html(screen.text)  # as Telegram counts it: whole HTML, within 4096
     assert len(text) <= 4096
     assert "\n\n9. 0 Программа «развития» & <компетенций>" in text
-    assert screen.markup is not None
-    labels = [button.text for row in screen.markup.inline_keyboard for button in row]
+    labels = [button.label for button in screen.buttons()]
     assert labels[0].startswith("9. 0 Программа")
     assert labels[0].endswith("… · 0")
     assert labels[2].startswith("• 11. 2 Программа")

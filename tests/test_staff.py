@@ -9,7 +9,14 @@ import re
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.callbacks import AppAction, AppCb, Facet, FacetAction, FacetCb, StatusCode
+from bot.conversation.intents import (
+    AppAction,
+    AppIntent,
+    Facet,
+    FacetAction,
+    FacetIntent,
+    StatusCode,
+)
 from services.clock import ManualClock
 from tests.director_data import (
     DIRECTOR,
@@ -115,7 +122,7 @@ async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness
         ["◀ К списку"],
     ]
     # Ids in the buttons, never names.
-    assert callback_data(organisations)[:2] == ["af:s:o:10:0:a:0:0", "af:s:o:20:0:a:0:0"]
+    assert callback_data(organisations)[:2] == ["af2:s:o:10", "af2:s:o:20"]  # ids, no names
 
     of_20 = await harness.press(STAFF, f"2. {ORG_20} · 3")
     assert of_20.text.split("\n")[:4] == [
@@ -284,8 +291,9 @@ async def test_forged_presses_are_refused_and_change_nothing(
     listing = await staff_list(harness)
 
     def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
-        return AppCb(action=action, number=number, status=status).pack()
+        return AppIntent(action=action, number=number, status=status).pack()
 
+    NOT_STAFFS = "Действие «Одобрить» недоступно для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»"
     for data, reason in [
         (
             forged(AppAction.INCLUDE_NO_COMMENT, NEWEST_NEW),
@@ -300,15 +308,15 @@ async def test_forged_presses_are_refused_and_change_nothing(
             "Заявка №39742 уже обработана: статус «Отменена»",
         ),
         (forged(AppAction.OPEN, 1), "Заявка №1 не найдена или недоступна вам."),
-        # Not staff's decision at all: the last-resort answer.
-        (forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW), STALE),
-        (forged(AppAction.APPROVE, NEWEST_NEW), STALE),
+        # Not staff's decision at all: said plainly.
+        (forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW), NOT_STAFFS),
+        (forged(AppAction.APPROVE, NEWEST_NEW), NOT_STAFFS),
     ]:
         await harness.press_data(STAFF, data, listing.message_id)
         assert last_answer(harness) == {"text": reason, "show_alert": True}, data
 
     def facet(kind: Facet, choice: int) -> str:
-        return FacetCb(action=FacetAction.SET, facet=kind, choice=choice).pack()
+        return FacetIntent(action=FacetAction.SET, facet=kind, choice=choice).pack()
 
     await harness.press_data(STAFF, facet(Facet.ORGANIZATION, 999), listing.message_id)
     assert last_answer(harness) == {
@@ -323,13 +331,15 @@ async def test_forged_presses_are_refused_and_change_nothing(
     chooser = harness.api.message(STAFF, listing.message_id)
     assert chooser.text.startswith("📚 Выбор программы")  # shown again to choose from
     # Staff's buttons pressed by a director and by an applicant: not theirs.
-    for user in (DIRECTOR, LISTENER):
+    for user, role in ((DIRECTOR, "Руководитель ОО"), (LISTENER, "Слушатель")):
         menu = await harness.send(user, "/menu")
-        for data in (
-            facet(Facet.ORGANIZATION, 20),
-            forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED),
-        ):
-            await harness.press_data(user, data, menu.message_id)
-            assert last_answer(harness) == {"text": STALE, "show_alert": True}
+        await harness.press_data(user, facet(Facet.ORGANIZATION, 20), menu.message_id)
+        assert last_answer(harness) == {"text": STALE, "show_alert": True}
+        include = forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED)
+        await harness.press_data(user, include, menu.message_id)
+        assert last_answer(harness) == {
+            "text": f"Действие «Включить в группу» недоступно для роли «{role}»",
+            "show_alert": True,
+        }
     assert await snapshot(session_factory) == before
     harness.assert_no_errors()

@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher
-from aiogram.filters import Command
-from aiogram.types import Message, TelegramObject
+from aiogram.types import TelegramObject
 from aiohttp import ClientSession, web
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import build_bot, build_dispatcher
+from bot.conversation.turn import Command, Turn
 from bot.receipts import HANDLED_UPDATES_KEPT, forget_handled_updates
+from bot.screens.menu import message
 from bot.settings import SettingsError
 from bot.web import build_web_app, make_runner
 from bot.webhook import (
@@ -130,6 +131,24 @@ async def processed_count(session_factory: async_sessionmaker[AsyncSession]) -> 
         return int(await session.scalar(select(func.count()).select_from(ProcessedUpdate)) or 0)
 
 
+def on_command(replica: Replica, name: str, flow: Callable[[Turn], Awaitable[None]]) -> None:
+    """The replica's conversation, with `/name` going to `flow` instead."""
+    runner = replica.dp["runner"]
+    default = runner.conversation
+
+    async def conversation(turn: Turn) -> None:
+        if isinstance(turn.event, Command) and turn.event.name == name:
+            await flow(turn)
+        else:
+            await default(turn)
+
+    runner.conversation = conversation
+
+
+def done(turn: Turn) -> None:
+    turn.reply.show(message("Готово."))
+
+
 def bot_replies(api: FakeBotAPI, chat_id: int) -> list[str]:
     return [m.text for m in api.chat(chat_id) if m.from_bot]
 
@@ -209,6 +228,7 @@ async def test_two_replicas_given_one_update_at_once_handle_it_once(
         api.deliver_to(first.url, update, SECRET), api.deliver_to(second.url, update, SECRET)
     )
     assert statuses == [200, 200]
+    assert len(bot_replies(api, STRANGER)) == 1  # the second handling was undone, unsaid
     assert await processed_count(session_factory) == 1
 
 
@@ -217,12 +237,12 @@ async def test_the_answer_waits_for_the_update_to_be_handled(
 ) -> None:
     started, release = asyncio.Event(), asyncio.Event()
 
-    async def slow(message: Message) -> None:
+    async def slow(turn: Turn) -> None:
         started.set()
         await release.wait()
-        await message.answer("Готово.")
+        done(turn)
 
-    replica.dp.message.register(slow, Command("slow"))
+    on_command(replica, "slow", slow)
     api.send_text(STRANGER, "/slow")
     delivery = asyncio.create_task(api.deliver_webhook())
     await started.wait()
@@ -241,12 +261,12 @@ async def test_a_failing_update_is_recorded_answered_and_not_handled_again(
 ) -> None:
     calls = 0
 
-    async def broken(message: Message) -> None:
+    async def broken(turn: Turn) -> None:
         nonlocal calls
         calls += 1
         raise RuntimeError("a bug")
 
-    replica.dp.message.register(broken, Command("broken"))
+    on_command(replica, "broken", broken)
     update = api.send_text(STRANGER, "/broken")
     assert await api.deliver_webhook() == [200]  # a retry would fail the same way
     assert bot_replies(api, STRANGER) == ["Что-то пошло не так, попробуйте ещё раз."]
@@ -273,9 +293,11 @@ async def test_an_update_that_cannot_be_recorded_gets_503_and_is_handled_when_it
     event.listen(engine.sync_engine, "before_cursor_execute", _only_for_processed(refuse))
     update = api.send_text(STRANGER, "/start")
     assert await api.deliver_webhook() == [503]
+    assert bot_replies(api, STRANGER) == []  # nothing was said of what was not done
     assert [u["update_id"] for u in api.pending_updates()] == [update["update_id"]]
     failing = False
     assert await api.deliver_webhook() == [200]
+    assert len(bot_replies(api, STRANGER)) == 1
     assert await processed_count(session_factory) == 1
 
 
@@ -296,14 +318,14 @@ async def test_one_replica_processes_a_bounded_number_of_updates_at_once(
     running: list[int] = []
     all_slots_taken, release = asyncio.Event(), asyncio.Event()
 
-    async def slow(message: Message) -> None:
-        running.append(message.chat.id)
+    async def slow(turn: Turn) -> None:
+        running.append(turn.peer.chat_id)
         if len(running) == MAX_CONCURRENT_UPDATES:
             all_slots_taken.set()
         await release.wait()
-        await message.answer("Готово.")
+        done(turn)
 
-    replica.dp.message.register(slow, Command("slow"))
+    on_command(replica, "slow", slow)
     for user in users:
         api.add_user(user)
         api.send_text(user, "/slow")
@@ -321,12 +343,12 @@ async def test_one_replica_processes_a_bounded_number_of_updates_at_once(
 async def test_stopping_waits_for_updates_in_progress(replica: Replica, api: FakeBotAPI) -> None:
     started, release = asyncio.Event(), asyncio.Event()
 
-    async def slow(message: Message) -> None:
+    async def slow(turn: Turn) -> None:
         started.set()
         await release.wait()
-        await message.answer("Готово.")
+        done(turn)
 
-    replica.dp.message.register(slow, Command("slow"))
+    on_command(replica, "slow", slow)
     api.send_text(STRANGER, "/slow")
     delivery = asyncio.create_task(api.deliver_webhook())
     await started.wait()
@@ -354,13 +376,13 @@ async def test_stopping_hands_back_what_outlives_the_grace_period(
     await set_webhook(first.bot, first.dp, first.url, SECRET)
     started, stuck = asyncio.Event(), True
 
-    async def slow(message: Message, repo: Any) -> None:
+    async def slow(turn: Turn) -> None:
         started.set()
         if stuck:
             await asyncio.Event().wait()
-        await message.answer("Готово.")
+        done(turn)
 
-    first.dp.message.register(slow, Command("slow"))
+    on_command(first, "slow", slow)
     api.send_text(STRANGER, "/slow")
     delivery = asyncio.create_task(api.deliver_webhook())
     await started.wait()
@@ -374,7 +396,7 @@ async def test_stopping_hands_back_what_outlives_the_grace_period(
 
     stuck = False
     second = await start_replica()
-    second.dp.message.register(slow, Command("slow"))
+    on_command(second, "slow", slow)
     await set_webhook(second.bot, second.dp, second.url, SECRET)
     assert await api.deliver_webhook() == [200]
     assert bot_replies(api, STRANGER) == ["Готово."]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 
 SOMETHING_WENT_WRONG = "Что-то пошло не так, попробуйте ещё раз."
+# On the card when a press failed: nothing of it was saved.
+NOT_SAVED = "⚠️ Не получилось: ничего не изменено. Попробуйте ещё раз."
 
 BOT_DESCRIPTION = (
     "Бот модуля «Организация ДПО» ГИС «Образование в Челябинской области»: руководители ОО "

@@ -3,7 +3,7 @@ instruction's words. HTML parse mode: values are escaped by the screens, not her
 
 from __future__ import annotations
 
-from bot.callbacks import Facet, ListFilter
+from bot.conversation.intents import Facet, ListFilter
 from services.domain import Action, Role, Status
 
 NOT_SET = "Не указано"
@@ -144,6 +144,9 @@ BUTTON_TO_LIST = "◀ К списку"
 BUTTON_TO_CARD = "◀ К заявке"
 
 NOT_VISIBLE = "Заявка №{number} не найдена или недоступна вам."
+# A button of another of the person's roles (a push, a card from before a switch): acted on in
+# that role.
+ROLE_SWITCHED_FOR_PRESS = "Роль переключена: «{role}» — кнопка относится к ней"
 STATUS_CHANGED = "ℹ️ Статус заявки изменился: было «{before}», теперь «{after}»."
 
 # --- decisions -----------------------------------------------------------------------------

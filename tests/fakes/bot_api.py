@@ -1079,6 +1079,11 @@ class FakeBotAPI:
         """Queued updates not yet fetched by getUpdates, a webhook or ``take_updates``."""
         return [copy.deepcopy(u) for u in self._updates if u["update_id"] not in self._delivered]
 
+    def unconfirmed_updates(self) -> list[JsonDict]:
+        """Updates Telegram still holds: not confirmed by a later getUpdates offset (polling),
+        nor answered 2xx (webhook); fetched ones included. It delivers them again."""
+        return [copy.deepcopy(u) for u in self._updates]
+
     def take_updates(self) -> list[JsonDict]:
         """Remove and return all queued updates (to feed a Dispatcher in-process)."""
         updates, self._updates = self._updates, []

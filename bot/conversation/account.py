@@ -1,0 +1,154 @@
+"""The person's side of the conversation: the consent gate, the main menu, the profile and the
+role switch, help, «🔔 Уведомления», and whether the chat is reachable."""
+
+from __future__ import annotations
+
+from bot.conversation import applications
+from bot.conversation.intents import (
+    MenuAction,
+    MenuIntent,
+    NotifyAction,
+    NotifyIntent,
+    ProfileAction,
+    ProfileIntent,
+)
+from bot.conversation.turn import Turn
+from bot.screens import linking as link_screens
+from bot.screens import menu as screens
+from bot.screens.screen import Screen
+from bot.texts import linking as link_texts
+from bot.texts import notifications as notification_texts
+from bot.texts.linking import CONSENT_VERSION
+from services.applications import menu_count
+from services.domain import Actor, Role
+from services.linking import accept_consent, actor_for, has_consent, switch_role
+from services.outbox import chat_blocked, chat_unblocked
+
+NOTICES = {
+    NotifyAction.MUTE: notification_texts.MUTED,
+    NotifyAction.UNMUTE: notification_texts.UNMUTED,
+    NotifyAction.DIGEST_OFF: notification_texts.DIGEST_DISABLED,
+    NotifyAction.DIGEST_ON: notification_texts.DIGEST_ENABLED,
+}
+
+
+def consented(turn: Turn) -> bool:
+    return turn.link is not None and has_consent(turn.link, CONSENT_VERSION)
+
+
+async def menu_screen(turn: Turn, actor: Actor) -> Screen:
+    return screens.main_menu(actor, await menu_count(turn.repo, actor))
+
+
+async def show_menu(turn: Turn) -> None:
+    assert turn.actor is not None
+    turn.reply.show(await menu_screen(turn, turn.actor))
+
+
+# --- consent -------------------------------------------------------------------------------
+
+
+def ask_consent(turn: Turn, *, pressed: bool = False) -> None:
+    """The consent screen, for anything a linked user does before accepting it."""
+    if pressed:
+        turn.reply.notice(link_texts.CONSENT_REQUIRED)
+    turn.reply.show(link_screens.consent())
+
+
+async def accept(turn: Turn) -> None:
+    """«Ознакомился»: the time and the text's version are stored, the main menu opens."""
+    link = turn.link
+    assert link is not None
+    if not has_consent(link, CONSENT_VERSION):
+        accept_consent(link, version=CONSENT_VERSION, clock=turn.clock)
+        turn.actor = actor_for(link)
+        turn.reply.commands(turn.actor.role)
+    turn.reply.notice(link_texts.CONSENT_ACCEPTED)
+    await show_menu(turn)
+
+
+# --- menu, profile, help -------------------------------------------------------------------
+
+
+async def profile_screen(turn: Turn) -> Screen:
+    actor = turn.actor
+    assert actor is not None
+    organization = (
+        await turn.repo.accounts.organization(actor.organization_id)
+        if actor.organization_id is not None
+        else None
+    )
+    return screens.profile(actor, organization.name if organization is not None else None)
+
+
+async def on_menu(turn: Turn, pressed: MenuIntent) -> None:
+    actor = turn.actor
+    assert actor is not None
+    if pressed.action is MenuAction.HOME:
+        await show_menu(turn)
+    elif pressed.action is MenuAction.APPLICATIONS:
+        await applications.open_home_list(turn)
+    elif pressed.action is MenuAction.NOTIFICATIONS:
+        turn.reply.show(notifications_screen(turn))
+    elif pressed.action is MenuAction.PROFILE:
+        turn.reply.show(await profile_screen(turn))
+    else:
+        turn.reply.show(screens.help_screen(actor))
+
+
+async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
+    """«Сменить роль» lists the account's roles; a role chosen opens the menu of that role, in
+    place, and the chat's commands follow. A role the account lacks is refused."""
+    link, actor = turn.linked()
+    if pressed.action is ProfileAction.ROLES:
+        turn.reply.show(screens.roles(actor))
+        return
+    switched = switch_role(link, pressed.role) if pressed.role is not None else None
+    if switched is None:
+        turn.reply.alert(link_texts.ROLE_NOT_YOURS)
+        turn.reply.show(screens.roles(actor))
+        return
+    turn.actor = switched
+    turn.reply.notice(link_texts.ROLE_SWITCHED.format(role=switched.role.label))
+    await show_menu(turn)
+    turn.reply.commands(switched.role)
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+def notifications_screen(turn: Turn) -> Screen:
+    (link, actor), settings = turn.linked(), turn.settings
+    return screens.notifications(
+        screens.NotificationSettings(
+            muted=link.muted,
+            digest_enabled=link.digest_enabled,
+            digest_time=settings.DIGEST_TIME,
+            zone=settings.TIMEZONE,
+        ),
+        actor,
+    )
+
+
+async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
+    link, actor = turn.linked()
+    action = pressed.action
+    if action in (NotifyAction.MUTE, NotifyAction.UNMUTE):
+        link.muted = action is NotifyAction.MUTE
+    elif Role.DIRECTOR in actor.roles:
+        link.digest_enabled = action is NotifyAction.DIGEST_ON
+    else:  # a forged button: the digest is for directors only
+        turn.reply.alert(notification_texts.DIGEST_FOR_DIRECTORS)
+        return
+    turn.reply.notice(NOTICES[action])
+    turn.reply.show(notifications_screen(turn))
+
+
+async def reachable(turn: Turn, now_reachable: bool) -> None:
+    """The user blocked the bot or came back: the chat's pushes are held or released."""
+    if turn.link is None:
+        return
+    if now_reachable:
+        await chat_unblocked(turn.repo.session, turn.link.chat_id, turn.clock.now())
+    else:
+        await chat_blocked(turn.repo.session, turn.link.chat_id, turn.clock.now())

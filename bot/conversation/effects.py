@@ -1,0 +1,86 @@
+"""What the conversation asks a front end to do for an update, carried out after the update's
+transaction committed: nothing is shown before it is true.
+
+A flow appends effects to the update's `Reply`; the runner (bot/conversation/runner.py)
+commits, then hands them to the messenger's executor. An executor answers every press (with
+the Notice, or silently), shows screens in place where it can, and never fails the update:
+the change is committed by then, a messenger's refusal is logged and passed over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.screens.screen import Screen
+from services.domain import Role
+
+
+@dataclass(frozen=True)
+class Show:
+    """Show a screen: in place of the pressed message (a press), else as a new message."""
+
+    screen: Screen
+    in_place: bool = True
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A short answer to a press: a toast, or an alert the person must dismiss. Only a press
+    has one: for a message the screens say it all."""
+
+    text: str
+    alert: bool = False
+
+
+@dataclass(frozen=True)
+class Remove:
+    """Remove a message of the bot's (a prompt whose input has ended)."""
+
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Commands:
+    """The commands the chat's menu offers now: those of the role, none when unlinked."""
+
+    role: Role | None
+
+
+Effect = Show | Notice | Remove | Commands
+
+
+@dataclass
+class Reply:
+    """The effects of one update, in order."""
+
+    effects: list[Effect] = field(default_factory=list)
+
+    def show(self, screen: Screen, *, in_place: bool = True) -> None:
+        self.effects.append(Show(screen, in_place))
+
+    def send(self, screen: Screen) -> None:
+        """A new message, even for a press."""
+        self.effects.append(Show(screen, in_place=False))
+
+    def notice(self, text: str) -> None:
+        self.effects.append(Notice(text))
+
+    def alert(self, text: str) -> None:
+        self.effects.append(Notice(text, alert=True))
+
+    def remove(self, message_id: str | None) -> None:
+        if message_id:
+            self.effects.append(Remove(message_id))
+
+    def commands(self, role: Role | None) -> None:
+        self.effects.append(Commands(role))
+
+    def clear(self) -> None:
+        self.effects.clear()
+
+
+class Executor(Protocol):
+    """A front end's way of carrying out effects for the update it translated."""
+
+    async def execute(self, effects: list[Effect]) -> None: ...

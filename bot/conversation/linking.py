@@ -1,0 +1,192 @@
+"""Linking in the chat: `/start <token>` (portal first), confirming a switch of accounts,
+`/logout` with confirmation; and what an unlinked user gets (/start, /help, anything else).
+These work before the consent too: a person may switch accounts or withdraw without
+accepting it."""
+
+from __future__ import annotations
+
+import logging
+
+from bot import texts
+from bot.conversation.effects import Reply
+from bot.conversation.intents import LinkAction, LinkIntent
+from bot.conversation.turn import Turn
+from bot.screens import linking as screens
+from bot.screens.menu import main_menu, message
+from bot.texts import linking as link_texts
+from bot.texts.linking import CONSENT_VERSION
+from services.applications import menu_count
+from services.linking import (
+    Linked,
+    LinkRefused,
+    Refusal,
+    SwitchNeeded,
+    cancel_switch,
+    confirm_switch,
+    has_consent,
+    mint_bot_token,
+    redeem_portal_token,
+    unlink_account,
+)
+from storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
+
+
+def refusal_text(turn: Turn, reason: Refusal) -> str:
+    settings = turn.settings
+    new_link = link_texts.NEW_LINK_PORTAL
+    if settings.bot_first_sign_in:
+        new_link += link_texts.NEW_LINK_BOT_FIRST
+    return link_texts.REFUSALS[reason].format(
+        new_link=new_link, ttl_minutes=settings.LINK_TOKEN_TTL // 60
+    )
+
+
+async def announcement(repo: Repositories, linked: Linked, *, in_place: bool = False) -> Reply:
+    """What a chat hears when it is bound: who it is now (in place of the pressed message, if
+    asked), then the consent until it is accepted, the main menu after; the chat's commands
+    follow. Also told by the bot-first sign-in page, outside any update."""
+    reply = Reply()
+    actor = linked.actor
+    signed_in = screens.signed_in(actor.full_name, actor.role.label, already=linked.already)
+    reply.show(signed_in, in_place=in_place)
+    if has_consent(linked.link, CONSENT_VERSION):
+        reply.send(main_menu(actor, await menu_count(repo, actor)))
+        reply.commands(actor.role)
+    else:
+        reply.send(screens.consent())
+        reply.commands(None)
+    return reply
+
+
+async def first_screen(turn: Turn, linked: Linked, *, in_place: bool = False) -> None:
+    turn.link, turn.actor = linked.link, linked.actor
+    reply = await announcement(turn.repo, linked, in_place=in_place)
+    turn.reply.effects += reply.effects
+
+
+def log_linked(linked: Linked, how: str) -> None:
+    if not linked.already:
+        log.info(
+            "account %s linked to Telegram user %s (%s%s)",
+            linked.link.account_id,
+            linked.link.telegram_user_id,
+            how,
+            ", moved from another chat" if linked.moved_from_chat is not None else "",
+        )
+
+
+async def redeem(turn: Turn, token: str) -> None:
+    """`/start <token>`: the payload of a link from the web module."""
+    outcome = await redeem_portal_token(
+        turn.repo,
+        token,
+        telegram_user_id=turn.peer.user_id,
+        chat_id=turn.peer.chat_id,
+        clock=turn.clock,
+    )
+    if isinstance(outcome, LinkRefused):
+        log.info(
+            "link token refused for Telegram user %s: %s", turn.peer.user_id, outcome.reason.value
+        )
+        turn.reply.show(message(refusal_text(turn, outcome.reason)))
+    elif isinstance(outcome, SwitchNeeded):
+        turn.reply.show(
+            screens.switch_question(outcome.current_name, outcome.target_name, outcome.token_id)
+        )
+    else:
+        log_linked(outcome, "portal first")
+        await first_screen(turn, outcome, in_place=False)
+
+
+async def on_link(turn: Turn, pressed: LinkIntent) -> None:
+    if pressed.action is LinkAction.SWITCH:
+        await switch(turn, pressed.token)
+    elif pressed.action is LinkAction.KEEP:
+        await cancel_switch(turn.repo, pressed.token, telegram_user_id=turn.peer.user_id)
+        if turn.link is None:
+            turn.reply.show(message(link_texts.SWITCH_STALE))
+        else:
+            turn.reply.show(screens.switch_kept(turn.link.account.full_name))
+    elif pressed.action is LinkAction.LOGOUT:
+        await logout(turn)
+    elif turn.link is None:  # STAY
+        turn.reply.show(message(link_texts.NOT_LINKED))
+    else:
+        turn.reply.show(message(link_texts.LOGOUT_KEPT, menu=True))
+
+
+async def switch(turn: Turn, token_id: int) -> None:
+    """«Да, сменить учётную запись»."""
+    outcome = await confirm_switch(
+        turn.repo,
+        token_id,
+        telegram_user_id=turn.peer.user_id,
+        chat_id=turn.peer.chat_id,
+        clock=turn.clock,
+    )
+    if isinstance(outcome, LinkRefused):
+        text = (
+            link_texts.SWITCH_STALE
+            if outcome.reason is Refusal.UNKNOWN
+            else refusal_text(turn, outcome.reason)
+        )
+        turn.reply.show(message(text))
+        return
+    log_linked(outcome, "switched accounts")
+    await first_screen(turn, outcome, in_place=True)
+
+
+def ask_logout(turn: Turn) -> None:
+    if turn.link is None:
+        turn.reply.show(message(link_texts.NOT_LINKED))
+        return
+    turn.reply.show(screens.logout_question(turn.link.account.full_name))
+
+
+async def logout(turn: Turn) -> None:
+    """«Да, отвязать»: the binding, the chat's pending pushes and the conversation go."""
+    if turn.link is None:
+        turn.reply.show(message(link_texts.NOT_LINKED))
+        return
+    account_id = turn.link.account_id
+    await unlink_account(turn.repo, account_id, clock=turn.clock, tell=None)
+    turn.state.clear()
+    turn.link = turn.actor = None
+    log.info("account %s unlinked by /logout", account_id)
+    turn.reply.show(message(link_texts.LOGOUT_DONE))
+    turn.reply.commands(None)
+
+
+# --- an unlinked user ----------------------------------------------------------------------
+
+
+async def welcome(turn: Turn) -> None:
+    """/start of an unlinked user: «Войти через Госуслуги» (bot first) when a provider is
+    configured, otherwise the portal-first way."""
+    settings = turn.settings
+    ttl_minutes = settings.LINK_TOKEN_TTL // 60
+    if not settings.bot_first_sign_in:
+        turn.reply.show(screens.welcome(ttl_minutes))
+        return
+    peer = turn.peer
+    name = peer.name + (f" (@{peer.username})" if peer.username else "")
+    minted = await mint_bot_token(
+        turn.repo,
+        telegram_user_id=peer.user_id,
+        chat_id=peer.chat_id,
+        telegram_name=name,
+        ttl=turn.link_ttl,
+        clock=turn.clock,
+    )
+    url = f"{settings.public_base}/link/{minted.token}"
+    turn.reply.show(screens.welcome_with_sign_in(ttl_minutes, url))
+
+
+def help_unlinked(turn: Turn) -> None:
+    turn.reply.show(message(texts.HELP_UNLINKED))
+
+
+def anything_else(turn: Turn) -> None:
+    turn.reply.show(message(texts.UNKNOWN_UNLINKED))

@@ -1,0 +1,126 @@
+"""The screens around the applications: the main menu of the active role, the profile and the
+role switch, help, «🔔 Уведомления»."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import time
+
+from bot import texts
+from bot.conversation.intents import (
+    MenuAction,
+    MenuIntent,
+    NotifyAction,
+    NotifyIntent,
+    ProfileAction,
+    ProfileIntent,
+)
+from bot.screens.applications import back_to_menu, menu_only
+from bot.screens.markup import escape
+from bot.screens.screen import Button, Screen, rows
+from bot.texts import linking as link_texts
+from bot.texts import notifications as notification_texts
+from services.domain import Actor, Role
+
+
+def main_menu(actor: Actor, count: int) -> Screen:
+    """The main menu of the active role; `count` is what waits for the user."""
+    role = actor.role
+    if role is Role.DIRECTOR:
+        applications = texts.MENU_APPLICATIONS_DIRECTOR.format(count=count)
+    elif role is Role.STAFF:
+        applications = texts.MENU_APPLICATIONS_STAFF.format(count=count)
+    else:
+        applications = texts.MENU_APPLICATIONS_LISTENER
+    text = texts.MENU_TITLE.format(name=escape(actor.full_name), role=role.label)
+    return Screen(
+        text,
+        rows(
+            Button(applications, MenuIntent(MenuAction.APPLICATIONS)),
+            Button(texts.MENU_NOTIFICATIONS, MenuIntent(MenuAction.NOTIFICATIONS)),
+            Button(texts.MENU_PROFILE, MenuIntent(MenuAction.PROFILE)),
+            Button(texts.MENU_HELP, MenuIntent(MenuAction.HELP)),
+        ),
+    )
+
+
+def profile(actor: Actor, organization: str | None) -> Screen:
+    roles = ", ".join(role.label for role in Role if role in actor.roles)
+    text = link_texts.PROFILE.format(
+        name=escape(actor.full_name),
+        organization=escape(organization if organization is not None else link_texts.NOT_SPECIFIED),
+        roles=escape(roles or link_texts.NOT_SPECIFIED),
+        role=escape(actor.role.label),
+    )
+    return Screen(
+        text,
+        rows(
+            Button(link_texts.PROFILE_SWITCH_ROLE, ProfileIntent(ProfileAction.ROLES)),
+            back_to_menu(),
+        ),
+    )
+
+
+def roles(actor: Actor) -> Screen:
+    """One button per role of the account, in the order of the Role enum; the active one ticked."""
+    choices = [
+        Button(
+            (link_texts.ROLE_CURRENT_MARK if role is actor.role else "") + role.label,
+            ProfileIntent(ProfileAction.SET_ROLE, role),
+        )
+        for role in Role
+        if role in actor.roles
+    ]
+    return Screen(link_texts.ROLES_TITLE, rows(*choices, back_to_menu()))
+
+
+def help_screen(actor: Actor) -> Screen:
+    text = link_texts.HELP_LINKED.format(
+        name=escape(actor.full_name),
+        role=actor.role.label,
+        role_help=link_texts.ROLE_HELP[actor.role],
+    )
+    return Screen(text, menu_only())
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    """What «🔔 Уведомления» shows: the person's choices and when the digest comes."""
+
+    muted: bool
+    digest_enabled: bool
+    digest_time: time
+    zone: str
+
+
+def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
+    """Each button sets the opposite of the current state; the digest only for directors."""
+    lines = [notification_texts.TITLE, ""]
+    lines.append(notification_texts.PUSHES_OFF if settings.muted else notification_texts.PUSHES_ON)
+    director = Role.DIRECTOR in actor.roles
+    if director:
+        lines.append("")
+        if settings.digest_enabled:
+            at = settings.digest_time.strftime("%H:%M")
+            lines.append(notification_texts.DIGEST_ON.format(time=at, zone=settings.zone))
+            if settings.muted:
+                lines.append(notification_texts.DIGEST_MUTED)
+        else:
+            lines.append(notification_texts.DIGEST_OFF)
+    buttons = [
+        Button(notification_texts.BUTTON_UNMUTE, NotifyIntent(NotifyAction.UNMUTE))
+        if settings.muted
+        else Button(notification_texts.BUTTON_MUTE, NotifyIntent(NotifyAction.MUTE))
+    ]
+    if director:
+        buttons.append(
+            Button(notification_texts.BUTTON_DIGEST_OFF, NotifyIntent(NotifyAction.DIGEST_OFF))
+            if settings.digest_enabled
+            else Button(notification_texts.BUTTON_DIGEST_ON, NotifyIntent(NotifyAction.DIGEST_ON))
+        )
+    return Screen("\n".join(lines), rows(*buttons, back_to_menu()))
+
+
+def message(text: str, *, menu: bool = False) -> Screen:
+    """A plain message, with the way back to the main menu if asked."""
+    return Screen(text, menu_only() if menu else ())

@@ -1,0 +1,125 @@
+"""Carrying out a reply's effects through the Bot API, after the update's commit.
+
+Every press is answered (answerCallbackQuery: with the Notice, or empty), first, so no button
+spins. A screen goes in place of the pressed message (editMessageText with its keyboard);
+«message is not modified» counts as success, and a message that can no longer be edited
+(deleted, too old) is replaced by a new one, so a stale button never leads to a dead end.
+Nothing here fails the update: the change is committed by now, and what Telegram refuses is
+logged and passed over (a press answered too late, a prompt already deleted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+
+from bot.conversation.effects import Commands, Effect, Notice, Remove, Show
+from bot.screens.markup import shorten
+from bot.screens.screen import Screen
+from bot.telegram.commands import set_chat_commands
+from bot.telegram.render import keyboard
+
+log = logging.getLogger(__name__)
+
+NOT_MODIFIED = "message is not modified"
+CANNOT_EDIT = ("message to edit not found", "message can't be edited", "MESSAGE_ID_INVALID")
+ANSWER_LIMIT = 200  # characters of a callback answer
+
+
+def answer_of(effects: list[Effect]) -> Notice | None:
+    """The one answer a press gets: the first alert (a refusal must be read), else the first
+    toast."""
+    notices = [effect for effect in effects if isinstance(effect, Notice)]
+    return next((n for n in notices if n.alert), notices[0] if notices else None)
+
+
+class TelegramExecutor:
+    """The effects of one update, in the chat it came from; `callback_id` and `origin` (the
+    pressed message's id) when the update is a press."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        callback_id: str | None = None,
+        origin: int | None = None,
+    ) -> None:
+        self.bot = bot
+        self.chat_id = chat_id
+        self.callback_id = callback_id
+        self.origin = origin
+
+    async def execute(self, effects: list[Effect]) -> None:
+        if self.callback_id is not None:
+            await self._answer(answer_of(effects))
+        for effect in effects:
+            try:
+                if isinstance(effect, Show):
+                    await self._show(effect)
+                elif isinstance(effect, Remove):
+                    await self._remove(effect.message_id)
+                elif isinstance(effect, Commands):
+                    await set_chat_commands(self.bot, self.chat_id, effect.role)
+            except TelegramAPIError as error:
+                log.warning(
+                    "chat %s: %s not carried out: %s",
+                    self.chat_id,
+                    type(effect).__name__,
+                    type(error).__name__,
+                )
+
+    async def _answer(self, notice: Notice | None) -> None:
+        assert self.callback_id is not None
+        try:
+            if notice is None:
+                await self.bot.answer_callback_query(self.callback_id)
+            else:
+                await self.bot.answer_callback_query(
+                    self.callback_id,
+                    text=shorten(notice.text, ANSWER_LIMIT),
+                    show_alert=True if notice.alert else None,
+                )
+        except TelegramAPIError as error:  # too late (a redelivered press): nothing to answer
+            log.info("press in chat %s not answered: %s", self.chat_id, type(error).__name__)
+
+    async def _show(self, effect: Show) -> None:
+        if (
+            effect.in_place
+            and self.origin is not None
+            and await self._edit(self.origin, effect.screen)
+        ):
+            return
+        await self.send(effect.screen)
+
+    async def send(self, screen: Screen) -> int:
+        message = await self.bot.send_message(
+            self.chat_id, screen.text, reply_markup=keyboard(screen)
+        )
+        return message.message_id
+
+    async def _edit(self, message_id: int, screen: Screen) -> bool:
+        """Edit the message into the screen; False if it can no longer be edited."""
+        try:
+            await self.bot.edit_message_text(
+                text=screen.text,
+                chat_id=self.chat_id,
+                message_id=message_id,
+                reply_markup=keyboard(screen),
+            )
+        except TelegramBadRequest as error:
+            if NOT_MODIFIED in error.message:
+                return True
+            if any(reason in error.message for reason in CANNOT_EDIT):
+                log.info("message %s can no longer be edited, sending anew", message_id)
+                return False
+            raise
+        return True
+
+    async def _remove(self, message_id: str) -> None:
+        # Already gone, or not a Telegram message id: nothing to remove.
+        with contextlib.suppress(TelegramBadRequest, ValueError):
+            await self.bot.delete_message(self.chat_id, int(message_id))

@@ -1,0 +1,195 @@
+"""Where a conversation's pending input and list choices are kept between updates: the SQL
+database (the embedded default) or Redis (REDIS_URL), surviving restarts either way.
+
+A state is a name and a JSON object (`RawState`), keyed by the bot, the chat and the user
+(`StateKey`). Rows and keys are the ones the Telegram-only bot kept with aiogram's FSM storage
+(table `fsm_states`; Redis keys `fsm:<bot>:<chat>:<user>:state|data`), so a conversation in
+progress at an upgrade goes on.
+
+In SQL the state is read and written in the update's own session: it commits or rolls back
+with the update. Redis is written after the update's commit (`save` returns the write to make
+then), so a state is never ahead of the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import and_, bindparam, delete, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from storage.db import upsert
+from storage.models import Account, FsmState, TelegramLink
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+STATE_TTL_SECONDS = 30 * 24 * 3600  # Redis: a conversation untouched for a month is forgotten
+
+
+@dataclass(frozen=True)
+class StateKey:
+    bot_id: int
+    chat_id: int
+    user_id: int
+
+
+@dataclass(frozen=True)
+class RawState:
+    name: str | None = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.name is None and not self.data
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class StateStore(Protocol):
+    async def load(
+        self, session: AsyncSession, key: StateKey, telegram_user_id: int
+    ) -> tuple[TelegramLink | None, RawState]:
+        """The sender's binding and the conversation's state."""
+
+    async def save(
+        self, session: AsyncSession, key: StateKey, state: RawState
+    ) -> AfterCommit | None:
+        """Write the state (in `session`), or return the write to make after the commit."""
+
+    async def clear(self, key: StateKey) -> None:
+        """Forget the conversation outside any update (a revocation from the web module)."""
+
+
+_KEY = and_(
+    FsmState.bot_id == bindparam("bot_id"),
+    FsmState.chat_id == bindparam("chat_id"),
+    FsmState.user_id == bindparam("user_id"),
+    FsmState.thread_id == 0,
+    FsmState.business_connection_id == "",
+    FsmState.destiny == "default",
+)
+
+
+def _link_and_state() -> Any:
+    """The binding of the sender and the conversation's row in one statement, built once."""
+    anchor = select(literal(1).label("anchor")).subquery("anchor")
+    return (
+        select(TelegramLink, FsmState.state, FsmState.data)
+        .select_from(anchor)
+        .outerjoin(TelegramLink, TelegramLink.telegram_user_id == bindparam("telegram_user_id"))
+        .outerjoin(FsmState, _KEY)
+        # an outer join: an inner one would drop the row of an unlinked user
+        .options(joinedload(TelegramLink.account, innerjoin=False).joinedload(Account.roles))
+    )
+
+
+_LINK_AND_STATE = _link_and_state()
+
+
+def _key_params(key: StateKey) -> dict[str, int]:
+    return {"bot_id": key.bot_id, "chat_id": key.chat_id, "user_id": key.user_id}
+
+
+class SqlStates:
+    """States in the `fsm_states` table, in the update's transaction; a state with no name and
+    no data leaves no row."""
+
+    def __init__(self, session_factory: Callable[[], AsyncSession]) -> None:
+        self.session_factory = session_factory
+
+    async def load(
+        self, session: AsyncSession, key: StateKey, telegram_user_id: int
+    ) -> tuple[TelegramLink | None, RawState]:
+        result = await session.execute(
+            _LINK_AND_STATE, {"telegram_user_id": telegram_user_id, **_key_params(key)}
+        )
+        # One row per role of the account (joined eagerly); the state's columns repeat on each.
+        link, name, data = result.unique(lambda _: True).one()
+        return link, RawState(name, dict(data) if data else None)
+
+    async def save(
+        self, session: AsyncSession, key: StateKey, state: RawState
+    ) -> AfterCommit | None:
+        if state.empty:
+            await session.execute(delete(FsmState).where(_KEY), _key_params(key))
+            return None
+        values = {
+            **_key_params(key),
+            "thread_id": 0,
+            "business_connection_id": "",
+            "destiny": "default",
+            "state": state.name,
+            "data": state.data or {},
+        }
+        statement = upsert(session, FsmState).values(**values)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    "bot_id",
+                    "chat_id",
+                    "user_id",
+                    "thread_id",
+                    "business_connection_id",
+                    "destiny",
+                ],
+                set_={"state": statement.excluded.state, "data": statement.excluded.data},
+            )
+        )
+        return None
+
+    async def clear(self, key: StateKey) -> None:
+        async with self.session_factory() as session, session.begin():
+            await session.execute(delete(FsmState).where(_KEY), _key_params(key))
+
+
+class RedisStates:
+    """States in Redis, under the keys aiogram's RedisStorage used; written after the commit."""
+
+    def __init__(self, redis: Redis, ttl: int = STATE_TTL_SECONDS) -> None:
+        self.redis = redis
+        self.ttl = ttl
+
+    @staticmethod
+    def _keys(key: StateKey) -> tuple[str, str]:
+        base = f"fsm:{key.bot_id}:{key.chat_id}:{key.user_id}"
+        return f"{base}:state", f"{base}:data"
+
+    async def load(
+        self, session: AsyncSession, key: StateKey, telegram_user_id: int
+    ) -> tuple[TelegramLink | None, RawState]:
+        from storage.repositories import Repositories
+
+        link = await Repositories(session).links.by_telegram_user(telegram_user_id)
+        name, data = await self.redis.mget(self._keys(key))
+        if isinstance(name, bytes):
+            name = name.decode()
+        decoded = json.loads(data) if data else None
+        return link, RawState(name, decoded if isinstance(decoded, dict) else None)
+
+    async def save(
+        self, session: AsyncSession, key: StateKey, state: RawState
+    ) -> AfterCommit | None:
+        state_key, data_key = self._keys(key)
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if state.name is None:
+                    pipe.delete(state_key)
+                else:
+                    pipe.set(state_key, state.name, ex=self.ttl)
+                if state.data:
+                    pipe.set(data_key, json.dumps(state.data), ex=self.ttl)
+                else:
+                    pipe.delete(data_key)
+                await pipe.execute()
+
+        return write
+
+    async def clear(self, key: StateKey) -> None:
+        await self.redis.delete(*self._keys(key))

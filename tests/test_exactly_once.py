@@ -1,0 +1,261 @@
+"""Exactly once in: the real `python -m bot` killed (SIGKILL) or stopped (SIGTERM) while
+decisions are in flight, then restarted; Telegram's double delivers again whatever it was not
+told we received. Every decision is applied exactly once: one history row, one push.
+
+Each of 24 directors approves an application from the push of it; the answers to half of the
+presses are held back by the double, so at the kill some decisions are done and acknowledged
+and others are still being handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notifications import notify_new_application
+from storage.models import Application, ApplicationEvent, OutboxMessage
+from storage.repositories import Repositories
+from tests import factories
+from tests.fakes.bot_api import FakeBotAPI
+from tests.processes import BotProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+SCHOOLS = 24
+HELD = 12  # decisions whose answer the double holds back
+HOLD_SECONDS = 4.0
+SECRET = "exactly-once-webhook-secret-0123456789"
+
+
+def director(org: int) -> int:
+    return 100 + org
+
+
+def applicant(org: int) -> int:
+    return 200 + org
+
+
+def number(org: int) -> int:
+    return 5000 + org
+
+
+def chat(account_id: int) -> int:
+    return account_id + 1000
+
+
+async def seed(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """24 schools: a director and an applicant each, linked; a new application each, with its
+    push to the director in the outbox."""
+    async with session_factory() as session:
+        orgs = range(1, SCHOOLS + 1)
+        session.add_all(factories.organization(org) for org in orgs)
+        await session.flush()
+        for org in orgs:
+            session.add(factories.account(director(org), f"Директор Школы {org}", org, "director"))
+            session.add(factories.account(applicant(org), f"Педагог Школы {org}", org, "listener"))
+        await session.flush()
+        for org in orgs:
+            session.add(factories.link(director(org), chat(director(org)), "director"))
+            session.add(factories.link(applicant(org), chat(applicant(org)), "listener"))
+        applications = [factories.application(number(org), applicant(org), org) for org in orgs]
+        session.add_all(applications)
+        await session.flush()
+        for application in applications:
+            await notify_new_application(Repositories(session), application, now=factories.T0)
+        await session.commit()
+
+
+def add_users(api: FakeBotAPI) -> None:
+    for org in range(1, SCHOOLS + 1):
+        api.add_user(chat(director(org)), first_name=f"Директор{org}")
+        api.add_user(chat(applicant(org)), first_name=f"Педагог{org}")
+
+
+async def counts(session_factory: async_sessionmaker[AsyncSession]) -> dict[str, object]:
+    async with session_factory() as session:
+        approvals = await session.execute(
+            select(ApplicationEvent.application_number, func.count())
+            .where(ApplicationEvent.action == "approve")
+            .group_by(ApplicationEvent.application_number)
+        )
+        pushes = await session.execute(
+            select(OutboxMessage.application_number, func.count())
+            .where(OutboxMessage.kind == "status_changed")
+            .group_by(OutboxMessage.application_number)
+        )
+        statuses = await session.execute(
+            select(Application.status, func.count()).group_by(Application.status)
+        )
+        return {
+            "approvals": dict(approvals.tuples().all()),
+            "pushes": dict(pushes.tuples().all()),
+            "statuses": dict(statuses.tuples().all()),
+        }
+
+
+async def approvals(session_factory: async_sessionmaker[AsyncSession]) -> int:
+    async with session_factory() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(ApplicationEvent)
+            .where(ApplicationEvent.action == "approve")
+        )
+        return int(found or 0)
+
+
+def assert_each_applied_once(found: dict[str, object]) -> None:
+    every = {number(org): 1 for org in range(1, SCHOOLS + 1)}
+    assert found["approvals"] == every  # one history row per decision
+    assert found["pushes"] == every  # one push to the applicant per decision
+    assert found["statuses"] == {"approved": SCHOOLS}
+
+
+async def open_prompts(api: FakeBotAPI, bot: BotProcess) -> None:
+    """Every director got the push of the new application and pressed «✅ Одобрить» on it:
+    the prompt for a comment is on screen, «Без комментария» under it."""
+
+    def pushed(org: int) -> bool:
+        return any(m.from_bot and "Новая заявка" in m.text for m in api.chat(chat(director(org))))
+
+    await bot.wait_for(lambda: all(pushed(org) for org in range(1, SCHOOLS + 1)))
+    for org in range(1, SCHOOLS + 1):
+        api.press(chat(director(org)), "✅ Одобрить")
+
+
+def prompted(api: FakeBotAPI) -> bool:
+    return all(
+        "Без комментария" in str(api.last_bot_message(chat(director(org))).buttons())
+        for org in range(1, SCHOOLS + 1)
+    )
+
+
+def decide_all(api: FakeBotAPI) -> None:
+    """Every director presses «Без комментария»; the first HELD answers are held back."""
+    api.timeout_next("answerCallbackQuery", seconds=HOLD_SECONDS, times=HELD)
+    for org in range(1, SCHOOLS + 1):
+        api.press(chat(director(org)), "Без комментария")
+
+
+def env(api: FakeBotAPI, database_url: str, **values: str) -> dict[str, str]:
+    return {
+        "BOT_TOKEN": api.token,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_API_URL": api.url,
+        "WEB_PORT": "0",
+        "LOG_LEVEL": "INFO",
+        **values,
+    }
+
+
+async def test_webhook_mode_killed_mid_decisions_applies_each_once(
+    database_url: str, session_factory: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await seed(session_factory)
+    port = free_port()
+    webhook = {
+        "WEB_PORT": str(port),
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "WEBHOOK_SECRET": SECRET,
+    }
+    async with FakeBotAPI() as api:
+        add_users(api)
+        bot = await BotProcess.start(tmp_path / "first", **env(api, database_url, **webhook))
+        try:
+            await bot.wait_for(lambda: api.webhook is not None)
+            await open_prompts(api, bot)
+            assert await api.deliver_webhook(concurrency=SCHOOLS) == [200] * SCHOOLS
+            await bot.wait_for(lambda: prompted(api))
+            decide_all(api)
+            delivery = asyncio.create_task(api.deliver_webhook(concurrency=SCHOOLS))
+            # Some decisions are done and answered, the held ones are still in progress.
+            await bot.wait_for(
+                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
+            )
+            await bot.kill()
+            statuses = await delivery
+        finally:
+            await bot.kill()
+        answered = statuses.count(200)
+        assert answered < SCHOOLS, "the kill came after every decision was answered"
+        assert len(api.unconfirmed_updates()) == SCHOOLS - answered  # Telegram delivers again
+
+        api.webhook = None  # the restarted process sets it again
+        again = await BotProcess.start(tmp_path / "second", **env(api, database_url, **webhook))
+        try:
+            await again.wait_for(lambda: api.webhook is not None)
+            assert await api.deliver_webhook(concurrency=SCHOOLS) == [200] * (SCHOOLS - answered)
+            assert api.unconfirmed_updates() == []
+            assert await again.terminate() == 0
+        finally:
+            await again.kill()
+    assert_each_applied_once(await counts(session_factory))
+    assert "Traceback" not in again.stderr()
+
+
+async def test_polling_killed_mid_decisions_applies_each_once(
+    database_url: str, session_factory: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await seed(session_factory)
+    async with FakeBotAPI() as api:
+        add_users(api)
+        bot = await BotProcess.start(tmp_path / "first", **env(api, database_url))
+        try:
+            await open_prompts(api, bot)
+            await bot.wait_for(lambda: prompted(api))
+            decide_all(api)
+            await bot.wait_for(
+                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
+            )
+            await bot.kill()
+        finally:
+            await bot.kill()
+        assert api.unconfirmed_updates(), "nothing was in flight"
+
+        polls = len(api.calls_of("deleteWebhook"))
+        again = await BotProcess.start(tmp_path / "second", **env(api, database_url))
+        try:
+            await again.wait_for(lambda: len(api.calls_of("deleteWebhook")) > polls)  # polling
+            # What Telegram held is delivered and confirmed: handled now, or skipped as handled.
+            await again.wait_for(lambda: api.unconfirmed_updates() == [])
+            assert await again.terminate() == 0
+        finally:
+            await again.kill()
+    assert_each_applied_once(await counts(session_factory))
+    assert "Traceback" not in again.stderr()
+
+
+def _settled(api: FakeBotAPI) -> bool:
+    """Every director's chat shows the outcome of the decision."""
+    return all(
+        "Без комментария" not in str(api.last_bot_message(chat(director(org))).buttons())
+        for org in range(1, SCHOOLS + 1)
+    )
+
+
+async def test_sigterm_finishes_the_decisions_in_progress(
+    database_url: str, session_factory: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """A stop waits for the slow updates in hand: they end done and acknowledged, nothing is
+    left for a restart."""
+    await seed(session_factory)
+    async with FakeBotAPI() as api:
+        add_users(api)
+        bot = await BotProcess.start(tmp_path / "bot", **env(api, database_url))
+        try:
+            await open_prompts(api, bot)
+            await bot.wait_for(lambda: prompted(api))
+            decide_all(api)
+            await bot.wait_for(
+                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
+            )
+            assert await approvals(session_factory) < SCHOOLS or not _settled(api)
+            assert await bot.terminate() == 0
+        finally:
+            await bot.kill()
+        assert api.unconfirmed_updates() == []  # every update confirmed before the exit
+    assert_each_applied_once(await counts(session_factory))
+    assert "Traceback" not in bot.stderr()
