@@ -96,7 +96,8 @@ class AccountData(_Input):
     )
     snils: Annotated[str, StringConstraints(max_length=20, pattern=NO_NUL)] | None = Field(
         None,
-        description="СНИЛС (11 цифр, можно с пробелами и дефисами); хранится только ключевой хеш",
+        description="СНИЛС: 11 цифр 0–9 (ASCII), можно с пробелами и дефисами; хранится только "
+        "ключевой хеш",
     )
 
     @field_validator("snils", mode="after")
@@ -106,7 +107,9 @@ class AccountData(_Input):
             return None
         digits = normalize_snils(value)
         if digits is None:
-            raise ValueError("СНИЛС должен состоять из 11 цифр")
+            raise ValueError(
+                "СНИЛС — 11 цифр 0–9, можно с пробелами и дефисами, например 112-233-445 95"
+            )
         return digits
 
 

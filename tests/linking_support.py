@@ -30,6 +30,8 @@ NEW_DIRECTOR = 8  # director and listener of org 10
 NEW_DIRECTOR_NAME = "Смирнова Елена Павловна"
 NEW_DIRECTOR_OID = "1000008"
 NEW_DIRECTOR_SNILS = "112-233-445 95"
+# The same SNILS in fullwidth digits: Python's \d and int() read it as 11223344595, the bot not.
+FULLWIDTH_SNILS = "１１２-２３３-４４５ ９５"
 NEW_LISTENER = 9  # listener of org 20
 NEW_LISTENER_NAME = "Ковалёв Дмитрий Андреевич"
 NO_ROLES = 11  # an account the web module gave no role

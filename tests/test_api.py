@@ -39,6 +39,7 @@ from tests.api_support import (
     serve_api,
 )
 from tests.conftest import BACKENDS
+from tests.linking_support import FULLWIDTH_SNILS
 
 Client = TestClient[Any, Any]
 
@@ -271,6 +272,7 @@ async def test_account_upsert_with_roles_esia_oid_and_snils(
         ({"full_name": "X", "organization_id": 99}, 422, "unknown_reference", "organization_id"),
         ({"full_name": "X", "roles": ["admin"]}, 422, "validation_error", "roles[0]"),
         ({"full_name": "X", "snils": "123"}, 422, "validation_error", "snils"),
+        ({"full_name": "X", "snils": FULLWIDTH_SNILS}, 422, "validation_error", "snils"),
         ({"full_name": "X", "esia_oid": "1 2"}, 422, "validation_error", "esia_oid"),
         ({"full_name": "X", "esia_oid": "oid-of-3"}, 409, "conflict", "esia_oid"),
         ({"full_name": "X", "snils": "112 233 445 95"}, 409, "conflict", "snils"),
@@ -292,6 +294,22 @@ async def test_account_errors_name_the_field_and_write_nothing(
     assert (got, payload["code"], payload["fields"][0]["field"]) == (status, code, field)
     assert payload["message"].startswith(f"{field}: ")
     assert await count(session_factory, Account, Account.id == 41) == 0
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_a_snils_in_other_digits_is_refused_with_a_clear_message(client: Client) -> None:
+    body = {"full_name": "Новикова Елена Андреевна", "snils": FULLWIDTH_SNILS}
+    status, payload = await call(client, "PUT", "/api/v1/accounts/41", body)
+    assert (status, payload["fields"]) == (
+        422,
+        [
+            {
+                "field": "snils",
+                "message": "СНИЛС — 11 цифр 0–9, можно с пробелами и дефисами, "
+                "например 112-233-445 95",
+            }
+        ],
+    )
 
 
 @pytest.mark.usefixtures("seeded")

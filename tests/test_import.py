@@ -18,6 +18,7 @@ from services.linking import snils_hash
 from storage.models import Account, Application, ApplicationEvent, Organization, OutboxMessage
 from storage.repositories import Repositories
 from tests.api_support import count
+from tests.linking_support import FULLWIDTH_SNILS
 from tests.test_process import run_bot
 
 APPLICATION = {
@@ -109,6 +110,27 @@ async def test_jsonl_in_any_order_with_errors_by_line(
         assert (event.action, event.source, event.actor_role) == ("create", "cli", None)
         # an import is not a decision made here: the web module does not get it back
         assert await Repositories(session).events.decisions(after=0, limit=10) == []
+
+
+async def test_a_snils_in_other_digits_is_a_bad_line(
+    tmp_path: Path, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    path = jsonl(
+        tmp_path,
+        {"type": "organization", "id": 10, "name": "МАОУ «СОШ № 10»"},
+        {"type": "account", "id": 3, "full_name": "Войсковая Ю. О.", "snils": FULLWIDTH_SNILS},
+        {"type": "account", "id": 4, "full_name": "Новикова Е. А.", "snils": "11223344595"},
+    )
+    report = await load(path, session_factory, clock)
+    assert report.error_lines() == [
+        "строка 2: snils: СНИЛС — 11 цифр 0–9, можно с пробелами и дефисами, "
+        "например 112-233-445 95"
+    ]
+    async with session_factory() as session:
+        assert await session.get(Account, 3) is None
+        account = await session.get(Account, 4)
+        assert account is not None
+        assert account.snils_hash == snils_hash("11223344595", "test-snils-key")
 
 
 @pytest.mark.usefixtures("seeded")
