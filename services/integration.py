@@ -35,6 +35,9 @@ from storage.repositories import Repositories
 ORIGIN_NAME = "Модуль «Организация ДПО»"
 
 MAX_ID = 2**63 - 1  # BIGINT
+# Moments from the web module (created_at) lie within these, in UTC.
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(2201, 1, 1, tzinfo=UTC)
 # NUL cannot be stored in PostgreSQL text; nothing legitimate contains it.
 NO_NUL = r"^[^\x00]*$"
 
@@ -144,8 +147,10 @@ class ApplicationData(_Input):
     @field_validator("created_at", mode="after")
     @classmethod
     def _plausible_moment(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not 1970 <= value.astimezone(UTC).year <= 2200:
-            raise ValueError("дата вне допустимого диапазона")
+        # Compared, not converted: 0001-01-01T00:00:00+01:00 has no UTC datetime (astimezone
+        # would raise OverflowError, which pydantic does not turn into a validation error).
+        if value is not None and not EARLIEST_MOMENT <= value < LATEST_MOMENT:
+            raise ValueError("дата вне допустимого диапазона: от 1970 до 2200 года")
         return value
 
 

@@ -430,6 +430,9 @@ async def test_versions_order_updates_and_a_status_change_notifies_the_applicant
     assert len(await _outbox(session_factory)) == 3
 
 
+RANGE = "дата вне допустимого диапазона: от 1970 до 2200 года"
+
+
 @pytest.mark.usefixtures("seeded")
 @pytest.mark.parametrize(
     ("changes", "code", "field", "message"),
@@ -442,6 +445,10 @@ async def test_versions_order_updates_and_a_status_change_notifies_the_applicant
         ({"study_to": "2026-09-01"}, "validation_error", "study_to", "дата окончания обучения"),
         ({"study_from": "06.09.2026"}, "validation_error", "study_from", "ожидается дата"),
         ({"created_at": "2026-09-01T10:00:00"}, "validation_error", "created_at", "часовой пояс"),
+        # before 0001-01-01T00:00Z and after 9999-12-31T23:59Z: no datetime in UTC at all
+        ({"created_at": "0001-01-01T00:00:00+01:00"}, "validation_error", "created_at", RANGE),
+        ({"created_at": "9999-12-31T23:59:59-01:00"}, "validation_error", "created_at", RANGE),
+        ({"created_at": "2201-01-01T00:00:00Z"}, "validation_error", "created_at", RANGE),
         ({"program": "п" * 4001}, "validation_error", "program", "не длиннее 4000 символов"),
     ],
 )
@@ -528,6 +535,14 @@ async def test_batch_upserts_in_order(
             [application_body(number=1), application_body(status="new")],
             "applications[1].number",
             "обязательное поле",
+        ),
+        (
+            [
+                application_body(number=1),
+                application_body(number=2, created_at="0001-01-01T00:00:00+01:00"),
+            ],
+            "applications[1].created_at",
+            RANGE,
         ),
         ([], "applications", "не меньше 1 элементов"),
         (

@@ -112,6 +112,41 @@ async def test_jsonl_in_any_order_with_errors_by_line(
         assert await Repositories(session).events.decisions(after=0, limit=10) == []
 
 
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1969-12-31T23:59:59Z"]
+)
+async def test_a_moment_out_of_range_is_a_bad_line_and_the_import_goes_on(
+    tmp_path: Path,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    moment: str,
+) -> None:
+    bad = {**APPLICATION, "created_at": moment}
+    path = jsonl(tmp_path, bad, {**APPLICATION, "number": 39745})
+    csv_path = tmp_path / "export.csv"
+    csv_path.write_text(
+        "number,applicant_id,organization_id,status,version,created_at\n"
+        f"39746,3,10,new,1,{moment}\n"
+        "39747,3,10,new,1,2026-09-01T09:12:00+05:00\n",
+        encoding="utf-8",
+    )
+    message = "created_at: дата вне допустимого диапазона: от 1970 до 2200 года"
+    report = await load(path, session_factory, clock)
+    assert (counts(report)["application"], report.error_lines()) == (
+        {"created": 1},
+        [f"строка 1: {message}"],
+    )
+    report = await load(csv_path, session_factory, clock)
+    assert (counts(report)["application"], report.error_lines()) == (
+        {"created": 1},
+        [f"строка 2: {message}"],
+    )
+    async with session_factory() as session:
+        numbers = set(await session.scalars(select(Application.number)))
+    assert numbers == {39745, 39747}
+
+
 async def test_a_snils_in_other_digits_is_a_bad_line(
     tmp_path: Path, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
@@ -274,6 +309,22 @@ async def test_command_exit_codes(tmp_path: Path) -> None:
     assert err.splitlines() == [
         "строка 1: name: обязательное поле",
         "строка 2: строка — не JSON-объект",
+    ]
+
+    # A moment with no UTC datetime (before 0001-01-01T00:00Z) is a bad line, not a crash.
+    extreme = jsonl(
+        tmp_path,
+        {"type": "organization", "id": 10, "name": "Школа"},
+        {"type": "account", "id": 3, "full_name": "Войсковая Юлия Олеговна", "organization_id": 10},
+        {**APPLICATION, "created_at": "0001-01-01T00:00:00+01:00"},
+        {**APPLICATION, "number": 39745},
+        name="extreme.jsonl",
+    )
+    code, out, err = await run_bot(tmp_path, "import", str(extreme))
+    assert code == 1
+    assert "Заявки: создано 1" in out
+    assert err.splitlines() == [
+        "строка 3: created_at: дата вне допустимого диапазона: от 1970 до 2200 года"
     ]
 
     code, _, err = await run_bot(tmp_path, "import", str(tmp_path / "missing.csv"))
