@@ -315,7 +315,7 @@ async def run(settings: Settings) -> None:
         )
         if settings.NOTIFY_IN_BOT:
             background = start_background(bot, session_factory, settings, clock)
-            metrics.sends.watch("telegram", background.notifier.stats)
+            metrics.watch_worker(background.notifier)
             for task in background.tasks:
                 liveness.watch(task.get_name(), task)
         else:

@@ -5,7 +5,9 @@ A background task of the bot process (`python -m bot`), or a process of its own
 messages a second, at most one a second per chat, in order per chat (services/outbox.py does
 the claiming, pacing and bookkeeping). What Telegram answers decides what happens to a row:
 
-* 429 -> everything waits retry_after and the rate drops by a fifth, then recovers gradually;
+* 429 -> that chat waits retry_after (at most MAX_RETRY_AFTER, 10 minutes); only when 429s come
+  for several chats at once (FLOOD_KEYS chats within FLOOD_WINDOW seconds: Telegram's overall
+  limit, not a chat's) does every send wait and the rate drop by a fifth, recovering gradually;
 * network errors, timeouts, 5xx -> retried with exponential backoff and jitter, failed with the
   reason after the limit;
 * 403 (bot blocked, user deactivated) and 400 «chat not found» -> the link is marked blocked and
@@ -50,6 +52,7 @@ from services.outbox import (
     RetryAfter,
     RetryPolicy,
     Sent,
+    capped_retry_after,
 )
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
@@ -77,15 +80,15 @@ class TelegramSender:
         if row.chat_id is None:
             return Failed("the row names no chat")
         try:
-            # The 429 comes back at once: the worker pauses and slows down all its sending.
+            # The 429 comes back at once: the worker decides whom it holds back.
             with flood_errors_raised():
                 async with asyncio.timeout(self.send_timeout):
                     message = await self.bot.send_message(
                         row.chat_id, prepared.text, reply_markup=prepared.markup
                     )
         except TelegramRetryAfter as error:
-            seconds = error.retry_after
-            return RetryAfter(float(seconds), f"429: Too Many Requests: retry after {seconds}")
+            seconds = capped_retry_after(error.retry_after)
+            return RetryAfter(seconds, f"429: Too Many Requests: retry after {error.retry_after}")
         except TelegramForbiddenError as error:
             return Blocked(f"403: {error.message}")
         except TelegramBadRequest as error:
@@ -94,7 +97,7 @@ class TelegramSender:
             return Failed(f"400: {error.message}")
         except TelegramUnauthorizedError:
             log.error("Telegram rejected BOT_TOKEN; notifications wait")
-            return RetryAfter(UNAUTHORIZED_PAUSE, "401: the bot token was rejected")
+            return RetryAfter(UNAUTHORIZED_PAUSE, "401: the bot token was rejected", overall=True)
         except TelegramServerError as error:
             return Retry(f"5xx: {error.message}")
         except TelegramNetworkError as error:

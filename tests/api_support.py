@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.api import ApiContext
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.web import Liveness, build_web_app
+from bot.web import STALLED_AFTER, Liveness, build_web_app
 from services.clock import Clock
 
 API_TOKEN = "test-api-token-0123456789"
@@ -41,9 +41,11 @@ async def serve_api(
     *,
     liveness: Liveness | None = None,
     state: dict[str, object] | None = None,
+    metrics: Metrics | None = None,
+    stalled_after: float = STALLED_AFTER,
 ) -> AsyncIterator[TestClient[Any, Any]]:
     """The whole web app (health, metrics, API) on 127.0.0.1, with a client for it."""
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     context = ApiContext(settings, session_factory, clock, BOT_USERNAME, metrics)
     app = build_web_app(
         engine,
@@ -52,6 +54,7 @@ async def serve_api(
         metrics=metrics,
         liveness=liveness,
         clock=clock,
+        stalled_after=stalled_after,
     )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client
@@ -87,10 +90,12 @@ def application_body(applicant_id: int = 3, organization_id: int = 10, **fields:
 class WebhookReceiver:
     """The web module's end of the decisions webhook, on 127.0.0.1: answers with the planned
     statuses in turn (then 200), or drops the connection for a planned 0; records every request.
+    `headers` go with every answer that is not a 2xx (a 429's Retry-After).
     """
 
-    def __init__(self, *planned: int) -> None:
+    def __init__(self, *planned: int, headers: dict[str, str] | None = None) -> None:
         self.planned = list(planned)
+        self.headers = headers or {}
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
@@ -102,7 +107,9 @@ class WebhookReceiver:
             assert request.transport is not None
             request.transport.close()  # the connection drops before any answer
             return web.Response(status=500)
-        return web.Response(status=status, text="ok" if status < 300 else "unavailable")
+        if status < 300:
+            return web.Response(status=status, text="ok")
+        return web.Response(status=status, text="unavailable", headers=self.headers)
 
     async def __aenter__(self) -> WebhookReceiver:
         app = web.Application()
