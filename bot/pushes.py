@@ -24,7 +24,7 @@ from bot.callbacks import AppAction, AppCb, MenuAction, MenuCb
 from bot.render import TEXT_LIMIT
 from bot.screens import short_name, study_dates
 from bot.settings import Settings
-from bot.texts import html
+from bot.texts import html, shorten, utf16_length
 from bot.texts import pushes as texts
 from bot.texts.linking import render_unlinked
 from services.domain import Role, Status
@@ -121,19 +121,19 @@ async def render(context: PushContext) -> Push:
 
 
 def visible_length(text: str) -> int:
-    """Length of HTML text as Telegram counts it: tags removed, entities decoded."""
-    return len(html_module.unescape(re.sub(r"<[^>]*>", "", text)))
+    """Length of HTML text as Telegram counts it: tags removed, entities decoded, in UTF-16
+    code units."""
+    return utf16_length(html_module.unescape(re.sub(r"<[^>]*>", "", text)))
 
 
 # -- pieces --------------------------------------------------------------------------------
 
 
 def clip(value: str | None, limit: int) -> str:
-    """A value for a push, cut to `limit` characters with «…»; «Не указано» if missing."""
+    """A value for a push on one line, cut to `limit` with «…»; «Не указано» if missing."""
     if value is None or not value.strip():
         return texts.NOT_SPECIFIED
-    value = " ".join(value.split())
-    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+    return shorten(" ".join(value.split()), limit)
 
 
 def status_label(code: str | None) -> str:

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 NOT_MODIFIED = "message is not modified"
 CANNOT_EDIT = ("message to edit not found", "message can't be edited", "MESSAGE_ID_INVALID")
 
-TEXT_LIMIT = 4096
+TEXT_LIMIT = 4096  # a message after entity parsing, in UTF-16 code units (texts.utf16_length)
 
 
 async def show(

@@ -5,7 +5,8 @@ Every role's router draws its applications with these: buttons follow the action
 allows the actor (services.domain.allowed_actions), so a role sees only what it may press. What
 else differs between the roles' screens is the small RoleView of each role (VIEWS).
 Over-long values are cut as plain text before escaping (texts.shorten / texts.fit), so a screen
-stays within Telegram's 4096 characters and its HTML stays whole.
+stays within Telegram's 4096 characters — UTF-16 code units, as Telegram counts — and its HTML
+stays whole.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiogram.types import InlineKeyboardMarkup
 from bot import keyboards
 from bot.callbacks import AppAction, AppCb, Facet, FacetCb, ListCb, ListFilter, StatusCode
 from bot.texts import applications as t
-from bot.texts import fit, html, shorten
+from bot.texts import fit, html, shorten, utf16_length
 from services.domain import Action, Role, Status
 from services.queries import CHOICES_PAGE_SIZE, Choice, Page
 from storage.models import Application, ApplicationEvent
@@ -255,7 +256,7 @@ def facet_choices(
         lines += ["", html(entry)]
         chosen = (choice.key if facet is Facet.ORGANIZATION else choice.name) == current
         fixed = keyboards.current(t.FACET_BUTTON.format(index=index, name="", count=count), chosen)
-        name = shorten(name, t.FACET_BUTTON_LIMIT - len(fixed))
+        name = shorten(name, t.FACET_BUTTON_LIMIT - utf16_length(fixed))
         label = keyboards.current(
             t.FACET_BUTTON.format(index=index, name=name, count=count), chosen
         )

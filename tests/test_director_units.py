@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.callbacks import AppAction, AppCb, ListAction, ListCb, ListFilter, StatusCode
 from bot.screens import short_name
-from bot.texts import ELLIPSIS, fit, shorten
+from bot.texts import ELLIPSIS, fit, shorten, utf16_length
 from services.applications import ref
 from services.domain import Actor, Role, Status, can_view
 from services.queries import list_applications, parse_search, visibility
@@ -93,22 +93,35 @@ def test_parse_search_of_nothing() -> None:
     assert parse_search("я" * 500) == parse_search("я" * 100)
 
 
-@given(st.text(max_size=300), st.integers(min_value=1, max_value=300))
+# Text as it comes: Cyrillic, and emoji beyond the BMP, which Telegram counts as 2 units each.
+TEXT = st.text(st.sampled_from("яЁ a<&📥👩\u200d🏫🇷🇺✅"), max_size=300) | st.text(max_size=300)
+
+
+@given(TEXT, st.integers(min_value=1, max_value=300))
 def test_shorten_keeps_the_limit_and_marks_the_cut(value: str, limit: int) -> None:
     cut = shorten(value, limit)
-    assert len(cut) <= limit
-    assert cut == value or cut.endswith(ELLIPSIS)
+    assert utf16_length(cut) <= limit
+    assert cut == value or (cut.endswith(ELLIPSIS) and value.startswith(cut[:-1].rstrip()))
 
 
-@given(st.lists(st.text(max_size=500), max_size=12), st.integers(min_value=0, max_value=3000))
+def test_shorten_counts_emoji_as_telegram_does() -> None:
+    assert utf16_length("📥 Заявки") == 9
+    assert shorten("📥📥📥📥", 8) == "📥📥📥📥"
+    assert shorten("📥📥📥📥", 7) == "📥📥📥…"
+    assert shorten("📥📥📥📥", 6) == "📥📥…"  # an emoji is never cut in half
+    assert shorten("я📥📥", 4) == "я📥…"
+    assert shorten("я📥📥", 3) == "я…"  # not «я» and half an emoji
+
+
+@given(st.lists(TEXT, max_size=12), st.integers(min_value=0, max_value=3000))
 def test_fit_keeps_the_budget_cutting_the_longest_values(values: list[str], budget: int) -> None:
     cut = fit(values, budget)
-    if sum(map(len, values)) <= budget:
+    if sum(map(utf16_length, values)) <= budget:
         assert cut == values
         return
-    assert sum(map(len, cut)) <= budget
-    whole = [len(v) for v, c in zip(values, cut, strict=True) if c == v]
-    shortened = [len(v) for v, c in zip(values, cut, strict=True) if c != v]
+    assert sum(map(utf16_length, cut)) <= budget
+    whole = [utf16_length(v) for v, c in zip(values, cut, strict=True) if c == v]
+    shortened = [utf16_length(v) for v, c in zip(values, cut, strict=True) if c != v]
     assert max(whole, default=0) <= min(shortened)  # the longest are cut, never a shorter one
 
 

@@ -60,28 +60,40 @@ STALE_BUTTON = "Кнопка устарела, откройте меню зан�
 ELLIPSIS = "…"
 
 
+def utf16_length(text: str) -> int:
+    """Length as Telegram counts it: in UTF-16 code units, so a character beyond the Basic
+    Multilingual Plane (most emoji: 📥, 👤) counts 2. Its limits — 4096 for a message, 200 for a
+    callback answer — are in these units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _utf16_prefix(value: str, units: int) -> str:
+    """The longest start of `value` within `units` UTF-16 code units (no emoji split in two)."""
+    return value.encode("utf-16-le")[: 2 * units].decode("utf-16-le", errors="ignore")
+
+
 def shorten(value: str, limit: int) -> str:
-    """Cut plain text to at most `limit` characters, marking the cut with «…».
+    """Cut plain text to at most `limit` UTF-16 code units, marking the cut with «…».
 
     Cut before escaping for HTML, so a cut never splits an entity or a tag.
     """
-    if len(value) <= limit:
+    if utf16_length(value) <= limit:
         return value
     if limit <= 0:
         return ""
-    return value[: limit - 1].rstrip() + ELLIPSIS
+    return _utf16_prefix(value, limit - 1).rstrip() + ELLIPSIS
 
 
 def fit(values: list[str], budget: int) -> list[str]:
-    """Shorten the longest values first until they fit `budget` characters together.
+    """Shorten the longest values first until they fit `budget` UTF-16 code units together.
 
     Short values stay whole; the long ones are cut to one common length, as long as possible.
     """
-    if sum(len(value) for value in values) <= budget:
+    lengths = [utf16_length(value) for value in values]
+    if sum(lengths) <= budget:
         return values
-    lengths = sorted(len(value) for value in values)
     remaining, cap = budget, 0
-    for position, length in enumerate(lengths):
+    for position, length in enumerate(sorted(lengths)):
         share = remaining // (len(lengths) - position)
         if length > share:
             cap = share
