@@ -48,8 +48,9 @@ from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import build_router
 from handlers.linking import announce_link
 from services.clock import Clock, SystemClock
+from services.retention import Retention
 from storage.db import create_engine, create_session_factory
-from storage.fsm import SqlStorage
+from storage.fsm import SqlStorage, conversation_eraser
 from storage.migrate import upgrade
 
 if TYPE_CHECKING:
@@ -265,9 +266,9 @@ def track_updates(dp: Dispatcher, state: dict[str, object]) -> None:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot, the web server and (unless NOTIFY_IN_BOT is false) the notification
-    dispatcher until SIGTERM or SIGINT: long polling, or webhook mode when PUBLIC_URL and
-    WEBHOOK_SECRET are set."""
+    """Run the bot, the web server, the retention job and (unless NOTIFY_IN_BOT is false) the
+    notification dispatcher until SIGTERM or SIGINT: long polling, or webhook mode when
+    PUBLIC_URL and WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
@@ -285,13 +286,21 @@ async def run(settings: Settings) -> None:
     background: Background | None = None
     decisions: DecisionsWebhook | None = None
     decisions_task: asyncio.Task[None] | None = None
+    retention: Retention | None = None
     try:
         await check_fsm_storage(dp.storage)
         me = await fetch_me(bot)
         assert me.username is not None
         dp["bot_username"] = me.username
         await bot.set_my_commands(DEFAULT_COMMANDS)
-        api = ApiContext(settings, session_factory, clock, me.username, metrics)
+        api = ApiContext(
+            settings,
+            session_factory,
+            clock,
+            me.username,
+            metrics,
+            forget_conversation=conversation_eraser(dp.storage, me.id),
+        )
         web_app = build_web_app(
             engine, runtime.state, api=api, metrics=metrics, liveness=liveness, clock=clock
         )
@@ -320,6 +329,8 @@ async def run(settings: Settings) -> None:
                 liveness.watch(task.get_name(), task)
         else:
             log.info("notifications are sent by `python -m bot dispatcher` (NOTIFY_IN_BOT=false)")
+        retention = Retention.start(session_factory, clock, settings.outbox_retention)
+        liveness.watch(retention.task.get_name(), retention.task)
         if settings.decisions_webhook:
             decisions = DecisionsWebhook(settings, session_factory, clock, metrics)
             decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")
@@ -339,6 +350,8 @@ async def run(settings: Settings) -> None:
             await decisions.stop(decisions_task)
         if background is not None:
             await background.stop()
+        if retention is not None:
+            await retention.stop()
         if runner is not None:
             await runner.cleanup()
         await dp.storage.close()  # also when start-up failed before the Dispatcher's shutdown

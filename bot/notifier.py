@@ -14,7 +14,8 @@ the claiming, pacing and bookkeeping). What Telegram answers decides what happen
   the chat's rows are held until the user writes to the bot again;
 * any other 4xx -> failed with Telegram's description (a retry would get the same answer).
 
-The same process writes the directors' daily digest to the outbox (services/digest.py).
+The same process writes the directors' daily digest to the outbox (services/digest.py); the
+dispatcher command runs the retention job too (services/retention.py).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from services.outbox import (
     Sent,
     capped_retry_after,
 )
+from services.retention import Retention
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
 
@@ -181,7 +183,8 @@ def start_background(
 
 
 async def run_dispatcher(settings: Settings) -> None:
-    """`python -m bot dispatcher`: only the dispatcher and the digest, until SIGTERM/SIGINT."""
+    """`python -m bot dispatcher`: only the dispatcher, the digest and the retention job, until
+    SIGTERM/SIGINT."""
     from bot.app import build_bot
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
@@ -193,10 +196,13 @@ async def run_dispatcher(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    background = start_background(bot, create_session_factory(engine), settings, SystemClock())
+    session_factory = create_session_factory(engine)
+    background = start_background(bot, session_factory, settings, SystemClock())
+    retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
     try:
         await stop.wait()
     finally:
+        await retention.stop()
         await background.stop()
         await bot.session.close()
         await engine.dispose()

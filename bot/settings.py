@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
@@ -30,6 +30,7 @@ HINTS: dict[str, str] = {
     "NOTIFY_RATE": "число сообщений в секунду больше 0 и не больше 30, например 25",
     "NOTIFY_LEASE": "целое число секунд от 2 до 600, например 30",
     "NOTIFY_IN_BOT": "true или false",
+    "OUTBOX_RETENTION_DAYS": "целое число дней от 1 до 3650, например 30",
 }
 
 
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     TIMEZONE: str = "Asia/Yekaterinburg"
     DIGEST_TIME: time = time(9, 0)
     HIDE_NAMES_IN_PUSHES: bool = False
+    # Sent and failed outbox rows (which chat belongs to which account) are deleted this many
+    # days later (services/retention.py).
+    OUTBOX_RETENTION_DAYS: int = Field(30, ge=1, le=3650)
     LOG_LEVEL: str = "INFO"
 
     @field_validator("BOT_TOKEN")
@@ -137,6 +141,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.TIMEZONE)
+
+    @property
+    def outbox_retention(self) -> timedelta:
+        return timedelta(days=self.OUTBOX_RETENTION_DAYS)
 
 
 class SettingsError(Exception):

@@ -20,6 +20,9 @@ from storage.sqlite_trip import one_trip
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 SQLITE_FOLD_FUNCTION = "dpo_fold"
+# session.info key: what a session has read or written of FSM rows (storage/fsm.py); whoever
+# deletes FSM rows in a session drops it, so the session does not serve them from memory.
+FSM_KNOWN = "fsm_known"
 
 
 def fold_name(value: str) -> str:

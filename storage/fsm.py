@@ -12,7 +12,7 @@ changes; reading the state there saves the update a second connection.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -23,12 +23,12 @@ from sqlalchemy import ColumnElement, Select, Text, and_, bindparam, cast, delet
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
-from storage.db import upsert
+from storage.db import FSM_KNOWN, upsert
 from storage.models import Account, FsmState, TelegramLink
 
 _update_session: ContextVar[AsyncSession | None] = ContextVar("fsm_update_session", default=None)
 
-KNOWN = "fsm_known"  # session.info: what this session has read or written of each key's row
+KNOWN = FSM_KNOWN  # session.info: what this session has read or written of each key's row
 Known = tuple[str | None, dict[str, Any]]  # (state, data); a missing row is (None, {})
 KEY_COLUMNS = ("bot_id", "chat_id", "user_id", "thread_id", "business_connection_id", "destiny")
 
@@ -222,3 +222,21 @@ class SqlStorage(BaseStorage):
             )
         )
         _forget(session, key)
+
+
+def conversation_eraser(
+    storage: BaseStorage, bot_id: int
+) -> Callable[[int, int], Awaitable[None]] | None:
+    """What clears the FSM state and data of a Telegram user's private chat, `(user_id,
+    chat_id)`, when their binding is removed outside an update (the web module's revocation),
+    as /logout clears its own. None for SqlStorage: its rows go in the transaction that removes
+    the binding (LinkRepo.remove)."""
+    if isinstance(storage, SqlStorage):
+        return None
+
+    async def forget(user_id: int, chat_id: int) -> None:
+        key = StorageKey(bot_id=bot_id, chat_id=chat_id, user_id=user_id)
+        await storage.set_state(key, None)
+        await storage.set_data(key, {})
+
+    return forget

@@ -26,12 +26,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
 
-from storage.db import SQLITE_FOLD_FUNCTION, fold_name
+from storage.db import FSM_KNOWN, SQLITE_FOLD_FUNCTION, fold_name
 from storage.models import (
     Account,
     AccountRole,
     Application,
     ApplicationEvent,
+    FsmState,
     LinkFailure,
     LinkToken,
     Organization,
@@ -621,14 +622,19 @@ class LinkRepo:
         return result.unique().scalar_one_or_none()
 
     async def remove(self, link: TelegramLink) -> None:
-        """Delete a binding together with the pushes still waiting for its chat."""
+        """Delete a binding together with what was kept for its chat: every push for it (still
+        waiting, sent or failed: each tells which account the chat belonged to) and the user's
+        conversation state in the SQL FSM storage (a search for a name, a comment being typed).
+        Other FSM storages (Redis) are the caller's to clear."""
         await self.session.execute(
             delete(OutboxMessage).where(
-                OutboxMessage.chat_id == link.chat_id,
-                OutboxMessage.channel == "telegram",
-                OutboxMessage.state.in_(("pending", "held")),
+                OutboxMessage.chat_id == link.chat_id, OutboxMessage.channel == "telegram"
             )
         )
+        await self.session.execute(
+            delete(FsmState).where(FsmState.user_id == link.telegram_user_id)
+        )
+        self.session.info.pop(FSM_KNOWN, None)
         await self.session.delete(link)
         await self.session.flush()
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api import ApiContext
+from bot.api.core import ForgetConversation
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.web import STALLED_AFTER, Liveness, build_web_app
@@ -43,10 +44,13 @@ async def serve_api(
     state: dict[str, object] | None = None,
     metrics: Metrics | None = None,
     stalled_after: float = STALLED_AFTER,
+    forget_conversation: ForgetConversation | None = None,
 ) -> AsyncIterator[TestClient[Any, Any]]:
     """The whole web app (health, metrics, API) on 127.0.0.1, with a client for it."""
     metrics = metrics or Metrics()
-    context = ApiContext(settings, session_factory, clock, BOT_USERNAME, metrics)
+    context = ApiContext(
+        settings, session_factory, clock, BOT_USERNAME, metrics, forget_conversation
+    )
     app = build_web_app(
         engine,
         state if state is not None else {"mode": "polling", "polling": "running"},

@@ -174,7 +174,9 @@ async def test_the_bot_process_serves_the_api_and_delivers_decisions(tmp_path: P
                 "decisions_webhook": "running",
                 "digest": "running",
                 "notifier": "running",
+                "retention": "running",
             }
+            assert health["delivery"] == {"telegram": "ok", "webhook": "ok"}
             async with http.put(
                 f"{base}/api/v1/applications/39744", json=application_body(), headers=AUTH
             ) as response:
