@@ -17,8 +17,9 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.web import STALLED_AFTER, Liveness, build_web_app
 from services.clock import Clock
+from tests.harness import SNILS_KEY
 
-API_TOKEN = "test-api-token-0123456789"
+API_TOKEN = "test-api-token-0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 BOT_USERNAME = "dpo_test_bot"
 
@@ -27,7 +28,7 @@ def api_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "DATABASE_URL": database_url,
         "API_TOKEN": API_TOKEN,
-        "SNILS_HASH_KEY": "test-snils-key",
+        "SNILS_HASH_KEY": SNILS_KEY,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -21,9 +21,7 @@ from services.linking import mint_portal_token, snils_hash
 from storage.models import LinkToken, OutboxMessage, TelegramLink
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
-from tests.harness import BotHarness, test_settings
-
-SNILS_KEY = "test-snils-key"  # tests.harness.test_settings sets SNILS_HASH_KEY to it
+from tests.harness import SNILS_KEY, BotHarness, test_settings
 
 # Accounts of the web module not linked to Telegram yet.
 NEW_DIRECTOR = 8  # director and listener of org 10

@@ -39,6 +39,7 @@ from tests.api_support import (
     serve_api,
 )
 from tests.conftest import BACKENDS
+from tests.harness import SNILS_KEY
 from tests.linking_support import FULLWIDTH_SNILS
 
 Client = TestClient[Any, Any]
@@ -237,7 +238,7 @@ async def test_account_upsert_with_roles_esia_oid_and_snils(
         account = await session.get(Account, 40)
         assert account is not None
         assert account.role_codes == ["director", "listener"]
-        assert account.snils_hash == snils_hash("11223344595", "test-snils-key")
+        assert account.snils_hash == snils_hash("11223344595", SNILS_KEY)
         assert "11223344595" not in str(account.__dict__)
 
     # esia_oid and snils left out keep their values; roles are replaced.

@@ -32,7 +32,10 @@ from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 from tests.test_api_health import samples
 
-WEBHOOK = {"DPO_WEBHOOK_URL": "http://127.0.0.1:9/decisions", "DPO_WEBHOOK_SECRET": "s3cret"}
+WEBHOOK = {
+    "DPO_WEBHOOK_URL": "http://127.0.0.1:9/decisions",
+    "DPO_WEBHOOK_SECRET": "decisions-signing-secret-0123456789",
+}
 DIRECTOR = 1001
 
 
@@ -109,8 +112,9 @@ def test_a_webhook_url_needs_its_secret() -> None:
         )
     assert error.value.lines == [
         "Ошибка настройки: DPO_WEBHOOK_SECRET не задана — нужен ключ подписи решений "
-        "(HMAC-SHA256), когда задан DPO_WEBHOOK_URL; тот же ключ задаётся в модуле "
-        "«Организация ДПО»"
+        "(HMAC-SHA256) не короче 32 символов, когда задан DPO_WEBHOOK_URL; тот же ключ задаётся "
+        "в модуле «Организация ДПО», например "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
     ]
 
 

@@ -22,6 +22,7 @@ from storage.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT_SERVICES = ("bot-1", "bot-2")
+REDIS_PASSWORD = "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_bot_services_use_postgresql_redis_and_listen_for_nginx(compose: dict[st
         environment = service["environment"]
         assert environment["DATABASE_URL"].startswith("postgresql+asyncpg://dpo:")
         assert environment["DATABASE_URL"].endswith("@postgres:5432/dpo")
-        assert environment["REDIS_URL"] == "redis://redis:6379/0"
+        assert environment["REDIS_URL"] == f"redis://:{REDIS_PASSWORD}@redis:6379/0"
         assert environment["WEB_HOST"] == "0.0.0.0"
         assert service["env_file"] == ".env"
         assert service["build"] == "."
@@ -65,9 +66,18 @@ def test_the_settings_in_compose_are_valid_settings(compose: dict[str, Any]) -> 
     environment["DATABASE_URL"] = environment["DATABASE_URL"].replace(
         "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}", "secret"
     )
+    environment["REDIS_URL"] = environment["REDIS_URL"].replace(REDIS_PASSWORD, "0a1b2c")
     settings = Settings(_env_file=None, **environment)  # type: ignore[arg-type]
     assert settings.WEB_PORT == 8080
-    assert settings.REDIS_URL == "redis://redis:6379/0"
+    assert settings.REDIS_URL == "redis://:0a1b2c@redis:6379/0"
+
+
+def test_redis_requires_the_password_the_bots_use(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--requirepass") + 1] == REDIS_PASSWORD
+    assert redis["environment"]["REDISCLI_AUTH"] == REDIS_PASSWORD  # the health check logs in
+    assert "PONG" in redis["healthcheck"]["test"][-1]  # a refused ping fails the check
 
 
 def test_replicas_and_dispatcher_start_after_migrations_and_redis(
@@ -101,6 +111,12 @@ def test_nginx_proxies_the_public_paths_to_both_replicas(compose: dict[str, Any]
     for path in (f"= {WEBHOOK_PATH}", "/link/", "/api/"):
         assert "proxy_pass http://dpo_bot;" in locations[path]
     assert "return 404;" in locations["/"]  # /healthz and /metrics are not published
+    # the API only to the web module's addresses: each an `allow`, then `deny all` last
+    rules = re.findall(r"^\s*(allow|deny) ([^;]+);", locations["/api/"], re.M)
+    assert rules[-1] == ("deny", "all")
+    assert rules[:-1]
+    assert all(kind == "allow" and target != "all" for kind, target in rules[:-1])
+    assert "The API's allow-list" in (ROOT / "docs" / "DEPLOYMENT.md").read_text()
     assert "listen 443 ssl;" in config
     assert "ssl_certificate     /etc/nginx/tls/fullchain.pem;" in config
 

@@ -31,7 +31,7 @@ from tests.harness import BotHarness, test_settings
 from tests.test_api_health import samples
 from tests.test_process import bot_env, wait_for
 
-SECRET = "web-module-shared-secret"
+SECRET = "web-module-shared-secret-0123456789"
 DIRECTOR, SECOND_DIRECTOR, APPLICANT = 1001, 1002, 1003
 
 

@@ -18,6 +18,7 @@ from services.linking import snils_hash
 from storage.models import Account, Application, ApplicationEvent, Organization, OutboxMessage
 from storage.repositories import Repositories
 from tests.api_support import count
+from tests.harness import SNILS_KEY
 from tests.linking_support import FULLWIDTH_SNILS
 from tests.test_process import run_bot
 
@@ -50,7 +51,7 @@ async def load(
     clock: ManualClock,
     *,
     notify: bool = True,
-    snils_key: str | None = "test-snils-key",
+    snils_key: str | None = SNILS_KEY,
 ) -> importer.ImportReport:
     return await importer.import_file(
         path, session_factory, snils_key=snils_key, notify=notify, clock=clock
@@ -105,7 +106,7 @@ async def test_jsonl_in_any_order_with_errors_by_line(
     async with session_factory() as session:
         account = await session.get(Account, 3)
         assert account is not None
-        assert account.snils_hash == snils_hash("11223344595", "test-snils-key")
+        assert account.snils_hash == snils_hash("11223344595", SNILS_KEY)
         event = (await session.scalars(select(ApplicationEvent))).one()
         assert (event.action, event.source, event.actor_role) == ("create", "cli", None)
         # an import is not a decision made here: the web module does not get it back
@@ -165,7 +166,7 @@ async def test_a_snils_in_other_digits_is_a_bad_line(
         assert await session.get(Account, 3) is None
         account = await session.get(Account, 4)
         assert account is not None
-        assert account.snils_hash == snils_hash("11223344595", "test-snils-key")
+        assert account.snils_hash == snils_hash("11223344595", SNILS_KEY)
 
 
 @pytest.mark.usefixtures("seeded")
