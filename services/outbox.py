@@ -648,9 +648,10 @@ class OutboxWorker(Generic[P]):
         self._progress.set()
 
     def stalled_for(self) -> float:
-        """Seconds the worker has held rows without recording any outcome, beyond the pause a
-        429 imposed (0 while it makes progress or holds nothing). Every send ends within its
-        timeout and every wait within MAX_RETRY_AFTER, so a few minutes of this is a fault."""
+        """Seconds the worker has owed outcomes without recording one — it holds rows, or its
+        deliveries keep ending without an outcome — beyond the pause a 429 imposed (0 while it
+        makes progress or has nothing to do). Every send ends within its timeout and every wait
+        within MAX_RETRY_AFTER, so a few minutes of this is a fault."""
         if self._owed_since is None:
             return 0.0
         now = asyncio.get_running_loop().time()
