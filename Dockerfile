@@ -9,13 +9,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first (cached while only the code changes), then the code.
+# Dependencies first, cached while only the code changes: exactly the versions of
+# requirements.lock (`make lock`, README "Dependencies"), each file checked against its hash,
+# wheels only. Then the project itself, without dependencies, built with the locked setuptools.
+COPY requirements.lock ./
+RUN pip install --require-hashes --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY services ./services
 COPY storage ./storage
-RUN pip install . \
+RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin dpo \
     && mkdir -p /app/data \
     && chown dpo /app/data

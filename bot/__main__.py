@@ -42,7 +42,9 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="запустить бота, веб-сервер и рассылку (по умолчанию)")
     commands.add_parser(
-        "dispatcher", help="только рассылка уведомлений и ежедневной сводки (без приёма сообщений)"
+        "dispatcher",
+        help="только рассылка уведомлений, ежедневная сводка и удаление устаревших данных "
+        "(без приёма сообщений)",
     )
     commands.add_parser("migrate", help="применить миграции базы данных")
     link_token = commands.add_parser(

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import texts
 from bot.api import ApiContext
+from bot.api.core import ForgetConversation
 from bot.conversation.linking import announcement
 from bot.conversation.locks import RedisLocks
 from bot.conversation.runner import Runner
@@ -45,10 +46,11 @@ from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import telegram as telegram_handlers
 from services.clock import Clock, SystemClock
 from services.linking import Linked
+from services.retention import Retention
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.repositories import Repositories
-from storage.states import RedisStates
+from storage.states import RedisStates, StateKey
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,21 @@ def build_runner(
         runner.locks = RedisLocks(redis)
         runner.closing.append(redis.aclose)
     return runner
+
+
+def conversation_eraser(runner: Runner, bot_id: int) -> ForgetConversation | None:
+    """What forgets a Telegram user's conversation, `(user_id, chat_id)`, when their binding is
+    removed outside an update (the web module's revocation), as /logout forgets its own. None
+    for the SQL store: its rows go in the transaction that removes the binding
+    (LinkRepo.remove)."""
+    states = runner.states
+    if not isinstance(states, RedisStates):
+        return None
+
+    async def forget(user_id: int, chat_id: int) -> None:
+        await states.clear(StateKey(bot_id, chat_id, user_id))
+
+    return forget
 
 
 async def check_redis(runner: Runner) -> None:
@@ -248,9 +265,9 @@ def track_updates(dp: Dispatcher, state: dict[str, object]) -> None:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot, the web server and (unless NOTIFY_IN_BOT is false) the notification
-    dispatcher until SIGTERM or SIGINT: long polling, or webhook mode when PUBLIC_URL and
-    WEBHOOK_SECRET are set."""
+    """Run the bot, the web server, the retention job and (unless NOTIFY_IN_BOT is false) the
+    notification dispatcher until SIGTERM or SIGINT: long polling, or webhook mode when
+    PUBLIC_URL and WEBHOOK_SECRET are set."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     bot = build_bot(settings)
@@ -270,13 +287,21 @@ async def run(settings: Settings) -> None:
     decisions: DecisionsWebhook | None = None
     decisions_task: asyncio.Task[None] | None = None
     pruning: asyncio.Task[None] | None = None
+    retention: Retention | None = None
     try:
         await check_redis(conversation)
         me = await fetch_me(bot)
         assert me.username is not None
         dp["bot_username"] = me.username
         await bot.set_my_commands(DEFAULT_COMMANDS)
-        api = ApiContext(settings, session_factory, clock, me.username, metrics)
+        api = ApiContext(
+            settings,
+            session_factory,
+            clock,
+            me.username,
+            metrics,
+            forget_conversation=conversation_eraser(conversation, me.id),
+        )
         web_app = build_web_app(
             engine, runtime.state, api=api, metrics=metrics, liveness=liveness, clock=clock
         )
@@ -300,11 +325,13 @@ async def run(settings: Settings) -> None:
         )
         if settings.NOTIFY_IN_BOT:
             background = start_background(bot, session_factory, settings, clock)
-            metrics.sends.watch("telegram", background.notifier.stats)
+            metrics.watch_worker(background.notifier)
             for task in background.tasks:
                 liveness.watch(task.get_name(), task)
         else:
             log.info("notifications are sent by `python -m bot dispatcher` (NOTIFY_IN_BOT=false)")
+        retention = Retention.start(session_factory, clock, settings.outbox_retention)
+        liveness.watch(retention.task.get_name(), retention.task)
         if settings.decisions_webhook:
             decisions = DecisionsWebhook(settings, session_factory, clock, metrics)
             decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")
@@ -325,6 +352,8 @@ async def run(settings: Settings) -> None:
             await decisions.stop(decisions_task)
         if background is not None:
             await background.stop()
+        if retention is not None:
+            await retention.stop()
         if runner is not None:
             await runner.cleanup()
         await conversation.close()

@@ -7,6 +7,9 @@ one at a time (the worker orders by application number); several bot replicas ma
 
 Headers: `X-Timestamp` (Unix seconds), `X-Signature: sha256=<hex HMAC-SHA256 of timestamp + "." +
 body, key DPO_WEBHOOK_SECRET>`, `X-Decision-Id`. The body is the decision as in the pull feed.
+
+A 429 waits its `Retry-After` (delta-seconds or an HTTP-date), at most MAX_RETRY_AFTER (10
+minutes), and holds back every decision: there is one receiver.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +28,7 @@ from bot.settings import Settings
 from services.clock import Clock
 from services.decisions import WEBHOOK_CHANNEL, decision_of, is_decision, signature, webhook_body
 from services.outbox import (
+    MAX_RETRY_AFTER,
     OutboxWorker,
     Outcome,
     Retry,
@@ -30,6 +36,7 @@ from services.outbox import (
     RetryPolicy,
     Sent,
     Undeliverable,
+    capped_retry_after,
 )
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
@@ -41,6 +48,24 @@ RATE = 20.0  # POSTs per second at most
 DEFAULT_RETRY_AFTER = 30.0  # seconds, for a 429 without a usable Retry-After
 # "Until a 2xx": about 5 s doubling up to 10 minutes between attempts, with no last attempt.
 POLICY = RetryPolicy(base=5.0, cap=600.0, max_attempts=2**31 - 1)
+
+
+def retry_after_seconds(value: str, now: datetime) -> float | None:
+    """The wait a `Retry-After` header asks for (RFC 9110, 10.2.3), capped at MAX_RETRY_AFTER:
+    delta-seconds («120», of any length) or an HTTP-date («Wed, 21 Oct 2026 07:28:00 GMT»,
+    from `now`); None when it is neither."""
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        digits = value.lstrip("0") or "0"
+        # Ten digits are more than any wait we make; and int() refuses 4,300 digits or more.
+        return capped_retry_after(int(digits)) if len(digits) < 10 else MAX_RETRY_AFTER
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # "-0000": UTC, as HTTP-dates are
+        moment = moment.replace(tzinfo=now.tzinfo)
+    return capped_retry_after((moment - now).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -96,8 +121,10 @@ class WebhookSender:
         if 200 <= status < 300:
             return Sent()
         if status == 429:  # asked to slow down: wait as told, without spending an attempt
-            seconds = float(retry_after) if retry_after.isdigit() else DEFAULT_RETRY_AFTER
-            return RetryAfter(seconds, "HTTP 429")
+            seconds = retry_after_seconds(retry_after, self.clock.now())
+            if seconds is None:
+                seconds = DEFAULT_RETRY_AFTER
+            return RetryAfter(seconds, "HTTP 429", overall=True)
         return Retry(f"HTTP {status}")
 
 
@@ -123,7 +150,7 @@ def build_worker(
         order_key="application_number",
     )
     if metrics is not None:
-        metrics.sends.watch(WEBHOOK_CHANNEL, worker.stats)
+        metrics.watch_worker(worker)
     return worker
 
 

@@ -1,8 +1,9 @@
 """Prometheus metrics of one process: a registry per app (tests build many), served at /metrics.
 
 Updates by type and their handling time come from a dispatcher middleware; outbox depth and the
-age of its oldest pending message are read from the database at scrape time, sends by result from
-the outbox workers' own counts; the API counts its requests by status.
+age of its oldest pending message are read from the database at scrape time, sends by result and
+how long a worker has been stalled from the outbox workers of this process (`watch_worker`); the
+API counts its requests by status.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
-from services.outbox import WorkerStats
+from services.outbox import OutboxWorker
 from storage.repositories import Repositories
 
 CHANNELS = ("telegram", "webhook")
@@ -52,8 +53,8 @@ class Metrics:
             ["channel"],
             registry=self.registry,
         )
-        self.sends = SendsCollector()
-        self.registry.register(self.sends)
+        self.workers = WorkersCollector()
+        self.registry.register(self.workers)
         self.api_requests = Counter(
             "dpo_bot_api_requests",
             "Integration API requests, by method, route and HTTP status",
@@ -63,6 +64,10 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def watch_worker(self, worker: OutboxWorker[Any]) -> None:
+        """Count the worker's sends and watch its progress (/metrics, /healthz)."""
+        self.workers.watch(worker)
 
     async def refresh_outbox(
         self, session_factory: async_sessionmaker[AsyncSession], clock: Clock
@@ -77,9 +82,10 @@ class Metrics:
             self.outbox_oldest_seconds.labels(channel=channel).set(max(age, 0.0))
 
 
-class SendsCollector(Collector):
-    """`dpo_bot_sends_total{channel, result}`, read at scrape time from the counts the outbox
-    workers keep (services.outbox.WorkerStats), so every sender is counted the same way."""
+class WorkersCollector(Collector):
+    """The outbox workers of this process (services.outbox.OutboxWorker), read at scrape time:
+    `dpo_bot_sends_total{channel, result}` from the counts they keep, so every sender is
+    counted the same way, and `dpo_bot_outbox_stalled_seconds{channel}`."""
 
     RESULTS = (
         ("sent", "sent"),
@@ -90,10 +96,17 @@ class SendsCollector(Collector):
     )
 
     def __init__(self) -> None:
-        self._workers: list[tuple[str, WorkerStats]] = []
+        self._workers: list[OutboxWorker[Any]] = []
 
-    def watch(self, channel: str, stats: WorkerStats) -> None:
-        self._workers.append((channel, stats))
+    def watch(self, worker: OutboxWorker[Any]) -> None:
+        self._workers.append(worker)
+
+    def stalled(self) -> dict[str, float]:
+        """Per channel with a worker here: the longest any of them has been stalled (seconds)."""
+        stalled: dict[str, float] = {}
+        for worker in self._workers:
+            stalled[worker.channel] = max(stalled.get(worker.channel, 0.0), worker.stalled_for())
+        return stalled
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
@@ -103,13 +116,22 @@ class SendsCollector(Collector):
             labels=["channel", "result"],
         )
         totals: dict[tuple[str, str], int] = {}
-        for channel, stats in self._workers:
+        for worker in self._workers:
             for result, attribute in self.RESULTS:
-                key = (channel, result)
-                totals[key] = totals.get(key, 0) + getattr(stats, attribute)
+                key = (worker.channel, result)
+                totals[key] = totals.get(key, 0) + getattr(worker.stats, attribute)
         for (channel, result), value in sorted(totals.items()):
             family.add_metric([channel, result], value)
         yield family
+        stalled = GaugeMetricFamily(
+            "dpo_bot_outbox_stalled_seconds",
+            "How long this process's outbox worker of the channel has held messages without "
+            "recording any outcome, beyond a 429's pause (0: it makes progress)",
+            labels=["channel"],
+        )
+        for channel, seconds in sorted(self.stalled().items()):
+            stalled.add_metric([channel], seconds)
+        yield stalled
 
 
 Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]

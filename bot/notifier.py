@@ -5,14 +5,17 @@ A background task of the bot process (`python -m bot`), or a process of its own
 messages a second, at most one a second per chat, in order per chat (services/outbox.py does
 the claiming, pacing and bookkeeping). What Telegram answers decides what happens to a row:
 
-* 429 -> everything waits retry_after and the rate drops by a fifth, then recovers gradually;
+* 429 -> that chat waits retry_after (at most MAX_RETRY_AFTER, 10 minutes); only when 429s come
+  for several chats at once (FLOOD_KEYS chats within FLOOD_WINDOW seconds: Telegram's overall
+  limit, not a chat's) does every send wait and the rate drop by a fifth, recovering gradually;
 * network errors, timeouts, 5xx -> retried with exponential backoff and jitter, failed with the
   reason after the limit;
 * 403 (bot blocked, user deactivated) and 400 «chat not found» -> the link is marked blocked and
   the chat's rows are held until the user writes to the bot again;
 * any other 4xx -> failed with Telegram's description (a retry would get the same answer).
 
-The same process writes the directors' daily digest to the outbox (services/digest.py).
+The same process writes the directors' daily digest to the outbox (services/digest.py); the
+dispatcher command runs the retention job too (services/retention.py).
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ from services.outbox import (
     RetryAfter,
     RetryPolicy,
     Sent,
+    capped_retry_after,
 )
+from services.retention import Retention
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
 
@@ -79,15 +84,15 @@ class TelegramSender:
         if row.chat_id is None:
             return Failed("the row names no chat")
         try:
-            # The 429 comes back at once: the worker pauses and slows down all its sending.
+            # The 429 comes back at once: the worker decides whom it holds back.
             with flood_errors_raised():
                 async with asyncio.timeout(self.send_timeout):
                     message = await self.bot.send_message(
                         row.chat_id, prepared.text, reply_markup=keyboard(prepared)
                     )
         except TelegramRetryAfter as error:
-            seconds = error.retry_after
-            return RetryAfter(float(seconds), f"429: Too Many Requests: retry after {seconds}")
+            seconds = capped_retry_after(error.retry_after)
+            return RetryAfter(seconds, f"429: Too Many Requests: retry after {error.retry_after}")
         except TelegramForbiddenError as error:
             return Blocked(f"403: {error.message}")
         except TelegramBadRequest as error:
@@ -96,7 +101,7 @@ class TelegramSender:
             return Failed(f"400: {error.message}")
         except TelegramUnauthorizedError:
             log.error("Telegram rejected BOT_TOKEN; notifications wait")
-            return RetryAfter(UNAUTHORIZED_PAUSE, "401: the bot token was rejected")
+            return RetryAfter(UNAUTHORIZED_PAUSE, "401: the bot token was rejected", overall=True)
         except TelegramServerError as error:
             return Retry(f"5xx: {error.message}")
         except TelegramNetworkError as error:
@@ -180,7 +185,8 @@ def start_background(
 
 
 async def run_dispatcher(settings: Settings) -> None:
-    """`python -m bot dispatcher`: only the dispatcher and the digest, until SIGTERM/SIGINT."""
+    """`python -m bot dispatcher`: only the dispatcher, the digest and the retention job, until
+    SIGTERM/SIGINT."""
     from bot.app import build_bot
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
@@ -192,10 +198,13 @@ async def run_dispatcher(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    background = start_background(bot, create_session_factory(engine), settings, SystemClock())
+    session_factory = create_session_factory(engine)
+    background = start_background(bot, session_factory, settings, SystemClock())
+    retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
     try:
         await stop.wait()
     finally:
+        await retention.stop()
         await background.stop()
         await bot.session.close()
         await engine.dispose()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from datetime import time
+from datetime import time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
@@ -11,6 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BOT_TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
 WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# Shared secrets are guessed offline (a signature, a hash) or online (a bearer token): 32
+# random characters of the alphabet below carry about 190 bits.
+SECRET_MIN_LENGTH = 32
+NEW_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+SECRETS = ("API_TOKEN", "WEBHOOK_SECRET", "DPO_WEBHOOK_SECRET", "SNILS_HASH_KEY")
+# Addresses the bot sends people or signed data to: https, but for this machine itself (tests, a
+# broker on the same host).
+HTTPS_URLS = ("PUBLIC_URL", "OIDC_ISSUER", "DPO_WEBHOOK_URL")
+LOOPBACK_HOSTS = ("localhost",)
 
 # How to fix each setting, for the one-line start-up error.
 HINTS: dict[str, str] = {
@@ -19,17 +29,26 @@ HINTS: dict[str, str] = {
     "или postgresql+asyncpg://user:password@host/db",
     "TELEGRAM_API_URL": "адрес сервера Bot API, например https://api.telegram.org",
     "REDIS_URL": "например redis://127.0.0.1:6379/0 (или rediss://… с TLS)",
-    "PUBLIC_URL": "внешний https-адрес сервиса, например https://bot.example.ru",
-    "WEBHOOK_SECRET": "от 1 до 256 символов: латинские буквы, цифры, _ и -",
+    "PUBLIC_URL": "внешний https-адрес сервиса, например https://bot.example.ru "
+    "(http:// — только для 127.0.0.1 и localhost)",
+    "API_TOKEN": f"случайная строка не короче {SECRET_MIN_LENGTH} символов, например {NEW_SECRET}",
+    "WEBHOOK_SECRET": f"от {SECRET_MIN_LENGTH} до 256 символов: латинские буквы, цифры, _ и -, "
+    f"например {NEW_SECRET}",
+    "SNILS_HASH_KEY": f"случайный ключ не короче {SECRET_MIN_LENGTH} символов, например "
+    f"{NEW_SECRET}; после смены ключа СНИЛС нужно загрузить заново",
+    "OIDC_ISSUER": "https-адрес провайдера OpenID Connect, например "
+    "https://sso.example.ru/realms/esia (http:// — только для 127.0.0.1 и localhost)",
     "TIMEZONE": "название часового пояса IANA, например Asia/Yekaterinburg",
     "DIGEST_TIME": "время в формате ЧЧ:ММ, например 09:00",
-    "DPO_WEBHOOK_URL": "адрес, на который модуль принимает решения, например "
-    "https://dpo.edu-74.ru/bot/decisions",
-    "DPO_WEBHOOK_SECRET": "нужен ключ подписи решений (HMAC-SHA256), когда задан DPO_WEBHOOK_URL; "
-    "тот же ключ задаётся в модуле «Организация ДПО»",
+    "DPO_WEBHOOK_URL": "https-адрес, на который модуль принимает решения, например "
+    "https://dpo.edu-74.ru/bot/decisions (http:// — только для 127.0.0.1 и localhost)",
+    "DPO_WEBHOOK_SECRET": f"нужен ключ подписи решений (HMAC-SHA256) не короче "
+    f"{SECRET_MIN_LENGTH} символов, когда задан DPO_WEBHOOK_URL; тот же ключ задаётся в модуле "
+    f"«Организация ДПО», например {NEW_SECRET}",
     "NOTIFY_RATE": "число сообщений в секунду больше 0 и не больше 30, например 25",
     "NOTIFY_LEASE": "целое число секунд от 2 до 600, например 30",
     "NOTIFY_IN_BOT": "true или false",
+    "OUTBOX_RETENTION_DAYS": "целое число дней от 1 до 3650, например 30",
 }
 
 
@@ -68,6 +87,9 @@ class Settings(BaseSettings):
     TIMEZONE: str = "Asia/Yekaterinburg"
     DIGEST_TIME: time = time(9, 0)
     HIDE_NAMES_IN_PUSHES: bool = False
+    # Sent and failed outbox rows (which chat belongs to which account) are deleted this many
+    # days later (services/retention.py).
+    OUTBOX_RETENTION_DAYS: int = Field(30, ge=1, le=3650)
     LOG_LEVEL: str = "INFO"
 
     @field_validator("BOT_TOKEN")
@@ -82,6 +104,20 @@ class Settings(BaseSettings):
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not WEBHOOK_SECRET_PATTERN.fullmatch(value.get_secret_value()):
             raise ValueError("malformed webhook secret")
+        return value
+
+    @field_validator(*SECRETS)
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < SECRET_MIN_LENGTH:
+            raise ValueError(f"a secret shorter than {SECRET_MIN_LENGTH} characters")
+        return value
+
+    @field_validator(*HTTPS_URLS)
+    @classmethod
+    def _https_or_loopback(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if value is not None and value.scheme != "https" and not is_loopback(value.host):
+            raise ValueError("http:// for an address other than this machine's")
         return value
 
     @field_validator("DATABASE_URL")
@@ -137,6 +173,22 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.TIMEZONE)
+
+    @property
+    def outbox_retention(self) -> timedelta:
+        return timedelta(days=self.OUTBOX_RETENTION_DAYS)
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost: this machine, where plain http stays on the machine."""
+    if host is None:
+        return False
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):

@@ -41,11 +41,17 @@ class Liveness:
 LIVENESS_KEY = web.AppKey("liveness", Liveness)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 CLOCK_KEY = web.AppKey("clock", Clock)
+STALLED_AFTER_KEY = web.AppKey("stalled_after", float)
+
+# An outbox worker that has held messages this long without recording any outcome (beyond a
+# 429's pause) is stalled: sends time out within 15 s, so this is no slow receiver.
+STALLED_AFTER = 120.0
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers, polling (or the webhook) runs and every background task
-    is alive; 503 otherwise. `state` holds the mode ("polling"/"webhook") and its state."""
+    """200 when the database answers, polling (or the webhook) runs, every background task is
+    alive and no outbox worker is stalled; 503 otherwise ("degraded" when only delivery is
+    stalled). `state` holds the mode ("polling"/"webhook") and its state."""
     state: dict[str, object] = request.app[STATE_KEY]
     try:
         async with request.app[ENGINE_KEY].connect() as connection:
@@ -54,18 +60,25 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:  # any failure of the database makes the service unhealthy
         database = "unavailable"
     tasks = request.app[LIVENESS_KEY].report()
-    healthy = (
+    limit = request.app[STALLED_AFTER_KEY]
+    delivery = {
+        channel: "stalled" if seconds > limit else "ok"
+        for channel, seconds in request.app[METRICS_KEY].workers.stalled().items()
+    }
+    alive = (
         database == "ok"
         and "stopped" not in tasks.values()
         and state.get(str(state.get("mode"))) != "stopped"
     )
+    status = "unavailable" if not alive else "degraded" if "stalled" in delivery.values() else "ok"
     body = {
-        "status": "ok" if healthy else "unavailable",
+        "status": status,
         "database": database,
         **state,
         "tasks": tasks,
+        "delivery": delivery,
     }
-    return web.json_response(body, status=200 if healthy else 503)
+    return web.json_response(body, status=200 if status == "ok" else 503)
 
 
 async def serve_metrics(request: web.Request) -> web.Response:
@@ -84,6 +97,7 @@ def build_web_app(
     metrics: Metrics | None = None,
     liveness: Liveness | None = None,
     clock: Clock | None = None,
+    stalled_after: float = STALLED_AFTER,
 ) -> web.Application:
     """The web app; the integration API is mounted at /api/v1 when `api` is given."""
     # Batches of up to 1,000 applications with long texts fit in this.
@@ -93,6 +107,7 @@ def build_web_app(
     app[LIVENESS_KEY] = liveness or Liveness()
     app[METRICS_KEY] = metrics or (api.metrics if api and api.metrics else Metrics())
     app[CLOCK_KEY] = clock or (api.clock if api else SystemClock())
+    app[STALLED_AFTER_KEY] = stalled_after
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", serve_metrics)
     if api is not None:

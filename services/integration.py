@@ -35,6 +35,9 @@ from storage.repositories import Repositories
 ORIGIN_NAME = "Модуль «Организация ДПО»"
 
 MAX_ID = 2**63 - 1  # BIGINT
+# Moments from the web module (created_at) lie within these, in UTC.
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(2201, 1, 1, tzinfo=UTC)
 # NUL cannot be stored in PostgreSQL text; nothing legitimate contains it.
 NO_NUL = r"^[^\x00]*$"
 
@@ -96,7 +99,8 @@ class AccountData(_Input):
     )
     snils: Annotated[str, StringConstraints(max_length=20, pattern=NO_NUL)] | None = Field(
         None,
-        description="СНИЛС (11 цифр, можно с пробелами и дефисами); хранится только ключевой хеш",
+        description="СНИЛС: 11 цифр 0–9 (ASCII), можно с пробелами и дефисами; хранится только "
+        "ключевой хеш",
     )
 
     @field_validator("snils", mode="after")
@@ -106,7 +110,9 @@ class AccountData(_Input):
             return None
         digits = normalize_snils(value)
         if digits is None:
-            raise ValueError("СНИЛС должен состоять из 11 цифр")
+            raise ValueError(
+                "СНИЛС — 11 цифр 0–9, можно с пробелами и дефисами, например 112-233-445 95"
+            )
         return digits
 
 
@@ -141,8 +147,10 @@ class ApplicationData(_Input):
     @field_validator("created_at", mode="after")
     @classmethod
     def _plausible_moment(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not 1970 <= value.astimezone(UTC).year <= 2200:
-            raise ValueError("дата вне допустимого диапазона")
+        # Compared, not converted: 0001-01-01T00:00:00+01:00 has no UTC datetime (astimezone
+        # would raise OverflowError, which pydantic does not turn into a validation error).
+        if value is not None and not EARLIEST_MOMENT <= value < LATEST_MOMENT:
+            raise ValueError("дата вне допустимого диапазона: от 1970 до 2200 года")
         return value
 
 

@@ -107,10 +107,17 @@ def is_well_formed(token: str) -> bool:
     return TOKEN_PATTERN.fullmatch(token) is not None
 
 
+# A SNILS is 11 ASCII digits, grouped by spaces or hyphens («112-233-445 95»). Other Unicode
+# digits («１１２…», «١١٢…») are refused rather than read: Python's \d would take them, and the same
+# number would then hash differently from its ASCII spelling and match no account.
+SNILS_SEPARATORS = re.compile(r"[ \t-]")
+SNILS_DIGITS = re.compile(r"[0-9]{11}")
+
+
 def normalize_snils(snils: str) -> str | None:
     """The 11 digits of a SNILS written in any usual way, or None if it is not one."""
-    digits = re.sub(r"[\s-]", "", snils)
-    return digits if re.fullmatch(r"\d{11}", digits) else None
+    digits = SNILS_SEPARATORS.sub("", snils)
+    return digits if SNILS_DIGITS.fullmatch(digits) else None
 
 
 def snils_hash(snils: str, key: str) -> str:

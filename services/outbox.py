@@ -13,6 +13,19 @@ channel-specific `Sender` and records the outcome. Several workers may share the
   crash or restart re-sends whatever was not recorded as sent. Delivery is therefore at least
   once: a row whose send went out just before a crash is sent again.
 
+A receiver that asks to slow down (429) is obeyed, within limits:
+
+* a wait is at most `MAX_RETRY_AFTER` (10 minutes), whatever the receiver asks: a longer one (or
+  a nonsensical `Retry-After: 99999999999999999999`) is waited that long, then asked again; and
+  at least `MIN_RETRY_AFTER` (a second);
+* a 429 for one chat (one ordering key) holds back that chat only; only when 429s came for
+  `FLOOD_KEYS` different chats within `FLOOD_WINDOW` seconds, or the receiver asks as a whole
+  (`RetryAfter.overall`: the web module's 429, a rejected bot token), does every send pause and
+  the rate drop by a fifth (`Flood`).
+
+A worker that holds rows but records no outcome for them, beyond the waits it was told to make,
+is stalled (`OutboxWorker.stalled_for`): /healthz and /metrics show it.
+
 Nothing here imports aiogram: the Telegram sender lives in bot/notifier.py.
 """
 
@@ -21,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
@@ -46,6 +60,21 @@ TELEGRAM = "telegram"
 ERROR_MAX_LENGTH = 500
 
 OrderKey = Literal["chat_id", "application_number"]
+
+# The waits a 429 imposes, in seconds (docs/API.md, docs/notifications.md): at most ten minutes,
+# whatever the receiver asks; at least one, so a "retry now" cannot make a busy loop.
+MIN_RETRY_AFTER = 1.0
+MAX_RETRY_AFTER = 600.0
+FLOOD_KEYS = 3  # 429s for this many different chats ...
+FLOOD_WINDOW = 10.0  # ... within this many seconds: the receiver as a whole is over its limit
+
+
+def capped_retry_after(seconds: float) -> float:
+    """A receiver's retry-after as a wait we make: MIN_RETRY_AFTER to MAX_RETRY_AFTER seconds.
+
+    Takes ints of any size (Telegram's retry_after, a Retry-After header's digits) without
+    converting them first: float() of a huge int overflows."""
+    return float(min(max(seconds, MIN_RETRY_AFTER), MAX_RETRY_AFTER))
 
 
 def _order_column(model: Any, key: OrderKey) -> InstrumentedAttribute[int | None]:
@@ -88,10 +117,13 @@ class Retry:
 
 @dataclass(frozen=True)
 class RetryAfter:
-    """The receiver asked to slow down (429): everything waits `seconds`; no attempt is spent."""
+    """The receiver asked to slow down (429): the row waits `seconds` (capped at
+    MAX_RETRY_AFTER); no attempt is spent. `overall`: the answer concerns every send (one
+    receiver, a rejected token), not only this row's chat; see `Flood` for the rule."""
 
     seconds: float
     reason: str
+    overall: bool = False
 
 
 @dataclass(frozen=True)
@@ -445,6 +477,27 @@ class OutboxQueue:
 # --------------------------------------------------------------------------------------------
 
 
+class Flood:
+    """Tells a chat's 429 from the receiver's overall limit.
+
+    Telegram answers 429 both when one chat gets more than its share (about one message a
+    second) and when the bot as a whole sends too much (about 30 a second), and its answer does
+    not say which. The first holds back that chat only; the second shows as 429s for several
+    chats at once: `keys` different chats within `window` seconds.
+    """
+
+    def __init__(self, keys: int = FLOOD_KEYS, window: float = FLOOD_WINDOW) -> None:
+        self.keys = keys
+        self.window = window
+        self._last: dict[int | None, float] = {}  # chat -> when it last got a 429
+
+    def overall(self, key: int | None, now: float) -> bool:
+        """Record a 429 for `key` at `now` (monotonic seconds); whether it is the overall limit."""
+        self._last = {k: t for k, t in self._last.items() if t > now - self.window}
+        self._last[key] = now
+        return len(self._last) >= self.keys
+
+
 class RateLimiter:
     """At most `rate` sends per second, evenly spaced, for the whole worker.
 
@@ -481,8 +534,13 @@ class RateLimiter:
             start = self._next if self._next > now - interval else now
             self._next = start + interval
 
+    @property
+    def paused_until(self) -> float:
+        """Until when (the loop's clock) every send waits; in the past when none does."""
+        return self._paused_until
+
     def pause(self, seconds: float) -> None:
-        until = asyncio.get_running_loop().time() + seconds
+        until = asyncio.get_running_loop().time() + capped_retry_after(seconds)
         self._paused_until = max(self._paused_until, until)
 
     def slow_down(self) -> None:
@@ -553,6 +611,7 @@ class OutboxWorker(Generic[P]):
             order_key,
         )
         self.limiter = RateLimiter(rate)
+        self.flood = Flood()
         self.per_chat_interval = per_chat_interval
         self.lease = lease
         # About two seconds of sending claimed at a time: enough to keep the pace, little to
@@ -567,6 +626,10 @@ class OutboxWorker(Generic[P]):
         self._in_flight: set[int] = set()  # rows being sent or recorded
         self._tasks: dict[asyncio.Task[None], int] = {}  # delivery task -> its row id
         self._chat_ready: dict[int, float] = {}
+        # Since when (the loop's clock) the worker has owed outcomes without recording one, and
+        # when a delivery last ended without one (its row comes back when its lease runs out).
+        self._owed_since: float | None = None
+        self._unrecorded_at = -math.inf
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
@@ -584,6 +647,16 @@ class OutboxWorker(Generic[P]):
         self._wakeup.set()
         self._progress.set()
 
+    def stalled_for(self) -> float:
+        """Seconds the worker has owed outcomes without recording one — it holds rows, or its
+        deliveries keep ending without an outcome — beyond the pause a 429 imposed (0 while it
+        makes progress or has nothing to do). Every send ends within its timeout and every wait
+        within MAX_RETRY_AFTER, so a few minutes of this is a fault."""
+        if self._owed_since is None:
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        return max(0.0, now - max(self._owed_since, self.limiter.paused_until))
+
     async def run(self) -> None:
         """Deliver until stopped; on stop, let sends in flight finish briefly, hand back the
         rest unsent (their leases are cleared, so another worker or a restart takes them)."""
@@ -599,6 +672,7 @@ class OutboxWorker(Generic[P]):
                     log.exception("%s outbox: claiming failed", self.channel)
                     started = 0
                 if started == 0:
+                    self._settle()
                     await self._wait(self._wakeup, await self._idle_wait())
         finally:
             heartbeat.cancel()
@@ -640,6 +714,8 @@ class OutboxWorker(Generic[P]):
         rows = await self.queue.claim(limit, self.clock.now())
         if not rows:
             return 0
+        if self._owed_since is None:
+            self._owed_since = asyncio.get_running_loop().time()
         for row in rows:
             self._claimed[row.id] = row
         try:
@@ -648,6 +724,7 @@ class OutboxWorker(Generic[P]):
                 await self.queue.fail(row, reason, self.clock.now(), attempted=False)
                 self.stats.failed += 1
                 self._claimed.pop(row.id, None)
+                self._recorded()
         except Exception:
             # The database went away while rendering: hand the rows back for a later try.
             for row in rows:
@@ -704,11 +781,13 @@ class OutboxWorker(Generic[P]):
             raise  # stays claimed: _shutdown hands it back
         except Exception:
             # Database trouble (or a sender that raised): stop renewing the lease, so the row
-            # comes back when it runs out.
+            # comes back when it runs out. Nothing was recorded: the worker still owes it.
             log.exception("%s outbox: delivering row %s failed", self.channel, row.id)
             self._claimed.pop(row.id, None)
+            self._unrecorded_at = loop.time()
         else:
             self._claimed.pop(row.id, None)
+            self._recorded()
         finally:
             self._in_flight.discard(row.id)
             self._progress.set()
@@ -725,17 +804,24 @@ class OutboxWorker(Generic[P]):
                 log.warning("%s outbox: row %s was sent after its lease ran out", *self._ids(row))
         elif isinstance(outcome, RetryAfter):
             self.stats.rate_limited += 1
-            self.limiter.pause(outcome.seconds)
-            self.limiter.slow_down()
-            log.warning(
-                "%s outbox: rate limited, pausing %.1f s, rate now %.1f/s",
-                self.channel,
-                outcome.seconds,
-                self.limiter.current,
-            )
-            await self.queue.release(
-                [row.id], now + timedelta(seconds=outcome.seconds), outcome.reason
-            )
+            wait = capped_retry_after(outcome.seconds)
+            key: int | None = getattr(row, self.queue.order_key)
+            loop_now = asyncio.get_running_loop().time()
+            # The flood rule sees every 429, also those that concern every send anyway.
+            if self.flood.overall(key, loop_now) or outcome.overall:
+                self.limiter.pause(wait)
+                self.limiter.slow_down()
+                log.warning(
+                    "%s outbox: rate limited, every send pauses %.1f s, rate now %.1f/s",
+                    self.channel,
+                    wait,
+                    self.limiter.current,
+                )
+            else:
+                # The row goes back with the wait: the chat's later rows queue behind it, in the
+                # database, so other workers hold back that chat too.
+                log.info("%s outbox: rate limited, row %s waits %.1f s", self.channel, row.id, wait)
+            await self.queue.release([row.id], now + timedelta(seconds=wait), outcome.reason)
         elif isinstance(outcome, Retry):
             if await self.queue.retry_or_fail(row, outcome.reason, now, self.policy, self.rng):
                 self.stats.retried += 1
@@ -752,6 +838,19 @@ class OutboxWorker(Generic[P]):
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
+
+    def _recorded(self) -> None:
+        """An outcome was recorded: the worker owes outcomes only for the rows it still holds,
+        counted from now."""
+        self._owed_since = asyncio.get_running_loop().time() if self._claimed else None
+
+    def _settle(self) -> None:
+        """Nothing was due: nothing is owed, unless a delivery ended without an outcome so
+        recently that its row is still leased and will come back (a failure that repeats with
+        every lease is a stall too)."""
+        quiet = asyncio.get_running_loop().time() - self._unrecorded_at
+        if not self._claimed and quiet > self.lease + self.poll_interval:
+            self._owed_since = None
 
     def _ids(self, row: OutboxMessage) -> tuple[str, int]:
         return self.channel, row.id
@@ -789,3 +888,4 @@ class OutboxWorker(Generic[P]):
             except Exception:
                 log.exception("%s outbox: handing back rows on stop failed", self.channel)
             self._claimed.clear()
+        self._owed_since = None

@@ -32,6 +32,7 @@ from storage.models import (
     AccountRole,
     Application,
     ApplicationEvent,
+    FsmState,
     LinkFailure,
     LinkToken,
     Organization,
@@ -621,13 +622,17 @@ class LinkRepo:
         return result.unique().scalar_one_or_none()
 
     async def remove(self, link: TelegramLink) -> None:
-        """Delete a binding together with the pushes still waiting for its chat."""
+        """Delete a binding together with what was kept for its chat: every push for it (still
+        waiting, sent or failed: each tells which account the chat belonged to) and the user's
+        conversation state in the SQL store, storage/states.py (a search for a name, a comment
+        being typed). A Redis store is the caller's to clear."""
         await self.session.execute(
             delete(OutboxMessage).where(
-                OutboxMessage.chat_id == link.chat_id,
-                OutboxMessage.channel == "telegram",
-                OutboxMessage.state.in_(("pending", "held")),
+                OutboxMessage.chat_id == link.chat_id, OutboxMessage.channel == "telegram"
             )
+        )
+        await self.session.execute(
+            delete(FsmState).where(FsmState.user_id == link.telegram_user_id)
         )
         await self.session.delete(link)
         await self.session.flush()

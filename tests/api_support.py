@@ -12,12 +12,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api import ApiContext
+from bot.api.core import ForgetConversation
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.web import Liveness, build_web_app
+from bot.web import STALLED_AFTER, Liveness, build_web_app
 from services.clock import Clock
+from tests.harness import SNILS_KEY
 
-API_TOKEN = "test-api-token-0123456789"
+API_TOKEN = "test-api-token-0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 BOT_USERNAME = "dpo_test_bot"
 
@@ -26,7 +28,7 @@ def api_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "DATABASE_URL": database_url,
         "API_TOKEN": API_TOKEN,
-        "SNILS_HASH_KEY": "test-snils-key",
+        "SNILS_HASH_KEY": SNILS_KEY,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -41,10 +43,15 @@ async def serve_api(
     *,
     liveness: Liveness | None = None,
     state: dict[str, object] | None = None,
+    metrics: Metrics | None = None,
+    stalled_after: float = STALLED_AFTER,
+    forget_conversation: ForgetConversation | None = None,
 ) -> AsyncIterator[TestClient[Any, Any]]:
     """The whole web app (health, metrics, API) on 127.0.0.1, with a client for it."""
-    metrics = Metrics()
-    context = ApiContext(settings, session_factory, clock, BOT_USERNAME, metrics)
+    metrics = metrics or Metrics()
+    context = ApiContext(
+        settings, session_factory, clock, BOT_USERNAME, metrics, forget_conversation
+    )
     app = build_web_app(
         engine,
         state if state is not None else {"mode": "polling", "polling": "running"},
@@ -52,6 +59,7 @@ async def serve_api(
         metrics=metrics,
         liveness=liveness,
         clock=clock,
+        stalled_after=stalled_after,
     )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client
@@ -87,10 +95,12 @@ def application_body(applicant_id: int = 3, organization_id: int = 10, **fields:
 class WebhookReceiver:
     """The web module's end of the decisions webhook, on 127.0.0.1: answers with the planned
     statuses in turn (then 200), or drops the connection for a planned 0; records every request.
+    `headers` go with every answer that is not a 2xx (a 429's Retry-After).
     """
 
-    def __init__(self, *planned: int) -> None:
+    def __init__(self, *planned: int, headers: dict[str, str] | None = None) -> None:
         self.planned = list(planned)
+        self.headers = headers or {}
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
@@ -102,7 +112,9 @@ class WebhookReceiver:
             assert request.transport is not None
             request.transport.close()  # the connection drops before any answer
             return web.Response(status=500)
-        return web.Response(status=status, text="ok" if status < 300 else "unavailable")
+        if status < 300:
+            return web.Response(status=status, text="ok")
+        return web.Response(status=status, text="unavailable", headers=self.headers)
 
     async def __aenter__(self) -> WebhookReceiver:
         app = web.Application()

@@ -27,12 +27,16 @@ class ErrorLog(logging.Handler):
         self.records.append(record)
 
 
+# SNILS_HASH_KEY of the tests' settings (at least 32 characters, as start-up demands).
+SNILS_KEY = "test-snils-key-0123456789abcdefghij"
+
+
 def test_settings(api: FakeBotAPI, database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "BOT_TOKEN": api.token,
         "DATABASE_URL": database_url,
         "TELEGRAM_API_URL": api.url,
-        "SNILS_HASH_KEY": "test-snils-key",
+        "SNILS_HASH_KEY": SNILS_KEY,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

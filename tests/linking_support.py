@@ -21,15 +21,15 @@ from services.linking import mint_portal_token, snils_hash
 from storage.models import LinkToken, OutboxMessage, TelegramLink
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
-from tests.harness import BotHarness, test_settings
-
-SNILS_KEY = "test-snils-key"  # tests.harness.test_settings sets SNILS_HASH_KEY to it
+from tests.harness import SNILS_KEY, BotHarness, test_settings
 
 # Accounts of the web module not linked to Telegram yet.
 NEW_DIRECTOR = 8  # director and listener of org 10
 NEW_DIRECTOR_NAME = "Смирнова Елена Павловна"
 NEW_DIRECTOR_OID = "1000008"
 NEW_DIRECTOR_SNILS = "112-233-445 95"
+# The same SNILS in fullwidth digits: Python's \d and int() read it as 11223344595, the bot not.
+FULLWIDTH_SNILS = "１１２-２３３-４４５ ９５"
 NEW_LISTENER = 9  # listener of org 20
 NEW_LISTENER_NAME = "Ковалёв Дмитрий Андреевич"
 NO_ROLES = 11  # an account the web module gave no role

@@ -39,6 +39,8 @@ from tests.api_support import (
     serve_api,
 )
 from tests.conftest import BACKENDS
+from tests.harness import SNILS_KEY
+from tests.linking_support import FULLWIDTH_SNILS
 
 Client = TestClient[Any, Any]
 
@@ -236,7 +238,7 @@ async def test_account_upsert_with_roles_esia_oid_and_snils(
         account = await session.get(Account, 40)
         assert account is not None
         assert account.role_codes == ["director", "listener"]
-        assert account.snils_hash == snils_hash("11223344595", "test-snils-key")
+        assert account.snils_hash == snils_hash("11223344595", SNILS_KEY)
         assert "11223344595" not in str(account.__dict__)
 
     # esia_oid and snils left out keep their values; roles are replaced.
@@ -271,6 +273,7 @@ async def test_account_upsert_with_roles_esia_oid_and_snils(
         ({"full_name": "X", "organization_id": 99}, 422, "unknown_reference", "organization_id"),
         ({"full_name": "X", "roles": ["admin"]}, 422, "validation_error", "roles[0]"),
         ({"full_name": "X", "snils": "123"}, 422, "validation_error", "snils"),
+        ({"full_name": "X", "snils": FULLWIDTH_SNILS}, 422, "validation_error", "snils"),
         ({"full_name": "X", "esia_oid": "1 2"}, 422, "validation_error", "esia_oid"),
         ({"full_name": "X", "esia_oid": "oid-of-3"}, 409, "conflict", "esia_oid"),
         ({"full_name": "X", "snils": "112 233 445 95"}, 409, "conflict", "snils"),
@@ -292,6 +295,22 @@ async def test_account_errors_name_the_field_and_write_nothing(
     assert (got, payload["code"], payload["fields"][0]["field"]) == (status, code, field)
     assert payload["message"].startswith(f"{field}: ")
     assert await count(session_factory, Account, Account.id == 41) == 0
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_a_snils_in_other_digits_is_refused_with_a_clear_message(client: Client) -> None:
+    body = {"full_name": "Новикова Елена Андреевна", "snils": FULLWIDTH_SNILS}
+    status, payload = await call(client, "PUT", "/api/v1/accounts/41", body)
+    assert (status, payload["fields"]) == (
+        422,
+        [
+            {
+                "field": "snils",
+                "message": "СНИЛС — 11 цифр 0–9, можно с пробелами и дефисами, "
+                "например 112-233-445 95",
+            }
+        ],
+    )
 
 
 @pytest.mark.usefixtures("seeded")
@@ -412,6 +431,9 @@ async def test_versions_order_updates_and_a_status_change_notifies_the_applicant
     assert len(await _outbox(session_factory)) == 3
 
 
+RANGE = "дата вне допустимого диапазона: от 1970 до 2200 года"
+
+
 @pytest.mark.usefixtures("seeded")
 @pytest.mark.parametrize(
     ("changes", "code", "field", "message"),
@@ -424,6 +446,10 @@ async def test_versions_order_updates_and_a_status_change_notifies_the_applicant
         ({"study_to": "2026-09-01"}, "validation_error", "study_to", "дата окончания обучения"),
         ({"study_from": "06.09.2026"}, "validation_error", "study_from", "ожидается дата"),
         ({"created_at": "2026-09-01T10:00:00"}, "validation_error", "created_at", "часовой пояс"),
+        # before 0001-01-01T00:00Z and after 9999-12-31T23:59Z: no datetime in UTC at all
+        ({"created_at": "0001-01-01T00:00:00+01:00"}, "validation_error", "created_at", RANGE),
+        ({"created_at": "9999-12-31T23:59:59-01:00"}, "validation_error", "created_at", RANGE),
+        ({"created_at": "2201-01-01T00:00:00Z"}, "validation_error", "created_at", RANGE),
         ({"program": "п" * 4001}, "validation_error", "program", "не длиннее 4000 символов"),
     ],
 )
@@ -510,6 +536,14 @@ async def test_batch_upserts_in_order(
             [application_body(number=1), application_body(status="new")],
             "applications[1].number",
             "обязательное поле",
+        ),
+        (
+            [
+                application_body(number=1),
+                application_body(number=2, created_at="0001-01-01T00:00:00+01:00"),
+            ],
+            "applications[1].created_at",
+            RANGE,
         ),
         ([], "applications", "не меньше 1 элементов"),
         (

@@ -13,8 +13,10 @@ from bot.app import track_updates
 from bot.metrics import Metrics
 from bot.web import Liveness
 from services.clock import ManualClock
+from services.outbox import OutboxWorker, Outcome, Sent
 from storage.db import create_engine
 from storage.models import OutboxMessage
+from storage.repositories import Repositories
 from tests.api_support import AUTH, api_settings, serve_api
 from tests.harness import BotHarness
 
@@ -55,6 +57,7 @@ async def test_healthz_reports_database_polling_and_tasks(
             "mode": "polling",
             "polling": "running",
             "tasks": {"decisions_webhook": "running"},
+            "delivery": {},  # no outbox worker in this process
         }
         stop.set()
         await task
@@ -62,6 +65,88 @@ async def test_healthz_reports_database_polling_and_tasks(
         assert response.status == 503
         body = await response.json()
         assert (body["status"], body["tasks"]) == ("unavailable", {"decisions_webhook": "stopped"})
+
+
+class StuckSender:
+    """A channel whose receiver takes each request and never answers (`hangs`, until told to
+    answer), or whose sending fails before any outcome (`raises`): either way no outcome is
+    recorded, as when a 429's wait overflowed and every send waited for ever."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.sending = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def prepare(self, repo: Repositories, row: OutboxMessage) -> None:
+        return None
+
+    async def send(self, row: OutboxMessage, prepared: None) -> Outcome:
+        self.sending.set()
+        if self.how == "raises":
+            raise OverflowError("date value out of range")
+        await self.answer.wait()
+        return Sent(message_id=1)
+
+
+@pytest.mark.parametrize("how", ["hangs", "raises"])
+async def test_a_stalled_deliverer_shows_in_healthz_and_metrics(
+    database_url: str,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    how: str,
+) -> None:
+    async with session_factory() as session:
+        session.add(
+            OutboxMessage(
+                channel="telegram",
+                kind="status_changed",
+                chat_id=1001,
+                payload={},
+                state="pending",
+                attempts=0,
+                available_at=clock.now(),
+                created_at=clock.now(),
+            )
+        )
+        await session.commit()
+    sender = StuckSender(how)
+    worker = OutboxWorker(session_factory, sender, channel="telegram", clock=clock, rate=10)
+    metrics = Metrics()
+    metrics.watch_worker(worker)
+    stalled = ("dpo_bot_outbox_stalled_seconds", (("channel", "telegram"),))
+    settings = api_settings(database_url)
+    # Any time without an outcome counts here: the threshold is STALLED_AFTER in production.
+    async with serve_api(
+        engine, session_factory, clock, settings, metrics=metrics, stalled_after=0.0
+    ) as client:
+        body = await (await client.get("/healthz")).json()
+        assert (body["status"], body["delivery"]) == ("ok", {"telegram": "ok"})
+        task = asyncio.create_task(worker.run())
+        try:
+            async with asyncio.timeout(30):  # a safety net, not a speed requirement
+                await sender.sending.wait()
+            await asyncio.sleep(0)  # let a raising send end
+            response = await client.get("/healthz")
+            assert response.status == 503
+            body = await response.json()
+            assert (body["status"], body["delivery"]) == ("degraded", {"telegram": "stalled"})
+            values = samples(await (await client.get("/metrics")).text())
+            assert values[stalled] > 0
+            if how == "hangs":  # the answer comes: progress again
+                sender.answer.set()
+                async with asyncio.timeout(30):
+                    while worker.stats.sent == 0:
+                        assert not task.done(), task
+                        await asyncio.sleep(0.01)
+                response = await client.get("/healthz")
+                assert response.status == 200
+                assert (await response.json())["delivery"] == {"telegram": "ok"}
+                values = samples(await (await client.get("/metrics")).text())
+                assert values[stalled] == 0
+        finally:
+            worker.stop()
+            await task
 
 
 @pytest.mark.parametrize("mode", ["polling", "webhook"])

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from aiohttp import ClientSession
@@ -21,6 +23,7 @@ from bot.settings import Settings, SettingsError, load_settings
 from services.applications import Done, perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
+from services.outbox import MAX_RETRY_AFTER, MIN_RETRY_AFTER
 from storage.models import ApplicationEvent, OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
@@ -29,7 +32,10 @@ from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 from tests.test_api_health import samples
 
-WEBHOOK = {"DPO_WEBHOOK_URL": "http://127.0.0.1:9/decisions", "DPO_WEBHOOK_SECRET": "s3cret"}
+WEBHOOK = {
+    "DPO_WEBHOOK_URL": "http://127.0.0.1:9/decisions",
+    "DPO_WEBHOOK_SECRET": "decisions-signing-secret-0123456789",
+}
 DIRECTOR = 1001
 
 
@@ -106,8 +112,9 @@ def test_a_webhook_url_needs_its_secret() -> None:
         )
     assert error.value.lines == [
         "Ошибка настройки: DPO_WEBHOOK_SECRET не задана — нужен ключ подписи решений "
-        "(HMAC-SHA256), когда задан DPO_WEBHOOK_URL; тот же ключ задаётся в модуле "
-        "«Организация ДПО»"
+        "(HMAC-SHA256) не короче 32 символов, когда задан DPO_WEBHOOK_URL; тот же ключ задаётся "
+        "в модуле «Организация ДПО», например "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
     ]
 
 
@@ -213,6 +220,49 @@ async def test_429_waits_retry_after_without_spending_an_attempt(
         row = await webhook_row(session_factory)
         assert (row.state, row.attempts) == ("pending", 0)
         assert row.available_at == clock.now() + timedelta(seconds=webhook.DEFAULT_RETRY_AFTER)
+
+
+def http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    ("retry_after", "waited"),
+    [
+        ("120", 120),
+        # far beyond any sensible wait (timedelta overflowed on it): capped
+        ("99999999999999999999", MAX_RETRY_AFTER),
+        ("9" * 5000, MAX_RETRY_AFTER),  # more digits than int() reads
+        (lambda now: http_date(now + timedelta(seconds=90)), 90),
+        (lambda now: http_date(now + timedelta(days=365)), MAX_RETRY_AFTER),
+        (lambda now: http_date(now - timedelta(hours=1)), MIN_RETRY_AFTER),  # past: no busy loop
+        ("0", MIN_RETRY_AFTER),
+        ("soon", webhook.DEFAULT_RETRY_AFTER),
+        ("-5", webhook.DEFAULT_RETRY_AFTER),
+    ],
+)
+async def test_retry_after_is_read_in_both_forms_and_capped(
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    retry_after: str | Callable[[datetime], str],
+    waited: float,
+) -> None:
+    await decided(session_factory, clock, "Одобрено")
+    header = retry_after if isinstance(retry_after, str) else retry_after(clock.now())
+    async with (
+        WebhookReceiver(429, headers={"Retry-After": header}) as receiver,
+        ClientSession() as http,
+    ):
+        worker = build_worker(settings_for(receiver, database_url), session_factory, http, clock)
+        assert await worker.drain() == 1
+        # one receiver: its 429 holds back every decision, as long as it asks (capped)
+        loop_now = asyncio.get_running_loop().time()
+        assert worker.limiter.paused_until <= loop_now + MAX_RETRY_AFTER
+    row = await webhook_row(session_factory)
+    assert (row.state, row.attempts, row.last_error) == ("pending", 0, "HTTP 429")
+    assert row.available_at == clock.now() + timedelta(seconds=waited)
 
 
 @pytest.mark.usefixtures("seeded")

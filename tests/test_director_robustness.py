@@ -9,10 +9,11 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import AppAction, AppIntent, StatusCode
-from services.applications import perform_action
+from bot.screens.markup import utf16_length
+from services.applications import Done, perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
-from storage.models import Account, TelegramLink
+from storage.models import Account, Organization, TelegramLink
 from storage.repositories import Repositories
 from tests import factories
 from tests.director_data import (
@@ -351,3 +352,51 @@ async def test_a_button_of_the_persons_other_role_acts_in_that_role_and_says_so(
         assert link.active_role == "director"
     assert harness.api.commands_for({"type": "chat", "chat_id": DIRECTOR})
     harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_screens_full_of_emoji_fit_telegrams_limit(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """Telegram counts 4096 in UTF-16 code units, an emoji beyond the BMP as 2: with every value
+    at its longest in such emoji, the card, its history and comments, an approval and a search
+    are cut to fit, and the double (counting as Telegram does) refuses none of them."""
+    emoji = "📚🎓" * 2500  # 5,000 characters, 10,000 code units
+    async with session_factory() as session:
+        session.add(
+            factories.application(
+                778,
+                3,
+                10,
+                program=emoji,
+                description=emoji,
+                listener_categories=emoji,
+                competencies=emoji,
+                dpo_organization=emoji,
+                group=emoji[:500],
+                study_form=emoji[:255],
+            )
+        )
+        await session.execute(update(Account).where(Account.id == 3).values(full_name="😀" * 255))
+        school = update(Organization).where(Organization.id == 10)
+        await session.execute(school.values(name="🏫" * 500))
+        await session.commit()
+        for _ in range(6):
+            clock.advance(minutes=1)
+            done = await perform_action(
+                Repositories(session), SECOND, 778, Action.COMMENT, comment="🎉" * 1000, clock=clock
+            )
+            assert isinstance(done, Done), done
+        await session.commit()
+
+    screens = [await harness.send(DIRECTOR, "778")]
+    assert screens[0].text.startswith("Заявка №778")
+    for label in ["🕓 История", "◀ К заявке", "💬 Комментарии (6)", "◀ К заявке", "✅ Одобрить"]:
+        screens.append(await harness.press(DIRECTOR, label))
+    screens.append(await harness.send(DIRECTOR, "👍" * 1000))
+    assert screens[-1].text.startswith("✅ Заявка №778 одобрена.")
+    screens.append(await harness.send(DIRECTOR, "😀" * 50))
+    harness.assert_no_errors()  # no send or edit refused as too long
+    for screen in screens:
+        assert utf16_length(screen.text) <= 4096
+    assert "…" in screens[0].text

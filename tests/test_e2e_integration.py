@@ -31,7 +31,7 @@ from tests.harness import BotHarness, test_settings
 from tests.test_api_health import samples
 from tests.test_process import bot_env, wait_for
 
-SECRET = "web-module-shared-secret"
+SECRET = "web-module-shared-secret-0123456789"
 DIRECTOR, SECOND_DIRECTOR, APPLICANT = 1001, 1002, 1003
 
 
@@ -174,7 +174,9 @@ async def test_the_bot_process_serves_the_api_and_delivers_decisions(tmp_path: P
                 "decisions_webhook": "running",
                 "digest": "running",
                 "notifier": "running",
+                "retention": "running",
             }
+            assert health["delivery"] == {"telegram": "ok", "webhook": "ok"}
             async with http.put(
                 f"{base}/api/v1/applications/39744", json=application_body(), headers=AUTH
             ) as response:

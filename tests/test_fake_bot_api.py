@@ -219,6 +219,29 @@ async def test_length_limit_applies_after_entity_parsing(bot: Bot) -> None:
 
 
 @pytest.mark.asyncio
+async def test_length_limits_count_utf16_code_units(bot: Bot, api: FakeBotAPI) -> None:
+    """As Telegram: «📥» (beyond the BMP) counts 2, so 2048 of them fill a message and one
+    more character is too long, though the text has only 2049 characters."""
+    full = "📥" * 2048
+    sent = await bot.send_message(USER, full)
+    assert sent.text == full
+    for text in ("📥" * 2048 + "я", "я" * 4095 + "📥"):
+        with pytest.raises(TelegramBadRequest, match="Bad Request: message is too long"):
+            await bot.send_message(USER, text)
+    with pytest.raises(TelegramBadRequest, match="Bad Request: MESSAGE_TOO_LONG"):
+        await bot.edit_message_text(full + "я", chat_id=USER, message_id=sent.message_id)
+
+    await bot.send_message(USER, "?", reply_markup=keyboard("Да"))
+    api.press(USER, "Да")
+    [update] = await bot.get_updates()
+    assert update.callback_query is not None
+    query_id = update.callback_query.id
+    with pytest.raises(TelegramBadRequest, match="Bad Request: MESSAGE_TOO_LONG"):
+        await bot.answer_callback_query(query_id, text="👤" * 100 + "!", show_alert=True)
+    assert await bot.answer_callback_query(query_id, text="👤" * 100, show_alert=True)
+
+
+@pytest.mark.asyncio
 async def test_callback_data_over_64_bytes_is_rejected(bot: Bot) -> None:
     markup = InlineKeyboardMarkup(
         inline_keyboard=[[InlineKeyboardButton(text="x", callback_data="я" * 33)]]

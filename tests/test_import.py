@@ -18,6 +18,8 @@ from services.linking import snils_hash
 from storage.models import Account, Application, ApplicationEvent, Organization, OutboxMessage
 from storage.repositories import Repositories
 from tests.api_support import count
+from tests.harness import SNILS_KEY
+from tests.linking_support import FULLWIDTH_SNILS
 from tests.test_process import run_bot
 
 APPLICATION = {
@@ -49,7 +51,7 @@ async def load(
     clock: ManualClock,
     *,
     notify: bool = True,
-    snils_key: str | None = "test-snils-key",
+    snils_key: str | None = SNILS_KEY,
 ) -> importer.ImportReport:
     return await importer.import_file(
         path, session_factory, snils_key=snils_key, notify=notify, clock=clock
@@ -104,11 +106,67 @@ async def test_jsonl_in_any_order_with_errors_by_line(
     async with session_factory() as session:
         account = await session.get(Account, 3)
         assert account is not None
-        assert account.snils_hash == snils_hash("11223344595", "test-snils-key")
+        assert account.snils_hash == snils_hash("11223344595", SNILS_KEY)
         event = (await session.scalars(select(ApplicationEvent))).one()
         assert (event.action, event.source, event.actor_role) == ("create", "cli", None)
         # an import is not a decision made here: the web module does not get it back
         assert await Repositories(session).events.decisions(after=0, limit=10) == []
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1969-12-31T23:59:59Z"]
+)
+async def test_a_moment_out_of_range_is_a_bad_line_and_the_import_goes_on(
+    tmp_path: Path,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    moment: str,
+) -> None:
+    bad = {**APPLICATION, "created_at": moment}
+    path = jsonl(tmp_path, bad, {**APPLICATION, "number": 39745})
+    csv_path = tmp_path / "export.csv"
+    csv_path.write_text(
+        "number,applicant_id,organization_id,status,version,created_at\n"
+        f"39746,3,10,new,1,{moment}\n"
+        "39747,3,10,new,1,2026-09-01T09:12:00+05:00\n",
+        encoding="utf-8",
+    )
+    message = "created_at: дата вне допустимого диапазона: от 1970 до 2200 года"
+    report = await load(path, session_factory, clock)
+    assert (counts(report)["application"], report.error_lines()) == (
+        {"created": 1},
+        [f"строка 1: {message}"],
+    )
+    report = await load(csv_path, session_factory, clock)
+    assert (counts(report)["application"], report.error_lines()) == (
+        {"created": 1},
+        [f"строка 2: {message}"],
+    )
+    async with session_factory() as session:
+        numbers = set(await session.scalars(select(Application.number)))
+    assert numbers == {39745, 39747}
+
+
+async def test_a_snils_in_other_digits_is_a_bad_line(
+    tmp_path: Path, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    path = jsonl(
+        tmp_path,
+        {"type": "organization", "id": 10, "name": "МАОУ «СОШ № 10»"},
+        {"type": "account", "id": 3, "full_name": "Войсковая Ю. О.", "snils": FULLWIDTH_SNILS},
+        {"type": "account", "id": 4, "full_name": "Новикова Е. А.", "snils": "11223344595"},
+    )
+    report = await load(path, session_factory, clock)
+    assert report.error_lines() == [
+        "строка 2: snils: СНИЛС — 11 цифр 0–9, можно с пробелами и дефисами, "
+        "например 112-233-445 95"
+    ]
+    async with session_factory() as session:
+        assert await session.get(Account, 3) is None
+        account = await session.get(Account, 4)
+        assert account is not None
+        assert account.snils_hash == snils_hash("11223344595", SNILS_KEY)
 
 
 @pytest.mark.usefixtures("seeded")
@@ -252,6 +310,22 @@ async def test_command_exit_codes(tmp_path: Path) -> None:
     assert err.splitlines() == [
         "строка 1: name: обязательное поле",
         "строка 2: строка — не JSON-объект",
+    ]
+
+    # A moment with no UTC datetime (before 0001-01-01T00:00Z) is a bad line, not a crash.
+    extreme = jsonl(
+        tmp_path,
+        {"type": "organization", "id": 10, "name": "Школа"},
+        {"type": "account", "id": 3, "full_name": "Войсковая Юлия Олеговна", "organization_id": 10},
+        {**APPLICATION, "created_at": "0001-01-01T00:00:00+01:00"},
+        {**APPLICATION, "number": 39745},
+        name="extreme.jsonl",
+    )
+    code, out, err = await run_bot(tmp_path, "import", str(extreme))
+    assert code == 1
+    assert "Заявки: создано 1" in out
+    assert err.splitlines() == [
+        "строка 3: created_at: дата вне допустимого диапазона: от 1970 до 2200 года"
     ]
 
     code, _, err = await run_bot(tmp_path, "import", str(tmp_path / "missing.csv"))

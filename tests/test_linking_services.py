@@ -24,12 +24,14 @@ from services.linking import (
     match_account,
     mint_portal_token,
     new_token,
+    normalize_snils,
     redeem_portal_token,
     snils_hash,
 )
 from storage.models import AccountRole, TelegramLink
 from storage.repositories import Repositories
 from tests.linking_support import (
+    FULLWIDTH_SNILS,
     NEW_DIRECTOR,
     NEW_DIRECTOR_OID,
     NEW_DIRECTOR_SNILS,
@@ -117,6 +119,7 @@ async def test_accounts_are_matched_by_esia_oid_else_by_snils_hash(
         assert await match({"snils": "11223344595"}) == NEW_DIRECTOR
         assert await match({"esia_oid": "other", "snils": NEW_DIRECTOR_SNILS}) == NEW_DIRECTOR
         assert await match({"esia_oid": "other", "snils": "123"}) is None
+        assert await match({"snils": FULLWIDTH_SNILS}) is None  # not read as 11223344595
         assert await match({"snils": NEW_DIRECTOR_SNILS}, key=None) is None
         assert await match({"snils": NEW_DIRECTOR_SNILS}, key="another-key") is None
         assert await match({"esia_oid": True}) is None
@@ -124,6 +127,18 @@ async def test_accounts_are_matched_by_esia_oid_else_by_snils_hash(
     assert snils_hash("112 233 445 95", SNILS_KEY) == snils_hash("11223344595", SNILS_KEY)
     with pytest.raises(ValueError, match="not a SNILS"):
         snils_hash("1234", SNILS_KEY)
+
+
+ARABIC_INDIC_SNILS = "١١٢-٢٣٣-٤٤٥ ٩٥"
+
+
+def test_a_snils_is_ascii_digits_only() -> None:
+    assert normalize_snils("112-233-445 95") == "11223344595"
+    assert normalize_snils("112 233 445\t95") == "11223344595"
+    for spelled in (FULLWIDTH_SNILS, ARABIC_INDIC_SNILS, "１1223344595"):
+        assert normalize_snils(spelled) is None
+        with pytest.raises(ValueError, match="not a SNILS"):
+            snils_hash(spelled, SNILS_KEY)
 
 
 async def test_roles_start_with_the_busiest_and_follow_the_web_module(

@@ -8,6 +8,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,15 @@ from bot.notifier import build_notifier, start_background
 from bot.pushes import RENDERERS, PushContext
 from bot.screens.screen import Screen
 from bot.settings import Settings
-from services.clock import SystemClock
-from services.outbox import OutboxWorker, RetryPolicy, chat_blocked
+from services.clock import ManualClock, SystemClock
+from services.outbox import (
+    FLOOD_KEYS,
+    MAX_RETRY_AFTER,
+    Flood,
+    OutboxWorker,
+    RetryPolicy,
+    chat_blocked,
+)
 from storage.models import OutboxMessage, TelegramLink
 from storage.repositories import Repositories
 from tests.fakes.bot_api import Call, FakeBotAPI
@@ -144,7 +152,7 @@ async def test_rows_are_sent_in_order_per_chat_keeping_message_ids(harness: BotH
     assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(times))
 
 
-async def test_429_waits_retry_after_and_slows_down(harness: BotHarness) -> None:
+async def test_429_waits_retry_after_without_spending_an_attempt(harness: BotHarness) -> None:
     [row_id] = await add_notices(harness.session_factory, [1001])
     harness.api.fail_next("sendMessage", error_code=429, retry_after=1)
     worker = notifier(harness)
@@ -157,7 +165,79 @@ async def test_429_waits_retry_after_and_slows_down(harness: BotHarness) -> None
     assert (row.state, row.attempts) == ("sent", 0)  # a 429 spends no attempt
     assert row.last_error == "429: Too Many Requests: retry after 1"
     assert worker.stats.rate_limited == 1
-    assert worker.limiter.current < harness.settings.NOTIFY_RATE
+
+
+async def test_a_429_for_one_chat_holds_back_that_chat_only(harness: BotHarness) -> None:
+    """Telegram asks chat 1001 to wait an hour; the other chats' pushes go on meanwhile, and
+    the dispatcher keeps its pace (a chat's 429 is the chat's own limit, not the bot's)."""
+    late = await add_notices(harness.session_factory, [1001, 1001])
+    others = await add_notices(harness.session_factory, [1002, 1003, 1002, 1003, 1002])
+    harness.api.fail_next("sendMessage", error_code=429, retry_after=3600, chat_id=1001)
+    worker = notifier(harness)
+    started = SystemClock().now()
+    task = asyncio.create_task(worker.run())
+    try:
+        # A safety net, not a speed requirement: with every chat paused they never go.
+        async with asyncio.timeout(SETTLE_LIMIT):
+            while sorted(row_id for row_id, _ in deliveries(harness.api)) != others:
+                assert not task.done(), task
+                await asyncio.sleep(0.05)
+        loop_now = asyncio.get_running_loop().time()
+        assert worker.limiter.paused_until <= loop_now
+        assert worker.limiter.current == harness.settings.NOTIFY_RATE
+    finally:
+        worker.stop()
+        await task
+    calls = harness.api.calls_of("sendMessage")
+    assert [call.params["chat_id"] for call in calls if not call.ok] == [1001]
+    assert all(call.params["chat_id"] != 1001 for call in calls if call.ok)
+    rows = await rows_by_id(harness.session_factory)
+    assert [(rows[i].state, rows[i].attempts) for i in late] == [("pending", 0)] * 2
+    # the hour is capped at MAX_RETRY_AFTER: asked again in ten minutes
+    assert rows[late[0]].last_error == "429: Too Many Requests: retry after 3600"
+    cap = timedelta(seconds=MAX_RETRY_AFTER)
+    assert started + cap <= rows[late[0]].available_at <= SystemClock().now() + cap
+    assert worker.stats.rate_limited == 1
+
+
+async def test_429s_for_several_chats_slow_every_send(harness: BotHarness) -> None:
+    """429s for FLOOD_KEYS chats in a row: the bot as a whole is over Telegram's limit, so
+    every send pauses (as long as the last 429 asks) and the rate drops by a fifth."""
+    chats = [1001, 1002, 1003]
+    assert len(chats) == FLOOD_KEYS
+    ids = await add_notices(harness.session_factory, chats)
+    for chat in chats:
+        harness.api.fail_next("sendMessage", error_code=429, retry_after=300, chat_id=chat)
+    worker = notifier(harness)
+    assert await worker.drain() == 3
+    loop_now = asyncio.get_running_loop().time()
+    assert worker.limiter.paused_until > loop_now + 200  # paused, about 300 s from the third
+    assert worker.limiter.current == harness.settings.NOTIFY_RATE * 0.8  # slowed down once
+    rows = await rows_by_id(harness.session_factory)
+    assert [(rows[i].state, rows[i].attempts) for i in ids] == [("pending", 0)] * 3
+    assert worker.stats.rate_limited == 3
+
+
+def test_the_flood_rule_counts_different_chats_within_the_window() -> None:
+    flood = Flood(keys=3, window=10.0)
+    assert not flood.overall(1001, 0.0)
+    assert not flood.overall(1001, 1.0)  # one chat again: its own limit
+    assert not flood.overall(1002, 2.0)
+    assert flood.overall(1003, 3.0)  # a third chat within 10 s
+    assert not flood.overall(1004, 20.0)  # the earlier ones are out of the window
+    assert not flood.overall(1005, 21.0)
+    assert flood.overall(1006, 29.0)
+
+
+async def test_telegrams_retry_after_is_capped(harness: BotHarness) -> None:
+    [row_id] = await add_notices(harness.session_factory, [1001])
+    harness.api.fail_next("sendMessage", error_code=429, retry_after=10**12)
+    clock = ManualClock(SystemClock().now())  # the row is due, and time stands still
+    worker = build_notifier(harness.bot, harness.session_factory, harness.settings, clock)
+    assert await worker.drain() == 1
+    row = (await rows_by_id(harness.session_factory))[row_id]
+    assert (row.state, row.attempts) == ("pending", 0)
+    assert row.available_at == clock.now() + timedelta(seconds=MAX_RETRY_AFTER)
 
 
 async def test_server_errors_and_timeouts_are_retried_with_backoff(harness: BotHarness) -> None:

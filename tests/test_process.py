@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from services.notifications import notify_new_application
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -82,6 +82,65 @@ async def test_invalid_settings_stop_start_up(
     assert len(lines) == 1
     assert lines[0].startswith(expected)
     assert "not-a-token" not in err  # values are never echoed
+
+
+SHORT = "Xy9_" * 7 + "Xy9"  # 31 characters: one short of the minimum
+LONG_ENOUGH = "Xy9_" * 8
+DPO_URL = "https://dpo.example.ru/bot/decisions"
+TOO_SHORT = "не короче 32 символов"
+THIS_MACHINE = "http:// — только для 127.0.0.1 и localhost"
+
+
+@pytest.mark.parametrize(
+    ("env", "name", "hint"),
+    [
+        ({"API_TOKEN": SHORT}, "API_TOKEN", TOO_SHORT),
+        ({"WEBHOOK_SECRET": SHORT}, "WEBHOOK_SECRET", "от 32 до 256 символов"),
+        (
+            {"DPO_WEBHOOK_URL": DPO_URL, "DPO_WEBHOOK_SECRET": SHORT},
+            "DPO_WEBHOOK_SECRET",
+            TOO_SHORT,
+        ),
+        ({"SNILS_HASH_KEY": SHORT}, "SNILS_HASH_KEY", TOO_SHORT),
+        # plain http only to this machine: elsewhere it would carry tokens and signed decisions
+        ({"PUBLIC_URL": "http://bot.example.ru"}, "PUBLIC_URL", THIS_MACHINE),
+        ({"OIDC_ISSUER": "http://sso.example.ru/realms/esia"}, "OIDC_ISSUER", THIS_MACHINE),
+        ({"OIDC_ISSUER": "http://127.0.0.1.example.ru/"}, "OIDC_ISSUER", THIS_MACHINE),
+        (
+            {"DPO_WEBHOOK_URL": "http://10.0.0.7/decisions", "DPO_WEBHOOK_SECRET": LONG_ENOUGH},
+            "DPO_WEBHOOK_URL",
+            THIS_MACHINE,
+        ),
+    ],
+)
+async def test_short_secrets_and_plain_http_stop_start_up(
+    tmp_path: Path, env: dict[str, str], name: str, hint: str
+) -> None:
+    code, _, err = await run_bot(tmp_path, BOT_TOKEN="123456:TEST", **env)
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"Ошибка настройки: {name} задана неверно — ")
+    assert hint in line
+    assert SHORT not in err  # values are never echoed
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080", "http://127.3.2.1:8080", "http://[::1]:8080", "http://localhost"],
+)
+def test_plain_http_is_for_this_machine(url: str) -> None:
+    settings = load_settings(
+        require_bot_token=False,
+        _env_file=None,
+        PUBLIC_URL=url,
+        OIDC_ISSUER=url,
+        DPO_WEBHOOK_URL=url,
+        DPO_WEBHOOK_SECRET=LONG_ENOUGH,
+        API_TOKEN=LONG_ENOUGH,
+        WEBHOOK_SECRET=LONG_ENOUGH,
+        SNILS_HASH_KEY=LONG_ENOUGH,
+    )
+    assert str(settings.PUBLIC_URL).startswith("http://")
 
 
 async def test_migrate_command(tmp_path: Path) -> None:

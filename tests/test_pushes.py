@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import AppAction, AppIntent
 from bot.notifier import build_notifier
 from bot.pushes import RENDERERS, PushContext, render
-from bot.screens.markup import plain
+from bot.screens.markup import plain, utf16_length
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.texts.linking import render_unlinked
@@ -286,6 +288,34 @@ async def test_long_values_keep_the_push_within_telegram_limits(
     assert line.endswith("…")
     assert set(line.removeprefix("Комментарий: ").removesuffix("…")) == {"&"}
     assert plain("<b>a&amp;b</b>") == "a&b"
+
+
+EMOJI_NAME = "👩\u200d🏫" * 85  # 255 characters, 425 UTF-16 code units (Telegram's unit)
+
+
+async def test_a_push_full_of_emoji_is_not_refused_by_telegram(
+    harness: BotHarness, notifier: OutboxWorker[Screen], clock: ManualClock
+) -> None:
+    """Every value at its longest in emoji beyond the BMP, which Telegram counts twice: the
+    applicant cancels with a comment, and the directors' push (name, programme, who, comment)
+    still fits 4096 code units, so the double, counting as Telegram does, accepts it."""
+    async with harness.session_factory() as session:
+        await session.execute(update(Account).where(Account.id == 3).values(full_name=EMOJI_NAME))
+        await session.commit()
+    await add_application(harness.session_factory, clock, program="📚" * 4000)
+    assert await notifier.drain() == 2
+    clock.advance(seconds=2)
+    applicant = replace(actor(3, "listener"), full_name=EMOJI_NAME)
+    await act(harness.session_factory, clock, applicant, Action.CANCEL, "🎉" * 1000)
+    assert await notifier.drain() == 2
+    for director in (1001, 1002):
+        new, cancelled = bot_messages(harness.api, director)
+        for push in (new, cancelled):
+            assert utf16_length(push.text) <= 4096
+            assert EMOJI_NAME in push.text
+        assert "🎉" * 100 + "…" in cancelled.text  # the comment cut, not the push refused
+    rows = await outbox_rows(harness.session_factory)
+    assert {row.state for row in rows} == {"sent"}
 
 
 async def test_rows_that_can_no_longer_be_sent_fail_with_a_reason(

@@ -67,7 +67,7 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "7357001:replicas-test"  # its own bot id: its Redis keys are fsm:7357001:*
-SECRET = "replicas-webhook-secret"
+SECRET = "replicas-webhook-secret-0123456789"
 REPLICAS = ("replica-1", "replica-2")
 DISPATCHERS = ("dispatcher-1", "dispatcher-2")
 DISPATCHER_RATE = 14  # two of them stay within the double's 30 messages a second
@@ -413,7 +413,7 @@ async def start_all(api: FakeBotAPI, database_url: str, workdir: Path) -> list[P
         "BOT_TOKEN": TOKEN,
         "DATABASE_URL": database_url,
         "REDIS_URL": TEST_REDIS_URL,
-        "SNILS_HASH_KEY": "replicas-snils-key",
+        "SNILS_HASH_KEY": "replicas-snils-key-0123456789abcdef",
         "DIGEST_TIME": digest_far_from_now(),
         "LOG_LEVEL": "INFO",
     }

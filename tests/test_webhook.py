@@ -41,7 +41,7 @@ from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import test_settings
 from tests.test_process import bot_env, wait_for
 
-SECRET = "webhook-Secret_42"
+SECRET = "webhook-Secret_42-0123456789abcdef"
 STRANGER = 2000
 
 

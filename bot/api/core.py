@@ -18,6 +18,11 @@ from storage.repositories import Repositories
 PREFIX = "/api/v1"
 
 
+# Clears a Telegram user's chat state (FSM) kept outside the database, (user_id, chat_id):
+# bot.app.conversation_eraser; None when the conversation's state is in the database itself.
+ForgetConversation = Callable[[int, int], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class ApiContext:
     """Shared objects the API works with (no globals)."""
@@ -27,6 +32,7 @@ class ApiContext:
     clock: Clock
     bot_username: str
     metrics: Metrics | None = None
+    forget_conversation: ForgetConversation | None = None
 
 
 @dataclass

@@ -187,9 +187,15 @@ async def post_link_token(call: Call) -> Reply:
 
 
 async def delete_telegram(call: Call) -> Reply:
+    """Revocation removes what /logout removes: the binding, the chat's pushes and tokens (in
+    this transaction) and its conversation state. A Redis FSM storage is cleared before the
+    commit: if that fails the request fails whole (500) and the web module repeats it."""
     if await call.repo.accounts.get(call.path.id) is None:
         raise _no_account(call.path.id)
     link = await unlink_account(call.repo, call.path.id, clock=call.context.clock)
+    forget = call.context.forget_conversation
+    if link is not None and forget is not None:
+        await forget(link.telegram_user_id, link.chat_id)
     return Reply(200, UnlinkOut(account_id=call.path.id, unlinked=link is not None))
 
 
@@ -282,8 +288,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         delete_telegram,
         {200: (UnlinkOut, "Привязки больше нет")},
         path_model=AccountPath,
-        description="Удаляет привязку и неотправленные уведомления этого чата; чат получает "
-        "сообщение, что привязка отозвана.",
+        description="Удаляет привязку, как /logout: уведомления этого чата (и отправленные), "
+        "неиспользованные ссылки учётной записи и состояние диалога (поиск, начатый "
+        "комментарий); чат получает сообщение, что привязка отозвана.",
         errors={404: "Учётная запись не найдена"},
     ),
     Endpoint(

@@ -27,7 +27,7 @@ from bot.conversation.intents import (
     MenuIntent,
     StatusCode,
 )
-from bot.screens.markup import escape, fit, shorten
+from bot.screens.markup import escape, fit, shorten, utf16_length
 from bot.screens.pieces import (
     actor_label,
     local_time,
@@ -319,7 +319,7 @@ def facet_choices(
         lines += ["", escape(entry)]
         chosen = (choice.key if facet is Facet.ORGANIZATION else choice.name) == current_choice
         fixed = current(t.FACET_BUTTON.format(index=index, name="", count=count), chosen)
-        name = shorten(name, t.FACET_BUTTON_LIMIT - len(fixed))
+        name = shorten(name, t.FACET_BUTTON_LIMIT - utf16_length(fixed))
         label = current(t.FACET_BUTTON.format(index=index, name=name, count=count), chosen)
         target = replace(current_page, action=FacetAction.SET, choice=choice.key)
         keyboard.append((Button(label, target),))

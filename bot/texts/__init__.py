@@ -1,8 +1,7 @@
-"""Every text the bot shows, in one place, in the seed instruction's words (Russian, HTML)."""
+"""Every text the bot shows, in one place, in the seed instruction's words (Russian, in the
+shared markup of bot/screens/markup.py)."""
 
 from __future__ import annotations
-
-from html import escape
 
 SOMETHING_WENT_WRONG = "Что-то пошло не так, попробуйте ещё раз."
 # On the card when a press failed: nothing of it was saved.
@@ -41,11 +40,6 @@ UNKNOWN_UNLINKED = (
 )
 
 
-def html(value: object) -> str:
-    """Escape a value for Telegram's HTML parse mode."""
-    return escape(str(value), quote=False)
-
-
 MENU_TITLE = "<b>Главное меню</b>\nВы вошли как {name}, роль «{role}»."
 MENU_APPLICATIONS_DIRECTOR = "📥 Заявки ({count} новых)"
 MENU_APPLICATIONS_LISTENER = "📄 Мои заявки"
@@ -58,35 +52,3 @@ MENU_BACK = "◀ В главное меню"
 # The last-resort answer to a button no handler took: from before an update, a role switch, or
 # forged.
 STALE_BUTTON = "Кнопка устарела, откройте меню заново: /menu"
-
-ELLIPSIS = "…"
-
-
-def shorten(value: str, limit: int) -> str:
-    """Cut plain text to at most `limit` characters, marking the cut with «…».
-
-    Cut before escaping for HTML, so a cut never splits an entity or a tag.
-    """
-    if len(value) <= limit:
-        return value
-    if limit <= 0:
-        return ""
-    return value[: limit - 1].rstrip() + ELLIPSIS
-
-
-def fit(values: list[str], budget: int) -> list[str]:
-    """Shorten the longest values first until they fit `budget` characters together.
-
-    Short values stay whole; the long ones are cut to one common length, as long as possible.
-    """
-    if sum(len(value) for value in values) <= budget:
-        return values
-    lengths = sorted(len(value) for value in values)
-    remaining, cap = budget, 0
-    for position, length in enumerate(lengths):
-        share = remaining // (len(lengths) - position)
-        if length > share:
-            cap = share
-            break
-        remaining -= length
-    return [shorten(value, cap) for value in values]

@@ -22,6 +22,8 @@ Scope and deliberate simplifications:
   setWebhook, deleteWebhook, getWebhookInfo, setChatMenuButton, setMyDescription,
   setMyShortDescription. Anything else answers 404 "Not Found", like Telegram does for unknown
   methods;
+* text limits are counted as Telegram counts them, in UTF-16 code units after entity parsing
+  (a text of 4096 characters with one emoji beyond the BMP is refused);
 * ``parse_mode="HTML"`` is parsed with Telegram's rules (entities, error texts with byte
   offsets); Markdown modes are accepted but the text is stored verbatim;
 * setWebhook accepts ``http://`` URLs (Telegram demands HTTPS) so tests can receive updates on
@@ -115,6 +117,8 @@ POLL_TERMINATED = (
 
 SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
+# Telegram counts text lengths in UTF-16 code units (an emoji beyond the BMP counts 2), as it
+# counts entity offsets.
 MAX_TEXT_LENGTH = 4096
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_CALLBACK_ANSWER_LENGTH = 200
@@ -190,7 +194,8 @@ _BOT_COMMAND_RE = re.compile(r"(?<![\w/@])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,
 
 
 def utf16_length(text: str) -> int:
-    """Length of ``text`` in UTF-16 code units, the unit of Telegram's entity offsets."""
+    """Length of ``text`` in UTF-16 code units, the unit of Telegram's entity offsets and of its
+    length limits (4096 for a message's text, 200 for a callback answer)."""
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -1452,7 +1457,7 @@ class FakeBotAPI:
         query = self._callbacks.get(str(params.get("callback_query_id") or ""))
         if query is None or query.answer is not None:
             raise _bad_request(QUERY_INVALID)
-        if len(str(params.get("text") or "")) > MAX_CALLBACK_ANSWER_LENGTH:
+        if utf16_length(str(params.get("text") or "")) > MAX_CALLBACK_ANSWER_LENGTH:
             raise _bad_request(ANSWER_TOO_LONG)
         keys = ("text", "show_alert", "url", "cache_time")
         query.answer = {key: params[key] for key in keys if key in params}
@@ -1620,7 +1625,7 @@ class FakeBotAPI:
         text, entities = _strip_text(text, entities)
         if not text:
             raise _bad_request(TEXT_EMPTY)
-        if len(text) > MAX_TEXT_LENGTH:
+        if utf16_length(text) > MAX_TEXT_LENGTH:
             raise _bad_request(too_long)
         return text, entities, html
 
