@@ -40,7 +40,7 @@ from bot.middlewares import (
     UserLockMiddleware,
 )
 from bot.notifier import Background, start_background
-from bot.oidc import LinkPages, provider_from
+from bot.oidc import LinkPages, provider_from, telegram_launch
 from bot.settings import Settings, SettingsError
 from bot.states import AppInput
 from bot.web import Liveness, build_web_app, make_runner
@@ -204,7 +204,7 @@ def link_pages(
     clock: Clock,
     bot_username: str,
 ) -> LinkPages:
-    """The bot-first sign-in pages (GET /link/{token} and the OIDC callback)."""
+    """The bot-first sign-in pages (/link/{token} and the OIDC callback)."""
     return LinkPages(
         settings=settings,
         session_factory=session_factory,
@@ -213,6 +213,7 @@ def link_pages(
         bot_username=bot_username,
         announce=announce_link,
         provider=provider_from(settings),
+        launch=telegram_launch(settings),
     )
 
 

@@ -37,10 +37,13 @@ class LinkAction(StrEnum):
     KEEP = "kp"  # keep the current account
     LOGOUT = "lo"  # /logout confirmed
     STAY = "st"  # /logout cancelled
+    ALLOW_MOVE = "am"  # the bound owner lets the account move to another Telegram user
+    DENY_MOVE = "dm"  # the bound owner keeps it
 
 
 class LinkCb(CallbackData, prefix="l"):
-    """Linking decisions; `token` is the id of the link token row to switch to (0: none)."""
+    """Linking decisions; `token` is the id of the link token row to switch to, or of the
+    request to move an account (0: none)."""
 
     action: LinkAction
     token: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot import texts
 from bot.callbacks import (
@@ -42,8 +42,11 @@ def single_column(*buttons: InlineKeyboardButton) -> InlineKeyboardMarkup:
 
 
 def sign_in(url: str) -> InlineKeyboardMarkup:
-    """The bot-first sign-in: opens the service's page, which goes on to Gosuslugi."""
-    return single_column(InlineKeyboardButton(text=link_texts.SIGN_IN_BUTTON, url=url))
+    """The bot-first sign-in: opens the service's page as a Mini App, so that Telegram hands
+    the page launch data signed for the user who pressed; the page goes on to Gosuslugi."""
+    return single_column(
+        InlineKeyboardButton(text=link_texts.SIGN_IN_BUTTON, web_app=WebAppInfo(url=url))
+    )
 
 
 def consent() -> InlineKeyboardMarkup:
@@ -54,6 +57,18 @@ def switch_account(token_id: int) -> InlineKeyboardMarkup:
     return single_column(
         button(link_texts.SWITCH_CONFIRM, LinkCb(action=LinkAction.SWITCH, token=token_id)),
         button(link_texts.SWITCH_CANCEL, LinkCb(action=LinkAction.KEEP, token=token_id)),
+    )
+
+
+def move_request(token_id: int) -> InlineKeyboardMarkup:
+    """The bound owner's answer to «Разрешить привязку к другому Telegram-аккаунту?»."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                button(link_texts.MOVE_ALLOW, LinkCb(action=LinkAction.ALLOW_MOVE, token=token_id)),
+                button(link_texts.MOVE_DENY, LinkCb(action=LinkAction.DENY_MOVE, token=token_id)),
+            ]
+        ]
     )
 
 

@@ -1,6 +1,7 @@
-"""Linking in the chat: `/start <token>` (portal first), confirming a switch of accounts, and
-`/logout` with confirmation. These work before the consent too: a person may switch accounts
-or withdraw without accepting it."""
+"""Linking in the chat: `/start <token>` (portal first), confirming a switch of accounts, the
+bound owner's answer to a request to move their account to another Telegram user, and
+`/logout` with confirmation. These work before the consent too: a person may switch accounts,
+keep their account or withdraw without accepting it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bot import keyboards
 from bot.callbacks import LinkAction, LinkCb
 from bot.commands import set_chat_commands
 from bot.render import show
+from bot.screens import local_time
 from bot.settings import Settings
 from bot.texts import html
 from bot.texts import linking as texts
@@ -26,10 +28,13 @@ from services.clock import Clock
 from services.linking import (
     Linked,
     LinkRefused,
+    MoveRequested,
     Refusal,
     SwitchNeeded,
+    allow_move,
     cancel_switch,
     confirm_switch,
+    deny_move,
     has_consent,
     redeem_portal_token,
     unlink_account,
@@ -75,11 +80,10 @@ async def first_screen(bot: Bot, linked: Linked, repo: Repositories) -> None:
 def log_linked(linked: Linked, how: str) -> None:
     if not linked.already:
         log.info(
-            "account %s linked to Telegram user %s (%s%s)",
+            "account %s linked to Telegram user %s (%s)",
             linked.link.account_id,
             linked.link.telegram_user_id,
             how,
-            ", moved from another chat" if linked.moved_from_chat is not None else "",
         )
 
 
@@ -98,6 +102,7 @@ async def redeem(
         command.args or "",
         telegram_user_id=message.from_user.id,
         chat_id=message.chat.id,
+        telegram_username=message.from_user.username,
         clock=clock,
     )
     if isinstance(outcome, LinkRefused):
@@ -112,6 +117,10 @@ async def redeem(
             current=html(outcome.current_name), target=html(outcome.target_name)
         )
         await message.answer(text, reply_markup=keyboards.switch_account(outcome.token_id))
+    elif isinstance(outcome, MoveRequested):
+        log.info("Telegram user %s waits for a bound owner's permission", message.from_user.id)
+        until = local_time(outcome.expires_at, settings.zone)
+        await message.answer(texts.MOVE_REQUESTED.format(until=until))
     else:
         log_linked(outcome, "portal first")
         await announce_link(bot, outcome, repo)
@@ -167,6 +176,44 @@ async def keep(
     )
 
 
+async def answer_move(
+    callback: CallbackQuery,
+    callback_data: LinkCb,
+    bot: Bot,
+    repo: Repositories,
+    settings: Settings,
+    clock: Clock,
+    state: FSMContext,
+) -> None:
+    """«Разрешить» / «Запретить» under «Разрешить привязку к другому Telegram-аккаунту?».
+
+    Only the Telegram user the account is bound to decides, whatever the button says.
+    """
+    await callback.answer()
+    decide = allow_move if callback_data.action is LinkAction.ALLOW_MOVE else deny_move
+    outcome = await decide(
+        repo, callback_data.token, owner_telegram_user_id=callback.from_user.id, clock=clock
+    )
+    if isinstance(outcome, LinkRefused):
+        if outcome.reason is Refusal.EXPIRED:
+            text = texts.MOVE_EXPIRED_OWNER
+        elif outcome.reason is Refusal.NO_ROLES:
+            text = refusal_text(outcome.reason, settings)
+        else:
+            text = texts.MOVE_STALE
+        await show(callback, text)
+        return
+    if outcome.linked is None:
+        await show(callback, texts.MOVE_DENIED_OWNER, keyboards.back_to_menu())
+        return
+    log_linked(outcome.linked, "moved with the bound owner's permission")
+    await state.clear()  # this chat is no longer bound: forget its state, as /logout does
+    account = html(texts.telegram_account(outcome.requester))
+    await show(callback, texts.MOVE_ALLOWED_OWNER.format(account=account))
+    chat_id = callback.message.chat.id if callback.message is not None else callback.from_user.id
+    await set_chat_commands(bot, chat_id, None)
+
+
 async def logout_command(message: Message, link: TelegramLink | None) -> None:
     if link is None:
         await message.answer(texts.NOT_LINKED)
@@ -213,6 +260,10 @@ def build_router() -> Router:
     router.message.register(logout_command, Command("logout"))
     router.callback_query.register(switch, LinkCb.filter(F.action == LinkAction.SWITCH))
     router.callback_query.register(keep, LinkCb.filter(F.action == LinkAction.KEEP))
+    router.callback_query.register(
+        answer_move,
+        LinkCb.filter(F.action.in_({LinkAction.ALLOW_MOVE, LinkAction.DENY_MOVE})),
+    )
     router.callback_query.register(logout_confirmed, LinkCb.filter(F.action == LinkAction.LOGOUT))
     router.callback_query.register(logout_cancelled, LinkCb.filter(F.action == LinkAction.STAY))
     return router

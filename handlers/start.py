@@ -1,7 +1,8 @@
 """/start and /help for a user whose Telegram is not yet linked to an account.
 
 With an OpenID Connect provider configured, /start offers «Войти через Госуслуги» (bot first):
-a one-time link to the service's sign-in page. Without one it explains the portal-first way."""
+a one-time link to the service's sign-in page, opened as a Mini App so that the page learns from
+Telegram who opened it. Without one it explains the portal-first way."""
 
 from __future__ import annotations
 
@@ -26,12 +27,10 @@ async def start(message: Message, settings: Settings, repo: Repositories, clock:
     if not settings.bot_first_sign_in or user is None:
         await message.answer(texts.WELCOME_UNLINKED.format(ttl_minutes=ttl_minutes))
         return
-    name = user.full_name + (f" (@{user.username})" if user.username else "")
     minted = await mint_bot_token(
         repo,
         telegram_user_id=user.id,
         chat_id=message.chat.id,
-        telegram_name=name,
         ttl=timedelta(seconds=settings.LINK_TOKEN_TTL),
         clock=clock,
     )
