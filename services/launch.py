@@ -27,7 +27,7 @@ from typing import Protocol
 from urllib.parse import parse_qs, parse_qsl
 
 # The page submits its data at once; an older signature is someone's old page (or a replay).
-LAUNCH_MAX_AGE = timedelta(minutes=5)
+LAUNCH_MAX_AGE = timedelta(minutes=2)
 CLOCK_SKEW = timedelta(minutes=1)  # how far the messenger's clock may run ahead of ours
 FRAGMENT_LIMIT = 8192  # characters; launch data is well under 2 KB
 

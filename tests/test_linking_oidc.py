@@ -17,6 +17,7 @@ from yarl import URL
 
 from bot.oidc import COOKIE, LAUNCH_SCRIPT, LAUNCH_SCRIPT_PATH
 from services.clock import ManualClock
+from services.launch import LAUNCH_MAX_AGE
 from services.linking import THROTTLE_LIMIT, new_token
 from storage.models import Account, LinkToken
 from tests.fakes.bot_api import FakeBotAPI
@@ -230,7 +231,7 @@ async def test_stale_launch_data_and_a_post_from_another_site_are_refused(
     await flow.sign_in_url(STRANGER)
     provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
     opened = flow.open_button(STRANGER)
-    clock.advance(minutes=5, seconds=1)  # the page was left open
+    clock.advance(seconds=LAUNCH_MAX_AGE.total_seconds() + 1)  # the page was left open
     status, page = await browser.open(opened)
     assert (status, OPEN_AGAIN in page) == (403, True)
     status, page, _ = await browser.launch(
