@@ -463,7 +463,9 @@ async def redeem_portal_token(
         return SwitchNeeded(
             token_id=row.id, current_name=mine.account.full_name, target_name=account.full_name
         )
-    return await _bind_portal(repo, row, account, telegram_user_id, chat_id, now)
+    return await bind(
+        repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, token_id=row.id, now=now
+    )
 
 
 async def _request_move(
@@ -528,25 +530,14 @@ async def confirm_switch(
     theirs = await repo.links.by_account(account.id)
     if theirs is not None and theirs.telegram_user_id != telegram_user_id:
         return LinkRefused(Refusal.LOGOUT_FIRST)  # bound to someone else since the question
-    return await _bind_portal(repo, row, account, telegram_user_id, chat_id, now)
+    return await bind(
+        repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, token_id=row.id, now=now
+    )
 
 
 async def cancel_switch(repo: Repositories, token_id: int, *, telegram_user_id: int) -> None:
     """The Telegram user keeps their account; the token stays valid until it expires."""
     await repo.links.withdraw_offer(token_id, telegram_user_id=telegram_user_id)
-
-
-async def _bind_portal(
-    repo: Repositories,
-    row: LinkToken,
-    account: Account,
-    telegram_user_id: int,
-    chat_id: int,
-    now: datetime,
-) -> Linked | LinkRefused:
-    return await bind(
-        repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, token_id=row.id, now=now
-    )
 
 
 # -- moving an account to another Telegram user: the bound owner decides ----------------------
