@@ -1,4 +1,5 @@
-"""Command line: `python -m bot [run|dispatcher|migrate|link-token ID|import FILE|demo]`."""
+"""Command line: `python -m bot [COMMAND]`: run (the default), dispatcher, migrate, link-token ID,
+unlink ID, import FILE, demo."""
 
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ def parser() -> argparse.ArgumentParser:
         help="выпустить одноразовую ссылку t.me для привязки Telegram к учётной записи",
     )
     link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    unlink = commands.add_parser(
+        "unlink",
+        help="снять привязку Telegram учётной записи (как DELETE /api/v1/accounts/ID/telegram): "
+        "после этого её можно привязать к другому Telegram-аккаунту по новой ссылке",
+    )
+    unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
     load = commands.add_parser(
         "import",
         help="загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV",
@@ -126,6 +133,36 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     return 0
 
 
+async def _unlink(settings: Settings, account_id: int) -> int:
+    """An operator's revocation of an account's Telegram binding; the chat is told through the
+    outbox, whoever waits for permission to move the account learns a new link is needed."""
+    from services.clock import SystemClock
+    from services.linking import unlink_account
+    from storage.db import create_engine, create_session_factory
+    from storage.migrate import upgrade
+    from storage.repositories import Repositories
+
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            repo = Repositories(session)
+            if await repo.accounts.get(account_id) is None:
+                print(f"Учётная запись {account_id} не найдена.", file=sys.stderr)
+                return EXIT_FAILURE
+            removed = await unlink_account(repo, account_id, clock=SystemClock())
+            await session.commit()
+    finally:
+        await engine.dispose()
+    if removed is None:
+        print(f"Учётная запись {account_id} не привязана к Telegram.")
+    else:
+        print(
+            f"Привязка Telegram учётной записи {account_id} снята, чат получит сообщение об этом."
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = args.command or "run"
@@ -138,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif command == "link-token":
             return asyncio.run(_link_token(settings, args.account_id))
+        elif command == "unlink":
+            return asyncio.run(_unlink(settings, args.account_id))
         elif command == "import":
             from bot.importer import run_import
 

@@ -36,7 +36,7 @@ from bot.decisions_webhook import DecisionsWebhook
 from bot.flood import FloodWait
 from bot.metrics import Metrics, UpdateMetricsMiddleware
 from bot.notifier import Background, start_background
-from bot.oidc import LinkPages, provider_from
+from bot.oidc import LinkPages, provider_from, telegram_launch
 from bot.polling import serve_polling
 from bot.receipts import forget_handled_updates_periodically
 from bot.settings import Settings, SettingsError
@@ -194,7 +194,7 @@ def link_pages(
     clock: Clock,
     bot_username: str,
 ) -> LinkPages:
-    """The bot-first sign-in pages (GET /link/{token} and the OIDC callback)."""
+    """The bot-first sign-in pages (/link/{token} and the OIDC callback)."""
     return LinkPages(
         settings=settings,
         session_factory=session_factory,
@@ -203,6 +203,7 @@ def link_pages(
         bot_username=bot_username,
         announce=announce_to(bot),
         provider=provider_from(settings),
+        launch=telegram_launch(settings),
     )
 
 

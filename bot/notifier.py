@@ -14,7 +14,8 @@ the claiming, pacing and bookkeeping). What Telegram answers decides what happen
   the chat's rows are held until the user writes to the bot again;
 * any other 4xx -> failed with Telegram's description (a retry would get the same answer).
 
-The same process writes the directors' daily digest to the outbox (services/digest.py); the
+The same process writes the directors' daily digest to the outbox (services/digest.py) and
+closes requests to move an account that its owner left unanswered (services/linking.py); the
 dispatcher command runs the retention job too (services/retention.py).
 """
 
@@ -45,6 +46,7 @@ from bot.settings import Settings
 from bot.telegram.render import keyboard
 from services.clock import Clock, SystemClock
 from services.digest import digest_loop
+from services.linking import move_requests_loop
 from services.outbox import (
     TELEGRAM,
     Blocked,
@@ -138,7 +140,8 @@ def build_notifier(
 
 @dataclass
 class Background:
-    """The dispatcher and the digest as tasks of a running process; `stop()` ends both."""
+    """The dispatcher and its periodic jobs as tasks of a running process; `stop()` ends
+    them all."""
 
     notifier: OutboxWorker[Screen]
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -159,7 +162,8 @@ def start_background(
     settings: Settings,
     clock: Clock,
 ) -> Background:
-    """Start the dispatcher and the digest check as tasks of the current event loop."""
+    """Start the dispatcher, the digest check and the expiry of move requests as tasks of the
+    current event loop."""
     background = Background(build_notifier(bot, session_factory, settings, clock))
     background.tasks = [
         asyncio.create_task(background.notifier.run(), name="notifier"),
@@ -173,6 +177,12 @@ def start_background(
                 on_written=background.notifier.wake,
             ),
             name="digest",
+        ),
+        asyncio.create_task(
+            move_requests_loop(
+                session_factory, clock, background.stopping, on_written=background.notifier.wake
+            ),
+            name="move_requests",
         ),
     ]
     log.info(

@@ -1,12 +1,21 @@
 """Bot-first sign-in pages (SPEC "Linking…", way 2), served by the bot's aiohttp web app.
 
-    GET  /link/{token}   the button «Войти через Госуслуги» opens this: an OpenID Connect
-                         authorisation request (code flow with PKCE, through Authlib) to the
-                         issuer of OIDC_ISSUER — in production an identity broker that speaks ESIA
+    GET  /link/{token}   the button «Войти через Госуслуги» opens this as a Telegram Mini App;
+                         Telegram puts launch data signed with the bot token in the URL
+                         fragment, which browsers never send, so the page's own script
+                         (GET /link/launch.js; no inline or foreign script, strict CSP) posts
+                         the fragment back to
+    POST /link/{token}   which checks the launch data (services/launch.py) names the Telegram
+                         user the link was made for, and starts an OpenID Connect sign-in (code
+                         flow with PKCE, through Authlib) at the issuer of OIDC_ISSUER — in
+                         production an identity broker that speaks ESIA. A page opened in an
+                         ordinary browser (a forwarded or copied link) or by another Telegram
+                         user is refused with a page that explains the portal-first way
     GET  /link/callback  the provider returns here: the code is exchanged, the ID token checked
                          against the provider's JWKS and the nonce, the account found by the ESIA
                          oid claim or else the SNILS keyed hash; then the confirmation page
-                         «Привязать Telegram-аккаунт <имя> к учётной записи <ФИО>?»
+                         «Привязать Telegram-аккаунт @username (id N) к учётной записи <ФИО>?»,
+                         naming the Telegram user by what Telegram vouches for, not a display name
     POST /link/confirm   «Подтвердить» binds and the bot writes «Вы вошли как …» in the chat;
                          «Отмена» binds nothing and the link is spent
 
@@ -34,15 +43,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.settings import Settings
 from bot.texts import linking as texts
 from services.clock import Clock
+from services.launch import LaunchProblem, LaunchVerifier, SignedLaunchVerifier
 from services.linking import (
     Linked,
     LinkRefused,
     Refusal,
+    TelegramAccount,
     begin_sign_in,
     confirm_sign_in,
     end_sign_in,
+    is_well_formed,
+    launch_refusal,
     match_account,
-    open_bot_token,
+    open_sign_in,
     pending_sign_in,
     propose_binding,
     sign_in_by_state,
@@ -59,6 +72,10 @@ COOKIE = "dpo_link"
 COOKIE_PATH = "/link"
 CALLBACK_PATH = "/link/callback"
 CONFIRM_PATH = "/link/confirm"
+LAUNCH_SCRIPT_PATH = "/link/launch.js"
+# Where Telegram puts a Mini App's launch data in the fragment (#tgWebAppData=…&tgWebAppVersion=…).
+TELEGRAM_LAUNCH_FIELD = "tgWebAppData"
+FRAGMENT_FIELD = "fragment"
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -70,6 +87,29 @@ PAGE_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
+# The launch page runs one script, ours, from this server.
+LAUNCH_PAGE_HEADERS = PAGE_HEADERS | {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+# Hands the launch data in the fragment to the server (browsers never send a fragment), and
+# drops it from the address and the history. Without launch data it posts an empty one: the
+# server, not the script, refuses the page.
+LAUNCH_SCRIPT = f"""\
+(function () {{
+  "use strict";
+  var form = document.getElementById("launch");
+  if (!form) {{ return; }}
+  form.elements.namedItem("{FRAGMENT_FIELD}").value = window.location.hash.replace(/^#/, "");
+  if (window.history && window.history.replaceState) {{
+    window.history.replaceState(null, "", window.location.pathname);
+  }}
+  form.submit();
+}})();
+"""
 
 REFUSAL_STATUS = {
     Refusal.MALFORMED: 404,
@@ -77,6 +117,10 @@ REFUSAL_STATUS = {
     Refusal.USED: 410,
     Refusal.EXPIRED: 410,
     Refusal.THROTTLED: 429,
+    Refusal.THROTTLED_OVERALL: 429,
+    Refusal.NOT_LAUNCHED: 403,
+    Refusal.LAUNCH_STALE: 403,
+    Refusal.OTHER_TELEGRAM_USER: 403,
     Refusal.NO_ROLES: 403,
     Refusal.NO_ACCOUNT: 404,
     Refusal.ACCOUNT_LINKED_ELSEWHERE: 409,
@@ -114,6 +158,22 @@ def provider_from(settings: Settings) -> OidcProvider | None:
     )
 
 
+def telegram_launch(settings: Settings) -> LaunchVerifier | None:
+    """The check of Telegram Mini App launch data, signed with BOT_TOKEN."""
+    if settings.BOT_TOKEN is None:
+        return None
+    return SignedLaunchVerifier(
+        messenger="telegram",
+        fragment_field=TELEGRAM_LAUNCH_FIELD,
+        bot_token=settings.BOT_TOKEN.get_secret_value(),
+    )
+
+
+def cross_site(request: web.Request) -> bool:
+    """A form posted from another site's page (browsers say so in Sec-Fetch-Site)."""
+    return request.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin"
+
+
 def csrf_token(browser_key: str) -> str:
     return hmac.new(browser_key.encode(), b"confirm", hashlib.sha256).hexdigest()
 
@@ -132,24 +192,33 @@ STYLE = (
 )
 
 
-def render_page(title: str, paragraphs: list[str], *, extra: str = "") -> str:
-    """A complete HTML page; `paragraphs` are plain text (escaped here), `extra` is markup."""
+def render_page(title: str, paragraphs: list[str], *, extra: str = "", head: str = "") -> str:
+    """A complete HTML page; `paragraphs` are plain text (escaped here), `extra` and `head`
+    are markup (for the body and the head)."""
     body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
     return (
         '<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)} — «Организация ДПО»</title><style>{STYLE}</style></head>"
+        f"<title>{escape(title)} — «Организация ДПО»</title><style>{STYLE}</style>{head}</head>"
         f"<body><main><h1>{escape(title)}</h1>{body}{extra}</main></body></html>"
     )
 
 
-def page(title: str, paragraphs: list[str], *, status: int = 200, extra: str = "") -> web.Response:
+def page(
+    title: str,
+    paragraphs: list[str],
+    *,
+    status: int = 200,
+    extra: str = "",
+    head: str = "",
+    headers: dict[str, str] = PAGE_HEADERS,
+) -> web.Response:
     return web.Response(
-        text=render_page(title, paragraphs, extra=extra),
+        text=render_page(title, paragraphs, extra=extra, head=head),
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers=PAGE_HEADERS,
+        headers=headers,
     )
 
 
@@ -166,14 +235,17 @@ class LinkPages:
     bot: Bot
     clock: Clock
     bot_username: str
-    announce: Announce  # tells the chat it is linked (handlers.linking.announce_link)
+    announce: Announce  # tells the chat it is linked (bot.app.announce_to)
     provider: OidcProvider | None = None
+    launch: LaunchVerifier | None = None  # checks the launch data of the Mini App
 
     def register(self, app: web.Application) -> None:
-        # The callback and confirm paths first: {token} would match them too.
+        # The fixed paths first: {token} would match them too.
+        app.router.add_get(LAUNCH_SCRIPT_PATH, self.launch_script)
         app.router.add_get(CALLBACK_PATH, self.guarded(self.callback))
         app.router.add_post(CONFIRM_PATH, self.guarded(self.confirm))
         app.router.add_get("/link/{token}", self.guarded(self.open))
+        app.router.add_post("/link/{token}", self.guarded(self.start))
 
     def guarded(self, route: Route) -> Route:
         """An unexpected failure still ends on a clear page (the details go to the log)."""
@@ -217,29 +289,83 @@ class LinkPages:
 
     # -- routes ------------------------------------------------------------------------------
 
+    async def launch_script(self, request: web.Request) -> web.StreamResponse:
+        """GET /link/launch.js: the launch page's script (served here, so CSP allows only us)."""
+        return web.Response(
+            text=LAUNCH_SCRIPT,
+            content_type="text/javascript",
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
     async def open(self, request: web.Request) -> web.StreamResponse:
-        """GET /link/{token}: check the token, start the sign-in at the provider."""
-        if self.provider is None:
+        """GET /link/{token}: the page the Mini App opens; its script posts the launch data.
+
+        Nothing is looked up yet: the token is checked with the launch data, which says who
+        is asking (so that guesses count toward that user's throttle).
+        """
+        if self.provider is None or self.launch is None:
             return self.failure(texts.PAGE_NOT_CONFIGURED, 503)
+        token = request.match_info["token"]
+        if not is_well_formed(token):
+            return self.refusal(Refusal.MALFORMED)
+        form = (
+            f'<form id="launch" method="post" action="/link/{escape(token)}">'
+            f'<input type="hidden" name="{FRAGMENT_FIELD}" value=""></form>'
+            f"<noscript><p>{escape(texts.PAGE_LAUNCH_NO_SCRIPT)}</p></noscript>"
+            f'<script src="{LAUNCH_SCRIPT_PATH}"></script>'
+        )
+        return page(
+            texts.PAGE_LAUNCH_TITLE, [texts.PAGE_LAUNCH], extra=form, headers=LAUNCH_PAGE_HEADERS
+        )
+
+    async def start(self, request: web.Request) -> web.StreamResponse:
+        """POST /link/{token}: the launch data; the sign-in at the provider if it names the
+        Telegram user the link was made for."""
+        provider, verifier = self.provider, self.launch
+        if provider is None or verifier is None:
+            return self.failure(texts.PAGE_NOT_CONFIGURED, 503)
+        if cross_site(request):
+            return self.failure(texts.PAGE_CROSS_SITE, 403)
+        fragment = (await request.post()).get(FRAGMENT_FIELD)
+        launch = verifier.verify(fragment if isinstance(fragment, str) else "", self.clock.now())
+        if isinstance(launch, LaunchProblem):
+            log.info("sign-in page without valid launch data: %s", launch.value)
+            return self.refusal(launch_refusal(launch))
         async with self.session_factory() as session:
             repo = Repositories(session)
-            row = await open_bot_token(repo, request.match_info["token"], clock=self.clock)
+            row = await open_sign_in(repo, request.match_info["token"], launch, clock=self.clock)
             if isinstance(row, Refusal):
+                await session.commit()  # a refused token counts toward the throttle
+                log.info("sign-in page of Telegram user %s refused: %s", launch.user_id, row.value)
                 return self.refusal(row)
             state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
             code_verifier, browser_key = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
             try:
-                url = await self.provider.authorization_url(
+                url = await provider.authorization_url(
                     state=state, nonce=nonce, code_verifier=code_verifier
                 )
             except SignInError as error:
                 log.warning("OIDC provider unavailable: %s", error)
                 return self.failure(texts.PAGE_PROVIDER_UNAVAILABLE, 502)
             begin_sign_in(
-                row, state=state, nonce=nonce, code_verifier=code_verifier, browser_key=browser_key
+                row,
+                launch=launch,
+                state=state,
+                nonce=nonce,
+                code_verifier=code_verifier,
+                browser_key=browser_key,
             )
             await session.commit()
-        response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
+        # A page that moves on, not a redirect: CSP form-action would hold a form's redirect
+        # to the provider (and on to ESIA) to this origin.
+        link = f'<p><a href="{escape(url)}">{escape(texts.PAGE_GO_ON)}</a></p>'
+        response = page(
+            texts.PAGE_LAUNCH_TITLE,
+            [texts.PAGE_GOING],
+            extra=link,
+            head=f'<meta http-equiv="refresh" content="0;url={escape(url)}">',
+        )
         response.set_cookie(
             COOKIE,
             browser_key,
@@ -249,7 +375,7 @@ class LinkPages:
             secure=self.secure_cookie(),
             max_age=self.settings.LINK_TOKEN_TTL,
         )
-        raise response
+        return response
 
     async def callback(self, request: web.Request) -> web.StreamResponse:
         """GET /link/callback: the provider's answer; the confirmation page if all is well."""
@@ -320,9 +446,11 @@ class LinkPages:
             log.info("bot-first sign-in for chat %s refused: %s", row.chat_id, reason.value)
             await self.tell_chat(row.chat_id, texts.REFUSALS[reason])
             return self.refusal(reason)
-        question = texts.PAGE_CONFIRM_QUESTION.format(
-            telegram=row.telegram_name or "", name=account.full_name
+        assert row.telegram_user_id is not None  # bot-first tokens are made for one
+        telegram = texts.telegram_account(
+            TelegramAccount(row.telegram_user_id, row.telegram_username)
         )
+        question = texts.PAGE_CONFIRM_QUESTION.format(telegram=telegram, name=account.full_name)
         form = (
             f'<form method="post" action="{CONFIRM_PATH}">'
             f'<input type="hidden" name="csrf" value="{escape(csrf)}">'

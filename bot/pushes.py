@@ -15,12 +15,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot.screens import linking as link_screens
 from bot.screens import pushes as layouts
+from bot.screens.pieces import local_time
 from bot.screens.screen import Screen
 from bot.settings import Settings
-from bot.texts.linking import render_unlinked
+from bot.texts.linking import CONSENT_VERSION, render_unlinked
 from services.domain import Role, Status
-from services.linking import UNLINKED_KIND
+from services.linking import (
+    CONSENT_KIND,
+    MOVE_OUTCOME_KIND,
+    MOVE_REQUEST_KIND,
+    UNLINKED_KIND,
+    MoveOutcome,
+    actor_for,
+    has_consent,
+    move_request,
+    requester_of,
+)
 from services.notifications import NotificationKind
 from services.outbox import Undeliverable
 from services.views import ApplicationView, EventView, application_view, event_view
@@ -42,8 +54,8 @@ class PushContext:
     def hide_names(self) -> bool:
         return self.settings.HIDE_NAMES_IN_PUSHES
 
-    async def recipient(self) -> TelegramLink:
-        """The recipient's link, still bound to the row's chat, consent given, not muted."""
+    async def bound(self) -> TelegramLink:
+        """The link of the row's account, still bound to the row's chat."""
         account_id = self.row.account_id
         links = await self.repo.links.by_accounts([account_id]) if account_id is not None else []
         link = links[0] if links else None
@@ -53,6 +65,11 @@ class PushContext:
             raise Undeliverable("the recipient's account no longer exists")
         if link is None or link.chat_id != self.row.chat_id:
             raise Undeliverable("the recipient's account is no longer linked to this chat")
+        return link
+
+    async def recipient(self) -> TelegramLink:
+        """The recipient's link, still bound to the row's chat, consent given, not muted."""
+        link = await self.bound()
         if link.consent_at is None:
             raise Undeliverable("the recipient has not accepted the personal-data consent")
         if link.muted:
@@ -173,3 +190,39 @@ async def unlinked(context: PushContext) -> Screen:
     """To a chat whose binding is gone (revoked by the web module, moved to another Telegram
     user): there is no recipient to check, the link was removed on purpose."""
     return Screen(render_unlinked(context.row.payload))
+
+
+@renderer(MOVE_REQUEST_KIND)
+async def move_request_question(context: PushContext) -> Screen:
+    """To the Telegram user an account is bound to: «Разрешить привязку к другому
+    Telegram-аккаунту?», naming the asking user by @username and id. Sent whatever the
+    consent or muting (it is about the binding itself); not once the request is closed."""
+    await context.bound()
+    token_id = context.row.payload.get("token")
+    request = await move_request(context.repo, token_id) if isinstance(token_id, int) else None
+    if request is None or request.account_id != context.row.account_id:
+        raise Undeliverable("the move request is closed")
+    until = local_time(request.expires_at, context.settings.zone)
+    return link_screens.move_question(requester_of(request), until, request.id)
+
+
+@renderer(MOVE_OUTCOME_KIND)
+async def move_outcome(context: PushContext) -> Screen:
+    """To the Telegram user who asked for an account bound to someone else: what became of it
+    (when allowed, the binding must still be there)."""
+    try:
+        outcome = MoveOutcome(str(context.row.payload.get("outcome")))
+    except ValueError as error:
+        raise Undeliverable("unknown move outcome") from error
+    if outcome is MoveOutcome.ALLOWED:
+        return link_screens.move_outcome(outcome, actor_for(await context.bound()))
+    return link_screens.move_outcome(outcome, None)
+
+
+@renderer(CONSENT_KIND)
+async def consent_screen(context: PushContext) -> Screen:
+    """The first screen of a binding made from another chat (the owner allowed the move):
+    the personal-data consent with «Ознакомился», unless accepted meanwhile."""
+    if has_consent(await context.bound(), CONSENT_VERSION):
+        raise Undeliverable("the consent is already accepted")
+    return link_screens.consent()

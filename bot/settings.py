@@ -45,6 +45,7 @@ HINTS: dict[str, str] = {
     "DPO_WEBHOOK_SECRET": f"нужен ключ подписи решений (HMAC-SHA256) не короче "
     f"{SECRET_MIN_LENGTH} символов, когда задан DPO_WEBHOOK_URL; тот же ключ задаётся в модуле "
     f"«Организация ДПО», например {NEW_SECRET}",
+    "LINK_TOKEN_TTL": "целое число секунд от 60 до 86400 (сутки), например 600",
     "NOTIFY_RATE": "число сообщений в секунду больше 0 и не больше 30, например 25",
     "NOTIFY_LEASE": "целое число секунд от 2 до 600, например 30",
     "NOTIFY_IN_BOT": "true или false",
@@ -79,7 +80,7 @@ class Settings(BaseSettings):
     OIDC_OID_CLAIM: str = "esia_oid"
     OIDC_SNILS_CLAIM: str = "snils"
     SNILS_HASH_KEY: SecretStr | None = None
-    LINK_TOKEN_TTL: int = Field(900, ge=60, le=7 * 24 * 3600)
+    LINK_TOKEN_TTL: int = Field(600, ge=60, le=24 * 3600)
     NOTIFY_RATE: float = Field(25.0, gt=0, le=30)
     NOTIFY_LEASE: int = Field(30, ge=2, le=600)
     # False: `python -m bot` leaves sending to `python -m bot dispatcher` processes.

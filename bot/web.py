@@ -117,7 +117,7 @@ def build_web_app(
 
 # One-time tokens travel in paths (/link/<token>) and OIDC codes and states in query strings:
 # the access log keeps the route, never those.
-_SECRET_PATH = re.compile(r"^/link/(?!callback$|confirm$)[^/]+")
+_SECRET_PATH = re.compile(r"^/link/(?!callback$|confirm$|launch\.js$)[^/]+")
 
 
 def loggable_path(path: str) -> str:

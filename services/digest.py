@@ -10,7 +10,6 @@ keeps dispatchers from even trying at the same moment.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.clock import Clock
 from services.locks import job_lock
 from services.notifications import NotificationKind, enqueue_telegram
+from services.periodic import run_periodically
 from storage.models import DigestRun
 from storage.repositories import Repositories
 
@@ -102,13 +102,10 @@ async def digest_loop(
     on_written: Callable[[], None] | None = None,
 ) -> None:
     """Check every `interval` seconds whether a digest is due, until `stop` is set."""
-    while not stop.is_set():
-        try:
-            written = await run_digest_if_due(session_factory, clock, zone, at)
-        except Exception:  # the database may be briefly unavailable: try at the next check
-            log.exception("digest check failed")
-            written = None
-        if written and on_written is not None:
-            on_written()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+
+    async def check() -> int | None:
+        return await run_digest_if_due(session_factory, clock, zone, at)
+
+    await run_periodically(
+        check, stop, interval=interval, what="digest check", on_written=on_written
+    )

@@ -6,52 +6,82 @@ and expire. One account has at most one Telegram user and one Telegram user at m
 Two ways in, both ending in `bind`:
 * portal first: the web module mints a token for an account (`mint_portal_token`), the person
   opens `t.me/<bot>?start=<token>` and the bot redeems it (`redeem_portal_token`); a Telegram
-  user bound to another account confirms the switch first (`confirm_switch`);
+  user bound to another account confirms the switch first (`confirm_switch`). An account bound
+  to another Telegram user moves only with that user's permission, asked in their chat
+  (`allow_move`, `deny_move`; unanswered, the request expires with the token:
+  `expire_move_requests`), or after the binding was revoked (`unlink_account`);
 * bot first: the bot mints a token for a Telegram user (`mint_bot_token`) and shows
-  `<PUBLIC_URL>/link/<token>`; the web page signs the person in through OpenID Connect
-  (`open_bot_token`, `begin_sign_in`, `sign_in_by_state`), finds the account by the ESIA oid or
-  the SNILS hash (`match_account`), asks to confirm (`propose_binding`) and binds
-  (`confirm_sign_in`).
-Failed redemptions are counted per Telegram user in the database, so the limit holds across
-replicas (`THROTTLE_LIMIT` in `THROTTLE_WINDOW`).
+  `<PUBLIC_URL>/link/<token>` as a mini app; the web page checks the launch data signed by
+  the messenger (services/launch.py) names that very user (`open_sign_in`), signs the person
+  in through OpenID Connect (`begin_sign_in`, `sign_in_by_state`), finds the account by the
+  ESIA oid or the SNILS hash (`match_account`), asks to confirm (`propose_binding`) and binds
+  (`confirm_sign_in`). It never takes an account from another Telegram user.
+Failed redemptions are counted in the database, so the limits hold across replicas: per
+Telegram user (`THROTTLE_LIMIT`) and overall (`THROTTLE_OVERALL_LIMIT`) in `THROTTLE_WINDOW`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from services.clock import Clock
 from services.domain import Actor, Role
+from services.launch import CLOCK_SKEW, LaunchProblem, LaunchUser
+from services.periodic import run_periodically
 from storage.models import Account, LinkToken, TelegramLink
 from storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 24  # 192 bits; 32 characters of [A-Za-z0-9_-], within /start's 64
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 
-THROTTLE_LIMIT = 5
+THROTTLE_LIMIT = 5  # failed attempts of one Telegram user in the window
+# Failed attempts of everyone together in the window: many users guessing a few times each
+# are stopped too (everyone then waits out the window; guessing a token stays hopeless).
+THROTTLE_OVERALL_LIMIT = 60
 THROTTLE_WINDOW = timedelta(minutes=1)
 # Used and expired token rows are kept a day, so a late click still hears «уже использована».
 TOKEN_RETENTION = timedelta(days=1)
+MOVE_CHECK_INTERVAL = 30.0  # seconds between two looks for expired move requests
 
 # The role a new binding starts in: the one with the most to do in the bot.
 ROLE_PRIORITY = (Role.DIRECTOR, Role.STAFF, Role.LISTENER)
 
-# Outbox kind of the message that tells a chat its binding is gone (rendered by bot/pushes.py);
-# payload {"reason": UnlinkReason}.
+# Outbox kinds of linking (rendered by bot/pushes.py):
+# - the chat's binding is gone; payload {"reason": UnlinkReason}; account_id empty;
 UNLINKED_KIND = "unlinked"
+# - to the bound owner: «Разрешить привязку к другому Telegram-аккаунту?»; payload {"token": id};
+MOVE_REQUEST_KIND = "move_request"
+# - to the Telegram user who asked for the move: payload {"outcome": MoveOutcome};
+MOVE_OUTCOME_KIND = "move_outcome"
+# - the personal-data consent, the first screen of a binding made outside its chat.
+CONSENT_KIND = "consent"
 
 
 class UnlinkReason(StrEnum):
     REVOKED = "revoked"  # the web module (or an operator) revoked the binding
-    MOVED = "moved"  # the account was linked from another Telegram user
+
+
+class MoveOutcome(StrEnum):
+    """What became of a request to move an account to another Telegram user."""
+
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    EXPIRED = "expired"  # the owner did not answer before the token expired
+    RELEASED = "released"  # the owner's binding was removed meanwhile: a new link is needed
 
 
 class Refusal(StrEnum):
@@ -62,10 +92,18 @@ class Refusal(StrEnum):
     USED = "used"
     EXPIRED = "expired"
     THROTTLED = "throttled"
+    THROTTLED_OVERALL = "throttled_overall"
     NO_ROLES = "no_roles"
     NO_ACCOUNT = "no_account"
     ACCOUNT_LINKED_ELSEWHERE = "account_linked_elsewhere"
     TELEGRAM_LINKED_ELSEWHERE = "telegram_linked_elsewhere"
+    # Portal first, the account bound to another Telegram user:
+    OWNER_BLOCKED = "owner_blocked"  # who cannot be asked (blocked the bot): revoke first
+    LOGOUT_FIRST = "logout_first"  # while this one is bound too: /logout here first
+    # Bot first, the sign-in page:
+    NOT_LAUNCHED = "not_launched"  # not opened as the bot's mini app (no valid launch data)
+    LAUNCH_STALE = "launch_stale"  # launch data too old, or already used
+    OTHER_TELEGRAM_USER = "other_telegram_user"  # opened by someone the link was not for
 
 
 @dataclass(frozen=True)
@@ -80,7 +118,6 @@ class Linked:
     link: TelegramLink
     actor: Actor
     already: bool = False
-    moved_from_chat: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +129,31 @@ class SwitchNeeded:
     target_name: str
 
 
-RedeemOutcome = Linked | SwitchNeeded | LinkRefused
+@dataclass(frozen=True)
+class MoveRequested:
+    """The account is bound to another Telegram user, who is asked in their chat."""
+
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TelegramAccount:
+    """A Telegram user as shown to someone asked to confirm a binding: the numeric id and the
+    @username, which Telegram vouches for, never the display name, which anyone can choose."""
+
+    user_id: int
+    username: str | None
+
+
+@dataclass(frozen=True)
+class MoveDecided:
+    """The owner answered a move request: `linked` when allowed, None when denied."""
+
+    requester: TelegramAccount
+    linked: Linked | None
+
+
+RedeemOutcome = Linked | SwitchNeeded | MoveRequested | LinkRefused
 
 
 def new_token() -> str:
@@ -195,9 +256,16 @@ def accept_consent(link: TelegramLink, *, version: str, clock: Clock) -> None:
 # -- throttling ------------------------------------------------------------------------------
 
 
-async def is_throttled(repo: Repositories, telegram_user_id: int, now: datetime) -> bool:
+async def throttle_refusal(
+    repo: Repositories, telegram_user_id: int, now: datetime
+) -> Refusal | None:
+    """THROTTLED if this user, THROTTLED_OVERALL if everyone together failed too often lately."""
     since = now - THROTTLE_WINDOW
-    return await repo.links.count_failures(telegram_user_id, since) >= THROTTLE_LIMIT
+    if await repo.links.count_failures(telegram_user_id, since) >= THROTTLE_LIMIT:
+        return Refusal.THROTTLED
+    if await repo.links.count_all_failures(since) >= THROTTLE_OVERALL_LIMIT:
+        return Refusal.THROTTLED_OVERALL
+    return None
 
 
 async def record_failure(repo: Repositories, telegram_user_id: int, now: datetime) -> None:
@@ -219,28 +287,36 @@ def token_refusal(row: LinkToken | None, now: datetime) -> Refusal | None:
 
 
 async def bind(
-    repo: Repositories, account: Account, *, telegram_user_id: int, chat_id: int, now: datetime
+    repo: Repositories,
+    account: Account,
+    *,
+    telegram_user_id: int,
+    chat_id: int,
+    token_id: int | None,
+    now: datetime,
 ) -> Linked | LinkRefused:
-    """Bind a Telegram user to an account, keeping both sides one-to-one.
+    """Spend the token (`token_id`; None when the caller already has) and bind a Telegram user
+    to an account, keeping both sides one-to-one.
 
-    The Telegram user's binding to another account is replaced; the account's binding to
-    another Telegram user moves here and that chat is told through the outbox.
+    The Telegram user's binding to another account is replaced, and their requests to move
+    other accounts to them end. An account bound to another Telegram user is refused: only
+    `allow_move`, with that user's permission, removes their binding first.
     """
     mine = await repo.links.by_telegram_user(telegram_user_id)
     if mine is not None and mine.account_id == account.id:
+        if token_id is not None and not await repo.links.use_token(token_id, now):
+            return LinkRefused(Refusal.USED)
         return Linked(link=mine, actor=actor_for(mine), already=True)
     role = default_role(account_roles(account))
     if role is None:
         return LinkRefused(Refusal.NO_ROLES)
+    if token_id is not None and not await repo.links.use_token(token_id, now):
+        return LinkRefused(Refusal.USED)
+    if await repo.links.by_account(account.id) is not None:  # callers check; this is a race
+        return LinkRefused(Refusal.ACCOUNT_LINKED_ELSEWHERE)
     if mine is not None:
         await repo.links.remove(mine)
-    moved_from_chat = None
-    theirs = await repo.links.by_account(account.id)
-    if theirs is not None:
-        moved_from_chat = theirs.chat_id
-        await repo.links.remove(theirs)
-        if not theirs.blocked:
-            enqueue_unlinked(repo, theirs.chat_id, UnlinkReason.MOVED, now)
+    await repo.links.end_move_requests(telegram_user_id, now)
     await repo.outbox.drop_pending(chat_id=chat_id, kind=UNLINKED_KIND)
     link = TelegramLink(
         account_id=account.id,
@@ -257,19 +333,27 @@ async def bind(
     )
     repo.session.add(link)
     await repo.session.flush()
-    return Linked(link=link, actor=actor_for(link), moved_from_chat=moved_from_chat)
+    return Linked(link=link, actor=actor_for(link))
 
 
-def enqueue_unlinked(repo: Repositories, chat_id: int, reason: UnlinkReason, now: datetime) -> None:
-    """Tell a chat, through the outbox, that it is no longer bound to its account."""
+def enqueue_to_chat(
+    repo: Repositories,
+    kind: str,
+    *,
+    chat_id: int,
+    payload: dict[str, Any],
+    now: datetime,
+    account_id: int | None = None,
+) -> None:
+    """A linking message for one chat, through the outbox (sent after the commit, in order)."""
     repo.outbox.add(
         channel="telegram",
-        kind=UNLINKED_KIND,
-        account_id=None,
+        kind=kind,
+        account_id=account_id,
         chat_id=chat_id,
         application_number=None,
         event_id=None,
-        payload={"reason": reason.value},
+        payload=payload,
         state="pending",
         attempts=0,
         available_at=now,
@@ -285,11 +369,19 @@ async def unlink_account(
     tell: UnlinkReason | None = UnlinkReason.REVOKED,
 ) -> TelegramLink | None:
     """Remove the account's Telegram binding and the chat's pending pushes; the removed link
-    is returned. Unused tokens of the account and of its Telegram user are revoked too.
+    is returned. Unused tokens of the account and of its Telegram user are revoked too; whoever
+    waits for permission to move the account is told that a new link is needed.
 
     `tell`: the reason the chat is told through the outbox, or None when the person is told
     directly (their own /logout).
     """
+    now = clock.now()
+    for request in await repo.links.move_requests(account_id=account_id):
+        if request.chat_id is not None:
+            payload = {"outcome": MoveOutcome.RELEASED.value}
+            enqueue_to_chat(
+                repo, MOVE_OUTCOME_KIND, chat_id=request.chat_id, payload=payload, now=now
+            )
     await repo.links.delete_unused_tokens(account_id=account_id)
     link = await repo.links.by_account(account_id)
     if link is None:
@@ -297,7 +389,8 @@ async def unlink_account(
     await repo.links.delete_unused_tokens(telegram_user_id=link.telegram_user_id)
     await repo.links.remove(link)
     if tell is not None and not link.blocked:
-        enqueue_unlinked(repo, link.chat_id, tell, clock.now())
+        payload = {"reason": tell.value}
+        enqueue_to_chat(repo, UNLINKED_KIND, chat_id=link.chat_id, payload=payload, now=now)
     return link
 
 
@@ -329,34 +422,97 @@ async def _mint(
 
 
 async def redeem_portal_token(
-    repo: Repositories, token: str, *, telegram_user_id: int, chat_id: int, clock: Clock
+    repo: Repositories,
+    token: str,
+    *,
+    telegram_user_id: int,
+    chat_id: int,
+    telegram_username: str | None,
+    clock: Clock,
 ) -> RedeemOutcome:
-    """`/start <token>`: bind, or ask to switch accounts, or say why not.
+    """`/start <token>`: bind, or ask to switch accounts, or ask the account's bound owner for
+    permission to move it here, or say why not.
 
-    A throttled user's attempts are not even looked at; every other refusal counts.
+    A throttled user's attempts are not even looked at; every refusal of the token counts.
     """
     now = clock.now()
-    if await is_throttled(repo, telegram_user_id, now):
-        return LinkRefused(Refusal.THROTTLED)
+    throttled = await throttle_refusal(repo, telegram_user_id, now)
+    if throttled is not None:
+        return LinkRefused(throttled)
     row = None
     if is_well_formed(token):
         row = await repo.links.token_by_hash(token_hash(token), "portal")
         refusal = token_refusal(row, now)
     else:
         refusal = Refusal.MALFORMED
+    if row is not None and row.move_requested_at is not None and refusal is None:
+        if row.telegram_user_id == telegram_user_id:  # the same link again: still waiting
+            return MoveRequested(expires_at=row.expires_at)
+        refusal = Refusal.USED  # redeemed by someone else, who waits for the owner
     if refusal is not None or row is None or row.account_id is None:
         await record_failure(repo, telegram_user_id, now)
         return LinkRefused(refusal or Refusal.UNKNOWN)
     account = await repo.accounts.get(row.account_id)
+    if account is None:
+        return LinkRefused(Refusal.UNKNOWN)
     mine = await repo.links.by_telegram_user(telegram_user_id)
-    if account is not None and mine is not None and mine.account_id != account.id:
-        row.telegram_user_id = telegram_user_id
-        row.chat_id = chat_id
-        await repo.session.flush()
+    if mine is None or mine.account_id != account.id:
+        theirs = await repo.links.by_account(account.id)
+        if theirs is not None:
+            return await _request_move(
+                repo, row, account, theirs, mine, telegram_user_id, chat_id, telegram_username, now
+            )
+    if mine is not None and mine.account_id != account.id:
+        if not await repo.links.offer_token(
+            row.id, telegram_user_id=telegram_user_id, chat_id=chat_id
+        ):
+            return LinkRefused(Refusal.USED)
         return SwitchNeeded(
             token_id=row.id, current_name=mine.account.full_name, target_name=account.full_name
         )
-    return await _use_and_bind(repo, row, account, telegram_user_id, chat_id, now)
+    return await bind(
+        repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, token_id=row.id, now=now
+    )
+
+
+async def _request_move(
+    repo: Repositories,
+    row: LinkToken,
+    account: Account,
+    owner: TelegramLink,
+    mine: TelegramLink | None,
+    telegram_user_id: int,
+    chat_id: int,
+    telegram_username: str | None,
+    now: datetime,
+) -> MoveRequested | LinkRefused:
+    """The account is bound to another Telegram user: ask them in their chat, if they can be
+    asked. Nothing moves yet; the token becomes this user's alone."""
+    if mine is not None:
+        return LinkRefused(Refusal.LOGOUT_FIRST)
+    if not account_roles(account):
+        return LinkRefused(Refusal.NO_ROLES)
+    if owner.blocked:
+        return LinkRefused(Refusal.OWNER_BLOCKED)
+    claimed = await repo.links.offer_token(
+        row.id,
+        telegram_user_id=telegram_user_id,
+        chat_id=chat_id,
+        telegram_username=telegram_username,
+        move_requested_at=now,
+    )
+    if not claimed:  # someone else claimed it a moment ago
+        return LinkRefused(Refusal.USED)
+    payload = {"token": row.id}
+    enqueue_to_chat(
+        repo,
+        MOVE_REQUEST_KIND,
+        chat_id=owner.chat_id,
+        payload=payload,
+        now=now,
+        account_id=account.id,
+    )
+    return MoveRequested(expires_at=row.expires_at)
 
 
 async def confirm_switch(
@@ -365,39 +521,166 @@ async def confirm_switch(
     """The Telegram user agreed to leave their account for the token's one."""
     now = clock.now()
     row = await repo.links.token_by_id(token_id)
-    if row is None or row.kind != "portal" or row.telegram_user_id != telegram_user_id:
+    if (
+        row is None
+        or row.kind != "portal"
+        or row.telegram_user_id != telegram_user_id
+        or row.move_requested_at is not None
+    ):
         return LinkRefused(Refusal.UNKNOWN)
     refusal = token_refusal(row, now)
     if refusal is not None or row.account_id is None:
         return LinkRefused(refusal or Refusal.UNKNOWN)
     account = await repo.accounts.get(row.account_id)
-    return await _use_and_bind(repo, row, account, telegram_user_id, chat_id, now)
+    if account is None:
+        return LinkRefused(Refusal.UNKNOWN)
+    theirs = await repo.links.by_account(account.id)
+    if theirs is not None and theirs.telegram_user_id != telegram_user_id:
+        return LinkRefused(Refusal.LOGOUT_FIRST)  # bound to someone else since the question
+    return await bind(
+        repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, token_id=row.id, now=now
+    )
 
 
 async def cancel_switch(repo: Repositories, token_id: int, *, telegram_user_id: int) -> None:
     """The Telegram user keeps their account; the token stays valid until it expires."""
+    await repo.links.withdraw_offer(token_id, telegram_user_id=telegram_user_id)
+
+
+# -- moving an account to another Telegram user: the bound owner decides ----------------------
+
+
+async def move_request(repo: Repositories, token_id: int) -> LinkToken | None:
+    """The open move request of a token: claimed, not used (whether or not expired)."""
     row = await repo.links.token_by_id(token_id)
-    if row is not None and row.kind == "portal" and row.telegram_user_id == telegram_user_id:
-        row.telegram_user_id = None
-        row.chat_id = None
-        await repo.session.flush()
+    if (
+        row is None
+        or row.kind != "portal"
+        or row.move_requested_at is None
+        or row.used_at is not None
+        or row.account_id is None
+        or row.telegram_user_id is None
+        or row.chat_id is None
+    ):
+        return None
+    return row
 
 
-async def _use_and_bind(
-    repo: Repositories,
-    row: LinkToken,
-    account: Account | None,
-    telegram_user_id: int,
-    chat_id: int,
-    now: datetime,
-) -> Linked | LinkRefused:
-    if account is None:
+def requester_of(row: LinkToken) -> TelegramAccount:
+    assert row.telegram_user_id is not None
+    return TelegramAccount(row.telegram_user_id, row.telegram_username)
+
+
+async def _owners_request(
+    repo: Repositories, token_id: int, owner_telegram_user_id: int, now: datetime
+) -> tuple[LinkToken, TelegramLink] | LinkRefused:
+    """The open request and the owner's binding, if the one who answers owns the account.
+
+    A press by anyone else (a forged button, a binding that has moved since) is UNKNOWN.
+    An expired request is closed here, and the requester told.
+    """
+    row = await move_request(repo, token_id)
+    owner = await repo.links.by_account(row.account_id) if row and row.account_id else None
+    if row is None or owner is None or owner.telegram_user_id != owner_telegram_user_id:
         return LinkRefused(Refusal.UNKNOWN)
+    if row.expires_at <= now:
+        await _close_request(repo, row, MoveOutcome.EXPIRED, now)
+        return LinkRefused(Refusal.EXPIRED)
+    return row, owner
+
+
+async def _close_request(
+    repo: Repositories, row: LinkToken, outcome: MoveOutcome, now: datetime
+) -> bool:
+    """Spend the request's token and tell the requester the outcome; False if already spent."""
+    requester = requester_of(row)
+    chat_id = row.chat_id
+    assert chat_id is not None
+    if not await repo.links.use_token(row.id, now):
+        return False
+    if outcome is not MoveOutcome.ALLOWED:
+        payload = {"outcome": outcome.value}
+        enqueue_to_chat(repo, MOVE_OUTCOME_KIND, chat_id=chat_id, payload=payload, now=now)
+    log.info("move request %s: %s (Telegram user %s)", row.id, outcome.value, requester.user_id)
+    return True
+
+
+async def allow_move(
+    repo: Repositories, token_id: int, *, owner_telegram_user_id: int, clock: Clock
+) -> MoveDecided | LinkRefused:
+    """The bound owner allowed: their binding goes, the requester's comes; the requester hears
+    it, with the consent, through the outbox."""
+    now = clock.now()
+    found = await _owners_request(repo, token_id, owner_telegram_user_id, now)
+    if isinstance(found, LinkRefused):
+        return found
+    row, owner = found
+    account = owner.account
     if not account_roles(account):
         return LinkRefused(Refusal.NO_ROLES)
-    if not await repo.links.use_token(row.id, now):
+    requester, chat_id = requester_of(row), row.chat_id
+    assert chat_id is not None
+    if not await _close_request(repo, row, MoveOutcome.ALLOWED, now):
         return LinkRefused(Refusal.USED)
-    return await bind(repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, now=now)
+    await repo.links.remove(owner)
+    linked = await bind(
+        repo, account, telegram_user_id=requester.user_id, chat_id=chat_id, token_id=None, now=now
+    )
+    if isinstance(linked, LinkRefused):  # checked above in this transaction: cannot happen
+        raise RuntimeError(f"binding after the owner's permission refused: {linked.reason}")
+    for kind, payload in (
+        (MOVE_OUTCOME_KIND, {"outcome": MoveOutcome.ALLOWED.value}),
+        (CONSENT_KIND, {}),
+    ):
+        enqueue_to_chat(
+            repo, kind, chat_id=chat_id, payload=payload, now=now, account_id=account.id
+        )
+    return MoveDecided(requester=requester, linked=linked)
+
+
+async def deny_move(
+    repo: Repositories, token_id: int, *, owner_telegram_user_id: int, clock: Clock
+) -> MoveDecided | LinkRefused:
+    """The bound owner refused: nothing moves, the link is spent, the requester is told."""
+    now = clock.now()
+    found = await _owners_request(repo, token_id, owner_telegram_user_id, now)
+    if isinstance(found, LinkRefused):
+        return found
+    row, _ = found
+    requester = requester_of(row)
+    if not await _close_request(repo, row, MoveOutcome.DENIED, now):
+        return LinkRefused(Refusal.USED)
+    return MoveDecided(requester=requester, linked=None)
+
+
+async def expire_move_requests(repo: Repositories, now: datetime) -> int:
+    """Close the move requests whose token has expired unanswered and tell each requester;
+    returns how many. Safe in several processes at once: each is closed once."""
+    closed = 0
+    for row in await repo.links.expired_move_requests(now):
+        closed += await _close_request(repo, row, MoveOutcome.EXPIRED, now)
+    return closed
+
+
+async def move_requests_loop(
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    stop: asyncio.Event,
+    *,
+    interval: float = MOVE_CHECK_INTERVAL,
+    on_written: Callable[[], None] | None = None,
+) -> None:
+    """Every `interval` seconds, close the expired move requests, until `stop` is set."""
+
+    async def expire() -> int:
+        async with session_factory() as session:
+            closed = await expire_move_requests(Repositories(session), clock.now())
+            await session.commit()
+        return closed
+
+    await run_periodically(
+        expire, stop, interval=interval, what="expiring move requests", on_written=on_written
+    )
 
 
 # -- bot first -------------------------------------------------------------------------------
@@ -408,38 +691,66 @@ async def mint_bot_token(
     *,
     telegram_user_id: int,
     chat_id: int,
-    telegram_name: str,
     ttl: timedelta,
     clock: Clock,
 ) -> MintedToken:
     """A bot-first token for a Telegram user; their earlier unused ones are revoked."""
     await repo.links.delete_unused_tokens(telegram_user_id=telegram_user_id)
     return await _mint(
-        repo,
-        kind="bot",
-        ttl=ttl,
-        clock=clock,
-        telegram_user_id=telegram_user_id,
-        chat_id=chat_id,
-        telegram_name=telegram_name[:255],
+        repo, kind="bot", ttl=ttl, clock=clock, telegram_user_id=telegram_user_id, chat_id=chat_id
     )
 
 
-async def open_bot_token(repo: Repositories, token: str, *, clock: Clock) -> LinkToken | Refusal:
-    """The bot-first token behind `GET /link/<token>`, if it may still be used."""
-    if not is_well_formed(token):
-        return Refusal.MALFORMED
-    row = await repo.links.token_by_hash(token_hash(token), "bot")
-    refusal = token_refusal(row, clock.now())
+def launch_refusal(problem: LaunchProblem) -> Refusal:
+    """A sign-in page whose launch data vouches for nobody: not opened as the bot's mini app
+    (an ordinary browser, a forwarded link), or opened too long ago."""
+    return Refusal.LAUNCH_STALE if problem is LaunchProblem.STALE else Refusal.NOT_LAUNCHED
+
+
+async def open_sign_in(
+    repo: Repositories, token: str, launch: LaunchUser, *, clock: Clock
+) -> LinkToken | Refusal:
+    """The bot-first token behind a sign-in page, if the page may start a sign-in with it.
+
+    The launch data must name the Telegram user the token was made for (a link opened by
+    anyone else is refused) and be newer than the token and than the launch that started the
+    last sign-in. Refusals of the token count toward the launching user's throttle, as in
+    `/start`.
+    """
+    now = clock.now()
+    throttled = await throttle_refusal(repo, launch.user_id, now)
+    if throttled is not None:
+        return throttled
+    row = None
+    if is_well_formed(token):
+        row = await repo.links.token_by_hash(token_hash(token), "bot")
+        refusal = token_refusal(row, now)
+    else:
+        refusal = Refusal.MALFORMED
+    if refusal is None and row is not None and row.telegram_user_id != launch.user_id:
+        refusal = Refusal.OTHER_TELEGRAM_USER
     if refusal is not None or row is None:
+        await record_failure(repo, launch.user_id, now)
         return refusal or Refusal.UNKNOWN
+    if launch.signed_at < row.created_at - CLOCK_SKEW or (
+        row.launched_at is not None and launch.signed_at <= row.launched_at
+    ):
+        return Refusal.LAUNCH_STALE
     return row
 
 
 def begin_sign_in(
-    row: LinkToken, *, state: str, nonce: str, code_verifier: str, browser_key: str
+    row: LinkToken,
+    *,
+    launch: LaunchUser,
+    state: str,
+    nonce: str,
+    code_verifier: str,
+    browser_key: str,
 ) -> None:
     """Remember an OpenID Connect sign-in started for the token (a new one replaces it)."""
+    row.launched_at = launch.signed_at
+    row.telegram_username = launch.username
     row.oidc_state_hash = token_hash(state)
     row.oidc_nonce = nonce
     row.oidc_code_verifier = code_verifier
@@ -503,8 +814,8 @@ async def binding_refusal(
 ) -> LinkRefused | None:
     """Why a bot-first sign-in may not bind this account to the token's Telegram user.
 
-    Unlike a portal-first link, a bot-first link is made on the Telegram side and may have
-    been sent by someone else; so it never takes an account away from another Telegram user.
+    A bot-first sign-in never takes an account away from another Telegram user (a
+    portal-first link asks that user), nor the Telegram user away from another account.
     """
     if not account_roles(account):
         return LinkRefused(Refusal.NO_ROLES)
@@ -533,17 +844,20 @@ async def confirm_sign_in(
     repo: Repositories, row: LinkToken, *, clock: Clock
 ) -> Linked | LinkRefused:
     """The person confirmed on the page: bind (checked again, things may have moved)."""
-    now = clock.now()
     account = await repo.accounts.get(row.account_id) if row.account_id is not None else None
     if account is None or row.telegram_user_id is None or row.chat_id is None:
         return LinkRefused(Refusal.NO_ACCOUNT)
     refused = await binding_refusal(repo, row, account)
     if refused is not None:
         return refused
-    telegram_user_id, chat_id = row.telegram_user_id, row.chat_id
-    if not await repo.links.use_token(row.id, now):
-        return LinkRefused(Refusal.USED)
-    return await bind(repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, now=now)
+    return await bind(
+        repo,
+        account,
+        telegram_user_id=row.telegram_user_id,
+        chat_id=row.chat_id,
+        token_id=row.id,
+        now=clock.now(),
+    )
 
 
 async def end_sign_in(repo: Repositories, row: LinkToken, *, clock: Clock) -> None:

@@ -218,16 +218,23 @@ class LinkToken(Base):
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    # A portal token names the Telegram user asked to confirm switching accounts to it.
+    # A portal token names the Telegram user who redeemed it while a question is open: their
+    # own switch of accounts, or (`move_requested_at` set) the bound owner's permission to move
+    # the account to them. The token is then theirs alone until it is used or expires.
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
-    # Bot-first sign-in in progress (cleared when the token is used): the Telegram name shown on
-    # the confirmation page, the OpenID Connect state (hashed), nonce and PKCE verifier, and the
-    # hash of the key in the browser's cookie that ties the flow to the browser that started it.
-    telegram_name: Mapped[str | None] = mapped_column(String(255))
+    move_requested_at: Mapped[datetime | None]
+    # The @username of the token's Telegram user (as Telegram gave it), shown to whoever is
+    # asked to confirm; cleared when the token is used.
+    telegram_username: Mapped[str | None] = mapped_column(String(64))
+    # Bot-first sign-in in progress (cleared when the token is used): when the mini app that
+    # started it was opened (a launch no newer is refused), the OpenID Connect state (hashed),
+    # nonce and PKCE verifier, and the hash of the key in the browser's cookie that ties the
+    # flow to the browser that started it.
+    launched_at: Mapped[datetime | None]
     oidc_state_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     oidc_nonce: Mapped[str | None] = mapped_column(String(64))
     oidc_code_verifier: Mapped[str | None] = mapped_column(String(128))
@@ -235,13 +242,17 @@ class LinkToken(Base):
 
 
 class LinkFailure(Base):
-    """A failed attempt to redeem a link token, kept for a minute to throttle guessing.
+    """A failed attempt to redeem a link token, kept for a minute to throttle guessing, per
+    Telegram user and overall.
 
-    In the database rather than in memory, so the limit holds across bot replicas.
+    In the database rather than in memory, so the limits hold across bot replicas.
     """
 
     __tablename__ = "link_failures"
-    __table_args__ = (Index("ix_link_failures_user_time", "telegram_user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_link_failures_user_time", "telegram_user_id", "created_at"),
+        Index("ix_link_failures_time", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)

@@ -663,14 +663,15 @@ class LinkRepo:
     async def use_token(self, token_id: int, now: datetime) -> bool:
         """Mark a token used unless it already is: of two concurrent redemptions one wins.
 
-        What the token carried for a sign-in in progress is cleared with it.
+        What the token carried for a sign-in or a question in progress is cleared with it.
         """
         result = await self.session.execute(
             update(LinkToken)
             .where(LinkToken.id == token_id, LinkToken.used_at.is_(None))
             .values(
                 used_at=now,
-                telegram_name=None,
+                telegram_username=None,
+                launched_at=None,
                 oidc_state_hash=None,
                 oidc_nonce=None,
                 oidc_code_verifier=None,
@@ -680,6 +681,88 @@ class LinkRepo:
         )
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
+
+    async def offer_token(
+        self,
+        token_id: int,
+        *,
+        telegram_user_id: int,
+        chat_id: int,
+        telegram_username: str | None = None,
+        move_requested_at: datetime | None = None,
+    ) -> bool:
+        """Name the Telegram user a portal token's open question is about (their switch of
+        accounts; with `move_requested_at`, the owner's permission to move the account to
+        them). False if the token is used or already claimed for a move: one claim wins."""
+        result = await self.session.execute(
+            update(LinkToken)
+            .where(
+                LinkToken.id == token_id,
+                LinkToken.used_at.is_(None),
+                LinkToken.move_requested_at.is_(None),
+            )
+            .values(
+                telegram_user_id=telegram_user_id,
+                chat_id=chat_id,
+                telegram_username=telegram_username,
+                move_requested_at=move_requested_at,
+            )
+            .execution_options(synchronize_session="fetch")
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+    async def withdraw_offer(self, token_id: int, *, telegram_user_id: int) -> None:
+        """The user declined switching to the token's account: the token is free again."""
+        await self.session.execute(
+            update(LinkToken)
+            .where(
+                LinkToken.id == token_id,
+                LinkToken.kind == "portal",
+                LinkToken.telegram_user_id == telegram_user_id,
+                LinkToken.move_requested_at.is_(None),
+            )
+            .values(telegram_user_id=None, chat_id=None)
+            .execution_options(synchronize_session="fetch")
+        )
+
+    async def move_requests(self, *, account_id: int) -> Sequence[LinkToken]:
+        """The open requests to move an account to another Telegram user."""
+        result = await self.session.scalars(
+            select(LinkToken)
+            .where(
+                LinkToken.account_id == account_id,
+                LinkToken.move_requested_at.is_not(None),
+                LinkToken.used_at.is_(None),
+            )
+            .order_by(LinkToken.id)
+        )
+        return result.all()
+
+    async def expired_move_requests(self, now: datetime) -> Sequence[LinkToken]:
+        result = await self.session.scalars(
+            select(LinkToken)
+            .where(
+                LinkToken.move_requested_at.is_not(None),
+                LinkToken.used_at.is_(None),
+                LinkToken.expires_at <= now,
+            )
+            .order_by(LinkToken.id)
+        )
+        return result.all()
+
+    async def end_move_requests(self, telegram_user_id: int, now: datetime) -> None:
+        """A Telegram user got bound: their requests to move other accounts to them end."""
+        await self.session.execute(
+            update(LinkToken)
+            .where(
+                LinkToken.telegram_user_id == telegram_user_id,
+                LinkToken.move_requested_at.is_not(None),
+                LinkToken.used_at.is_(None),
+            )
+            .values(used_at=now, telegram_username=None)
+            .execution_options(synchronize_session=False)
+        )
 
     async def delete_unused_tokens(
         self, *, account_id: int | None = None, telegram_user_id: int | None = None
@@ -710,6 +793,12 @@ class LinkRepo:
                 LinkFailure.telegram_user_id == telegram_user_id,
                 LinkFailure.created_at > since,
             )
+        )
+        return int(result.scalar_one())
+
+    async def count_all_failures(self, since: datetime) -> int:
+        result = await self.session.execute(
+            select(func.count()).select_from(LinkFailure).where(LinkFailure.created_at > since)
         )
         return int(result.scalar_one())
 

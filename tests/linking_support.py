@@ -1,16 +1,20 @@
-"""Helpers of the linking tests: accounts not yet linked, minting tokens, reading bindings, and a
-bot-first setup (the bot's web app with the sign-in pages on 127.0.0.1, an OIDC provider)."""
+"""Helpers of the linking tests: accounts not yet linked, minting tokens, reading bindings, a
+bot-first setup (the bot's web app with the sign-in pages on 127.0.0.1, an OIDC provider) and
+a browser without JavaScript that does what the sign-in page's script does."""
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from html import unescape
 from typing import Any
+from urllib.parse import urljoin
 
-from aiohttp import web
+from aiohttp import ClientSession, CookieJar, web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -57,7 +61,7 @@ async def mint(
     session_factory: async_sessionmaker[AsyncSession],
     account_id: int,
     clock: Clock,
-    ttl: timedelta = timedelta(minutes=15),
+    ttl: timedelta = timedelta(minutes=10),
 ) -> str:
     from storage.repositories import Repositories
 
@@ -104,6 +108,9 @@ def free_port() -> int:
     return port
 
 
+SIGN_IN_BUTTON = "Войти через Госуслуги"
+
+
 @dataclass
 class BotFirst:
     """The bot (harness) and its web app with the sign-in pages, at `public_url`."""
@@ -112,10 +119,22 @@ class BotFirst:
     public_url: str
 
     async def sign_in_url(self, user_id: int) -> str:
-        """The user sends /start; the URL of «Войти через Госуслуги»."""
-        reply = await self.harness.send(user_id, "/start")
-        url: str = reply.button("Войти через Госуслуги")["url"]
+        """The user sends /start; the URL «Войти через Госуслуги» opens as a Mini App, with
+        the launch data a Telegram client of that user gives it (signed now, by the clock)."""
+        await self.harness.send(user_id, "/start")
+        return self.open_button(user_id)
+
+    def open_button(self, user_id: int, *, opened_by: int | None = None) -> str:
+        """The URL the newest «Войти через Госуслуги» of `user_id`'s chat opens in the Telegram
+        client of `opened_by` (by default the same user; another user: a forwarded button)."""
+        url = self.harness.api.open_web_app(user_id, SIGN_IN_BUTTON, auth_date=self.auth_date())
+        if opened_by is not None and opened_by != user_id:
+            fragment = self.harness.api.launch_fragment(opened_by, auth_date=self.auth_date())
+            url = f"{url.partition('#')[0]}#{fragment}"
         return url
+
+    def auth_date(self) -> int:
+        return int(self.harness.clock.now().timestamp())
 
 
 @asynccontextmanager
@@ -154,3 +173,74 @@ async def bot_first(
     finally:
         await runner.cleanup()
         await harness.close()
+
+
+class Browser:
+    """An HTTP client with its own cookies, as a browser would have; does what the launch
+    page's script does (posts the URL's fragment) and remembers the CSRF token of the last
+    confirmation page it was shown. The real page and script in Chromium: test_linking_e2e.py."""
+
+    def __init__(self) -> None:
+        self.http = ClientSession(cookie_jar=CookieJar(unsafe=True))
+        self.csrf = ""
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    def _seen(self, status: int, html: str) -> tuple[int, str]:
+        found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+        if found:
+            self.csrf = found.group(1)
+        return status, page_text(html)
+
+    async def visit(self, url: str) -> tuple[int, str]:
+        """Open a URL, following redirects; the status and the page's text."""
+        async with self.http.get(url) as response:
+            return self._seen(response.status, await response.text())
+
+    async def location(self, url: str) -> str:
+        async with self.http.get(url, allow_redirects=False) as response:
+            return response.headers["Location"]
+
+    async def launch(
+        self, url: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, str, str | None]:
+        """Load a sign-in link's page and post its fragment as the page's script does: the
+        status and text of the answer, and where it moves on to (None: it stays)."""
+        address, _, fragment = url.partition("#")
+        async with self.http.get(address) as response:
+            html = await response.text()
+        form = re.search(r'<form id="launch" method="post" action="([^"]+)">', html)
+        if response.status != 200 or form is None:
+            return *self._seen(response.status, html), None
+        assert f'<script src="{LAUNCH_SCRIPT}"></script>' in html
+        target = urljoin(address, unescape(form.group(1)))
+        async with self.http.post(target, data={"fragment": fragment}, headers=headers) as answer:
+            html = await answer.text()
+        onward = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', html)
+        status, text = self._seen(answer.status, html)
+        return status, text, unescape(onward.group(1)) if onward else None
+
+    async def open(self, url: str) -> tuple[int, str]:
+        """Open a sign-in link as the Mini App does, all the way to where it ends."""
+        status, text, onward = await self.launch(url)
+        if onward is None:
+            return status, text
+        return await self.visit(onward)
+
+    async def answer(
+        self, flow: BotFirst, decision: str, csrf: str | None = None
+    ) -> tuple[int, str]:
+        """Press «Подтвердить» (confirm) or «Отмена» (cancel) on the confirmation page."""
+        async with self.http.post(
+            f"{flow.public_url}/link/confirm",
+            data={"csrf": self.csrf if csrf is None else csrf, "decision": decision},
+        ) as response:
+            return response.status, page_text(await response.text())
+
+
+LAUNCH_SCRIPT = "/link/launch.js"
+
+
+def page_text(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", " ", html))

@@ -606,7 +606,7 @@ async def test_link_token_for_an_account(
     token = payload["token"]
     assert payload["account_id"] == 3
     assert payload["link"] == f"https://t.me/{BOT_USERNAME}?start={token}"
-    assert payload["expires_at"] == (clock.now() + timedelta(minutes=15)).isoformat().replace(
+    assert payload["expires_at"] == (clock.now() + timedelta(minutes=10)).isoformat().replace(
         "+00:00", "Z"
     )
     async with session_factory() as session:

@@ -12,7 +12,7 @@ from tests.harness import BotHarness
 async def test_start_and_help_for_an_unlinked_user(harness: BotHarness) -> None:
     reply = await harness.send(2000, "/start")
     assert "привяжите Telegram к своей учётной записи" in reply.text
-    assert "15 мин" in reply.text
+    assert "10 мин" in reply.text  # LINK_TOKEN_TTL defaults to 600 s
     reply = await harness.send(2000, "/help")
     assert reply.text.startswith("Помощь")
     reply = await harness.send(2000, "покажи заявки")

@@ -90,7 +90,7 @@ async def test_demo_loads_thirty_applications_and_prints_two_links(
                     )
                 ).one()
                 assert (row.kind, row.account_id, row.used_at) == ("portal", account_id, None)
-                assert (row.expires_at - row.created_at).total_seconds() == 900
+                assert (row.expires_at - row.created_at).total_seconds() == 600
     finally:
         await engine.dispose()
 

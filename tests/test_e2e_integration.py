@@ -173,6 +173,7 @@ async def test_the_bot_process_serves_the_api_and_delivers_decisions(tmp_path: P
             assert health["tasks"] == {
                 "decisions_webhook": "running",
                 "digest": "running",
+                "move_requests": "running",
                 "notifier": "running",
                 "retention": "running",
             }

@@ -1,6 +1,7 @@
 """Linking in the chat through the real Dispatcher and the Bot API double: portal-first
-`/start <token>` with every refusal, throttling, switching and moving bindings, /logout,
-the consent gate in front of every router, the profile and role switching."""
+`/start <token>` with every refusal, throttling per user and overall, switching accounts,
+moving a binding only with its owner's permission (asked through the outbox), /logout, the
+consent gate in front of every router, the profile and role switching."""
 
 from __future__ import annotations
 
@@ -22,11 +23,30 @@ from bot.conversation.intents import (
     ProfileAction,
     ProfileIntent,
 )
+from bot.notifier import build_notifier
 from bot.telegram.commands import chat_commands
-from bot.texts.linking import CONSENT_VERSION, UNLINKED, render_unlinked
+from bot.texts import STALE_BUTTON
+from bot.texts.linking import (
+    CONSENT_VERSION,
+    MOVE_ALLOWED_OWNER,
+    MOVE_EXPIRED_OWNER,
+    MOVE_OUTCOMES,
+    MOVE_STALE,
+    render_unlinked,
+)
 from services.clock import ManualClock
 from services.domain import Role
-from services.linking import UNLINKED_KIND, UnlinkReason, new_token, unlink_account
+from services.linking import (
+    CONSENT_KIND,
+    MOVE_OUTCOME_KIND,
+    MOVE_REQUEST_KIND,
+    THROTTLE_OVERALL_LIMIT,
+    UNLINKED_KIND,
+    MoveOutcome,
+    expire_move_requests,
+    new_token,
+    unlink_account,
+)
 from storage.repositories import Repositories
 from tests import factories
 from tests.harness import BotHarness
@@ -50,11 +70,28 @@ pytestmark = pytest.mark.usefixtures("seeded")
 
 CONSENT_TITLE = "Согласие на обработку персональных данных"
 SIGNED_IN_DIRECTOR = f"Вы вошли как {NEW_DIRECTOR_NAME}, роль «Руководитель ОО»."
+MOVE_TITLE = "Разрешить привязку к другому Telegram-аккаунту?"
+# The director of the reported takeover, bound to Telegram user 1005 in the seed.
+OWNER_ACCOUNT, OWNER, OWNER_NAME = 5, 1005, "Морозов Игорь Викторович"
 
 
 @pytest.fixture(autouse=True)
 async def new_accounts(seeded: None, session_factory: async_sessionmaker[AsyncSession]) -> None:
     await add_new_accounts(session_factory)
+
+
+async def deliver(harness: BotHarness, clock: ManualClock) -> None:
+    """Send what the outbox holds, as the dispatcher would; the clock moves on a second after
+    each round (one message a second per chat)."""
+    notifier = build_notifier(harness.bot, harness.session_factory, harness.settings, clock)
+    while await notifier.drain():
+        clock.advance(seconds=1)
+
+
+async def assert_still_bound(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    link = await account_link(session_factory, OWNER_ACCOUNT)
+    assert link is not None
+    assert (link.telegram_user_id, link.chat_id) == (OWNER, OWNER)
 
 
 def scope(chat_id: int) -> dict[str, object]:
@@ -106,13 +143,13 @@ async def test_used_expired_unknown_and_malformed_tokens_get_distinct_answers(
         "malformed": await harness.send(STRANGER_2, "/start abc-123"),
     }
     expiring = await mint(session_factory, NEW_LISTENER, clock)
-    clock.advance(minutes=15)
+    clock.advance(minutes=10)
     answers["expired"] = await harness.send(STRANGER_2, f"/start {expiring}")
 
     assert "уже использована" in answers["used"].text
     assert "не найдена" in answers["unknown"].text
     assert "повреждена" in answers["malformed"].text
-    assert "Срок действия ссылки для входа истёк: она действует 15 мин." in answers["expired"].text
+    assert "Срок действия ссылки для входа истёк: она действует 10 мин." in answers["expired"].text
     texts = {kind: answer.text for kind, answer in answers.items()}
     assert len(set(texts.values())) == 4
     for text in texts.values():  # each says how to get a new link
@@ -127,7 +164,7 @@ async def test_a_token_is_valid_until_the_last_second_of_its_ttl(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
     token = await mint(session_factory, NEW_LISTENER, clock)
-    clock.advance(minutes=14, seconds=59)
+    clock.advance(minutes=9, seconds=59)
     await harness.send(STRANGER, f"/start {token}")
     link = await link_of(session_factory, STRANGER)
     assert link is not None
@@ -144,8 +181,7 @@ async def test_a_bot_first_token_is_not_accepted_in_start(
             Repositories(session),
             telegram_user_id=STRANGER,
             chat_id=STRANGER,
-            telegram_name="Незнакомец",
-            ttl=timedelta(minutes=15),
+            ttl=timedelta(minutes=10),
             clock=clock,
         )
         await session.commit()
@@ -270,7 +306,7 @@ async def test_a_forged_or_stale_switch_button_changes_nothing(
     assert link.account_id == 4
 
     # The question outlives the token.
-    clock.advance(minutes=16)
+    clock.advance(minutes=11)
     await harness.press(1003, "Да, сменить учётную запись", question.message_id)
     assert "Срок действия ссылки для входа истёк" in harness.api.last_bot_message(1003).text
     link = await link_of(session_factory, 1003)
@@ -279,40 +315,259 @@ async def test_a_forged_or_stale_switch_button_changes_nothing(
     harness.assert_no_errors()
 
 
-async def test_linking_an_account_from_another_telegram_user_moves_it_and_tells_the_old_chat(
+async def test_a_leaked_link_of_a_bound_account_moves_nothing_and_the_owner_denies(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """The takeover as reported: a leaked portal link of a director bound to their Telegram,
+    redeemed by someone else, moved the binding at once, and he approved an application. Now
+    nothing moves: the owner is asked in their own chat, names the asker by @username and id,
+    and says no."""
+    async with session_factory() as session:
+        session.add(factories.application(900, 6, 20))
+        await session.commit()
+    harness.api.add_user(STRANGER, first_name=OWNER_NAME, username="intruder")
+    token = await mint(session_factory, OWNER_ACCOUNT, clock)
+
+    reply = await harness.send(STRANGER, f"/start {token}")
+    assert "уже привязана к другому Telegram-аккаунту" in reply.text
+    assert "Ждём его ответа" in reply.text
+    assert "Запрос действует до 01.09.2026 11:10." in reply.text  # 06:00 UTC + 10 min, local
+    assert OWNER_NAME not in reply.text  # the holder of a link learns nothing of the account
+    await assert_still_bound(session_factory)
+    # He cannot act meanwhile: a forged «Одобрить» is refused, the application stays new.
+    forged = AppIntent(action=AppAction.APPROVE, number=900).pack()
+    await harness.press_data(STRANGER, forged, reply.message_id)
+    assert harness.api.calls_of("answerCallbackQuery")[-1].params["text"] == STALE_BUTTON
+    async with session_factory() as session:
+        assert await Repositories(session).applications.current_status(900) == "new"
+
+    await deliver(harness, clock)
+    question = harness.api.last_bot_message(OWNER)
+    assert question.text.startswith(MOVE_TITLE)
+    assert f"в другом Telegram-аккаунте: @intruder (id {STRANGER})." in question.text
+    assert OWNER_NAME not in question.text  # not the name the asker gave himself
+    assert question.buttons() == [["✅ Разрешить", "🚫 Запретить"]]
+    # A second holder of the leaked link: the link is taken.
+    harness.api.add_user(STRANGER_2, first_name="Второй")
+    assert "уже использована" in (await harness.send(STRANGER_2, f"/start {token}")).text
+
+    denied = await harness.press(OWNER, "🚫 Запретить")
+    assert denied.message_id == question.message_id
+    assert denied.text.startswith("Хорошо, учётная запись остаётся привязанной к этому чату")
+    await deliver(harness, clock)
+    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.DENIED]
+    await assert_still_bound(session_factory)
+    assert await link_of(session_factory, STRANGER) is None
+    assert "уже использована" in (await harness.send(STRANGER, f"/start {token}")).text
+    # The owner's «Разрешить» afterwards, from the old question: stale.
+    allow = LinkIntent(
+        action=LinkAction.ALLOW_MOVE, token=(await token_rows(session_factory))[0].id
+    )
+    await harness.press_data(OWNER, allow.pack(), question.message_id)
+    assert harness.api.last_bot_message(OWNER).text == MOVE_STALE
+    await assert_still_bound(session_factory)
+    harness.assert_no_errors()
+
+
+async def test_the_owner_allows_and_the_binding_moves(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
     async with session_factory() as session:
-        session.add(factories.application(900, 3, 10))
-        await session.flush()
-        Repositories(session).outbox.add(
-            channel="telegram",
-            kind="status_changed",
-            account_id=3,
-            chat_id=1003,
-            application_number=900,
-            event_id=None,
-            payload={},
-            state="pending",
-            attempts=0,
-            available_at=clock.now(),
-            created_at=clock.now(),
-        )
+        session.add(factories.application(900, 6, 20))
         await session.commit()
-    token = await mint(session_factory, 3, clock)
-    reply = await harness.send(STRANGER, f"/start {token}")
-    assert reply.text.startswith(CONSENT_TITLE)
-    link = await account_link(session_factory, 3)
+    harness.api.add_user(STRANGER, first_name="Новый телефон", username="morozov_new")
+    token = await mint(session_factory, OWNER_ACCOUNT, clock)
+    await harness.send(STRANGER, f"/start {token}")
+    await deliver(harness, clock)
+    question = harness.api.last_bot_message(OWNER)
+    assert "@morozov_new" in question.text
+
+    allowed = await harness.press(OWNER, "✅ Разрешить")
+    assert allowed.message_id == question.message_id
+    assert allowed.text == MOVE_ALLOWED_OWNER.format(account=f"@morozov_new (id {STRANGER})")
+    link = await account_link(session_factory, OWNER_ACCOUNT)
+    assert link is not None
+    assert (link.telegram_user_id, link.chat_id, link.consent_at) == (STRANGER, STRANGER, None)
+    assert await link_of(session_factory, OWNER) is None
+    assert harness.api.commands_for(scope(OWNER)) is None
+    # The new chat hears the outcome, then the consent, through the outbox.
+    rows = await outbox_rows(session_factory)
+    assert [(r.kind, r.chat_id) for r in rows if r.state == "pending"] == [
+        (MOVE_OUTCOME_KIND, STRANGER),
+        (CONSENT_KIND, STRANGER),
+    ]
+    await deliver(harness, clock)
+    signed_in, consent = [m for m in harness.api.chat(STRANGER) if m.from_bot][-2:]
+    assert signed_in.text == (
+        "Владелец прежнего Telegram-аккаунта разрешил перенос привязки. Вы вошли как "
+        f"{OWNER_NAME}, роль «Руководитель ОО»."
+    )
+    assert consent.text.startswith(CONSENT_TITLE)
+    menu = await harness.press(STRANGER, "Ознакомился")
+    assert menu.message_id == consent.message_id
+    assert menu.buttons()[0] == ["📥 Заявки (1 новых)"]
+    # The old chat is unlinked: its /menu is the unlinked one.
+    assert "Сначала привяжите Telegram" in (await harness.send(OWNER, "покажи заявки")).text
+    harness.assert_no_errors()
+
+
+async def test_an_unanswered_request_expires_with_the_token(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    token = await mint(session_factory, OWNER_ACCOUNT, clock)
+    await harness.send(STRANGER, f"/start {token}")
+    await deliver(harness, clock)
+    question = harness.api.last_bot_message(OWNER)
+    clock.advance(minutes=9)
+    async with session_factory() as session:
+        assert await expire_move_requests(Repositories(session), clock.now()) == 0
+    clock.advance(minutes=1)
+    # Two dispatchers look at once: one notice.
+    for _ in range(2):
+        async with session_factory() as session:
+            await expire_move_requests(Repositories(session), clock.now())
+            await session.commit()
+    await deliver(harness, clock)
+    expired = [m for m in harness.api.chat(STRANGER) if m.from_bot][-1]
+    assert expired.text == MOVE_OUTCOMES[MoveOutcome.EXPIRED]
+    assert [m.text for m in harness.api.chat(STRANGER)].count(expired.text) == 1
+    await harness.press(OWNER, "✅ Разрешить", question.message_id)
+    assert harness.api.message(OWNER, question.message_id).text == MOVE_STALE
+    await assert_still_bound(session_factory)
+    assert "уже использована" in (await harness.send(STRANGER, f"/start {token}")).text
+
+    # The owner answering after the expiry, before any sweep, closes it too.
+    token = await mint(session_factory, OWNER_ACCOUNT, clock)
+    await harness.send(STRANGER, f"/start {token}")
+    await deliver(harness, clock)
+    clock.advance(minutes=10)
+    await harness.press(OWNER, "✅ Разрешить")
+    assert harness.api.last_bot_message(OWNER).text == MOVE_EXPIRED_OWNER
+    await deliver(harness, clock)
+    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.EXPIRED]
+    await assert_still_bound(session_factory)
+    harness.assert_no_errors()
+
+
+async def test_forged_answers_to_a_move_request_change_nothing(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    token = await mint(session_factory, OWNER_ACCOUNT, clock)
+    waiting = await harness.send(STRANGER, f"/start {token}")
+    token_id = (await token_rows(session_factory))[0].id
+    allow = LinkIntent(action=LinkAction.ALLOW_MOVE, token=token_id).pack()
+    # The asker himself, and another bound user, press «Разрешить» with forged data.
+    await harness.press_data(STRANGER, allow, waiting.message_id)
+    assert harness.api.last_bot_message(STRANGER).text == MOVE_STALE
+    menu = await harness.send(1001, "/menu")
+    await harness.press_data(1001, allow, menu.message_id)
+    assert harness.api.message(1001, menu.message_id).text == MOVE_STALE
+    assert await link_of(session_factory, STRANGER) is None
+    await assert_still_bound(session_factory)
+    link = await link_of(session_factory, 1001)
+    assert link is not None
+    assert link.account_id == 1
+    # The request still stands for the owner.
+    await deliver(harness, clock)
+    await harness.press(OWNER, "✅ Разрешить")
+    link = await account_link(session_factory, OWNER_ACCOUNT)
     assert link is not None
     assert link.telegram_user_id == STRANGER
-    assert await link_of(session_factory, 1003) is None
+    harness.assert_no_errors()
 
-    rows = await outbox_rows(session_factory)
-    assert [(r.kind, r.chat_id, r.account_id, r.payload) for r in rows] == [
-        (UNLINKED_KIND, 1003, None, {"reason": "moved"})
-    ]  # the old chat's pending push is gone, the news of the move is waiting
-    assert render_unlinked(rows[0].payload) == UNLINKED[UnlinkReason.MOVED]
-    assert "привязана к другому Telegram-аккаунту" in render_unlinked(rows[0].payload)
+
+async def test_a_blocked_owner_cannot_be_asked_revocation_is_needed(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    harness.api.block(OWNER)
+    await harness.feed_pending()  # my_chat_member: the chat is marked blocked
+    token = await mint(session_factory, OWNER_ACCOUNT, clock)
+    reply = await harness.send(STRANGER, f"/start {token}")
+    assert "спросить его владельца нельзя: в том чате бот заблокирован" in reply.text
+    assert "«Профиль» → «Отключить Telegram»" in reply.text
+    assert not [r for r in await outbox_rows(session_factory) if r.kind == MOVE_REQUEST_KIND]
+    await assert_still_bound(session_factory)
+    # The web module revokes the binding (DELETE /api/v1/accounts/{id}/telegram); a new link
+    # then binds at once.
+    async with session_factory() as session:
+        await unlink_account(Repositories(session), OWNER_ACCOUNT, clock=clock)
+        await session.commit()
+    assert "не найдена" in (await harness.send(STRANGER, f"/start {token}")).text
+    fresh = await mint(session_factory, OWNER_ACCOUNT, clock)
+    assert (await harness.send(STRANGER, f"/start {fresh}")).text.startswith(CONSENT_TITLE)
+    link = await account_link(session_factory, OWNER_ACCOUNT)
+    assert link is not None
+    assert link.telegram_user_id == STRANGER
+    harness.assert_no_errors()
+
+
+async def test_revocation_while_the_owner_is_asked_tells_the_asker(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    token = await mint(session_factory, OWNER_ACCOUNT, clock)
+    await harness.send(STRANGER, f"/start {token}")
+    assert "Ждём его ответа" in (await harness.send(STRANGER, f"/start {token}")).text  # again
+    await deliver(harness, clock)
+    question = harness.api.last_bot_message(OWNER)
+    async with session_factory() as session:
+        await unlink_account(Repositories(session), OWNER_ACCOUNT, clock=clock)
+        await session.commit()
+    await deliver(harness, clock)
+    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.RELEASED]
+    await harness.press(OWNER, "✅ Разрешить", question.message_id)
+    assert await account_link(session_factory, OWNER_ACCOUNT) is None
+    assert await link_of(session_factory, STRANGER) is None
+    harness.assert_no_errors()
+
+
+async def test_a_user_bound_elsewhere_logs_out_before_asking_for_a_bound_account(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    token = await mint(session_factory, OWNER_ACCOUNT, clock)
+    reply = await harness.send(1003, f"/start {token}")
+    assert "Сначала отвяжите этот Telegram командой /logout" in reply.text
+    assert not [r for r in await outbox_rows(session_factory) if r.kind == MOVE_REQUEST_KIND]
+    # Offered a switch first, then the account got bound elsewhere: the same answer.
+    other = await mint(session_factory, NEW_LISTENER, clock)
+    await harness.send(1003, f"/start {other}")
+    async with session_factory() as session:
+        listener = await Repositories(session).accounts.get(NEW_LISTENER)
+        assert listener is not None
+        session.add(factories.link(NEW_LISTENER, STRANGER, "listener"))
+        await session.commit()
+    switched = await harness.press(1003, "Да, сменить учётную запись")
+    assert "Сначала отвяжите этот Telegram командой /logout" in switched.text
+    link = await link_of(session_factory, 1003)
+    assert link is not None
+    assert link.account_id == 3
+    await harness.send(1003, "/logout")
+    await harness.press(1003, "Да, отвязать")
+    assert "Ждём его ответа" in (await harness.send(1003, f"/start {token}")).text
+    harness.assert_no_errors()
+
+
+async def test_many_users_guessing_are_throttled_overall(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """The guessing as reported: 120 guesses from 30 users, 4 each (under the per-user limit),
+    went unthrottled. Now after THROTTLE_OVERALL_LIMIT failures in a minute everyone waits."""
+    guessers = range(3000, 3030)
+    for user_id in guessers:
+        harness.api.add_user(user_id, first_name="Угадывающий")
+    answers = []
+    for _ in range(4):
+        for user_id in guessers:
+            answers.append((await harness.send(user_id, f"/start {new_token()}")).text)
+    refused = [a for a in answers if a.startswith("Сейчас у бота слишком много неудачных")]
+    assert len(refused) == 120 - THROTTLE_OVERALL_LIMIT
+    assert all("не найдена" in a for a in answers[:THROTTLE_OVERALL_LIMIT])
+    # Meanwhile a valid link is not even looked at, for anyone.
+    token = await mint(session_factory, NEW_DIRECTOR, clock)
+    reply = await harness.send(STRANGER, f"/start {token}")
+    assert reply.text.startswith("Сейчас у бота слишком много неудачных попыток входа")
+    assert await link_of(session_factory, STRANGER) is None
+    clock.advance(minutes=1)
+    assert (await harness.send(STRANGER, f"/start {token}")).text.startswith(CONSENT_TITLE)
     harness.assert_no_errors()
 
 

@@ -1,5 +1,6 @@
-"""`python -m bot link-token ACCOUNT_ID` as an operator runs it: a real process, the bot's
-username from getMe of the Bot API double, the link redeemed in the chat afterwards."""
+"""`python -m bot link-token ACCOUNT_ID` and `python -m bot unlink ACCOUNT_ID` as an operator
+runs them: a real process, the bot's username from getMe of the Bot API double, the link
+redeemed in the chat afterwards; an operator's revocation frees a bound account."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.__main__ import _link_token, main
+from services.clock import ManualClock
+from services.linking import UNLINKED_KIND
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 from tests.linking_support import (
@@ -22,6 +25,8 @@ from tests.linking_support import (
     STRANGER,
     add_new_accounts,
     link_of,
+    mint,
+    outbox_rows,
     token_rows,
 )
 
@@ -68,7 +73,7 @@ async def test_link_token_prints_a_one_time_link_that_binds(
     [row] = await token_rows(session_factory)
     local = row.expires_at.astimezone(ZoneInfo("Asia/Yekaterinburg"))
     assert found_expiry.group(1) == f"{local:%d.%m.%Y %H:%M}"
-    assert row.expires_at - row.created_at == timedelta(minutes=15)
+    assert row.expires_at - row.created_at == timedelta(minutes=10)
     assert found.group(1) not in str(row.__dict__)  # only the hash is stored
     assert found.group(1) not in err  # nor logged
 
@@ -102,3 +107,33 @@ def test_local_time_of_the_expiry_is_the_configured_zone() -> None:
     # 06:00 UTC is 11:00 in Yekaterinburg (UTC+5, no daylight saving).
     moment = datetime(2026, 9, 1, 6, 0, tzinfo=ZoneInfo("UTC"))
     assert f"{moment.astimezone(ZoneInfo('Asia/Yekaterinburg')):%H:%M}" == "11:00"
+
+
+async def test_unlink_revokes_a_binding_and_frees_the_account(
+    tmp_path: Path,
+    api: FakeBotAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    harness: BotHarness,
+    clock: ManualClock,
+) -> None:
+    env = {"DATABASE_URL": database_url}
+    code, out, err = await run_cli(tmp_path, "unlink", "3", **env)
+    assert (code, out.strip(), err) == (
+        0,
+        "Привязка Telegram учётной записи 3 снята, чат получит сообщение об этом.",
+        "",
+    )
+    assert await link_of(session_factory, 1003) is None
+    rows = await outbox_rows(session_factory)
+    assert [(r.kind, r.chat_id, r.payload) for r in rows] == [
+        (UNLINKED_KIND, 1003, {"reason": "revoked"})
+    ]
+    code, out, _ = await run_cli(tmp_path, "unlink", "3", **env)
+    assert (code, out.strip()) == (0, "Учётная запись 3 не привязана к Telegram.")
+    code, _, err = await run_cli(tmp_path, "unlink", "999", **env)
+    assert (code, err.strip()) == (1, "Учётная запись 999 не найдена.")
+    # The account is free: a new link binds another Telegram user at once.
+    token = await mint(session_factory, 3, clock)
+    reply = await harness.send(STRANGER, f"/start {token}")
+    assert reply.text.startswith("Согласие на обработку персональных данных")

@@ -1,6 +1,9 @@
 """End to end, bot first: a real headless Chromium (Debian's `chromium`, driven by Playwright)
-signs in at a real OpenID Connect provider (the npm package oidc-provider, tests/fakes/oidc/) on
-127.0.0.1, confirms on the bot's page, and the bot writes in the chat.
+opens the sign-in button's URL as a Telegram client opens a Mini App (launch data signed with
+the bot token in the fragment), the page's own script hands it to the server, the browser signs
+in at a real OpenID Connect provider (the npm package oidc-provider, tests/fakes/oidc/) on
+127.0.0.1, confirms on the bot's page, and the bot writes in the chat. The same URL without
+launch data, or with another Telegram user's, is refused before any sign-in.
 
 Set-up is done here: `npm ci` in tests/fakes/oidc/ when its node_modules is missing; Playwright
 comes with the dev extras (pyproject.toml); Chromium is installed by .ci/run through apt. Where
@@ -17,6 +20,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -30,6 +34,7 @@ from tests.linking_support import (
     NEW_DIRECTOR_OID,
     NEW_DIRECTOR_SNILS,
     STRANGER,
+    STRANGER_2,
     add_new_accounts,
     bot_first,
     free_port,
@@ -144,7 +149,10 @@ async def test_bot_first_sign_in_in_chromium_against_oidc_provider(
         ) as flow,
         playwright_api.async_playwright() as playwright,
     ):
+        flow.harness.api.add_user(STRANGER, first_name="Незнакомец", username="neznakomets")
+        flow.harness.api.add_user(STRANGER_2, first_name=NEW_DIRECTOR_NAME)
         url = await flow.sign_in_url(STRANGER)
+        address = url.partition("#")[0]
         context = await playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
             executable_path=chromium,
@@ -162,9 +170,32 @@ async def test_bot_first_sign_in_in_chromium_against_oidc_provider(
                     await route.abort()  # type: ignore[attr-defined]
 
             await context.route("**/*", only_loopback)
-            page = context.pages[0] if context.pages else await context.new_page()
+            problems: list[str] = []  # a CSP violation in the console, a script error
 
-            await page.goto(url)  # → the provider's sign-in form
+            def console(message: Any) -> None:
+                if "Content Security Policy" in message.text:
+                    problems.append(message.text)
+
+            async def open_page(address: str) -> Any:
+                """A fresh page, as each opening of a Mini App is a fresh web view."""
+                for old in context.pages:
+                    await old.close()
+                page = await context.new_page()
+                page.on("console", console)
+                page.on("pageerror", lambda error: problems.append(str(error)))
+                await page.goto(address)
+                return page
+
+            # The link opened as a link (forwarded, copied): no launch data.
+            page = await open_page(address)
+            await page.wait_for_selector('h1:has-text("Откройте вход из Telegram")')
+            assert "«Подключить Telegram»" in await page.inner_text("main")
+            # Opened from the button by another Telegram user (a forwarded button).
+            page = await open_page(flow.open_button(STRANGER, opened_by=STRANGER_2))
+            await page.wait_for_selector('h1:has-text("Ссылка выдана другому Telegram-аккаунту")')
+            assert not [c for c in await context.cookies() if c["name"] == "dpo_link"]
+
+            page = await open_page(flow.open_button(STRANGER))  # → the provider's form
             await page.fill('input[name="login"]', "smirnova")
             await page.fill('input[name="password"]', "any password")
             await page.click('button[type="submit"]')
@@ -172,12 +203,14 @@ async def test_bot_first_sign_in_in_chromium_against_oidc_provider(
             await page.wait_for_selector("text=Привязать Telegram-аккаунт")
             question = await page.inner_text("main")
             assert (
-                f"Привязать Telegram-аккаунт Незнакомец к учётной записи {NEW_DIRECTOR_NAME}?"
-                in question
-            )
+                f"Привязать Telegram-аккаунт @neznakomets (id {STRANGER}) к учётной записи "
+                f"{NEW_DIRECTOR_NAME}?"
+            ) in question
+            assert "tgWebAppData" not in page.url  # the script dropped it from the address
             assert await link_of(session_factory, STRANGER) is None
             await page.click('button:has-text("Подтвердить")')
             await page.wait_for_selector('h1:has-text("Готово")')
+            assert problems == [], problems
         finally:
             await context.close()
 

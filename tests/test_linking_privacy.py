@@ -1,6 +1,7 @@
-"""No token, SNILS or ФИО in the logs: whole linking runs (portal first with its refusals and
-throttling, consent, profile, role switch, /logout; bot first through the sign-in pages with its
-failures) are logged at DEBUG by every logger, and the log is searched for them.
+"""No token, SNILS, ФИО or Telegram launch data in the logs: whole linking runs (portal first
+with its refusals and throttling, a move asked of the bound owner, consent, profile, role
+switch, /logout; bot first through the sign-in pages with its failures) are logged at DEBUG by
+every logger, and the log is searched for them.
 
 The loggers the service keeps quiet whatever LOG_LEVEL says (`bot.__main__.QUIET_LOGGERS`:
 SQLAlchemy's statement echo, which prints rows) are kept quiet here too; everything else logs
@@ -9,14 +10,14 @@ at DEBUG."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import parse_qs
 
 import pytest
-from aiohttp import ClientSession, CookieJar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.__main__ import QUIET_LOGGERS, quiet_loggers
+from bot.notifier import build_notifier
 from services.clock import ManualClock
 from services.linking import new_token, normalize_snils
 from tests.fakes.bot_api import FakeBotAPI
@@ -30,6 +31,7 @@ from tests.linking_support import (
     NEW_LISTENER_NAME,
     STRANGER,
     STRANGER_2,
+    Browser,
     add_new_accounts,
     bot_first,
     link_of,
@@ -94,16 +96,25 @@ async def test_portal_first_runs_log_no_token_snils_or_name(
     await harness.send(STRANGER, "/logout")
     await harness.press(STRANGER, "Да, отвязать")
     assert await link_of(session_factory, STRANGER) is None
+    # A leaked link of a bound account: its owner is asked, and allows.
+    harness.api.add_user(STRANGER, first_name="Незнакомец", username="secret_handle")
+    leaked = await mint(session_factory, 3, clock)
+    await harness.send(STRANGER, f"/start {leaked}")
+    await build_notifier(harness.bot, session_factory, harness.settings, clock).drain()
+    await harness.press(1003, "✅ Разрешить")
+    assert await link_of(session_factory, STRANGER) is not None
     harness.assert_no_errors()
 
     assert "linked to Telegram user" in debug_logs.text  # the run was logged, and at DEBUG
-    assert logging.getLogger("handlers.linking").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("bot.conversation.linking").isEnabledFor(logging.DEBUG)
     assert_absent(
         debug_logs,
         {
             "token": token,
             "second token": other,
             "unknown token": unknown,
+            "leaked token": leaked,
+            "Telegram username": "secret_handle",
             "ФИО": NEW_DIRECTOR_NAME,
             "surname": NEW_DIRECTOR_NAME.split()[0],
             "second ФИО": NEW_LISTENER_NAME,
@@ -130,8 +141,8 @@ async def test_bot_first_runs_log_no_token_snils_or_name(
             client_id=provider.client_id,
             client_secret=provider.client_secret,
         ) as flow,
-        ClientSession(cookie_jar=CookieJar(unsafe=True)) as browser,
     ):
+        browser = Browser()
         urls = []
         # Refused at the provider, no matching account, a spoilt ID token, then success.
         for claims, refuse, spoil in [
@@ -146,14 +157,12 @@ async def test_bot_first_runs_log_no_token_snils_or_name(
                 provider.refuse_next()
             if spoil:
                 provider.spoil_next(spoil)
-            async with browser.get(urls[-1]) as response:
-                html = await response.text()
-        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
-        assert csrf is not None
-        async with browser.post(
-            f"{flow.public_url}/link/confirm", data={"csrf": csrf.group(1), "decision": "confirm"}
-        ) as response:
-            assert response.status == 200
+            await browser.open(urls[-1])
+            clock.advance(seconds=1)
+        await browser.open(f"{flow.public_url}/link/{new_token()}#{urls[-1].partition('#')[2]}")
+        status, _ = await browser.answer(flow, "confirm")
+        assert status == 200
+        await browser.close()
         await flow.harness.press(STRANGER, "Ознакомился")
         flow.harness.assert_no_errors()
     link = await link_of(session_factory, STRANGER)
@@ -162,7 +171,12 @@ async def test_bot_first_runs_log_no_token_snils_or_name(
 
     assert "linked to Telegram user" in debug_logs.text
     assert "/link/callback" in debug_logs.text  # the access log is there, redacted
-    secrets = {f"sign-in link {i}": url.rsplit("/", 1)[1] for i, url in enumerate(urls)}
+    secrets = {
+        f"sign-in link {i}": url.partition("#")[0].rsplit("/", 1)[1] for i, url in enumerate(urls)
+    }
+    for i, url in enumerate(urls):  # the launch data Telegram signed, and its signature
+        launch = parse_qs(parse_qs(url.partition("#")[2])["tgWebAppData"][0])
+        secrets |= {f"launch data {i}": launch["user"][0], f"launch hash {i}": launch["hash"][0]}
     secrets |= {f"OIDC code {i}": code for i, code in enumerate(provider.issued_codes)}
     digits = normalize_snils(NEW_DIRECTOR_SNILS)
     assert digits is not None

@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import base64
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.settings import SettingsError, load_settings
 from services.clock import ManualClock
 from services.domain import Role
 from services.linking import (
+    MOVE_REQUEST_KIND,
     TOKEN_PATTERN,
     Linked,
     LinkRefused,
+    MoveRequested,
     RedeemOutcome,
     Refusal,
     actor_for,
@@ -28,7 +32,7 @@ from services.linking import (
     redeem_portal_token,
     snils_hash,
 )
-from storage.models import AccountRole, TelegramLink
+from storage.models import AccountRole, LinkToken, OutboxMessage, TelegramLink
 from storage.repositories import Repositories
 from tests.linking_support import (
     FULLWIDTH_SNILS,
@@ -62,13 +66,13 @@ async def test_only_the_hash_of_a_token_is_stored(
 ) -> None:
     async with session_factory() as session:
         minted = await mint_portal_token(
-            Repositories(session), NEW_DIRECTOR, ttl=timedelta(minutes=15), clock=clock
+            Repositories(session), NEW_DIRECTOR, ttl=timedelta(minutes=10), clock=clock
         )
         await session.commit()
         rows = (await session.execute(text("SELECT * FROM link_tokens"))).all()
     assert len(rows) == 1
     assert minted.token not in repr(rows)
-    assert minted.expires_at == clock.now() + timedelta(minutes=15)
+    assert minted.expires_at == clock.now() + timedelta(minutes=10)
 
 
 async def test_concurrent_redemptions_of_one_token_have_one_winner(
@@ -81,7 +85,12 @@ async def test_concurrent_redemptions_of_one_token_have_one_winner(
         async with session_factory() as session:
             await start.wait()
             outcome = await redeem_portal_token(
-                Repositories(session), token, telegram_user_id=user_id, chat_id=user_id, clock=clock
+                Repositories(session),
+                token,
+                telegram_user_id=user_id,
+                chat_id=user_id,
+                telegram_username=None,
+                clock=clock,
             )
             await session.commit()
             return outcome
@@ -100,6 +109,46 @@ async def test_concurrent_redemptions_of_one_token_have_one_winner(
             )
         )
     assert [link.telegram_user_id for link in links] == [winners[0].link.telegram_user_id]
+
+
+async def test_concurrent_requests_to_move_a_bound_account_have_one_winner(
+    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """Whoever the owner is asked about is the one who is bound if they allow: two holders of
+    a leaked link of a bound account, at once, get one question to the owner, about one."""
+    token = await mint(session_factory, 3, clock)  # account 3 is bound to Telegram user 1003
+    start = asyncio.Event()
+
+    async def redeem(user_id: int) -> RedeemOutcome:
+        async with session_factory() as session:
+            await start.wait()
+            outcome = await redeem_portal_token(
+                Repositories(session),
+                token,
+                telegram_user_id=user_id,
+                chat_id=user_id,
+                telegram_username=f"user{user_id}",
+                clock=clock,
+            )
+            await session.commit()
+            return outcome
+
+    tasks = [asyncio.create_task(redeem(3000 + i)) for i in range(6)]
+    await asyncio.sleep(0.05)
+    start.set()
+    outcomes = await asyncio.gather(*tasks)
+    assert len([o for o in outcomes if isinstance(o, MoveRequested)]) == 1
+    assert all(o == LinkRefused(Refusal.USED) for o in outcomes if not isinstance(o, MoveRequested))
+    async with session_factory() as session:
+        [row] = await session.scalars(select(LinkToken))
+        questions = list(
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == MOVE_REQUEST_KIND)
+            )
+        )
+    winner = outcomes.index(next(o for o in outcomes if isinstance(o, MoveRequested)))
+    assert (row.telegram_user_id, row.telegram_username) == (3000 + winner, f"user{3000 + winner}")
+    assert [(q.chat_id, q.payload) for q in questions] == [(1003, {"token": row.id})]
 
 
 async def test_accounts_are_matched_by_esia_oid_else_by_snils_hash(
@@ -156,3 +205,19 @@ async def test_roles_start_with_the_busiest_and_follow_the_web_module(
         await session.flush()
         assert actor_for(link).role is Role.LISTENER
         assert actor_for(link).roles == frozenset({Role.LISTENER})
+
+
+def test_link_tokens_live_ten_minutes_by_default_and_at_most_a_day(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of a developer's checkout
+    monkeypatch.delenv("LINK_TOKEN_TTL", raising=False)
+    assert load_settings(require_bot_token=False).LINK_TOKEN_TTL == 600
+    assert load_settings(require_bot_token=False, LINK_TOKEN_TTL=86400).LINK_TOKEN_TTL == 86400
+    for wrong in (86401, 59):
+        with pytest.raises(SettingsError) as refused:
+            load_settings(require_bot_token=False, LINK_TOKEN_TTL=wrong)
+        assert refused.value.lines == [
+            "Ошибка настройки: LINK_TOKEN_TTL задана неверно — целое число секунд от 60 до 86400 "
+            "(сутки), например 600"
+        ]

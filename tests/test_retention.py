@@ -193,7 +193,6 @@ def token(clock: ManualClock, *, expires_at: datetime) -> LinkToken:
         kind="bot",
         telegram_user_id=2000,
         chat_id=2000,
-        telegram_name="Незнакомец",
         created_at=expires_at - timedelta(minutes=10),
         expires_at=expires_at,
     )

@@ -48,6 +48,8 @@ class LinkAction(StrEnum):
     KEEP = "kp"  # keep the current account
     LOGOUT = "lo"  # /logout confirmed
     STAY = "st"  # /logout cancelled
+    ALLOW_MOVE = "am"  # the bound owner lets the account move to another messenger user
+    DENY_MOVE = "dm"  # the bound owner keeps it
 
 
 class ConsentAction(StrEnum):
@@ -162,7 +164,8 @@ class MenuIntent(Intent):
 
 @dataclass(frozen=True)
 class LinkIntent(Intent):
-    """Linking decisions; `token` is the id of the link token row to switch to (0: none)."""
+    """Linking decisions; `token` is the id of the link token row to switch to, or of the
+    request to move an account (0: none)."""
 
     PREFIX: ClassVar[str] = "l"
     action: LinkAction

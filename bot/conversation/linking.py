@@ -12,17 +12,22 @@ from bot.conversation.effects import Reply
 from bot.conversation.intents import LinkAction, LinkIntent
 from bot.conversation.turn import Turn
 from bot.screens import linking as screens
+from bot.screens.markup import escape
 from bot.screens.menu import main_menu, message
+from bot.screens.pieces import local_time
 from bot.texts import linking as link_texts
 from bot.texts.linking import CONSENT_VERSION
 from services.applications import menu_count
 from services.linking import (
     Linked,
     LinkRefused,
+    MoveRequested,
     Refusal,
     SwitchNeeded,
+    allow_move,
     cancel_switch,
     confirm_switch,
+    deny_move,
     has_consent,
     mint_bot_token,
     redeem_portal_token,
@@ -69,11 +74,10 @@ async def first_screen(turn: Turn, linked: Linked, *, in_place: bool = False) ->
 def log_linked(linked: Linked, how: str) -> None:
     if not linked.already:
         log.info(
-            "account %s linked to Telegram user %s (%s%s)",
+            "account %s linked to Telegram user %s (%s)",
             linked.link.account_id,
             linked.link.telegram_user_id,
             how,
-            ", moved from another chat" if linked.moved_from_chat is not None else "",
         )
 
 
@@ -84,6 +88,7 @@ async def redeem(turn: Turn, token: str) -> None:
         token,
         telegram_user_id=turn.peer.user_id,
         chat_id=turn.peer.chat_id,
+        telegram_username=turn.peer.username,
         clock=turn.clock,
     )
     if isinstance(outcome, LinkRefused):
@@ -95,6 +100,9 @@ async def redeem(turn: Turn, token: str) -> None:
         turn.reply.show(
             screens.switch_question(outcome.current_name, outcome.target_name, outcome.token_id)
         )
+    elif isinstance(outcome, MoveRequested):
+        log.info("Telegram user %s waits for a bound owner's permission", turn.peer.user_id)
+        turn.reply.show(screens.move_requested(local_time(outcome.expires_at, turn.settings.zone)))
     else:
         log_linked(outcome, "portal first")
         await first_screen(turn, outcome, in_place=False)
@@ -109,6 +117,8 @@ async def on_link(turn: Turn, pressed: LinkIntent) -> None:
             turn.reply.show(message(link_texts.SWITCH_STALE))
         else:
             turn.reply.show(screens.switch_kept(turn.link.account.full_name))
+    elif pressed.action in (LinkAction.ALLOW_MOVE, LinkAction.DENY_MOVE):
+        await answer_move(turn, pressed)
     elif pressed.action is LinkAction.LOGOUT:
         await logout(turn)
     elif turn.link is None:  # STAY
@@ -136,6 +146,35 @@ async def switch(turn: Turn, token_id: int) -> None:
         return
     log_linked(outcome, "switched accounts")
     await first_screen(turn, outcome, in_place=True)
+
+
+async def answer_move(turn: Turn, pressed: LinkIntent) -> None:
+    """«Разрешить» / «Запретить» under «Разрешить привязку к другому Telegram-аккаунту?».
+
+    Only the user the account is bound to decides, whatever the button says.
+    """
+    decide = allow_move if pressed.action is LinkAction.ALLOW_MOVE else deny_move
+    outcome = await decide(
+        turn.repo, pressed.token, owner_telegram_user_id=turn.peer.user_id, clock=turn.clock
+    )
+    if isinstance(outcome, LinkRefused):
+        if outcome.reason is Refusal.EXPIRED:
+            text = link_texts.MOVE_EXPIRED_OWNER
+        elif outcome.reason is Refusal.NO_ROLES:
+            text = refusal_text(turn, outcome.reason)
+        else:
+            text = link_texts.MOVE_STALE
+        turn.reply.show(message(text))
+        return
+    if outcome.linked is None:
+        turn.reply.show(message(link_texts.MOVE_DENIED_OWNER, menu=True))
+        return
+    log_linked(outcome.linked, "moved with the bound owner's permission")
+    turn.state.clear()  # this chat is no longer bound: forget its state, as /logout does
+    turn.link = turn.actor = None
+    account = escape(link_texts.telegram_account(outcome.requester))
+    turn.reply.show(message(link_texts.MOVE_ALLOWED_OWNER.format(account=account)))
+    turn.reply.commands(None)
 
 
 def ask_logout(turn: Turn) -> None:
@@ -171,12 +210,10 @@ async def welcome(turn: Turn) -> None:
         turn.reply.show(screens.welcome(ttl_minutes))
         return
     peer = turn.peer
-    name = peer.name + (f" (@{peer.username})" if peer.username else "")
     minted = await mint_bot_token(
         turn.repo,
         telegram_user_id=peer.user_id,
         chat_id=peer.chat_id,
-        telegram_name=name,
         ttl=turn.link_ttl,
         clock=turn.clock,
     )

@@ -9,6 +9,8 @@ from bot.screens.applications import menu_only
 from bot.screens.markup import escape
 from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
+from services.domain import Actor
+from services.linking import MoveOutcome, TelegramAccount
 
 
 def welcome(ttl_minutes: int) -> Screen:
@@ -17,10 +19,11 @@ def welcome(ttl_minutes: int) -> Screen:
 
 
 def welcome_with_sign_in(ttl_minutes: int, sign_in_url: str) -> Screen:
-    """«Войти через Госуслуги»: the service's sign-in page."""
+    """«Войти через Госуслуги»: the service's sign-in page, opened inside the messenger (a
+    Mini App), so that the page learns from the messenger who opened it."""
     return Screen(
         link_texts.WELCOME_BOT_FIRST.format(ttl_minutes=ttl_minutes),
-        rows(Button(link_texts.SIGN_IN_BUTTON, url=sign_in_url)),
+        rows(Button(link_texts.SIGN_IN_BUTTON, app_url=sign_in_url)),
     )
 
 
@@ -44,6 +47,33 @@ def switch_question(current: str, target: str, token_id: int) -> Screen:
 
 def switch_kept(name: str) -> Screen:
     return Screen(link_texts.SWITCH_KEPT.format(name=escape(name)), menu_only())
+
+
+def move_requested(until: str) -> Screen:
+    """To the user who opened a link of an account bound to someone else: what is awaited."""
+    return Screen(link_texts.MOVE_REQUESTED.format(until=until))
+
+
+def move_question(requester: TelegramAccount, until: str, request_id: int) -> Screen:
+    """To the bound owner: «Разрешить привязку к другому Telegram-аккаунту?»."""
+    account = escape(link_texts.telegram_account(requester))
+    return Screen(
+        link_texts.MOVE_QUESTION.format(account=account, until=until),
+        (
+            (
+                Button(link_texts.MOVE_ALLOW, LinkIntent(LinkAction.ALLOW_MOVE, request_id)),
+                Button(link_texts.MOVE_DENY, LinkIntent(LinkAction.DENY_MOVE, request_id)),
+            ),
+        ),
+    )
+
+
+def move_outcome(outcome: MoveOutcome, actor: Actor | None) -> Screen:
+    """To the user who asked: what became of the request (`actor`: who they are, if allowed)."""
+    text = link_texts.MOVE_OUTCOMES[outcome]
+    if actor is not None:
+        text = text.format(name=escape(actor.full_name), role=actor.role.label)
+    return Screen(text)
 
 
 def logout_question(name: str) -> Screen:

@@ -27,7 +27,11 @@ Scope and deliberate simplifications:
 * ``parse_mode="HTML"`` is parsed with Telegram's rules (entities, error texts with byte
   offsets); Markdown modes are accepted but the text is stored verbatim;
 * setWebhook accepts ``http://`` URLs (Telegram demands HTTPS) so tests can receive updates on
-  127.0.0.1; updates are pushed only when the test calls ``deliver_webhook``;
+  127.0.0.1; updates are pushed only when the test calls ``deliver_webhook``; so do ``web_app``
+  buttons, for the same reason;
+* a Mini App opened from a ``web_app`` button (``open_web_app``) gets the URL a Telegram client
+  would open: launch data signed with the bot token in the fragment, as documented at
+  core.telegram.org/bots/webapps ("Validating data received via the Mini App");
 * time: ``clock`` (monotonic seconds) drives rate limiting and ``Call.time``; ``wall_clock``
   (Unix seconds) gives message dates. Long-poll and response delays use real time.
 
@@ -40,12 +44,16 @@ wait for a reply without polling.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
+import hashlib
+import hmac
 import inspect
 import json
 import math
 import re
+import secrets
 import string
 import time
 from collections import deque
@@ -54,6 +62,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote, urlencode
 
 from aiohttp import (
     BodyPartReader,
@@ -526,6 +535,11 @@ def _validate_inline_button(button: Any) -> None:
         url = button["url"]
         if not isinstance(url, str) or not url or any(c.isspace() for c in url):
             raise _bad_request(BUTTON_URL_INVALID)
+    if "web_app" in button:
+        web_app = button["web_app"]
+        url = web_app.get("url") if isinstance(web_app, dict) else None
+        if not isinstance(url, str) or not url or any(c.isspace() for c in url):
+            raise _bad_request(BUTTON_URL_INVALID)
 
 
 def _find_button(markup: JsonDict | None, label: str) -> JsonDict | None:
@@ -638,6 +652,12 @@ class _User:
             user["username"] = self.username
         if self.language_code:
             user["language_code"] = self.language_code
+        return user
+
+    def as_web_app_user(self) -> JsonDict:
+        """The user as a Mini App's launch data has it (WebAppUser: no is_bot)."""
+        user = {key: value for key, value in self.as_user().items() if key != "is_bot"}
+        user["allows_write_to_pm"] = True
         return user
 
     def as_chat(self) -> JsonDict:
@@ -1034,6 +1054,63 @@ class FakeBotAPI:
         the labels available, if there is no such button or it is not a callback button.
         """
         user = self._user(user_id)
+        message, button = self._button_of(user_id, label, message_id)
+        if "callback_data" not in button:
+            raise LookupError(
+                f"button {label!r} of message {message.message_id} is not a callback button: "
+                f"{button}"
+            )
+        return self._queue_callback(user, message, str(button["callback_data"]))
+
+    def open_web_app(
+        self,
+        user_id: int,
+        label: str,
+        message_id: int | None = None,
+        *,
+        auth_date: int | None = None,
+    ) -> str:
+        """The user taps the Mini App button labelled ``label``: the URL their Telegram client
+        opens, the button's URL with the launch data in the fragment (``launch_fragment``)."""
+        _, button = self._button_of(user_id, label, message_id)
+        if "web_app" not in button:
+            raise LookupError(f"button {label!r} does not open a Mini App: {button}")
+        url = str(button["web_app"]["url"])
+        return f"{url}#{self.launch_fragment(user_id, auth_date=auth_date)}"
+
+    def launch_fragment(self, user_id: int, *, auth_date: int | None = None) -> str:
+        """The fragment a Telegram client gives a Mini App opened by ``user_id``:
+        ``tgWebAppData`` (query_id, user, auth_date, signature, and hash: HMAC-SHA256 of the
+        other fields sorted, ``key=value`` per line, under HMAC-SHA256("WebAppData", token)),
+        then the version, platform and theme. ``auth_date`` defaults to ``wall_clock``."""
+        user = self._user(user_id)
+        fields = {
+            "query_id": "AAH" + secrets.token_urlsafe(18),
+            "user": json.dumps(user.as_web_app_user(), ensure_ascii=False, separators=(",", ":")),
+            "auth_date": str(self._now() if auth_date is None else auth_date),
+            # Telegram's Ed25519 signature for third parties; part of what the hash covers.
+            "signature": base64.urlsafe_b64encode(secrets.token_bytes(64)).decode().rstrip("="),
+        }
+        check = "\n".join(f"{key}={value}" for key, value in sorted(fields.items()))
+        secret = hmac.new(b"WebAppData", self.token.encode(), hashlib.sha256).digest()
+        fields["hash"] = hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
+        init_data = urlencode(fields, quote_via=quote)
+        theme = json.dumps({"bg_color": "#ffffff", "text_color": "#000000"})
+        return urlencode(
+            {
+                "tgWebAppData": init_data,
+                "tgWebAppVersion": "8.0",
+                "tgWebAppPlatform": "android",
+                "tgWebAppThemeParams": theme,
+            },
+            quote_via=quote,
+        )
+
+    def _button_of(
+        self, user_id: int, label: str, message_id: int | None
+    ) -> tuple[Message, JsonDict]:
+        """The inline button ``label`` of message ``message_id``, else of the newest bot
+        message that has one; LookupError lists the labels available."""
         if message_id is not None:
             candidates = [self._require_message(user_id, message_id)]
         else:
@@ -1041,19 +1118,12 @@ class FakeBotAPI:
         for message in candidates:
             button = _find_button(message.reply_markup, label)
             if button is not None:
-                break
-        else:
-            available = [text for m in candidates for row in m.buttons() for text in row]
-            where = f"message {message_id}" if message_id is not None else "any bot message"
-            raise LookupError(
-                f"no inline button {label!r} in {where} of chat {user_id}; available: {available}"
-            )
-        if "callback_data" not in button:
-            raise LookupError(
-                f"button {label!r} of message {message.message_id} is not a callback button: "
-                f"{button}"
-            )
-        return self._queue_callback(user, message, str(button["callback_data"]))
+                return message, button
+        available = [text for m in candidates for row in m.buttons() for text in row]
+        where = f"message {message_id}" if message_id is not None else "any bot message"
+        raise LookupError(
+            f"no inline button {label!r} in {where} of chat {user_id}; available: {available}"
+        )
 
     def press_data(self, user_id: int, data: str, message_id: int) -> JsonDict:
         """Queue a ``callback_query`` with arbitrary (forged) ``data`` on message ``message_id``."""

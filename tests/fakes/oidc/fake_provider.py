@@ -58,6 +58,7 @@ class FakeOidcProvider:
     claims_in_userinfo_only: bool = True
     issued_codes: list[str] = field(default_factory=list)
     token_requests: int = 0
+    authorization_requests: int = 0
     _grants: dict[str, _Grant] = field(default_factory=dict)
     _access: dict[str, dict[str, Any]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
@@ -121,6 +122,7 @@ class FakeOidcProvider:
         return web.json_response(KeySet([_key("provider")]).as_dict(private=False))
 
     async def authorize(self, request: web.Request) -> web.Response:
+        self.authorization_requests += 1
         query = request.query
         if query.get("client_id") != self.client_id or query.get("response_type") != "code":
             return web.Response(status=400, text="bad authorization request")
