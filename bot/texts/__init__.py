@@ -52,3 +52,7 @@ MENU_BACK = "◀ В главное меню"
 # The last-resort answer to a button no handler took: from before an update, a role switch, or
 # forged.
 STALE_BUTTON = "Кнопка устарела, откройте меню заново: /menu"
+
+# The answer to a press that changes nothing on screen, where the messenger refuses an empty
+# answer (MAX).
+PRESS_TAKEN = "Готово"
