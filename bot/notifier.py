@@ -1,4 +1,5 @@
-"""The notification dispatcher: sends the Telegram outbox within Telegram's limits.
+"""The notification dispatcher: sends the Telegram outbox within Telegram's limits (and the
+MAX outbox within MAX's: bot/max/sender.py).
 
 A background task of the bot process (`python -m bot`), or a process of its own
 (`python -m bot dispatcher`); several may share one database. Overall at most NOTIFY_RATE
@@ -40,6 +41,9 @@ from aiogram.exceptions import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.flood import flood_errors_raised
+from bot.max.client import MaxClient
+from bot.max.sender import PER_CHAT_INTERVAL as MAX_PER_CHAT_INTERVAL
+from bot.max.sender import MaxSender
 from bot.pushes import PushContext, render
 from bot.screens.screen import Screen
 from bot.settings import Settings
@@ -138,18 +142,55 @@ def build_notifier(
     )
 
 
+MAX_CHANNEL = "max"
+
+
+def build_max_notifier(
+    client: MaxClient,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: Clock,
+    *,
+    send_timeout: float = SEND_TIMEOUT,
+    policy: RetryPolicy | None = None,
+    poll_interval: float = 1.0,
+) -> OutboxWorker[Screen]:
+    """The MAX outbox's dispatcher: MAX_NOTIFY_RATE overall, 2 messages a second per dialog."""
+    return OutboxWorker(
+        session_factory,
+        MaxSender(client, settings, send_timeout),
+        channel=MAX_CHANNEL,
+        clock=clock,
+        rate=settings.MAX_NOTIFY_RATE,
+        per_chat_interval=MAX_PER_CHAT_INTERVAL,
+        lease=float(settings.NOTIFY_LEASE),
+        policy=policy,
+        poll_interval=poll_interval,
+    )
+
+
 @dataclass
 class Background:
-    """The dispatcher and its periodic jobs as tasks of a running process; `stop()` ends
-    them all."""
+    """The dispatchers (one per messenger served) and the periodic jobs as tasks of a running
+    process; `stop()` ends them all."""
 
-    notifier: OutboxWorker[Screen]
+    notifiers: list[OutboxWorker[Screen]]
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    @property
+    def notifier(self) -> OutboxWorker[Screen]:
+        """The first dispatcher (Telegram's when Telegram is served)."""
+        return self.notifiers[0]
+
+    def wake(self) -> None:
+        for notifier in self.notifiers:
+            notifier.wake()
+
     async def stop(self) -> None:
         self.stopping.set()
-        self.notifier.stop()
+        for notifier in self.notifiers:
+            notifier.stop()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -157,16 +198,23 @@ class Background:
 
 
 def start_background(
-    bot: Bot,
+    bot: Bot | None,
     session_factory: async_sessionmaker[AsyncSession],
     settings: Settings,
     clock: Clock,
+    max_client: MaxClient | None = None,
 ) -> Background:
-    """Start the dispatcher, the digest check and the expiry of move requests as tasks of the
-    current event loop."""
-    background = Background(build_notifier(bot, session_factory, settings, clock))
+    """Start the dispatchers (Telegram's with `bot`, MAX's with `max_client`), the digest check
+    and the expiry of move requests as tasks of the current event loop."""
+    notifiers = []
+    if bot is not None:
+        notifiers.append(build_notifier(bot, session_factory, settings, clock))
+    if max_client is not None:
+        notifiers.append(build_max_notifier(max_client, session_factory, settings, clock))
+    background = Background(notifiers)
+    names = {TELEGRAM: "notifier", MAX_CHANNEL: "max_notifier"}
     background.tasks = [
-        asyncio.create_task(background.notifier.run(), name="notifier"),
+        *(asyncio.create_task(n.run(), name=names[n.channel]) for n in notifiers),
         asyncio.create_task(
             digest_loop(
                 session_factory,
@@ -174,19 +222,20 @@ def start_background(
                 settings.zone,
                 settings.DIGEST_TIME,
                 background.stopping,
-                on_written=background.notifier.wake,
+                on_written=background.wake,
             ),
             name="digest",
         ),
         asyncio.create_task(
             move_requests_loop(
-                session_factory, clock, background.stopping, on_written=background.notifier.wake
+                session_factory, clock, background.stopping, on_written=background.wake
             ),
             name="move_requests",
         ),
     ]
     log.info(
-        "notification dispatcher started: %.0f messages/s, digest at %s %s",
+        "notification dispatcher started for %s: %.0f messages/s, digest at %s %s",
+        ", ".join(n.channel for n in notifiers),
         settings.NOTIFY_RATE,
         settings.DIGEST_TIME.strftime("%H:%M"),
         settings.TIMEZONE,
@@ -198,23 +247,28 @@ async def run_dispatcher(settings: Settings) -> None:
     """`python -m bot dispatcher`: only the dispatcher, the digest and the retention job, until
     SIGTERM/SIGINT."""
     from bot.app import build_bot
+    from bot.max.front import build_client
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
 
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
-    bot = build_bot(settings)
+    bot = build_bot(settings) if settings.BOT_TOKEN is not None else None
+    max_client = build_client(settings) if settings.MAX_BOT_TOKEN is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     session_factory = create_session_factory(engine)
-    background = start_background(bot, session_factory, settings, SystemClock())
+    background = start_background(bot, session_factory, settings, SystemClock(), max_client)
     retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
     try:
         await stop.wait()
     finally:
         await retention.stop()
         await background.stop()
-        await bot.session.close()
+        if bot is not None:
+            await bot.session.close()
+        if max_client is not None:
+            await max_client.close()
         await engine.dispose()

@@ -32,7 +32,7 @@ from aiogram.types import Update
 
 from bot.receipts import Receipt
 from bot.telegram.feed import feed
-from bot.webhook import wait_for_stop_signal
+from bot.webhook import until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -207,21 +207,23 @@ class Poller:
             log.info("could not confirm updates on stop: %s", type(error).__name__)
 
 
-async def serve_polling(bot: Bot, dp: Dispatcher, poller: Poller | None = None) -> None:
-    """Polling mode until a stop signal: the Dispatcher's startup, polling, the drain, its
-    shutdown (closes the FSM storage)."""
+async def serve_polling(
+    bot: Bot, dp: Dispatcher, poller: Poller | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Polling mode until a stop signal (or `stop`): the Dispatcher's startup, polling, the
+    drain, its shutdown (closes the FSM storage)."""
     poller = poller or Poller(bot, dp)
     workflow_data: dict[str, Any] = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
     await dp.emit_startup(bot=bot, **workflow_data)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         polling = asyncio.create_task(poller.run(), name="polling")
-        stop = asyncio.create_task(wait_for_stop_signal(), name="stop-signal")
-        await asyncio.wait({polling, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stopping = asyncio.create_task(until_stopped(stop), name="stop-signal")
+        await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
         poller.stop()
-        stop.cancel()
+        stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await stop
+            await stopping
         await polling  # drains; re-raises if polling itself failed
     finally:
         await dp.emit_shutdown(bot=bot, **workflow_data)
