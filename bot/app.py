@@ -7,7 +7,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -25,7 +24,7 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, User
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
 from bot.api import ApiContext
@@ -218,17 +217,6 @@ def announce_to(bot: Bot) -> Callable[[Bot, Linked, Repositories], Awaitable[Non
         await TelegramExecutor(bot, linked.link.chat_id).execute(reply.effects)
 
     return announce
-
-
-@dataclass
-class Runtime:
-    """What the running process holds, for start-up and a clean stop."""
-
-    settings: Settings
-    engine: AsyncEngine
-    bot: Bot
-    dp: Dispatcher
-    state: dict[str, object] = field(default_factory=dict)
 
 
 async def fetch_me(bot: Bot, attempts: int = 5) -> User:
