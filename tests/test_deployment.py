@@ -227,7 +227,9 @@ def test_the_image_installs_the_lock_then_the_project_alone() -> None:
 def test_a_copy_of_env_example_with_a_token_is_valid_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = (ROOT / ".env.example").read_text().replace("BOT_TOKEN=\n", "BOT_TOKEN=123456:TEST\n")
+    env = re.sub(
+        r"^BOT_TOKEN=$", "BOT_TOKEN=123456:TEST", (ROOT / ".env.example").read_text(), flags=re.M
+    )
     (tmp_path / ".env").write_text(env)
     monkeypatch.chdir(tmp_path)
     for name in Settings.model_fields:
