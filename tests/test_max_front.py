@@ -316,3 +316,28 @@ def test_max_settings_are_checked(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as error:
         load_settings(_env_file=None, BOT_TOKEN="123456:TEST", **{name: value})
     assert error.value.lines[0].startswith(f"Ошибка настройки: {name} задана неверно")
+
+
+async def test_bot_first_sign_in_is_not_offered_in_max(
+    max_api: FakeMaxAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> None:
+    """MAX's launch data cannot be confirmed to prove who opened the page: the portal-first way."""
+    settings = max_settings(
+        max_api,
+        database_url,
+        OIDC_ISSUER="https://sso.example.ru/realms/esia",
+        OIDC_CLIENT_ID="dpo-bot",
+        PUBLIC_URL="https://bot.example.ru",
+    )
+    assert settings.bot_first_sign_in
+    harness = MaxHarness(max_api, settings, session_factory, clock)
+    try:
+        welcome = await harness.start(USER)
+    finally:
+        await harness.close()
+    assert welcome.text.startswith("Здравствуйте!")
+    assert "Профиль" in welcome.text  # how to get the one-time link in the web module
+    assert welcome.buttons() == []
