@@ -5,6 +5,7 @@ double with MAX's limits: 2 messages a second per dialog (documented), 30 a seco
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,7 @@ from bot.screens.screen import Screen
 from services.clock import SystemClock
 from services.outbox import OutboxWorker, RetryPolicy
 from storage.models import OutboxMessage
-from tests.fakes.max_api import FakeMaxAPI
+from tests.fakes.max_api import Call, FakeMaxAPI
 from tests.max_harness import max_settings
 
 KIND = "max_test_notice"
@@ -72,6 +73,12 @@ async def add_notices(
         return [row.id for row in rows]
 
 
+def row_of(call: Call) -> int:
+    match = TEXT.match(str((call.body or {}).get("text")))
+    assert match is not None
+    return int(match[1])
+
+
 async def run_until_settled(
     worker: OutboxWorker[Screen], session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -113,16 +120,15 @@ async def test_pushes_keep_maxs_limits_without_a_429(
     finally:
         await client.close()
     sent = [call for call in max_api.calls_of("POST /messages") if call.ok]
-    delivered = sorted(int(TEXT.match(str(call.body["text"]))[1]) for call in sent)  # type: ignore[index]
-    assert delivered == ids  # each exactly once
+    assert sorted(row_of(call) for call in sent) == ids  # each exactly once
     assert max_api.too_many_requests == 0
-    per_chat: dict[int, list[float]] = defaultdict(list)
-    order: dict[int, list[int]] = defaultdict(list)
+    per_chat: dict[int, list[Call]] = defaultdict(list)
     for call in sent:
-        per_chat[int(call.query["chat_id"])].append(call.time)
-        order[int(call.query["chat_id"])].append(int(TEXT.match(str(call.body["text"]))[1]))  # type: ignore[index]
-    assert all(o == sorted(o) for o in order.values())
-    gaps = [b - a for times in per_chat.values() for a, b in zip(times, times[1:], strict=False)]
+        per_chat[int(call.query["chat_id"])].append(call)
+    assert all(
+        [row_of(c) for c in calls] == sorted(map(row_of, calls)) for calls in per_chat.values()
+    )
+    gaps = [b.time - a.time for calls in per_chat.values() for a, b in itertools.pairwise(calls)]
     assert min(gaps) >= 0.5 - 0.01  # 2 a second per dialog
     async with session_factory() as session:
         states = set(await session.scalars(select(OutboxMessage.state)))
