@@ -92,24 +92,18 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _link_token(settings: Settings, account_id: int) -> int:
-    """Mint a portal-first token; print the t.me link and its expiry in local time."""
-    from aiogram.exceptions import TelegramNetworkError, TelegramServerError
-
-    from bot.app import build_bot, fetch_me
+    """Mint a portal-first token; print its link in every messenger served (Telegram's t.me
+    first, then MAX's max.ru) and its expiry in local time."""
+    from bot.app import bot_links
     from services.clock import SystemClock
-    from services.linking import UnknownAccountError, deep_link, mint_portal_token
+    from services.linking import UnknownAccountError, mint_portal_token
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
     from storage.repositories import Repositories
 
-    bot = build_bot(settings)
-    try:
-        me = await fetch_me(bot)
-    except (TelegramNetworkError, TelegramServerError):
-        print("Не удалось связаться с Telegram Bot API, попробуйте позже.", file=sys.stderr)
+    links = await bot_links(settings)
+    if links is None:
         return EXIT_FAILURE
-    finally:
-        await bot.session.close()
     engine = create_engine(settings.DATABASE_URL)
     try:
         await upgrade(engine)
@@ -128,7 +122,7 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     finally:
         await engine.dispose()
     expires = minted.expires_at.astimezone(settings.zone)
-    print(deep_link(me.username or "", minted.token))
+    print("\n".join(links(minted.token)))
     print(f"Ссылка одноразовая, действует до {expires:%d.%m.%Y %H:%M} ({settings.TIMEZONE}).")
     return 0
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,8 +35,10 @@ from bot.conversation.locks import RedisLocks
 from bot.conversation.runner import Runner
 from bot.decisions_webhook import DecisionsWebhook
 from bot.flood import FloodWait
+from bot.max.client import MaxError
 from bot.max.front import MaxFront
 from bot.max.front import build_client as build_max_client
+from bot.max.front import fetch_me as fetch_max_me
 from bot.metrics import Metrics, UpdateMetricsMiddleware
 from bot.notifier import Background, start_background
 from bot.oidc import LinkPages, provider_from, telegram_launch
@@ -47,7 +50,7 @@ from bot.web import Liveness, build_web_app, make_runner
 from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import telegram as telegram_handlers
 from services.clock import Clock, SystemClock
-from services.linking import Linked
+from services.linking import Linked, deep_link, max_deep_link
 from services.retention import Retention
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -420,3 +423,30 @@ async def serve_messengers(
     finally:
         for number in signals:
             loop.remove_signal_handler(number)
+
+
+async def bot_links(settings: Settings) -> Callable[[str], list[str]] | None:
+    """How a link token becomes a link in every messenger served (Telegram's `t.me` first);
+    None (said on stderr) if a messenger's API cannot be reached to learn the bot's name."""
+    links: list[Callable[[str], str]] = []
+    if settings.BOT_TOKEN is not None:
+        bot = build_bot(settings)
+        try:
+            username = (await fetch_me(bot)).username or ""
+        except (TelegramNetworkError, TelegramServerError):
+            print("Не удалось связаться с Telegram Bot API, попробуйте позже.", file=sys.stderr)
+            return None
+        finally:
+            await bot.session.close()
+        links.append(lambda token: deep_link(username, token))
+    if settings.MAX_BOT_TOKEN is not None:
+        client = build_max_client(settings)
+        try:
+            name = (await fetch_max_me(client)).username
+        except MaxError:
+            print("Не удалось связаться с MAX Bot API, попробуйте позже.", file=sys.stderr)
+            return None
+        finally:
+            await client.close()
+        links.append(lambda token: max_deep_link(name, token))
+    return lambda token: [link(token) for link in links]

@@ -205,6 +205,12 @@ def deep_link(bot_username: str, payload: str) -> str:
     return f"https://t.me/{bot_username}?start={payload}"
 
 
+def max_deep_link(bot_name: str, payload: str) -> str:
+    """MAX's link to a dialog with the bot, `payload` arriving in `bot_started` (at most 128
+    characters: a link token's 32 fit)."""
+    return f"https://max.ru/{bot_name}?start={payload}"
+
+
 # -- roles, consent, the actor ---------------------------------------------------------------
 
 

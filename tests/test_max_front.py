@@ -5,12 +5,14 @@ and the settings that switch it on."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
+from bot.__main__ import _link_token
 from bot.conversation.effects import Notice, Show
 from bot.conversation.intents import MenuAction, MenuIntent, encode
 from bot.conversation.turn import Command, Other, Press, Reachable, Text
@@ -23,6 +25,8 @@ from bot.screens.markup import TEXT_LIMIT, bold, escape, italic, link
 from bot.screens.screen import Button, Screen, rows
 from bot.settings import NO_MESSENGER, SettingsError, load_settings
 from services.clock import ManualClock
+from tests import factories
+from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.max_api import FakeMaxAPI, parse_max_html
 from tests.max_harness import MaxHarness, max_settings
 
@@ -341,3 +345,27 @@ async def test_bot_first_sign_in_is_not_offered_in_max(
     assert welcome.text.startswith("Здравствуйте!")
     assert "Профиль" in welcome.text  # how to get the one-time link in the web module
     assert welcome.buttons() == []
+
+
+async def test_link_token_prints_the_link_of_every_messenger_served(
+    max_api: FakeMaxAPI,
+    api: FakeBotAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with session_factory() as session:
+        session.add(factories.organization(1))
+        await session.flush()
+        session.add(factories.account(50, "Директор Школы", 1, "director"))
+        await session.commit()
+    both = max_settings(max_api, database_url, BOT_TOKEN=api.token, TELEGRAM_API_URL=api.url)
+    assert await _link_token(both, 50) == 0
+    telegram, in_max, expiry = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"https://t\.me/dpo_test_bot\?start=[\w-]{32}", telegram)
+    assert in_max.startswith(f"https://max.ru/{max_api.bot_username}?start=")
+    assert in_max.rsplit("=", 1)[1] == telegram.rsplit("=", 1)[1]  # one token, two links
+    assert expiry.startswith("Ссылка одноразовая")
+    assert await _link_token(max_settings(max_api, database_url), 50) == 0
+    only_max, _ = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(rf"https://max\.ru/{max_api.bot_username}\?start=[\w-]{{32}}", only_max)
