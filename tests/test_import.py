@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import importer
+from bot.cli import importer
 from services import integration
 from services.clock import ManualClock
 from services.linking import snils_hash

@@ -23,8 +23,8 @@ from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.api.errors import describe, location
 from bot.settings import Settings
+from bot.web.api.errors import describe, location
 from services import integration
 from services.clock import Clock, SystemClock
 from services.domain import Source
