@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import build_runner
+from bot.conversation.receipts import Receipt
 from bot.conversation.runner import Runner
+from bot.conversation.stores import build_runner
 from bot.max.client import MaxClient
 from bot.max.feed import MaxFeed
-from bot.receipts import Receipt
 from bot.settings import Settings
 from services.clock import Clock
 from tests.fakes.max_api import FakeMaxAPI, Message

@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from bot.max.webhook import MAX_WEBHOOK_PATH
 from bot.settings import Settings, load_settings
-from bot.webhook import WEBHOOK_PATH
+from bot.telegram.webhook import WEBHOOK_PATH
 from storage.db import create_engine
 from storage.migrate import upgrade
 

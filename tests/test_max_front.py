@@ -12,15 +12,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
-from bot.__main__ import _link_token
+from bot.cli.main import _link_token
 from bot.conversation.effects import Notice, Show
 from bot.conversation.intents import MenuAction, MenuIntent, encode
+from bot.conversation.receipts import Handling
 from bot.conversation.turn import Command, Other, Press, Reachable, Text
 from bot.max.client import MaxClient, MaxError
 from bot.max.effects import MaxExecutor
 from bot.max.render import body, keyboard, max_text
 from bot.max.updates import identity_key, translate, update_identity
-from bot.receipts import Handling
 from bot.screens.markup import TEXT_LIMIT, bold, escape, italic, link
 from bot.screens.screen import Button, Screen, rows
 from bot.settings import NO_MESSENGER, SettingsError, load_settings

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.conversation.pushes import RENDERERS, PushContext
 from bot.max.client import MaxClient
-from bot.notifier import MAX_CHANNEL, build_max_notifier
-from bot.pushes import RENDERERS, PushContext
+from bot.max.sender import MAX_CHANNEL, build_max_notifier
 from bot.screens.screen import Screen
 from services.clock import SystemClock
 from services.outbox import OutboxWorker, RetryPolicy

@@ -17,10 +17,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.conversation.receipts import Handling, Receipt
 from bot.max.polling import MaxPoller
 from bot.max.updates import JsonDict
 from bot.max.webhook import MAX_WEBHOOK_PATH, MaxWebhookReceiver, subscribe, unsubscribe_all
-from bot.receipts import Handling, Receipt
 from services.clock import ManualClock
 from tests.fakes.max_api import FakeMaxAPI
 from tests.max_harness import MaxHarness, max_settings

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bot.conversation.receipts import Handling, Receipt
 from bot.conversation.runner import Runner
 from bot.max.client import MaxClient
 from bot.max.effects import MaxExecutor
 from bot.max.updates import JsonDict, translate, update_identity
-from bot.receipts import Handling, Receipt
 
 log = logging.getLogger(__name__)
 

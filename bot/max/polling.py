@@ -26,10 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from bot.conversation.receipts import Receipt, longer
 from bot.max.client import MaxClient, MaxError
 from bot.max.updates import UPDATE_TYPES, JsonDict, update_identity
-from bot.polling import longer
-from bot.receipts import Receipt
 
 log = logging.getLogger(__name__)
 

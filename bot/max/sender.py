@@ -16,15 +16,28 @@ one answer and the next request), overall MAX_NOTIFY_RATE. What MAX answers deci
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.conversation.pushes import PushContext, render
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body
-from bot.pushes import PushContext, render
 from bot.screens.screen import Screen
 from bot.settings import Settings
-from services.outbox import Blocked, Failed, Outcome, Retry, RetryAfter, Sent
+from services.clock import Clock
+from services.outbox import (
+    Blocked,
+    Failed,
+    OutboxWorker,
+    Outcome,
+    Retry,
+    RetryAfter,
+    RetryPolicy,
+    Sent,
+)
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
 
+MAX_CHANNEL = "max"
 PER_CHAT_INTERVAL = 0.5  # seconds between two messages to one dialog: MAX's 2 a second
 SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
 RATE_LIMITED_WAIT = 1.0  # seconds a dialog waits after a 429 (MAX sends no Retry-After)
@@ -65,3 +78,27 @@ def outcome_of(error: MaxError) -> Outcome:
     if error.chat_gone:
         return Blocked(reason)
     return Failed(reason)
+
+
+def build_max_notifier(
+    client: MaxClient,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: Clock,
+    *,
+    send_timeout: float = SEND_TIMEOUT,
+    policy: RetryPolicy | None = None,
+    poll_interval: float = 1.0,
+) -> OutboxWorker[Screen]:
+    """The MAX outbox's dispatcher: MAX_NOTIFY_RATE overall, 2 messages a second per dialog."""
+    return OutboxWorker(
+        session_factory,
+        MaxSender(client, settings, send_timeout),
+        channel=MAX_CHANNEL,
+        clock=clock,
+        rate=settings.MAX_NOTIFY_RATE,
+        per_chat_interval=PER_CHAT_INTERVAL,
+        lease=float(settings.NOTIFY_LEASE),
+        policy=policy,
+        poll_interval=poll_interval,
+    )

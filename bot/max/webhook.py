@@ -19,10 +19,10 @@ import logging
 
 from aiohttp import web
 
+from bot.conversation.receipts import Receipt
 from bot.max.client import MaxClient, MaxError
 from bot.max.polling import Feed
 from bot.max.updates import UPDATE_TYPES
-from bot.receipts import Receipt
 from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)

@@ -3,9 +3,9 @@
 Telegram keeps an update until getUpdates is called with an offset above its id. aiogram's own
 polling asks for the next batch (confirming the last) while the updates of the batch are still
 being handled, so a process killed then loses them. Here the offset never passes an update that
-is not acknowledged (bot/receipts.py: committed, handled before, or failed and recorded): the
-updates of a killed or stopped process come again after the restart, and the record of the
-handled ones (storage/updates.py) skips those.
+is not acknowledged (bot/conversation/receipts.py: committed, handled before, or failed and
+recorded): the updates of a killed or stopped process come again after the restart, and the
+record of the handled ones (storage/updates.py) skips those.
 
 Updates are handled concurrently (one at a time per user: the events isolation of the
 Dispatcher), at most MAX_CONCURRENT_UPDATES at once. While some are in progress the loop asks
@@ -30,9 +30,9 @@ from aiogram.exceptions import (
 )
 from aiogram.types import Update
 
-from bot.receipts import Receipt
+from bot.conversation.receipts import Receipt, longer
 from bot.telegram.feed import feed
-from bot.webhook import until_stopped
+from bot.telegram.webhook import until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +40,12 @@ POLL_TIMEOUT_SECONDS = 25  # Telegram's long poll, when nothing is in progress
 REFRESH_SECONDS = 0.5  # how often to look for new updates while some are in progress
 MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
 DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
-RETRY_PAUSE_SECONDS = (1.0, 30.0)  # after a failed getUpdates or an unrecorded update
 
 
 class _State(Enum):
     RUNNING = "running"
     ACKNOWLEDGED = "acknowledged"
     AGAIN = "again"  # not acknowledged: handled again when Telegram returns it
-
-
-def longer(pause: float) -> float:
-    """The next pause of a backoff: doubled, within RETRY_PAUSE_SECONDS."""
-    shortest, longest = RETRY_PAUSE_SECONDS
-    return min(longest, max(shortest, pause * 2))
 
 
 @dataclass

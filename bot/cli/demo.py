@@ -187,7 +187,7 @@ async def load_demo(repo: Repositories, *, clock: Clock) -> DemoSet:
 
 async def run_demo(settings: Settings) -> int:
     """The command: load the demo set into the configured database and print the links."""
-    from bot.app import bot_links
+    from bot.cli.main import bot_links
 
     links = await bot_links(settings)
     if links is None:

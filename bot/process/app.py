@@ -1,4 +1,6 @@
-"""The app factory: bot, dispatcher, web server; and the process that runs them together."""
+"""The process of `python -m bot`: the Telegram bot (bot/telegram) and the MAX bot (bot/max),
+whichever have a token, the web server (bot/web) and the background jobs
+(bot/process/dispatcher.py), wired together and run until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -6,133 +8,43 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.session.base import BaseSession
-from aiogram.client.session.middlewares.base import (
-    BaseRequestMiddleware,
-    NextRequestMiddlewareType,
-)
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
-from aiogram.methods import Response, TelegramMethod
-from aiogram.methods.base import TelegramType
-from aiogram.types import BotCommand, User
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import texts
-from bot.api import ApiContext
-from bot.api.core import ForgetConversation
-from bot.conversation.linking import announcement
-from bot.conversation.locks import RedisLocks
+from bot.conversation.receipts import forget_handled_updates_periodically
 from bot.conversation.runner import Runner
-from bot.decisions_webhook import DecisionsWebhook
-from bot.flood import FloodWait
-from bot.max.client import MaxError
+from bot.conversation.stores import build_runner
 from bot.max.front import MaxFront
 from bot.max.front import build_client as build_max_client
-from bot.max.front import fetch_me as fetch_max_me
-from bot.metrics import Metrics, UpdateMetricsMiddleware
-from bot.notifier import Background, start_background
-from bot.oidc import LinkPages, provider_from, telegram_launch
-from bot.polling import serve_polling
-from bot.receipts import forget_handled_updates_periodically
+from bot.process.dispatcher import Background, start_background
 from bot.settings import Settings, SettingsError
-from bot.telegram.effects import TelegramExecutor
-from bot.web import Liveness, build_web_app, make_runner
-from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
-from handlers import telegram as telegram_handlers
+from bot.telegram.bot import (
+    DEFAULT_COMMANDS,
+    Bot,
+    Dispatcher,
+    announce_to,
+    build_bot,
+    build_dispatcher,
+    chat_teller,
+    fetch_me,
+    track_updates,
+)
+from bot.telegram.polling import serve_polling
+from bot.telegram.webhook import WebhookReceiver, serve_webhook, webhook_url
+from bot.web.api import ApiContext
+from bot.web.api.core import ForgetConversation
+from bot.web.decisions_webhook import DecisionsWebhook
+from bot.web.metrics import Metrics
+from bot.web.oidc import LinkPages, provider_from, telegram_launch
+from bot.web.server import Liveness, build_web_app, make_runner
 from services.clock import Clock, SystemClock
-from services.linking import Linked, deep_link, max_deep_link
 from services.retention import Retention
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.repositories import Repositories
 from storage.states import RedisStates, StateKey
 
 log = logging.getLogger(__name__)
-
-REDIS_MAX_CONNECTIONS = 50
-REDIS_POOL_TIMEOUT = 20.0  # seconds an update may wait for a Redis connection
-
-DEFAULT_COMMANDS = [
-    BotCommand(command="start", description=texts.COMMAND_START),
-    BotCommand(command="help", description=texts.COMMAND_HELP),
-]
-
-
-class KeepResponseModels(BaseRequestMiddleware):
-    """Keeps the models aiogram parses Bot API answers with alive for the process's lifetime.
-
-    aiogram validates every answer with the generic model `Response[<result type>]`, and pydantic
-    keeps parametrised generic models only in a weak cache: once the garbage collector has
-    dropped one (soon, in a busy process), the next answer builds it anew, a few milliseconds
-    per call (bench/updates.py measured a third of an update's time). One strong reference per
-    method class keeps the cache hit.
-    """
-
-    def __init__(self) -> None:
-        self._models: dict[type[TelegramMethod[Any]], object] = {}
-
-    async def __call__(
-        self,
-        make_request: NextRequestMiddlewareType[TelegramType],
-        bot: Bot,
-        method: TelegramMethod[TelegramType],
-    ) -> Response[TelegramType]:
-        kind = type(method)
-        if kind not in self._models:
-            self._models[kind] = Response[kind.__returning__]  # type: ignore[name-defined]
-        return await make_request(bot, method)
-
-
-def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
-    """The bot, talking to TELEGRAM_API_URL (or through `session`, e.g. an in-process one);
-    a reply that meets Telegram's flood control waits it out (bot/flood.py)."""
-    assert settings.BOT_TOKEN is not None
-    if session is None:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
-    session.middleware(FloodWait())
-    session.middleware(KeepResponseModels())
-    return Bot(
-        settings.BOT_TOKEN.get_secret_value(),
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
-    )
-
-
-def build_runner(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: Clock | None = None,
-) -> Runner:
-    """The conversation's runner: conversation state and the users' locks in Redis when
-    REDIS_URL is set (shared by the replicas), else in the SQL database and in the process.
-
-    The Redis client is imported only then: a process without Redis does not carry it (about
-    7 MB of memory, bench/memory.py).
-    """
-    runner = Runner(session_factory, settings, clock or SystemClock())
-    if settings.REDIS_URL:
-        from redis.asyncio import BlockingConnectionPool, Redis
-
-        # A burst of updates waits for a free connection instead of failing with "Too many
-        # connections" (the default pool's behaviour at its limit).
-        pool = BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT
-        )
-        redis = Redis(connection_pool=pool)
-        runner.states = RedisStates(redis)
-        runner.locks = RedisLocks(redis)
-        runner.closing.append(redis.aclose)
-    return runner
 
 
 def conversation_eraser(runner: Runner, bot_id: int) -> ForgetConversation | None:
@@ -166,32 +78,6 @@ async def check_redis(runner: Runner) -> None:
             ) from None
 
 
-def build_dispatcher(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: Clock | None = None,
-    metrics: Metrics | None = None,
-    runner: Runner | None = None,
-) -> Dispatcher:
-    """The Dispatcher of the Telegram front end, with shared objects in its workflow data (no
-    globals). Its one router (handlers/telegram.py) translates updates for the `runner`, which
-    handles each exactly once; aiogram's FSM is not used (`disable_fsm`): the conversation
-    keeps its own state."""
-    metrics = metrics or Metrics()
-    clock = clock or SystemClock()
-    dp = Dispatcher(
-        disable_fsm=True,
-        settings=settings,
-        clock=clock,
-        session_factory=session_factory,
-        metrics=metrics,
-        runner=runner or build_runner(settings, session_factory, clock),
-    )
-    dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))  # outermost: times it all
-    dp.include_router(telegram_handlers.build_router())
-    return dp
-
-
 def link_pages(
     settings: Settings,
     session_factory: async_sessionmaker[AsyncSession],
@@ -203,60 +89,13 @@ def link_pages(
     return LinkPages(
         settings=settings,
         session_factory=session_factory,
-        bot=bot,
+        tell=chat_teller(bot),
         clock=clock,
         bot_username=bot_username,
         announce=announce_to(bot),
         provider=provider_from(settings),
         launch=telegram_launch(settings),
     )
-
-
-def announce_to(bot: Bot) -> Callable[[Bot, Linked, Repositories], Awaitable[None]]:
-    """How the bot-first sign-in page tells the chat it is linked (after its commit)."""
-
-    async def announce(_: Bot, linked: Linked, repo: Repositories) -> None:
-        reply = await announcement(repo, linked)
-        await TelegramExecutor(bot, linked.link.chat_id).execute(reply.effects)
-
-    return announce
-
-
-async def fetch_me(bot: Bot, attempts: int = 5) -> User:
-    """getMe with a few retries on network trouble; a rejected token is a settings error."""
-    delay = 1.0
-    for attempt in range(1, attempts + 1):
-        try:
-            return await bot.get_me()
-        except TelegramUnauthorizedError:
-            raise SettingsError(
-                [
-                    "Ошибка настройки: BOT_TOKEN отклонён сервером Telegram — проверьте токен "
-                    "у @BotFather"
-                ]
-            ) from None
-        except (TelegramNetworkError, TelegramServerError) as error:
-            if attempt == attempts:
-                raise
-            log.warning("Bot API unavailable (%s), retrying in %.0f s", error, delay)
-            await asyncio.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
-
-
-def track_updates(dp: Dispatcher, state: dict[str, object]) -> None:
-    """Keep `state[state["mode"]]` (`polling` or `webhook`, shown by /healthz) in step with the
-    dispatcher: running from its startup to its shutdown."""
-    mode = str(state["mode"])
-
-    async def started() -> None:
-        state[mode] = "running"
-
-    async def stopped() -> None:
-        state[mode] = "stopped"
-
-    dp.startup.register(started)
-    dp.shutdown.register(stopped)
 
 
 async def run(settings: Settings) -> None:
@@ -423,30 +262,3 @@ async def serve_messengers(
     finally:
         for number in signals:
             loop.remove_signal_handler(number)
-
-
-async def bot_links(settings: Settings) -> Callable[[str], list[str]] | None:
-    """How a link token becomes a link in every messenger served (Telegram's `t.me` first);
-    None (said on stderr) if a messenger's API cannot be reached to learn the bot's name."""
-    links: list[Callable[[str], str]] = []
-    if settings.BOT_TOKEN is not None:
-        bot = build_bot(settings)
-        try:
-            username = (await fetch_me(bot)).username or ""
-        except (TelegramNetworkError, TelegramServerError):
-            print("Не удалось связаться с Telegram Bot API, попробуйте позже.", file=sys.stderr)
-            return None
-        finally:
-            await bot.session.close()
-        links.append(lambda token: deep_link(username, token))
-    if settings.MAX_BOT_TOKEN is not None:
-        client = build_max_client(settings)
-        try:
-            name = (await fetch_max_me(client)).username
-        except MaxError:
-            print("Не удалось связаться с MAX Bot API, попробуйте позже.", file=sys.stderr)
-            return None
-        finally:
-            await client.close()
-        links.append(lambda token: max_deep_link(name, token))
-    return lambda token: [link(token) for link in links]
