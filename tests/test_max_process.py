@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.max_api import FakeMaxAPI
 from tests.harness import SNILS_KEY
 from tests.processes import BotProcess, free_port
@@ -80,4 +81,27 @@ async def test_max_only_webhook_mode(tmp_path: Path) -> None:
             assert await bot.terminate() == 0
         finally:
             await bot.kill()
+        assert "Traceback" not in bot.stderr()
+
+
+async def test_both_messengers_in_one_process(tmp_path: Path) -> None:
+    async with FakeMaxAPI(poll_timeout=1.0) as api, FakeBotAPI() as telegram:
+        api.add_user(USER, "Ирина")
+        telegram.add_user(2000, first_name="Незнакомец")
+        port = free_port()
+        env = max_env(tmp_path, api, port, BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.url)
+        bot = await BotProcess.start(tmp_path, **env)
+        try:
+            await bot.wait_for(lambda: bool(api.calls_of("GET /updates")))
+            await bot.wait_for(lambda: bool(telegram.calls_of("deleteWebhook")))
+            api.start_bot(USER)
+            telegram.send_text(2000, "/start")
+            await bot.wait_for(lambda: any(m.from_bot for m in api.chat(USER)))
+            await bot.wait_for(lambda: any(m.from_bot for m in telegram.chat(2000)))
+            health = await asyncio.to_thread(healthz, port)
+            assert (health["status"], health["mode"], health["max"]) == ("ok", "polling", "polling")
+            assert await bot.terminate() == 0
+        finally:
+            await bot.kill()
+        assert api.pending_updates() == []
         assert "Traceback" not in bot.stderr()
