@@ -19,6 +19,7 @@ from bot.screens.screen import Screen
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
 from bot.texts.linking import CONSENT_VERSION
+from bot.texts.domain import role_label
 from services.applications import menu_count
 from services.domain import Actor, Role
 from services.linking import accept_consent, actor_for, has_consent, switch_role
@@ -109,7 +110,7 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
         turn.reply.show(screens.roles(actor))
         return
     turn.actor = switched
-    turn.reply.notice(link_texts.ROLE_SWITCHED.format(role=switched.role.label))
+    turn.reply.notice(link_texts.ROLE_SWITCHED.format(role=role_label(switched.role)))
     await show_menu(turn)
     turn.reply.commands(switched.role)
 

@@ -17,6 +17,7 @@ from bot.screens.menu import main_menu, message
 from bot.screens.pieces import local_time
 from bot.texts import linking as link_texts
 from bot.texts.linking import CONSENT_VERSION
+from bot.texts.domain import role_label
 from services.applications import menu_count
 from services.linking import (
     Linked,
@@ -54,7 +55,7 @@ async def announcement(repo: Repositories, linked: Linked, *, in_place: bool = F
     follow. Also told by the bot-first sign-in page, outside any update."""
     reply = Reply()
     actor = linked.actor
-    signed_in = screens.signed_in(actor.full_name, actor.role.label, already=linked.already)
+    signed_in = screens.signed_in(actor.full_name, role_label(actor.role), already=linked.already)
     reply.show(signed_in, in_place=in_place)
     if has_consent(linked.link, CONSENT_VERSION):
         reply.send(main_menu(actor, await menu_count(repo, actor)))

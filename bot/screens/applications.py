@@ -143,7 +143,7 @@ def current(label: str, chosen: bool) -> str:
 
 
 def status_changed(before: Status, after: Status) -> str:
-    return t.STATUS_CHANGED.format(before=before.label, after=after.label)
+    return t.STATUS_CHANGED.format(before=status_label(before), after=status_label(after))
 
 
 def done(action: Action, number: int, with_comment: bool, role: Role) -> str:
@@ -177,7 +177,7 @@ def list_row(application: ApplicationView, with_status: bool, with_applicant: bo
 
 def status_line(status_filter: ListFilter) -> str:
     status = status_filter.status
-    return t.LIST_STATUS.format(status=status.label) if status else t.LIST_ALL_STATUSES
+    return t.LIST_STATUS.format(status=status_label(status)) if status else t.LIST_ALL_STATUSES
 
 
 def narrowed_lines(narrowed: Narrowed) -> list[str]:
@@ -373,7 +373,7 @@ def application_card(
     applicant, organization, *values, actor, comment = fit(variable, t.CARD_BUDGET)
     lines = [
         t.CARD_TITLE.format(number=application.number),
-        t.CARD_STATUS.format(status=status.label),
+        t.CARD_STATUS.format(status=status_label(status)),
     ]
     if decided is not None:
         when = local_time(decided.created_at, zone)

@@ -9,6 +9,7 @@ from bot.screens.applications import menu_only
 from bot.screens.markup import escape
 from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
+from bot.texts.domain import role_label
 from services.domain import Actor
 from services.linking import MoveOutcome, TelegramAccount
 
@@ -72,7 +73,7 @@ def move_outcome(outcome: MoveOutcome, actor: Actor | None) -> Screen:
     """To the user who asked: what became of the request (`actor`: who they are, if allowed)."""
     text = link_texts.MOVE_OUTCOMES[outcome]
     if actor is not None:
-        text = text.format(name=escape(actor.full_name), role=actor.role.label)
+        text = text.format(name=escape(actor.full_name), role=role_label(actor.role))
     return Screen(text)
 
 
