@@ -18,8 +18,8 @@ from bot.screens import menu as screens
 from bot.screens.screen import Screen
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
-from bot.texts.linking import CONSENT_VERSION
 from bot.texts.domain import role_label
+from bot.texts.linking import CONSENT_VERSION
 from services.applications import menu_count
 from services.domain import Actor, Role
 from services.linking import accept_consent, actor_for, has_consent, switch_role

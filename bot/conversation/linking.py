@@ -16,8 +16,8 @@ from bot.screens.markup import escape
 from bot.screens.menu import main_menu, message
 from bot.screens.pieces import local_time
 from bot.texts import linking as link_texts
-from bot.texts.linking import CONSENT_VERSION
 from bot.texts.domain import role_label
+from bot.texts.linking import CONSENT_VERSION
 from services.applications import menu_count
 from services.linking import (
     Linked,
