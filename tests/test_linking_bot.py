@@ -405,7 +405,7 @@ async def test_the_owner_allows_and_the_binding_moves(
     assert consent.text.startswith(CONSENT_TITLE)
     menu = await harness.press(STRANGER, "Ознакомился")
     assert menu.message_id == consent.message_id
-    assert menu.buttons()[0] == ["📥 Заявки (1 новых)"]
+    assert menu.buttons()[0] == ["📥 Заявки (1 новая)"]
     # The old chat is unlinked: its /menu is the unlinked one.
     assert "Сначала привяжите Telegram" in (await harness.send(OWNER, "покажи заявки")).text
     harness.assert_no_errors()

@@ -268,7 +268,7 @@ async def test_web_module_changes_are_attributed_to_it(
         await session.commit()
     await notifier.drain()
     [push] = bot_messages(harness.api, 1003)
-    assert "Кто: изменено в модуле «Организация ДПО»" in push.text.splitlines()
+    assert "Изменено в модуле «Организация ДПО»" in push.text.splitlines()
 
 
 async def test_long_values_keep_the_push_within_telegram_limits(

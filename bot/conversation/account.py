@@ -20,6 +20,7 @@ from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
 from bot.texts.domain import role_label
 from bot.texts.linking import CONSENT_VERSION
+from bot.texts.zones import zone_phrase
 from services.applications import menu_count
 from services.domain import Actor, Role
 from services.linking import accept_consent, actor_for, has_consent, switch_role
@@ -125,7 +126,7 @@ def notifications_screen(turn: Turn) -> Screen:
             muted=link.muted,
             digest_enabled=link.digest_enabled,
             digest_time=settings.DIGEST_TIME,
-            zone=settings.TIMEZONE,
+            zone=zone_phrase(settings.zone, turn.clock.now()),
         ),
         actor,
     )

@@ -28,7 +28,7 @@ def main_menu(actor: Actor, count: int) -> Screen:
     """The main menu of the active role; `count` is what waits for the user."""
     role = actor.role
     if role is Role.DIRECTOR:
-        applications = texts.MENU_APPLICATIONS_DIRECTOR.format(count=count)
+        applications = texts.MENU_APPLICATIONS_DIRECTOR(count)
     elif role is Role.STAFF:
         applications = texts.MENU_APPLICATIONS_STAFF.format(count=count)
     else:
@@ -91,7 +91,7 @@ class NotificationSettings:
     muted: bool
     digest_enabled: bool
     digest_time: time
-    zone: str
+    zone: str  # in words: «по времени Екатеринбурга, UTC+5» (bot.texts.zones)
 
 
 def notifications(settings: NotificationSettings, actor: Actor) -> Screen:

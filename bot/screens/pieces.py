@@ -49,5 +49,5 @@ def status_label(status: Status | None) -> str:
 def actor_label(event: EventView) -> str:
     """Who acted, as plain text: «Петров Пётр Петрович (Руководитель ОО)», or the web module."""
     if event.actor_role is None:
-        return event.actor_name or t.ACTOR_WEB_MODULE
+        return t.ACTOR_WEB_MODULE
     return t.ACTOR.format(name=event.actor_name, role=ROLE_LABELS[event.actor_role])

@@ -52,7 +52,8 @@ def applicant_line(application: ApplicationView) -> str:
 
 def actor_line(event: EventView) -> str:
     if event.actor_role is None:
-        return texts.ACTOR_WEB_MODULE
+        changed = event.to_status is not None and event.to_status is not event.from_status
+        return texts.ACTOR_WEB_MODULE if changed else texts.ACTOR_WEB_MODULE_COMMENT
     return texts.ACTOR.format(name=escape(event.actor_name), role=role_label(event.actor_role))
 
 

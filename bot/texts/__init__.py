@@ -3,6 +3,8 @@ shared markup of bot/screens/markup.py)."""
 
 from __future__ import annotations
 
+from bot.texts.plural import Plural
+
 SOMETHING_WENT_WRONG = "Что-то пошло не так, попробуйте ещё раз."
 # On the card when a press failed: nothing of it was saved.
 NOT_SAVED = "⚠️ Не получилось: ничего не изменено. Попробуйте ещё раз."
@@ -41,7 +43,9 @@ UNKNOWN_UNLINKED = (
 
 
 MENU_TITLE = "<b>Главное меню</b>\nВы вошли как {name}, роль «{role}»."
-MENU_APPLICATIONS_DIRECTOR = "📥 Заявки ({count} новых)"
+MENU_APPLICATIONS_DIRECTOR = Plural(
+    "📥 Заявки ({count} новая)", "📥 Заявки ({count} новые)", "📥 Заявки ({count} новых)"
+)
 MENU_APPLICATIONS_LISTENER = "📄 Мои заявки"
 MENU_APPLICATIONS_STAFF = "📥 Заявки ({count} на включение)"
 MENU_NOTIFICATIONS = "🔔 Уведомления"

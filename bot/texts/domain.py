@@ -3,6 +3,7 @@ services.domain and services.applications return as codes (services.domain.Reaso
 
 from __future__ import annotations
 
+from bot.texts.plural import Plural
 from services.domain import Action, Reason, ReasonCode, Role, Status
 
 STATUS_LABELS: dict[Status, str] = {
@@ -42,7 +43,7 @@ REFUSALS: dict[ReasonCode, str] = {
     # One wording for an application decided before the press and for the lost race.
     ReasonCode.ALREADY_DECIDED: "Заявка №{number} уже обработана: статус «{status}»",
     ReasonCode.NOT_FOUND: "Заявка №{number} не найдена",
-    ReasonCode.COMMENT_TOO_LONG: "Комментарий слишком длинный: не больше {limit} символов",
+    ReasonCode.COMMENT_TOO_LONG: "Комментарий слишком длинный: не больше {characters}",
     ReasonCode.COMMENT_EMPTY: "Комментарий пуст: напишите текст комментария",
 }
 
@@ -63,5 +64,8 @@ def refusal(reason: Reason) -> str:
         action=ACTION_LABELS[reason.action] if reason.action is not None else "",
         verb=ACTION_VERBS[reason.action] if reason.action is not None else "",
         status=STATUS_LABELS[reason.status] if reason.status is not None else "",
-        limit=reason.limit,
+        characters=CHARACTERS(reason.limit or 0),
     )
+
+
+CHARACTERS = Plural("{count} символа", "{count} символов", "{count} символов")  # «не больше …»
