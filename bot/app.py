@@ -211,7 +211,7 @@ def announce_to(bot: Bot) -> Callable[[Bot, Linked, Repositories], Awaitable[Non
     """How the bot-first sign-in page tells the chat it is linked (after its commit)."""
 
     async def announce(_: Bot, linked: Linked, repo: Repositories) -> None:
-        reply = await announcement(repo, linked)
+        reply = await announcement(repo, linked, telegram_handlers.MESSENGER)
         await TelegramExecutor(bot, linked.link.chat_id).execute(reply.effects)
 
     return announce

@@ -54,7 +54,7 @@ def ask_consent(turn: Turn, *, pressed: bool = False) -> None:
     """The consent screen, for anything a linked user does before accepting it."""
     if pressed:
         turn.reply.notice(link_texts.CONSENT_REQUIRED)
-    turn.reply.show(link_screens.consent())
+    turn.reply.show(link_screens.consent(turn.peer.messenger))
 
 
 async def accept(turn: Turn) -> None:
@@ -95,7 +95,7 @@ async def on_menu(turn: Turn, pressed: MenuIntent) -> None:
     elif pressed.action is MenuAction.PROFILE:
         turn.reply.show(await profile_screen(turn))
     else:
-        turn.reply.show(screens.help_screen(actor))
+        turn.reply.show(screens.help_screen(actor, turn.peer.messenger))
 
 
 async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:

@@ -21,6 +21,7 @@ from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
 from bot.texts.domain import role_label
+from bot.texts.messengers import say
 from services.domain import Actor, Role
 
 
@@ -75,8 +76,10 @@ def roles(actor: Actor) -> Screen:
     return Screen(link_texts.ROLES_TITLE, rows(*choices, back_to_menu()))
 
 
-def help_screen(actor: Actor) -> Screen:
-    text = link_texts.HELP_LINKED.format(
+def help_screen(actor: Actor, messenger: str) -> Screen:
+    text = say(
+        link_texts.HELP_LINKED,
+        messenger,
         name=escape(actor.full_name),
         role=role_label(actor.role),
         role_help=link_texts.ROLE_HELP[actor.role],
