@@ -41,6 +41,7 @@ from bot.polling import serve_polling
 from bot.receipts import forget_handled_updates_periodically
 from bot.settings import Settings, SettingsError
 from bot.telegram.effects import TelegramExecutor
+from bot.texts import cli
 from bot.web import Liveness, build_web_app, make_runner
 from bot.webhook import WebhookReceiver, serve_webhook, webhook_url
 from handlers import telegram as telegram_handlers
@@ -154,10 +155,7 @@ async def check_redis(runner: Runner) -> None:
             await runner.states.redis.ping()
         except RedisError as error:
             raise SettingsError(
-                [
-                    f"Ошибка: Redis по адресу из REDIS_URL не отвечает ({type(error).__name__}) — "
-                    "проверьте адрес и что Redis запущен"
-                ]
+                [cli.REDIS_UNREACHABLE.format(error=type(error).__name__)]
             ) from None
 
 
@@ -235,12 +233,7 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
         try:
             return await bot.get_me()
         except TelegramUnauthorizedError:
-            raise SettingsError(
-                [
-                    "Ошибка настройки: BOT_TOKEN отклонён сервером Telegram — проверьте токен "
-                    "у @BotFather"
-                ]
-            ) from None
+            raise SettingsError([cli.BOT_TOKEN_REJECTED]) from None
         except (TelegramNetworkError, TelegramServerError) as error:
             if attempt == attempts:
                 raise

@@ -182,7 +182,7 @@ async def digest(context: PushContext) -> Screen:
         status=Status.NEW.value, organization_id=account.organization_id
     )
     if count == 0:
-        raise Undeliverable("nothing to report: no applications «Не обработана» left")
+        raise Undeliverable("nothing to report: no applications left new")
     oldest = await applications.oldest_in_status(
         status=Status.NEW.value, organization_id=account.organization_id, limit=DIGEST_LINES
     )

@@ -419,6 +419,6 @@ async def test_a_chat_whose_binding_was_revoked_is_told(
         await session.commit()
     assert await notifier.drain() == 1
     [told] = bot_messages(harness.api, 1003)
-    assert told.text == render_unlinked({"reason": UnlinkReason.REVOKED.value})
+    assert told.text == render_unlinked({"reason": UnlinkReason.REVOKED.value}, "telegram")
     [row] = await outbox_rows(harness.session_factory)
     assert (row.kind, row.state) == ("unlinked", "sent")

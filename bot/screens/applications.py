@@ -39,6 +39,7 @@ from bot.screens.pieces import (
 from bot.screens.screen import Button, Row, Screen
 from bot.texts import MENU_BACK
 from bot.texts import applications as t
+from bot.texts.messengers import messenger_name
 from services.domain import RULES, Action, Role, Status
 from services.queries import CHOICES_PAGE_SIZE, Choice, Page
 from services.views import ApplicationView, EventView
@@ -167,14 +168,15 @@ def with_note(note: str | None, lines: list[str]) -> str:
 
 
 def common_words(names: Sequence[str]) -> int:
-    """How many leading characters, in whole words, every name shares with the others."""
+    """How many leading characters, in whole words, every name shares with the others; the
+    last shared word is kept, for the differing part to read on from it («…модуль 2»)."""
     shared = min((name.split(" ") for name in names), key=len)
     count = 0
     for index, word in enumerate(shared):
         if any(name.split(" ")[index] != word for name in names):
             break
         count += 1
-    return len(" ".join(shared[:count])) if count else 0
+    return len(" ".join(shared[: count - 1])) if count > 1 else 0
 
 
 def row_subjects(items: Sequence[ApplicationView]) -> list[str]:
@@ -600,7 +602,8 @@ def history_entry(event: EventView, actor: str, comment: str, zone: ZoneInfo) ->
         what.append(action)
     if comment:
         what.append(t.HISTORY_COMMENT.format(comment=escape(comment)))
-    what.append(t.HISTORY_SOURCE.format(source=t.SOURCES.get(event.source, event.source)))
+    source = t.SOURCES.get(event.source) or messenger_name(event.source)
+    what.append(t.HISTORY_SOURCE.format(source=source))
     return t.HISTORY_ENTRY.format(
         when=local_time(event.created_at, zone), actor=escape(actor), what="\n".join(what)
     )

@@ -261,8 +261,8 @@ HISTORY_ACTIONS: dict[str, str] = {
 }
 HISTORY_OTHER_ACTION = "Изменение"
 HISTORY_ARRIVAL = "{action}, статус «{after}»"
+# Other sources are messengers, named by bot.texts.messengers.
 SOURCES: dict[str, str] = {
-    "telegram": "Telegram",
     "api": "модуль «Организация ДПО»",
     "cli": "оператор сервиса",
 }
