@@ -41,15 +41,15 @@ ALLOWED: dict[str, str] = {
     "tests/": "test data and the expected words",
     "storage/migrations/": "history as it was written",
     "bench/": "synthetic data of the benchmarks (names, towns)",
-    "bot/demo.py": "the demonstration data set (people, schools, programmes)",
-    "bot/api/": "the integration API's contract for the web module's developers: error "
+    "bot/cli/demo.py": "the demonstration data set (people, schools, programmes)",
+    "bot/web/api/": "the integration API's contract for the web module's developers: error "
     "messages and OpenAPI descriptions, documented in docs/API.md",
     "services/integration.py": "the integration API's schemas (OpenAPI descriptions, "
     "validation messages) and the web module's name stored in history; services cannot "
     "import bot/",
     "services/decisions.py": "the decisions feed's schema (OpenAPI descriptions)",
     "bot/settings.py": "start-up errors of the configuration, next to each setting's check",
-    "bot/importer.py": "the import's report to the operator, next to its checks",
+    "bot/cli/importer.py": "the import's per-line report to the operator, next to its checks",
 }
 # Single letters that are data, not words: «ё» folded to «е» for search.
 ALLOWED_LITERALS = frozenset({"ё", "е", "Ё", "Е"})

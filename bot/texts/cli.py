@@ -1,7 +1,7 @@
 """Texts of the command line (python -m bot …): its help and what it prints to the operator.
 
-The import's report and the settings' start-up errors stay next to their checks (bot/importer.py,
-bot/settings.py) for now: see the allow-list in tests/test_texts.py.
+The import's per-line report and the settings' start-up errors stay next to their checks
+(bot/cli/importer.py, bot/settings.py): see the allow-list in tests/test_texts.py.
 """
 
 from __future__ import annotations
@@ -48,3 +48,10 @@ BOT_TOKEN_REJECTED = (
 WEBHOOK_REJECTED = (
     "Ошибка настройки: PUBLIC_URL задана неверно — Telegram не принял адрес вебхука {url}: {error}"
 )
+
+# The import's progress (bot/cli/progress.py): a bar on a terminal, a line of counts otherwise.
+IMPORT_COUNTS = "Строк прочитано: {read}, загружено: {applied}, отклонено: {refused}"
+IMPORT_READING = "Чтение"
+IMPORT_LOADING = "Загрузка"
+IMPORT_UNIT = " стр."
+IMPORT_BAR_COUNTS = "прочитано {read}, загружено {applied}, отклонено {refused}"
