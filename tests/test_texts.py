@@ -41,7 +41,8 @@ ALLOWED: dict[str, str] = {
     "tests/": "test data and the expected words",
     "storage/migrations/": "history as it was written",
     "bench/": "synthetic data of the benchmarks (names, towns)",
-    "bot/cli/demo.py": "the demonstration data set (people, schools, programmes)",
+    "bot/cli/demo.py": "the demonstration data set (people, schools, programmes); what the "
+    "command prints is in bot/texts/cli.py",
     "bot/web/api/": "the integration API's contract for the web module's developers: error "
     "messages and OpenAPI descriptions, documented in docs/API.md",
     "services/integration.py": "the integration API's schemas (OpenAPI descriptions, "

@@ -55,3 +55,17 @@ IMPORT_READING = "Чтение"
 IMPORT_LOADING = "Загрузка"
 IMPORT_UNIT = " стр."
 IMPORT_BAR_COUNTS = "прочитано {read}, загружено {applied}, отклонено {refused}"
+
+# python -m bot demo
+DEMO_BOT_API_UNREACHABLE = (
+    "Не удалось связаться с сервером Bot API (TELEGRAM_API_URL): без имени бота ссылки не "
+    "составить. Проверьте сеть и повторите."
+)
+DEMO_LOADED = (
+    "Демонстрационные данные загружены: ОО — {organizations}, учётных записей — {accounts}, "
+    "заявок — {applications}.\n\n"
+    "Руководитель ОО ({director}, {school}):\n{director_link}\n\n"
+    "Заявитель ({applicant}):\n{applicant_link}\n\n"
+    "Ссылки одноразовые и действуют {ttl_minutes} мин; новые — повторным запуском "
+    "python -m bot demo."
+)
