@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from bot.settings import Settings
+from bot.texts import cli
 from services import integration
 from services.clock import Clock, SystemClock
 from services.domain import Role, Source, Status
@@ -206,13 +207,16 @@ async def run_demo(settings: Settings) -> int:
     finally:
         await engine.dispose()
     print(
-        f"Демонстрационные данные загружены: ОО — {demo.organizations}, учётных записей — "
-        f"{demo.accounts}, заявок — {demo.applications}.\n\n"
-        f"Руководитель ОО ({demo.director_name}, {demo.school_name}):\n"
-        f"{chr(10).join(links(director.token))}\n\n"
-        f"Заявитель ({demo.applicant_name}):\n"
-        f"{chr(10).join(links(applicant.token))}\n\n"
-        f"Ссылки одноразовые и действуют {settings.LINK_TOKEN_TTL // 60} мин; "
-        "новые — повторным запуском python -m bot demo."
+        cli.DEMO_LOADED.format(
+            organizations=demo.organizations,
+            accounts=demo.accounts,
+            applications=demo.applications,
+            director=demo.director_name,
+            school=demo.school_name,
+            director_link="\n".join(links(director.token)),
+            applicant=demo.applicant_name,
+            applicant_link="\n".join(links(applicant.token)),
+            ttl_minutes=settings.LINK_TOKEN_TTL // 60,
+        )
     )
     return 0

@@ -16,6 +16,7 @@ from bot.max.feed import MaxFeed
 from bot.max.polling import MaxPoller
 from bot.max.webhook import MaxWebhookReceiver, max_webhook_url, subscribe, unsubscribe_all
 from bot.settings import Settings, SettingsError
+from bot.texts import cli
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,7 @@ async def fetch_me(client: MaxClient, attempts: int = ME_ATTEMPTS) -> Me:
             return await client.me()
         except MaxError as error:
             if error.status == 401:
-                raise SettingsError(
-                    [
-                        "Ошибка настройки: MAX_BOT_TOKEN отклонён сервером MAX — проверьте "
-                        "токен в разделе «Чат-боты» платформы MAX для партнёров"
-                    ]
-                ) from None
+                raise SettingsError([cli.MAX_BOT_TOKEN_REJECTED]) from None
             if not error.transient or attempt == attempts:
                 raise
             log.warning("MAX Bot API unavailable (%s), retrying in %.0f s", error.status, delay)

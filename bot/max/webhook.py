@@ -24,6 +24,7 @@ from bot.max.client import MaxClient, MaxError
 from bot.max.polling import Feed
 from bot.max.updates import UPDATE_TYPES
 from bot.settings import Settings, SettingsError
+from bot.texts import cli
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,8 @@ async def subscribe(client: MaxClient, url: str, secret: str) -> None:
     except MaxError as error:
         if error.transient:
             raise
-        raise SettingsError(
-            [
-                "Ошибка настройки: PUBLIC_URL задана неверно — MAX не принял адрес вебхука "
-                f"{url} ({error.status} {error.code}); MAX доставляет вебхуки только по HTTPS "
-                "с сертификатом доверенного центра (docs/DEPLOYMENT.md)"
-            ]
-        ) from None
+        detail = f"{error.status} {error.code}".strip()
+        raise SettingsError([cli.MAX_WEBHOOK_REJECTED.format(url=url, error=detail)]) from None
 
 
 async def unsubscribe_all(client: MaxClient) -> None:
