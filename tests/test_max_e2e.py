@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import ApplicationEvent
+from storage.models import Account, ApplicationEvent
 from tests import factories
 from tests.api_support import API_TOKEN, AUTH, application_body
 from tests.fakes.bot_api import FakeBotAPI
@@ -29,7 +29,7 @@ APPLICANT = 1003  # in Telegram: account 3
 NUMBER = 39744
 
 
-async def seed(database_url: str, max_api: FakeMaxAPI, telegram: bool) -> None:
+async def seed(database_url: str, max_api: FakeMaxAPI) -> None:
     engine = create_engine(database_url)
     try:
         await upgrade(engine)
@@ -38,10 +38,12 @@ async def seed(database_url: str, max_api: FakeMaxAPI, telegram: bool) -> None:
             for account_id, user in ((1, DIRECTOR), (7, STAFF)):
                 chat_id = max_api.chat_id_of(user)
                 session.add(factories.binding(account_id, user, messenger="max", chat_id=chat_id))
+            director = await session.get(Account, 1)
+            assert director is not None
+            director.push_to = "max"  # the director's pushes go to MAX
             await session.commit()
     finally:
         await engine.dispose()
-    del telegram
 
 
 async def events(database_url: str) -> list[ApplicationEvent]:
@@ -62,7 +64,7 @@ async def test_a_decision_made_in_max_end_to_end(tmp_path: Path, with_telegram: 
         max_api.add_user(STAFF, "Ольга", "Иванова")
         telegram.add_user(APPLICANT, first_name="Юлия")
         database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-        await seed(database_url, max_api, with_telegram)
+        await seed(database_url, max_api)
         port = free_port()
         env = {
             "MAX_BOT_TOKEN": max_api.token,
