@@ -110,6 +110,7 @@ async def perform_action(
     expected_status: Status | None = None,
     clock: Clock | None = None,
     decisions_webhook: bool = False,
+    self_decisions: bool = False,
 ) -> Outcome:
     """Perform an action for an actor: check, change conditionally, record, notify.
 
@@ -117,7 +118,8 @@ async def perform_action(
     outbox rows are committed together or not at all. `expected_status` is the status the actor
     saw (on a card); if the application moved since, the outcome is LostRace. With
     `decisions_webhook` (pass `settings.decisions_webhook`) the decision is also queued for the
-    web module's webhook.
+    web module's webhook. `self_decisions` (the setting DIRECTOR_DECIDES_OWN) lets a director decide
+    his own application.
     """
     now = (clock or SystemClock()).now()
     comment = normalize_comment(comment)
@@ -131,7 +133,7 @@ async def perform_action(
     current = Status(application.status)
     if expected_status is not None and current is not expected_status:
         return lost_race(number, current)
-    verdict = check(actor, action, ref(application))
+    verdict = check(actor, action, ref(application), self_decisions=self_decisions)
     if not isinstance(verdict, Rule):
         return Refused(verdict)
 

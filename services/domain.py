@@ -159,8 +159,34 @@ def can_view(actor: Actor, application: ApplicationRef) -> bool:
     )
 
 
-def check(actor: Actor, action: Action, application: ApplicationRef) -> Rule | str:
-    """The rule that allows the action, or the Russian reason it is refused."""
+# A director decides the applications of his organisation, but not his own: staff decide it
+# (DIRECTOR_DECIDES_OWN lets a region whose rules allow it turn this off). Comments are not decisions.
+DECISIONS = frozenset({Action.APPROVE, Action.CANCEL, Action.INCLUDE})
+
+
+def own_decision_refusal(
+    actor: Actor, action: Action, application: ApplicationRef, *, self_decisions: bool = False
+) -> str | None:
+    """Why a director may not make this decision on his own application, or None."""
+    if (
+        self_decisions
+        or actor.role is not Role.DIRECTOR
+        or action not in DECISIONS
+        or application.applicant_id != actor.account_id
+    ):
+        return None
+    return (
+        f"Заявку №{application.number} подали вы сами: руководитель не принимает решение по "
+        f"своей заявке — её рассмотрят сотрудники ЦОПМ / ГБУ ДПО «ЧИРО»"
+    )
+
+
+def check(
+    actor: Actor, action: Action, application: ApplicationRef, *, self_decisions: bool = False
+) -> Rule | str:
+    """The rule that allows the action, or the Russian reason it is refused. A director's
+    decision on his own application is refused unless `self_decisions` (the setting
+    DIRECTOR_DECIDES_OWN)."""
     number = application.number
     if actor.role not in actor.roles:
         return f"У вас нет роли «{actor.role.label}»"
@@ -171,6 +197,9 @@ def check(actor: Actor, action: Action, application: ApplicationRef) -> Rule | s
         if rule.scope is Scope.OWN_APPLICATION:
             return f"Заявка №{number} подана не вами"
         return f"Заявка №{number} относится к другой организации"
+    own = own_decision_refusal(actor, action, application, self_decisions=self_decisions)
+    if own is not None:
+        return own
     if application.status not in rule.from_statuses:
         return status_refusal(number, action, application.status)
     return rule
@@ -182,6 +211,12 @@ def status_refusal(number: int, action: Action, status: Status) -> str:
     return f"Заявка №{number} уже обработана: статус «{status.label}»"
 
 
-def allowed_actions(actor: Actor, application: ApplicationRef) -> list[Action]:
+def allowed_actions(
+    actor: Actor, application: ApplicationRef, *, self_decisions: bool = False
+) -> list[Action]:
     """Actions the actor may take now, in the order buttons are shown."""
-    return [action for action in Action if isinstance(check(actor, action, application), Rule)]
+    return [
+        action
+        for action in Action
+        if isinstance(check(actor, action, application, self_decisions=self_decisions), Rule)
+    ]

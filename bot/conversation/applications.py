@@ -49,6 +49,7 @@ from services.domain import (
     allowed_actions,
     can_view,
     check,
+    own_decision_refusal,
     rule_for,
 )
 from services.linking import ROLE_PRIORITY, switch_role
@@ -81,6 +82,11 @@ WITHOUT_COMMENT: dict[AppAction, Action] = {
     AppAction.INCLUDE_NO_COMMENT: Action.INCLUDE,
     AppAction.CANCEL_NO_COMMENT: Action.CANCEL,
 }
+
+
+def own_decisions(turn: Turn) -> bool:
+    """Whether a director may decide his own application (DIRECTOR_DECIDES_OWN)."""
+    return turn.settings.DIRECTOR_DECIDES_OWN
 
 
 def actor_of(turn: Turn) -> Actor:
@@ -162,7 +168,7 @@ async def card_screen(
         base = screens.VIEWS[actor.role].home_card(application.number)
     return screens.application_card(
         application,
-        actions=allowed_actions(actor, application.ref),
+        actions=allowed_actions(actor, application.ref, self_decisions=own_decisions(turn)),
         last_change=last_change,
         comments=await repo.events.count_comments(application.number),
         zone=turn.settings.zone,
@@ -338,16 +344,24 @@ NEEDS: dict[AppAction, Action | None] = {
 }
 
 
-def role_for(actor: Actor, pressed: AppIntent, application: ApplicationRef) -> Role | None:
+def role_for(
+    actor: Actor, pressed: AppIntent, application: ApplicationRef, *, self_decisions: bool = False
+) -> Role | None:
     """Another of the person's roles the press belongs to, if the active one cannot take it:
     a push or a card sent for one role, pressed after a switch to another. The first, in the
-    order a binding starts in, that may see the application and has a rule for the action."""
+    order a binding starts in, that may see the application and has a rule for the action
+    (not a director's decision on his own application, unless allowed)."""
     needed = NEEDS.get(pressed.action)
 
     def fits(role: Role) -> bool:
         acting = replace(actor, role=role)
         return can_view(acting, application) and (
-            needed is None or rule_for(needed, role) is not None
+            needed is None
+            or (
+                rule_for(needed, role) is not None
+                and own_decision_refusal(acting, needed, application, self_decisions=self_decisions)
+                is None
+            )
         )
 
     if fits(actor.role):
@@ -369,7 +383,7 @@ async def load_in_its_role(turn: Turn, pressed: AppIntent) -> ApplicationView | 
         needed is None or rule_for(needed, actor.role) is not None
     ):
         return application
-    role = role_for(actor, pressed, application.ref)
+    role = role_for(actor, pressed, application.ref, self_decisions=own_decisions(turn))
     switched = switch_role(link, role) if role is not None else None
     if switched is None:
         return application if can_view(actor, application.ref) else None
@@ -416,15 +430,28 @@ async def refuse_on_card(
     turn.reply.show(await card_screen(turn, application, base, note=escape(reason)))
 
 
+def own_refusal(turn: Turn, action: Action, application: ApplicationView) -> str | None:
+    """For a director pressing a decision on his own application in another role (a push sent
+    to him as a director): why no role of his may take it."""
+    actor = actor_of(turn)
+    if Role.DIRECTOR not in actor.roles:
+        return None
+    as_director = replace(actor, role=Role.DIRECTOR)
+    return own_decision_refusal(
+        as_director, action, application.ref, self_decisions=own_decisions(turn)
+    )
+
+
 async def start_decision(turn: Turn, pressed: AppIntent, application: ApplicationView) -> None:
     """«✅ Одобрить» and «👥 Включить в группу» ask for a comment; «❌ Отменить» asks to confirm,
     then for a reason."""
     actor = actor_of(turn)
     action = STARTS[pressed.action]
     changed = changed_since(pressed, application)
-    verdict = check(actor, action, application.ref)
+    verdict = check(actor, action, application.ref, self_decisions=own_decisions(turn))
     if changed is not None or not isinstance(verdict, Rule):
-        await refuse_on_card(turn, application, pressed, changed or str(verdict))
+        reason = changed or own_refusal(turn, action, application) or str(verdict)
+        await refuse_on_card(turn, application, pressed, reason)
         return
     card = screens.card_data(application, base=pressed)
     if pressed.action in CONFIRM_FIRST:
@@ -477,6 +504,7 @@ async def decide(turn: Turn, card: AppIntent, action: Action, comment: str | Non
         expected_status=expected,
         clock=turn.clock,
         decisions_webhook=turn.settings.decisions_webhook,
+        self_decisions=own_decisions(turn),
     )
 
 
