@@ -160,7 +160,8 @@ def can_view(actor: Actor, application: ApplicationRef) -> bool:
 
 
 # A director decides the applications of his organisation, but not his own: staff decide it
-# (DIRECTOR_DECIDES_OWN lets a region whose rules allow it turn this off). Comments are not decisions.
+# (DIRECTOR_DECIDES_OWN lets a region whose rules allow it decide it). Comments are not
+# decisions.
 DECISIONS = frozenset({Action.APPROVE, Action.CANCEL, Action.INCLUDE})
 
 
