@@ -125,7 +125,7 @@ async def test_portal_link_binds_shows_the_consent_then_the_menu(
     assert link is not None
     assert (link.consent_at, link.consent_version) == (clock.now(), CONSENT_VERSION)
     commands = harness.api.commands_for(scope(STRANGER))
-    assert command_names(commands) == ["start", "profile", "help", "logout"]
+    assert command_names(commands) == ["menu", "profile", "help", "logout"]
     assert commands is not None
     assert commands[0]["description"] == "Главное меню: заявки педагогов"
     harness.assert_no_errors()
@@ -725,7 +725,7 @@ async def test_profile_shows_the_account_and_roles_switch_in_place(
     assert link.active_role == "listener"
     commands = harness.api.commands_for(scope(1001))
     assert commands is not None
-    assert commands[0] == {"command": "start", "description": "Главное меню: мои заявки"}
+    assert commands[0] == {"command": "menu", "description": "Главное меню: мои заявки"}
 
     # The next update acts in the new role.
     profile = await harness.send(1001, "/profile")

@@ -169,3 +169,45 @@ async def test_where_the_rules_allow_it_a_director_decides_his_own(
         harness.assert_no_errors()
     finally:
         await harness.close()
+
+
+# --- 4. every message gets an answer --------------------------------------------------------
+
+
+@pytest.mark.usefixtures("school")
+async def test_every_message_gets_a_short_answer_and_the_way_to_the_menu(
+    harness: BotHarness,
+) -> None:
+    for user in (DIRECTOR, LISTENER, 1007):
+        for text in ("/export", "/settings"):
+            before = len(harness.api.chat(user))
+            reply = await harness.send(user, text)
+            assert len(harness.api.chat(user)) == before + 2, text  # the message and one answer
+            assert reply.text.startswith("Такой команды нет."), text
+            assert reply.buttons() == [["◀ В главное меню"]]
+        for kind in ("photo", "voice", "sticker", "document"):
+            before = len(harness.api.chat(user))
+            reply = await harness.send_media(user, kind)
+            assert len(harness.api.chat(user)) == before + 2, kind
+            assert "бот не читает" in reply.text, kind
+            assert reply.buttons() == [["◀ В главное меню"]]
+        menu = await harness.press(user, "◀ В главное меню")
+        assert menu.text.startswith("Главное меню")
+    # Inside an input the photo is answered by what the input waits for.
+    await harness.send(DIRECTOR, str(NEWEST_NEW))
+    await harness.press(DIRECTOR, "✅ Одобрить")
+    reply = await harness.send_media(DIRECTOR, "photo")
+    assert reply.text == "Отправьте текст одним сообщением или нажмите «Отмена» (/cancel)."
+    harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_menu_is_in_the_command_list_of_every_role(harness: BotHarness) -> None:
+    for user, role in ((DIRECTOR, "Слушатель"), (DIRECTOR, "Руководитель ОО")):
+        await become(harness, user, role)
+        commands = harness.api.commands_for({"type": "chat", "chat_id": user})
+        assert commands is not None
+        assert commands[0]["command"] == "menu"
+        reply = await harness.send(user, "/menu")
+        assert reply.text.startswith("Главное меню")
+    harness.assert_no_errors()

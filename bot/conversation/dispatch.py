@@ -33,7 +33,10 @@ from bot.screens.menu import help_screen, message
 
 APP_LINK = re.compile(r"^app_(\d{1,18})$")  # https://t.me/<bot>?start=app_<number>
 UNKNOWN_COMMAND = "Такой команды нет. Главное меню — /menu, справка — /help."
-NOT_UNDERSTOOD = "Бот понимает текстовые сообщения и кнопки. Главное меню — /menu."
+NOT_UNDERSTOOD = (
+    "Фото, голосовые сообщения, стикеры и файлы бот не читает: он понимает текст и кнопки. "
+    "Главное меню — /menu."
+)
 
 
 async def handle(turn: Turn) -> None:
@@ -67,7 +70,7 @@ async def handle(turn: Turn) -> None:
     elif turn.state.input is not None:
         applications.not_text(turn)
     else:
-        turn.reply.show(message(NOT_UNDERSTOOD))
+        turn.reply.show(message(NOT_UNDERSTOOD, menu=True))
 
 
 def leaves_input(turn: Turn) -> bool:
@@ -122,7 +125,7 @@ async def command(turn: Turn, event: Command) -> None:
     elif turn.state.input is not None:
         applications.not_text(turn)
     else:
-        turn.reply.show(message(UNKNOWN_COMMAND))
+        turn.reply.show(message(UNKNOWN_COMMAND, menu=True))
 
 
 async def press(turn: Turn, intent: Intent | None) -> None:

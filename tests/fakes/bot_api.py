@@ -1045,6 +1045,40 @@ class FakeBotAPI:
         )
         return self._queue("message", self._message_json(message))
 
+    def send_media(self, user_id: int, kind: str) -> JsonDict:
+        """The user sends a message without text: ``kind`` is ``photo``, ``voice``, ``sticker``
+        or ``document``, with the fields Telegram gives such a message (no caption)."""
+        user = self._user(user_id)
+        media: dict[str, Any] = {
+            "photo": [{"file_id": "ph1", "file_unique_id": "u-ph1", "width": 90, "height": 90}],
+            "voice": {"file_id": "vo1", "file_unique_id": "u-vo1", "duration": 3},
+            "sticker": {
+                "file_id": "st1",
+                "file_unique_id": "u-st1",
+                "type": "regular",
+                "width": 512,
+                "height": 512,
+                "is_animated": False,
+                "is_video": False,
+            },
+            "document": {"file_id": "do1", "file_unique_id": "u-do1", "file_name": "a.pdf"},
+        }
+        if kind not in media:
+            raise ValueError(f"unknown kind of message: {kind}")
+        message = self._store(
+            Message(
+                message_id=self._next_message_id(user_id),
+                chat_id=user_id,
+                from_bot=False,
+                text=f"[{kind}]",
+                date=self._now(),
+            )
+        )
+        data = self._message_json(message)
+        del data["text"]
+        data[kind] = media[kind]
+        return self._queue("message", data)
+
     def press(self, user_id: int, label: str, message_id: int | None = None) -> JsonDict:
         """The user presses the inline button labelled exactly ``label``.
 
