@@ -1048,7 +1048,7 @@ class FakeBotAPI:
     def send_media(self, user_id: int, kind: str) -> JsonDict:
         """The user sends a message without text: ``kind`` is ``photo``, ``voice``, ``sticker``
         or ``document``, with the fields Telegram gives such a message (no caption)."""
-        user = self._user(user_id)
+        self._user(user_id)  # a known user
         media: dict[str, Any] = {
             "photo": [{"file_id": "ph1", "file_unique_id": "u-ph1", "width": 90, "height": 90}],
             "voice": {"file_id": "vo1", "file_unique_id": "u-vo1", "duration": 3},
