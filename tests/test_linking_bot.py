@@ -649,8 +649,15 @@ async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(
         reply = await harness.send(STRANGER, text)
         bot_replies = [m for m in harness.api.chat(STRANGER)[before:] if m.from_bot]
         assert len(bot_replies) == 1, text
-        assert reply.text.startswith(CONSENT_TITLE), text
-        assert reply.buttons() == [["Ознакомился"]], text
+        # One consent message, pointed to: not the whole text again for every message.
+        assert reply.text.startswith("Чтобы продолжить, прочитайте согласие"), text
+        assert reply.buttons() == [["📄 Открыть согласие"]], text
+    consents = [m for m in harness.api.chat(STRANGER) if m.text.startswith(CONSENT_TITLE)]
+    assert consents == [harness.api.message(STRANGER, consent.message_id)]
+    opened = await harness.press(STRANGER, "📄 Открыть согласие")
+    assert opened.message_id == reply.message_id  # the pointer becomes the consent, in place
+    assert opened.text.startswith(CONSENT_TITLE)
+    assert opened.buttons() == [["Ознакомился"]]
 
     buttons = [MenuIntent(action=action).pack() for action in MenuAction]
     buttons += [AppIntent(action=action, number=39744).pack() for action in AppAction]

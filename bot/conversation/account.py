@@ -49,10 +49,21 @@ async def show_menu(turn: Turn) -> None:
 
 
 def ask_consent(turn: Turn, *, pressed: bool = False) -> None:
-    """The consent screen, for anything a linked user does before accepting it."""
+    """For anything a linked user does before accepting the consent: one consent message. A
+    press turns its message into the consent (in place); a message gets the consent the first
+    time, then a short pointer to it with a button that opens it again."""
     if pressed:
         turn.reply.notice(link_texts.CONSENT_REQUIRED)
+    elif turn.state.consent_shown == CONSENT_VERSION:
+        turn.reply.show(link_screens.consent_pointer())
+        return
+    show_consent(turn)
+
+
+def show_consent(turn: Turn) -> None:
+    """The consent text, in place of the pressed message (or as a new one)."""
     turn.reply.show(link_screens.consent())
+    turn.state.set_consent_shown(CONSENT_VERSION)
 
 
 async def accept(turn: Turn) -> None:
@@ -63,6 +74,7 @@ async def accept(turn: Turn) -> None:
         accept_consent(link, version=CONSENT_VERSION, clock=turn.clock)
         turn.actor = actor_for(link)
         turn.reply.commands(turn.actor.role)
+    turn.state.set_consent_shown(None)
     turn.reply.notice(link_texts.CONSENT_ACCEPTED)
     await show_menu(turn)
 

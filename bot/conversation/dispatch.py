@@ -17,6 +17,7 @@ from bot import texts
 from bot.conversation import account, applications, linking
 from bot.conversation.intents import (
     AppIntent,
+    ConsentAction,
     ConsentIntent,
     FacetIntent,
     Intent,
@@ -53,7 +54,9 @@ async def handle(turn: Turn) -> None:
         await unlinked(turn)
         return
     if not account.consented(turn):
-        if isinstance(intent, ConsentIntent):
+        if isinstance(intent, ConsentIntent) and intent.action is ConsentAction.SHOW:
+            account.show_consent(turn)
+        elif isinstance(intent, ConsentIntent):
             await account.accept(turn)
         else:
             account.ask_consent(turn, pressed=isinstance(event, Press))
@@ -143,7 +146,7 @@ async def press(turn: Turn, intent: Intent | None) -> None:
         await account.on_profile(turn, intent)
     elif isinstance(intent, NotifyIntent):
         await account.on_notify(turn, intent)
-    elif isinstance(intent, ConsentIntent):  # «Ознакомился» on an older consent screen
+    elif isinstance(intent, ConsentIntent):  # «Ознакомился» (or its pointer) on an older screen
         await account.accept(turn)
     else:
         stale(turn)

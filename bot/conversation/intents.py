@@ -54,6 +54,7 @@ class LinkAction(StrEnum):
 
 class ConsentAction(StrEnum):
     ACCEPT = "ok"
+    SHOW = "sh"  # show the consent text again (from the message pointing to it)
 
 
 class ProfileAction(StrEnum):

@@ -68,6 +68,8 @@ async def announcement(repo: Repositories, linked: Linked, *, in_place: bool = F
 async def first_screen(turn: Turn, linked: Linked, *, in_place: bool = False) -> None:
     turn.link, turn.actor = linked.link, linked.actor
     reply = await announcement(turn.repo, linked, in_place=in_place)
+    if not has_consent(linked.link, CONSENT_VERSION):  # the consent is in the announcement
+        turn.state.set_consent_shown(CONSENT_VERSION)
     turn.reply.effects += reply.effects
 
 

@@ -101,6 +101,17 @@ class ChatState:
         packed = self.data.get("back")
         return as_intent(packed, ListIntent) if isinstance(packed, str) else None
 
+    # -- the consent shown ------------------------------------------------------------------
+
+    @property
+    def consent_shown(self) -> str | None:
+        """The version of the consent text last shown in the chat (None: not yet)."""
+        value = self.data.get("consent")
+        return value if isinstance(value, str) else None
+
+    def set_consent_shown(self, version: str | None) -> None:
+        self._set("consent", version)
+
     # -- list choices ----------------------------------------------------------------------
 
     @property

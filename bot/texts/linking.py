@@ -45,6 +45,13 @@ CONSENT_TEXT = (
 CONSENT_ACCEPT = "Ознакомился"
 CONSENT_REQUIRED = "Сначала ознакомьтесь с согласием на обработку персональных данных"
 CONSENT_ACCEPTED = "Согласие принято"
+# To a message sent before the consent once its text was shown: one consent, pointed to.
+CONSENT_POINTER = (
+    "Чтобы продолжить, прочитайте согласие на обработку персональных данных в сообщении выше и "
+    "нажмите под ним «Ознакомился». Не видно сообщения — откройте согласие кнопкой ниже. "
+    "Отказаться и отвязать Telegram — /logout."
+)
+CONSENT_SHOW = "📄 Открыть согласие"
 
 # -- portal-first /start <token> -----------------------------------------------------------
 
