@@ -322,6 +322,8 @@ async def test_abandoning_a_comment_input_changes_nothing(
 
     await press_on(harness, card, "✅ Одобрить")
     await harness.send(DIRECTOR, "/menu")  # any command or button leaves the input
+    late = await harness.send(DIRECTOR, "Случайный текст")  # not silently a search: asked
+    assert late.text.startswith("Это сообщение пришло, когда запрос комментария")
     assert "По этому запросу" in (await harness.send(DIRECTOR, "Случайный текст")).text
 
     await press_on(harness, await open_list(harness), "🔍 Поиск")

@@ -84,7 +84,7 @@ async def test_applicant_lists_only_own_applications(harness: BotHarness) -> Non
     # Another applicant's application or another organisation's is not hers to see.
     for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
         nothing = await harness.send(LISTENER, str(number))
-        assert "По этому запросу заявок не найдено." in nothing.text
+        assert nothing.text == f"Заявка №{number} не найдена или недоступна вам."
     card = await harness.send(LISTENER, "39739")
     assert card.text.startswith("Заявка №39739\nСтатус: Подтверждена руководителем ОО")
     harness.assert_no_errors()

@@ -46,6 +46,12 @@ async def become(harness: BotHarness, user: int, role_label: str) -> Message:
     return await harness.press(user, role_label)
 
 
+async def press_on_message(harness: BotHarness, message: Message, label: str) -> Message:
+    """Press a button of a message; returns that message as it is afterwards."""
+    await harness.press(message.chat_id, label, message.message_id)
+    return harness.api.message(message.chat_id, message.message_id)
+
+
 def labels(message: Message) -> list[str]:
     return [label for row in message.buttons() for label in row]
 
@@ -210,4 +216,142 @@ async def test_menu_is_in_the_command_list_of_every_role(harness: BotHarness) ->
         assert commands[0]["command"] == "menu"
         reply = await harness.send(user, "/menu")
         assert reply.text.startswith("Главное меню")
+    harness.assert_no_errors()
+
+
+# --- 2. a prompt that stops being active ----------------------------------------------------
+
+
+@pytest.mark.usefixtures("school")
+async def test_a_left_prompt_says_so_and_a_late_comment_can_still_decide(
+    harness: BotHarness,
+) -> None:
+    """«✅ Одобрить», then /menu, then «Согласовано»: the old prompt says it is no longer
+    active; the text is not a search, the director is told and approves with it in one tap."""
+    card = await harness.send(DIRECTOR, str(NEWEST_NEW))
+    prompt = await press_on_message(harness, card, "✅ Одобрить")
+    assert prompt.text.startswith(f"Одобрение заявки №{NEWEST_NEW}")
+    await harness.send(DIRECTOR, "/menu")
+    closed = harness.api.message(DIRECTOR, prompt.message_id)
+    assert closed.text == (
+        "⌛ Этот запрос больше не активен: вы открыли другой экран. Решение по заявке "
+        f"№{NEWEST_NEW} не принято, заявка не изменена."
+    )
+    assert closed.buttons() == [[f"Открыть заявку №{NEWEST_NEW}"], ["◀ В главное меню"]]
+    before = await snapshot(harness.session_factory)
+
+    late = await harness.send(DIRECTOR, "Согласовано")
+    assert "По этому запросу" not in late.text
+    assert late.text.startswith(
+        "Это сообщение пришло, когда запрос комментария к одобрению к заявке "
+        f"№{NEWEST_NEW} уже закрылся"
+    )
+    assert "Ваш текст: «Согласовано»" in late.text
+    assert late.buttons() == [
+        ["✅ Одобрить с этим комментарием"],
+        [f"Открыть заявку №{NEWEST_NEW}"],
+        ["🔍 Искать заявки по этому тексту"],
+        ["◀ В главное меню"],
+    ]
+    assert await snapshot(harness.session_factory) == before  # nothing done yet
+
+    use = str(late.button("✅ Одобрить с этим комментарием")["callback_data"])
+    done = await harness.press(DIRECTOR, "✅ Одобрить с этим комментарием")
+    assert done.message_id == late.message_id
+    assert done.text.startswith(f"✅ Заявка №{NEWEST_NEW} одобрена.")
+    [event] = await events_of(harness.session_factory, NEWEST_NEW)
+    assert (event.action, event.comment) == ("approve", "Согласовано")
+    # The kept text is used once: pressing again changes nothing more.
+    await harness.press_data(DIRECTOR, use, late.message_id)
+    assert last_answer(harness) == {
+        "text": "Этот текст уже не сохранён: отправьте его ещё раз.",
+        "show_alert": True,
+    }
+    assert len(await events_of(harness.session_factory, NEWEST_NEW)) == 1
+    harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_a_late_text_may_still_be_a_search_and_only_the_next_text_is_asked_about(
+    harness: BotHarness,
+) -> None:
+    card = await harness.send(DIRECTOR, str(NEWEST_NEW))
+    await press_on_message(harness, card, "💬 Комментарии")
+    prompt = await harness.press(DIRECTOR, "✍️ Написать комментарий")
+    menu = await harness.send(DIRECTOR, "/menu")
+    assert harness.api.message(DIRECTOR, prompt.message_id).text.startswith(
+        "⌛ Этот запрос больше не активен"
+    )
+    late = await harness.send(DIRECTOR, "Войсковая")
+    assert "запрос комментария к заявке" in late.text
+    listing = await harness.press(DIRECTOR, "🔍 Искать заявки по этому тексту")
+    assert "Поиск: «Войсковая»" in listing.text
+    # The next text is a search again, and it says so.
+    again = await harness.send(DIRECTOR, "Войсковая")
+    assert again.text.startswith("🔍 Ищу заявки по вашему сообщению")
+    assert "Поиск: «Войсковая»" in again.text
+    assert menu.text.startswith("Главное меню")
+    harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_a_search_prompt_left_says_so(harness: BotHarness) -> None:
+    menu = await harness.send(DIRECTOR, "/menu")
+    await harness.press(DIRECTOR, menu.buttons()[0][0])
+    prompt = await harness.press(DIRECTOR, "🔍 Поиск")
+    await harness.send(DIRECTOR, "/help")
+    closed = harness.api.message(DIRECTOR, prompt.message_id)
+    assert closed.text == "⌛ Этот запрос поиска больше не активен: вы открыли другой экран."
+    assert closed.buttons() == [["◀ К списку"], ["◀ В главное меню"]]
+    harness.assert_no_errors()
+
+
+# --- 3. free text by role -------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("school")
+async def test_an_applicants_free_text_is_offered_as_a_comment_on_her_application(
+    harness: BotHarness,
+) -> None:
+    offer = await harness.send(LISTENER, "Когда начнётся обучение?")
+    assert "Поиск" not in offer.text
+    assert offer.text.startswith("Ваш текст: «Когда начнётся обучение?»")
+    assert "Отправить его комментарием к заявке?" in offer.text
+    rows = offer.buttons()
+    assert rows[-1] == ["◀ В главное меню"]
+    assert len(rows) == 6  # her 5 newest of 7, and the menu
+    assert "Показаны 5 последних заявок из 7" in offer.text
+    [row] = [row for row in rows if f"№{NEWEST_NEW} " in row[0]]
+    assert row[0].startswith("💬 ")
+    before = await snapshot(harness.session_factory)
+    sent = await harness.press(LISTENER, row[0])
+    assert sent.message_id == offer.message_id
+    assert "Когда начнётся обучение?" in sent.text  # the comments thread, with it
+    [event] = await events_of(harness.session_factory, NEWEST_NEW)
+    assert (event.action, event.comment, event.actor_account_id) == (
+        "comment",
+        "Когда начнётся обучение?",
+        3,
+    )
+    after = await snapshot(harness.session_factory)
+    assert after.outbox > before.outbox  # the directors are told
+    harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_an_applicant_without_applications_is_told_so(harness: BotHarness) -> None:
+    reply = await harness.send(LISTENER, "Когда начнётся обучение?")
+    assert reply.text.startswith("У вас пока нет заявок")
+    assert reply.buttons() == [["◀ В главное меню"]]
+    harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_a_directors_and_staffs_free_text_is_a_search_that_says_so(
+    harness: BotHarness,
+) -> None:
+    for user in (DIRECTOR, 1007):
+        reply = await harness.send(user, "Когда начнётся обучение?")
+        assert reply.text.startswith("🔍 Ищу заявки по вашему сообщению")
+        assert "Поиск: «Когда начнётся обучение?»" in reply.text
     harness.assert_no_errors()

@@ -24,7 +24,7 @@ from bot.conversation.intents import (
     ListFilter,
     ListIntent,
 )
-from bot.conversation.state import Input
+from bot.conversation.state import Input, Left
 from bot.conversation.turn import Turn
 from bot.screens import applications as screens
 from bot.screens.markup import escape, shorten
@@ -232,6 +232,15 @@ async def on_list(turn: Turn, pressed: ListIntent) -> None:
         turn.reply.show(screens.search_prompt(back))
         turn.state.begin(Input.SEARCH, prompt=turn.origin, back=back)
         return
+    if pressed.action is ListAction.FIND_HELD:
+        held = turn.state.held
+        turn.state.drop_held()
+        if held is None:
+            refuse(turn, t.HELD_GONE)
+            turn.reply.show(await list_screen(turn, home_list(actor_of(turn))))
+            return
+        await search(turn, held.text)
+        return
     if pressed.action is ListAction.CLEAR:
         turn.state.set_search(None)
         pressed = ListIntent(status_filter=pressed.status_filter, narrowed=pressed.narrowed)
@@ -246,12 +255,12 @@ async def search_input(turn: Turn, text: str) -> None:
     await search(turn, text, narrowed=back is not None and back.narrowed)
 
 
-async def search(turn: Turn, text: str, narrowed: bool = False) -> None:
-    """A text sent to the bot is a search: a number opens that card, a name lists matches."""
+async def search(turn: Turn, text: str, narrowed: bool = False, note: str | None = None) -> None:
+    """A search: a number opens that card, a name lists matches (`note` on top of the list)."""
     actor = actor_of(turn)
     query = parse_search(text)
     if query is None:
-        turn.reply.show(await list_screen(turn, home_list(actor)))
+        turn.reply.show(await list_screen(turn, home_list(actor), note))
         return
     if query.number is not None:
         application = await visible(turn, query.number)
@@ -260,7 +269,7 @@ async def search(turn: Turn, text: str, narrowed: bool = False) -> None:
             return
     turn.state.set_search(query.text)
     shown = ListIntent(status_filter=ListFilter.ALL, search=True, narrowed=narrowed)
-    turn.reply.show(await list_screen(turn, shown))
+    turn.reply.show(await list_screen(turn, shown, note))
 
 
 # --- staff's filters ------------------------------------------------------------------------
@@ -415,6 +424,8 @@ async def on_app(turn: Turn, pressed: AppIntent) -> None:
         turn.reply.show(await comments_screen(turn, application, pressed, page=pressed.page))
     elif action is AppAction.ADD_COMMENT:
         await ask_comment(turn, pressed, application)
+    elif action is AppAction.USE_HELD:
+        await use_held(turn, pressed, application)
     else:  # HISTORY
         page = await history_page(turn.repo, application.number, pressed.page)
         card = screens.card_data(application, base=pressed)
@@ -565,6 +576,11 @@ async def comment_input(turn: Turn, text: str) -> None:
         return
     turn.reply.remove(turn.state.prompt)
     turn.state.end()
+    await send_comment(turn, card, comment)
+
+
+async def send_comment(turn: Turn, card: AppIntent, comment: str | None) -> None:
+    """The comment goes to the application's thread; the comments after it."""
     outcome = await perform_action(
         turn.repo,
         actor_of(turn),
@@ -627,3 +643,100 @@ async def text_for_input(turn: Turn, text: str) -> None:
 
 def not_text(turn: Turn) -> None:
     turn.reply.show(message(t.TEXT_ONLY))
+
+
+# --- a prompt no longer active, a text that came late, free text outside an input ----------
+
+OFFER_SIZE = 5  # an applicant's newest applications offered for a comment
+
+
+def leave_input(turn: Turn) -> None:
+    """A press or a command while an input waits: the input is over. Its prompt, unless it is
+    the pressed message (its own buttons answer it), is edited to say so; a comment's or a
+    decision's input is remembered for the next update, so a text meant for it is not taken
+    for something else."""
+    state = turn.state
+    pending, prompt, card, back = state.input, state.prompt, state.card, state.back
+    if turn.origin is not None and turn.origin == prompt:
+        state.end()
+        return
+    if pending is Input.SEARCH or card is None:
+        state.end()
+        turn.reply.edit(prompt, screens.prompt_closed("search", None, back))
+        return
+    kind = "comment" if pending is Input.COMMENT else "decision"
+    state.leave()
+    turn.reply.edit(prompt, screens.prompt_closed(kind, card, None))
+
+
+def can_search(actor: Actor) -> bool:
+    return screens.VIEWS[actor.role].search
+
+
+async def late_text(turn: Turn, text: str, left: Left) -> None:
+    """A text right after its prompt stopped being active: the person is told nothing was done
+    and offered to use it for what the prompt asked."""
+    action = left.decision if left.input is Input.DECISION_COMMENT else Action.COMMENT
+    comment = normalize_comment(text)
+    if action is None or comment is None:
+        await free_text(turn, text)
+        return
+    problem = comment_problem(action, comment)
+    if problem is not None:
+        turn.reply.show(message(escape(problem), menu=True))
+        return
+    turn.state.hold(comment, action, left.card.number)
+    actor = actor_of(turn)
+    turn.reply.show(screens.late_text(left.card, action, comment, can_search=can_search(actor)))
+
+
+async def free_text(turn: Turn, text: str) -> None:
+    """A text outside any input: for those who search (directors, staff) a search, saying so;
+    for an applicant an offer to send it as a comment on one of her applications."""
+    actor = actor_of(turn)
+    if can_search(actor):
+        await search(turn, text, note=t.SEARCH_BY_TEXT)
+    else:
+        await offer_comment(turn, text)
+
+
+async def offer_comment(turn: Turn, text: str) -> None:
+    actor = actor_of(turn)
+    query = parse_search(text)
+    if query is not None and query.number is not None:  # a number opens her application
+        application = await visible(turn, query.number)
+        if application is None:
+            turn.reply.show(message(t.NOT_VISIBLE.format(number=query.number), menu=True))
+        else:
+            turn.reply.show(await card_screen(turn, application))
+        return
+    comment = normalize_comment(text)
+    problem = comment_problem(Action.COMMENT, comment)
+    if problem is not None or comment is None:
+        turn.reply.show(message(escape(problem or ""), menu=True))
+        return
+    page = await list_applications(turn.repo, actor, status=None, size=OFFER_SIZE)
+    if not page.total:
+        turn.reply.show(message(t.NO_OWN_APPLICATIONS, menu=True))
+        return
+    turn.state.hold(comment, Action.COMMENT, None)
+    turn.reply.show(screens.offer_comment(comment, page.map(list_row_view)))
+
+
+async def use_held(turn: Turn, pressed: AppIntent, application: ApplicationView) -> None:
+    """«✅ Одобрить с этим комментарием», «💬 Отправить комментарием»…: the kept text goes
+    through the same decision (on the status the prompt was drawn for) or comment."""
+    held = turn.state.held
+    turn.state.drop_held()
+    card = pressed.to(AppAction.OPEN)
+    if held is None or (held.number is not None and held.number != pressed.number):
+        await refuse_on_card(turn, application, card, t.HELD_GONE)
+        return
+    if held.action is Action.COMMENT:
+        verdict = check(actor_of(turn), Action.COMMENT, application.ref)
+        if not isinstance(verdict, Rule):
+            await refuse_on_card(turn, application, card, verdict)
+            return
+        await send_comment(turn, card, held.text)
+    else:
+        await decide_now(turn, card, held.action, held.text)

@@ -16,12 +16,14 @@ import re
 from bot import texts
 from bot.conversation import account, applications, linking
 from bot.conversation.intents import (
+    AppAction,
     AppIntent,
     ConsentAction,
     ConsentIntent,
     FacetIntent,
     Intent,
     LinkIntent,
+    ListAction,
     ListIntent,
     MenuIntent,
     NotifyIntent,
@@ -46,8 +48,11 @@ async def handle(turn: Turn) -> None:
         await account.reachable(turn, event.reachable)
         return
     intent = decode(event.payload) if isinstance(event, Press) else None
+    left = turn.state.take_left()  # an input the previous update ended, for this one only
+    if not uses_held(intent):
+        turn.state.drop_held()
     if turn.link is not None and turn.state.input is not None and leaves_input(turn):
-        turn.state.end()
+        applications.leave_input(turn)
     if await linking_first(turn, intent):
         return
     if turn.link is None:
@@ -68,12 +73,21 @@ async def handle(turn: Turn) -> None:
     elif isinstance(event, Text):
         if turn.state.input is not None:
             await applications.text_for_input(turn, event.text)
+        elif left is not None:
+            await applications.late_text(turn, event.text, left)
         else:
-            await applications.search(turn, event.text)
+            await applications.free_text(turn, event.text)
     elif turn.state.input is not None:
         applications.not_text(turn)
     else:
         turn.reply.show(message(NOT_UNDERSTOOD, menu=True))
+
+
+def uses_held(intent: Intent | None) -> bool:
+    """A press that uses the text kept for the person's choice; any other update forgets it."""
+    return (isinstance(intent, AppIntent) and intent.action is AppAction.USE_HELD) or (
+        isinstance(intent, ListIntent) and intent.action is ListAction.FIND_HELD
+    )
 
 
 def leaves_input(turn: Turn) -> bool:

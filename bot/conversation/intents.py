@@ -106,6 +106,7 @@ class ListAction(StrEnum):
     SHOW = "s"
     SEARCH = "f"  # ask for a name or number to search
     CLEAR = "x"  # drop the search, keep the filter
+    FIND_HELD = "t"  # search for the text kept for the person's choice
 
 
 class AppAction(StrEnum):
@@ -121,6 +122,7 @@ class AppAction(StrEnum):
     CANCEL_NO_COMMENT = "cn"  # «Без комментария» after «Отменить»
     INCLUDE_NO_COMMENT = "inn"  # «Без комментария» after «Включить в группу»
     ABORT = "x"  # «Отмена» of a pending input: back to the card, nothing changed
+    USE_HELD = "ut"  # use the text kept for the person's choice (a comment, a decision's)
 
 
 class Facet(StrEnum):
