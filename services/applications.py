@@ -170,3 +170,49 @@ async def perform_action(
         decisions_webhook=decisions_webhook,
     )
     return Done(application=application, event=event, from_status=current, to_status=to_status)
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What a bulk approval did: each application went through perform_action on its own."""
+
+    approved: list[int]
+    already_processed: list[int]  # someone was first: the status is no longer «Не обработана»
+    refused: list[tuple[int, str]]  # not allowed (the reason), nothing changed
+
+
+async def approve_many(
+    repo: Repositories,
+    actor: Actor,
+    numbers: list[int],
+    *,
+    comment: str | None = None,
+    clock: Clock | None = None,
+    decisions_webhook: bool = False,
+    self_decisions: bool = False,
+) -> BulkOutcome:
+    """Approve several applications with one (optional) comment, in the caller's transaction:
+    each through the same race-safe perform_action, expecting «Не обработана», with its own
+    history row, pushes and decisions-webhook entry."""
+    approved: list[int] = []
+    already: list[int] = []
+    refused: list[tuple[int, str]] = []
+    for number in dict.fromkeys(numbers):
+        outcome = await perform_action(
+            repo,
+            actor,
+            number,
+            Action.APPROVE,
+            comment=comment,
+            expected_status=Status.NEW,
+            clock=clock,
+            decisions_webhook=decisions_webhook,
+            self_decisions=self_decisions,
+        )
+        if isinstance(outcome, Done):
+            approved.append(number)
+        elif isinstance(outcome, LostRace):
+            already.append(number)
+        else:
+            refused.append((number, outcome.reason))
+    return BulkOutcome(approved, already, refused)

@@ -27,6 +27,7 @@ from bot.conversation.intents import (
 from bot.conversation.state import Input, Left
 from bot.conversation.turn import Turn
 from bot.screens import applications as screens
+from bot.screens import bulk as bulk_screens
 from bot.screens.markup import escape, shorten
 from bot.screens.menu import message
 from bot.screens.screen import Screen
@@ -140,7 +141,7 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
         page=shown.page,
     )
     rows = page.map(list_row_view)
-    return screens.application_list(
+    screen = screens.application_list(
         rows,
         shown,
         search.text if search else None,
@@ -148,6 +149,9 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
         role=actor.role,
         narrowed=await narrowed_names(turn, narrowing),
     )
+    if actor.role is Role.DIRECTOR and shown.status_filter is ListFilter.NEW and page.total:
+        screen = bulk_screens.with_bulk_buttons(screen, page.total, shown.search)
+    return screen
 
 
 async def card_screen(
@@ -615,9 +619,10 @@ async def cancel_input(turn: Turn) -> None:
     state.end()
     turn.reply.remove(prompt)
     actor = actor_of(turn)
-    if pending is Input.SEARCH:
+    if pending in (Input.SEARCH, Input.BULK_COMMENT):
         shown = back or home_list(actor)
-        turn.reply.show(await list_screen(turn, shown, t.SEARCH_ABORTED))
+        note = t.SEARCH_ABORTED if pending is Input.SEARCH else t.INPUT_ABORTED
+        turn.reply.show(await list_screen(turn, shown, note))
         return
     application = await visible(turn, card.number) if card else None
     if card is None or application is None:
@@ -660,9 +665,10 @@ def leave_input(turn: Turn) -> None:
     if turn.origin is not None and turn.origin == prompt:
         state.end()
         return
-    if pending is Input.SEARCH or card is None:
+    if pending in (Input.SEARCH, Input.BULK_COMMENT) or card is None:
         state.end()
-        turn.reply.edit(prompt, screens.prompt_closed("search", None, back))
+        kind = "bulk" if pending is Input.BULK_COMMENT else "search"
+        turn.reply.edit(prompt, screens.prompt_closed(kind, None, back))
         return
     kind = "comment" if pending is Input.COMMENT else "decision"
     state.leave()

@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 
 from bot import texts
-from bot.conversation import account, applications, linking
+from bot.conversation import account, applications, bulk, linking
 from bot.conversation.intents import (
     AppAction,
     AppIntent,
+    BulkIntent,
     ConsentAction,
     ConsentIntent,
     FacetIntent,
@@ -30,6 +31,7 @@ from bot.conversation.intents import (
     ProfileIntent,
     decode,
 )
+from bot.conversation.state import Input
 from bot.conversation.turn import Command, Press, Reachable, Text, Turn
 from bot.screens.applications import VIEWS
 from bot.screens.menu import help_screen, message
@@ -71,7 +73,9 @@ async def handle(turn: Turn) -> None:
     elif isinstance(event, Command):
         await command(turn, event)
     elif isinstance(event, Text):
-        if turn.state.input is not None:
+        if turn.state.input is Input.BULK_COMMENT:
+            await bulk.comment_input(turn, event.text)
+        elif turn.state.input is not None:
             await applications.text_for_input(turn, event.text)
         elif left is not None:
             await applications.late_text(turn, event.text, left)
@@ -154,6 +158,8 @@ async def press(turn: Turn, intent: Intent | None) -> None:
         await applications.on_app(turn, intent)
     elif isinstance(intent, ListIntent):
         await applications.on_list(turn, intent)
+    elif isinstance(intent, BulkIntent):
+        await bulk.on_bulk(turn, intent)
     elif isinstance(intent, FacetIntent) and VIEWS[actor.role].facets:
         await applications.on_facet(turn, intent)
     elif isinstance(intent, ProfileIntent):

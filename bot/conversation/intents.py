@@ -138,6 +138,18 @@ class FacetAction(StrEnum):
     CLEAR = "x"  # every organisation (programme) again
 
 
+class BulkAction(StrEnum):
+    """Approving several of the director's «Не обработана» applications at once."""
+
+    ALL = "a"  # «✅ Одобрить все (N)»: confirm the whole list
+    PICK = "p"  # «☑️ Выбрать несколько»: the list to pick from, nothing picked yet
+    PAGE = "n"  # another page of the list to pick from, the picks kept
+    TOGGLE = "t"  # pick or unpick `number`
+    PICKED = "c"  # confirm the picked ones
+    COMMENT = "m"  # «✍️ С комментарием»: ask one comment for all
+    APPROVE = "g"  # approve the confirmed ones (without a comment)
+
+
 class NotifyAction(StrEnum):
     MUTE = "m"
     UNMUTE = "u"
@@ -263,6 +275,18 @@ class FacetIntent(Intent):
 
 
 @dataclass(frozen=True)
+class BulkIntent(Intent):
+    """Bulk approval on the director's list; `search` applies the last search, as the list
+    did. The applications confirmed are kept in the conversation's state, never in payloads."""
+
+    PREFIX: ClassVar[str] = "b"
+    action: BulkAction
+    item: int = 0  # the application picked or unpicked (0: none)
+    page: int = 0
+    search: bool = False
+
+
+@dataclass(frozen=True)
 class NotifyIntent(Intent):
     """A setting of «🔔 Уведомления»; each action sets a state, so a repeated press is harmless."""
 
@@ -356,6 +380,7 @@ for _cls in (
     AppIntent,
     FacetIntent,
     NotifyIntent,
+    BulkIntent,
 ):
     _register(_cls)
 
@@ -420,6 +445,8 @@ __all__ = [
     "VERSION",
     "AppAction",
     "AppIntent",
+    "BulkAction",
+    "BulkIntent",
     "ConsentAction",
     "ConsentIntent",
     "Facet",

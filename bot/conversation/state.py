@@ -25,6 +25,7 @@ class Input(StrEnum):
     DECISION_COMMENT = "AppInput:decision_comment"  # the comment of a decision (optional)
     COMMENT = "AppInput:comment"  # a comment to the application's thread
     SEARCH = "AppInput:search"  # a name or a number to search the list for
+    BULK_COMMENT = "AppInput:bulk_comment"  # one comment for a bulk approval (optional)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,18 @@ class ChatState:
         if "held" in self.data:
             del self.data["held"]
             self.changed = True
+
+    # -- bulk approval -----------------------------------------------------------------------
+
+    def numbers(self, name: str) -> list[int]:
+        """The applications picked (`picked`) or confirmed (`bulk`) for a bulk approval."""
+        value = self.data.get(name)
+        if not isinstance(value, list):
+            return []
+        return [n for n in value if isinstance(n, int) and not isinstance(n, bool)]
+
+    def set_numbers(self, name: str, numbers: list[int]) -> None:
+        self._set(name, list(numbers) or None)
 
     # -- the consent shown ------------------------------------------------------------------
 
