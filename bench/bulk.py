@@ -106,7 +106,7 @@ def print_result(count: int, results: list[tuple[float, float, int, int]]) -> No
     events, outbox = results[-1][2], results[-1][3]
     met = "**met**" if approve <= GOAL_SECONDS else "missed"
     print(f"(bulk) Bulk approval of {count} applications in one update, SQLite")
-    print(f"| figure | value | goal |\n|---|---|---|")
+    print("| figure | value | goal |\n|---|---|---|")
     print(f"| confirmation «Одобрить все ({count})», median | {confirm * 1000:.0f} ms | |")
     print(
         f"| approval of {count}, median / worst of {len(results)} | "
