@@ -355,3 +355,24 @@ async def test_a_directors_and_staffs_free_text_is_a_search_that_says_so(
         assert reply.text.startswith("🔍 Ищу заявки по вашему сообщению")
         assert "Поиск: «Когда начнётся обучение?»" in reply.text
     harness.assert_no_errors()
+
+
+# --- 12. «🚪 Выйти» in the profile ----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("school")
+async def test_logout_from_the_profile_asks_first(harness: BotHarness) -> None:
+    profile = await harness.send(LISTENER, "/profile")
+    assert profile.buttons() == [["🔁 Сменить роль"], ["🚪 Выйти"], ["◀ В главное меню"]]
+    question = await harness.press(LISTENER, "🚪 Выйти")
+    assert question.message_id == profile.message_id
+    assert question.text.startswith("Отвязать Telegram от учётной записи Войсковая Юлия Олеговна?")
+    kept = await harness.press(LISTENER, "Отмена")
+    assert kept.text == "Хорошо, Telegram остаётся привязанным."
+    await harness.send(LISTENER, "/profile")
+    await harness.press(LISTENER, "🚪 Выйти")
+    done = await harness.press(LISTENER, "Да, отвязать")
+    assert done.text.startswith("Telegram отвязан от учётной записи")
+    after = await harness.send(LISTENER, "/menu")
+    assert after.text.startswith("Сначала привяжите Telegram")
+    harness.assert_no_errors()

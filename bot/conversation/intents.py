@@ -50,6 +50,7 @@ class LinkAction(StrEnum):
     STAY = "st"  # /logout cancelled
     ALLOW_MOVE = "am"  # the bound owner lets the account move to another messenger user
     DENY_MOVE = "dm"  # the bound owner keeps it
+    ASK_LOGOUT = "al"  # «🚪 Выйти» in the profile: ask as /logout does
 
 
 class ConsentAction(StrEnum):

@@ -123,6 +123,8 @@ async def on_link(turn: Turn, pressed: LinkIntent) -> None:
         await answer_move(turn, pressed)
     elif pressed.action is LinkAction.LOGOUT:
         await logout(turn)
+    elif pressed.action is LinkAction.ASK_LOGOUT:
+        ask_logout(turn)
     elif turn.link is None:  # STAY
         turn.reply.show(message(link_texts.NOT_LINKED))
     else:

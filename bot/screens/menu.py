@@ -8,6 +8,8 @@ from datetime import time
 
 from bot import texts
 from bot.conversation.intents import (
+    LinkAction,
+    LinkIntent,
     MenuAction,
     MenuIntent,
     NotifyAction,
@@ -56,6 +58,7 @@ def profile(actor: Actor, organization: str | None) -> Screen:
         text,
         rows(
             Button(link_texts.PROFILE_SWITCH_ROLE, ProfileIntent(ProfileAction.ROLES)),
+            Button(link_texts.PROFILE_LOGOUT, LinkIntent(LinkAction.ASK_LOGOUT)),
             back_to_menu(),
         ),
     )

@@ -253,6 +253,7 @@ PROFILE = (
 )
 NOT_SPECIFIED = "Не указано"
 PROFILE_SWITCH_ROLE = "🔁 Сменить роль"
+PROFILE_LOGOUT = "🚪 Выйти"
 ROLES_TITLE = "<b>Сменить роль</b>\nВыберите роль, в которой работать в боте:"
 ROLE_CURRENT_MARK = "✓ "
 ROLE_SWITCHED = "Роль: {role}"
