@@ -9,8 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import AppAction, AppIntent, StatusCode
 from bot.screens.screen import Screen
+from services.applications import perform_action
 from services.clock import ManualClock
+from services.domain import Action, Actor, Role
 from services.outbox import OutboxWorker
+from storage.repositories import Repositories
 from tests import factories
 from tests.director_data import (
     DIRECTOR,
@@ -26,6 +29,8 @@ from tests.harness import BotHarness, test_settings
 from tests.test_director import last_answer
 from tests.test_pushes import add_application, bot_messages, notifier_for
 
+SECOND = Actor(2, "Сидорова Анна Ивановна", Role.DIRECTOR, frozenset({Role.DIRECTOR}), 10)
+APPLICANT = Actor(3, "Войсковая Юлия Олеговна", Role.LISTENER, frozenset({Role.LISTENER}), 10)
 OWN = 39800  # an application of the director (account 1, also a listener) himself
 
 
@@ -375,4 +380,65 @@ async def test_logout_from_the_profile_asks_first(harness: BotHarness) -> None:
     assert done.text.startswith("Telegram отвязан от учётной записи")
     after = await harness.send(LISTENER, "/menu")
     assert after.text.startswith("Сначала привяжите Telegram")
+    harness.assert_no_errors()
+
+
+# --- 11. muted is held, not lost --------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("school")
+async def test_unmuting_sums_up_what_changed_meanwhile(
+    harness: BotHarness, notifier: OutboxWorker[Screen], clock: ManualClock
+) -> None:
+    clock.advance(minutes=30)  # after the seeded applications arrived
+    await harness.send(DIRECTOR, "/menu")
+    await harness.press(DIRECTOR, "🔔 Уведомления")
+    await harness.press(DIRECTOR, "🔕 Выключить уведомления")
+    clock.advance(minutes=5)
+    # Meanwhile: two new applications, a decision by the other director, a comment.
+    await add_application(harness.session_factory, clock, number=39901, created_at=clock.now())
+    await add_application(harness.session_factory, clock, number=39902, created_at=clock.now())
+    async with harness.session_factory() as session:
+        repo = Repositories(session)
+        await perform_action(repo, SECOND, 39736, Action.APPROVE, clock=clock)
+        await perform_action(repo, APPLICANT, 39737, Action.COMMENT, comment="Вопрос", clock=clock)
+        await session.commit()
+    await notifier.drain()
+    pushes_before = len(bot_messages(harness.api, DIRECTOR))
+    assert all("Новая заявка" not in m.text for m in bot_messages(harness.api, DIRECTOR))
+
+    before = len(harness.api.chat(DIRECTOR))
+    await harness.press(DIRECTOR, "🔔 Включить уведомления")
+    [summary] = harness.api.chat(DIRECTOR)[before:]
+    assert summary.text.splitlines() == [
+        "Пока уведомления были выключены (с 01.09.2026 11:30):",
+        "• новых заявок: 2",
+        "• изменений статуса: 1",
+        "• новых комментариев: 1",
+        "",
+        "Открыть список:",
+    ]
+    assert summary.buttons() == [["📥 Не обработана"], ["📄 Все заявки"], ["◀ В главное меню"]]
+    listing = await harness.press(DIRECTOR, "📥 Не обработана", summary.message_id)
+    assert "Статус: «Не обработана»" in listing.text
+    assert len(bot_messages(harness.api, DIRECTOR)) == pushes_before + 1
+    harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_unmuting_when_nothing_changed_says_so(
+    harness: BotHarness, clock: ManualClock
+) -> None:
+    clock.advance(minutes=30)
+    await harness.send(LISTENER, "/menu")
+    await harness.press(LISTENER, "🔔 Уведомления")
+    await harness.press(LISTENER, "🔕 Выключить уведомления")
+    clock.advance(hours=1)
+    before = len(harness.api.chat(LISTENER))
+    await harness.press(LISTENER, "🔔 Включить уведомления")
+    [summary] = harness.api.chat(LISTENER)[before:]
+    assert summary.text == (
+        "Пока уведомления были выключены (с 01.09.2026 11:30), по вашим заявкам ничего не "
+        "изменилось."
+    )
     harness.assert_no_errors()

@@ -3,6 +3,8 @@ role switch, help, «🔔 Уведомления», and whether the chat is reac
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.conversation import applications
 from bot.conversation.intents import (
     MenuAction,
@@ -15,6 +17,7 @@ from bot.conversation.intents import (
 from bot.conversation.turn import Turn
 from bot.screens import linking as link_screens
 from bot.screens import menu as screens
+from bot.screens.pieces import local_time
 from bot.screens.screen import Screen
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
@@ -23,6 +26,7 @@ from services.applications import menu_count
 from services.domain import Actor, Role
 from services.linking import accept_consent, actor_for, has_consent, switch_role
 from services.outbox import chat_blocked, chat_unblocked
+from services.queries import changes_since
 
 NOTICES = {
     NotifyAction.MUTE: notification_texts.MUTED,
@@ -145,8 +149,14 @@ def notifications_screen(turn: Turn) -> Screen:
 async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
     link, actor = turn.linked()
     action = pressed.action
+    summary = None
     if action in (NotifyAction.MUTE, NotifyAction.UNMUTE):
+        was_muted = link.muted
         link.muted = action is NotifyAction.MUTE
+        if action is NotifyAction.MUTE and not was_muted:
+            turn.state.set_muted_since(turn.clock.now().isoformat())
+        elif action is NotifyAction.UNMUTE and was_muted:
+            summary = await muted_summary(turn, actor)
     elif Role.DIRECTOR in actor.roles:
         link.digest_enabled = action is NotifyAction.DIGEST_ON
     else:  # a forged button: the digest is for directors only
@@ -154,6 +164,24 @@ async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
         return
     turn.reply.notice(NOTICES[action])
     turn.reply.show(notifications_screen(turn))
+    if summary is not None:
+        turn.reply.send(summary)
+
+
+async def muted_summary(turn: Turn, actor: Actor) -> Screen | None:
+    """What changed while pushes were off, as one message (None if when they were muted is
+    not known: muted before the bot kept it)."""
+    since = turn.state.muted_since
+    turn.state.set_muted_since(None)
+    if since is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        return None
+    changes = await changes_since(turn.repo, actor, moment)
+    shown = local_time(moment, turn.settings.zone)
+    return screens.muted_summary(changes, shown, actor.role)
 
 
 async def reachable(turn: Turn, now_reachable: bool) -> None:

@@ -10,6 +10,8 @@ from bot import texts
 from bot.conversation.intents import (
     LinkAction,
     LinkIntent,
+    ListFilter,
+    ListIntent,
     MenuAction,
     MenuIntent,
     NotifyAction,
@@ -23,6 +25,7 @@ from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
 from services.domain import Actor, Role
+from services.queries import Changes
 
 
 def main_menu(actor: Actor, count: int) -> Screen:
@@ -122,6 +125,37 @@ def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
             else Button(notification_texts.BUTTON_DIGEST_ON, NotifyIntent(NotifyAction.DIGEST_ON))
         )
     return Screen("\n".join(lines), rows(*buttons, back_to_menu()))
+
+
+def muted_summary(changes: Changes, since: str, role: Role) -> Screen:
+    """On unmuting: what changed meanwhile, with a button to each list of the role."""
+    if not changes.any:
+        return Screen(notification_texts.MUTED_NOTHING.format(since=since), menu_only())
+    lines = [notification_texts.MUTED_SUMMARY.format(since=since)]
+    for count, text in (
+        (changes.arrived, notification_texts.MUTED_ARRIVED),
+        (changes.decisions, notification_texts.MUTED_DECISIONS),
+        (changes.comments, notification_texts.MUTED_COMMENTS),
+    ):
+        if count:
+            lines.append("• " + text.format(count=count))
+    lines += ["", notification_texts.MUTED_LISTS]
+    lists: list[Button] = []
+    if role is Role.DIRECTOR:
+        lists.append(
+            Button(notification_texts.BUTTON_LIST_NEW, ListIntent(status_filter=ListFilter.NEW))
+        )
+    elif role is Role.STAFF:
+        lists.append(
+            Button(
+                notification_texts.BUTTON_LIST_APPROVED,
+                ListIntent(status_filter=ListFilter.APPROVED),
+            )
+        )
+    lists.append(
+        Button(notification_texts.BUTTON_LIST_ALL, ListIntent(status_filter=ListFilter.ALL))
+    )
+    return Screen("\n".join(lines), rows(*lists, back_to_menu()))
 
 
 def message(text: str, *, menu: bool = False) -> Screen:

@@ -28,3 +28,16 @@ UNMUTED = "Уведомления включены"
 DIGEST_DISABLED = "Сводка выключена"
 DIGEST_ENABLED = "Сводка включена"
 DIGEST_FOR_DIRECTORS = "Ежедневная сводка приходит только руководителям ОО."
+
+# On unmuting: one message sums up what changed while pushes were off.
+MUTED_SUMMARY = "<b>Пока уведомления были выключены</b> (с {since}):"
+MUTED_ARRIVED = "новых заявок: {count}"
+MUTED_DECISIONS = "изменений статуса: {count}"
+MUTED_COMMENTS = "новых комментариев: {count}"
+MUTED_NOTHING = (
+    "Пока уведомления были выключены (с {since}), по вашим заявкам ничего не изменилось."
+)
+MUTED_LISTS = "Открыть список:"
+BUTTON_LIST_NEW = "📥 Не обработана"
+BUTTON_LIST_APPROVED = "📥 Подтверждена"
+BUTTON_LIST_ALL = "📄 Все заявки"
