@@ -157,7 +157,7 @@ async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
             turn.state.set_muted_since(turn.clock.now().isoformat())
         elif action is NotifyAction.UNMUTE and was_muted:
             summary = await muted_summary(turn, actor)
-    elif Role.DIRECTOR in actor.roles:
+    elif Role.DIRECTOR in actor.roles or Role.STAFF in actor.roles:
         link.digest_enabled = action is NotifyAction.DIGEST_ON
     else:  # a forged button: the digest is for directors only
         turn.reply.alert(notification_texts.DIGEST_FOR_DIRECTORS)

@@ -103,16 +103,25 @@ def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
     """Each button sets the opposite of the current state; the digest only for directors."""
     lines = [notification_texts.TITLE, ""]
     lines.append(notification_texts.PUSHES_OFF if settings.muted else notification_texts.PUSHES_ON)
-    director = Role.DIRECTOR in actor.roles
+    director = Role.DIRECTOR in actor.roles or Role.STAFF in actor.roles  # a digest is theirs
     if director:
         lines.append("")
         if settings.digest_enabled:
             at = settings.digest_time.strftime("%H:%M")
-            lines.append(notification_texts.DIGEST_ON.format(time=at, zone=settings.zone))
+            digest_on = (
+                notification_texts.DIGEST_ON
+                if Role.DIRECTOR in actor.roles
+                else notification_texts.STAFF_DIGEST_ON
+            )
+            lines.append(digest_on.format(time=at, zone=settings.zone))
             if settings.muted:
                 lines.append(notification_texts.DIGEST_MUTED)
         else:
-            lines.append(notification_texts.DIGEST_OFF)
+            lines.append(
+                notification_texts.DIGEST_OFF
+                if Role.DIRECTOR in actor.roles
+                else notification_texts.STAFF_DIGEST_OFF
+            )
     buttons = [
         Button(notification_texts.BUTTON_UNMUTE, NotifyIntent(NotifyAction.UNMUTE))
         if settings.muted
