@@ -1,4 +1,4 @@
-"""The daily digests (SPEC "Notifications"): the directors' of applications «Не обработана»,
+"""The daily digests (docs/notifications.md): the directors' of applications «Не обработана»,
 and staff's of director-approved applications waiting for «Включить в группу» (issue 15).
 
 At the configured local time each director who has unprocessed applications in their
