@@ -191,7 +191,8 @@ async def test_applicant_cancels_an_approved_application_without_a_reason(
     [event] = await events_of(session_factory, 39739)
     assert (event.from_status, event.comment) == ("approved", None)
     pushes = await outbox_of(session_factory, 39739)
-    assert sorted(p.account_id for p in pushes) == DIRECTORS_OF_10
+    # The directors, and staff (7), for whom the approved application was waiting.
+    assert sorted(p.account_id for p in pushes) == [*DIRECTORS_OF_10, 7]
     assert {p.event_id for p in pushes} == {event.id}
     harness.assert_no_errors()
 

@@ -28,10 +28,11 @@ from bot.conversation.state import Input, Left
 from bot.conversation.turn import Turn
 from bot.screens import applications as screens
 from bot.screens import bulk as bulk_screens
-from bot.screens.markup import escape, shorten
+from bot.screens.markup import escape, plain, shorten
 from bot.screens.menu import message
 from bot.screens.screen import Screen
 from bot.texts import applications as t
+from bot.texts import export as export_texts
 from services.applications import (
     Done,
     LostRace,
@@ -53,6 +54,8 @@ from services.domain import (
     own_decision_refusal,
     rule_for,
 )
+from services.export import LIMIT as EXPORT_LIMIT
+from services.export import export_list
 from services.linking import ROLE_PRIORITY, switch_role
 from services.queries import (
     Narrowing,
@@ -151,7 +154,45 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
     )
     if actor.role is Role.DIRECTOR and shown.status_filter is ListFilter.NEW and page.total:
         screen = bulk_screens.with_bulk_buttons(screen, page.total, shown.search)
+    if actor.role in EXPORTS and page.total:
+        screen = bulk_screens.with_export_button(screen, shown)
     return screen
+
+
+EXPORTS = (Role.DIRECTOR, Role.STAFF)  # who may export a list («📤 Выгрузить»)
+
+
+async def export(turn: Turn, shown: ListIntent) -> None:
+    """«📤 Выгрузить»: the list as it is filtered, every page, as an .xlsx document; the list
+    stays on screen."""
+    actor = actor_of(turn)
+    shown = replace(shown, action=ListAction.SHOW, page=0)
+    if actor.role not in EXPORTS:
+        refuse(turn, export_texts.FOR_ROLES)
+        return
+    query = turn.state.search if shown.search else None
+    search = parse_search(query) if query is not None else None
+    narrowing = stored_narrowing(turn) if shown.narrowed else Narrowing()
+    exported = await export_list(
+        turn.repo,
+        actor,
+        status=shown.status_filter.status,
+        search=search,
+        narrowing=narrowing,
+        zone=turn.settings.zone,
+    )
+    if not exported.rows:
+        refuse(turn, export_texts.NOTHING)
+        turn.reply.show(await list_screen(turn, shown))
+        return
+    header = await list_screen(turn, shown)
+    filters = plain(header.text.split("\n\n", 1)[0]).replace("\n", ". ")
+    caption = export_texts.CAPTION.format(count=exported.rows, filters=filters)
+    if exported.truncated:
+        caption += export_texts.CAPTION_TRUNCATED.format(limit=EXPORT_LIMIT)
+    day = turn.clock.now().astimezone(turn.settings.zone).strftime("%Y-%m-%d")
+    turn.reply.notice(export_texts.DONE.format(count=exported.rows))
+    turn.reply.document(export_texts.FILE_NAME.format(day=day), exported.content, caption[:1024])
 
 
 async def card_screen(
@@ -235,6 +276,9 @@ async def on_list(turn: Turn, pressed: ListIntent) -> None:
         back = replace(pressed, action=ListAction.SHOW)
         turn.reply.show(screens.search_prompt(back))
         turn.state.begin(Input.SEARCH, prompt=turn.origin, back=back)
+        return
+    if pressed.action is ListAction.EXPORT:
+        await export(turn, pressed)
         return
     if pressed.action is ListAction.FIND_HELD:
         held = turn.state.held

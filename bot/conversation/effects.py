@@ -43,6 +43,15 @@ class Edit:
 
 
 @dataclass(frozen=True)
+class Document:
+    """Send a file (a list exported as .xlsx) as a new message, with a short caption."""
+
+    filename: str
+    content: bytes
+    caption: str = ""
+
+
+@dataclass(frozen=True)
 class Remove:
     """Remove a message of the bot's (a prompt whose input has ended)."""
 
@@ -56,7 +65,7 @@ class Commands:
     role: Role | None
 
 
-Effect = Show | Notice | Edit | Remove | Commands
+Effect = Show | Notice | Edit | Document | Remove | Commands
 
 
 @dataclass
@@ -81,6 +90,9 @@ class Reply:
     def edit(self, message_id: str | None, screen: Screen) -> None:
         if message_id:
             self.effects.append(Edit(message_id, screen))
+
+    def document(self, filename: str, content: bytes, caption: str = "") -> None:
+        self.effects.append(Document(filename, content, caption))
 
     def remove(self, message_id: str | None) -> None:
         if message_id:

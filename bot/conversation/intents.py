@@ -108,6 +108,7 @@ class ListAction(StrEnum):
     SEARCH = "f"  # ask for a name or number to search
     CLEAR = "x"  # drop the search, keep the filter
     FIND_HELD = "t"  # search for the text kept for the person's choice
+    EXPORT = "e"  # «📤 Выгрузить»: the list as filtered, every page, as an .xlsx document
 
 
 class AppAction(StrEnum):

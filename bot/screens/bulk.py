@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.conversation.intents import BulkAction, BulkIntent, ListFilter, ListIntent
+from bot.conversation.intents import BulkAction, BulkIntent, ListAction, ListFilter, ListIntent
 from bot.screens.applications import back_to_menu, pager
 from bot.screens.markup import escape, shorten
 from bot.screens.pieces import or_not_set, short_name
 from bot.screens.screen import Button, Row, Screen
 from bot.texts import bulk as t
+from bot.texts import export as export_texts
 from services.queries import Page
 from services.views import ApplicationView
 
@@ -26,6 +27,14 @@ def with_bulk_buttons(screen: Screen, count: int, search: bool) -> Screen:
         Button(t.BUTTON_ALL.format(count=count), BulkIntent(BulkAction.ALL, search=search)),
         Button(t.BUTTON_PICK, BulkIntent(BulkAction.PICK, search=search)),
     )
+    rows = (*screen.rows[:-1], row, screen.rows[-1]) if screen.rows else (row,)
+    return replace(screen, rows=rows)
+
+
+def with_export_button(screen: Screen, shown: ListIntent) -> Screen:
+    """«📤 Выгрузить» above the way back to the menu: the list as it is filtered."""
+    export = replace(shown, action=ListAction.EXPORT, page=0)
+    row = (Button(export_texts.BUTTON_EXPORT, export),)
     rows = (*screen.rows[:-1], row, screen.rows[-1]) if screen.rows else (row,)
     return replace(screen, rows=rows)
 

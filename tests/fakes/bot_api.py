@@ -581,6 +581,9 @@ class Message:
     edited: bool = False
     edit_date: int | None = None
     deleted: bool = False
+    # A document the bot sent (sendDocument): file_name, mime_type and the bytes as `content`;
+    # `text` is then its caption.
+    document: JsonDict | None = None
 
     def buttons(self) -> list[list[str]]:
         """Labels of the inline keyboard, row by row (empty if there is none)."""
@@ -757,10 +760,12 @@ _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 def _decode_form_value(key: str, value: Any) -> Any:
     if isinstance(value, web.FileField):
+        content = value.file.read()
         return {
             "filename": value.filename,
             "content_type": value.content_type,
-            "size": len(value.file.read()),
+            "size": len(content),
+            "content": content,
         }
     if key in _STRING_PARAMS or not isinstance(value, str):
         return value
@@ -934,6 +939,7 @@ class FakeBotAPI:
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
             "sendMessage": self._send_message,
+            "sendDocument": self._send_document,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "answerCallbackQuery": self._answer_callback_query,
@@ -1515,6 +1521,54 @@ class FakeBotAPI:
         for window in windows:
             window.record(now)
         return self._message_json(message)
+
+    def _send_document(self, params: JsonDict) -> JsonDict:
+        """A document uploaded as a multipart file (its bytes kept), with an optional caption."""
+        user = self._resolve_chat(params)
+        now = self._clock()
+        windows = self._rate_windows(user.id, overall=True)
+        self._enforce(windows, now)
+        upload = params.get("document")
+        if isinstance(upload, str) and upload.startswith("attach://"):  # a part of the form
+            upload = params.get(upload.removeprefix("attach://"))
+        if not isinstance(upload, dict) or "content" not in upload:
+            raise _bad_request("Bad Request: there is no document in the request")
+        if upload["size"] == 0:
+            raise _bad_request("Bad Request: file must be non-empty")
+        if upload["size"] > 50 * 1024 * 1024:
+            raise _bad_request("Bad Request: file is too big")
+        caption = str(params.get("caption") or "")
+        if len(caption) > 1024:
+            raise _bad_request("Bad Request: message caption is too long")
+        if user.blocked:
+            raise _ApiError(403, BOT_BLOCKED)
+        message = self._store(
+            Message(
+                message_id=self._next_message_id(user.id),
+                chat_id=user.id,
+                from_bot=True,
+                text=caption,
+                date=self._now(),
+                document={
+                    "file_name": upload["filename"],
+                    "mime_type": upload["content_type"],
+                    "content": upload["content"],
+                },
+            )
+        )
+        for window in windows:
+            window.record(now)
+        data = self._message_json(message)
+        del data["text"]
+        data["caption"] = caption
+        data["document"] = {
+            "file_id": f"doc{message.message_id}",
+            "file_unique_id": f"u-doc{message.message_id}",
+            "file_name": upload["filename"],
+            "mime_type": upload["content_type"],
+            "file_size": upload["size"],
+        }
+        return data
 
     def _edit_message_text(self, params: JsonDict) -> JsonDict:
         message = self._message_to_edit(params)
