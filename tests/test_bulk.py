@@ -165,3 +165,26 @@ async def test_bulk_buttons_only_on_the_directors_new_list(harness: BotHarness) 
     listing = await harness.press(1007, staff.buttons()[0][0])
     assert not any("Одобрить все" in label for row in listing.buttons() for label in row)
     harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_leaving_the_bulk_comment_changes_nothing_and_says_so(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    before = await snapshot(session_factory)
+    await new_list(harness)
+    await harness.press(DIRECTOR, "✅ Одобрить все (8)")
+    prompt = await harness.press(DIRECTOR, "✍️ Одобрить с комментарием для всех")
+    await harness.send(DIRECTOR, "/menu")
+    closed = harness.api.message(DIRECTOR, prompt.message_id)
+    assert closed.text == (
+        "⌛ Этот запрос больше не активен: вы открыли другой экран. Заявки не одобрены."
+    )
+    assert closed.buttons() == [["◀ К списку"], ["◀ В главное меню"]]
+    await harness.press(DIRECTOR, "◀ К списку", prompt.message_id)
+    await harness.press(DIRECTOR, "✅ Одобрить все (8)", prompt.message_id)
+    await harness.press(DIRECTOR, "✍️ Одобрить с комментарием для всех", prompt.message_id)
+    listing = await harness.send(DIRECTOR, "/cancel")
+    assert listing.text.startswith("Действие отменено, заявка не изменена.\n\n📥 Заявки")
+    assert await snapshot(session_factory) == before
+    harness.assert_no_errors()
