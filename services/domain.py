@@ -193,7 +193,7 @@ def check(
         return f"У вас нет роли «{actor.role.label}»"
     rule = rule_for(action, actor.role)
     if rule is None:
-        return f"Действие «{action.label}» недоступно для роли «{actor.role.label}»"
+        return role_needed(actor, action)
     if not in_scope(actor, rule.scope, application):
         if rule.scope is Scope.OWN_APPLICATION:
             return f"Заявка №{number} подана не вами"
@@ -204,6 +204,14 @@ def check(
     if application.status not in rule.from_statuses:
         return status_refusal(number, action, application.status)
     return rule
+
+
+def role_needed(actor: Actor, action: Action) -> str:
+    """Why the active role cannot take the action: which role can, if the person has none."""
+    if any(rule_for(action, role) is not None for role in actor.roles):
+        return f"Действие «{action.label}» недоступно для роли «{actor.role.label}»"
+    roles = " или ".join(f"«{role.label}»" for role in Role if rule_for(action, role) is not None)
+    return f"Действие «{action.label}» — для роли {roles}; у вас такой роли нет"
 
 
 def status_refusal(number: int, action: Action, status: Status) -> str:

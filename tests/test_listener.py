@@ -257,13 +257,16 @@ async def test_applicant_is_refused_what_is_not_hers_to_do(
             }
     # The director's and staff's decisions on her own new application: not an applicant's.
     for action, label in (
-        (AppAction.APPROVE, "Одобрить"),
-        (AppAction.APPROVE_NO_COMMENT, "Одобрить"),
-        (AppAction.INCLUDE_NO_COMMENT, "Включить в группу"),
+        (AppAction.APPROVE, "Одобрить» — для роли «Руководитель ОО"),
+        (AppAction.APPROVE_NO_COMMENT, "Одобрить» — для роли «Руководитель ОО"),
+        (
+            AppAction.INCLUDE_NO_COMMENT,
+            "Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
+        ),
     ):
         await harness.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
         assert last_answer(harness) == {
-            "text": f"Действие «{label}» недоступно для роли «Слушатель»",
+            "text": f"Действие «{label}»; у вас такой роли нет",
             "show_alert": True,
         }
     refused = await harness.send(LISTENER, f"/start app_{SOMEONE_ELSES}")

@@ -101,7 +101,9 @@ async def test_a_press_no_role_of_the_person_may_take_says_which_role_is_needed(
     await harness.press_data(LISTENER, forged.pack(), card.message_id)
     answer = last_answer(harness)
     assert answer["show_alert"] is True
-    assert "недоступно для роли «Слушатель»" in str(answer["text"])
+    assert answer["text"] == (
+        "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
+    )
     assert "устарела" not in str(answer["text"])
     assert await snapshot(harness.session_factory) == before
     harness.assert_no_errors()
