@@ -92,6 +92,7 @@ async def test_director_pages_filters_and_searches(harness: BotHarness) -> None:
         ["Отменена", "Включен в группу", "Все"],
         ["🔍 Поиск"],
         ["✅ Одобрить все (8)", "☑️ Выбрать несколько"],
+        ["📤 Выгрузить"],
         ["◀ В главное меню"],
     ]
 
