@@ -5,8 +5,12 @@ before the consent; an unlinked user's /start, /help and anything else; the cons
 (nothing else works for a linked user before «Ознакомился»); then, for a linked user who
 accepted it, the menu, profile, notifications and application flows of the active role. Any
 button press or command but /cancel ends a pending text input first, so a later text is
-never taken for a decision's comment. A press no flow takes (a button from before an update,
-another role's, a forged one) is answered with an alert and changes nothing.
+never taken for a decision's comment: its prompt is edited to say so, and the next text is
+offered for what the prompt asked (applications.late_text) instead of being silently taken
+for something else. Outside an input a text is what the role can do with it: a search for
+directors and staff, a comment on one of her applications for an applicant. Every message
+gets an answer with a way to the menu. A press no flow takes (a button from before an update,
+a forged one) is answered with an alert and changes nothing.
 """
 
 from __future__ import annotations
