@@ -28,11 +28,13 @@ from bot.conversation.state import Input, Left
 from bot.conversation.turn import Turn
 from bot.screens import applications as screens
 from bot.screens import bulk as bulk_screens
+from bot.screens.export import workbook
 from bot.screens.markup import escape, plain, shorten
 from bot.screens.menu import message
 from bot.screens.screen import Screen
 from bot.texts import applications as t
 from bot.texts import export as export_texts
+from bot.texts.domain import refusal, role_label
 from services.applications import (
     Done,
     LostRace,
@@ -46,6 +48,7 @@ from services.domain import (
     Action,
     Actor,
     ApplicationRef,
+    Reason,
     Role,
     Rule,
     allowed_actions,
@@ -174,25 +177,22 @@ async def export(turn: Turn, shown: ListIntent) -> None:
     search = parse_search(query) if query is not None else None
     narrowing = stored_narrowing(turn) if shown.narrowed else Narrowing()
     exported = await export_list(
-        turn.repo,
-        actor,
-        status=shown.status_filter.status,
-        search=search,
-        narrowing=narrowing,
-        zone=turn.settings.zone,
+        turn.repo, actor, status=shown.status_filter.status, search=search, narrowing=narrowing
     )
-    if not exported.rows:
+    count = len(exported.applications)
+    if not count:
         refuse(turn, export_texts.NOTHING)
         turn.reply.show(await list_screen(turn, shown))
         return
     header = await list_screen(turn, shown)
     filters = plain(header.text.split("\n\n", 1)[0]).replace("\n", ". ")
-    caption = export_texts.CAPTION.format(count=exported.rows, filters=filters)
+    caption = export_texts.CAPTION.format(count=count, filters=filters)
     if exported.truncated:
         caption += export_texts.CAPTION_TRUNCATED.format(limit=EXPORT_LIMIT)
     day = turn.clock.now().astimezone(turn.settings.zone).strftime("%Y-%m-%d")
-    turn.reply.notice(export_texts.DONE.format(count=exported.rows))
-    turn.reply.document(export_texts.FILE_NAME.format(day=day), exported.content, caption[:1024])
+    content = workbook(exported, turn.settings.zone)
+    turn.reply.notice(export_texts.DONE.format(count=count))
+    turn.reply.document(export_texts.FILE_NAME.format(day=day), content, caption[:1024])
 
 
 async def card_screen(
@@ -445,7 +445,7 @@ async def load_in_its_role(turn: Turn, pressed: AppIntent) -> ApplicationView | 
     if switched is None:
         return application if can_view(actor, application.ref) else None
     turn.actor = switched
-    turn.reply.notice(t.ROLE_SWITCHED_FOR_PRESS.format(role=switched.role.label))
+    turn.reply.notice(t.ROLE_SWITCHED_FOR_PRESS.format(role=role_label(switched.role)))
     turn.reply.commands(switched.role)
     return application
 
@@ -489,7 +489,7 @@ async def refuse_on_card(
     turn.reply.show(await card_screen(turn, application, base, note=escape(reason)))
 
 
-def own_refusal(turn: Turn, action: Action, application: ApplicationView) -> str | None:
+def own_refusal(turn: Turn, action: Action, application: ApplicationView) -> Reason | None:
     """For a director pressing a decision on his own application in another role (a push sent
     to him as a director): why no role of his may take it."""
     actor = actor_of(turn)
@@ -508,9 +508,12 @@ async def start_decision(turn: Turn, pressed: AppIntent, application: Applicatio
     action = STARTS[pressed.action]
     changed = changed_since(pressed, application)
     verdict = check(actor, action, application.ref, self_decisions=own_decisions(turn))
-    if changed is not None or not isinstance(verdict, Rule):
-        reason = changed or own_refusal(turn, action, application) or str(verdict)
-        await refuse_on_card(turn, application, pressed, reason)
+    if changed is not None:
+        await refuse_on_card(turn, application, pressed, changed)
+        return
+    if not isinstance(verdict, Rule):
+        own = own_refusal(turn, action, application)
+        await refuse_on_card(turn, application, pressed, refusal(own or verdict))
         return
     card = screens.card_data(application, base=pressed)
     if pressed.action in CONFIRM_FIRST:
@@ -543,7 +546,7 @@ async def decision_comment_input(turn: Turn, text: str) -> None:
     comment = normalize_comment(text)
     problem = comment_problem(action, comment)
     if problem is not None:
-        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(problem))))
+        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(refusal(problem)))))
         return
     turn.reply.remove(turn.state.prompt)
     turn.state.end()
@@ -569,9 +572,7 @@ async def decide(turn: Turn, card: AppIntent, action: Action, comment: str | Non
 
 def outcome_reason(outcome: LostRace | Refused | Done) -> str:
     """Why nothing changed: someone was first (and the status now), or the refusal."""
-    if isinstance(outcome, LostRace):
-        return outcome.message
-    return outcome.reason if isinstance(outcome, Refused) else ""
+    return refusal(outcome.reason) if isinstance(outcome, LostRace | Refused) else ""
 
 
 async def outcome_screen(
@@ -604,7 +605,7 @@ async def ask_comment(turn: Turn, pressed: AppIntent, application: ApplicationVi
     actor = actor_of(turn)
     verdict = check(actor, Action.COMMENT, application.ref)
     if not isinstance(verdict, Rule):
-        await refuse_on_card(turn, application, pressed, verdict)
+        await refuse_on_card(turn, application, pressed, refusal(verdict))
         return
     card = screens.card_data(application, base=pressed)
     turn.reply.show(screens.comment_prompt(application, card, actor.role))
@@ -620,7 +621,7 @@ async def comment_input(turn: Turn, text: str) -> None:
     comment = normalize_comment(text)
     problem = comment_problem(Action.COMMENT, comment)
     if problem is not None:
-        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(problem))))
+        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(refusal(problem)))))
         return
     turn.reply.remove(turn.state.prompt)
     turn.state.end()
@@ -785,7 +786,7 @@ async def use_held(turn: Turn, pressed: AppIntent, application: ApplicationView)
     if held.action is Action.COMMENT:
         verdict = check(actor_of(turn), Action.COMMENT, application.ref)
         if not isinstance(verdict, Rule):
-            await refuse_on_card(turn, application, card, verdict)
+            await refuse_on_card(turn, application, card, refusal(verdict))
             return
         await send_comment(turn, card, held.text)
     else:

@@ -41,11 +41,6 @@ from bot.screens.applications import VIEWS
 from bot.screens.menu import help_screen, message
 
 APP_LINK = re.compile(r"^app_(\d{1,18})$")  # https://t.me/<bot>?start=app_<number>
-UNKNOWN_COMMAND = "Такой команды нет. Главное меню — /menu, справка — /help."
-NOT_UNDERSTOOD = (
-    "Фото, голосовые сообщения, стикеры и файлы бот не читает: он понимает текст и кнопки. "
-    "Главное меню — /menu."
-)
 
 
 async def handle(turn: Turn) -> None:
@@ -88,7 +83,7 @@ async def handle(turn: Turn) -> None:
     elif turn.state.input is not None:
         applications.not_text(turn)
     else:
-        turn.reply.show(message(NOT_UNDERSTOOD, menu=True))
+        turn.reply.show(message(texts.NOT_UNDERSTOOD, menu=True))
 
 
 def uses_held(intent: Intent | None) -> bool:
@@ -144,13 +139,13 @@ async def command(turn: Turn, event: Command) -> None:
     elif event.name == "profile":
         turn.reply.show(await account.profile_screen(turn))
     elif event.name == "help":
-        turn.reply.show(help_screen(actor))
+        turn.reply.show(help_screen(actor, turn.peer.messenger))
     elif event.name == "cancel":
         await applications.cancel_input(turn)
     elif turn.state.input is not None:
         applications.not_text(turn)
     else:
-        turn.reply.show(message(UNKNOWN_COMMAND, menu=True))
+        turn.reply.show(message(texts.UNKNOWN_COMMAND, menu=True))
 
 
 async def press(turn: Turn, intent: Intent | None) -> None:
