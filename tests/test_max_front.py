@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
 from bot.cli.main import _link_token
-from bot.conversation.effects import Notice, Show
+from bot.conversation.effects import Document, Edit, Notice, Show
 from bot.conversation.intents import MenuAction, MenuIntent, encode
 from bot.conversation.receipts import Handling
 from bot.conversation.turn import Command, Other, Press, Reachable, Text
@@ -369,3 +369,33 @@ async def test_link_token_prints_the_link_of_every_messenger_served(
     assert await _link_token(max_settings(max_api, database_url), 50) == 0
     only_max, _ = capsys.readouterr().out.splitlines()
     assert re.fullmatch(rf"https://max\.ru/{max_api.bot_username}\?start=[\w-]{{32}}", only_max)
+
+
+async def test_a_file_is_not_sent_in_max_and_the_person_is_told_where_to_get_it(
+    max_api: FakeMaxAPI,
+) -> None:
+    client = MaxClient(max_api.token, max_api.url)
+    try:
+        await MaxExecutor(client, max_api.chat_id_of(USER)).execute(
+            [Document("zayavki.xlsx", b"PK\x03\x04", "Заявки")]
+        )
+    finally:
+        await client.close()
+    assert max_api.last_bot_message(USER).text == texts.FILES_NOT_IN_MAX
+
+
+async def test_an_earlier_prompt_is_edited_with_its_keyboard(max_api: FakeMaxAPI) -> None:
+    client = MaxClient(max_api.token, max_api.url)
+    home = MenuIntent(MenuAction.HOME)
+    try:
+        executor = MaxExecutor(client, max_api.chat_id_of(USER))
+        mid = await executor.send(Screen("Промпт", rows(Button("Отмена", home))))
+        await executor.execute([Edit(mid, Screen("Уже не ждём", rows(Button("Меню", home))))])
+        await executor.execute([Edit("mid.gone", Screen("Никуда"))])  # passed over quietly
+    finally:
+        await client.close()
+    assert (max_api.message(mid).text, max_api.message(mid).buttons()) == (
+        "Уже не ждём",
+        [["Меню"]],
+    )
+    assert [m.text for m in max_api.chat(USER)] == ["Уже не ждём"]

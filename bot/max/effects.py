@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot import texts
-from bot.conversation.effects import Effect, Notice, Remove, Show
+from bot.conversation.effects import Document, Edit, Effect, Notice, Remove, Show
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body
 from bot.screens.markup import plain, shorten
@@ -71,6 +71,12 @@ class MaxExecutor:
             try:
                 if isinstance(effect, Show) and effect is not answered:
                     await self._show(effect)
+                elif isinstance(effect, Edit):
+                    await self._edit_earlier(effect)
+                elif isinstance(effect, Document):
+                    # MAX takes files through its upload service (POST /uploads), which this
+                    # front end does not use yet: the person is told where to get the file.
+                    await self.send(Screen(texts.FILES_NOT_IN_MAX))
                 elif isinstance(effect, Remove):
                     await self._remove(effect.message_id)
             except MaxError as error:
@@ -120,6 +126,14 @@ class MaxExecutor:
                 return False
             raise
         return True
+
+    async def _edit_earlier(self, effect: Edit) -> None:
+        """An earlier message (a prompt no longer active) into its new screen; if it can no
+        longer be edited, the newer screen says enough."""
+        try:
+            await self._edit(effect.message_id, effect.screen)
+        except MaxError as error:
+            log.info("earlier MAX message not edited: %s", error.status)
 
     async def _remove(self, mid: str) -> None:
         try:

@@ -67,3 +67,9 @@ STALE_BUTTON = "Кнопка устарела, откройте меню зан�
 # The answer to a press that changes nothing on screen, where the messenger refuses an empty
 # answer (MAX).
 PRESS_TAKEN = "Готово"
+
+# In place of a file (the list exported as .xlsx) where the messenger's front end sends none yet.
+FILES_NOT_IN_MAX = (
+    "В MAX бот пока не отправляет файлы: выгрузка списка файлом .xlsx доступна в Telegram-боте. "
+    "Сами заявки — здесь, в главном меню: /menu."
+)
