@@ -25,8 +25,10 @@ from bot import texts
 from bot.conversation.effects import Document, Edit, Effect, Notice, Remove, Show
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body
+from bot.max.updates import MESSENGER
 from bot.screens.markup import plain, shorten
 from bot.screens.screen import Screen
+from bot.texts.messengers import say
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class MaxExecutor:
                 elif isinstance(effect, Document):
                     # MAX takes files through its upload service (POST /uploads), which this
                     # front end does not use yet: the person is told where to get the file.
-                    await self.send(Screen(texts.FILES_NOT_IN_MAX))
+                    await self.send(Screen(say(texts.FILES_NOT_SENT, MESSENGER)))
                 elif isinstance(effect, Remove):
                     await self._remove(effect.message_id)
             except MaxError as error:

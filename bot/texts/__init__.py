@@ -69,7 +69,7 @@ STALE_BUTTON = "Кнопка устарела, откройте меню зан�
 PRESS_TAKEN = "Готово"
 
 # In place of a file (the list exported as .xlsx) where the messenger's front end sends none yet.
-FILES_NOT_IN_MAX = (
-    "В MAX бот пока не отправляет файлы: выгрузка списка файлом .xlsx доступна в Telegram-боте. "
-    "Сами заявки — здесь, в главном меню: /menu."
+FILES_NOT_SENT = (
+    "В {messenger} бот пока не отправляет файлы, поэтому выгрузку списка файлом .xlsx здесь не "
+    "получить. Заявки по-прежнему открываются из главного меню: /menu."
 )
