@@ -41,7 +41,7 @@ from tests.linking_support import (
     link_of,
 )
 
-PROVIDER_DIR = Path(__file__).resolve().parent / "fakes" / "oidc"
+PROVIDER_DIR = Path(__file__).resolve().parents[1] / "fakes" / "oidc"
 CLIENT_ID, CLIENT_SECRET = "dpo-bot", "e2e-client-secret"
 CHROMIUM_ARGS = [
     "--headless",

@@ -26,6 +26,7 @@ from bot.conversation.intents import (
     StatusCode,
     decode,
 )
+from tests.bot.test_director import open_list
 from tests.director_data import (
     APPLICANT,
     DIRECTOR,
@@ -39,7 +40,6 @@ from tests.director_data import (
 )
 from tests.fakes.bot_api import MAX_CALLBACK_DATA_BYTES
 from tests.harness import BotHarness
-from tests.test_director import open_list
 
 PRESSES = 2000
 SEED = 20260901

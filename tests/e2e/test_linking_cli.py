@@ -30,7 +30,7 @@ from tests.linking_support import (
     token_rows,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.usefixtures("seeded")
 

@@ -17,8 +17,8 @@ from storage.db import create_engine, create_session_factory
 from storage.models import Application, ApplicationEvent, OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
+from tests.integration.test_domain import ACTOR_ROLES, actor
 from tests.spec_table import ALLOWED
-from tests.test_domain import ACTOR_ROLES, actor
 
 TERMINAL = {"cancelled", "included"}
 APPLICATIONS = {500: (3, 10), 501: (4, 10), 502: (6, 20)}  # number: (applicant, organisation)

@@ -10,9 +10,9 @@ from bot.conversation.intents import NotifyAction, NotifyIntent
 from services.clock import ManualClock
 from services.digest import run_digest_if_due
 from storage.models import OutboxMessage, TelegramLink
+from tests.bot.test_pushes import add_application
 from tests.harness import BotHarness
-from tests.test_digest import NINE, ZONE, add_applications, local
-from tests.test_pushes import add_application
+from tests.integration.test_digest import NINE, ZONE, add_applications, local
 
 pytestmark = pytest.mark.usefixtures("seeded")
 

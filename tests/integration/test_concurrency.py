@@ -11,7 +11,7 @@ from services.applications import Done, LostRace, Outcome, Refused, perform_acti
 from services.domain import Action
 from storage.models import ApplicationEvent, OutboxMessage
 from storage.repositories import Repositories
-from tests.test_domain import actor, seeded, snapshot
+from tests.integration.test_domain import actor, seeded, snapshot
 
 
 async def test_twenty_concurrent_approve_and_cancel_attempts_have_one_winner(

@@ -37,9 +37,9 @@ from bot.webhook import (
 from services.clock import ManualClock
 from storage.models import ProcessedUpdate
 from storage.updates import record_update
+from tests.e2e.test_process import bot_env, wait_for
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import test_settings
-from tests.test_process import bot_env, wait_for
 
 SECRET = "webhook-Secret_42-0123456789abcdef"
 STRANGER = 2000

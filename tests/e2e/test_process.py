@@ -20,7 +20,7 @@ from storage.repositories import Repositories
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def bot_env(tmp_path: Path, **values: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.locks import InProcessLocks
 from storage.states import StateKey
+from tests.bot.test_director import press_on
 from tests.director_data import (
     DIRECTOR,
     NEWEST_NEW,
@@ -20,7 +21,6 @@ from tests.director_data import (
     status_of,
 )
 from tests.harness import BotHarness
-from tests.test_director import press_on
 
 LOST_TO_APPROVAL = "Заявку №39737 уже изменили: теперь статус «Подтверждена руководителем ОО»"
 LOST_TO_CANCELLATION = "Заявку №39737 уже изменили: теперь статус «Отменена»"

@@ -29,7 +29,7 @@ from storage.repositories import Repositories
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIRECTORS = 100
 PER_DIRECTOR = 10  # 1,000 notifications, ten per chat
 KILLS = 5

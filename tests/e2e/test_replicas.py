@@ -65,7 +65,7 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "7357001:replicas-test"  # its own bot id: its Redis keys are fsm:7357001:*
 SECRET = "replicas-webhook-secret-0123456789"
 REPLICAS = ("replica-1", "replica-2")

@@ -33,7 +33,7 @@ from services.queries import (
 from storage.repositories import Repositories
 from tests import factories
 from tests.fakes.bot_api import parse_html
-from tests.test_director_units import actors
+from tests.unit.test_director_units import actors
 
 APPLICATIONS = {  # number: (applicant, organisation, programme)
     500: (3, 10, "Б"),

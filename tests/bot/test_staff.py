@@ -18,6 +18,7 @@ from bot.conversation.intents import (
     StatusCode,
 )
 from services.clock import ManualClock
+from tests.bot.test_director import last_answer, numbers_on, press_on, row_label
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
@@ -31,7 +32,6 @@ from tests.director_data import (
 from tests.fakes.bot_api import Message
 from tests.harness import BotHarness
 from tests.roles_data import APPROVED, APPROVED_20, DIGITAL, EXPERT, STAFF, seed_roles
-from tests.test_director import last_answer, numbers_on, press_on, row_label
 
 STALE = "Кнопка устарела, откройте меню заново: /menu"
 ORG_10 = "МАОУ «СОШ № 10» г. Челябинска"

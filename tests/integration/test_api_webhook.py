@@ -30,7 +30,7 @@ from tests import factories
 from tests.api_support import WebhookReceiver, api_settings
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
-from tests.test_api_health import samples
+from tests.integration.test_api_health import samples
 
 WEBHOOK = {
     "DPO_WEBHOOK_URL": "http://127.0.0.1:9/decisions",

@@ -26,7 +26,7 @@ from bot.webhook import WEBHOOK_PATH
 from storage.db import create_engine
 from storage.migrate import upgrade
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOT_SERVICES = ("bot-1", "bot-2")
 REDIS_PASSWORD = "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
 

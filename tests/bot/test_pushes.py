@@ -26,7 +26,7 @@ from storage.repositories import Repositories
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI, Message
 from tests.harness import BotHarness, test_settings
-from tests.test_domain import actor
+from tests.integration.test_domain import actor
 
 NUMBER = 39744
 

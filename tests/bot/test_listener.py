@@ -12,6 +12,7 @@ from services.applications import perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
 from storage.repositories import Repositories
+from tests.bot.test_director import last_answer, numbers_on, press_on, row_label
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
@@ -24,7 +25,6 @@ from tests.director_data import (
 from tests.fakes.bot_api import Message
 from tests.harness import BotHarness
 from tests.roles_data import OWN, OWN_NUMBERS, SOMEONE_ELSES, seed_roles
-from tests.test_director import last_answer, numbers_on, press_on, row_label
 
 STALE = "Кнопка устарела, откройте меню заново: /menu"
 DIRECTORS_OF_10 = [1, 2]

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tests.bot.test_director import last_answer
 from tests.director_data import (
     DIRECTOR,
     NEWEST_NEW,
@@ -20,7 +21,6 @@ from tests.director_data import (
 )
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness
-from tests.test_director import last_answer
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from services.domain import Action, Actor, Role
 from storage.models import Account, Organization, TelegramLink
 from storage.repositories import Repositories
 from tests import factories
+from tests.bot.test_director import last_answer, open_card, open_list, press_on
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
@@ -28,7 +29,6 @@ from tests.director_data import (
 )
 from tests.fakes.bot_api import Message, parse_html
 from tests.harness import BotHarness
-from tests.test_director import last_answer, open_card, open_list, press_on
 
 SECOND = Actor(2, "Сидорова Анна Ивановна", Role.DIRECTOR, frozenset({Role.DIRECTOR}), 10)
 STALE = "Кнопка устарела, откройте меню заново: /menu"

@@ -26,10 +26,10 @@ from storage.migrate import upgrade
 from storage.models import OutboxMessage
 from tests import factories
 from tests.api_support import AUTH, WebhookReceiver, application_body, serve_api
+from tests.e2e.test_process import bot_env, wait_for
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
-from tests.test_api_health import samples
-from tests.test_process import bot_env, wait_for
+from tests.integration.test_api_health import samples
 
 SECRET = "web-module-shared-secret-0123456789"
 DIRECTOR, SECOND_DIRECTOR, APPLICANT = 1001, 1002, 1003

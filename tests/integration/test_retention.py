@@ -28,9 +28,9 @@ from storage.states import RawState, StateKey
 from tests import factories
 from tests.api_support import AUTH, serve_api
 from tests.conftest import TEST_REDIS_URL
+from tests.e2e.test_process import bot_env
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
-from tests.test_process import bot_env
 
 DIRECTOR = 1001  # Telegram user of account 1, a director of organisation 10
 SURNAME = "Войсковая"  # what the director searched for: a person's name in the chat's state
