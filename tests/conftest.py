@@ -48,6 +48,21 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
+KINDS = ("unit", "integration", "bot", "e2e")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test carries the marker of its folder (tests/unit/ → `unit`, …), so `-m unit`
+    selects by kind (tests/unit/test_layout_of_tests.py holds every test file to a folder)."""
+    for item in items:
+        parts = item.path.resolve().parts
+        if len(parts) > len(TESTS.parts) and Path(*parts[: len(TESTS.parts)]) == TESTS:
+            folder = parts[len(TESTS.parts)]
+            if folder in KINDS:
+                item.add_marker(folder)
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (faster than migrating every time)."""
