@@ -19,6 +19,7 @@ PROGRAM_LENGTH = 200
 DIGEST_PROGRAM_LENGTH = 60
 DIGEST_NAME_LENGTH = 60
 COMMENT_LENGTH = 1500
+NAME_LENGTH = 300  # a person's name (up to 255 characters) as it costs once escaped
 
 
 def open_button(number: int) -> Button:
@@ -45,14 +46,20 @@ def program_line(application: ApplicationView) -> str:
     return texts.PROGRAM.format(program=clip(application.program, PROGRAM_LENGTH))
 
 
+def person(value: str) -> str:
+    """A person's name for a push, cut to NAME_LENGTH, escaped: with the programme and the
+    comment cut too, a push stays within the messengers' limits whatever the names."""
+    return escape(shorten(value, NAME_LENGTH))
+
+
 def applicant_line(application: ApplicationView) -> str:
-    return texts.APPLICANT.format(name=escape(application.applicant_name))
+    return texts.APPLICANT.format(name=person(application.applicant_name))
 
 
 def actor_line(event: EventView) -> str:
     if event.actor_role is None:
         return texts.ACTOR_WEB_MODULE
-    return texts.ACTOR.format(name=escape(event.actor_name), role=event.actor_role.label)
+    return texts.ACTOR.format(name=person(event.actor_name), role=event.actor_role.label)
 
 
 def comment_lines(event: EventView, hide_names: bool, hint: str) -> list[str]:

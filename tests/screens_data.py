@@ -1,0 +1,501 @@
+"""Every screen and every push built from plain data (frozen dataclasses, never ORM rows), for
+tests/unit/test_screens.py. Nothing here imports aiogram, a messenger's SDK or the database:
+the test runs `every_screen()` in a fresh interpreter to prove that laying a screen out needs
+none of them.
+
+Two sets of data: a typical one (the seed's names and programmes) and the largest the bot
+accepts (every field at the length the integration API allows, services/integration.py, in
+the characters that cost the most once escaped and counted as Telegram counts: `"` becomes
+`&quot;`, an emoji is two UTF-16 units; ids and pages at the codec's bounds), so that a screen
+within the limits here is within them for any data the bot can hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot import texts
+from bot.conversation.intents import (
+    MAX_ID,
+    MAX_PAGE,
+    AppAction,
+    AppIntent,
+    Facet,
+    FacetAction,
+    FacetIntent,
+    ListAction,
+    ListFilter,
+    ListIntent,
+)
+from bot.screens import applications, linking, menu, pushes
+from bot.screens.screen import Screen
+from bot.texts import applications as application_texts
+from bot.texts import linking as linking_texts
+from bot.texts import notifications as notification_texts
+from bot.texts import pushes as push_texts
+from services.domain import Action, Actor, Role, Status, allowed_actions
+from services.linking import (
+    CONSENT_KIND,
+    MOVE_OUTCOME_KIND,
+    MOVE_REQUEST_KIND,
+    UNLINKED_KIND,
+    MoveOutcome,
+    TelegramAccount,
+    UnlinkReason,
+)
+from services.notifications import NotificationKind
+from services.queries import CHOICES_PAGE_SIZE, EVENTS_PAGE_SIZE, PAGE_SIZE, Choice, Page
+from services.views import ApplicationView, EventView
+
+# The modules whose public functions returning a Screen are the layouts: each is built here.
+LAYOUT_MODULES = (applications, menu, linking, pushes)
+
+# Every kind of push the outbox carries (bot/pushes.py renders each with a layout below).
+PUSH_KINDS = (*NotificationKind, UNLINKED_KIND, MOVE_REQUEST_KIND, MOVE_OUTCOME_KIND, CONSENT_KIND)
+DIGEST_LINES = 10  # bot/pushes.py: the oldest applications a digest lists
+
+ZONE = ZoneInfo("Asia/Yekaterinburg")
+MOMENT = datetime(2026, 9, 1, 6, 5, tzinfo=UTC)
+
+# Lengths the integration API accepts (services/integration.py: Name, FullName, Line, Long),
+# and the bot's own (services/applications.py COMMENT_MAX_LENGTH, services/queries.py
+# SEARCH_MAX_LENGTH); comments of the web module's history are Long.
+NAME, FULL_NAME, LINE, LONG = 500, 255, 255, 4000
+SEARCH = 100
+USERNAME = 32  # Telegram's longest @username
+
+
+def costly(length: int) -> str:
+    """`length` characters, each as costly as a character can be once escaped and counted."""
+    return ('"&<>📥' * length)[:length]
+
+
+@dataclass(frozen=True)
+class Data:
+    """One set of plain values the screens are built from."""
+
+    name: str
+    full_name: str
+    organization: str
+    program: str
+    long: str  # any Long field: description, categories, competencies
+    line: str  # study form
+    group: str
+    comment: str
+    search: str
+    username: str
+    number: int
+    page: int  # a page index, and the number of pages beyond it
+    total: int
+
+
+TYPICAL = Data(
+    name="typical",
+    full_name="Войсковая Юлия Олеговна",
+    organization="МАОУ «СОШ №1 г. Челябинска»",
+    program="Цифровая образовательная среда: инструменты педагога & наставника",
+    long="Учителя начальных классов, педагоги дополнительного образования",
+    line="Очно-заочная с применением ДОТ",
+    group="ЦОС-2026-1",
+    comment="Согласовано, прошу включить в группу <сентябрь>",
+    search="Войсковая",
+    username="voiskovaya_yu",
+    number=39744,
+    page=1,
+    total=13,
+)
+LARGEST = Data(
+    name="largest",
+    full_name=costly(FULL_NAME),
+    organization=costly(NAME),
+    program=costly(LONG),
+    long=costly(LONG),
+    line=costly(LINE),
+    group=costly(NAME),
+    comment=costly(LONG),
+    search=costly(SEARCH),
+    username="u" * USERNAME,
+    number=MAX_ID,
+    page=MAX_PAGE - 1,
+    total=10**9,
+)
+DATA = (TYPICAL, LARGEST)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A screen and what built it: the layout (module and name) and the case; `problem` is
+    why the layout refused to build it (a Screen over the limits raises ValueError)."""
+
+    layout: str
+    case: str
+    screen: Screen | None
+    kind: str | None = None  # the outbox kind, for a push
+    problem: str | None = None
+
+
+def actor(data: Data, role: Role, *, all_roles: bool = True) -> Actor:
+    roles = frozenset(Role) if all_roles else frozenset({role})
+    return Actor(data.number, data.full_name, role, roles, data.number)
+
+
+def application(data: Data, status: Status, *, applicant: int | None = None) -> ApplicationView:
+    return ApplicationView(
+        number=data.number,
+        status=status,
+        applicant_id=applicant if applicant is not None else data.number,
+        applicant_name=data.full_name,
+        organization_id=data.number,
+        organization_name=data.organization,
+        program=data.program,
+        group=data.group,
+        description=data.long,
+        study_from=date(2026, 9, 1),
+        study_to=date(2026, 12, 25),
+        study_form=data.line,
+        listener_categories=data.long,
+        competencies=data.long,
+        dpo_organization=data.long,
+        created_at=MOMENT,
+        updated_at=MOMENT,
+    )
+
+
+def empty_application(data: Data) -> ApplicationView:
+    """Only what every application has: the optional fields missing («Не указано»)."""
+    return ApplicationView(data.number, Status.NEW, 1, data.full_name, 1, data.organization)
+
+
+def event(
+    data: Data,
+    *,
+    action: str = "approve",
+    role: Role | None = Role.DIRECTOR,
+    before: Status | None = Status.NEW,
+    after: Status | None = Status.APPROVED,
+    comment: bool = True,
+    source: str = "telegram",
+) -> EventView:
+    return EventView(
+        id=data.number,
+        action=action,
+        actor_name=data.full_name,
+        actor_role=role,
+        from_status=before,
+        to_status=after,
+        comment=data.comment if comment else None,
+        source=source,
+        created_at=MOMENT,
+    )
+
+
+def events(data: Data) -> list[EventView]:
+    """A history page's worth of every sort of row: decisions, comments, the web module's."""
+    kinds = [
+        event(data),
+        event(data, action="comment", before=None, after=None),
+        event(data, action="create", role=None, before=None, after=Status.NEW, source="web"),
+        event(data, action="include", role=Role.STAFF, before=Status.APPROVED, after=None),
+        event(data, action="unknown", role=None, comment=False, source="import"),
+    ]
+    return kinds[:EVENTS_PAGE_SIZE]
+
+
+def note(data: Data, role: Role) -> str:
+    """The longest note a card or comments open with: what the actor just did."""
+    return applications.done(Action.CANCEL, data.number, True, role)
+
+
+def page(items: list[Any], data: Data, *, last: bool = False) -> Page[Any]:
+    """A page in the middle of many (or the last one), with `items` on it."""
+    pages = data.page + 1 if last else data.page + 2
+    return Page(items, data.page, pages, max(data.total, len(items)))
+
+
+def every_screen() -> list[Built]:
+    """Every screen and push, in every state that changes its text or buttons, for each set
+    of data."""
+    return [built for data in DATA for built in _screens(data)]
+
+
+def _screens(data: Data) -> Iterator[Built]:
+    def build(layout: Callable[..., Screen], case: str, *args: Any, **kwargs: Any) -> Built:
+        kind = kwargs.pop("kind", None)
+        name, case = f"{layout.__module__}.{layout.__name__}", f"{data.name}: {case}"
+        try:
+            return Built(name, case, layout(*args, **kwargs), kind)
+        except ValueError as error:
+            return Built(name, case, None, kind, str(error))
+
+    yield from _application_screens(data, build)
+    yield from _menu_screens(data, build)
+    yield from _linking_screens(data, build)
+    yield from _pushes(data, build)
+
+
+Build = Callable[..., Built]
+
+
+def _application_screens(data: Data, build: Build) -> Iterator[Built]:
+    a = applications
+    for role in Role:
+        rows = [application(data, status) for status in Status][:PAGE_SIZE]
+        rows += [application(data, Status.NEW)] * (PAGE_SIZE - len(rows))
+        listed = page(rows, data)
+        for status_filter in ListFilter:
+            for search, narrowed in ((False, False), (True, True)):
+                shown = ListIntent(
+                    action=ListAction.SHOW,
+                    status_filter=status_filter,
+                    page=data.page,
+                    search=search,
+                    narrowed=narrowed,
+                )
+                yield build(
+                    a.application_list,
+                    f"{role} {status_filter} search={search}",
+                    listed,
+                    shown,
+                    data.search if search else None,
+                    note=application_texts.SEARCH_ABORTED if search else None,
+                    role=role,
+                    narrowed=a.Narrowed(data.organization, data.program) if narrowed else None,
+                )
+        yield build(
+            a.application_list,
+            f"{role} empty",
+            Page([], 0, 1, 0),
+            ListIntent(),
+            data.search,
+            role=role,
+        )
+    for facet in Facet:
+        shown = FacetIntent(
+            action=FacetAction.CHOOSE,
+            facet=facet,
+            choice=data.number,
+            page=data.page,
+            status_filter=ListFilter.ALL,
+            search=True,
+            narrowed=True,
+        )
+        choices = [
+            Choice(
+                data.number - index,
+                data.program if facet is Facet.PROGRAM else data.organization,
+                data.total,
+            )
+            for index in range(CHOICES_PAGE_SIZE)
+        ]
+        choices[-1] = Choice(1, "", 1)  # a programme not given
+        current = data.number if facet is Facet.ORGANIZATION else data.program
+        narrowed = a.Narrowed(data.organization, data.program)
+        yield build(
+            a.facet_choices,
+            f"{facet}",
+            facet,
+            page(choices, data),
+            shown,
+            current_choice=current,
+            narrowed=narrowed,
+        )
+        yield build(
+            a.facet_choices,
+            f"{facet} empty",
+            facet,
+            Page([], 0, 1, 0),
+            replace(shown, page=0),
+            current_choice=None,
+            narrowed=a.Narrowed(),
+        )
+    back = ListIntent(action=ListAction.SHOW, status_filter=ListFilter.ALL, page=data.page)
+    yield build(a.search_prompt, "search", back)
+    base = AppIntent(
+        action=AppAction.OPEN,
+        number=data.number,
+        status_filter=ListFilter.ALL,
+        list_page=data.page,
+        search=True,
+        narrowed=True,
+    )
+    for role in Role:
+        for status in Status:
+            shown = application(data, status)
+            who = actor(data, role)
+            actions = allowed_actions(who, shown.ref)
+            decided = event(data, before=Status.NEW, after=status)
+            yield build(
+                a.application_card,
+                f"{role} {status}",
+                shown,
+                actions=actions,
+                last_change=decided,
+                comments=data.total,
+                zone=ZONE,
+                base=base,
+                note=note(data, role),
+            )
+        yield build(
+            a.application_card,
+            f"{role} every decision",
+            application(data, Status.NEW),
+            actions=list(Action),
+            last_change=None,
+            comments=0,
+            zone=ZONE,
+        )
+        yield build(
+            a.application_card,
+            f"{role} nothing given",
+            empty_application(data),
+            actions=[],
+            last_change=event(data, role=None, comment=False),
+            comments=0,
+            zone=ZONE,
+        )
+        card = base.seen(Status.NEW)
+        shown = application(data, Status.NEW)
+        yield build(a.cancel_confirmation, f"{role}", shown, card, role)
+        for action in a.DECISION_BUTTONS:
+            yield build(a.decision_prompt, f"{role} {action}", shown, action, card, role)
+        yield build(a.comment_prompt, f"{role}", shown, card, role)
+        for can_comment in (True, False):
+            yield build(
+                a.comments,
+                f"{role} can_comment={can_comment}",
+                shown,
+                page(events(data), data),
+                card,
+                can_comment=can_comment,
+                zone=ZONE,
+                note=note(data, role),
+            )
+    shown = application(data, Status.NEW)
+    card = base.seen(Status.NEW)
+    yield build(a.comments, "none", shown, Page([], 0, 1, 0), card, can_comment=True, zone=ZONE)
+    yield build(a.history, "rows", shown, page(events(data), data, last=True), card, zone=ZONE)
+    yield build(a.history, "none", shown, Page([], 0, 1, 0), card, zone=ZONE)
+
+
+def _menu_screens(data: Data, build: Build) -> Iterator[Built]:
+    for role in Role:
+        for all_roles in (True, False):
+            who = actor(data, role, all_roles=all_roles)
+            case = f"{role} all_roles={all_roles}"
+            yield build(menu.main_menu, case, who, data.total)
+            yield build(menu.profile, case, who, data.organization)
+            yield build(menu.roles, case, who)
+            yield build(menu.help_screen, case, who)
+            for muted in (False, True):
+                for digest in (False, True):
+                    settings = menu.NotificationSettings(muted, digest, time(9, 0), ZONE.key)
+                    yield build(menu.notifications, f"{case} {muted=} {digest=}", settings, who)
+        yield build(menu.profile, f"{role} no organisation", actor(data, role), None)
+    for name, text in catalogue():
+        yield build(menu.message, name, text, menu=True)
+        yield build(menu.message, f"{name} alone", text)
+
+
+def catalogue() -> list[tuple[str, str]]:
+    """The catalogue's finished texts (no placeholders), each a message the bot may send."""
+    return [
+        (f"{module.__name__}.{name}", value)
+        for module in (texts, application_texts, linking_texts, notification_texts, push_texts)
+        for name, value in vars(module).items()
+        if name.isupper() and isinstance(value, str) and "{" not in value and value.strip()
+    ]
+
+
+def _linking_screens(data: Data, build: Build) -> Iterator[Built]:
+    url = "https://dpo.example.ru/signin/" + "x" * 512
+    yield build(linking.welcome, "welcome", 30)
+    yield build(linking.welcome_with_sign_in, "sign-in", 30, url)
+    yield build(linking.consent, "consent")
+    yield build(linking.switch_question, "switch", data.full_name, data.full_name, data.number)
+    yield build(linking.switch_kept, "kept", data.full_name)
+    yield build(linking.move_requested, "requested", "01.09.2026 11:05")
+    for username in (data.username, None):
+        requester = TelegramAccount(MAX_ID, username)
+        yield build(
+            linking.move_question,
+            f"@{username}",
+            requester,
+            "01.09.2026 11:05",
+            data.number,
+            kind=MOVE_REQUEST_KIND,
+        )
+    for outcome in MoveOutcome:
+        who = actor(data, Role.DIRECTOR) if outcome is MoveOutcome.ALLOWED else None
+        yield build(linking.move_outcome, f"{outcome}", outcome, who, kind=MOVE_OUTCOME_KIND)
+    yield build(linking.consent, "consent push", kind=CONSENT_KIND)
+    yield build(linking.logout_question, "logout", data.full_name)
+    for already in (False, True):
+        yield build(
+            linking.signed_in, f"{already=}", data.full_name, "Руководитель ОО", already=already
+        )
+
+
+def unlinked(payload: dict[str, object]) -> Screen:
+    """The "unlinked" push as bot/pushes.py lays it out: its text alone."""
+    return Screen(linking_texts.render_unlinked(payload))
+
+
+def _pushes(data: Data, build: Build) -> Iterator[Built]:
+    p = pushes
+    for hide_names in (False, True):
+        for status in Status:
+            shown = application(data, status)
+            yield build(
+                p.new_application,
+                f"{status} {hide_names=}",
+                shown,
+                hide_names=hide_names,
+                kind=NotificationKind.NEW_APPLICATION,
+            )
+            for to_applicant in (False, True):
+                case = f"{status} {to_applicant=} {hide_names=}"
+                for role in (Role.DIRECTOR, Role.LISTENER, Role.STAFF, None):
+                    moved = event(data, role=role, before=Status.NEW, after=status)
+                    yield build(
+                        p.status_changed,
+                        f"{case} by {role}",
+                        shown,
+                        moved,
+                        to_applicant=to_applicant,
+                        hide_names=hide_names,
+                        kind=NotificationKind.STATUS_CHANGED,
+                    )
+                    said = event(data, action="comment", role=role, before=None, after=None)
+                    yield build(
+                        p.comment,
+                        f"{case} by {role}",
+                        shown,
+                        said,
+                        to_applicant=to_applicant,
+                        hide_names=hide_names,
+                        kind=NotificationKind.COMMENT,
+                    )
+        oldest = [application(data, Status.NEW)] * DIGEST_LINES
+        yield build(
+            p.digest,
+            f"more than listed {hide_names=}",
+            data.total,
+            oldest,
+            hide_names=hide_names,
+            kind=NotificationKind.DIGEST,
+        )
+        yield build(
+            p.digest,
+            f"one {hide_names=}",
+            1,
+            [empty_application(data)],
+            hide_names=hide_names,
+            kind=NotificationKind.DIGEST,
+        )
+    for reason in [*UnlinkReason, "something else"]:
+        screen = unlinked({"reason": str(reason)})
+        yield Built(f"{__name__}.unlinked", f"{data.name}: {reason}", screen, UNLINKED_KIND)
