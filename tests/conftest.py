@@ -79,9 +79,28 @@ def postgres_migrated() -> str:
     return TEST_DATABASE_URL
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`database_url` takes each backend in turn: SQLite, and PostgreSQL when TEST_DATABASE_URL
+    is set. The conversation tests in tests/bot/ test the flows, which are the same on both,
+    so they run on SQLite alone, unless marked `every_backend` (search, locks, constraints,
+    times, statements: what the database decides); storage has its own tests on both in
+    tests/integration/. A test that parametrises `database_url` itself keeps its own."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "database_url" in (
+            names.replace(" ", "").split(",") if isinstance(names, str) else names
+        ):
+            return
+    kind = metafunc.definition.path.resolve().relative_to(TESTS).parts[0]
+    every = kind != "bot" or metafunc.definition.get_closest_marker("every_backend") is not None
+    metafunc.parametrize("database_url", BACKENDS if every else BACKENDS[:1], indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database of each backend in turn."""
+    """A migrated, empty database of each backend in turn (see pytest_generate_tests)."""
     return empty_database(request, request.param, tmp_path)
 
 

@@ -19,7 +19,9 @@ PROGRAM_LENGTH = 200
 DIGEST_PROGRAM_LENGTH = 60
 DIGEST_NAME_LENGTH = 60
 COMMENT_LENGTH = 1500
-NAME_LENGTH = 300  # a person's name (up to 255 characters) as it costs once escaped
+# A person's name (up to 255 characters) as it costs once escaped: one of letters and emoji (two
+# UTF-16 units each at most) stays whole; one full of `"` `&` `<` `>` (up to six each) is cut.
+NAME_LENGTH = 600
 
 
 def open_button(number: int) -> Button:

@@ -76,6 +76,7 @@ def last_answer(harness: BotHarness) -> dict[str, object]:
 
 
 @pytest.mark.usefixtures("school")
+@pytest.mark.every_backend  # search folds Cyrillic in SQL or in Python, by backend
 async def test_director_pages_filters_and_searches(harness: BotHarness) -> None:
     menu = await harness.send(DIRECTOR, "/menu")
     assert menu.buttons()[0] == ["📥 Заявки (8 новых)"]
@@ -126,6 +127,7 @@ async def test_director_pages_filters_and_searches(harness: BotHarness) -> None:
 
 
 @pytest.mark.usefixtures("school")
+@pytest.mark.every_backend  # search folds Cyrillic in SQL or in Python, by backend
 async def test_director_searches_by_name_and_by_number(harness: BotHarness) -> None:
     await open_list(harness)
     prompt = await harness.press(DIRECTOR, "🔍 Поиск")
@@ -369,6 +371,7 @@ async def test_comments_thread_and_a_new_comment(
 
 
 @pytest.mark.usefixtures("school")
+@pytest.mark.every_backend  # pages and order are the database's
 async def test_history_and_comments_are_paginated_newest_first(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:

@@ -131,6 +131,7 @@ async def test_portal_link_binds_shows_the_consent_then_the_menu(
     harness.assert_no_errors()
 
 
+@pytest.mark.every_backend  # expiry compares stored times
 async def test_used_expired_unknown_and_malformed_tokens_get_distinct_answers(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
@@ -160,6 +161,7 @@ async def test_used_expired_unknown_and_malformed_tokens_get_distinct_answers(
     harness.assert_no_errors()
 
 
+@pytest.mark.every_backend  # expiry compares stored times
 async def test_a_token_is_valid_until_the_last_second_of_its_ttl(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
@@ -190,6 +192,7 @@ async def test_a_bot_first_token_is_not_accepted_in_start(
     assert await link_of(session_factory, STRANGER) is None
 
 
+@pytest.mark.every_backend  # throttling counts stored times
 async def test_five_failures_in_a_minute_throttle_the_user_on_every_replica(
     harness: BotHarness,
     session_factory: async_sessionmaker[AsyncSession],
@@ -227,6 +230,7 @@ async def test_five_failures_in_a_minute_throttle_the_user_on_every_replica(
     harness.assert_no_errors()
 
 
+@pytest.mark.every_backend  # throttling counts stored times
 async def test_four_failures_do_not_throttle(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
@@ -411,6 +415,7 @@ async def test_the_owner_allows_and_the_binding_moves(
     harness.assert_no_errors()
 
 
+@pytest.mark.every_backend  # expiry compares stored times
 async def test_an_unanswered_request_expires_with_the_token(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
@@ -546,6 +551,7 @@ async def test_a_user_bound_elsewhere_logs_out_before_asking_for_a_bound_account
     harness.assert_no_errors()
 
 
+@pytest.mark.every_backend  # throttling counts stored times
 async def test_many_users_guessing_are_throttled_overall(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:

@@ -22,6 +22,8 @@ from tests.director_data import (
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness
 
+pytestmark = pytest.mark.every_backend  # commits that fail: the database's transactions decide
+
 
 @pytest.fixture
 async def school(seeded: None, session_factory: async_sessionmaker[AsyncSession]) -> None:

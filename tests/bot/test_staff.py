@@ -33,6 +33,8 @@ from tests.fakes.bot_api import Message
 from tests.harness import BotHarness
 from tests.roles_data import APPROVED, APPROVED_20, DIGITAL, EXPERT, STAFF, seed_roles
 
+pytestmark = pytest.mark.every_backend  # filters, counts, search: the database's queries
+
 STALE = "Кнопка устарела, откройте меню заново: /menu"
 ORG_10 = "МАОУ «СОШ № 10» г. Челябинска"
 ORG_20 = "МАОУ «СОШ № 20» г. Челябинска"

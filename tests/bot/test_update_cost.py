@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tests.director_data import DIRECTOR, seed_applications
 from tests.harness import BotHarness
 
+pytestmark = pytest.mark.every_backend  # the statements of an update differ by backend
+
 
 @pytest.fixture
 async def school(seeded: None, session_factory: async_sessionmaker[AsyncSession]) -> None:

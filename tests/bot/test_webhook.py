@@ -41,6 +41,8 @@ from tests.e2e.test_process import bot_env, wait_for
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import test_settings
 
+pytestmark = pytest.mark.every_backend  # updates recorded once: the database's constraints
+
 SECRET = "webhook-Secret_42-0123456789abcdef"
 STRANGER = 2000
 
