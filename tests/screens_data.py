@@ -1,5 +1,5 @@
 """Every screen and every push built from plain data (frozen dataclasses, never ORM rows), for
-tests/unit/test_screens.py. Nothing here imports aiogram, a messenger's SDK or the database:
+tests/unit/test_screens.py. Nothing here needs aiogram, a messenger's SDK or a database:
 the test runs `every_screen()` in a fresh interpreter to prove that laying a screen out needs
 none of them.
 
