@@ -1,4 +1,4 @@
-"""One-time link tokens and Telegram bindings (SPEC "Linking a Telegram user…").
+"""One-time link tokens and Telegram bindings (docs/linking.md).
 
 Tokens carry at least 128 bits from `secrets`, are stored only as a SHA-256 hash, are single use
 and expire. One account has at most one Telegram user and one Telegram user at most one account.
@@ -60,7 +60,7 @@ MOVE_CHECK_INTERVAL = 30.0  # seconds between two looks for expired move request
 # The role a new binding starts in: the one with the most to do in the bot.
 ROLE_PRIORITY = (Role.DIRECTOR, Role.STAFF, Role.LISTENER)
 
-# Outbox kinds of linking (rendered by bot/pushes.py):
+# Outbox kinds of linking (rendered by bot/conversation/pushes.py):
 # - the chat's binding is gone; payload {"reason": UnlinkReason}; account_id empty;
 UNLINKED_KIND = "unlinked"
 # - to the bound owner: «Разрешить привязку к другому Telegram-аккаунту?»; payload {"token": id};

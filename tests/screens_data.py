@@ -31,6 +31,7 @@ from bot.conversation.intents import (
     ListFilter,
     ListIntent,
 )
+from bot.conversation.pushes import DIGEST_LINES, RENDERERS
 from bot.screens import applications, linking, menu, pushes
 from bot.screens.screen import Screen
 from bot.texts import applications as application_texts
@@ -54,9 +55,9 @@ from services.views import ApplicationView, EventView
 # The modules whose public functions returning a Screen are the layouts: each is built here.
 LAYOUT_MODULES = (applications, menu, linking, pushes)
 
-# Every kind of push the outbox carries (bot/pushes.py renders each with a layout below).
-PUSH_KINDS = (*NotificationKind, UNLINKED_KIND, MOVE_REQUEST_KIND, MOVE_OUTCOME_KIND, CONSENT_KIND)
-DIGEST_LINES = 10  # bot/pushes.py: the oldest applications a digest lists
+# Every kind of push the outbox carries: bot/conversation/pushes.py loads each and lays it out
+# with a layout built below.
+PUSH_KINDS = (*RENDERERS, *NotificationKind, UNLINKED_KIND, MOVE_REQUEST_KIND, MOVE_OUTCOME_KIND)
 
 ZONE = ZoneInfo("Asia/Yekaterinburg")
 MOMENT = datetime(2026, 9, 1, 6, 5, tzinfo=UTC)
@@ -440,7 +441,7 @@ def _linking_screens(data: Data, build: Build) -> Iterator[Built]:
 
 
 def unlinked(payload: dict[str, object]) -> Screen:
-    """The "unlinked" push as bot/pushes.py lays it out: its text alone."""
+    """The "unlinked" push as bot/conversation/pushes.py lays it out: its text alone."""
     return Screen(linking_texts.render_unlinked(payload))
 
 

@@ -81,11 +81,6 @@ def test_the_largest_data_reaches_the_limits() -> None:
     assert max(payloads) > PAYLOAD_LIMIT * 2 // 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/__init__.py imports aiogram (bot/lazy_types.py) until the layout work of issue "
-    "13 lands: then this passes and the mark goes",
-)
 def test_building_every_screen_imports_no_aiogram() -> None:
     code = (
         "import sys\n"

@@ -1,4 +1,4 @@
-"""The integration API's endpoints (SPEC "Integration with the web module", "Fixed names")."""
+"""The integration API's endpoints (docs/API.md; docs/PRODUCT.md "Fixed names")."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.core import Call, Endpoint, Reply
-from bot.api.errors import ApiError, field_error
+from bot.web.api.core import Call, Endpoint, Reply
+from bot.web.api.errors import ApiError, field_error
 from services import decisions, integration
 from services.domain import Source, Status
 from services.integration import (
