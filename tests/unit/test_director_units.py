@@ -1,5 +1,5 @@
-"""The pure parts of the application screens: visibility, search parsing, cutting texts,
-callback data sizes."""
+"""The pure parts of the application screens: search parsing, cutting texts, callback data sizes
+(visibility and paging on a database are in tests/integration/test_screen_queries.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import itertools
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import (
     AppAction,
@@ -21,13 +20,9 @@ from bot.conversation.intents import (
 )
 from bot.screens.markup import ELLIPSIS, cost, fit, shorten, utf16_length
 from bot.screens.pieces import short_name
-from services.applications import ref
-from services.domain import Actor, Role, Status, can_view
-from services.queries import list_applications, parse_search, visibility
-from storage.repositories import Repositories
-from tests import factories
+from services.domain import Actor, Role, Status
+from services.queries import parse_search
 
-APPLICATIONS = {500: (3, 10), 501: (4, 10), 502: (6, 20), 503: (1, 10)}  # number: (applicant, org)
 ACCOUNTS = {1: (10, {"director", "listener"}), 2: (10, {"director"}), 3: (10, {"listener"})}
 ACCOUNTS |= {5: (20, {"director"}), 6: (20, {"listener"}), 7: (None, {"staff"})}
 
@@ -38,43 +33,6 @@ def actors() -> list[Actor]:
         Actor(account, f"Человек {account}", role, frozenset(Role(r) for r in roles), org)
         for (account, (org, roles)), role in itertools.product(ACCOUNTS.items(), Role)
     ]
-
-
-async def test_list_visibility_is_what_can_view_allows(
-    session_factory: async_sessionmaker[AsyncSession],
-) -> None:
-    async with session_factory() as session:
-        await factories.seed_school(session)
-        for number, (applicant, org) in APPLICATIONS.items():
-            session.add(factories.application(number, applicant, org))
-        await session.commit()
-        repo = Repositories(session)
-        applications = [await repo.applications.get(number) for number in APPLICATIONS]
-        for actor in actors():
-            page = await list_applications(repo, actor, status=None, size=100)
-            listed = {application.number for application in page.items}
-            allowed = {a.number for a in applications if a and can_view(actor, ref(a))}
-            assert listed == allowed, (actor, visibility(actor))
-
-
-async def test_pages_are_clamped_and_newest_first(
-    session_factory: async_sessionmaker[AsyncSession],
-) -> None:
-    async with session_factory() as session:
-        await factories.seed_school(session)
-        for i in range(13):
-            created = factories.T0.replace(minute=i)
-            session.add(factories.application(600 + i, 3, 10, created_at=created))
-        await session.commit()
-        repo = Repositories(session)
-        director = Actor(1, "Петров Пётр Петрович", Role.DIRECTOR, frozenset(Role), 10)
-        first = await list_applications(repo, director, status=Status.NEW)
-        assert (first.index, first.pages, first.total) == (0, 3, 13)
-        assert [a.number for a in first.items] == [612, 611, 610, 609, 608, 607]
-        beyond = await list_applications(repo, director, status=Status.NEW, page=99)
-        assert (beyond.index, [a.number for a in beyond.items]) == (2, [600])
-        empty = await list_applications(repo, director, status=Status.INCLUDED, page=5)
-        assert (empty.index, empty.pages, empty.total, list(empty.items)) == (0, 1, 0, [])
 
 
 @pytest.mark.parametrize(
