@@ -1,5 +1,6 @@
 """Shared fixtures: a real database per test (SQLite file always, PostgreSQL when
-TEST_DATABASE_URL is set), seeded data, a controllable clock."""
+TEST_DATABASE_URL is set; tests/bot/ on SQLite alone unless marked `every_backend`), seeded
+data, a controllable clock; each test marked by its folder (unit, integration, bot, e2e)."""
 
 from __future__ import annotations
 
@@ -56,11 +57,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Each test carries the marker of its folder (tests/unit/ → `unit`, …), so `-m unit`
     selects by kind (tests/unit/test_layout_of_tests.py holds every test file to a folder)."""
     for item in items:
-        parts = item.path.resolve().parts
-        if len(parts) > len(TESTS.parts) and Path(*parts[: len(TESTS.parts)]) == TESTS:
-            folder = parts[len(TESTS.parts)]
-            if folder in KINDS:
-                item.add_marker(folder)
+        path = item.path.resolve()
+        if path.is_relative_to(TESTS) and path.relative_to(TESTS).parts[0] in KINDS:
+            item.add_marker(path.relative_to(TESTS).parts[0])
 
 
 @pytest.fixture(scope="session")
