@@ -38,6 +38,8 @@ from bot.texts import applications as application_texts
 from bot.texts import linking as linking_texts
 from bot.texts import notifications as notification_texts
 from bot.texts import pushes as push_texts
+from bot.texts.domain import role_label
+from bot.texts.messengers import NAMES
 from services.domain import Action, Actor, Role, Status, allowed_actions
 from services.linking import (
     CONSENT_KIND,
@@ -59,6 +61,7 @@ LAYOUT_MODULES = (applications, menu, linking, pushes)
 # with a layout built below.
 PUSH_KINDS = (*RENDERERS, *NotificationKind, UNLINKED_KIND, MOVE_REQUEST_KIND, MOVE_OUTCOME_KIND)
 
+MESSENGERS = tuple(NAMES)  # the messengers a screen names: "telegram", "max"
 ZONE = ZoneInfo("Asia/Yekaterinburg")
 MOMENT = datetime(2026, 9, 1, 6, 5, tzinfo=UTC)
 
@@ -390,7 +393,8 @@ def _menu_screens(data: Data, build: Build) -> Iterator[Built]:
             yield build(menu.main_menu, case, who, data.total)
             yield build(menu.profile, case, who, data.organization)
             yield build(menu.roles, case, who)
-            yield build(menu.help_screen, case, who)
+            for messenger in MESSENGERS:
+                yield build(menu.help_screen, f"{case} in {messenger}", who, messenger)
             for muted in (False, True):
                 for digest in (False, True):
                     settings = menu.NotificationSettings(muted, digest, time(9, 0), ZONE.key)
@@ -413,36 +417,55 @@ def catalogue() -> list[tuple[str, str]]:
 
 def _linking_screens(data: Data, build: Build) -> Iterator[Built]:
     url = "https://dpo.example.ru/signin/" + "x" * 512
-    yield build(linking.welcome, "welcome", 30)
-    yield build(linking.welcome_with_sign_in, "sign-in", 30, url)
-    yield build(linking.consent, "consent")
-    yield build(linking.switch_question, "switch", data.full_name, data.full_name, data.number)
+    for messenger in MESSENGERS:
+        yield from _linking_screens_in(data, build, url, messenger)
     yield build(linking.switch_kept, "kept", data.full_name)
-    yield build(linking.move_requested, "requested", "01.09.2026 11:05")
+    for already in (False, True):
+        role = role_label(Role.DIRECTOR)
+        yield build(linking.signed_in, f"{already=}", data.full_name, role, already=already)
+
+
+def _linking_screens_in(data: Data, build: Build, url: str, messenger: str) -> Iterator[Built]:
+    yield build(linking.welcome, f"welcome in {messenger}", 30, messenger)
+    yield build(linking.welcome_with_sign_in, f"sign-in in {messenger}", 30, url, messenger)
+    yield build(linking.consent, f"consent in {messenger}", messenger)
+    yield build(
+        linking.switch_question,
+        f"switch in {messenger}",
+        data.full_name,
+        data.full_name,
+        data.number,
+        messenger,
+    )
+    yield build(linking.move_requested, f"requested in {messenger}", "01.09.2026 11:05", messenger)
     for username in (data.username, None):
         requester = TelegramAccount(MAX_ID, username)
         yield build(
             linking.move_question,
-            f"@{username}",
+            f"@{username} in {messenger}",
             requester,
             "01.09.2026 11:05",
             data.number,
+            messenger,
             kind=MOVE_REQUEST_KIND,
         )
     for outcome in MoveOutcome:
         who = actor(data, Role.DIRECTOR) if outcome is MoveOutcome.ALLOWED else None
-        yield build(linking.move_outcome, f"{outcome}", outcome, who, kind=MOVE_OUTCOME_KIND)
-    yield build(linking.consent, "consent push", kind=CONSENT_KIND)
-    yield build(linking.logout_question, "logout", data.full_name)
-    for already in (False, True):
         yield build(
-            linking.signed_in, f"{already=}", data.full_name, "Руководитель ОО", already=already
+            linking.move_outcome,
+            f"{outcome} in {messenger}",
+            outcome,
+            who,
+            messenger,
+            kind=MOVE_OUTCOME_KIND,
         )
+    yield build(linking.consent, f"consent push in {messenger}", messenger, kind=CONSENT_KIND)
+    yield build(linking.logout_question, f"logout in {messenger}", data.full_name, messenger)
 
 
-def unlinked(payload: dict[str, object]) -> Screen:
+def unlinked(payload: dict[str, object], messenger: str) -> Screen:
     """The "unlinked" push as bot/conversation/pushes.py lays it out: its text alone."""
-    return Screen(linking_texts.render_unlinked(payload))
+    return Screen(linking_texts.render_unlinked(payload, messenger))
 
 
 def _pushes(data: Data, build: Build) -> Iterator[Built]:
@@ -498,5 +521,7 @@ def _pushes(data: Data, build: Build) -> Iterator[Built]:
             kind=NotificationKind.DIGEST,
         )
     for reason in [*UnlinkReason, "something else"]:
-        screen = unlinked({"reason": str(reason)})
-        yield Built(f"{__name__}.unlinked", f"{data.name}: {reason}", screen, UNLINKED_KIND)
+        for messenger in MESSENGERS:
+            screen = unlinked({"reason": str(reason)}, messenger)
+            case = f"{data.name}: {reason} in {messenger}"
+            yield Built(f"{__name__}.unlinked", case, screen, UNLINKED_KIND)

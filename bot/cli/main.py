@@ -11,8 +11,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from bot.settings import Settings, SettingsError, load_settings
+from bot.texts import cli
+from bot.texts.messengers import say
+from bot.texts.zones import zone_phrase
 
 EXIT_FAILURE = 1
+MESSENGER = "telegram"  # the messenger the command line mints links for (t.me) and names
 EXIT_SETTINGS = 2
 
 
@@ -38,43 +42,39 @@ def quiet_loggers() -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="python -m bot", description="Бот модуля «Организация ДПО» для Telegram"
+        prog="python -m bot", description=say(cli.DESCRIPTION, MESSENGER)
     )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="запустить бота, веб-сервер и рассылку (по умолчанию)")
+    commands.add_parser("run", help=cli.HELP_RUN)
     commands.add_parser(
         "dispatcher",
-        help="только рассылка уведомлений, ежедневная сводка и удаление устаревших данных "
-        "(без приёма сообщений)",
+        help=cli.HELP_DISPATCHER,
     )
-    commands.add_parser("migrate", help="применить миграции базы данных")
+    commands.add_parser("migrate", help=cli.HELP_MIGRATE)
     link_token = commands.add_parser(
         "link-token",
-        help="выпустить одноразовую ссылку t.me для привязки Telegram к учётной записи",
+        help=say(cli.HELP_LINK_TOKEN, MESSENGER),
     )
-    link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help=cli.HELP_ACCOUNT_ID)
     unlink = commands.add_parser(
         "unlink",
-        help="снять привязку Telegram учётной записи (как DELETE /api/v1/accounts/ID/telegram): "
-        "после этого её можно привязать к другому Telegram-аккаунту по новой ссылке",
+        help=say(cli.HELP_UNLINK, MESSENGER),
     )
-    unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help=cli.HELP_ACCOUNT_ID)
     load = commands.add_parser(
         "import",
-        help="загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV",
-        description="Формат файла — в docs/IMPORT.md. Ошибочные строки перечисляются с номерами; "
-        "код выхода 1, если такие были.",
+        help=cli.HELP_IMPORT,
+        description=cli.DESCRIPTION_IMPORT,
     )
-    load.add_argument("file", metavar="FILE", help="файл .jsonl или .csv")
+    load.add_argument("file", metavar="FILE", help=cli.HELP_FILE)
     load.add_argument(
         "--no-notify",
         action="store_true",
-        help="не уведомлять руководителей о новых заявках (для первой загрузки)",
+        help=cli.HELP_NO_NOTIFY,
     )
     commands.add_parser(
         "demo",
-        help="загрузить демонстрационные данные и напечатать ссылки для входа руководителя "
-        "и заявителя",
+        help=cli.HELP_DEMO,
     )
     return root
 
@@ -88,7 +88,7 @@ async def _migrate(settings: Settings) -> None:
         await upgrade(engine)
     finally:
         await engine.dispose()
-    print("Миграции применены.")
+    print(cli.MIGRATED)
 
 
 async def _link_token(settings: Settings, account_id: int) -> int:
@@ -103,7 +103,7 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     try:
         username = await fetch_username(settings)
     except BotApiUnreachable:
-        print("Не удалось связаться с Telegram Bot API, попробуйте позже.", file=sys.stderr)
+        print(say(cli.BOT_API_UNREACHABLE, MESSENGER), file=sys.stderr)
         return EXIT_FAILURE
     engine = create_engine(settings.DATABASE_URL)
     try:
@@ -117,14 +117,15 @@ async def _link_token(settings: Settings, account_id: int) -> int:
                     clock=SystemClock(),
                 )
             except UnknownAccountError as error:
-                print(f"{error}.", file=sys.stderr)
+                print(cli.ACCOUNT_NOT_FOUND.format(account_id=error.account_id), file=sys.stderr)
                 return EXIT_FAILURE
             await session.commit()
     finally:
         await engine.dispose()
     expires = minted.expires_at.astimezone(settings.zone)
     print(deep_link(username or "", minted.token))
-    print(f"Ссылка одноразовая, действует до {expires:%d.%m.%Y %H:%M} ({settings.TIMEZONE}).")
+    zone = zone_phrase(settings.zone, minted.expires_at)
+    print(cli.LINK_EXPIRES.format(until=f"{expires:%d.%m.%Y %H:%M}", zone=zone))
     return 0
 
 
@@ -143,18 +144,16 @@ async def _unlink(settings: Settings, account_id: int) -> int:
         async with create_session_factory(engine)() as session:
             repo = Repositories(session)
             if await repo.accounts.get(account_id) is None:
-                print(f"Учётная запись {account_id} не найдена.", file=sys.stderr)
+                print(cli.ACCOUNT_NOT_FOUND.format(account_id=account_id), file=sys.stderr)
                 return EXIT_FAILURE
             removed = await unlink_account(repo, account_id, clock=SystemClock())
             await session.commit()
     finally:
         await engine.dispose()
     if removed is None:
-        print(f"Учётная запись {account_id} не привязана к Telegram.")
+        print(say(cli.NOT_LINKED, MESSENGER, account_id=account_id))
     else:
-        print(
-            f"Привязка Telegram учётной записи {account_id} снята, чат получит сообщение об этом."
-        )
+        print(say(cli.UNLINKED, MESSENGER, account_id=account_id))
     return 0
 
 

@@ -24,8 +24,8 @@ from tests.harness import BotHarness
 
 pytestmark = pytest.mark.every_backend  # presses at the same moment: the database's locks decide
 
-LOST_TO_APPROVAL = "Заявку №39737 уже изменили: теперь статус «Подтверждена руководителем ОО»"
-LOST_TO_CANCELLATION = "Заявку №39737 уже изменили: теперь статус «Отменена»"
+LOST_TO_APPROVAL = "Заявка №39737 уже обработана: статус «Подтверждена руководителем ОО»"
+LOST_TO_CANCELLATION = "Заявка №39737 уже обработана: статус «Отменена»"
 
 
 @pytest.fixture
