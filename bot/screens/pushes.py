@@ -141,3 +141,19 @@ def digest(count: int, oldest: list[ApplicationView], *, hide_names: bool) -> Sc
     lines += ["", texts.DIGEST_HINT]
     button = Button(texts.BUTTON_APPLICATIONS, MenuIntent(MenuAction.APPLICATIONS))
     return Screen("\n".join(lines), ((button,),))
+
+
+def staff_digest(by_organization: list[tuple[str, int]]) -> Screen:
+    """To staff: director-approved applications waiting for inclusion, by organisation."""
+    total = sum(count for _, count in by_organization)
+    lines = [texts.STAFF_DIGEST_TITLE, texts.STAFF_DIGEST_COUNT.format(count=total), ""]
+    shown = by_organization[: texts.STAFF_DIGEST_ORGANIZATIONS]
+    for name, count in shown:
+        organization = clip(name, texts.STAFF_DIGEST_NAME_LENGTH)
+        lines.append(texts.STAFF_DIGEST_LINE.format(organization=organization, count=count))
+    rest = sum(count for _, count in by_organization[len(shown) :])
+    if rest:
+        lines.append(texts.DIGEST_MORE.format(count=rest))
+    lines += ["", texts.STAFF_DIGEST_HINT]
+    button = Button(texts.BUTTON_APPLICATIONS, MenuIntent(MenuAction.APPLICATIONS))
+    return Screen("\n".join(lines), ((button,),))

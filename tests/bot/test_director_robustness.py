@@ -228,7 +228,7 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
         LISTENER, forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW), menu.message_id
     )
     assert last_answer(harness) == {
-        "text": "Действие «Одобрить» недоступно для роли «Слушатель»",
+        "text": "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет",
         "show_alert": True,
     }
     # A staff action: said plainly.
@@ -236,7 +236,10 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
         DIRECTOR, forged(AppAction.INCLUDE, 39738, StatusCode.APPROVED), card.message_id
     )
     assert last_answer(harness) == {
-        "text": "Действие «Включить в группу» недоступно для роли «Руководитель ОО»",
+        "text": (
+            "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у вас "
+            "такой роли нет"
+        ),
         "show_alert": True,
     }
     # Malformed data, an unknown prefix, an id beyond the database's range.

@@ -126,7 +126,7 @@ async def test_portal_link_binds_shows_the_consent_then_the_menu(
     assert link is not None
     assert (link.consent_at, link.consent_version) == (clock.now(), CONSENT_VERSION)
     commands = harness.api.commands_for(scope(STRANGER))
-    assert command_names(commands) == ["start", "profile", "help", "logout"]
+    assert command_names(commands) == ["menu", "profile", "help", "logout"]
     assert commands is not None
     assert commands[0]["description"] == "Главное меню: заявки педагогов"
     harness.assert_no_errors()
@@ -664,8 +664,15 @@ async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(
         reply = await harness.send(STRANGER, text)
         bot_replies = [m for m in harness.api.chat(STRANGER)[before:] if m.from_bot]
         assert len(bot_replies) == 1, text
-        assert reply.text.startswith(CONSENT_TITLE), text
-        assert reply.buttons() == [["Ознакомился"]], text
+        # One consent message, pointed to: not the whole text again for every message.
+        assert reply.text.startswith("Чтобы продолжить, прочитайте согласие"), text
+        assert reply.buttons() == [["📄 Открыть согласие"]], text
+    consents = [m for m in harness.api.chat(STRANGER) if m.text.startswith(CONSENT_TITLE)]
+    assert consents == [harness.api.message(STRANGER, consent.message_id)]
+    opened = await harness.press(STRANGER, "📄 Открыть согласие")
+    assert opened.message_id == reply.message_id  # the pointer becomes the consent, in place
+    assert opened.text.startswith(CONSENT_TITLE)
+    assert opened.buttons() == [["Ознакомился"]]
 
     buttons = [MenuIntent(action=action).pack() for action in MenuAction]
     buttons += [AppIntent(action=action, number=39744).pack() for action in AppAction]
@@ -740,7 +747,7 @@ async def test_profile_shows_the_account_and_roles_switch_in_place(
     assert link.active_role == "listener"
     commands = harness.api.commands_for(scope(1001))
     assert commands is not None
-    assert commands[0] == {"command": "start", "description": "Главное меню: мои заявки"}
+    assert commands[0] == {"command": "menu", "description": "Главное меню: мои заявки"}
 
     # The next update acts in the new role.
     profile = await harness.send(1001, "/profile")
