@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import texts
+from bot.conversation.bulk import LIMIT as BULK_LIMIT
 from bot.conversation.intents import (
     MAX_ID,
     MAX_PAGE,
@@ -32,9 +33,10 @@ from bot.conversation.intents import (
     ListIntent,
 )
 from bot.conversation.pushes import DIGEST_LINES, RENDERERS
-from bot.screens import applications, linking, menu, pushes
+from bot.screens import applications, bulk, linking, menu, pushes
 from bot.screens.screen import Screen
 from bot.texts import applications as application_texts
+from bot.texts import bulk as bulk_texts
 from bot.texts import linking as linking_texts
 from bot.texts import notifications as notification_texts
 from bot.texts import pushes as push_texts
@@ -51,11 +53,11 @@ from services.linking import (
     UnlinkReason,
 )
 from services.notifications import NotificationKind
-from services.queries import CHOICES_PAGE_SIZE, EVENTS_PAGE_SIZE, PAGE_SIZE, Choice, Page
+from services.queries import CHOICES_PAGE_SIZE, EVENTS_PAGE_SIZE, PAGE_SIZE, Changes, Choice, Page
 from services.views import ApplicationView, EventView
 
 # The modules whose public functions returning a Screen are the layouts: each is built here.
-LAYOUT_MODULES = (applications, menu, linking, pushes)
+LAYOUT_MODULES = (applications, bulk, menu, linking, pushes)
 
 # Every kind of push the outbox carries: bot/conversation/pushes.py loads each and lays it out
 # with a layout built below.
@@ -236,6 +238,7 @@ def _screens(data: Data) -> Iterator[Built]:
             return Built(name, case, None, kind, str(error))
 
     yield from _application_screens(data, build)
+    yield from _held_and_bulk_screens(data, build)
     yield from _menu_screens(data, build)
     yield from _linking_screens(data, build)
     yield from _pushes(data, build)
@@ -385,6 +388,53 @@ def _application_screens(data: Data, build: Build) -> Iterator[Built]:
     yield build(a.history, "none", shown, Page([], 0, 1, 0), card, zone=ZONE)
 
 
+def _held_and_bulk_screens(data: Data, build: Build) -> Iterator[Built]:
+    a = applications
+    base = AppIntent(action=AppAction.OPEN, number=data.number, status_filter=ListFilter.ALL)
+    back = ListIntent(status_filter=ListFilter.ALL, page=data.page, search=True)
+    for kind in application_texts.PROMPT_CLOSED:
+        yield build(a.prompt_closed, f"{kind} from a card", kind, base, None)
+        yield build(a.prompt_closed, f"{kind} from a list", kind, None, back)
+        yield build(a.prompt_closed, f"{kind} from nowhere", kind, None, None)
+    for action in application_texts.LATE_WHAT:
+        for can_search in (True, False):
+            case = f"{action} {can_search=}"
+            yield build(a.late_text, case, base, action, data.comment, can_search=can_search)
+    own = [application(data, status) for status in Status][:PAGE_SIZE]
+    yield build(a.offer_comment, "more than shown", data.comment, page(own, data))
+    yield build(a.offer_comment, "one", data.comment, Page(own[:1], 0, 1, 1))
+    listed = page([application(data, Status.NEW)] * PAGE_SIZE, data)
+    for search in (False, True):
+        yield build(bulk.picker, f"none picked {search=}", listed, set(), search)
+        yield build(bulk.picker, f"all picked {search=}", listed, {data.number}, search)
+        everything = [
+            replace(application(data, Status.NEW), number=n) for n in range(1, BULK_LIMIT + 1)
+        ]
+        yield build(bulk.confirmation, f"{BULK_LIMIT} {search=}", everything, [], search)
+        yield build(
+            bulk.confirmation,
+            f"one, others excluded {search=}",
+            everything[:1],
+            list(range(2, BULK_LIMIT)),
+            search,
+        )
+        yield build(bulk.comment_prompt, f"{BULK_LIMIT} {search=}", BULK_LIMIT, search)
+        for text in (bulk_texts.NOTHING_TO_APPROVE, bulk_texts.NOTHING_PICKED, bulk_texts.GONE):
+            yield build(bulk.nothing, f"{text[:20]} {search=}", search, text)
+        shown = ListIntent(
+            status_filter=ListFilter.NEW, page=data.page, search=search, narrowed=True
+        )
+        screen = a.application_list(listed, shown, data.search, role=Role.DIRECTOR)
+        yield build(bulk.with_bulk_buttons, f"{search=}", screen, data.total, search)
+        yield build(bulk.with_export_button, f"{search=}", screen, shown)
+        both = bulk.with_bulk_buttons(screen, data.total, search)
+        yield build(bulk.with_export_button, f"and bulk {search=}", both, shown)
+    numbers = list(range(1, BULK_LIMIT + 1))
+    yield build(
+        menu.message, "bulk result", bulk.result(BULK_LIMIT // 3, numbers[:200], numbers[200:])
+    )
+
+
 def _menu_screens(data: Data, build: Build) -> Iterator[Built]:
     for role in Role:
         for all_roles in (True, False):
@@ -400,6 +450,9 @@ def _menu_screens(data: Data, build: Build) -> Iterator[Built]:
                     settings = menu.NotificationSettings(muted, digest, time(9, 0), ZONE.key)
                     yield build(menu.notifications, f"{case} {muted=} {digest=}", settings, who)
         yield build(menu.profile, f"{role} no organisation", actor(data, role), None)
+        since = "01.09.2026 11:05"
+        for changes in (Changes(0, 0, 0), Changes(data.total, data.total, data.total)):
+            yield build(menu.muted_summary, f"{role} {changes}", changes, since, role)
     for name, text in catalogue():
         yield build(menu.message, name, text, menu=True)
         yield build(menu.message, f"{name} alone", text)
@@ -429,6 +482,7 @@ def _linking_screens_in(data: Data, build: Build, url: str, messenger: str) -> I
     yield build(linking.welcome, f"welcome in {messenger}", 30, messenger)
     yield build(linking.welcome_with_sign_in, f"sign-in in {messenger}", 30, url, messenger)
     yield build(linking.consent, f"consent in {messenger}", messenger)
+    yield build(linking.consent_pointer, f"consent pointer in {messenger}", messenger)
     yield build(
         linking.switch_question,
         f"switch in {messenger}",
@@ -519,6 +573,14 @@ def _pushes(data: Data, build: Build) -> Iterator[Built]:
             [empty_application(data)],
             hide_names=hide_names,
             kind=NotificationKind.DIGEST,
+        )
+    organizations = [(data.organization, data.total)] * 40
+    for listed in (organizations, organizations[:1]):
+        yield build(
+            p.staff_digest,
+            f"{len(listed)} organisations",
+            listed,
+            kind=NotificationKind.STAFF_DIGEST,
         )
     for reason in [*UnlinkReason, "something else"]:
         for messenger in MESSENGERS:

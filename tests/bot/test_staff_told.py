@@ -13,13 +13,14 @@ from services.clock import ManualClock
 from services.digest import run_digest_if_due
 from services.outbox import OutboxWorker
 from storage.models import OutboxMessage
+from tests.bot.test_pushes import bot_messages, notifier_for
 from tests.harness import BotHarness
-from tests.test_digest import NINE, ZONE, add_applications, local
-from tests.test_pushes import bot_messages, notifier_for
+from tests.integration.test_digest import NINE, ZONE, add_applications, local
 
 STAFF = 1007
 
-pytestmark = pytest.mark.usefixtures("seeded")
+# a digest once a day: the database's constraints
+pytestmark = [pytest.mark.usefixtures("seeded"), pytest.mark.every_backend]
 
 
 @pytest.fixture

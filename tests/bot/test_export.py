@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.bot.test_director import last_answer
 from tests.director_data import BY_STATUS, DIRECTOR, LISTENER, seed_applications
 from tests.harness import BotHarness
-from tests.test_director import last_answer
 from tests.xlsx import read_rows
+
+pytestmark = pytest.mark.every_backend  # a filtered list, every page: the database's order
 
 HEADER = [
     "Номер",

@@ -15,6 +15,8 @@ from services.domain import Action, Actor, Role
 from services.outbox import OutboxWorker
 from storage.repositories import Repositories
 from tests import factories
+from tests.bot.test_director import last_answer
+from tests.bot.test_pushes import add_application, bot_messages, notifier_for
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
@@ -26,8 +28,6 @@ from tests.director_data import (
 )
 from tests.fakes.bot_api import FakeBotAPI, Message
 from tests.harness import BotHarness, test_settings
-from tests.test_director import last_answer
-from tests.test_pushes import add_application, bot_messages, notifier_for
 
 SECOND = Actor(2, "Сидорова Анна Ивановна", Role.DIRECTOR, frozenset({Role.DIRECTOR}), 10)
 APPLICANT = Actor(3, "Войсковая Юлия Олеговна", Role.LISTENER, frozenset({Role.LISTENER}), 10)

@@ -15,10 +15,12 @@ from services.domain import Action, Actor, Role
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
+from tests.bot.test_director import last_answer
 from tests.director_data import BY_STATUS, DIRECTOR, events_of, seed_applications, snapshot
 from tests.fakes.bot_api import FakeBotAPI, Message
 from tests.harness import BotHarness, test_settings
-from tests.test_director import last_answer
+
+pytestmark = pytest.mark.every_backend  # decisions in one update: the database's locks
 
 NEW = sorted(BY_STATUS["new"], reverse=True)  # 39737 … 39730, newest first
 SECOND = Actor(2, "Сидорова Анна Ивановна", Role.DIRECTOR, frozenset({Role.DIRECTOR}), 10)
