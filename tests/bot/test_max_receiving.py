@@ -25,6 +25,8 @@ from services.clock import ManualClock
 from tests.fakes.max_api import FakeMaxAPI
 from tests.max_harness import MaxHarness, max_settings
 
+pytestmark = pytest.mark.every_backend  # the record of handled events is the database's
+
 USERS = (7_000_001, 7_000_002, 7_000_003)
 SECRET = "max-webhook-secret-0123456789-abcdef"
 LIMIT = 15.0
