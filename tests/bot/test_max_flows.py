@@ -14,14 +14,21 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import storage.models
 from services.clock import ManualClock
 from services.linking import mint_portal_token
-from storage.models import Binding, OutboxMessage
+from storage.models import OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
 from tests.director_data import NEWEST_NEW, events_of, outbox_of, seed_applications, status_of
 from tests.fakes.max_api import FakeMaxAPI, Message
 from tests.max_harness import MaxHarness, max_settings
+
+# Until the per-messenger bindings are in storage (issue 13 item 3: `Binding`, the outbox's "max"
+# channel), a MAX user cannot be bound nor a MAX push queued: these tests wait for them.
+BINDINGS = hasattr(storage.models, "Binding")
+pytestmark = pytest.mark.skipif(not BINDINGS, reason="needs the per-messenger bindings")
+
 
 DIRECTOR = 7_000_001  # account 1, Петров Пётр Петрович, director of org 10
 LISTENER = 7_000_003  # account 3, Войсковая Юлия Олеговна
@@ -88,10 +95,12 @@ async def open_card(harness: MaxHarness, user: int, number: int) -> Message:
 
 async def binding_of(
     session_factory: async_sessionmaker[AsyncSession], user: int
-) -> Binding | None:
+) -> storage.models.Binding | None:
     async with session_factory() as session:
         return await session.scalar(
-            select(Binding).where(Binding.messenger == "max", Binding.user_id == user)
+            select(storage.models.Binding).where(
+                storage.models.Binding.messenger == "max", storage.models.Binding.user_id == user
+            )
         )
 
 
@@ -227,10 +236,13 @@ async def test_a_stopped_bot_marks_the_binding_blocked_until_the_user_is_back(
 
 async def binding_of_telegram(
     session_factory: async_sessionmaker[AsyncSession], user: int
-) -> Binding:
+) -> storage.models.Binding:
     async with session_factory() as session:
         found = await session.scalar(
-            select(Binding).where(Binding.messenger == "telegram", Binding.user_id == user)
+            select(storage.models.Binding).where(
+                storage.models.Binding.messenger == "telegram",
+                storage.models.Binding.user_id == user,
+            )
         )
     assert found is not None
     return found
