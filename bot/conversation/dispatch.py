@@ -36,7 +36,7 @@ from bot.conversation.intents import (
     decode,
 )
 from bot.conversation.state import Input
-from bot.conversation.turn import Command, Press, Reachable, Text, Turn
+from bot.conversation.turn import Command, Press, Reachable, Text, Turn, can_bind
 from bot.screens.applications import VIEWS
 from bot.screens.menu import help_screen, message
 
@@ -102,6 +102,8 @@ def leaves_input(turn: Turn) -> bool:
 async def linking_first(turn: Turn, intent: Intent | None) -> bool:
     """`/start <token>`, `/logout` and their buttons, for anyone; True if handled."""
     event = turn.event
+    if not can_bind(turn.peer.messenger):
+        return False  # served as unlinked: the welcome says the way
     if isinstance(event, Command):
         if event.name == "start" and event.args and not APP_LINK.fullmatch(event.args):
             await linking.redeem(turn, event.args)

@@ -36,7 +36,7 @@ from bot.conversation.intents import AppAction, AppIntent, decode
 from bot.conversation.locks import InProcessLocks, UserLocks
 from bot.conversation.receipts import Handling, Receipt
 from bot.conversation.state import ChatState
-from bot.conversation.turn import Incoming, Press, Reachable, Turn
+from bot.conversation.turn import Incoming, Press, Reachable, Turn, can_bind
 from bot.screens.markup import escape
 from bot.screens.menu import message
 from bot.screens.screen import Screen
@@ -127,6 +127,8 @@ class Runner:
         assert self.states is not None
         peer = incoming.peer
         link, raw = await self.states.load(session, peer.state_key, peer.user_id)
+        if not can_bind(peer.messenger):
+            link = None
         if (
             link is not None
             and link.blocked

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import storage.models
 from bot.conversation.effects import Reply
 from bot.conversation.state import ChatState
 from bot.settings import Settings
@@ -18,6 +19,15 @@ from services.domain import Actor
 from storage.models import TelegramLink
 from storage.repositories import Repositories
 from storage.states import StateKey
+
+# Whether storage binds users of every messenger (issue 13 item 3: `Binding`); until it does it
+# binds Telegram users only, so another messenger's user is never looked up, nor bound, as the
+# Telegram user with the same id: they are served as unlinked.
+PER_MESSENGER_BINDINGS = hasattr(storage.models, "Binding")
+
+
+def can_bind(messenger: str) -> bool:
+    return PER_MESSENGER_BINDINGS or messenger == "telegram"
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,21 @@ async def test_link_token_prints_the_link_of_every_messenger_served(
     assert await _link_token(max_settings(max_api, database_url), 50) == 0
     only_max, _ = capsys.readouterr().out.splitlines()
     assert re.fullmatch(rf"https://max\.ru/{max_api.bot_username}\?start=[\w-]{{32}}", only_max)
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_a_max_user_is_not_the_telegram_user_with_the_same_id(
+    max_api: FakeMaxAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> None:
+    """Telegram user 1001 is bound to account 1 (seed_school); MAX user 1001 is someone else."""
+    max_api.add_user(1001, "Чужой")
+    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
+    try:
+        reply = await harness.send(1001, "/menu")
+    finally:
+        await harness.close()
+    assert reply.text.startswith("Сначала привяжите MAX")
+    assert "Петров" not in reply.text
