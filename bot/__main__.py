@@ -14,6 +14,8 @@ from bot.settings import Settings, SettingsError, load_settings
 
 EXIT_FAILURE = 1
 EXIT_SETTINGS = 2
+MESSENGERS = ("telegram", "max")
+MESSENGER_NAMES = {"telegram": "Telegram", "max": "MAX"}
 
 
 def configure_logging(level: str) -> None:
@@ -55,10 +57,17 @@ def parser() -> argparse.ArgumentParser:
     link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
     unlink = commands.add_parser(
         "unlink",
-        help="снять привязку Telegram учётной записи (как DELETE /api/v1/accounts/ID/telegram): "
-        "после этого её можно привязать к другому Telegram-аккаунту по новой ссылке",
+        help="снять привязки мессенджеров учётной записи (как DELETE "
+        "/api/v1/accounts/ID/messengers/MESSENGER): после этого её можно привязать к другому "
+        "аккаунту по новой ссылке",
     )
     unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    unlink.add_argument(
+        "--messenger",
+        choices=MESSENGERS,
+        default=None,
+        help="только привязку этого мессенджера (по умолчанию — все привязки)",
+    )
     load = commands.add_parser(
         "import",
         help="загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV",
@@ -96,8 +105,9 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 
     from bot.app import build_bot, fetch_me
+    from bot.links import deep_links
     from services.clock import SystemClock
-    from services.linking import UnknownAccountError, deep_link, mint_portal_token
+    from services.linking import UnknownAccountError, mint_portal_token
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
     from storage.repositories import Repositories
@@ -128,14 +138,18 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     finally:
         await engine.dispose()
     expires = minted.expires_at.astimezone(settings.zone)
-    print(deep_link(me.username or "", minted.token))
+    links = deep_links(settings, me.username or "")
+    print(links["telegram"](minted.token))
+    if "max" in links:
+        print(f"MAX: {links['max'](minted.token)}")
     print(f"Ссылка одноразовая, действует до {expires:%d.%m.%Y %H:%M} ({settings.TIMEZONE}).")
     return 0
 
 
-async def _unlink(settings: Settings, account_id: int) -> int:
-    """An operator's revocation of an account's Telegram binding; the chat is told through the
-    outbox, whoever waits for permission to move the account learns a new link is needed."""
+async def _unlink(settings: Settings, account_id: int, messenger: str | None) -> int:
+    """An operator's revocation of an account's bindings (of one messenger, or all); each chat
+    is told through the outbox, whoever waits for permission to move the account learns a new
+    link is needed."""
     from services.clock import SystemClock
     from services.linking import unlink_account
     from storage.db import create_engine, create_session_factory
@@ -150,16 +164,18 @@ async def _unlink(settings: Settings, account_id: int) -> int:
             if await repo.accounts.get(account_id) is None:
                 print(f"Учётная запись {account_id} не найдена.", file=sys.stderr)
                 return EXIT_FAILURE
-            removed = await unlink_account(repo, account_id, clock=SystemClock())
+            removed = await unlink_account(
+                repo, account_id, clock=SystemClock(), messenger=messenger
+            )
             await session.commit()
     finally:
         await engine.dispose()
-    if removed is None:
-        print(f"Учётная запись {account_id} не привязана к Telegram.")
-    else:
-        print(
-            f"Привязка Telegram учётной записи {account_id} снята, чат получит сообщение об этом."
-        )
+    if not removed:
+        where = f"к {MESSENGER_NAMES[messenger]}" if messenger else "ни к одному мессенджеру"
+        print(f"Учётная запись {account_id} не привязана {where}.")
+    for binding in removed:
+        name = MESSENGER_NAMES[binding.messenger]
+        print(f"Привязка {name} учётной записи {account_id} снята, чат получит сообщение об этом.")
     return 0
 
 
@@ -176,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif command == "link-token":
             return asyncio.run(_link_token(settings, args.account_id))
         elif command == "unlink":
-            return asyncio.run(_unlink(settings, args.account_id))
+            return asyncio.run(_unlink(settings, args.account_id, args.messenger))
         elif command == "import":
             from bot.importer import run_import
 

@@ -34,6 +34,7 @@ from bot.conversation.locks import RedisLocks
 from bot.conversation.runner import Runner
 from bot.decisions_webhook import DecisionsWebhook
 from bot.flood import FloodWait
+from bot.links import deep_links
 from bot.metrics import Metrics, UpdateMetricsMiddleware
 from bot.notifier import Background, start_background
 from bot.oidc import LinkPages, provider_from, telegram_launch
@@ -130,17 +131,21 @@ def build_runner(
     return runner
 
 
-def conversation_eraser(runner: Runner, bot_id: int) -> ForgetConversation | None:
-    """What forgets a Telegram user's conversation, `(user_id, chat_id)`, when their binding is
-    removed outside an update (the web module's revocation), as /logout forgets its own. None
-    for the SQL store: its rows go in the transaction that removes the binding
-    (LinkRepo.remove)."""
+def conversation_eraser(
+    runner: Runner, bot_id: int, bot_ids: dict[str, int] | None = None
+) -> ForgetConversation | None:
+    """What forgets a messenger user's conversation, `(messenger, user_id, chat_id)`, when
+    their binding is removed outside an update (the web module's revocation), as /logout
+    forgets its own. None for the SQL store: its rows go in the transaction that removes the
+    binding (LinkRepo.remove). `bot_id` is the Telegram bot's; another messenger's front end
+    keys its conversations with its own bot's id (`bot_ids`)."""
     states = runner.states
     if not isinstance(states, RedisStates):
         return None
+    ids = {"telegram": bot_id, **(bot_ids or {})}
 
-    async def forget(user_id: int, chat_id: int) -> None:
-        await states.clear(StateKey(bot_id, chat_id, user_id))
+    async def forget(messenger: str, user_id: int, chat_id: int) -> None:
+        await states.clear(StateKey(ids.get(messenger, 0), chat_id, user_id, messenger))
 
     return forget
 
@@ -212,7 +217,7 @@ def announce_to(bot: Bot) -> Callable[[Bot, Linked, Repositories], Awaitable[Non
 
     async def announce(_: Bot, linked: Linked, repo: Repositories) -> None:
         reply = await announcement(repo, linked)
-        await TelegramExecutor(bot, linked.link.chat_id).execute(reply.effects)
+        await TelegramExecutor(bot, linked.binding.chat_id).execute(reply.effects)
 
     return announce
 
@@ -299,7 +304,7 @@ async def run(settings: Settings) -> None:
             settings,
             session_factory,
             clock,
-            me.username,
+            deep_links(settings, me.username),
             metrics,
             forget_conversation=conversation_eraser(conversation, me.id),
         )

@@ -15,12 +15,13 @@ from datetime import date, datetime, timedelta
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError
 
 from bot.app import build_bot, fetch_me
+from bot.links import telegram_link
 from bot.settings import Settings
 from services import integration
 from services.clock import Clock, SystemClock
 from services.domain import Role, Source, Status
 from services.integration import AccountData, ApplicationData, OrganizationData
-from services.linking import deep_link, mint_portal_token
+from services.linking import mint_portal_token
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.repositories import Repositories
@@ -221,9 +222,9 @@ async def run_demo(settings: Settings) -> int:
         f"Демонстрационные данные загружены: ОО — {demo.organizations}, учётных записей — "
         f"{demo.accounts}, заявок — {demo.applications}.\n\n"
         f"Руководитель ОО ({demo.director_name}, {demo.school_name}):\n"
-        f"{deep_link(me.username, director.token)}\n\n"
+        f"{telegram_link(me.username)(director.token)}\n\n"
         f"Заявитель ({demo.applicant_name}):\n"
-        f"{deep_link(me.username, applicant.token)}\n\n"
+        f"{telegram_link(me.username)(applicant.token)}\n\n"
         f"Ссылки одноразовые и действуют {settings.LINK_TOKEN_TTL // 60} мин; "
         "новые — повторным запуском python -m bot demo."
     )

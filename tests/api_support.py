@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.api import ApiContext
 from bot.api.core import ForgetConversation
+from bot.links import deep_links
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.web import STALLED_AFTER, Liveness, build_web_app
@@ -50,7 +51,12 @@ async def serve_api(
     """The whole web app (health, metrics, API) on 127.0.0.1, with a client for it."""
     metrics = metrics or Metrics()
     context = ApiContext(
-        settings, session_factory, clock, BOT_USERNAME, metrics, forget_conversation
+        settings,
+        session_factory,
+        clock,
+        deep_links(settings, BOT_USERNAME),
+        metrics,
+        forget_conversation,
     )
     app = build_web_app(
         engine,

@@ -33,7 +33,7 @@ NOTICES = {
 
 
 def consented(turn: Turn) -> bool:
-    return turn.link is not None and has_consent(turn.link, CONSENT_VERSION)
+    return turn.account is not None and has_consent(turn.account, CONSENT_VERSION)
 
 
 async def menu_screen(turn: Turn, actor: Actor) -> Screen:
@@ -57,11 +57,11 @@ def ask_consent(turn: Turn, *, pressed: bool = False) -> None:
 
 async def accept(turn: Turn) -> None:
     """«Ознакомился»: the time and the text's version are stored, the main menu opens."""
-    link = turn.link
-    assert link is not None
-    if not has_consent(link, CONSENT_VERSION):
-        accept_consent(link, version=CONSENT_VERSION, clock=turn.clock)
-        turn.actor = actor_for(link)
+    account = turn.account
+    assert account is not None
+    if not has_consent(account, CONSENT_VERSION):
+        accept_consent(account, version=CONSENT_VERSION, clock=turn.clock)
+        turn.actor = actor_for(account)
         turn.reply.commands(turn.actor.role)
     turn.reply.notice(link_texts.CONSENT_ACCEPTED)
     await show_menu(turn)
@@ -99,11 +99,11 @@ async def on_menu(turn: Turn, pressed: MenuIntent) -> None:
 async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
     """«Сменить роль» lists the account's roles; a role chosen opens the menu of that role, in
     place, and the chat's commands follow. A role the account lacks is refused."""
-    link, actor = turn.linked()
+    account, actor = turn.linked()
     if pressed.action is ProfileAction.ROLES:
         turn.reply.show(screens.roles(actor))
         return
-    switched = switch_role(link, pressed.role) if pressed.role is not None else None
+    switched = switch_role(account, pressed.role) if pressed.role is not None else None
     if switched is None:
         turn.reply.alert(link_texts.ROLE_NOT_YOURS)
         turn.reply.show(screens.roles(actor))
@@ -118,11 +118,11 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
 
 
 def notifications_screen(turn: Turn) -> Screen:
-    (link, actor), settings = turn.linked(), turn.settings
+    (account, actor), settings = turn.linked(), turn.settings
     return screens.notifications(
         screens.NotificationSettings(
-            muted=link.muted,
-            digest_enabled=link.digest_enabled,
+            muted=account.muted,
+            digest_enabled=account.digest_enabled,
             digest_time=settings.DIGEST_TIME,
             zone=settings.TIMEZONE,
         ),
@@ -131,12 +131,12 @@ def notifications_screen(turn: Turn) -> Screen:
 
 
 async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
-    link, actor = turn.linked()
+    account, actor = turn.linked()
     action = pressed.action
     if action in (NotifyAction.MUTE, NotifyAction.UNMUTE):
-        link.muted = action is NotifyAction.MUTE
+        account.muted = action is NotifyAction.MUTE
     elif Role.DIRECTOR in actor.roles:
-        link.digest_enabled = action is NotifyAction.DIGEST_ON
+        account.digest_enabled = action is NotifyAction.DIGEST_ON
     else:  # a forged button: the digest is for directors only
         turn.reply.alert(notification_texts.DIGEST_FOR_DIRECTORS)
         return
@@ -146,9 +146,12 @@ async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
 
 async def reachable(turn: Turn, now_reachable: bool) -> None:
     """The user blocked the bot or came back: the chat's pushes are held or released."""
-    if turn.link is None:
+    binding = turn.binding
+    if binding is None:
         return
     if now_reachable:
-        await chat_unblocked(turn.repo.session, turn.link.chat_id, turn.clock.now())
+        await chat_unblocked(
+            turn.repo.session, binding.messenger, binding.chat_id, turn.clock.now()
+        )
     else:
-        await chat_blocked(turn.repo.session, turn.link.chat_id, turn.clock.now())
+        await chat_blocked(turn.repo.session, binding.messenger, binding.chat_id, turn.clock.now())

@@ -42,11 +42,11 @@ async def handle(turn: Turn) -> None:
         await account.reachable(turn, event.reachable)
         return
     intent = decode(event.payload) if isinstance(event, Press) else None
-    if turn.link is not None and turn.state.input is not None and leaves_input(turn):
+    if turn.binding is not None and turn.state.input is not None and leaves_input(turn):
         turn.state.end()
     if await linking_first(turn, intent):
         return
-    if turn.link is None:
+    if turn.binding is None:
         await unlinked(turn)
         return
     if not account.consented(turn):

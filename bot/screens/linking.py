@@ -10,7 +10,7 @@ from bot.screens.markup import escape
 from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
 from services.domain import Actor
-from services.linking import MoveOutcome, TelegramAccount
+from services.linking import MessengerAccount, MoveOutcome
 
 
 def welcome(ttl_minutes: int) -> Screen:
@@ -54,9 +54,9 @@ def move_requested(until: str) -> Screen:
     return Screen(link_texts.MOVE_REQUESTED.format(until=until))
 
 
-def move_question(requester: TelegramAccount, until: str, request_id: int) -> Screen:
+def move_question(requester: MessengerAccount, until: str, request_id: int) -> Screen:
     """To the bound owner: «Разрешить привязку к другому Telegram-аккаунту?»."""
-    account = escape(link_texts.telegram_account(requester))
+    account = escape(link_texts.messenger_account(requester))
     return Screen(
         link_texts.MOVE_QUESTION.format(account=account, until=until),
         (

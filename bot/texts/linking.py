@@ -8,7 +8,7 @@ a new version asks everyone again.
 from __future__ import annotations
 
 from services.domain import Role
-from services.linking import MoveOutcome, Refusal, TelegramAccount, UnlinkReason
+from services.linking import MessengerAccount, MoveOutcome, Refusal, UnlinkReason
 
 # -- consent -------------------------------------------------------------------------------
 
@@ -117,8 +117,8 @@ SWITCH_STALE = "Запрос на смену учётной записи бол�
 # -- moving an account bound to another Telegram user: its owner decides ---------------------
 
 
-def telegram_account(account: TelegramAccount) -> str:
-    """A Telegram user by what its owner cannot pass off as someone else's: the @username
+def messenger_account(account: MessengerAccount) -> str:
+    """A messenger user by what its owner cannot pass off as someone else's: the @username
     (unique) and the numeric id, never the display name. Plain text: escape where needed."""
     if account.username:
         return f"@{account.username} (id {account.user_id})"
