@@ -22,10 +22,10 @@ from storage.models import (
     Account,
     Application,
     ApplicationEvent,
+    Binding,
     LinkToken,
     Organization,
     OutboxMessage,
-    TelegramLink,
 )
 from storage.repositories import Repositories
 from tests import factories
@@ -78,7 +78,7 @@ REQUESTS = [
 
 
 async def _snapshot(session_factory: async_sessionmaker[AsyncSession]) -> list[int]:
-    models = (Organization, Account, Application, ApplicationEvent, LinkToken, TelegramLink)
+    models = (Organization, Account, Application, ApplicationEvent, LinkToken, Binding)
     return [await count(session_factory, model) for model in (*models, OutboxMessage)]
 
 
@@ -480,7 +480,7 @@ async def test_a_failure_midway_rolls_the_whole_request_back(
     async def broken(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError("outbox unavailable")
 
-    monkeypatch.setattr(integration, "enqueue_telegram", broken)
+    monkeypatch.setattr(integration, "enqueue_pushes", broken)
     status, payload = await call(client, "PUT", "/api/v1/applications/39744", application_body())
     assert (status, payload["code"]) == (500, "internal_error")
     assert "outbox unavailable" not in payload["message"]
@@ -633,7 +633,7 @@ async def test_unlinking_an_account(
         200,
         {"account_id": 3, "unlinked": True},
     )
-    assert await count(session_factory, TelegramLink, TelegramLink.account_id == 3) == 0
+    assert await count(session_factory, Binding, Binding.account_id == 3) == 0
     # the chat is told its binding was revoked
     async with session_factory() as session:
         told = (await session.scalars(select(OutboxMessage))).one()
@@ -644,7 +644,7 @@ async def test_unlinking_an_account(
     )
     status, payload = await call(client, "DELETE", "/api/v1/accounts/77/telegram")
     assert (status, payload["code"]) == (404, "not_found")
-    assert await count(session_factory, TelegramLink) == 6
+    assert await count(session_factory, Binding) == 6
 
 
 # -- decisions feed -------------------------------------------------------------------------------

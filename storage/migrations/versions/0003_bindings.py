@@ -48,24 +48,51 @@ def _set_aside(table: str, suffix: str) -> None:
         )
 
 
+ACCOUNT_COLUMNS = (
+    "active_role",
+    "consent_at",
+    "consent_version",
+    "muted",
+    "digest_enabled",
+    "push_to",
+)
+ACCOUNT_CHECKS = {
+    "active_role": f"active_role IN ({ROLES})",
+    "push_to": "push_to IN ('telegram', 'max', 'both')",
+}
+
+
+def _add_account_columns() -> None:
+    """What belongs to the person, on accounts. Plain ALTER TABLE ADD COLUMN on both backends:
+    a batch copy of accounts on SQLite would drop the old table with foreign keys on, which
+    cascades to (or is refused by) every row that names an account. SQLite takes a named
+    CHECK only as part of the column."""
+    columns = [
+        sa.Column("active_role", sa.String(length=16), nullable=True),
+        sa.Column("consent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("consent_version", sa.String(length=32), nullable=True),
+        sa.Column("muted", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("digest_enabled", sa.Boolean(), server_default=sa.true(), nullable=False),
+        sa.Column("push_to", sa.String(length=16), nullable=True),
+    ]
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for column in columns:
+        check = ACCOUNT_CHECKS.get(column.name)
+        if sqlite and check is not None:
+            kind = column.type.compile(dialect=op.get_bind().dialect)
+            _execute(
+                f"ALTER TABLE accounts ADD COLUMN {column.name} {kind} "
+                f"CONSTRAINT ck_accounts_{column.name} CHECK ({check})"
+            )
+        else:
+            op.add_column("accounts", column)
+    if not sqlite:
+        for name, check in ACCOUNT_CHECKS.items():
+            op.create_check_constraint(op.f(f"ck_accounts_{name}"), "accounts", sa.text(check))
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("active_role", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("consent_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("consent_version", sa.String(length=32), nullable=True))
-        batch_op.add_column(
-            sa.Column("muted", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(
-            sa.Column("digest_enabled", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("push_to", sa.String(length=16), nullable=True))
-        batch_op.create_check_constraint(
-            op.f("ck_accounts_active_role"), sa.text(f"active_role IN ({ROLES})")
-        )
-        batch_op.create_check_constraint(
-            op.f("ck_accounts_push_to"), sa.text("push_to IN ('telegram', 'max', 'both')")
-        )
+    _add_account_columns()
 
     op.create_table(
         "bindings",
@@ -309,12 +336,10 @@ def downgrade() -> None:
         )
     op.drop_table("bindings")
 
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.drop_constraint(op.f("ck_accounts_push_to"), type_="check")
-        batch_op.drop_constraint(op.f("ck_accounts_active_role"), type_="check")
-        batch_op.drop_column("push_to")
-        batch_op.drop_column("digest_enabled")
-        batch_op.drop_column("muted")
-        batch_op.drop_column("consent_version")
-        batch_op.drop_column("consent_at")
-        batch_op.drop_column("active_role")
+    # Plain ALTER TABLE, never a batch copy of accounts on SQLite: dropping the old table with
+    # foreign keys on would cascade to every row that names an account.
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint(op.f("ck_accounts_push_to"), "accounts", type_="check")
+        op.drop_constraint(op.f("ck_accounts_active_role"), "accounts", type_="check")
+    for column in ACCOUNT_COLUMNS[::-1]:
+        op.drop_column("accounts", column)
