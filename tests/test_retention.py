@@ -106,7 +106,7 @@ async def test_revocation_forgets_what_logout_forgets(
 
     async def state() -> RawState:
         async with session_factory() as session:
-            _, raw = await runner.states.load(session, key, DIRECTOR)
+            _, raw = await runner.states.load(session, key)
             return raw
 
     raw = await state()

@@ -246,6 +246,7 @@ HISTORY_OTHER_ACTION = "Изменение"
 HISTORY_ARRIVAL = "{action}, статус «{after}»"
 SOURCES: dict[str, str] = {
     "telegram": "Telegram",
+    "max": "MAX",
     "api": "модуль «Организация ДПО»",
     "cli": "оператор сервиса",
 }
