@@ -1,4 +1,4 @@
-"""One-time link tokens and bindings of accounts to messenger users (SPEC "Linking…").
+"""One-time link tokens and bindings of accounts to messenger users (docs/linking.md).
 
 A person (account) may be bound in several messengers: one binding per messenger
 (`storage.models.Binding`). Services work on a `MessengerUser` (messenger, user id, chat), never
