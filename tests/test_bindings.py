@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.effects import Effect, Show
 from bot.conversation.intents import AppAction, AppIntent, StatusCode
+from bot.conversation.receipts import Handling
 from bot.conversation.runner import Runner
 from bot.conversation.turn import Command, Incoming, Peer, Press, Reachable
-from bot.receipts import Handling
 from bot.screens.applications import history_entry
 from bot.settings import Settings
 from services.clock import ManualClock

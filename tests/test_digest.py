@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import MenuAction, MenuIntent
-from bot.notifier import build_notifier
+from bot.telegram.sender import build_notifier
 from services.clock import ManualClock
 from services.digest import digest_loop, due_day, run_digest_if_due
 from storage.db import create_engine, create_session_factory

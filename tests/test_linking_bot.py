@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import DEFAULT_COMMANDS
 from bot.conversation.intents import (
     AppAction,
     AppIntent,
@@ -23,8 +22,9 @@ from bot.conversation.intents import (
     ProfileAction,
     ProfileIntent,
 )
-from bot.notifier import build_notifier
+from bot.telegram.bot import DEFAULT_COMMANDS
 from bot.telegram.commands import chat_commands
+from bot.telegram.sender import build_notifier
 from bot.texts import STALE_BUTTON
 from bot.texts.linking import (
     CONSENT_VERSION,

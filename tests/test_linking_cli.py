@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.__main__ import _link_token, main
+from bot.cli.main import _link_token, main
 from services.clock import ManualClock
 from services.linking import UNLINKED_KIND
 from tests.fakes.bot_api import FakeBotAPI

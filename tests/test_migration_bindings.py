@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, Table, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.notifier import build_notifier
+from bot.telegram.sender import build_notifier
 from services.clock import ManualClock
 from services.linking import token_hash
 from storage.db import create_engine, create_session_factory

@@ -9,11 +9,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import AppAction, AppIntent
-from bot.notifier import build_notifier
-from bot.pushes import RENDERERS, PushContext, render
+from bot.conversation.pushes import RENDERERS, PushContext, render
 from bot.screens.markup import plain, utf16_length
 from bot.screens.screen import Screen
 from bot.settings import Settings
+from bot.telegram.sender import build_notifier
 from bot.texts.linking import render_unlinked
 from services.applications import Done, perform_action
 from services.clock import ManualClock

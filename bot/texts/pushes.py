@@ -1,6 +1,6 @@
 """Texts of the pushes (notifications), in the seed instruction's words (Russian, HTML).
 
-Values are escaped by the renderers (bot/pushes.py) before they are put in.
+Values are escaped by the renderers (bot/conversation/pushes.py) before they are put in.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.links import LinkBuilder
-from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.web.metrics import Metrics
 from services.clock import Clock
 from storage.repositories import Repositories
 
@@ -20,7 +20,8 @@ PREFIX = "/api/v1"
 
 
 # Clears a messenger user's chat state kept outside the database, (messenger, user_id,
-# chat_id): bot.app.conversation_eraser; None when the conversation's state is in the database.
+# chat_id): bot.process.app.conversation_eraser; None when the conversation's state is in the
+# database itself.
 ForgetConversation = Callable[[str, int, int], Awaitable[None]]
 
 

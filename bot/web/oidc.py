@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -64,7 +62,7 @@ from storage.models import LinkToken
 from storage.repositories import Repositories
 
 if TYPE_CHECKING:
-    from bot.oidc_client import OidcProvider
+    from bot.web.oidc_client import OidcProvider
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +137,13 @@ class SignInError(Exception):
 def provider_from(settings: Settings) -> OidcProvider | None:
     """The configured provider, or None when bot-first sign-in is off.
 
-    The OpenID Connect client (bot/oidc_client.py: Authlib, joserfc, httpx2) is imported only
+    The OpenID Connect client (bot/web/oidc_client.py: Authlib, joserfc, httpx2) is imported only
     when a provider is configured: a process without one does not carry it (about 17 MB of
     memory, bench/memory.py).
     """
     if settings.OIDC_ISSUER is None or not settings.OIDC_CLIENT_ID or not settings.public_base:
         return None
-    from bot.oidc_client import OidcProvider
+    from bot.web.oidc_client import OidcProvider
 
     secret = settings.OIDC_CLIENT_SECRET
     return OidcProvider(
@@ -222,7 +220,10 @@ def page(
     )
 
 
-Announce = Callable[[Bot, Linked, Repositories], Awaitable[None]]
+# Both are the messenger's (bot/telegram/bot.py): each logs a failure to reach the chat and
+# returns; the page goes on.
+Announce = Callable[[Linked, Repositories], Awaitable[None]]
+Tell = Callable[[int, str], Awaitable[None]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -232,10 +233,10 @@ class LinkPages:
 
     settings: Settings
     session_factory: async_sessionmaker[AsyncSession]
-    bot: Bot
+    tell: Tell  # sends a chat a message (bot.telegram.bot.chat_teller)
     clock: Clock
     bot_username: str
-    announce: Announce  # tells the chat it is linked (bot.app.announce_to)
+    announce: Announce  # tells the chat it is linked (bot.telegram.bot.announce_to)
     provider: OidcProvider | None = None
     launch: LaunchVerifier | None = None  # checks the launch data of the Mini App
 
@@ -279,10 +280,7 @@ class LinkPages:
     async def tell_chat(self, chat_id: int | None, text: str) -> None:
         if chat_id is None:
             return
-        try:
-            await self.bot.send_message(chat_id, text)
-        except TelegramAPIError as error:
-            log.warning("could not tell chat %s: %s", chat_id, type(error).__name__)
+        await self.tell(chat_id, text)
 
     def secure_cookie(self) -> bool:
         return self.settings.public_base.startswith("https://")
@@ -497,12 +495,7 @@ class LinkPages:
                     outcome.binding.messenger,
                     outcome.binding.user_id,
                 )
-                try:
-                    await self.announce(self.bot, outcome, repo)
-                except TelegramAPIError as error:  # bound all the same; /start shows the rest
-                    log.warning(
-                        "could not tell chat %s it is linked: %s", chat_id, type(error).__name__
-                    )
+                await self.announce(outcome, repo)  # bound all the same; /start shows the rest
                 response = page(texts.PAGE_DONE_TITLE, [texts.PAGE_DONE], extra=self.back_to_bot())
         response.del_cookie(COOKIE, path=COOKIE_PATH)
         return response

@@ -23,7 +23,7 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.receipts import Receipt
+from bot.conversation.receipts import Receipt
 from bot.settings import Settings, SettingsError
 from bot.telegram.feed import feed
 

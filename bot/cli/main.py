@@ -1,0 +1,216 @@
+"""Command line: `python -m bot [COMMAND]`: run (the default), dispatcher, migrate, link-token ID,
+unlink ID, import FILE, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+
+from bot.settings import Settings, SettingsError, load_settings
+
+EXIT_FAILURE = 1
+EXIT_SETTINGS = 2
+MESSENGERS = ("telegram", "max")
+MESSENGER_NAMES = {"telegram": "Telegram", "max": "MAX"}
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    quiet_loggers()
+
+
+# Loggers kept quiet whatever LOG_LEVEL says: aiogram logs every handled update (ids only, but
+# noisy); SQLAlchemy at INFO/DEBUG logs statements, parameters and rows, and aiosqlite at DEBUG
+# every statement with its parameters — personal data; Alembic narrates every migration step.
+QUIET_LOGGERS = ("aiogram.event", "sqlalchemy", "aiosqlite", "alembic")
+
+
+def quiet_loggers() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m bot", description="Бот модуля «Организация ДПО» для Telegram"
+    )
+    commands = root.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="запустить бота, веб-сервер и рассылку (по умолчанию)")
+    commands.add_parser(
+        "dispatcher",
+        help="только рассылка уведомлений, ежедневная сводка и удаление устаревших данных "
+        "(без приёма сообщений)",
+    )
+    commands.add_parser("migrate", help="применить миграции базы данных")
+    link_token = commands.add_parser(
+        "link-token",
+        help="выпустить одноразовую ссылку t.me для привязки Telegram к учётной записи",
+    )
+    link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    unlink = commands.add_parser(
+        "unlink",
+        help="снять привязки мессенджеров учётной записи (как DELETE "
+        "/api/v1/accounts/ID/messengers/MESSENGER): после этого её можно привязать к другому "
+        "аккаунту по новой ссылке",
+    )
+    unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    unlink.add_argument(
+        "--messenger",
+        choices=MESSENGERS,
+        default=None,
+        help="только привязку этого мессенджера (по умолчанию — все привязки)",
+    )
+    load = commands.add_parser(
+        "import",
+        help="загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV",
+        description="Формат файла — в docs/IMPORT.md. Ошибочные строки перечисляются с номерами; "
+        "код выхода 1, если такие были.",
+    )
+    load.add_argument("file", metavar="FILE", help="файл .jsonl или .csv")
+    load.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="не уведомлять руководителей о новых заявках (для первой загрузки)",
+    )
+    commands.add_parser(
+        "demo",
+        help="загрузить демонстрационные данные и напечатать ссылки для входа руководителя "
+        "и заявителя",
+    )
+    return root
+
+
+async def _migrate(settings: Settings) -> None:
+    from storage.db import create_engine
+    from storage.migrate import upgrade
+
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    print("Миграции применены.")
+
+
+async def _link_token(settings: Settings, account_id: int) -> int:
+    """Mint a portal-first token; print the t.me link and its expiry in local time."""
+    from bot.links import deep_links
+    from bot.telegram.bot import BotApiUnreachable, fetch_username
+    from services.clock import SystemClock
+    from services.linking import UnknownAccountError, mint_portal_token
+    from storage.db import create_engine, create_session_factory
+    from storage.migrate import upgrade
+    from storage.repositories import Repositories
+
+    try:
+        username = await fetch_username(settings)
+    except BotApiUnreachable:
+        print("Не удалось связаться с Telegram Bot API, попробуйте позже.", file=sys.stderr)
+        return EXIT_FAILURE
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            try:
+                minted = await mint_portal_token(
+                    Repositories(session),
+                    account_id,
+                    ttl=timedelta(seconds=settings.LINK_TOKEN_TTL),
+                    clock=SystemClock(),
+                )
+            except UnknownAccountError as error:
+                print(f"{error}.", file=sys.stderr)
+                return EXIT_FAILURE
+            await session.commit()
+    finally:
+        await engine.dispose()
+    expires = minted.expires_at.astimezone(settings.zone)
+    links = deep_links(settings, username or "")
+    print(links["telegram"](minted.token))
+    if "max" in links:
+        print(f"MAX: {links['max'](minted.token)}")
+    print(f"Ссылка одноразовая, действует до {expires:%d.%m.%Y %H:%M} ({settings.TIMEZONE}).")
+    return 0
+
+
+async def _unlink(settings: Settings, account_id: int, messenger: str | None) -> int:
+    """An operator's revocation of an account's bindings (of one messenger, or all); each chat
+    is told through the outbox, whoever waits for permission to move the account learns a new
+    link is needed."""
+    from services.clock import SystemClock
+    from services.linking import unlink_account
+    from storage.db import create_engine, create_session_factory
+    from storage.migrate import upgrade
+    from storage.repositories import Repositories
+
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            repo = Repositories(session)
+            if await repo.accounts.get(account_id) is None:
+                print(f"Учётная запись {account_id} не найдена.", file=sys.stderr)
+                return EXIT_FAILURE
+            removed = await unlink_account(
+                repo, account_id, clock=SystemClock(), messenger=messenger
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    if not removed:
+        where = f"к {MESSENGER_NAMES[messenger]}" if messenger else "ни к одному мессенджеру"
+        print(f"Учётная запись {account_id} не привязана {where}.")
+    for binding in removed:
+        name = MESSENGER_NAMES[binding.messenger]
+        print(f"Привязка {name} учётной записи {account_id} снята, чат получит сообщение об этом.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = load_settings(
+            require_bot_token=command in ("run", "dispatcher", "link-token", "demo")
+        )
+        configure_logging(settings.LOG_LEVEL)
+        if command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif command == "link-token":
+            return asyncio.run(_link_token(settings, args.account_id))
+        elif command == "unlink":
+            return asyncio.run(_unlink(settings, args.account_id, args.messenger))
+        elif command == "import":
+            from bot.cli.importer import run_import
+
+            return asyncio.run(run_import(settings, args.file, notify=not args.no_notify))
+        elif command == "demo":
+            from bot.cli.demo import run_demo
+
+            return asyncio.run(run_demo(settings))
+        elif command == "dispatcher":
+            from bot.process.dispatcher import run_dispatcher
+
+            asyncio.run(run_dispatcher(settings))
+        else:
+            from bot.process.app import run
+
+            asyncio.run(run(settings))
+    except SettingsError as error:
+        print("\n".join(error.lines), file=sys.stderr)
+        return EXIT_SETTINGS
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
