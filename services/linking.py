@@ -222,7 +222,7 @@ class MintedToken:
 
 class UnknownAccountError(LookupError):
     def __init__(self, account_id: int) -> None:
-        super().__init__(f"Учётная запись {account_id} не найдена")
+        super().__init__(f"account {account_id} not found")
         self.account_id = account_id
 
 

@@ -186,6 +186,18 @@ class ApplicationRepo:
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
+    async def count_by_organization(self, *, status: str) -> list[tuple[str, int]]:
+        """Applications in one status per organisation (its name), the most first."""
+        count = func.count(Application.number)
+        result = await self.session.execute(
+            select(Organization.name, count)
+            .join(Organization, Organization.id == Application.organization_id)
+            .where(Application.status == status)
+            .group_by(Organization.id, Organization.name)
+            .order_by(count.desc(), Organization.name)
+        )
+        return [(str(name), int(n)) for name, n in result.all()]
+
     async def oldest_in_status(
         self, *, status: str, organization_id: int, limit: int
     ) -> Sequence[Application]:
@@ -379,6 +391,15 @@ class AccountRepo:
             .join(AccountRole, AccountRole.account_id == Account.id)
             .where(Account.organization_id == organization_id, AccountRole.role == "director")
             .order_by(Account.id)
+        )
+        return list(result.scalars())
+
+    async def staff_ids(self) -> list[int]:
+        """Accounts with the role «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»."""
+        result = await self.session.execute(
+            select(AccountRole.account_id)
+            .where(AccountRole.role == "staff")
+            .order_by(AccountRole.account_id)
         )
         return list(result.scalars())
 
@@ -662,6 +683,27 @@ class LinkRepo:
             .where(
                 AccountRole.role == "director",
                 Account.organization_id.in_(pending_organizations),
+                Account.id.in_(reachable),
+                Account.consent_at.is_not(None),
+                Account.digest_enabled.is_(True),
+                Account.muted.is_(False),
+            )
+            .order_by(Account.id)
+        )
+        return list(result.scalars())
+
+    async def staff_digest_recipients(self) -> list[int]:
+        """Accounts of staff who want the daily digest while director-approved applications
+        wait for «Включить в группу»: bound, consent given, not muted, reachable in at least
+        one bound messenger."""
+        waiting = select(Application.number).where(Application.status == "approved").limit(1)
+        reachable = select(Binding.account_id).where(Binding.blocked.is_(False))
+        result = await self.session.execute(
+            select(Account.id)
+            .join(AccountRole, AccountRole.account_id == Account.id)
+            .where(
+                AccountRole.role == "staff",
+                waiting.exists(),
                 Account.id.in_(reachable),
                 Account.consent_at.is_not(None),
                 Account.digest_enabled.is_(True),

@@ -52,3 +52,26 @@ async def test_ingest(capsys: pytest.CaptureFixture[str]) -> None:
     assert result.statuses == {"PUT 201": 5, "POST batch 200": 3}
     assert result.stored == 15
     assert "(4) Ingest" in capsys.readouterr().out
+
+
+async def test_bulk_approval(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import bulk
+
+    results = await bulk.measure(count=5, rounds=1)
+
+    bulk.print_result(5, results)
+    [(_, _, events, outbox)] = results
+    assert (events, outbox) == (5, 10)  # a history row, a push and a webhook row each
+    assert "Bulk approval of 5 applications" in capsys.readouterr().out
+
+
+async def test_export(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import export
+
+    results = await export.measure(count=30, rounds=1)
+
+    export.print_result(30, results)
+    [(_, rows, size)] = results
+    assert rows == 30
+    assert size > 0
+    assert "«📤 Выгрузить» of 30 applications" in capsys.readouterr().out

@@ -87,7 +87,8 @@ async def test_directors_with_unprocessed_applications_get_one_digest_a_day(
     clock.set(local(1, 8, 59))
     assert await run_digest_if_due(session_factory, clock, ZONE, NINE) is None
     clock.set(local(1, 9))
-    assert await run_digest_if_due(session_factory, clock, ZONE, NINE) == 2
+    # Two directors' digests, and staff's (an approved application waits for them).
+    assert await run_digest_if_due(session_factory, clock, ZONE, NINE) == 3
     rows = await digest_rows(session_factory)
     assert [(row.account_id, row.chat_id, row.state) for row in rows] == [
         (1, 1001, "pending"),
@@ -97,7 +98,7 @@ async def test_directors_with_unprocessed_applications_get_one_digest_a_day(
     clock.set(local(1, 9, 30))
     assert await run_digest_if_due(session_factory, clock, ZONE, NINE) is None
     assert len(await digest_rows(session_factory)) == 2
-    assert await runs(session_factory) == [("2026-09-01", 2)]
+    assert await runs(session_factory) == [("2026-09-01", 3)]
 
 
 async def test_no_digest_when_nothing_is_pending(
@@ -105,7 +106,7 @@ async def test_no_digest_when_nothing_is_pending(
 ) -> None:
     await add_applications(session_factory, (101, 3, 10, "approved"))
     clock.set(local(1, 9))
-    assert await run_digest_if_due(session_factory, clock, ZONE, NINE) == 0
+    assert await run_digest_if_due(session_factory, clock, ZONE, NINE) == 1  # staff's only
     assert await digest_rows(session_factory) == []
 
 
@@ -198,7 +199,7 @@ async def test_the_digest_push_lists_the_oldest_applications(
     clock.set(local(1, 9))
     await run_digest_if_due(harness.session_factory, clock, ZONE, NINE)
     notifier = build_notifier(harness.bot, harness.session_factory, harness.settings, clock)
-    assert await notifier.drain() == 2
+    assert await notifier.drain() == 3  # two directors' and staff's
     push = harness.api.last_bot_message(1001)
     lines = push.text.splitlines()
     assert lines[:3] == [
@@ -240,7 +241,7 @@ async def test_hidden_names_and_a_digest_overtaken_by_decisions(
     assert harness.api.calls_of("sendMessage") == []
     rows = await digest_rows(harness.session_factory)
     assert {(row.state, row.last_error) for row in rows} == {
-        ("failed", "nothing to report: no applications «Не обработана» left")
+        ("failed", "nothing to report: no applications left new")
     }
 
     await add_applications(harness.session_factory, (102, 3, 10, "new"))

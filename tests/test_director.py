@@ -91,6 +91,8 @@ async def test_director_pages_filters_and_searches(harness: BotHarness) -> None:
         ["• Не обработана", "Подтверждена"],
         ["Отменена", "Включен в группу", "Все"],
         ["🔍 Поиск"],
+        ["✅ Одобрить все (8)", "☑️ Выбрать несколько"],
+        ["📤 Выгрузить"],
         ["◀ В главное меню"],
     ]
 
@@ -322,6 +324,8 @@ async def test_abandoning_a_comment_input_changes_nothing(
 
     await press_on(harness, card, "✅ Одобрить")
     await harness.send(DIRECTOR, "/menu")  # any command or button leaves the input
+    late = await harness.send(DIRECTOR, "Случайный текст")  # not silently a search: asked
+    assert late.text.startswith("Это сообщение пришло, когда запрос комментария")
     assert "По этому запросу" in (await harness.send(DIRECTOR, "Случайный текст")).text
 
     await press_on(harness, await open_list(harness), "🔍 Поиск")

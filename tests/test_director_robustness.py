@@ -92,7 +92,7 @@ async def test_a_decision_on_a_prompt_gone_stale_loses_and_shows_the_current_sta
     before = await snapshot(session_factory)
 
     redrawn = await press_on(harness, card, "Без комментария")
-    message = "Заявку №39737 уже изменили: теперь статус «Отменена»"
+    message = "Заявка №39737 уже обработана: статус «Отменена»"
     assert last_answer(harness) == {"text": message, "show_alert": True}
     assert redrawn.text.startswith(message + "\n\nЗаявка №39737\nСтатус: Отменена")
     assert await snapshot(session_factory) == before
@@ -103,7 +103,7 @@ async def test_a_decision_on_a_prompt_gone_stale_loses_and_shows_the_current_sta
     await decide_elsewhere(session_factory, clock, 39736, Action.APPROVE)
     answer = await harness.send(DIRECTOR, "Одобряю")
     assert answer.text.startswith(
-        "Заявку №39736 уже изменили: теперь статус «Подтверждена руководителем ОО»"
+        "Заявка №39736 уже обработана: статус «Подтверждена руководителем ОО»"
     )
     assert "Изменил(а) статус: Сидорова Анна Ивановна" in answer.text
     assert "Комментарий: Одобряю" not in answer.text
@@ -226,7 +226,7 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
         LISTENER, forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW), menu.message_id
     )
     assert last_answer(harness) == {
-        "text": "Действие «Одобрить» недоступно для роли «Слушатель»",
+        "text": "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет",
         "show_alert": True,
     }
     # A staff action: said plainly.
@@ -234,7 +234,10 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
         DIRECTOR, forged(AppAction.INCLUDE, 39738, StatusCode.APPROVED), card.message_id
     )
     assert last_answer(harness) == {
-        "text": "Действие «Включить в группу» недоступно для роли «Руководитель ОО»",
+        "text": (
+            "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у вас "
+            "такой роли нет"
+        ),
         "show_alert": True,
     }
     # Malformed data, an unknown prefix, an id beyond the database's range.

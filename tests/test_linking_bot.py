@@ -34,6 +34,7 @@ from bot.texts.linking import (
     MOVE_STALE,
     render_unlinked,
 )
+from bot.texts.messengers import say
 from services.clock import ManualClock
 from services.domain import Role
 from services.linking import (
@@ -130,7 +131,7 @@ async def test_portal_link_binds_shows_the_consent_then_the_menu(
     assert link is not None
     assert (link.account.consent_at, link.account.consent_version) == (clock.now(), CONSENT_VERSION)
     commands = harness.api.commands_for(scope(STRANGER))
-    assert command_names(commands) == ["start", "profile", "help", "logout"]
+    assert command_names(commands) == ["menu", "profile", "help", "logout"]
     assert commands is not None
     assert commands[0]["description"] == "Главное меню: заявки педагогов"
     harness.assert_no_errors()
@@ -359,7 +360,9 @@ async def test_a_leaked_link_of_a_bound_account_moves_nothing_and_the_owner_deni
     assert denied.message_id == question.message_id
     assert denied.text.startswith("Хорошо, учётная запись остаётся привязанной к этому чату")
     await deliver(harness, clock)
-    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.DENIED]
+    assert harness.api.last_bot_message(STRANGER).text == say(
+        MOVE_OUTCOMES[MoveOutcome.DENIED], "telegram"
+    )
     await assert_still_bound(session_factory)
     assert await link_of(session_factory, STRANGER) is None
     assert "уже использована" in (await harness.send(STRANGER, f"/start {token}")).text
@@ -388,7 +391,9 @@ async def test_the_owner_allows_and_the_binding_moves(
 
     allowed = await harness.press(OWNER, "✅ Разрешить")
     assert allowed.message_id == question.message_id
-    assert allowed.text == MOVE_ALLOWED_OWNER.format(account=f"@morozov_new (id {STRANGER})")
+    assert allowed.text == say(
+        MOVE_ALLOWED_OWNER, "telegram", account=f"@morozov_new (id {STRANGER})"
+    )
     link = await account_link(session_factory, OWNER_ACCOUNT)
     assert link is not None
     assert (link.user_id, link.chat_id, link.account.consent_at) == (STRANGER, STRANGER, None)
@@ -409,7 +414,7 @@ async def test_the_owner_allows_and_the_binding_moves(
     assert consent.text.startswith(CONSENT_TITLE)
     menu = await harness.press(STRANGER, "Ознакомился")
     assert menu.message_id == consent.message_id
-    assert menu.buttons()[0] == ["📥 Заявки (1 новых)"]
+    assert menu.buttons()[0] == ["📥 Заявки (1 новая)"]
     # The old chat is unlinked: its /menu is the unlinked one.
     assert "Сначала привяжите Telegram" in (await harness.send(OWNER, "покажи заявки")).text
     harness.assert_no_errors()
@@ -433,7 +438,7 @@ async def test_an_unanswered_request_expires_with_the_token(
             await session.commit()
     await deliver(harness, clock)
     expired = [m for m in harness.api.chat(STRANGER) if m.from_bot][-1]
-    assert expired.text == MOVE_OUTCOMES[MoveOutcome.EXPIRED]
+    assert expired.text == say(MOVE_OUTCOMES[MoveOutcome.EXPIRED], "telegram")
     assert [m.text for m in harness.api.chat(STRANGER)].count(expired.text) == 1
     await harness.press(OWNER, "✅ Разрешить", question.message_id)
     assert harness.api.message(OWNER, question.message_id).text == MOVE_STALE
@@ -448,7 +453,9 @@ async def test_an_unanswered_request_expires_with_the_token(
     await harness.press(OWNER, "✅ Разрешить")
     assert harness.api.last_bot_message(OWNER).text == MOVE_EXPIRED_OWNER
     await deliver(harness, clock)
-    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.EXPIRED]
+    assert harness.api.last_bot_message(STRANGER).text == say(
+        MOVE_OUTCOMES[MoveOutcome.EXPIRED], "telegram"
+    )
     await assert_still_bound(session_factory)
     harness.assert_no_errors()
 
@@ -517,7 +524,9 @@ async def test_revocation_while_the_owner_is_asked_tells_the_asker(
         await unlink_account(Repositories(session), OWNER_ACCOUNT, clock=clock)
         await session.commit()
     await deliver(harness, clock)
-    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.RELEASED]
+    assert harness.api.last_bot_message(STRANGER).text == say(
+        MOVE_OUTCOMES[MoveOutcome.RELEASED], "telegram"
+    )
     await harness.press(OWNER, "✅ Разрешить", question.message_id)
     assert await account_link(session_factory, OWNER_ACCOUNT) is None
     assert await link_of(session_factory, STRANGER) is None
@@ -630,7 +639,7 @@ async def test_revocation_by_the_web_module_tells_the_chat_through_the_outbox(
     assert [(r.kind, r.chat_id, r.payload) for r in rows] == [
         (UNLINKED_KIND, 1003, {"reason": "revoked"})
     ]
-    assert "снята в модуле" in render_unlinked(rows[0].payload)
+    assert "снята в модуле" in render_unlinked(rows[0].payload, "telegram")
 
 
 async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(
@@ -650,8 +659,15 @@ async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(
         reply = await harness.send(STRANGER, text)
         bot_replies = [m for m in harness.api.chat(STRANGER)[before:] if m.from_bot]
         assert len(bot_replies) == 1, text
-        assert reply.text.startswith(CONSENT_TITLE), text
-        assert reply.buttons() == [["Ознакомился"]], text
+        # One consent message, pointed to: not the whole text again for every message.
+        assert reply.text.startswith("Чтобы продолжить, прочитайте согласие"), text
+        assert reply.buttons() == [["📄 Открыть согласие"]], text
+    consents = [m for m in harness.api.chat(STRANGER) if m.text.startswith(CONSENT_TITLE)]
+    assert consents == [harness.api.message(STRANGER, consent.message_id)]
+    opened = await harness.press(STRANGER, "📄 Открыть согласие")
+    assert opened.message_id == reply.message_id  # the pointer becomes the consent, in place
+    assert opened.text.startswith(CONSENT_TITLE)
+    assert opened.buttons() == [["Ознакомился"]]
 
     buttons = [MenuIntent(action=action).pack() for action in MenuAction]
     buttons += [AppIntent(action=action, number=39744).pack() for action in AppAction]
@@ -726,7 +742,7 @@ async def test_profile_shows_the_account_and_roles_switch_in_place(
     assert link.account.active_role == "listener"
     commands = harness.api.commands_for(scope(1001))
     assert commands is not None
-    assert commands[0] == {"command": "start", "description": "Главное меню: мои заявки"}
+    assert commands[0] == {"command": "menu", "description": "Главное меню: мои заявки"}
 
     # The next update acts in the new role.
     profile = await harness.send(1001, "/profile")

@@ -84,7 +84,7 @@ async def test_applicant_lists_only_own_applications(harness: BotHarness) -> Non
     # Another applicant's application or another organisation's is not hers to see.
     for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
         nothing = await harness.send(LISTENER, str(number))
-        assert "По этому запросу заявок не найдено." in nothing.text
+        assert nothing.text == f"Заявка №{number} не найдена или недоступна вам."
     card = await harness.send(LISTENER, "39739")
     assert card.text.startswith("Заявка №39739\nСтатус: Подтверждена руководителем ОО")
     harness.assert_no_errors()
@@ -191,7 +191,8 @@ async def test_applicant_cancels_an_approved_application_without_a_reason(
     [event] = await events_of(session_factory, 39739)
     assert (event.from_status, event.comment) == ("approved", None)
     pushes = await outbox_of(session_factory, 39739)
-    assert sorted(p.account_id for p in pushes) == DIRECTORS_OF_10
+    # The directors, and staff (7), for whom the approved application was waiting.
+    assert sorted(p.account_id for p in pushes) == [*DIRECTORS_OF_10, 7]
     assert {p.event_id for p in pushes} == {event.id}
     harness.assert_no_errors()
 
@@ -256,13 +257,16 @@ async def test_applicant_is_refused_what_is_not_hers_to_do(
             }
     # The director's and staff's decisions on her own new application: not an applicant's.
     for action, label in (
-        (AppAction.APPROVE, "Одобрить"),
-        (AppAction.APPROVE_NO_COMMENT, "Одобрить"),
-        (AppAction.INCLUDE_NO_COMMENT, "Включить в группу"),
+        (AppAction.APPROVE, "Одобрить» — для роли «Руководитель ОО"),
+        (AppAction.APPROVE_NO_COMMENT, "Одобрить» — для роли «Руководитель ОО"),
+        (
+            AppAction.INCLUDE_NO_COMMENT,
+            "Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
+        ),
     ):
         await harness.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
         assert last_answer(harness) == {
-            "text": f"Действие «{label}» недоступно для роли «Слушатель»",
+            "text": f"Действие «{label}»; у вас такой роли нет",
             "show_alert": True,
         }
     refused = await harness.send(LISTENER, f"/start app_{SOMEONE_ELSES}")

@@ -50,7 +50,7 @@ async def test_a_director_mutes_and_unmutes_pushes_in_place(
         "комментариях.",
         "",
         "Ежедневная сводка по заявкам «Не обработана» включена: приходит в 09:00 "
-        "(часовой пояс Asia/Yekaterinburg), если есть необработанные заявки.",
+        "по времени Екатеринбурга, UTC+5, если есть необработанные заявки.",
     ]
     assert screen.buttons() == [
         ["🔕 Выключить уведомления"],
@@ -69,15 +69,16 @@ async def test_a_director_mutes_and_unmutes_pushes_in_place(
     await add_application(harness.session_factory, clock, number=1)
     assert await recipients(harness.session_factory, "new_application") == [2]
 
-    screen = await harness.press(1001, "🔔 Включить уведомления")
+    await harness.press(1001, "🔔 Включить уведомления")
+    screen = harness.api.message(1001, menu.message_id)
     assert last_answer(harness)["text"] == "Уведомления включены"
     assert screen.buttons()[0] == ["🔕 Выключить уведомления"]
     assert not (await account_of(harness.session_factory, 1001)).muted
     await add_application(harness.session_factory, clock, number=2)
     assert await recipients(harness.session_factory, "new_application") == [1, 2, 2]
 
-    screen = await harness.press(1001, "◀ В главное меню")
-    assert screen.message_id == menu.message_id
+    await harness.press(1001, "◀ В главное меню", menu.message_id)
+    screen = harness.api.message(1001, menu.message_id)
     assert screen.text.startswith("Главное меню")
     harness.assert_no_errors()
 
@@ -110,7 +111,9 @@ async def test_an_applicant_has_no_digest_setting(harness: BotHarness) -> None:
     forged = NotifyIntent(action=NotifyAction.DIGEST_OFF).pack()
     await harness.press_data(1003, forged, screen.message_id)
     answer = last_answer(harness)
-    assert answer["text"] == "Ежедневная сводка приходит только руководителям ОО."
+    assert answer["text"] == (
+        "Ежедневная сводка приходит только руководителям ОО и сотрудникам ЦОПМ / ГБУ ДПО «ЧИРО»."
+    )
     assert answer["show_alert"] is True
     assert (await account_of(harness.session_factory, 1003)).digest_enabled
     harness.assert_no_errors()

@@ -268,7 +268,7 @@ async def test_web_module_changes_are_attributed_to_it(
         await session.commit()
     await notifier.drain()
     [push] = bot_messages(harness.api, 1003)
-    assert "Кто: изменено в модуле «Организация ДПО»" in push.text.splitlines()
+    assert "Изменено в модуле «Организация ДПО»" in push.text.splitlines()
 
 
 async def test_long_values_keep_the_push_within_telegram_limits(
@@ -419,6 +419,6 @@ async def test_a_chat_whose_binding_was_revoked_is_told(
         await session.commit()
     assert await notifier.drain() == 1
     [told] = bot_messages(harness.api, 1003)
-    assert told.text == render_unlinked({"reason": UnlinkReason.REVOKED.value})
+    assert told.text == render_unlinked({"reason": UnlinkReason.REVOKED.value}, "telegram")
     [row] = await outbox_rows(harness.session_factory)
     assert (row.kind, row.state) == ("unlinked", "sent")

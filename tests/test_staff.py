@@ -82,6 +82,7 @@ async def test_staff_see_approved_applications_of_every_organisation(harness: Bo
         ["Отменена", "Включен в группу", "Все"],
         ["🏫 Организация", "📚 Программа"],
         ["🔍 Поиск"],
+        ["📤 Выгрузить"],
         ["◀ В главное меню"],
     ]
     everything = await harness.press(STAFF, "Все")
@@ -112,8 +113,8 @@ async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness
         "Статус: «Подтверждена руководителем ОО»\n"
         "Организаций: 2\n\n"
         "Нажмите на номер организации — в списке останутся только её заявки.\n\n"
-        f"1. {ORG_10} — заявок: 3\n\n"
-        f"2. {ORG_20} — заявок: 3"
+        f"1. {ORG_10} — 3 заявки\n\n"
+        f"2. {ORG_20} — 3 заявки"
     )
     assert organisations.buttons() == [
         [f"1. {ORG_10} · 3"],
@@ -142,9 +143,9 @@ async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness
         "Программ: 3",
     ]
     assert programmes.text.split("\n\n")[2:] == [
-        "1. Не указано — заявок: 1",
-        f"2. {DIGITAL} — заявок: 1",
-        f"3. {EXPERT} — заявок: 1",
+        "1. Не указано — 1 заявка",
+        f"2. {DIGITAL} — 1 заявка",
+        f"3. {EXPERT} — 1 заявка",
     ]
     assert all(len(label) <= 60 for row in programmes.buttons() for label in row)
     assert all(len(data.encode()) <= 64 for data in callback_data(programmes))
@@ -293,7 +294,7 @@ async def test_forged_presses_are_refused_and_change_nothing(
     def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
         return AppIntent(action=action, number=number, status=status).pack()
 
-    NOT_STAFFS = "Действие «Одобрить» недоступно для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»"
+    NOT_STAFFS = "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
     for data, reason in [
         (
             forged(AppAction.INCLUDE_NO_COMMENT, NEWEST_NEW),
@@ -331,14 +332,17 @@ async def test_forged_presses_are_refused_and_change_nothing(
     chooser = harness.api.message(STAFF, listing.message_id)
     assert chooser.text.startswith("📚 Выбор программы")  # shown again to choose from
     # Staff's buttons pressed by a director and by an applicant: not theirs.
-    for user, role in ((DIRECTOR, "Руководитель ОО"), (LISTENER, "Слушатель")):
+    for user in (DIRECTOR, LISTENER):
         menu = await harness.send(user, "/menu")
         await harness.press_data(user, facet(Facet.ORGANIZATION, 20), menu.message_id)
         assert last_answer(harness) == {"text": STALE, "show_alert": True}
         include = forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED)
         await harness.press_data(user, include, menu.message_id)
         assert last_answer(harness) == {
-            "text": f"Действие «Включить в группу» недоступно для роли «{role}»",
+            "text": (
+                "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у "
+                "вас такой роли нет"
+            ),
             "show_alert": True,
         }
     assert await snapshot(session_factory) == before

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from bot.links import telegram_link
 from bot.settings import Settings
 from bot.telegram.bot import BotApiUnreachable, fetch_username
+from bot.texts import cli
 from services import integration
 from services.clock import Clock, SystemClock
 from services.domain import Role, Source, Status
@@ -193,11 +194,7 @@ async def run_demo(settings: Settings) -> int:
     try:
         username = await fetch_username(settings)
     except BotApiUnreachable:
-        print(
-            "Не удалось связаться с сервером Bot API (TELEGRAM_API_URL): без имени бота "
-            "ссылки не составить. Проверьте сеть и повторите.",
-            file=sys.stderr,
-        )
+        print(cli.DEMO_BOT_API_UNREACHABLE, file=sys.stderr)
         return 1
     assert username is not None
     clock = SystemClock()
@@ -214,13 +211,16 @@ async def run_demo(settings: Settings) -> int:
     finally:
         await engine.dispose()
     print(
-        f"Демонстрационные данные загружены: ОО — {demo.organizations}, учётных записей — "
-        f"{demo.accounts}, заявок — {demo.applications}.\n\n"
-        f"Руководитель ОО ({demo.director_name}, {demo.school_name}):\n"
-        f"{telegram_link(username)(director.token)}\n\n"
-        f"Заявитель ({demo.applicant_name}):\n"
-        f"{telegram_link(username)(applicant.token)}\n\n"
-        f"Ссылки одноразовые и действуют {settings.LINK_TOKEN_TTL // 60} мин; "
-        "новые — повторным запуском python -m bot demo."
+        cli.DEMO_LOADED.format(
+            organizations=demo.organizations,
+            accounts=demo.accounts,
+            applications=demo.applications,
+            director=demo.director_name,
+            school=demo.school_name,
+            director_link=telegram_link(username)(director.token),
+            applicant=demo.applicant_name,
+            applicant_link=telegram_link(username)(applicant.token),
+            ttl_minutes=settings.LINK_TOKEN_TTL // 60,
+        )
     )
     return 0

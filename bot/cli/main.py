@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from bot.settings import Settings, SettingsError, load_settings
+from bot.texts import cli
+from bot.texts.messengers import say
+from bot.texts.zones import zone_phrase
 
 EXIT_FAILURE = 1
+MESSENGER = "telegram"  # the messenger the command line mints links for (t.me) and names
 EXIT_SETTINGS = 2
 MESSENGERS = ("telegram", "max")
-MESSENGER_NAMES = {"telegram": "Telegram", "max": "MAX"}
 
 
 def configure_logging(level: str) -> None:
@@ -40,50 +43,42 @@ def quiet_loggers() -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="python -m bot", description="Бот модуля «Организация ДПО» для Telegram"
+        prog="python -m bot", description=say(cli.DESCRIPTION, MESSENGER)
     )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="запустить бота, веб-сервер и рассылку (по умолчанию)")
+    commands.add_parser("run", help=cli.HELP_RUN)
     commands.add_parser(
         "dispatcher",
-        help="только рассылка уведомлений, ежедневная сводка и удаление устаревших данных "
-        "(без приёма сообщений)",
+        help=cli.HELP_DISPATCHER,
     )
-    commands.add_parser("migrate", help="применить миграции базы данных")
+    commands.add_parser("migrate", help=cli.HELP_MIGRATE)
     link_token = commands.add_parser(
         "link-token",
-        help="выпустить одноразовую ссылку t.me для привязки Telegram к учётной записи",
+        help=say(cli.HELP_LINK_TOKEN, MESSENGER),
     )
-    link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help=cli.HELP_ACCOUNT_ID)
     unlink = commands.add_parser(
         "unlink",
-        help="снять привязки мессенджеров учётной записи (как DELETE "
-        "/api/v1/accounts/ID/messengers/MESSENGER): после этого её можно привязать к другому "
-        "аккаунту по новой ссылке",
+        help=cli.HELP_UNLINK,
     )
-    unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help="id учётной записи")
+    unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help=cli.HELP_ACCOUNT_ID)
     unlink.add_argument(
-        "--messenger",
-        choices=MESSENGERS,
-        default=None,
-        help="только привязку этого мессенджера (по умолчанию — все привязки)",
+        "--messenger", choices=MESSENGERS, default=None, help=cli.HELP_UNLINK_MESSENGER
     )
     load = commands.add_parser(
         "import",
-        help="загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV",
-        description="Формат файла — в docs/IMPORT.md. Ошибочные строки перечисляются с номерами; "
-        "код выхода 1, если такие были.",
+        help=cli.HELP_IMPORT,
+        description=cli.DESCRIPTION_IMPORT,
     )
-    load.add_argument("file", metavar="FILE", help="файл .jsonl или .csv")
+    load.add_argument("file", metavar="FILE", help=cli.HELP_FILE)
     load.add_argument(
         "--no-notify",
         action="store_true",
-        help="не уведомлять руководителей о новых заявках (для первой загрузки)",
+        help=cli.HELP_NO_NOTIFY,
     )
     commands.add_parser(
         "demo",
-        help="загрузить демонстрационные данные и напечатать ссылки для входа руководителя "
-        "и заявителя",
+        help=cli.HELP_DEMO,
     )
     return root
 
@@ -97,7 +92,7 @@ async def _migrate(settings: Settings) -> None:
         await upgrade(engine)
     finally:
         await engine.dispose()
-    print("Миграции применены.")
+    print(cli.MIGRATED)
 
 
 async def _link_token(settings: Settings, account_id: int) -> int:
@@ -113,7 +108,7 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     try:
         username = await fetch_username(settings)
     except BotApiUnreachable:
-        print("Не удалось связаться с Telegram Bot API, попробуйте позже.", file=sys.stderr)
+        print(say(cli.BOT_API_UNREACHABLE, MESSENGER), file=sys.stderr)
         return EXIT_FAILURE
     engine = create_engine(settings.DATABASE_URL)
     try:
@@ -127,17 +122,19 @@ async def _link_token(settings: Settings, account_id: int) -> int:
                     clock=SystemClock(),
                 )
             except UnknownAccountError as error:
-                print(f"{error}.", file=sys.stderr)
+                print(cli.ACCOUNT_NOT_FOUND.format(account_id=error.account_id), file=sys.stderr)
                 return EXIT_FAILURE
             await session.commit()
     finally:
         await engine.dispose()
     expires = minted.expires_at.astimezone(settings.zone)
     links = deep_links(settings, username or "")
-    print(links["telegram"](minted.token))
-    if "max" in links:
-        print(f"MAX: {links['max'](minted.token)}")
-    print(f"Ссылка одноразовая, действует до {expires:%d.%m.%Y %H:%M} ({settings.TIMEZONE}).")
+    print(links[MESSENGER](minted.token))
+    for messenger, build in links.items():
+        if messenger != MESSENGER:
+            print(say(cli.OTHER_LINK, messenger, link=build(minted.token)))
+    zone = zone_phrase(settings.zone, minted.expires_at)
+    print(cli.LINK_EXPIRES.format(until=f"{expires:%d.%m.%Y %H:%M}", zone=zone))
     return 0
 
 
@@ -157,7 +154,7 @@ async def _unlink(settings: Settings, account_id: int, messenger: str | None) ->
         async with create_session_factory(engine)() as session:
             repo = Repositories(session)
             if await repo.accounts.get(account_id) is None:
-                print(f"Учётная запись {account_id} не найдена.", file=sys.stderr)
+                print(cli.ACCOUNT_NOT_FOUND.format(account_id=account_id), file=sys.stderr)
                 return EXIT_FAILURE
             removed = await unlink_account(
                 repo, account_id, clock=SystemClock(), messenger=messenger
@@ -165,12 +162,12 @@ async def _unlink(settings: Settings, account_id: int, messenger: str | None) ->
             await session.commit()
     finally:
         await engine.dispose()
-    if not removed:
-        where = f"к {MESSENGER_NAMES[messenger]}" if messenger else "ни к одному мессенджеру"
-        print(f"Учётная запись {account_id} не привязана {where}.")
+    if not removed and messenger is not None:
+        print(say(cli.NOT_LINKED, messenger, account_id=account_id))
+    elif not removed:
+        print(cli.NOT_LINKED_ANYWHERE.format(account_id=account_id))
     for binding in removed:
-        name = MESSENGER_NAMES[binding.messenger]
-        print(f"Привязка {name} учётной записи {account_id} снята, чат получит сообщение об этом.")
+        print(say(cli.UNLINKED, binding.messenger, account_id=account_id))
     return 0
 
 

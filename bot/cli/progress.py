@@ -16,6 +16,8 @@ from typing import Protocol, TextIO
 
 from tqdm import tqdm
 
+from bot.texts import cli
+
 PLAIN_INTERVAL = 10.0  # seconds between two plain count lines of a long import
 READ_STEP = 1000  # lines read between two updates while reading
 
@@ -33,8 +35,8 @@ class Counts:
 
 
 def counts_line(counts: Counts) -> str:
-    return (
-        f"Строк прочитано: {counts.read}, загружено: {counts.applied}, отклонено: {counts.refused}"
+    return cli.IMPORT_COUNTS.format(
+        read=counts.read, applied=counts.applied, refused=counts.refused
     )
 
 
@@ -51,8 +53,8 @@ class TerminalProgress:
 
     def __init__(self, stream: TextIO) -> None:
         self.bar = tqdm(
-            desc="Чтение",
-            unit=" стр.",
+            desc=cli.IMPORT_READING,
+            unit=cli.IMPORT_UNIT,
             file=stream,
             dynamic_ncols=True,
             mininterval=0.2,
@@ -62,9 +64,11 @@ class TerminalProgress:
         bar = self.bar
         if counts.total is not None and bar.total != counts.total:
             bar.reset(total=counts.total)
-            bar.set_description_str("Загрузка", refresh=False)
+            bar.set_description_str(cli.IMPORT_LOADING, refresh=False)
         bar.set_postfix_str(
-            f"прочитано {counts.read}, загружено {counts.applied}, отклонено {counts.refused}",
+            cli.IMPORT_BAR_COUNTS.format(
+                read=counts.read, applied=counts.applied, refused=counts.refused
+            ),
             refresh=False,
         )
         position = counts.read if counts.total is None else counts.done

@@ -30,6 +30,7 @@ from bot.telegram.bot import (
 )
 from bot.telegram.polling import serve_polling
 from bot.telegram.webhook import WebhookReceiver, serve_webhook, webhook_url
+from bot.texts import cli
 from bot.web.api import ApiContext
 from bot.web.api.core import ForgetConversation
 from bot.web.decisions_webhook import DecisionsWebhook
@@ -73,10 +74,7 @@ async def check_redis(runner: Runner) -> None:
             await runner.states.redis.ping()
         except RedisError as error:
             raise SettingsError(
-                [
-                    f"Ошибка: Redis по адресу из REDIS_URL не отвечает ({type(error).__name__}) — "
-                    "проверьте адрес и что Redis запущен"
-                ]
+                [cli.REDIS_UNREACHABLE.format(error=type(error).__name__)]
             ) from None
 
 

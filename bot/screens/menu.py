@@ -8,6 +8,10 @@ from datetime import time
 
 from bot import texts
 from bot.conversation.intents import (
+    LinkAction,
+    LinkIntent,
+    ListFilter,
+    ListIntent,
     MenuAction,
     MenuIntent,
     NotifyAction,
@@ -20,19 +24,22 @@ from bot.screens.markup import escape
 from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
+from bot.texts.domain import role_label
+from bot.texts.messengers import say
 from services.domain import Actor, Role
+from services.queries import Changes
 
 
 def main_menu(actor: Actor, count: int) -> Screen:
     """The main menu of the active role; `count` is what waits for the user."""
     role = actor.role
     if role is Role.DIRECTOR:
-        applications = texts.MENU_APPLICATIONS_DIRECTOR.format(count=count)
+        applications = texts.MENU_APPLICATIONS_DIRECTOR(count)
     elif role is Role.STAFF:
         applications = texts.MENU_APPLICATIONS_STAFF.format(count=count)
     else:
         applications = texts.MENU_APPLICATIONS_LISTENER
-    text = texts.MENU_TITLE.format(name=escape(actor.full_name), role=role.label)
+    text = texts.MENU_TITLE.format(name=escape(actor.full_name), role=role_label(role))
     return Screen(
         text,
         rows(
@@ -45,17 +52,18 @@ def main_menu(actor: Actor, count: int) -> Screen:
 
 
 def profile(actor: Actor, organization: str | None) -> Screen:
-    roles = ", ".join(role.label for role in Role if role in actor.roles)
+    roles = ", ".join(role_label(role) for role in Role if role in actor.roles)
     text = link_texts.PROFILE.format(
         name=escape(actor.full_name),
         organization=escape(organization if organization is not None else link_texts.NOT_SPECIFIED),
         roles=escape(roles or link_texts.NOT_SPECIFIED),
-        role=escape(actor.role.label),
+        role=escape(role_label(actor.role)),
     )
     return Screen(
         text,
         rows(
             Button(link_texts.PROFILE_SWITCH_ROLE, ProfileIntent(ProfileAction.ROLES)),
+            Button(link_texts.PROFILE_LOGOUT, LinkIntent(LinkAction.ASK_LOGOUT)),
             back_to_menu(),
         ),
     )
@@ -65,7 +73,7 @@ def roles(actor: Actor) -> Screen:
     """One button per role of the account, in the order of the Role enum; the active one ticked."""
     choices = [
         Button(
-            (link_texts.ROLE_CURRENT_MARK if role is actor.role else "") + role.label,
+            (link_texts.ROLE_CURRENT_MARK if role is actor.role else "") + role_label(role),
             ProfileIntent(ProfileAction.SET_ROLE, role),
         )
         for role in Role
@@ -74,10 +82,12 @@ def roles(actor: Actor) -> Screen:
     return Screen(link_texts.ROLES_TITLE, rows(*choices, back_to_menu()))
 
 
-def help_screen(actor: Actor) -> Screen:
-    text = link_texts.HELP_LINKED.format(
+def help_screen(actor: Actor, messenger: str) -> Screen:
+    text = say(
+        link_texts.HELP_LINKED,
+        messenger,
         name=escape(actor.full_name),
-        role=actor.role.label,
+        role=role_label(actor.role),
         role_help=link_texts.ROLE_HELP[actor.role],
     )
     return Screen(text, menu_only())
@@ -90,23 +100,32 @@ class NotificationSettings:
     muted: bool
     digest_enabled: bool
     digest_time: time
-    zone: str
+    zone: str  # in words: «по времени Екатеринбурга, UTC+5» (bot.texts.zones)
 
 
 def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
     """Each button sets the opposite of the current state; the digest only for directors."""
     lines = [notification_texts.TITLE, ""]
     lines.append(notification_texts.PUSHES_OFF if settings.muted else notification_texts.PUSHES_ON)
-    director = Role.DIRECTOR in actor.roles
+    director = Role.DIRECTOR in actor.roles or Role.STAFF in actor.roles  # a digest is theirs
     if director:
         lines.append("")
         if settings.digest_enabled:
             at = settings.digest_time.strftime("%H:%M")
-            lines.append(notification_texts.DIGEST_ON.format(time=at, zone=settings.zone))
+            digest_on = (
+                notification_texts.DIGEST_ON
+                if Role.DIRECTOR in actor.roles
+                else notification_texts.STAFF_DIGEST_ON
+            )
+            lines.append(digest_on.format(time=at, zone=settings.zone))
             if settings.muted:
                 lines.append(notification_texts.DIGEST_MUTED)
         else:
-            lines.append(notification_texts.DIGEST_OFF)
+            lines.append(
+                notification_texts.DIGEST_OFF
+                if Role.DIRECTOR in actor.roles
+                else notification_texts.STAFF_DIGEST_OFF
+            )
     buttons = [
         Button(notification_texts.BUTTON_UNMUTE, NotifyIntent(NotifyAction.UNMUTE))
         if settings.muted
@@ -119,6 +138,37 @@ def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
             else Button(notification_texts.BUTTON_DIGEST_ON, NotifyIntent(NotifyAction.DIGEST_ON))
         )
     return Screen("\n".join(lines), rows(*buttons, back_to_menu()))
+
+
+def muted_summary(changes: Changes, since: str, role: Role) -> Screen:
+    """On unmuting: what changed meanwhile, with a button to each list of the role."""
+    if not changes.any:
+        return Screen(notification_texts.MUTED_NOTHING.format(since=since), menu_only())
+    lines = [notification_texts.MUTED_SUMMARY.format(since=since)]
+    for count, text in (
+        (changes.arrived, notification_texts.MUTED_ARRIVED),
+        (changes.decisions, notification_texts.MUTED_DECISIONS),
+        (changes.comments, notification_texts.MUTED_COMMENTS),
+    ):
+        if count:
+            lines.append("• " + text.format(count=count))
+    lines += ["", notification_texts.MUTED_LISTS]
+    lists: list[Button] = []
+    if role is Role.DIRECTOR:
+        lists.append(
+            Button(notification_texts.BUTTON_LIST_NEW, ListIntent(status_filter=ListFilter.NEW))
+        )
+    elif role is Role.STAFF:
+        lists.append(
+            Button(
+                notification_texts.BUTTON_LIST_APPROVED,
+                ListIntent(status_filter=ListFilter.APPROVED),
+            )
+        )
+    lists.append(
+        Button(notification_texts.BUTTON_LIST_ALL, ListIntent(status_filter=ListFilter.ALL))
+    )
+    return Screen("\n".join(lines), rows(*lists, back_to_menu()))
 
 
 def message(text: str, *, menu: bool = False) -> Screen:

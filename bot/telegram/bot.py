@@ -37,6 +37,7 @@ from bot.conversation.stores import build_runner
 from bot.settings import Settings, SettingsError
 from bot.telegram.effects import TelegramExecutor
 from bot.telegram.flood import FloodWait
+from bot.texts import cli
 from bot.web.metrics import Metrics, UpdateMetricsMiddleware
 from handlers import telegram as telegram_handlers
 from services.clock import Clock, SystemClock
@@ -138,7 +139,7 @@ def announce_to(bot: Bot) -> Callable[[Linked, Repositories], Awaitable[None]]:
     the Bot API cannot reach is logged: the account is bound all the same."""
 
     async def announce(linked: Linked, repo: Repositories) -> None:
-        reply = await announcement(repo, linked)
+        reply = await announcement(repo, linked, telegram_handlers.MESSENGER)
         try:
             await TelegramExecutor(bot, linked.binding.chat_id).execute(reply.effects)
         except TelegramAPIError as error:
@@ -187,12 +188,7 @@ async def fetch_me(bot: Bot, attempts: int = 5) -> User:
         try:
             return await bot.get_me()
         except TelegramUnauthorizedError:
-            raise SettingsError(
-                [
-                    "Ошибка настройки: BOT_TOKEN отклонён сервером Telegram — проверьте токен "
-                    "у @BotFather"
-                ]
-            ) from None
+            raise SettingsError([cli.BOT_TOKEN_REJECTED]) from None
         except (TelegramNetworkError, TelegramServerError) as error:
             if attempt == attempts:
                 raise

@@ -4,6 +4,7 @@ instruction's words. HTML parse mode: values are escaped by the screens, not her
 from __future__ import annotations
 
 from bot.conversation.intents import Facet, ListFilter
+from bot.texts.plural import Plural
 from services.domain import Action, Role, Status
 
 NOT_SET = "Не указано"
@@ -22,18 +23,32 @@ LIST_ALL_STATUSES = "Статус: все"
 LIST_SEARCH = "Поиск: «{query}»"
 LIST_TOTAL = "Найдено: {total}"
 LIST_PAGE = "Страница {page} из {pages}"
-LIST_HINTS: dict[Role, str] = {
-    Role.DIRECTOR: "Нажмите на заявку, чтобы открыть её сведения и одобрить или отменить её.",
-    Role.LISTENER: "Нажмите на заявку, чтобы открыть её сведения, комментарии и историю.",
-    Role.STAFF: (
+# By the decisions the role can take on the list's statuses: a list where nothing can be
+# decided (or the applicant's own) gets the plain hint.
+LIST_HINT = "Нажмите на заявку, чтобы открыть её сведения, комментарии и историю."
+LIST_HINTS: dict[frozenset[Action], str] = {
+    frozenset({Action.APPROVE, Action.CANCEL}): (
+        "Нажмите на заявку, чтобы открыть её сведения и одобрить или отменить её."
+    ),
+    frozenset({Action.INCLUDE, Action.CANCEL}): (
         "Нажмите на заявку, чтобы открыть её сведения и включить её в группу или отменить."
     ),
+    frozenset({Action.APPROVE}): "Нажмите на заявку, чтобы открыть её сведения и одобрить её.",
+    frozenset({Action.INCLUDE}): (
+        "Нажмите на заявку, чтобы открыть её сведения и включить её в группу."
+    ),
+    frozenset({Action.CANCEL}): "Нажмите на заявку, чтобы открыть её сведения и отменить её.",
 }
 LIST_EMPTY = "Заявок с таким статусом нет."
 LIST_EMPTY_SEARCH = "По этому запросу заявок не найдено."
 LIST_ROW = "№{number} · {applicant} · {program}"
 LIST_ROW_OWN = "№{number} · {program}"  # the applicant's own list: the name is always theirs
 LIST_ROW_LIMIT = 60
+# Rows whose programmes begin alike show the rest (when at least this much is shared), and the
+# group where one programme has several groups on the page.
+LIST_ROW_SHARED_MIN = 12
+LIST_ROW_REST = "…{rest}"
+LIST_ROW_GROUP = "{group} · {program}"
 
 FILTER_LABELS: dict[ListFilter, str] = {
     ListFilter.NEW: "Не обработана",
@@ -89,7 +104,8 @@ FACET_GONE: dict[Facet, str] = {
     Facet.ORGANIZATION: "Организация не найдена, выберите другую.",
     Facet.PROGRAM: "Программа не найдена: заявки по ней больше нет, выберите другую.",
 }
-FACET_ENTRY = "{index}. {name} — заявок: {count}"
+FACET_ENTRY = "{index}. {name} — {applications}"
+APPLICATIONS = Plural("{count} заявка", "{count} заявки", "{count} заявок")
 FACET_ENTRY_LIMIT = 300
 FACET_BUTTON = "{index}. {name} · {count}"
 FACET_BUTTON_LIMIT = 60
@@ -107,6 +123,7 @@ SEARCH_NOT_FOUND_NUMBER = "Заявка №{number} не найдена сред
 CARD_TITLE = "<b>Заявка №{number}</b>"
 CARD_STATUS = "Статус: <b>{status}</b>"
 CARD_DECIDED = "Изменил(а) статус: {actor}, {when}"
+CARD_DECIDED_WEB_MODULE = "Статус изменён в модуле «Организация ДПО», {when}"
 CARD_DECIDED_COMMENT = "Комментарий: {comment}"
 CARD_GENERAL = "<b>Общие сведения</b>"
 CARD_FIELD = "{label}: {value}"
@@ -130,7 +147,7 @@ CARD_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 ACTOR = "{name} ({role})"
-ACTOR_WEB_MODULE = "модуль «Организация ДПО»"
+ACTOR_WEB_MODULE = "Модуль «Организация ДПО»"  # who acted, in history and comments
 
 BUTTON_ACTIONS: dict[Action, str] = {
     Action.APPROVE: "✅ Одобрить",
@@ -244,9 +261,8 @@ HISTORY_ACTIONS: dict[str, str] = {
 }
 HISTORY_OTHER_ACTION = "Изменение"
 HISTORY_ARRIVAL = "{action}, статус «{after}»"
+# Other sources are messengers, named by bot.texts.messengers.
 SOURCES: dict[str, str] = {
-    "telegram": "Telegram",
-    "max": "MAX",
     "api": "модуль «Организация ДПО»",
     "cli": "оператор сервиса",
 }
@@ -257,3 +273,50 @@ PAGE = "Страница {page} из {pages}"
 CARD_BUDGET = 3300
 EVENTS_BUDGET = 3300
 SEARCH_ECHO_LIMIT = 100
+
+# --- a prompt no longer active, a text that came late, free text outside an input ----------
+
+# The old prompt, edited when the person went elsewhere before answering it.
+PROMPT_CLOSED: dict[str, str] = {
+    "decision": "⌛ Этот запрос больше не активен: вы открыли другой экран. Решение по заявке "
+    "№{number} не принято, заявка не изменена.",
+    "comment": "⌛ Этот запрос больше не активен: вы открыли другой экран. Комментарий к заявке "
+    "№{number} не отправлен.",
+    "search": "⌛ Этот запрос поиска больше не активен: вы открыли другой экран.",
+    "bulk": "⌛ Этот запрос больше не активен: вы открыли другой экран. Заявки не одобрены.",
+}
+BUTTON_OPEN_APPLICATION = "Открыть заявку №{number}"
+BUTTON_BACK_TO_LIST = "◀ К списку"
+# A text that arrived for a prompt no longer active.
+LATE_TEXT = (
+    "Это сообщение пришло, когда запрос {what} к заявке №{number} уже закрылся (вы открыли "
+    "другой экран), поэтому ничего не сделано.\n\nВаш текст: «{text}»\n\nИспользовать его?"
+)
+LATE_WHAT: dict[Action, str] = {
+    Action.APPROVE: "комментария к одобрению",
+    Action.CANCEL: "причины отмены",
+    Action.INCLUDE: "комментария к включению в группу",
+    Action.COMMENT: "комментария",
+}
+BUTTON_USE_TEXT: dict[Action, str] = {
+    Action.APPROVE: "✅ Одобрить с этим комментарием",
+    Action.CANCEL: "❌ Отменить с этой причиной",
+    Action.INCLUDE: "👥 Включить в группу с этим комментарием",
+    Action.COMMENT: "💬 Отправить комментарием",
+}
+BUTTON_SEARCH_TEXT = "🔍 Искать заявки по этому тексту"
+HELD_GONE = "Этот текст уже не сохранён: отправьте его ещё раз."
+HELD_TEXT_LIMIT = 300  # characters of the text echoed back
+# Free text outside an input.
+SEARCH_BY_TEXT = "🔍 Ищу заявки по вашему сообщению (ФИО заявителя или номер заявки)."
+OFFER_COMMENT = (
+    "Ваш текст: «{text}»\n\nОтправить его комментарием к заявке? Комментарий увидит "
+    "руководитель вашей организации. Выберите заявку:"
+)
+OFFER_COMMENT_MORE = (
+    "Показаны {shown} последних заявок из {total}; к другой — откройте её в «📄 Мои заявки»."
+)
+NO_OWN_APPLICATIONS = (
+    "У вас пока нет заявок, поэтому отправить текст комментарием некуда. Подать заявку можно в "
+    "модуле «Организация ДПО»."
+)

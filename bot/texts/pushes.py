@@ -19,7 +19,9 @@ STATUS = "Статус: «{status}»"
 STATUS_MOVE = "Статус: «{from_status}» → <b>«{to_status}»</b>"
 ACTOR = "Кто: {name}, {role}"
 ACTOR_ROLE = "Кто: {role}"
-ACTOR_WEB_MODULE = "Кто: изменено в модуле «Организация ДПО»"
+# Changes the web module made: no person to name.
+ACTOR_WEB_MODULE = "Изменено в модуле «Организация ДПО»"
+ACTOR_WEB_MODULE_COMMENT = "Из модуля «Организация ДПО»"
 COMMENT = "Комментарий: {comment}"
 COMMENT_ON_CARD = "К заявке есть комментарий — откройте «Подробнее»."
 COMMENT_TEXT_ON_CARD = "Текст комментария — в карточке заявки, откройте «Подробнее»."
@@ -35,3 +37,11 @@ BUTTON_APPROVE = "✅ Одобрить"
 BUTTON_CANCEL = "❌ Отменить"
 BUTTON_OPEN = "Подробнее"
 BUTTON_APPLICATIONS = "📥 Открыть заявки"
+
+# Staff's daily digest: director-approved applications waiting for «Включить в группу».
+STAFF_DIGEST_TITLE = "📋 <b>Ежедневная сводка: ожидают включения в группу</b>"
+STAFF_DIGEST_COUNT = "Заявок «Подтверждена руководителем ОО»: <b>{count}</b>"
+STAFF_DIGEST_LINE = "• {organization} — {count}"
+STAFF_DIGEST_HINT = "Включить их в группу можно в разделе «Заявки»."
+STAFF_DIGEST_ORGANIZATIONS = 15  # organisations listed, then «…и ещё N»
+STAFF_DIGEST_NAME_LENGTH = 80
