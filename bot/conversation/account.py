@@ -61,7 +61,7 @@ def ask_consent(turn: Turn, *, pressed: bool = False) -> None:
     if pressed:
         turn.reply.notice(link_texts.CONSENT_REQUIRED)
     elif turn.state.consent_shown == CONSENT_VERSION:
-        turn.reply.show(link_screens.consent_pointer())
+        turn.reply.show(link_screens.consent_pointer(turn.peer.messenger))
         return
     show_consent(turn)
 

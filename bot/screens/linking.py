@@ -38,10 +38,10 @@ def consent(messenger: str) -> Screen:
     )
 
 
-def consent_pointer() -> Screen:
+def consent_pointer(messenger: str) -> Screen:
     """To a message sent before the consent: where the consent is, and a way to open it."""
     return Screen(
-        link_texts.CONSENT_POINTER,
+        say(link_texts.CONSENT_POINTER, messenger),
         rows(Button(link_texts.CONSENT_SHOW, ConsentIntent(ConsentAction.SHOW))),
     )
 
