@@ -42,7 +42,7 @@ def with_export_button(screen: Screen, shown: ListIntent) -> Screen:
 def row_text(item: ApplicationView) -> str:
     return t.CONFIRM_ROW.format(
         number=item.number,
-        applicant=short_name(item.applicant_name),
+        applicant=shorten(short_name(item.applicant_name), t.ROW_APPLICANT_LIMIT),
         program=shorten(or_not_set(item.program), t.ROW_PROGRAM_LIMIT),
     )
 

@@ -40,4 +40,5 @@ RESULT_TOAST = "Одобрено: {approved}"
 FOR_DIRECTORS = "Массовое одобрение — для роли «Руководитель ОО»."
 NUMBERS_SHOWN = 20  # numbers listed in the result, then «…»
 ROW_PROGRAM_LIMIT = 40
+ROW_APPLICANT_LIMIT = 30  # with the programme's 40, forty rows stay within a message
 CONFIRM_SHOWN = 40  # applicants named in the confirmation, then «…и ещё N»
