@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     MAX_API_URL: AnyHttpUrl = AnyHttpUrl(MAX_API_URL)
     MAX_WEBHOOK_SECRET: SecretStr | None = None
     MAX_NOTIFY_RATE: float = Field(20.0, gt=0, le=30)
+    # The MAX bot's name in its links (https://max.ru/<name>?start=<token>); unset, the name
+    # MAX's `GET /me` answers is used where the MAX bot is served.
+    MAX_BOT_USERNAME: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     PUBLIC_URL: AnyHttpUrl | None = None
     WEB_HOST: str = "127.0.0.1"
     WEB_PORT: int = Field(8080, ge=0, le=65535)

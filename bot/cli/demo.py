@@ -213,9 +213,9 @@ async def run_demo(settings: Settings) -> int:
             applications=demo.applications,
             director=demo.director_name,
             school=demo.school_name,
-            director_link="\n".join(links(director.token)),
+            director_link="\n".join(build(director.token) for build in links.values()),
             applicant=demo.applicant_name,
-            applicant_link="\n".join(links(applicant.token)),
+            applicant_link="\n".join(build(applicant.token) for build in links.values()),
             ttl_minutes=settings.LINK_TOKEN_TTL // 60,
         )
     )

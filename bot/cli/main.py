@@ -7,9 +7,10 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
+from bot.links import LinkBuilder
 from bot.settings import Settings, SettingsError, load_settings
 from bot.texts import cli
 from bot.texts.messengers import say
@@ -18,6 +19,7 @@ from bot.texts.zones import zone_phrase
 EXIT_FAILURE = 1
 MESSENGER = "telegram"  # the messenger the command line mints links for (t.me) and names
 EXIT_SETTINGS = 2
+MESSENGERS = ("telegram", "max")
 
 
 def configure_logging(level: str) -> None:
@@ -58,9 +60,12 @@ def parser() -> argparse.ArgumentParser:
     link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help=cli.HELP_ACCOUNT_ID)
     unlink = commands.add_parser(
         "unlink",
-        help=say(cli.HELP_UNLINK, MESSENGER),
+        help=cli.HELP_UNLINK,
     )
     unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help=cli.HELP_ACCOUNT_ID)
+    unlink.add_argument(
+        "--messenger", choices=MESSENGERS, default=None, help=cli.HELP_UNLINK_MESSENGER
+    )
     load = commands.add_parser(
         "import",
         help=cli.HELP_IMPORT,
@@ -91,15 +96,14 @@ async def _migrate(settings: Settings) -> None:
     print(cli.MIGRATED)
 
 
-async def bot_links(settings: Settings) -> Callable[[str], list[str]] | None:
-    """How a link token becomes a link in every messenger served (Telegram's `t.me` first,
-    then MAX's `max.ru`); None, said on stderr, if a messenger's API cannot be reached to learn
-    the bot's name."""
-    from bot.max.client import MaxError
-    from bot.max.front import build_client, fetch_me
-    from services.linking import deep_link, max_deep_link
+async def bot_links(settings: Settings) -> dict[str, LinkBuilder] | None:
+    """How a link token becomes a link in every messenger served, by messenger (Telegram's
+    `t.me` first, then MAX's `max.ru`: MAX_BOT_USERNAME, or unset the name MAX's `GET /me`
+    answers); None, said on stderr, if a messenger's API cannot be reached to learn the bot's
+    name."""
+    from bot.links import deep_links
 
-    links: list[Callable[[str], str]] = []
+    username: str | None = None
     if settings.BOT_TOKEN is not None:
         from bot.telegram.bot import BotApiUnreachable, fetch_username
 
@@ -108,23 +112,25 @@ async def bot_links(settings: Settings) -> Callable[[str], list[str]] | None:
         except BotApiUnreachable:
             print(say(cli.BOT_API_UNREACHABLE, "telegram"), file=sys.stderr)
             return None
-        links.append(lambda token: deep_link(username, token))
-    if settings.MAX_BOT_TOKEN is not None:
+    max_name: str | None = None
+    if settings.MAX_BOT_TOKEN is not None and not settings.MAX_BOT_USERNAME:
+        from bot.max.client import MaxError
+        from bot.max.front import build_client, fetch_me
+
         client = build_client(settings)
         try:
-            name = (await fetch_me(client)).username
+            max_name = (await fetch_me(client)).username
         except MaxError:
             print(say(cli.BOT_API_UNREACHABLE, "max"), file=sys.stderr)
             return None
         finally:
             await client.close()
-        links.append(lambda token: max_deep_link(name, token))
-    return lambda token: [link(token) for link in links]
+    return deep_links(settings, username, max_name)
 
 
 async def _link_token(settings: Settings, account_id: int) -> int:
     """Mint a portal-first token; print its link in every messenger served (Telegram's t.me
-    first, then MAX's max.ru) and its expiry in local time."""
+    first, then MAX's max.ru, one a line) and its expiry in local time."""
     from services.clock import SystemClock
     from services.linking import UnknownAccountError, mint_portal_token
     from storage.db import create_engine, create_session_factory
@@ -152,15 +158,17 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     finally:
         await engine.dispose()
     expires = minted.expires_at.astimezone(settings.zone)
-    print("\n".join(links(minted.token)))
+    for build in links.values():
+        print(build(minted.token))
     zone = zone_phrase(settings.zone, minted.expires_at)
     print(cli.LINK_EXPIRES.format(until=f"{expires:%d.%m.%Y %H:%M}", zone=zone))
     return 0
 
 
-async def _unlink(settings: Settings, account_id: int) -> int:
-    """An operator's revocation of an account's Telegram binding; the chat is told through the
-    outbox, whoever waits for permission to move the account learns a new link is needed."""
+async def _unlink(settings: Settings, account_id: int, messenger: str | None) -> int:
+    """An operator's revocation of an account's bindings (of one messenger, or all); each chat
+    is told through the outbox, whoever waits for permission to move the account learns a new
+    link is needed."""
     from services.clock import SystemClock
     from services.linking import unlink_account
     from storage.db import create_engine, create_session_factory
@@ -175,14 +183,18 @@ async def _unlink(settings: Settings, account_id: int) -> int:
             if await repo.accounts.get(account_id) is None:
                 print(cli.ACCOUNT_NOT_FOUND.format(account_id=account_id), file=sys.stderr)
                 return EXIT_FAILURE
-            removed = await unlink_account(repo, account_id, clock=SystemClock())
+            removed = await unlink_account(
+                repo, account_id, clock=SystemClock(), messenger=messenger
+            )
             await session.commit()
     finally:
         await engine.dispose()
-    if removed is None:
-        print(say(cli.NOT_LINKED, MESSENGER, account_id=account_id))
-    else:
-        print(say(cli.UNLINKED, MESSENGER, account_id=account_id))
+    if not removed and messenger is not None:
+        print(say(cli.NOT_LINKED, messenger, account_id=account_id))
+    elif not removed:
+        print(cli.NOT_LINKED_ANYWHERE.format(account_id=account_id))
+    for binding in removed:
+        print(say(cli.UNLINKED, binding.messenger, account_id=account_id))
     return 0
 
 
@@ -199,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif command == "link-token":
             return asyncio.run(_link_token(settings, args.account_id))
         elif command == "unlink":
-            return asyncio.run(_unlink(settings, args.account_id))
+            return asyncio.run(_unlink(settings, args.account_id, args.messenger))
         elif command == "import":
             from bot.cli.importer import run_import
 

@@ -36,7 +36,7 @@ from bot.conversation.intents import (
     decode,
 )
 from bot.conversation.state import Input
-from bot.conversation.turn import Command, Press, Reachable, Text, Turn, can_bind
+from bot.conversation.turn import Command, Press, Reachable, Text, Turn
 from bot.screens.applications import VIEWS
 from bot.screens.menu import help_screen, message
 
@@ -52,11 +52,11 @@ async def handle(turn: Turn) -> None:
     left = turn.state.take_left()  # an input the previous update ended, for this one only
     if not uses_held(intent):
         turn.state.drop_held()
-    if turn.link is not None and turn.state.input is not None and leaves_input(turn):
+    if turn.binding is not None and turn.state.input is not None and leaves_input(turn):
         applications.leave_input(turn)
     if await linking_first(turn, intent):
         return
-    if turn.link is None:
+    if turn.binding is None:
         await unlinked(turn)
         return
     if not account.consented(turn):
@@ -102,8 +102,6 @@ def leaves_input(turn: Turn) -> bool:
 async def linking_first(turn: Turn, intent: Intent | None) -> bool:
     """`/start <token>`, `/logout` and their buttons, for anyone; True if handled."""
     event = turn.event
-    if not can_bind(turn.peer.messenger):
-        return False  # served as unlinked: the welcome says the way
     if isinstance(event, Command):
         if event.name == "start" and event.args and not APP_LINK.fullmatch(event.args):
             await linking.redeem(turn, event.args)

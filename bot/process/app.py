@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.conversation.receipts import forget_handled_updates_periodically
 from bot.conversation.runner import Runner
 from bot.conversation.stores import build_runner
+from bot.links import deep_links
 from bot.max.front import MaxFront
 from bot.max.front import build_client as build_max_client
 from bot.process.dispatcher import Background, start_background
@@ -48,17 +49,21 @@ from storage.states import RedisStates, StateKey
 log = logging.getLogger(__name__)
 
 
-def conversation_eraser(runner: Runner, bot_id: int) -> ForgetConversation | None:
-    """What forgets a Telegram user's conversation, `(user_id, chat_id)`, when their binding is
-    removed outside an update (the web module's revocation), as /logout forgets its own. None
-    for the SQL store: its rows go in the transaction that removes the binding
-    (LinkRepo.remove)."""
+def conversation_eraser(
+    runner: Runner, bot_id: int, bot_ids: dict[str, int] | None = None
+) -> ForgetConversation | None:
+    """What forgets a messenger user's conversation, `(messenger, user_id, chat_id)`, when
+    their binding is removed outside an update (the web module's revocation), as /logout
+    forgets its own. None for the SQL store: its rows go in the transaction that removes the
+    binding (LinkRepo.remove). `bot_id` is the Telegram bot's; another messenger's front end
+    keys its conversations with its own bot's id (`bot_ids`)."""
     states = runner.states
     if not isinstance(states, RedisStates):
         return None
+    ids = {"telegram": bot_id, **(bot_ids or {})}
 
-    async def forget(user_id: int, chat_id: int) -> None:
-        await states.clear(StateKey(bot_id, chat_id, user_id))
+    async def forget(messenger: str, user_id: int, chat_id: int) -> None:
+        await states.clear(StateKey(ids.get(messenger, 0), chat_id, user_id, messenger))
 
     return forget
 
@@ -144,16 +149,19 @@ async def run(settings: Settings) -> None:
             bot_username, bot_id = me.username, me.id
             dp["bot_username"] = me.username
             await bot.set_my_commands(DEFAULT_COMMANDS)
+        max_username: str | None = None
+        max_ids: dict[str, int] = {}
         if max_front is not None:
             max_me = await max_front.start()
+            max_username, max_ids = max_me.username, {"max": max_me.user_id}
             log.info("MAX bot %s: %s", max_me.username, max_front.mode)
         api = ApiContext(
             settings,
             session_factory,
             clock,
-            bot_username,
+            deep_links(settings, bot_username or None, max_username),
             metrics,
-            forget_conversation=conversation_eraser(conversation, bot_id) if bot else None,
+            forget_conversation=conversation_eraser(conversation, bot_id, max_ids),
         )
         web_app = build_web_app(
             engine, state, api=api, metrics=metrics, liveness=liveness, clock=clock
