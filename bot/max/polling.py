@@ -46,13 +46,12 @@ class _State(Enum):
     AGAIN = "again"  # not acknowledged: handled again when MAX returns it
 
 
-def identity_of(update: JsonDict) -> int:
+def identity_of(update: JsonDict) -> str:
     """The update's identity; a malformed one (no identity) gets one from its contents."""
     identity = update_identity(update)
     if identity is not None:
         return identity
-    digest = hashlib.sha256(json.dumps(update, sort_keys=True, default=str).encode()).digest()
-    return -(int.from_bytes(digest[:8], "big") >> 1) - 1
+    return hashlib.sha256(json.dumps(update, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass
@@ -66,8 +65,8 @@ class MaxPoller:
     drain: float = DRAIN_TIMEOUT_SECONDS
     concurrency: int = MAX_CONCURRENT_UPDATES
     marker: int | None = None  # what the next poll confirms up to (None: nothing yet)
-    _states: dict[int, _State] = field(default_factory=dict)
-    _tasks: dict[int, asyncio.Task[Receipt]] = field(default_factory=dict)
+    _states: dict[str, _State] = field(default_factory=dict)
+    _tasks: dict[str, asyncio.Task[Receipt]] = field(default_factory=dict)
     # The answers since `marker`: the marker each pointed to, and the updates it returned.
     _answers: list[tuple[int, list[int]]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -154,7 +153,7 @@ class MaxPoller:
             return None
         return request.result()
 
-    def _take(self, identity: int, update: JsonDict, slots: asyncio.Semaphore) -> None:
+    def _take(self, identity: str, update: JsonDict, slots: asyncio.Semaphore) -> None:
         if self._states.get(identity) in (_State.RUNNING, _State.ACKNOWLEDGED):
             return  # in progress, or done but not yet confirmed to MAX
         self._states[identity] = _State.RUNNING
@@ -166,7 +165,7 @@ class MaxPoller:
         async with slots:
             return await self.feed(update)
 
-    def _finished(self, identity: int, task: asyncio.Task[Receipt]) -> None:
+    def _finished(self, identity: str, task: asyncio.Task[Receipt]) -> None:
         self._tasks.pop(identity, None)
         if not task.cancelled() and task.exception() is None and task.result().acknowledged:
             self._states[identity] = _State.ACKNOWLEDGED

@@ -13,9 +13,9 @@ The user is `message.sender`, `callback.user` or the event's `user`; the dialog'
 not the user id (MAX keeps them apart). Groups and channels are not the bot's, nor other event
 types: they are taken and left alone.
 
-MAX updates carry no update id. An event's identity (docs/MAX.md) is hashed into the negative
-half of a 64-bit integer, so it is recorded as handled beside Telegram's update ids (all
-positive) in the same table (storage/updates.py).
+MAX updates carry no update id. An event's identity (docs/MAX.md) is recorded as handled under
+the messenger "max" (storage/updates.py) as the sha256 hex of its identity key: 64 characters
+whatever a callback id's length.
 """
 
 from __future__ import annotations
@@ -66,13 +66,13 @@ def identity_key(update: JsonDict) -> str | None:
     return f"e:{kind}:{update.get('chat_id')}:{user_id}:{update.get('timestamp')}"
 
 
-def update_identity(update: JsonDict) -> int | None:
-    """The event's identity as the negative 64-bit integer it is recorded under."""
+def update_identity(update: JsonDict) -> str | None:
+    """The event's identity as the key it is recorded under (the sha256 hex of its identity
+    key); None for an update without one."""
     key = identity_key(update)
     if key is None:
         return None
-    digest = hashlib.sha256(key.encode()).digest()
-    return -(int.from_bytes(digest[:8], "big") >> 1) - 1
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def translate(update: JsonDict, bot_id: int) -> Translated | None:

@@ -12,7 +12,6 @@ import pytest
 from aiohttp import ClientSession
 from sqlalchemy import select
 
-import storage.models
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Account, ApplicationEvent
@@ -23,13 +22,7 @@ from tests.fakes.max_api import FakeMaxAPI
 from tests.harness import SNILS_KEY
 from tests.processes import BotProcess, free_port
 
-# Until the per-messenger bindings are in storage (issue 13 item 3: `Binding`, the outbox's "max"
-# channel), a MAX user cannot be bound nor a MAX push queued: these tests wait for them.
-BINDINGS = hasattr(storage.models, "Binding")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not BINDINGS, reason="needs the per-messenger bindings"),
-]
+pytestmark = pytest.mark.slow
 
 DIRECTOR, STAFF = 7_000_001, 7_000_007  # in MAX: accounts 1 and 7
 APPLICANT = 1003  # in Telegram: account 3

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import storage.models
 from bot.conversation.pushes import RENDERERS, PushContext
 from bot.max.client import MaxClient
 from bot.max.sender import MAX_CHANNEL, build_max_notifier
@@ -24,11 +23,6 @@ from services.outbox import OutboxWorker, RetryPolicy
 from storage.models import OutboxMessage
 from tests.fakes.max_api import Call, FakeMaxAPI
 from tests.max_harness import max_settings
-
-# Until the per-messenger bindings are in storage (issue 13 item 3: `Binding`, the outbox's "max"
-# channel), a MAX user cannot be bound nor a MAX push queued: these tests wait for them.
-BINDINGS = hasattr(storage.models, "Binding")
-pytestmark = pytest.mark.skipif(not BINDINGS, reason="needs the outbox's max channel")
 
 KIND = "max_test_notice"
 TEXT = re.compile(r"^Уведомление (\d+)$")
