@@ -68,7 +68,7 @@ class MaxPoller:
     _states: dict[str, _State] = field(default_factory=dict)
     _tasks: dict[str, asyncio.Task[Receipt]] = field(default_factory=dict)
     # The answers since `marker`: the marker each pointed to, and the updates it returned.
-    _answers: list[tuple[int, list[int]]] = field(default_factory=list)
+    _answers: list[tuple[int, list[str]]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _poll_pause: float = 0.0

@@ -257,3 +257,57 @@ async def test_a_deep_link_to_a_card_opens_it_in_max(max_harness: MaxHarness) ->
 async def pushes(session_factory: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
     async with session_factory() as session:
         return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+async def push_messengers(
+    session_factory: async_sessionmaker[AsyncSession], account: int
+) -> set[str]:
+    async with session_factory() as session:
+        return {r.messenger for r in await Repositories(session).links.recipients([account])}
+
+
+@pytest.mark.usefixtures("school")
+async def test_a_person_bound_in_both_messengers_chooses_where_pushes_go(
+    max_harness: MaxHarness, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    menu = await max_harness.send(DIRECTOR, "/menu")
+    assert "🔔 Уведомления" in [label for row in menu.buttons() for label in row]
+    screen = await max_harness.press(DIRECTOR, "🔔 Уведомления")
+    assert "Выберите, куда присылать уведомления" in screen.text
+    default = await push_messengers(session_factory, 1)
+    assert len(default) == 1  # the messenger bound last
+    [marked] = [label for label in screen.buttons()[0] if label.startswith("• ")]
+    assert marked == {"telegram": "• В Telegram", "max": "• В MAX"}[default.pop()]
+    both = await max_harness.press(DIRECTOR, "В оба")
+    assert "Уведомления приходят в Telegram и MAX." in both.text
+    assert both.buttons()[0] == ["В Telegram", "В MAX", "• В оба"]
+    assert await push_messengers(session_factory, 1) == {"telegram", "max"}
+    only_telegram = await max_harness.press(DIRECTOR, "В Telegram")
+    assert only_telegram.buttons()[0] == ["• В Telegram", "В MAX", "В оба"]
+    assert await push_messengers(session_factory, 1) == {"telegram"}
+    async with session_factory() as session:
+        account = await session.get(storage.models.Account, 1)
+        assert account is not None
+        assert account.push_to == "telegram"
+    max_harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_a_person_bound_in_one_messenger_is_not_asked_where_pushes_go(
+    max_harness: MaxHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    async with session_factory() as session:
+        minted = await mint_portal_token(
+            Repositories(session), 50, ttl=timedelta(minutes=10), clock=clock
+        )
+        await session.commit()
+    max_harness.api.start_bot(NEWCOMER, payload=minted.token)
+    await max_harness.feed_pending()
+    await max_harness.press(NEWCOMER, "Ознакомился")
+    screen = await max_harness.press(NEWCOMER, "🔔 Уведомления")
+    assert "Уведомления включены" in screen.text
+    assert "куда присылать" not in screen.text
+    labels = [label for row in screen.buttons() for label in row]
+    assert not {"В Telegram", "В MAX", "В оба"} & {label.removeprefix("• ") for label in labels}
+    assert await push_messengers(session_factory, 50) == {"max"}
+    max_harness.assert_no_errors()
