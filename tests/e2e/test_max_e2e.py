@@ -135,4 +135,5 @@ async def test_a_decision_made_in_max_end_to_end(tmp_path: Path, with_telegram: 
         assert max_api.too_many_requests == 0
 
     decided = [(e.action, e.actor_account_id, e.source) for e in await events(database_url)]
-    assert decided == [("approve", 1, "max"), ("include", 7, "max")]
+    # The application came through the API; the decision and the inclusion from MAX.
+    assert decided == [("create", None, "api"), ("approve", 1, "max"), ("include", 7, "max")]
