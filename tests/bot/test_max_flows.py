@@ -24,6 +24,9 @@ from tests.director_data import NEWEST_NEW, events_of, outbox_of, seed_applicati
 from tests.fakes.max_api import FakeMaxAPI, Message
 from tests.max_harness import MaxHarness, max_settings
 
+# Bindings per messenger, their constraints and the decisions' locks are the database's.
+pytestmark = pytest.mark.every_backend
+
 DIRECTOR = 7_000_001  # account 1, Петров Пётр Петрович, director of org 10
 LISTENER = 7_000_003  # account 3, Войсковая Юлия Олеговна
 STAFF = 7_000_007  # account 7, Иванова Ольга Николаевна
