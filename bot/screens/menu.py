@@ -109,17 +109,21 @@ class NotificationSettings:
 
 
 PUSH_CHOICES = (
-    (NotifyAction.PUSH_TELEGRAM, frozenset({"telegram"}), notification_texts.BUTTON_PUSH_TELEGRAM),
-    (NotifyAction.PUSH_MAX, frozenset({"max"}), notification_texts.BUTTON_PUSH_MAX),
+    (
+        NotifyAction.PUSH_TELEGRAM,
+        frozenset({"telegram"}),
+        say(notification_texts.BUTTON_PUSH_TO, "telegram"),
+    ),
+    (NotifyAction.PUSH_MAX, frozenset({"max"}), say(notification_texts.BUTTON_PUSH_TO, "max")),
     (NotifyAction.PUSH_BOTH, frozenset({"telegram", "max"}), notification_texts.BUTTON_PUSH_BOTH),
 )
 
 
 def push_target(pushed_to: Set[str]) -> str:
     """Where pushes go, in words: «Telegram», «MAX», «Telegram и MAX»."""
-    if len(pushed_to) > 1:
-        return notification_texts.PUSH_TARGET_BOTH
-    return ", ".join(messenger_name(messenger) for messenger in sorted(pushed_to))
+    order = {"telegram": 0, "max": 1}
+    names = sorted(pushed_to, key=lambda messenger: order.get(messenger, len(order)))
+    return notification_texts.PUSH_TARGET_AND.join(messenger_name(m) for m in names)
 
 
 def notifications(settings: NotificationSettings, actor: Actor) -> Screen:

@@ -25,10 +25,9 @@ DIGEST_MUTED = "Пока уведомления выключены, сводка
 
 # Where pushes go, for a person bound in both messengers (Account.push_to).
 PUSH_TARGET = "Уведомления приходят в <b>{where}</b>."
-PUSH_TARGET_BOTH = "Telegram и MAX"
+PUSH_TARGET_AND = " и "  # «Telegram и MAX»
 PUSH_CHOOSE = "Выберите, куда присылать уведомления:"
-BUTTON_PUSH_TELEGRAM = "В Telegram"
-BUTTON_PUSH_MAX = "В MAX"
+BUTTON_PUSH_TO = "В {messenger}"
 BUTTON_PUSH_BOTH = "В оба"
 PUSH_SET = "Уведомления: {where}"
 
