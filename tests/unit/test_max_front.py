@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
 
 from bot.conversation.effects import Document, Edit, Notice, Show
 from bot.conversation.intents import MenuAction, MenuIntent, encode
+from bot.conversation.runner import Runner
 from bot.conversation.turn import Command, Other, Press, Reachable, Text
 from bot.max.client import MaxClient, MaxError
 from bot.max.effects import MaxExecutor
 from bot.max.render import body, keyboard, max_text
 from bot.max.updates import identity_key, translate, update_identity
+from bot.process.app import conversation_eraser
 from bot.screens.markup import TEXT_LIMIT, bold, escape, italic, link
 from bot.screens.screen import Button, Screen, rows
 from bot.settings import NO_MESSENGER, SettingsError, load_settings
+from storage.states import RedisStates, StateKey
 from tests.fakes.max_api import FakeMaxAPI, parse_max_html
 
 # MAX user ids apart from the Telegram ids the seeded data uses.
@@ -295,3 +299,19 @@ async def test_an_earlier_prompt_is_edited_with_its_keyboard(max_api: FakeMaxAPI
         [["Меню"]],
     )
     assert [m.text for m in max_api.chat(USER)] == ["Уже не ждём"]
+
+
+async def test_a_revoked_max_binding_forgets_the_conversation_under_the_max_bots_id() -> None:
+    cleared: list[StateKey] = []
+
+    class Recording(RedisStates):
+        async def clear(self, key: StateKey) -> None:
+            cleared.append(key)
+
+    runner = Runner.__new__(Runner)
+    runner.states = Recording(cast(Any, None))
+    forget = conversation_eraser(runner, 111, {"max": 222})
+    assert forget is not None
+    await forget("max", 7_000_001, 55)
+    await forget("telegram", 1001, 1001)
+    assert cleared == [StateKey(222, 55, 7_000_001, "max"), StateKey(111, 1001, 1001, "telegram")]
