@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
 
+from storage import outbox_signal
 from storage.db import SQLITE_FOLD_FUNCTION, fold_name
 from storage.models import (
     Account,
@@ -815,14 +816,20 @@ class OutboxRepo:
     session: AsyncSession
 
     def add(self, **values: Any) -> OutboxMessage:
+        """A message, written with the transaction; its commit wakes the channel's
+        dispatchers (storage/outbox_signal.py)."""
         message = OutboxMessage(**values)
         self.session.add(message)
+        outbox_signal.written(self.session, message.channel)
         return message
 
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
-        """Messages written in one statement, in the order of `rows`."""
+        """Messages written in one statement, in the order of `rows` (their commit wakes the
+        dispatchers, as `add`)."""
         if rows:
             await self.session.execute(insert(OutboxMessage), rows)
+            for channel in {row["channel"] for row in rows}:
+                outbox_signal.written(self.session, channel)
 
     async def pending_stats(self) -> dict[str, tuple[int, datetime | None]]:
         """Per channel: how many messages wait and when the oldest of them was written."""
