@@ -12,7 +12,7 @@ what keeps the whole run within 10 minutes; --serial-delivery measures it on a q
 
 PostgreSQL joins SQLite when TEST_DATABASE_URL (or BENCH_DATABASE_URL) is set: the benchmark
 uses a database of its own beside it (bench.data). Each part also runs alone:
-`python -m bench.updates`, `.throughput`, `.delivery`, `.ingest`, `.memory`, `.data`.
+`python -m bench.updates`, `.throughput`, `.delivery`, `.ingest`, `.memory`, `.latency`, `.data`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from bench import data, delivery, ingest, machine, memory, report, throughput, updates
+from bench import data, delivery, ingest, latency, machine, memory, report, throughput, updates
 from bench.process import Run, mixed_workload
 
 
@@ -69,7 +69,7 @@ async def run_parts(
     messages: int,
     chats: int,
 ) -> None:
-    """Parts 1, 2 and 5, 4, then 3: waited for if it runs beside, else run now."""
+    """Parts 1, 2 and 5, 6, 4, then 3: waited for if it runs beside, else run now."""
     tiny = args.tiny
     await updates.run(
         backends,
@@ -85,6 +85,7 @@ async def run_parts(
             directors, cycles = (2, 1) if tiny else (throughput.DIRECTORS, throughput.CYCLES)
             throughput.print_floor(await throughput.floor_run(size, directors, cycles), run)
         memory.print_memory(run)
+    await latency.run(backends, size, 5 if tiny else latency.DECISIONS)
     if tiny:
         await ingest.run(backends, size, put=10, batched=20)
     else:
