@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from services.domain import ApplicationRef, Role, Status
 from storage.models import Application, ApplicationEvent
+from storage.repositories import ListRow
 
 
 @dataclass(frozen=True)
@@ -79,17 +80,18 @@ def application_view(application: Application) -> ApplicationView:
     )
 
 
-def list_row_view(application: Application) -> ApplicationView:
-    """What a list's row shows: the organisation is not loaded for lists (only the applicant)."""
+def list_row_of(row: ListRow) -> ApplicationView:
+    """What a list's row shows, from the plain row of a Core query: the organisation's name
+    is not read for lists."""
     return ApplicationView(
-        number=application.number,
-        status=Status(application.status),
-        applicant_id=application.applicant_id,
-        applicant_name=application.applicant.full_name,
-        organization_id=application.organization_id,
+        number=row.number,
+        status=Status(row.status),
+        applicant_id=row.applicant_id,
+        applicant_name=row.applicant_name,
+        organization_id=row.organization_id,
         organization_name="",
-        program=application.program,
-        group=application.group,
+        program=row.program,
+        group=row.group,
     )
 
 

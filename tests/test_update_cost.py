@@ -23,14 +23,15 @@ async def school(seeded: None, session_factory: async_sessionmaker[AsyncSession]
 @contextmanager
 def statements(engine: AsyncEngine) -> Iterator[list[str]]:
     """The SQL statements run on the engine inside the block, by their first word; PostgreSQL's
-    advisory locks (the import's feed lock, storage/repositories.py) aside, and the update's
+    advisory locks (the import's feed lock, storage/repositories.py) and the NOTIFY that wakes
+    other processes' dispatchers (storage/outbox_signal.py) aside, and the update's
     exactly-once bookkeeping (the record that it is handled, which also tells a redelivery), which
     every update costs and which is counted by `bookkeeping` instead."""
     seen: list[str] = []
 
     def record(*args: Any) -> None:
         statement = str(args[2])
-        if "pg_advisory" in statement:
+        if "pg_advisory" in statement or "pg_notify" in statement:
             return
         if "processed_updates" in statement:
             bookkeeping.append(statement.split(None, 1)[0].upper())

@@ -64,7 +64,7 @@ from services.queries import (
     program_of,
     visible_application,
 )
-from services.views import ApplicationView, EventView, application_view, event_view, list_row_view
+from services.views import ApplicationView, EventView, application_view, event_view
 
 ALERT_LIMIT = 200  # Telegram's callback answers; MAX's notifications are longer
 
@@ -125,7 +125,7 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
     narrowing = stored_narrowing(turn) if shown.narrowed else Narrowing()
     if not narrowing.is_set:
         shown = replace(shown, narrowed=False)
-    page = await list_applications(
+    rows = await list_applications(
         turn.repo,
         actor,
         status=shown.status_filter.status,
@@ -133,7 +133,6 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
         narrowing=narrowing,
         page=shown.page,
     )
-    rows = page.map(list_row_view)
     return screens.application_list(
         rows,
         shown,
