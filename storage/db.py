@@ -50,6 +50,12 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     # Statement parameters carry personal data (names, SNILS hashes): keep them out of error
     # messages and logs.
     kwargs.setdefault("hide_parameters", True)
+    # No rollback when a connection goes back to the pool: SQLAlchemy's Connection rolls back
+    # a transaction still open when it closes (and then skips the pool's reset itself), so the
+    # pool's rollback came only after a commit or a rollback, on a connection with nothing to
+    # undo — one more round trip (on SQLite a hand-off to aiosqlite's thread) per session,
+    # every update's and every outbox operation's (docs/BENCHMARKS.md).
+    kwargs.setdefault("pool_reset_on_return", None)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
