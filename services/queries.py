@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from services.applications import ref
 from services.domain import RULES, Actor, Scope, Status, can_view
-from services.views import ApplicationView, list_row_of
+from services.views import ApplicationView, card_view_of, list_row_of
 from storage.models import Application, ApplicationEvent
 from storage.repositories import ApplicationScope, Repositories
 
@@ -110,6 +110,15 @@ async def visible_application(repo: Repositories, actor: Actor, number: int) -> 
     if application is None or not can_view(actor, ref(application)):
         return None
     return application
+
+
+async def visible_view(repo: Repositories, actor: Actor, number: int) -> ApplicationView | None:
+    """As `visible_application`, as a card shows it (plain data, read without the ORM)."""
+    row = await repo.applications.view_row(number)
+    if row is None:
+        return None
+    application = card_view_of(row)
+    return application if can_view(actor, application.ref) else None
 
 
 def _clamp(index: int, total: int, size: int) -> tuple[int, int]:

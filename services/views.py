@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from services.domain import ApplicationRef, Role, Status
 from storage.models import Application, ApplicationEvent
@@ -78,6 +79,11 @@ def application_view(application: Application) -> ApplicationView:
         created_at=application.created_at,
         updated_at=application.updated_at,
     )
+
+
+def card_view_of(row: dict[str, Any]) -> ApplicationView:
+    """An application as a card shows it, from ApplicationRepo.view_row's plain values."""
+    return ApplicationView(**{**row, "status": Status(row["status"])})
 
 
 def list_row_of(row: ListRow) -> ApplicationView:

@@ -230,6 +230,32 @@ _GET_APPLICATION = (
     .where(Application.number == bindparam("number"))
     .execution_options(populate_existing=True)
 )
+# An application as a card shows it, with its applicant's and organisation's names: plain row,
+# labelled as services.views.ApplicationView's fields (a card is read-only; no ORM entities).
+_GET_VIEW = (
+    select(
+        Application.number,
+        Application.status,
+        Application.applicant_id,
+        Account.full_name.label("applicant_name"),
+        Application.organization_id,
+        Organization.name.label("organization_name"),
+        Application.program,
+        Application.group.label("group"),
+        Application.description,
+        Application.study_from,
+        Application.study_to,
+        Application.study_form,
+        Application.listener_categories,
+        Application.competencies,
+        Application.dpo_organization,
+        Application.created_at,
+        Application.updated_at,
+    )
+    .join_from(Application, Account, Account.id == Application.applicant_id)
+    .join(Organization, Organization.id == Application.organization_id)
+    .where(Application.number == bindparam("number"))
+)
 _COUNT_COMMENTS = (
     select(func.count())
     .select_from(ApplicationEvent)
@@ -248,6 +274,13 @@ class ApplicationRepo:
         """The application as it is now (fresh even if this session holds it already)."""
         result = await self.session.execute(_GET_APPLICATION, {"number": number})
         return result.unique().scalar_one_or_none()
+
+    async def view_row(self, number: int) -> dict[str, Any] | None:
+        """The application as a card shows it, as it is now, as plain values named as
+        ApplicationView's fields (the card's hot path: no ORM entities)."""
+        connection = await self.session.connection()
+        row = (await connection.execute(_GET_VIEW, {"number": number})).first()
+        return row._asdict() if row is not None else None
 
     async def current_status(self, number: int) -> str | None:
         result = await self.session.execute(
