@@ -9,6 +9,7 @@ nothing and an older version never overwrites a newer one.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -41,6 +42,11 @@ from storage.migrate import upgrade
 from storage.repositories import Repositories
 
 BATCH_SIZE = 500
+# On SQLite every other writer (the bot, the API, a dispatcher) waits for the file while a batch is
+# written: smaller batches, and a pause after each that lets a waiting writer take the file before
+# the next batch does (SQLite's busy handler retries every few milliseconds up to 100).
+SQLITE_BATCH_SIZE = 100
+SQLITE_PAUSE = 0.12  # seconds
 
 KINDS = ("organization", "account", "application")
 KIND_LABELS = {"organization": "ОО", "account": "Учётные записи", "application": "Заявки"}
@@ -246,6 +252,7 @@ async def write_lines(
     notify: bool,
     clock: Clock,
     batch_size: int = BATCH_SIZE,
+    pause: float = 0.0,
 ) -> None:
     """Valid lines in batches, one transaction each. A line the database refuses (a conflict
     no check foresaw) sends its batch back to be written line by line, so only it fails."""
@@ -264,6 +271,8 @@ async def write_lines(
                     report.error(line.number, f"база данных отклонила строку: {error.orig}")
         for line, result in results:
             report.results[line.kind][result] += 1
+        if pause and start + batch_size < len(lines):
+            await asyncio.sleep(pause)
 
 
 async def _write_batch(
@@ -332,6 +341,7 @@ async def run_import(settings: Settings, file: str, *, notify: bool) -> int:
         print(f"Не удалось прочитать {path}: {_reading_failure(error)}", file=sys.stderr)
         return 1
     engine = create_engine(settings.DATABASE_URL)
+    sqlite = engine.dialect.name == "sqlite"
     try:
         await upgrade(engine)
         key = settings.SNILS_HASH_KEY
@@ -342,6 +352,8 @@ async def run_import(settings: Settings, file: str, *, notify: bool) -> int:
             snils_key=key.get_secret_value() if key is not None else None,
             notify=notify,
             clock=SystemClock(),
+            batch_size=SQLITE_BATCH_SIZE if sqlite else BATCH_SIZE,
+            pause=SQLITE_PAUSE if sqlite else 0.0,
         )
     finally:
         await engine.dispose()

@@ -1,4 +1,4 @@
-"""Bot-first sign-in pages (SPEC "Linking…", way 2), served by the bot's aiohttp web app.
+"""Bot-first sign-in pages (docs/linking.md, "Bot first"), served by the bot's aiohttp web app.
 
     GET  /link/{token}   the button «Войти через Госуслуги» opens this as a Telegram Mini App;
                          Telegram puts launch data signed with the bot token in the URL

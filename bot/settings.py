@@ -1,4 +1,4 @@
-"""Settings from the environment and `.env` (pydantic-settings); names as in SPEC "Fixed names"."""
+"""Settings from the environment and `.env` (pydantic-settings); names as in docs/PRODUCT.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The directors' daily digest of applications «Не обработана» (SPEC "Notifications").
+"""The directors' daily digest of applications «Не обработана» (docs/notifications.md).
 
 At the configured local time each director who has unprocessed applications in their
 organisation, and has not opted out or muted pushes, gets one digest push through the outbox.

@@ -98,7 +98,7 @@ class Rule:
     to_status: Status | None  # None: the status stays (comments)
 
 
-# SPEC "Statuses and transitions", one row per line of its table.
+# docs/PRODUCT.md "Statuses and who may change them", one row per line of its table.
 _NEW, _APPROVED = Status.NEW, Status.APPROVED
 _ORG, _OWN, _ANY = Scope.OWN_ORGANIZATION, Scope.OWN_APPLICATION, Scope.ANY
 RULES: tuple[Rule, ...] = (

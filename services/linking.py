@@ -1,4 +1,4 @@
-"""One-time link tokens and Telegram bindings (SPEC "Linking a Telegram user…").
+"""One-time link tokens and Telegram bindings (docs/linking.md).
 
 Tokens carry at least 128 bits from `secrets`, are stored only as a SHA-256 hash, are single use
 and expire. One account has at most one Telegram user and one Telegram user at most one account.

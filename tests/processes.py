@@ -80,6 +80,15 @@ class BotProcess:
                 raise AssertionError(f"timed out waiting for the bot: {self.stderr()}")
             await asyncio.sleep(0.05)
 
+    async def exited(self, limit: float = START_LIMIT) -> int:
+        """Wait for the process to end by itself (a command that runs and exits); its code."""
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout=limit)
+        except TimeoutError:
+            raise AssertionError(f"the command did not end: {self.stderr()}") from None
+        assert self.process.returncode is not None
+        return self.process.returncode
+
     async def terminate(self, limit: float = 60.0) -> int:
         """SIGTERM and wait for the exit (killed if it does not come); the exit code."""
         if self.process.returncode is None:

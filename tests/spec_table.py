@@ -1,4 +1,4 @@
-"""SPEC "Statuses and transitions", written out independently of services.domain so tests can
+"""The status table of docs/PRODUCT.md, written out independently of services.domain so tests can
 check the code against the contract rather than against itself."""
 
 from __future__ import annotations

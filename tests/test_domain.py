@@ -1,4 +1,4 @@
-"""Every (role, action, status) combination of the SPEC tables, allowed and refused alike."""
+"""Every (role, action, status) combination of the status table, allowed and refused alike."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Property test: random sequences of actions by random actors keep the SPEC's invariants."""
+"""Property test: random sequences of actions by random actors keep the contract's invariants."""
 
 from __future__ import annotations
 

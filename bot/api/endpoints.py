@@ -1,4 +1,4 @@
-"""The integration API's endpoints (SPEC "Integration with the web module", "Fixed names")."""
+"""The integration API's endpoints (docs/API.md; docs/PRODUCT.md "Fixed names")."""
 
 from __future__ import annotations
 

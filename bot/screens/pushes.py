@@ -2,7 +2,7 @@
 status label, one «Не указано», one way to shorten.
 
 With `hide_names` (HIDE_NAMES_IN_PUSHES) a push carries the number, the programme and the
-status only; names and comments stay on the card (SPEC "Personal data and the messenger").
+status only; names and comments stay on the card (docs/privacy.md).
 """
 
 from __future__ import annotations
