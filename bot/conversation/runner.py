@@ -63,7 +63,8 @@ class Runner:
     states: StateStore | None = None
     locks: UserLocks = field(default_factory=InProcessLocks)
     conversation: Conversation = dispatch.handle
-    # Called after every commit (the notification dispatcher of the process looks for new rows).
+    # Called after every commit of an update. (The dispatchers need no hook: a commit that wrote
+    # outbox rows wakes them itself, storage/outbox_signal.py.)
     committed: list[Callable[[], None]] = field(default_factory=list)
     # Called when the process stops (a Redis client to close).
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
