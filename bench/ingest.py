@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from bench import data, machine, report
 from bench.process import BotProcess, WatchedBotAPI, bot_process, wait_until_polling
-from bot.api.endpoints import BATCH_MAX
+from bot.web.api.endpoints import BATCH_MAX
 from storage.db import create_engine
 from storage.models import Account, AccountRole, Application
 

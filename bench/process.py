@@ -95,7 +95,8 @@ class WatchedBotAPI(FakeBotAPI):
 
     def errors(self) -> dict[str, int]:
         """Failed calls by method. A getUpdates 409 is left out: it is the long poll a stopping
-        bot abandoned, ended by the poll that confirms what was handled (bot/polling.py)."""
+        bot abandoned, ended by the poll that confirms what was handled
+        (bot/telegram/polling.py)."""
         failed: Counter[str] = Counter()
         for (method, status), count in self.outcomes.items():
             if status != 200 and (method, status) != ("getUpdates", 409):

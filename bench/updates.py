@@ -1,6 +1,6 @@
 """(1) Cost per update: median and p99 time of a director's screens and of an approval with a
-comment through the real Dispatcher (bot.app.build_dispatcher), beside the floor: a bare aiogram
-Dispatcher whose one handler only answers, fed the same kind of update through the same
+comment through the real Dispatcher (bot.telegram.bot.build_dispatcher), beside the floor: a
+bare aiogram Dispatcher whose one handler only answers, fed the same kind of update through the same
 in-process session (bench/telegram.py). Telegram's latency is left out; what remains is ours
 (middlewares, filters, queries, rendering) plus aiogram's own work, which the floor measures.
 
@@ -26,7 +26,6 @@ from sqlalchemy import event, func, select
 
 from bench import data, machine, report
 from bench.telegram import BOT_TOKEN, BOT_USERNAME, RecordingSession, Updates
-from bot.app import build_bot, build_dispatcher
 from bot.conversation.intents import (
     AppAction,
     AppIntent,
@@ -36,6 +35,7 @@ from bot.conversation.intents import (
     StatusCode,
 )
 from bot.settings import Settings
+from bot.telegram.bot import build_bot, build_dispatcher
 from storage.db import create_engine, create_session_factory
 from storage.models import ApplicationEvent
 

@@ -14,9 +14,9 @@ from aiogram.enums import ChatType
 from aiogram.filters import KICKED, MEMBER, ChatMemberUpdatedFilter
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update, User
 
+from bot.conversation.receipts import Receipt
 from bot.conversation.runner import Runner
 from bot.conversation.turn import Command, Event, Incoming, Other, Peer, Press, Reachable, Text
-from bot.receipts import Receipt
 from bot.telegram.effects import TelegramExecutor
 
 MESSENGER = "telegram"

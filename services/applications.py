@@ -12,11 +12,14 @@ from services.domain import (
     Action,
     Actor,
     ApplicationRef,
+    Reason,
+    ReasonCode,
     Role,
     Rule,
     Source,
     Status,
     check,
+    status_refusal,
 )
 from services.notifications import notify_event
 from storage.models import Application, ApplicationEvent
@@ -39,7 +42,7 @@ class Done:
 class Refused:
     """The action is not allowed; nothing changed."""
 
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class LostRace:
     """Someone else changed the application first; nothing changed here."""
 
     current_status: Status
-    message: str
+    reason: Reason  # the same words as the domain's refusal of a decided application
 
 
 Outcome = Done | Refused | LostRace
@@ -80,23 +83,25 @@ def normalize_comment(comment: str | None) -> str | None:
     return comment or None
 
 
-def comment_problem(action: Action, comment: str | None) -> str | None:
+def comment_problem(action: Action, comment: str | None) -> Reason | None:
     """Why a (normalised) comment cannot go with the action, or None if it can.
 
     Front ends ask before acting, to let the user fix the text without losing the input.
     """
     if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
-        return f"Комментарий слишком длинный: не больше {COMMENT_MAX_LENGTH} символов"
+        return Reason(ReasonCode.COMMENT_TOO_LONG, limit=COMMENT_MAX_LENGTH)
     if action is Action.COMMENT and comment is None:
-        return "Комментарий пуст: напишите текст комментария"
+        return Reason(ReasonCode.COMMENT_EMPTY)
     return None
 
 
-def lost_race(number: int, current: Status) -> LostRace:
-    return LostRace(
-        current_status=current,
-        message=f"Заявку №{number} уже изменили: теперь статус «{current.label}»",
-    )
+def lost_race(number: int, action: Action, current: Status) -> LostRace:
+    """Someone was first: said as the domain says it of an application decided already."""
+    return LostRace(current_status=current, reason=status_refusal(number, action, current))
+
+
+def not_found(number: int) -> Refused:
+    return Refused(Reason(ReasonCode.NOT_FOUND, number=number))
 
 
 async def perform_action(
@@ -127,10 +132,10 @@ async def perform_action(
 
     application = await repo.applications.get(number)
     if application is None:
-        return Refused(f"Заявка №{number} не найдена")
+        return not_found(number)
     current = Status(application.status)
     if expected_status is not None and current is not expected_status:
-        return lost_race(number, current)
+        return lost_race(number, action, current)
     verdict = check(actor, action, ref(application))
     if not isinstance(verdict, Rule):
         return Refused(verdict)
@@ -140,9 +145,7 @@ async def perform_action(
         await repo.applications.touch(number, now)
     elif not await repo.applications.transition(number, current.value, to_status.value, now):
         status = await repo.applications.current_status(number)
-        return (
-            lost_race(number, Status(status)) if status else Refused(f"Заявка №{number} не найдена")
-        )
+        return lost_race(number, action, Status(status)) if status else not_found(number)
 
     event = await repo.events.add(
         application_number=number,

@@ -12,34 +12,11 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
     INCLUDED = "included"
 
-    @property
-    def label(self) -> str:
-        return STATUS_LABELS[self]
-
-
-STATUS_LABELS: dict[Status, str] = {
-    Status.NEW: "Не обработана",
-    Status.APPROVED: "Подтверждена руководителем ОО",
-    Status.CANCELLED: "Отменена",
-    Status.INCLUDED: "Включен в группу",
-}
-
 
 class Role(StrEnum):
     DIRECTOR = "director"
     LISTENER = "listener"
     STAFF = "staff"
-
-    @property
-    def label(self) -> str:
-        return ROLE_LABELS[self]
-
-
-ROLE_LABELS: dict[Role, str] = {
-    Role.DIRECTOR: "Руководитель ОО",
-    Role.LISTENER: "Слушатель",
-    Role.STAFF: "Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
-}
 
 
 class Action(StrEnum):
@@ -47,26 +24,6 @@ class Action(StrEnum):
     CANCEL = "cancel"
     INCLUDE = "include"
     COMMENT = "comment"
-
-    @property
-    def label(self) -> str:
-        return ACTION_LABELS[self]
-
-
-ACTION_LABELS: dict[Action, str] = {
-    Action.APPROVE: "Одобрить",
-    Action.CANCEL: "Отменить",
-    Action.INCLUDE: "Включить в группу",
-    Action.COMMENT: "Комментировать",
-}
-
-# The infinitive for refusals: «Заявку №… нельзя одобрить: …».
-ACTION_VERBS: dict[Action, str] = {
-    Action.APPROVE: "одобрить",
-    Action.CANCEL: "отменить",
-    Action.INCLUDE: "включить в группу",
-    Action.COMMENT: "прокомментировать",
-}
 
 
 class Source(StrEnum):
@@ -159,27 +116,57 @@ def can_view(actor: Actor, application: ApplicationRef) -> bool:
     )
 
 
-def check(actor: Actor, action: Action, application: ApplicationRef) -> Rule | str:
-    """The rule that allows the action, or the Russian reason it is refused."""
+class ReasonCode(StrEnum):
+    """Why an action is refused; the words are the text catalogue's (bot/texts)."""
+
+    NO_ROLE = "no_role"  # the active role is not among the account's roles: `role`
+    NOT_FOR_ROLE = "not_for_role"  # no rule for the action in the role: `action`, `role`
+    NOT_OWN = "not_own"  # the application is someone else's: `number`
+    OTHER_ORGANIZATION = "other_organization"  # of another organisation: `number`
+    WRONG_STATUS = "wrong_status"  # not yet in a status the action starts from: `number`,
+    # `action`, `status`
+    ALREADY_DECIDED = "already_decided"  # decided already, or meanwhile (a lost race):
+    # `number`, `status`
+    NOT_FOUND = "not_found"  # `number`
+    COMMENT_TOO_LONG = "comment_too_long"  # `limit`
+    COMMENT_EMPTY = "comment_empty"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A refusal with what its text names."""
+
+    code: ReasonCode
+    number: int | None = None
+    action: Action | None = None
+    role: Role | None = None
+    status: Status | None = None
+    limit: int | None = None
+
+
+def check(actor: Actor, action: Action, application: ApplicationRef) -> Rule | Reason:
+    """The rule that allows the action, or the reason it is refused."""
     number = application.number
     if actor.role not in actor.roles:
-        return f"У вас нет роли «{actor.role.label}»"
+        return Reason(ReasonCode.NO_ROLE, role=actor.role)
     rule = rule_for(action, actor.role)
     if rule is None:
-        return f"Действие «{action.label}» недоступно для роли «{actor.role.label}»"
+        return Reason(ReasonCode.NOT_FOR_ROLE, action=action, role=actor.role)
     if not in_scope(actor, rule.scope, application):
         if rule.scope is Scope.OWN_APPLICATION:
-            return f"Заявка №{number} подана не вами"
-        return f"Заявка №{number} относится к другой организации"
+            return Reason(ReasonCode.NOT_OWN, number=number)
+        return Reason(ReasonCode.OTHER_ORGANIZATION, number=number)
     if application.status not in rule.from_statuses:
         return status_refusal(number, action, application.status)
     return rule
 
 
-def status_refusal(number: int, action: Action, status: Status) -> str:
+def status_refusal(number: int, action: Action, status: Status) -> Reason:
+    """An action the status does not allow: not yet («Не обработана» for staff's
+    inclusion), or no more: decided already, by someone or meanwhile (one wording for both)."""
     if status is Status.NEW:
-        return f"Заявку №{number} нельзя {ACTION_VERBS[action]}: статус «{status.label}»"
-    return f"Заявка №{number} уже обработана: статус «{status.label}»"
+        return Reason(ReasonCode.WRONG_STATUS, number=number, action=action, status=status)
+    return Reason(ReasonCode.ALREADY_DECIDED, number=number, status=status)
 
 
 def allowed_actions(actor: Actor, application: ApplicationRef) -> list[Action]:

@@ -60,7 +60,7 @@ MOVE_CHECK_INTERVAL = 30.0  # seconds between two looks for expired move request
 # The role a new binding starts in: the one with the most to do in the bot.
 ROLE_PRIORITY = (Role.DIRECTOR, Role.STAFF, Role.LISTENER)
 
-# Outbox kinds of linking (rendered by bot/pushes.py):
+# Outbox kinds of linking (rendered by bot/conversation/pushes.py):
 # - the chat's binding is gone; payload {"reason": UnlinkReason}; account_id empty;
 UNLINKED_KIND = "unlinked"
 # - to the bound owner: «Разрешить привязку к другому Telegram-аккаунту?»; payload {"token": id};
@@ -197,7 +197,7 @@ class MintedToken:
 
 class UnknownAccountError(LookupError):
     def __init__(self, account_id: int) -> None:
-        super().__init__(f"Учётная запись {account_id} не найдена")
+        super().__init__(f"account {account_id} not found")
         self.account_id = account_id
 
 

@@ -26,7 +26,7 @@ A receiver that asks to slow down (429) is obeyed, within limits:
 A worker that holds rows but records no outcome for them, beyond the waits it was told to make,
 is stalled (`OutboxWorker.stalled_for`): /healthz and /metrics show it.
 
-Nothing here imports aiogram: the Telegram sender lives in bot/notifier.py.
+Nothing here imports aiogram: the Telegram sender lives in bot/telegram/sender.py.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.api import ApiContext
-from bot.api.core import ForgetConversation
-from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.web import STALLED_AFTER, Liveness, build_web_app
+from bot.web.api import ApiContext
+from bot.web.api.core import ForgetConversation
+from bot.web.metrics import Metrics
+from bot.web.server import STALLED_AFTER, Liveness, build_web_app
 from services.clock import Clock
 from tests.harness import SNILS_KEY
 

@@ -10,8 +10,8 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import build_bot, build_dispatcher
 from bot.settings import Settings
+from bot.telegram.bot import build_bot, build_dispatcher
 from services.clock import Clock
 from tests.fakes.bot_api import FakeBotAPI, Message
 

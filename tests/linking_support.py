@@ -18,8 +18,8 @@ from aiohttp import ClientSession, CookieJar, web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import link_pages
-from bot.web import build_web_app, make_runner
+from bot.process.app import link_pages
+from bot.web.server import build_web_app, make_runner
 from services.clock import Clock
 from services.linking import mint_portal_token, snils_hash
 from storage.models import LinkToken, OutboxMessage, TelegramLink

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import track_updates
-from bot.metrics import Metrics
-from bot.web import Liveness
+from bot.telegram.bot import track_updates
+from bot.web.metrics import Metrics
+from bot.web.server import Liveness
 from services.clock import ManualClock
 from services.outbox import OutboxWorker, Outcome, Sent
 from storage.db import create_engine

@@ -25,9 +25,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from bot.api import ApiContext, openapi_document
-from bot.metrics import Metrics
-from bot.web import build_web_app
+from bot.web.api import ApiContext, openapi_document
+from bot.web.metrics import Metrics
+from bot.web.server import build_web_app
 from services.clock import SystemClock
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade

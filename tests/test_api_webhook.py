@@ -16,10 +16,10 @@ from aiohttp import ClientSession
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import decisions_webhook as webhook
-from bot.decisions_webhook import build_worker
-from bot.metrics import Metrics
 from bot.settings import Settings, SettingsError, load_settings
+from bot.web import decisions_webhook as webhook
+from bot.web.decisions_webhook import build_worker
+from bot.web.metrics import Metrics
 from services.applications import Done, perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role

@@ -7,6 +7,7 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.texts.domain import STATUS_LABELS, refusal
 from services.applications import Done, LostRace, Outcome, Refused, perform_action
 from services.domain import Action
 from storage.models import ApplicationEvent, OutboxMessage
@@ -40,8 +41,7 @@ async def test_twenty_concurrent_approve_and_cancel_attempts_have_one_winner(
     for loser in (o for o in outcomes if not isinstance(o, Done)):
         # The loser is told the new status, whether it lost the update or read it already.
         assert isinstance(loser, LostRace | Refused)
-        text = loser.message if isinstance(loser, LostRace) else loser.reason
-        assert f"«{final.label}»" in text
+        assert f"«{STATUS_LABELS[final]}»" in refusal(loser.reason)
 
     status, events, outbox = await snapshot(session_factory)
     assert (status, events) == (final.value, 1)

@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import build_runner
 from bot.conversation.locks import InProcessLocks, RedisLocks
+from bot.conversation.stores import build_runner
 from bot.settings import Settings
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory

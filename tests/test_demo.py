@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot import demo
+from bot.cli import demo
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
 from storage.models import Account, Application, LinkToken

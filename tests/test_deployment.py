@@ -22,7 +22,7 @@ from packaging.version import Version
 from sqlalchemy import text
 
 from bot.settings import Settings, load_settings
-from bot.webhook import WEBHOOK_PATH
+from bot.telegram.webhook import WEBHOOK_PATH
 from storage.db import create_engine
 from storage.migrate import upgrade
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import MenuAction, MenuIntent
-from bot.notifier import build_notifier
+from bot.telegram.sender import build_notifier
 from services.clock import ManualClock
 from services.digest import digest_loop, due_day, run_digest_if_due
 from storage.db import create_engine, create_session_factory
@@ -241,7 +241,7 @@ async def test_hidden_names_and_a_digest_overtaken_by_decisions(
     assert harness.api.calls_of("sendMessage") == []
     rows = await digest_rows(harness.session_factory)
     assert {(row.state, row.last_error) for row in rows} == {
-        ("failed", "nothing to report: no applications «Не обработана» left")
+        ("failed", "nothing to report: no applications left new")
     }
 
     await add_applications(harness.session_factory, (102, 3, 10, "new"))

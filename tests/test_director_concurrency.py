@@ -22,8 +22,8 @@ from tests.director_data import (
 from tests.harness import BotHarness
 from tests.test_director import press_on
 
-LOST_TO_APPROVAL = "Заявку №39737 уже изменили: теперь статус «Подтверждена руководителем ОО»"
-LOST_TO_CANCELLATION = "Заявку №39737 уже изменили: теперь статус «Отменена»"
+LOST_TO_APPROVAL = "Заявка №39737 уже обработана: статус «Подтверждена руководителем ОО»"
+LOST_TO_CANCELLATION = "Заявка №39737 уже обработана: статус «Отменена»"
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ async def test_a_decision_on_a_prompt_gone_stale_loses_and_shows_the_current_sta
     before = await snapshot(session_factory)
 
     redrawn = await press_on(harness, card, "Без комментария")
-    message = "Заявку №39737 уже изменили: теперь статус «Отменена»"
+    message = "Заявка №39737 уже обработана: статус «Отменена»"
     assert last_answer(harness) == {"text": message, "show_alert": True}
     assert redrawn.text.startswith(message + "\n\nЗаявка №39737\nСтатус: Отменена")
     assert await snapshot(session_factory) == before
@@ -103,7 +103,7 @@ async def test_a_decision_on_a_prompt_gone_stale_loses_and_shows_the_current_sta
     await decide_elsewhere(session_factory, clock, 39736, Action.APPROVE)
     answer = await harness.send(DIRECTOR, "Одобряю")
     assert answer.text.startswith(
-        "Заявку №39736 уже изменили: теперь статус «Подтверждена руководителем ОО»"
+        "Заявка №39736 уже обработана: статус «Подтверждена руководителем ОО»"
     )
     assert "Изменил(а) статус: Сидорова Анна Ивановна" in answer.text
     assert "Комментарий: Одобряю" not in answer.text

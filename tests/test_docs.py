@@ -13,7 +13,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 OUTSIDE = re.compile(r"\.\./|/work/|\bshared/")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
-# A path in backticks into one of the repository's own folders: `bot/oidc.py`, `docs/API.md`.
+# A path in backticks into one of the repository's own folders: `bot/web/oidc.py`, `docs/API.md`.
 REPO_PATH = re.compile(r"`((?:bot|services|storage|handlers|tests|bench|docs|deploy)/[\w./-]*)`")
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 # Made when the service runs or is deployed, not shipped: the benchmark's cache, the certificates.

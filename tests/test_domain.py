@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.texts.domain import refusal
 from services.applications import Done, LostRace, Refused, perform_action
 from services.clock import ManualClock
-from services.domain import Action, Actor, Role, Status
+from services.domain import Action, Actor, Reason, ReasonCode, Role, Status
 from storage.models import Application, ApplicationEvent, OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
@@ -86,7 +87,12 @@ async def test_every_combination(
         assert isinstance(outcome, Refused), outcome
         assert after == (status, 0, 0)
         if role == "director" and action in ("approve", "cancel") and status != "new":
-            assert outcome.reason == f"Заявка №500 уже обработана: статус «{LABELS[status]}»"
+            assert outcome.reason == Reason(
+                ReasonCode.ALREADY_DECIDED, number=500, status=Status(status)
+            )
+            assert (
+                refusal(outcome.reason) == f"Заявка №500 уже обработана: статус «{LABELS[status]}»"
+            )
     else:
         assert isinstance(outcome, Done), outcome
         assert (outcome.from_status.value, outcome.to_status.value) == (status, expected)
@@ -129,7 +135,8 @@ async def test_scope_and_role_refusals(
             Repositories(session), actor(account_id, role), 500, Action(action), comment="Текст"
         )
         await session.commit()
-    assert outcome == Refused(reason)
+    assert isinstance(outcome, Refused)
+    assert refusal(outcome.reason) == reason
     assert await snapshot(session_factory) == ("new", 0, 0)
 
 
@@ -140,15 +147,15 @@ async def test_unknown_application_and_bad_comments(
     director = actor(1, "director")
     async with session_factory() as session:
         repo = Repositories(session)
-        assert await perform_action(repo, director, 999, Action.APPROVE) == Refused(
-            "Заявка №999 не найдена"
-        )
-        assert await perform_action(repo, director, 500, Action.COMMENT, comment="   ") == Refused(
-            "Комментарий пуст: напишите текст комментария"
-        )
+        unknown = await perform_action(repo, director, 999, Action.APPROVE)
+        assert unknown == Refused(Reason(ReasonCode.NOT_FOUND, number=999))
+        assert refusal(unknown.reason) == "Заявка №999 не найдена"
+        empty = await perform_action(repo, director, 500, Action.COMMENT, comment="   ")
+        assert empty == Refused(Reason(ReasonCode.COMMENT_EMPTY))
+        assert refusal(empty.reason) == "Комментарий пуст: напишите текст комментария"
         too_long = await perform_action(repo, director, 500, Action.APPROVE, comment="я" * 1001)
         assert isinstance(too_long, Refused)
-        assert "не больше 1000 символов" in too_long.reason
+        assert "не больше 1000 символов" in refusal(too_long.reason)
         await session.commit()
     assert await snapshot(session_factory) == ("new", 0, 0)
 
@@ -165,9 +172,11 @@ async def test_stale_expected_status_is_a_lost_race(
             Action.APPROVE,
             expected_status=Status.NEW,
         )
+    # The same words as for an application decided before the press.
     assert outcome == LostRace(
-        Status.CANCELLED, "Заявку №500 уже изменили: теперь статус «Отменена»"
+        Status.CANCELLED, Reason(ReasonCode.ALREADY_DECIDED, number=500, status=Status.CANCELLED)
     )
+    assert refusal(outcome.reason) == "Заявка №500 уже обработана: статус «Отменена»"
 
 
 async def test_muted_and_unlinked_recipients_get_no_outbox_rows(

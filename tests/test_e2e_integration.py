@@ -18,8 +18,8 @@ from aiohttp import ClientSession
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import decisions_webhook as webhook
-from bot.notifier import build_notifier
+from bot.telegram.sender import build_notifier
+from bot.web import decisions_webhook as webhook
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade

@@ -1,5 +1,5 @@
-"""Telegram's flood control (429) met by the bot's replies is waited out (bot/flood.py); the
-dispatcher's sends get the 429 at once and pace themselves."""
+"""Telegram's flood control (429) met by the bot's replies is waited out
+(bot/telegram/flood.py); the dispatcher's sends get the 429 at once and pace themselves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from aiogram.exceptions import TelegramRetryAfter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.flood import flood_errors_raised
+from bot.telegram.flood import flood_errors_raised
 from tests.director_data import DIRECTOR, NEWEST_NEW, events_of, seed_applications, status_of
 from tests.harness import BotHarness
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import io
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import importer
+from bot.cli import importer
+from bot.cli.progress import PlainProgress, TerminalProgress, progress_for
 from services import integration
 from services.clock import ManualClock
 from services.linking import snils_hash
@@ -20,7 +29,7 @@ from storage.repositories import Repositories
 from tests.api_support import count
 from tests.harness import SNILS_KEY
 from tests.linking_support import FULLWIDTH_SNILS
-from tests.test_process import run_bot
+from tests.test_process import bot_env, run_bot
 
 APPLICATION = {
     "type": "application",
@@ -331,3 +340,109 @@ async def test_command_exit_codes(tmp_path: Path) -> None:
     code, _, err = await run_bot(tmp_path, "import", str(tmp_path / "missing.csv"))
     assert code == 1
     assert err.strip().endswith("missing.csv: файл не найден")
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+
+def export_of(tmp_path: Path, applications: int) -> Path:
+    """An export of one school, one applicant and `applications` applications, one of them
+    refused (no status)."""
+    rows: list[Any] = [
+        {"type": "organization", "id": 10, "name": "Школа"},
+        {"type": "account", "id": 3, "full_name": "Войсковая Юлия Олеговна", "organization_id": 10},
+    ]
+    rows += [{**APPLICATION, "number": 50_000 + n} for n in range(applications - 1)]
+    rows.append({key: value for key, value in APPLICATION.items() if key != "status"})
+    return jsonl(tmp_path, *rows, name="large.jsonl")
+
+
+async def test_plain_counts_when_the_output_is_not_a_terminal(tmp_path: Path) -> None:
+    path = export_of(tmp_path, 3)
+    code, out, err = await run_bot(tmp_path, "import", str(path), "--no-notify")
+    assert code == 1
+    assert out.splitlines() == [
+        "ОО: создано 1",
+        "Учётные записи: создано 1",
+        "Заявки: создано 2",
+        "Не загружено строк: 1",
+        "Строк прочитано: 5, загружено: 4, отклонено: 1",
+    ]
+    assert "\r" not in out
+    assert "\x1b" not in out
+    assert err.splitlines() == ["строка 5: status: обязательное поле"]
+
+
+async def test_plain_counts_of_a_long_import_come_while_it_runs(
+    tmp_path: Path, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """A plain line every `interval` seconds (here each time the clock is asked after a second
+    has passed: once per batch), counts growing."""
+    stream = io.StringIO()
+    ticks = iter(range(0, 100))
+    progress = PlainProgress(stream, interval=1.0, clock=lambda: float(next(ticks)))
+    report = await importer.import_file(
+        export_of(tmp_path, 5),
+        session_factory,
+        snils_key=SNILS_KEY,
+        notify=False,
+        clock=clock,
+        batch_size=2,
+        progress=progress,
+    )
+    assert counts(report)["application"] == {"created": 4}
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "Строк прочитано: 7, загружено: 0, отклонено: 1"  # the file read
+    assert lines[1:] == [
+        "Строк прочитано: 7, загружено: 2, отклонено: 1",
+        "Строк прочитано: 7, загружено: 4, отклонено: 1",
+        "Строк прочитано: 7, загружено: 6, отклонено: 1",
+    ]
+
+
+def test_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """The real command with its output on a pseudo-terminal: a bar redrawn in place (carriage
+    returns), reading then loading, ending at every line done, with the three counts."""
+    path = export_of(tmp_path, 1200)
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # 160 columns
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "import", str(path), "--no-notify"],
+        cwd=tmp_path,
+        env=bot_env(tmp_path),
+        stdout=child,
+        stderr=subprocess.PIPE,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert process.wait(timeout=120) == 1
+    assert process.stderr is not None
+    assert process.stderr.read().decode().splitlines() == ["строка 1202: status: обязательное поле"]
+    out = b"".join(chunks).decode()
+    assert "\r" in out
+    assert "Чтение" in out
+    assert "Загрузка" in out
+    assert "1202/1202" in out
+    assert "прочитано 1202, загружено 1201, отклонено 1" in out
+    assert out.rstrip().splitlines()[-1] == "Строк прочитано: 1202, загружено: 1201, отклонено: 1"
+    assert "Заявки: создано 1199" in out
+
+
+def test_the_display_follows_the_output() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = progress_for(Terminal())
+    assert isinstance(terminal, TerminalProgress)
+    terminal.close(None)
+    assert isinstance(progress_for(io.StringIO()), PlainProgress)

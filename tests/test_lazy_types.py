@@ -1,4 +1,5 @@
-"""bot/lazy_types.py: aiogram's types are built on first use, and each builds as it would have."""
+"""bot/telegram/lazy_types.py: aiogram's types are built on first use, and each builds as it
+would have."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_every_aiogram_type_and_method_still_builds() -> None:
 def test_nothing_is_deferred_once_aiogram_was_imported() -> None:
     out = run(
         "import aiogram.types as t\n"
-        "from bot.lazy_types import defer_aiogram_types\n"
+        "from bot.telegram.lazy_types import defer_aiogram_types\n"
         "print(defer_aiogram_types(), t.Update.__pydantic_complete__)\n"
     )
     assert out.split() == ["False", "True"]

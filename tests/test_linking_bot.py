@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import DEFAULT_COMMANDS
 from bot.conversation.intents import (
     AppAction,
     AppIntent,
@@ -23,8 +22,9 @@ from bot.conversation.intents import (
     ProfileAction,
     ProfileIntent,
 )
-from bot.notifier import build_notifier
+from bot.telegram.bot import DEFAULT_COMMANDS
 from bot.telegram.commands import chat_commands
+from bot.telegram.sender import build_notifier
 from bot.texts import STALE_BUTTON
 from bot.texts.linking import (
     CONSENT_VERSION,
@@ -34,6 +34,7 @@ from bot.texts.linking import (
     MOVE_STALE,
     render_unlinked,
 )
+from bot.texts.messengers import say
 from services.clock import ManualClock
 from services.domain import Role
 from services.linking import (
@@ -355,7 +356,9 @@ async def test_a_leaked_link_of_a_bound_account_moves_nothing_and_the_owner_deni
     assert denied.message_id == question.message_id
     assert denied.text.startswith("Хорошо, учётная запись остаётся привязанной к этому чату")
     await deliver(harness, clock)
-    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.DENIED]
+    assert harness.api.last_bot_message(STRANGER).text == say(
+        MOVE_OUTCOMES[MoveOutcome.DENIED], "telegram"
+    )
     await assert_still_bound(session_factory)
     assert await link_of(session_factory, STRANGER) is None
     assert "уже использована" in (await harness.send(STRANGER, f"/start {token}")).text
@@ -384,7 +387,9 @@ async def test_the_owner_allows_and_the_binding_moves(
 
     allowed = await harness.press(OWNER, "✅ Разрешить")
     assert allowed.message_id == question.message_id
-    assert allowed.text == MOVE_ALLOWED_OWNER.format(account=f"@morozov_new (id {STRANGER})")
+    assert allowed.text == say(
+        MOVE_ALLOWED_OWNER, "telegram", account=f"@morozov_new (id {STRANGER})"
+    )
     link = await account_link(session_factory, OWNER_ACCOUNT)
     assert link is not None
     assert (link.telegram_user_id, link.chat_id, link.consent_at) == (STRANGER, STRANGER, None)
@@ -405,7 +410,7 @@ async def test_the_owner_allows_and_the_binding_moves(
     assert consent.text.startswith(CONSENT_TITLE)
     menu = await harness.press(STRANGER, "Ознакомился")
     assert menu.message_id == consent.message_id
-    assert menu.buttons()[0] == ["📥 Заявки (1 новых)"]
+    assert menu.buttons()[0] == ["📥 Заявки (1 новая)"]
     # The old chat is unlinked: its /menu is the unlinked one.
     assert "Сначала привяжите Telegram" in (await harness.send(OWNER, "покажи заявки")).text
     harness.assert_no_errors()
@@ -429,7 +434,7 @@ async def test_an_unanswered_request_expires_with_the_token(
             await session.commit()
     await deliver(harness, clock)
     expired = [m for m in harness.api.chat(STRANGER) if m.from_bot][-1]
-    assert expired.text == MOVE_OUTCOMES[MoveOutcome.EXPIRED]
+    assert expired.text == say(MOVE_OUTCOMES[MoveOutcome.EXPIRED], "telegram")
     assert [m.text for m in harness.api.chat(STRANGER)].count(expired.text) == 1
     await harness.press(OWNER, "✅ Разрешить", question.message_id)
     assert harness.api.message(OWNER, question.message_id).text == MOVE_STALE
@@ -444,7 +449,9 @@ async def test_an_unanswered_request_expires_with_the_token(
     await harness.press(OWNER, "✅ Разрешить")
     assert harness.api.last_bot_message(OWNER).text == MOVE_EXPIRED_OWNER
     await deliver(harness, clock)
-    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.EXPIRED]
+    assert harness.api.last_bot_message(STRANGER).text == say(
+        MOVE_OUTCOMES[MoveOutcome.EXPIRED], "telegram"
+    )
     await assert_still_bound(session_factory)
     harness.assert_no_errors()
 
@@ -513,7 +520,9 @@ async def test_revocation_while_the_owner_is_asked_tells_the_asker(
         await unlink_account(Repositories(session), OWNER_ACCOUNT, clock=clock)
         await session.commit()
     await deliver(harness, clock)
-    assert harness.api.last_bot_message(STRANGER).text == MOVE_OUTCOMES[MoveOutcome.RELEASED]
+    assert harness.api.last_bot_message(STRANGER).text == say(
+        MOVE_OUTCOMES[MoveOutcome.RELEASED], "telegram"
+    )
     await harness.press(OWNER, "✅ Разрешить", question.message_id)
     assert await account_link(session_factory, OWNER_ACCOUNT) is None
     assert await link_of(session_factory, STRANGER) is None
@@ -629,7 +638,7 @@ async def test_revocation_by_the_web_module_tells_the_chat_through_the_outbox(
     assert [(r.kind, r.chat_id, r.payload) for r in rows] == [
         (UNLINKED_KIND, 1003, {"reason": "revoked"})
     ]
-    assert "снята в модуле" in render_unlinked(rows[0].payload)
+    assert "снята в модуле" in render_unlinked(rows[0].payload, "telegram")
 
 
 async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.__main__ import _link_token, main
+from bot.cli.main import _link_token, main
 from services.clock import ManualClock
 from services.linking import UNLINKED_KIND
 from tests.fakes.bot_api import FakeBotAPI
@@ -66,7 +66,8 @@ async def test_link_token_prints_a_one_time_link_that_binds(
     found = re.fullmatch(r"https://t\.me/dpo_test_bot\?start=([A-Za-z0-9_-]{32})", link_line)
     assert found is not None
     found_expiry = re.fullmatch(
-        r"Ссылка одноразовая, действует до (\d\d\.\d\d\.\d{4} \d\d:\d\d) \(Asia/Yekaterinburg\)\.",
+        r"Ссылка одноразовая, действует до (\d\d\.\d\d\.\d{4} \d\d:\d\d) "
+        r"по времени Екатеринбурга, UTC\+5\.",
         expiry_line,
     )
     assert found_expiry is not None

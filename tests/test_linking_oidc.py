@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
 
-from bot.oidc import COOKIE, LAUNCH_SCRIPT, LAUNCH_SCRIPT_PATH
+from bot.web.oidc import COOKIE, LAUNCH_SCRIPT, LAUNCH_SCRIPT_PATH
 from services.clock import ManualClock
 from services.launch import LAUNCH_MAX_AGE
 from services.linking import THROTTLE_LIMIT, new_token

@@ -3,7 +3,7 @@ with its refusals and throttling, a move asked of the bound owner, consent, prof
 switch, /logout; bot first through the sign-in pages with its failures) are logged at DEBUG by
 every logger, and the log is searched for them.
 
-The loggers the service keeps quiet whatever LOG_LEVEL says (`bot.__main__.QUIET_LOGGERS`:
+The loggers the service keeps quiet whatever LOG_LEVEL says (`bot.cli.main.QUIET_LOGGERS`:
 SQLAlchemy's statement echo, which prints rows) are kept quiet here too; everything else logs
 at DEBUG."""
 
@@ -16,8 +16,8 @@ from urllib.parse import parse_qs
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.__main__ import QUIET_LOGGERS, quiet_loggers
-from bot.notifier import build_notifier
+from bot.cli.main import QUIET_LOGGERS, quiet_loggers
+from bot.telegram.sender import build_notifier
 from services.clock import ManualClock
 from services.linking import new_token, normalize_snils
 from tests.fakes.bot_api import FakeBotAPI

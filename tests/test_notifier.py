@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.__main__ import EXIT_SETTINGS, main, parser
-from bot.notifier import build_notifier, start_background
-from bot.pushes import RENDERERS, PushContext
+from bot.cli.main import EXIT_SETTINGS, main, parser
+from bot.conversation.pushes import RENDERERS, PushContext
+from bot.process.dispatcher import start_background
 from bot.screens.screen import Screen
 from bot.settings import Settings
+from bot.telegram.sender import build_notifier
 from services.clock import ManualClock, SystemClock
 from services.outbox import (
     FLOOD_KEYS,

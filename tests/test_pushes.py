@@ -9,11 +9,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import AppAction, AppIntent
-from bot.notifier import build_notifier
-from bot.pushes import RENDERERS, PushContext, render
+from bot.conversation.pushes import RENDERERS, PushContext, render
 from bot.screens.markup import plain, utf16_length
 from bot.screens.screen import Screen
 from bot.settings import Settings
+from bot.telegram.sender import build_notifier
 from bot.texts.linking import render_unlinked
 from services.applications import Done, perform_action
 from services.clock import ManualClock
@@ -268,7 +268,7 @@ async def test_web_module_changes_are_attributed_to_it(
         await session.commit()
     await notifier.drain()
     [push] = bot_messages(harness.api, 1003)
-    assert "Кто: изменено в модуле «Организация ДПО»" in push.text.splitlines()
+    assert "Изменено в модуле «Организация ДПО»" in push.text.splitlines()
 
 
 async def test_long_values_keep_the_push_within_telegram_limits(
@@ -419,6 +419,6 @@ async def test_a_chat_whose_binding_was_revoked_is_told(
         await session.commit()
     assert await notifier.drain() == 1
     [told] = bot_messages(harness.api, 1003)
-    assert told.text == render_unlinked({"reason": UnlinkReason.REVOKED.value})
+    assert told.text == render_unlinked({"reason": UnlinkReason.REVOKED.value}, "telegram")
     [row] = await outbox_rows(harness.session_factory)
     assert (row.kind, row.state) == ("unlinked", "sent")

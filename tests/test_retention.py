@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import conversation_eraser
+from bot.process.app import conversation_eraser
 from bot.settings import Settings
 from services.clock import ManualClock, SystemClock
 from services.linking import new_token, token_hash

@@ -112,8 +112,8 @@ async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness
         "Статус: «Подтверждена руководителем ОО»\n"
         "Организаций: 2\n\n"
         "Нажмите на номер организации — в списке останутся только её заявки.\n\n"
-        f"1. {ORG_10} — заявок: 3\n\n"
-        f"2. {ORG_20} — заявок: 3"
+        f"1. {ORG_10} — 3 заявки\n\n"
+        f"2. {ORG_20} — 3 заявки"
     )
     assert organisations.buttons() == [
         [f"1. {ORG_10} · 3"],
@@ -142,9 +142,9 @@ async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness
         "Программ: 3",
     ]
     assert programmes.text.split("\n\n")[2:] == [
-        "1. Не указано — заявок: 1",
-        f"2. {DIGITAL} — заявок: 1",
-        f"3. {EXPERT} — заявок: 1",
+        "1. Не указано — 1 заявка",
+        f"2. {DIGITAL} — 1 заявка",
+        f"3. {EXPERT} — 1 заявка",
     ]
     assert all(len(label) <= 60 for row in programmes.buttons() for label in row)
     assert all(len(data.encode()) <= 64 for data in callback_data(programmes))

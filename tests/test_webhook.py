@@ -21,19 +21,19 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import build_bot, build_dispatcher
+from bot.conversation.receipts import HANDLED_UPDATES_KEPT, forget_handled_updates
 from bot.conversation.turn import Command, Turn
-from bot.receipts import HANDLED_UPDATES_KEPT, forget_handled_updates
 from bot.screens.menu import message
 from bot.settings import SettingsError
-from bot.web import build_web_app, make_runner
-from bot.webhook import (
+from bot.telegram.bot import build_bot, build_dispatcher
+from bot.telegram.webhook import (
     MAX_CONCURRENT_UPDATES,
     WEBHOOK_PATH,
     WebhookReceiver,
     set_webhook,
     webhook_url,
 )
+from bot.web.server import build_web_app, make_runner
 from services.clock import ManualClock
 from storage.models import ProcessedUpdate
 from storage.updates import record_update
@@ -386,7 +386,7 @@ async def test_stopping_hands_back_what_outlives_the_grace_period(
     api.send_text(STRANGER, "/slow")
     delivery = asyncio.create_task(api.deliver_webhook())
     await started.wait()
-    with caplog.at_level(logging.WARNING, logger="bot.webhook"):
+    with caplog.at_level(logging.WARNING, logger="bot.telegram.webhook"):
         await first.receiver.stop(grace_seconds=0.01)
     assert await delivery == [503]
     assert first.receiver.in_flight == 0

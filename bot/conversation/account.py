@@ -18,7 +18,9 @@ from bot.screens import menu as screens
 from bot.screens.screen import Screen
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
+from bot.texts.domain import role_label
 from bot.texts.linking import CONSENT_VERSION
+from bot.texts.zones import zone_phrase
 from services.applications import menu_count
 from services.domain import Actor, Role
 from services.linking import accept_consent, actor_for, has_consent, switch_role
@@ -52,7 +54,7 @@ def ask_consent(turn: Turn, *, pressed: bool = False) -> None:
     """The consent screen, for anything a linked user does before accepting it."""
     if pressed:
         turn.reply.notice(link_texts.CONSENT_REQUIRED)
-    turn.reply.show(link_screens.consent())
+    turn.reply.show(link_screens.consent(turn.peer.messenger))
 
 
 async def accept(turn: Turn) -> None:
@@ -93,7 +95,7 @@ async def on_menu(turn: Turn, pressed: MenuIntent) -> None:
     elif pressed.action is MenuAction.PROFILE:
         turn.reply.show(await profile_screen(turn))
     else:
-        turn.reply.show(screens.help_screen(actor))
+        turn.reply.show(screens.help_screen(actor, turn.peer.messenger))
 
 
 async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
@@ -109,7 +111,7 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
         turn.reply.show(screens.roles(actor))
         return
     turn.actor = switched
-    turn.reply.notice(link_texts.ROLE_SWITCHED.format(role=switched.role.label))
+    turn.reply.notice(link_texts.ROLE_SWITCHED.format(role=role_label(switched.role)))
     await show_menu(turn)
     turn.reply.commands(switched.role)
 
@@ -124,7 +126,7 @@ def notifications_screen(turn: Turn) -> Screen:
             muted=link.muted,
             digest_enabled=link.digest_enabled,
             digest_time=settings.DIGEST_TIME,
-            zone=settings.TIMEZONE,
+            zone=zone_phrase(settings.zone, turn.clock.now()),
         ),
         actor,
     )

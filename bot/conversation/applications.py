@@ -31,6 +31,7 @@ from bot.screens.markup import escape, shorten
 from bot.screens.menu import message
 from bot.screens.screen import Screen
 from bot.texts import applications as t
+from bot.texts.domain import refusal, role_label
 from services.applications import (
     Done,
     LostRace,
@@ -372,7 +373,7 @@ async def load_in_its_role(turn: Turn, pressed: AppIntent) -> ApplicationView | 
     if switched is None:
         return application if can_view(actor, application.ref) else None
     turn.actor = switched
-    turn.reply.notice(t.ROLE_SWITCHED_FOR_PRESS.format(role=switched.role.label))
+    turn.reply.notice(t.ROLE_SWITCHED_FOR_PRESS.format(role=role_label(switched.role)))
     turn.reply.commands(switched.role)
     return application
 
@@ -421,8 +422,11 @@ async def start_decision(turn: Turn, pressed: AppIntent, application: Applicatio
     action = STARTS[pressed.action]
     changed = changed_since(pressed, application)
     verdict = check(actor, action, application.ref)
-    if changed is not None or not isinstance(verdict, Rule):
-        await refuse_on_card(turn, application, pressed, changed or str(verdict))
+    if changed is not None:
+        await refuse_on_card(turn, application, pressed, changed)
+        return
+    if not isinstance(verdict, Rule):
+        await refuse_on_card(turn, application, pressed, refusal(verdict))
         return
     card = screens.card_data(application, base=pressed)
     if pressed.action in CONFIRM_FIRST:
@@ -455,7 +459,7 @@ async def decision_comment_input(turn: Turn, text: str) -> None:
     comment = normalize_comment(text)
     problem = comment_problem(action, comment)
     if problem is not None:
-        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(problem))))
+        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(refusal(problem)))))
         return
     turn.reply.remove(turn.state.prompt)
     turn.state.end()
@@ -480,9 +484,7 @@ async def decide(turn: Turn, card: AppIntent, action: Action, comment: str | Non
 
 def outcome_reason(outcome: LostRace | Refused | Done) -> str:
     """Why nothing changed: someone was first (and the status now), or the refusal."""
-    if isinstance(outcome, LostRace):
-        return outcome.message
-    return outcome.reason if isinstance(outcome, Refused) else ""
+    return refusal(outcome.reason) if isinstance(outcome, LostRace | Refused) else ""
 
 
 async def outcome_screen(
@@ -515,7 +517,7 @@ async def ask_comment(turn: Turn, pressed: AppIntent, application: ApplicationVi
     actor = actor_of(turn)
     verdict = check(actor, Action.COMMENT, application.ref)
     if not isinstance(verdict, Rule):
-        await refuse_on_card(turn, application, pressed, verdict)
+        await refuse_on_card(turn, application, pressed, refusal(verdict))
         return
     card = screens.card_data(application, base=pressed)
     turn.reply.show(screens.comment_prompt(application, card, actor.role))
@@ -531,7 +533,7 @@ async def comment_input(turn: Turn, text: str) -> None:
     comment = normalize_comment(text)
     problem = comment_problem(Action.COMMENT, comment)
     if problem is not None:
-        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(problem))))
+        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(refusal(problem)))))
         return
     turn.reply.remove(turn.state.prompt)
     turn.state.end()

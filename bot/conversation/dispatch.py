@@ -32,8 +32,6 @@ from bot.screens.applications import VIEWS
 from bot.screens.menu import help_screen, message
 
 APP_LINK = re.compile(r"^app_(\d{1,18})$")  # https://t.me/<bot>?start=app_<number>
-UNKNOWN_COMMAND = "Такой команды нет. Главное меню — /menu, справка — /help."
-NOT_UNDERSTOOD = "Бот понимает текстовые сообщения и кнопки. Главное меню — /menu."
 
 
 async def handle(turn: Turn) -> None:
@@ -67,7 +65,7 @@ async def handle(turn: Turn) -> None:
     elif turn.state.input is not None:
         applications.not_text(turn)
     else:
-        turn.reply.show(message(NOT_UNDERSTOOD))
+        turn.reply.show(message(texts.NOT_UNDERSTOOD))
 
 
 def leaves_input(turn: Turn) -> bool:
@@ -116,13 +114,13 @@ async def command(turn: Turn, event: Command) -> None:
     elif event.name == "profile":
         turn.reply.show(await account.profile_screen(turn))
     elif event.name == "help":
-        turn.reply.show(help_screen(actor))
+        turn.reply.show(help_screen(actor, turn.peer.messenger))
     elif event.name == "cancel":
         await applications.cancel_input(turn)
     elif turn.state.input is not None:
         applications.not_text(turn)
     else:
-        turn.reply.show(message(UNKNOWN_COMMAND))
+        turn.reply.show(message(texts.UNKNOWN_COMMAND))
 
 
 async def press(turn: Turn, intent: Intent | None) -> None:

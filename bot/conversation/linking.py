@@ -16,7 +16,9 @@ from bot.screens.markup import escape
 from bot.screens.menu import main_menu, message
 from bot.screens.pieces import local_time
 from bot.texts import linking as link_texts
+from bot.texts.domain import role_label
 from bot.texts.linking import CONSENT_VERSION
+from bot.texts.messengers import say
 from services.applications import menu_count
 from services.linking import (
     Linked,
@@ -43,31 +45,36 @@ def refusal_text(turn: Turn, reason: Refusal) -> str:
     new_link = link_texts.NEW_LINK_PORTAL
     if settings.bot_first_sign_in:
         new_link += link_texts.NEW_LINK_BOT_FIRST
-    return link_texts.REFUSALS[reason].format(
-        new_link=new_link, ttl_minutes=settings.LINK_TOKEN_TTL // 60
+    return say(
+        link_texts.REFUSALS[reason],
+        turn.peer.messenger,
+        new_link=say(new_link, turn.peer.messenger),
+        ttl_minutes=settings.LINK_TOKEN_TTL // 60,
     )
 
 
-async def announcement(repo: Repositories, linked: Linked, *, in_place: bool = False) -> Reply:
+async def announcement(
+    repo: Repositories, linked: Linked, messenger: str, *, in_place: bool = False
+) -> Reply:
     """What a chat hears when it is bound: who it is now (in place of the pressed message, if
     asked), then the consent until it is accepted, the main menu after; the chat's commands
     follow. Also told by the bot-first sign-in page, outside any update."""
     reply = Reply()
     actor = linked.actor
-    signed_in = screens.signed_in(actor.full_name, actor.role.label, already=linked.already)
+    signed_in = screens.signed_in(actor.full_name, role_label(actor.role), already=linked.already)
     reply.show(signed_in, in_place=in_place)
     if has_consent(linked.link, CONSENT_VERSION):
         reply.send(main_menu(actor, await menu_count(repo, actor)))
         reply.commands(actor.role)
     else:
-        reply.send(screens.consent())
+        reply.send(screens.consent(messenger))
         reply.commands(None)
     return reply
 
 
 async def first_screen(turn: Turn, linked: Linked, *, in_place: bool = False) -> None:
     turn.link, turn.actor = linked.link, linked.actor
-    reply = await announcement(turn.repo, linked, in_place=in_place)
+    reply = await announcement(turn.repo, linked, turn.peer.messenger, in_place=in_place)
     turn.reply.effects += reply.effects
 
 
@@ -98,11 +105,14 @@ async def redeem(turn: Turn, token: str) -> None:
         turn.reply.show(message(refusal_text(turn, outcome.reason)))
     elif isinstance(outcome, SwitchNeeded):
         turn.reply.show(
-            screens.switch_question(outcome.current_name, outcome.target_name, outcome.token_id)
+            screens.switch_question(
+                outcome.current_name, outcome.target_name, outcome.token_id, turn.peer.messenger
+            )
         )
     elif isinstance(outcome, MoveRequested):
         log.info("Telegram user %s waits for a bound owner's permission", turn.peer.user_id)
-        turn.reply.show(screens.move_requested(local_time(outcome.expires_at, turn.settings.zone)))
+        until = local_time(outcome.expires_at, turn.settings.zone)
+        turn.reply.show(screens.move_requested(until, turn.peer.messenger))
     else:
         log_linked(outcome, "portal first")
         await first_screen(turn, outcome, in_place=False)
@@ -122,9 +132,9 @@ async def on_link(turn: Turn, pressed: LinkIntent) -> None:
     elif pressed.action is LinkAction.LOGOUT:
         await logout(turn)
     elif turn.link is None:  # STAY
-        turn.reply.show(message(link_texts.NOT_LINKED))
+        turn.reply.show(message(say(link_texts.NOT_LINKED, turn.peer.messenger)))
     else:
-        turn.reply.show(message(link_texts.LOGOUT_KEPT, menu=True))
+        turn.reply.show(message(say(link_texts.LOGOUT_KEPT, turn.peer.messenger), menu=True))
 
 
 async def switch(turn: Turn, token_id: int) -> None:
@@ -167,34 +177,35 @@ async def answer_move(turn: Turn, pressed: LinkIntent) -> None:
         turn.reply.show(message(text))
         return
     if outcome.linked is None:
-        turn.reply.show(message(link_texts.MOVE_DENIED_OWNER, menu=True))
+        turn.reply.show(message(say(link_texts.MOVE_DENIED_OWNER, turn.peer.messenger), menu=True))
         return
     log_linked(outcome.linked, "moved with the bound owner's permission")
     turn.state.clear()  # this chat is no longer bound: forget its state, as /logout does
     turn.link = turn.actor = None
     account = escape(link_texts.telegram_account(outcome.requester))
-    turn.reply.show(message(link_texts.MOVE_ALLOWED_OWNER.format(account=account)))
+    text = say(link_texts.MOVE_ALLOWED_OWNER, turn.peer.messenger, account=account)
+    turn.reply.show(message(text))
     turn.reply.commands(None)
 
 
 def ask_logout(turn: Turn) -> None:
     if turn.link is None:
-        turn.reply.show(message(link_texts.NOT_LINKED))
+        turn.reply.show(message(say(link_texts.NOT_LINKED, turn.peer.messenger)))
         return
-    turn.reply.show(screens.logout_question(turn.link.account.full_name))
+    turn.reply.show(screens.logout_question(turn.link.account.full_name, turn.peer.messenger))
 
 
 async def logout(turn: Turn) -> None:
     """«Да, отвязать»: the binding, the chat's pending pushes and the conversation go."""
     if turn.link is None:
-        turn.reply.show(message(link_texts.NOT_LINKED))
+        turn.reply.show(message(say(link_texts.NOT_LINKED, turn.peer.messenger)))
         return
     account_id = turn.link.account_id
     await unlink_account(turn.repo, account_id, clock=turn.clock, tell=None)
     turn.state.clear()
     turn.link = turn.actor = None
     log.info("account %s unlinked by /logout", account_id)
-    turn.reply.show(message(link_texts.LOGOUT_DONE))
+    turn.reply.show(message(say(link_texts.LOGOUT_DONE, turn.peer.messenger)))
     turn.reply.commands(None)
 
 
@@ -207,7 +218,7 @@ async def welcome(turn: Turn) -> None:
     settings = turn.settings
     ttl_minutes = settings.LINK_TOKEN_TTL // 60
     if not settings.bot_first_sign_in:
-        turn.reply.show(screens.welcome(ttl_minutes))
+        turn.reply.show(screens.welcome(ttl_minutes, turn.peer.messenger))
         return
     peer = turn.peer
     minted = await mint_bot_token(
@@ -218,12 +229,12 @@ async def welcome(turn: Turn) -> None:
         clock=turn.clock,
     )
     url = f"{settings.public_base}/link/{minted.token}"
-    turn.reply.show(screens.welcome_with_sign_in(ttl_minutes, url))
+    turn.reply.show(screens.welcome_with_sign_in(ttl_minutes, url, peer.messenger))
 
 
 def help_unlinked(turn: Turn) -> None:
-    turn.reply.show(message(texts.HELP_UNLINKED))
+    turn.reply.show(message(say(texts.HELP_UNLINKED, turn.peer.messenger)))
 
 
 def anything_else(turn: Turn) -> None:
-    turn.reply.show(message(texts.UNKNOWN_UNLINKED))
+    turn.reply.show(message(say(texts.UNKNOWN_UNLINKED, turn.peer.messenger)))

@@ -35,9 +35,9 @@ from bot.conversation.applications import card_screen, visible
 from bot.conversation.effects import Effect, Executor, Notice, Show
 from bot.conversation.intents import AppAction, AppIntent, decode
 from bot.conversation.locks import InProcessLocks, UserLocks
+from bot.conversation.receipts import Handling, Receipt
 from bot.conversation.state import ChatState
 from bot.conversation.turn import Incoming, Press, Reachable, Turn
-from bot.receipts import Handling, Receipt
 from bot.screens.markup import escape
 from bot.screens.menu import message
 from bot.screens.screen import Screen

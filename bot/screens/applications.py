@@ -39,7 +39,8 @@ from bot.screens.pieces import (
 from bot.screens.screen import Button, Row, Screen
 from bot.texts import MENU_BACK
 from bot.texts import applications as t
-from services.domain import Action, Role, Status
+from bot.texts.messengers import messenger_name
+from services.domain import RULES, Action, Role, Status
 from services.queries import CHOICES_PAGE_SIZE, Choice, Page
 from services.views import ApplicationView, EventView
 
@@ -52,6 +53,7 @@ class RoleView:
     search: bool = True  # «🔍 Поиск» by name or number
     facets: bool = False  # filters by organisation and by programme
     applicant_column: bool = True  # the applicant's name in the list's rows
+    decides: bool = True  # lists say what can be decided on them (not the applicant's own)
 
     def home_list(self) -> ListIntent:
         return ListIntent(status_filter=self.home)
@@ -65,7 +67,9 @@ VIEWS: dict[Role, RoleView] = {
     # The director decides on the unprocessed applications of the organisation.
     Role.DIRECTOR: RoleView(home=ListFilter.NEW),
     # The applicant follows their own applications, whatever their status.
-    Role.LISTENER: RoleView(home=ListFilter.ALL, search=False, applicant_column=False),
+    Role.LISTENER: RoleView(
+        home=ListFilter.ALL, search=False, applicant_column=False, decides=False
+    ),
     # Staff include the applications directors approved, across organisations.
     Role.STAFF: RoleView(home=ListFilter.APPROVED, facets=True),
 }
@@ -143,7 +147,7 @@ def current(label: str, chosen: bool) -> str:
 
 
 def status_changed(before: Status, after: Status) -> str:
-    return t.STATUS_CHANGED.format(before=before.label, after=after.label)
+    return t.STATUS_CHANGED.format(before=status_label(before), after=status_label(after))
 
 
 def done(action: Action, number: int, with_comment: bool, role: Role) -> str:
@@ -163,8 +167,48 @@ def with_note(note: str | None, lines: list[str]) -> str:
 # --- list ----------------------------------------------------------------------------------
 
 
-def list_row(application: ApplicationView, with_status: bool, with_applicant: bool) -> str:
-    program = or_not_set(application.program)
+def common_words(names: Sequence[str]) -> int:
+    """How many leading characters, in whole words, every name shares with the others; the
+    last shared word is kept, for the differing part to read on from it («…модуль 2»)."""
+    shared = min((name.split(" ") for name in names), key=len)
+    count = 0
+    for index, word in enumerate(shared):
+        if any(name.split(" ")[index] != word for name in names):
+            break
+        count += 1
+    return len(" ".join(shared[: count - 1])) if count > 1 else 0
+
+
+def row_subjects(items: Sequence[ApplicationView]) -> list[str]:
+    """What a page's rows say of each application, so that they tell the applications apart
+    within a row's few characters: of programmes that begin alike, the part that differs
+    («…модуль 2»); and the group where one programme has several groups on the page."""
+    programs = [or_not_set(item.program) for item in items]
+    distinct = sorted(set(programs))
+    cut = common_words(distinct) if len(distinct) > 1 else 0
+    if cut < t.LIST_ROW_SHARED_MIN or any(len(name) <= cut for name in distinct):
+        cut = 0
+    groups: dict[str, set[str]] = {}
+    for item, program in zip(items, programs, strict=True):
+        groups.setdefault(program, set()).add(or_not_set(item.group))
+    subjects = []
+    for item, program in zip(items, programs, strict=True):
+        subject = t.LIST_ROW_REST.format(rest=program[cut:].strip()) if cut else program
+        if len(groups[program]) > 1:
+            subject = t.LIST_ROW_GROUP.format(group=or_not_set(item.group), program=subject)
+        subjects.append(subject)
+    return subjects
+
+
+def list_row(
+    application: ApplicationView,
+    with_status: bool,
+    with_applicant: bool,
+    subject: str | None = None,
+) -> str:
+    """A row of a list: number, applicant (unless the list is the applicant's own), and
+    `subject` (row_subjects), by default the programme."""
+    program = subject if subject is not None else or_not_set(application.program)
     if with_applicant:
         applicant = short_name(application.applicant_name)
         row = t.LIST_ROW.format(number=application.number, applicant=applicant, program=program)
@@ -177,7 +221,21 @@ def list_row(application: ApplicationView, with_status: bool, with_applicant: bo
 
 def status_line(status_filter: ListFilter) -> str:
     status = status_filter.status
-    return t.LIST_STATUS.format(status=status.label) if status else t.LIST_ALL_STATUSES
+    return t.LIST_STATUS.format(status=status_label(status)) if status else t.LIST_ALL_STATUSES
+
+
+def list_hint(role: Role, status_filter: ListFilter) -> str:
+    """What a press on a row leads to: the decisions the role can take on the list's statuses
+    (services.domain.RULES), or only the card."""
+    if not VIEWS[role].decides:
+        return t.LIST_HINT
+    statuses = {status_filter.status} if status_filter.status else set(Status)
+    decisions = frozenset(
+        rule.action
+        for rule in RULES
+        if rule.role is role and rule.to_status is not None and rule.from_statuses & statuses
+    )
+    return t.LIST_HINTS.get(decisions, t.LIST_HINT)
 
 
 def narrowed_lines(narrowed: Narrowed) -> list[str]:
@@ -212,14 +270,15 @@ def application_list(
         lines.append(t.LIST_TOTAL.format(total=page.total))
         if page.pages > 1:
             lines.append(t.LIST_PAGE.format(page=page.index + 1, pages=page.pages))
-        lines += ["", t.LIST_HINTS[role]]
+        lines += ["", list_hint(role, shown.status_filter)]
     else:
         lines += ["", t.LIST_EMPTY_SEARCH if search is not None else t.LIST_EMPTY]
     with_status = shown.status_filter is ListFilter.ALL
+    subjects = row_subjects(page.items)
     keyboard: list[Row] = [
         (
             Button(
-                list_row(item, with_status, view.applicant_column),
+                list_row(item, with_status, view.applicant_column, subject),
                 replace(
                     card_data(item),
                     status_filter=shown.status_filter,
@@ -229,7 +288,7 @@ def application_list(
                 ),
             ),
         )
-        for item in page.items
+        for item, subject in zip(page.items, subjects, strict=True)
     ]
     current_page = replace(shown, page=page.index)
     navigation = pager(page.index, page.pages, lambda index: replace(current_page, page=index))
@@ -314,7 +373,7 @@ def facet_choices(
     for index, choice in enumerate(page.items, start=first):
         name, count = or_not_set(choice.name), choice.applications
         entry = t.FACET_ENTRY.format(
-            index=index, name=shorten(name, t.FACET_ENTRY_LIMIT), count=count
+            index=index, name=shorten(name, t.FACET_ENTRY_LIMIT), applications=t.APPLICATIONS(count)
         )
         lines += ["", escape(entry)]
         chosen = (choice.key if facet is Facet.ORGANIZATION else choice.name) == current_choice
@@ -373,11 +432,14 @@ def application_card(
     applicant, organization, *values, actor, comment = fit(variable, t.CARD_BUDGET)
     lines = [
         t.CARD_TITLE.format(number=application.number),
-        t.CARD_STATUS.format(status=status.label),
+        t.CARD_STATUS.format(status=status_label(status)),
     ]
     if decided is not None:
         when = local_time(decided.created_at, zone)
-        lines.append(t.CARD_DECIDED.format(actor=escape(actor), when=when))
+        if decided.actor_role is None:
+            lines.append(t.CARD_DECIDED_WEB_MODULE.format(when=when))
+        else:
+            lines.append(t.CARD_DECIDED.format(actor=escape(actor), when=when))
         if comment:
             lines.append(t.CARD_DECIDED_COMMENT.format(comment=escape(comment)))
     lines += [
@@ -540,7 +602,8 @@ def history_entry(event: EventView, actor: str, comment: str, zone: ZoneInfo) ->
         what.append(action)
     if comment:
         what.append(t.HISTORY_COMMENT.format(comment=escape(comment)))
-    what.append(t.HISTORY_SOURCE.format(source=t.SOURCES.get(event.source, event.source)))
+    source = t.SOURCES.get(event.source) or messenger_name(event.source)
+    what.append(t.HISTORY_SOURCE.format(source=source))
     return t.HISTORY_ENTRY.format(
         when=local_time(event.created_at, zone), actor=escape(actor), what="\n".join(what)
     )

@@ -9,33 +9,39 @@ from bot.screens.applications import menu_only
 from bot.screens.markup import escape
 from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
+from bot.texts.domain import role_label
+from bot.texts.messengers import say
 from services.domain import Actor
 from services.linking import MoveOutcome, TelegramAccount
 
+# `messenger` (Peer.messenger): the messenger the screen is shown in, which its texts name.
 
-def welcome(ttl_minutes: int) -> Screen:
+
+def welcome(ttl_minutes: int, messenger: str) -> Screen:
     """To an unlinked user when bot-first sign-in is off: the portal-first way."""
-    return Screen(texts.WELCOME_UNLINKED.format(ttl_minutes=ttl_minutes))
+    return Screen(say(texts.WELCOME_UNLINKED, messenger, ttl_minutes=ttl_minutes))
 
 
-def welcome_with_sign_in(ttl_minutes: int, sign_in_url: str) -> Screen:
+def welcome_with_sign_in(ttl_minutes: int, sign_in_url: str, messenger: str) -> Screen:
     """«Войти через Госуслуги»: the service's sign-in page, opened inside the messenger (a
     Mini App), so that the page learns from the messenger who opened it."""
     return Screen(
-        link_texts.WELCOME_BOT_FIRST.format(ttl_minutes=ttl_minutes),
+        say(link_texts.WELCOME_BOT_FIRST, messenger, ttl_minutes=ttl_minutes),
         rows(Button(link_texts.SIGN_IN_BUTTON, app_url=sign_in_url)),
     )
 
 
-def consent() -> Screen:
+def consent(messenger: str) -> Screen:
     return Screen(
-        link_texts.CONSENT_TEXT,
+        say(link_texts.CONSENT_TEXT, messenger),
         rows(Button(link_texts.CONSENT_ACCEPT, ConsentIntent(ConsentAction.ACCEPT))),
     )
 
 
-def switch_question(current: str, target: str, token_id: int) -> Screen:
-    text = link_texts.SWITCH_QUESTION.format(current=escape(current), target=escape(target))
+def switch_question(current: str, target: str, token_id: int, messenger: str) -> Screen:
+    text = say(
+        link_texts.SWITCH_QUESTION, messenger, current=escape(current), target=escape(target)
+    )
     return Screen(
         text,
         rows(
@@ -49,16 +55,18 @@ def switch_kept(name: str) -> Screen:
     return Screen(link_texts.SWITCH_KEPT.format(name=escape(name)), menu_only())
 
 
-def move_requested(until: str) -> Screen:
+def move_requested(until: str, messenger: str) -> Screen:
     """To the user who opened a link of an account bound to someone else: what is awaited."""
-    return Screen(link_texts.MOVE_REQUESTED.format(until=until))
+    return Screen(say(link_texts.MOVE_REQUESTED, messenger, until=until))
 
 
-def move_question(requester: TelegramAccount, until: str, request_id: int) -> Screen:
+def move_question(
+    requester: TelegramAccount, until: str, request_id: int, messenger: str
+) -> Screen:
     """To the bound owner: «Разрешить привязку к другому Telegram-аккаунту?»."""
     account = escape(link_texts.telegram_account(requester))
     return Screen(
-        link_texts.MOVE_QUESTION.format(account=account, until=until),
+        say(link_texts.MOVE_QUESTION, messenger, account=account, until=until),
         (
             (
                 Button(link_texts.MOVE_ALLOW, LinkIntent(LinkAction.ALLOW_MOVE, request_id)),
@@ -68,17 +76,16 @@ def move_question(requester: TelegramAccount, until: str, request_id: int) -> Sc
     )
 
 
-def move_outcome(outcome: MoveOutcome, actor: Actor | None) -> Screen:
+def move_outcome(outcome: MoveOutcome, actor: Actor | None, messenger: str) -> Screen:
     """To the user who asked: what became of the request (`actor`: who they are, if allowed)."""
-    text = link_texts.MOVE_OUTCOMES[outcome]
-    if actor is not None:
-        text = text.format(name=escape(actor.full_name), role=actor.role.label)
-    return Screen(text)
+    name = escape(actor.full_name) if actor is not None else ""
+    role = role_label(actor.role) if actor is not None else ""
+    return Screen(say(link_texts.MOVE_OUTCOMES[outcome], messenger, name=name, role=role))
 
 
-def logout_question(name: str) -> Screen:
+def logout_question(name: str, messenger: str) -> Screen:
     return Screen(
-        link_texts.LOGOUT_QUESTION.format(name=escape(name)),
+        say(link_texts.LOGOUT_QUESTION, messenger, name=escape(name)),
         rows(
             Button(link_texts.LOGOUT_CONFIRM, LinkIntent(LinkAction.LOGOUT)),
             Button(link_texts.LOGOUT_CANCEL, LinkIntent(LinkAction.STAY)),

@@ -20,6 +20,8 @@ from bot.screens.markup import escape
 from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
+from bot.texts.domain import role_label
+from bot.texts.messengers import say
 from services.domain import Actor, Role
 
 
@@ -27,12 +29,12 @@ def main_menu(actor: Actor, count: int) -> Screen:
     """The main menu of the active role; `count` is what waits for the user."""
     role = actor.role
     if role is Role.DIRECTOR:
-        applications = texts.MENU_APPLICATIONS_DIRECTOR.format(count=count)
+        applications = texts.MENU_APPLICATIONS_DIRECTOR(count)
     elif role is Role.STAFF:
         applications = texts.MENU_APPLICATIONS_STAFF.format(count=count)
     else:
         applications = texts.MENU_APPLICATIONS_LISTENER
-    text = texts.MENU_TITLE.format(name=escape(actor.full_name), role=role.label)
+    text = texts.MENU_TITLE.format(name=escape(actor.full_name), role=role_label(role))
     return Screen(
         text,
         rows(
@@ -45,12 +47,12 @@ def main_menu(actor: Actor, count: int) -> Screen:
 
 
 def profile(actor: Actor, organization: str | None) -> Screen:
-    roles = ", ".join(role.label for role in Role if role in actor.roles)
+    roles = ", ".join(role_label(role) for role in Role if role in actor.roles)
     text = link_texts.PROFILE.format(
         name=escape(actor.full_name),
         organization=escape(organization if organization is not None else link_texts.NOT_SPECIFIED),
         roles=escape(roles or link_texts.NOT_SPECIFIED),
-        role=escape(actor.role.label),
+        role=escape(role_label(actor.role)),
     )
     return Screen(
         text,
@@ -65,7 +67,7 @@ def roles(actor: Actor) -> Screen:
     """One button per role of the account, in the order of the Role enum; the active one ticked."""
     choices = [
         Button(
-            (link_texts.ROLE_CURRENT_MARK if role is actor.role else "") + role.label,
+            (link_texts.ROLE_CURRENT_MARK if role is actor.role else "") + role_label(role),
             ProfileIntent(ProfileAction.SET_ROLE, role),
         )
         for role in Role
@@ -74,10 +76,12 @@ def roles(actor: Actor) -> Screen:
     return Screen(link_texts.ROLES_TITLE, rows(*choices, back_to_menu()))
 
 
-def help_screen(actor: Actor) -> Screen:
-    text = link_texts.HELP_LINKED.format(
+def help_screen(actor: Actor, messenger: str) -> Screen:
+    text = say(
+        link_texts.HELP_LINKED,
+        messenger,
         name=escape(actor.full_name),
-        role=actor.role.label,
+        role=role_label(actor.role),
         role_help=link_texts.ROLE_HELP[actor.role],
     )
     return Screen(text, menu_only())
@@ -90,7 +94,7 @@ class NotificationSettings:
     muted: bool
     digest_enabled: bool
     digest_time: time
-    zone: str
+    zone: str  # in words: «по времени Екатеринбурга, UTC+5» (bot.texts.zones)
 
 
 def notifications(settings: NotificationSettings, actor: Actor) -> Screen:

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from bot.texts import applications as t
+from bot.texts.domain import ROLE_LABELS, STATUS_LABELS
 from services.domain import Status
 from services.views import EventView
 
@@ -42,11 +43,11 @@ def study_dates(start: date | None, end: date | None) -> str:
 
 
 def status_label(status: Status | None) -> str:
-    return status.label if status is not None else t.NOT_SET
+    return STATUS_LABELS[status] if status is not None else t.NOT_SET
 
 
 def actor_label(event: EventView) -> str:
     """Who acted, as plain text: «Петров Пётр Петрович (Руководитель ОО)», or the web module."""
     if event.actor_role is None:
-        return event.actor_name or t.ACTOR_WEB_MODULE
-    return t.ACTOR.format(name=event.actor_name, role=event.actor_role.label)
+        return t.ACTOR_WEB_MODULE
+    return t.ACTOR.format(name=event.actor_name, role=ROLE_LABELS[event.actor_role])

@@ -12,6 +12,7 @@ from bot.screens.markup import escape, shorten
 from bot.screens.pieces import or_not_set, short_name, status_label, study_dates
 from bot.screens.screen import Button, Row, Screen
 from bot.texts import pushes as texts
+from bot.texts.domain import role_label
 from services.domain import Status
 from services.views import ApplicationView, EventView
 
@@ -51,8 +52,9 @@ def applicant_line(application: ApplicationView) -> str:
 
 def actor_line(event: EventView) -> str:
     if event.actor_role is None:
-        return texts.ACTOR_WEB_MODULE
-    return texts.ACTOR.format(name=escape(event.actor_name), role=event.actor_role.label)
+        changed = event.to_status is not None and event.to_status is not event.from_status
+        return texts.ACTOR_WEB_MODULE if changed else texts.ACTOR_WEB_MODULE_COMMENT
+    return texts.ACTOR.format(name=escape(event.actor_name), role=role_label(event.actor_role))
 
 
 def comment_lines(event: EventView, hide_names: bool, hint: str) -> list[str]:

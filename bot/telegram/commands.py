@@ -9,6 +9,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat
 
 from bot.texts import linking as texts
+from bot.texts.messengers import say
 from services.domain import Role
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ def chat_commands(role: Role) -> list[BotCommand]:
         BotCommand(command="start", description=texts.COMMAND_MENU[role]),
         BotCommand(command="profile", description=texts.COMMAND_PROFILE),
         BotCommand(command="help", description=texts.COMMAND_HELP),
-        BotCommand(command="logout", description=texts.COMMAND_LOGOUT),
+        BotCommand(command="logout", description=say(texts.COMMAND_LOGOUT, "telegram")),
     ]
 
 

@@ -1,5 +1,6 @@
-"""One Telegram update fed to the Dispatcher, and what became of it (bot/receipts.py): what the
-webhook receiver and the polling loop both do with each update they take in."""
+"""One Telegram update fed to the Dispatcher, and what became of it
+(bot/conversation/receipts.py): what the webhook receiver and the polling loop both do with each
+update they take in."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 
-from bot.receipts import Handling, Receipt
+from bot.conversation.receipts import Handling, Receipt
 
 log = logging.getLogger(__name__)
 

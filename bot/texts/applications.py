@@ -4,6 +4,7 @@ instruction's words. HTML parse mode: values are escaped by the screens, not her
 from __future__ import annotations
 
 from bot.conversation.intents import Facet, ListFilter
+from bot.texts.plural import Plural
 from services.domain import Action, Role, Status
 
 NOT_SET = "Не указано"
@@ -22,18 +23,32 @@ LIST_ALL_STATUSES = "Статус: все"
 LIST_SEARCH = "Поиск: «{query}»"
 LIST_TOTAL = "Найдено: {total}"
 LIST_PAGE = "Страница {page} из {pages}"
-LIST_HINTS: dict[Role, str] = {
-    Role.DIRECTOR: "Нажмите на заявку, чтобы открыть её сведения и одобрить или отменить её.",
-    Role.LISTENER: "Нажмите на заявку, чтобы открыть её сведения, комментарии и историю.",
-    Role.STAFF: (
+# By the decisions the role can take on the list's statuses: a list where nothing can be
+# decided (or the applicant's own) gets the plain hint.
+LIST_HINT = "Нажмите на заявку, чтобы открыть её сведения, комментарии и историю."
+LIST_HINTS: dict[frozenset[Action], str] = {
+    frozenset({Action.APPROVE, Action.CANCEL}): (
+        "Нажмите на заявку, чтобы открыть её сведения и одобрить или отменить её."
+    ),
+    frozenset({Action.INCLUDE, Action.CANCEL}): (
         "Нажмите на заявку, чтобы открыть её сведения и включить её в группу или отменить."
     ),
+    frozenset({Action.APPROVE}): "Нажмите на заявку, чтобы открыть её сведения и одобрить её.",
+    frozenset({Action.INCLUDE}): (
+        "Нажмите на заявку, чтобы открыть её сведения и включить её в группу."
+    ),
+    frozenset({Action.CANCEL}): "Нажмите на заявку, чтобы открыть её сведения и отменить её.",
 }
 LIST_EMPTY = "Заявок с таким статусом нет."
 LIST_EMPTY_SEARCH = "По этому запросу заявок не найдено."
 LIST_ROW = "№{number} · {applicant} · {program}"
 LIST_ROW_OWN = "№{number} · {program}"  # the applicant's own list: the name is always theirs
 LIST_ROW_LIMIT = 60
+# Rows whose programmes begin alike show the rest (when at least this much is shared), and the
+# group where one programme has several groups on the page.
+LIST_ROW_SHARED_MIN = 12
+LIST_ROW_REST = "…{rest}"
+LIST_ROW_GROUP = "{group} · {program}"
 
 FILTER_LABELS: dict[ListFilter, str] = {
     ListFilter.NEW: "Не обработана",
@@ -89,7 +104,8 @@ FACET_GONE: dict[Facet, str] = {
     Facet.ORGANIZATION: "Организация не найдена, выберите другую.",
     Facet.PROGRAM: "Программа не найдена: заявки по ней больше нет, выберите другую.",
 }
-FACET_ENTRY = "{index}. {name} — заявок: {count}"
+FACET_ENTRY = "{index}. {name} — {applications}"
+APPLICATIONS = Plural("{count} заявка", "{count} заявки", "{count} заявок")
 FACET_ENTRY_LIMIT = 300
 FACET_BUTTON = "{index}. {name} · {count}"
 FACET_BUTTON_LIMIT = 60
@@ -107,6 +123,7 @@ SEARCH_NOT_FOUND_NUMBER = "Заявка №{number} не найдена сред
 CARD_TITLE = "<b>Заявка №{number}</b>"
 CARD_STATUS = "Статус: <b>{status}</b>"
 CARD_DECIDED = "Изменил(а) статус: {actor}, {when}"
+CARD_DECIDED_WEB_MODULE = "Статус изменён в модуле «Организация ДПО», {when}"
 CARD_DECIDED_COMMENT = "Комментарий: {comment}"
 CARD_GENERAL = "<b>Общие сведения</b>"
 CARD_FIELD = "{label}: {value}"
@@ -130,7 +147,7 @@ CARD_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 ACTOR = "{name} ({role})"
-ACTOR_WEB_MODULE = "модуль «Организация ДПО»"
+ACTOR_WEB_MODULE = "Модуль «Организация ДПО»"  # who acted, in history and comments
 
 BUTTON_ACTIONS: dict[Action, str] = {
     Action.APPROVE: "✅ Одобрить",
@@ -244,8 +261,8 @@ HISTORY_ACTIONS: dict[str, str] = {
 }
 HISTORY_OTHER_ACTION = "Изменение"
 HISTORY_ARRIVAL = "{action}, статус «{after}»"
+# Other sources are messengers, named by bot.texts.messengers.
 SOURCES: dict[str, str] = {
-    "telegram": "Telegram",
     "api": "модуль «Организация ДПО»",
     "cli": "оператор сервиса",
 }

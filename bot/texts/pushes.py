@@ -1,6 +1,6 @@
 """Texts of the pushes (notifications), in the seed instruction's words (Russian, HTML).
 
-Values are escaped by the renderers (bot/pushes.py) before they are put in.
+Values are escaped by the renderers (bot/conversation/pushes.py) before they are put in.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ STATUS = "Статус: «{status}»"
 STATUS_MOVE = "Статус: «{from_status}» → <b>«{to_status}»</b>"
 ACTOR = "Кто: {name}, {role}"
 ACTOR_ROLE = "Кто: {role}"
-ACTOR_WEB_MODULE = "Кто: изменено в модуле «Организация ДПО»"
+# Changes the web module made: no person to name.
+ACTOR_WEB_MODULE = "Изменено в модуле «Организация ДПО»"
+ACTOR_WEB_MODULE_COMMENT = "Из модуля «Организация ДПО»"
 COMMENT = "Комментарий: {comment}"
 COMMENT_ON_CARD = "К заявке есть комментарий — откройте «Подробнее»."
 COMMENT_TEXT_ON_CARD = "Текст комментария — в карточке заявки, откройте «Подробнее»."

@@ -1,4 +1,5 @@
-"""The notification dispatcher: sends the Telegram outbox within Telegram's limits.
+"""The Telegram sender of the notification dispatcher: sends the Telegram outbox within
+Telegram's limits.
 
 A background task of the bot process (`python -m bot`), or a process of its own
 (`python -m bot dispatcher`); several may share one database. Overall at most NOTIFY_RATE
@@ -14,18 +15,14 @@ the claiming, pacing and bookkeeping). What Telegram answers decides what happen
   the chat's rows are held until the user writes to the bot again;
 * any other 4xx -> failed with Telegram's description (a retry would get the same answer).
 
-The same process writes the directors' daily digest to the outbox (services/digest.py) and
-closes requests to move an account that its owner left unanswered (services/linking.py); the
-dispatcher command runs the retention job too (services/retention.py).
+The process's wiring (the worker's tasks, the digest, the expiry of move requests, the
+dispatcher command) is bot/process/dispatcher.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-from dataclasses import dataclass, field
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -39,14 +36,12 @@ from aiogram.exceptions import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.flood import flood_errors_raised
-from bot.pushes import PushContext, render
+from bot.conversation.pushes import PushContext, render
 from bot.screens.screen import Screen
 from bot.settings import Settings
+from bot.telegram.flood import flood_errors_raised
 from bot.telegram.render import keyboard
-from services.clock import Clock, SystemClock
-from services.digest import digest_loop
-from services.linking import move_requests_loop
+from services.clock import Clock
 from services.outbox import (
     TELEGRAM,
     Blocked,
@@ -59,7 +54,6 @@ from services.outbox import (
     Sent,
     capped_retry_after,
 )
-from services.retention import Retention
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
 
@@ -136,85 +130,3 @@ def build_notifier(
         policy=policy,
         poll_interval=poll_interval,
     )
-
-
-@dataclass
-class Background:
-    """The dispatcher and its periodic jobs as tasks of a running process; `stop()` ends
-    them all."""
-
-    notifier: OutboxWorker[Screen]
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        self.notifier.stop()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        log.info("notification dispatcher stopped")
-
-
-def start_background(
-    bot: Bot,
-    session_factory: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: Clock,
-) -> Background:
-    """Start the dispatcher, the digest check and the expiry of move requests as tasks of the
-    current event loop."""
-    background = Background(build_notifier(bot, session_factory, settings, clock))
-    background.tasks = [
-        asyncio.create_task(background.notifier.run(), name="notifier"),
-        asyncio.create_task(
-            digest_loop(
-                session_factory,
-                clock,
-                settings.zone,
-                settings.DIGEST_TIME,
-                background.stopping,
-                on_written=background.notifier.wake,
-            ),
-            name="digest",
-        ),
-        asyncio.create_task(
-            move_requests_loop(
-                session_factory, clock, background.stopping, on_written=background.notifier.wake
-            ),
-            name="move_requests",
-        ),
-    ]
-    log.info(
-        "notification dispatcher started: %.0f messages/s, digest at %s %s",
-        settings.NOTIFY_RATE,
-        settings.DIGEST_TIME.strftime("%H:%M"),
-        settings.TIMEZONE,
-    )
-    return background
-
-
-async def run_dispatcher(settings: Settings) -> None:
-    """`python -m bot dispatcher`: only the dispatcher, the digest and the retention job, until
-    SIGTERM/SIGINT."""
-    from bot.app import build_bot
-    from storage.db import create_engine, create_session_factory
-    from storage.migrate import upgrade
-
-    engine = create_engine(settings.DATABASE_URL)
-    await upgrade(engine)
-    bot = build_bot(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    session_factory = create_session_factory(engine)
-    background = start_background(bot, session_factory, settings, SystemClock())
-    retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
-    try:
-        await stop.wait()
-    finally:
-        await retention.stop()
-        await background.stop()
-        await bot.session.close()
-        await engine.dispose()

@@ -35,13 +35,12 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.settings import Settings
 from bot.texts import linking as texts
+from bot.texts.messengers import say
 from services.clock import Clock
 from services.launch import LaunchProblem, LaunchVerifier, SignedLaunchVerifier
 from services.linking import (
@@ -64,7 +63,7 @@ from storage.models import LinkToken
 from storage.repositories import Repositories
 
 if TYPE_CHECKING:
-    from bot.oidc_client import OidcProvider
+    from bot.web.oidc_client import OidcProvider
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +138,13 @@ class SignInError(Exception):
 def provider_from(settings: Settings) -> OidcProvider | None:
     """The configured provider, or None when bot-first sign-in is off.
 
-    The OpenID Connect client (bot/oidc_client.py: Authlib, joserfc, httpx2) is imported only
+    The OpenID Connect client (bot/web/oidc_client.py: Authlib, joserfc, httpx2) is imported only
     when a provider is configured: a process without one does not carry it (about 17 MB of
     memory, bench/memory.py).
     """
     if settings.OIDC_ISSUER is None or not settings.OIDC_CLIENT_ID or not settings.public_base:
         return None
-    from bot.oidc_client import OidcProvider
+    from bot.web.oidc_client import OidcProvider
 
     secret = settings.OIDC_CLIENT_SECRET
     return OidcProvider(
@@ -199,7 +198,7 @@ def render_page(title: str, paragraphs: list[str], *, extra: str = "", head: str
     return (
         '<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)} — «Организация ДПО»</title><style>{STYLE}</style>{head}</head>"
+        f"<title>{escape(title)}{escape(texts.PAGE_TITLE_SUFFIX)}</title><style>{STYLE}</style>{head}</head>"
         f"<body><main><h1>{escape(title)}</h1>{body}{extra}</main></body></html>"
     )
 
@@ -222,7 +221,10 @@ def page(
     )
 
 
-Announce = Callable[[Bot, Linked, Repositories], Awaitable[None]]
+# Both are the messenger's (bot/telegram/bot.py): each logs a failure to reach the chat and
+# returns; the page goes on.
+Announce = Callable[[Linked, Repositories], Awaitable[None]]
+Tell = Callable[[int, str], Awaitable[None]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -232,12 +234,13 @@ class LinkPages:
 
     settings: Settings
     session_factory: async_sessionmaker[AsyncSession]
-    bot: Bot
+    tell: Tell  # sends a chat a message (bot.telegram.bot.chat_teller)
     clock: Clock
     bot_username: str
-    announce: Announce  # tells the chat it is linked (bot.app.announce_to)
+    announce: Announce  # tells the chat it is linked (bot.telegram.bot.announce_to)
     provider: OidcProvider | None = None
     launch: LaunchVerifier | None = None  # checks the launch data of the Mini App
+    messenger: str = "telegram"  # whose Mini App opens the pages: their texts name it
 
     def register(self, app: web.Application) -> None:
         # The fixed paths first: {token} would match them too.
@@ -265,24 +268,34 @@ class LinkPages:
 
     def back_to_bot(self) -> str:
         url = f"https://t.me/{self.bot_username}"
-        return f'<p><a href="{escape(url)}">{escape(texts.PAGE_BACK_TO_BOT)}</a></p>'
+        return f'<p><a href="{escape(url)}">{escape(self.say(texts.PAGE_BACK_TO_BOT))}</a></p>'
 
-    def failure(self, title_and_text: tuple[str, str], status: int) -> web.Response:
-        title, text = title_and_text
+    def say(self, text: str, **values: object) -> str:
+        """A catalogue text naming the messenger, with its other fields filled in."""
+        return say(text, self.messenger, **values)
+
+    def failure(
+        self, title_and_text: tuple[str, str], status: int, **values: object
+    ) -> web.Response:
+        title, text = (self.say(part, **values) for part in title_and_text)
         return page(title, [text], status=status, extra=self.back_to_bot())
 
     def refusal(self, reason: Refusal) -> web.Response:
-        title, text = texts.PAGE_REFUSALS[reason]
         ttl_minutes = self.settings.LINK_TOKEN_TTL // 60
-        return self.failure((title, text.format(ttl_minutes=ttl_minutes)), REFUSAL_STATUS[reason])
+        return self.failure(
+            texts.PAGE_REFUSALS[reason], REFUSAL_STATUS[reason], ttl_minutes=ttl_minutes
+        )
+
+    def chat_refusal(self, reason: Refusal) -> str:
+        """A refusal told to the chat, as the bot itself words it."""
+        new_link = self.say(texts.NEW_LINK_PORTAL) + texts.NEW_LINK_BOT_FIRST
+        ttl_minutes = self.settings.LINK_TOKEN_TTL // 60
+        return self.say(texts.REFUSALS[reason], new_link=new_link, ttl_minutes=ttl_minutes)
 
     async def tell_chat(self, chat_id: int | None, text: str) -> None:
         if chat_id is None:
             return
-        try:
-            await self.bot.send_message(chat_id, text)
-        except TelegramAPIError as error:
-            log.warning("could not tell chat %s: %s", chat_id, type(error).__name__)
+        await self.tell(chat_id, text)
 
     def secure_cookie(self) -> bool:
         return self.settings.public_base.startswith("https://")
@@ -312,11 +325,14 @@ class LinkPages:
         form = (
             f'<form id="launch" method="post" action="/link/{escape(token)}">'
             f'<input type="hidden" name="{FRAGMENT_FIELD}" value=""></form>'
-            f"<noscript><p>{escape(texts.PAGE_LAUNCH_NO_SCRIPT)}</p></noscript>"
+            f"<noscript><p>{escape(self.say(texts.PAGE_LAUNCH_NO_SCRIPT))}</p></noscript>"
             f'<script src="{LAUNCH_SCRIPT_PATH}"></script>'
         )
         return page(
-            texts.PAGE_LAUNCH_TITLE, [texts.PAGE_LAUNCH], extra=form, headers=LAUNCH_PAGE_HEADERS
+            texts.PAGE_LAUNCH_TITLE,
+            [self.say(texts.PAGE_LAUNCH)],
+            extra=form,
+            headers=LAUNCH_PAGE_HEADERS,
         )
 
     async def start(self, request: web.Request) -> web.StreamResponse:
@@ -444,13 +460,13 @@ class LinkPages:
         if refused is not None or account is None:
             reason = refused.reason if refused is not None else Refusal.NO_ACCOUNT
             log.info("bot-first sign-in for chat %s refused: %s", row.chat_id, reason.value)
-            await self.tell_chat(row.chat_id, texts.REFUSALS[reason])
+            await self.tell_chat(row.chat_id, self.chat_refusal(reason))
             return self.refusal(reason)
         assert row.telegram_user_id is not None  # bot-first tokens are made for one
         telegram = texts.telegram_account(
             TelegramAccount(row.telegram_user_id, row.telegram_username)
         )
-        question = texts.PAGE_CONFIRM_QUESTION.format(telegram=telegram, name=account.full_name)
+        question = self.say(texts.PAGE_CONFIRM_QUESTION, telegram=telegram, name=account.full_name)
         form = (
             f'<form method="post" action="{CONFIRM_PATH}">'
             f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
@@ -458,9 +474,9 @@ class LinkPages:
             f"{escape(texts.PAGE_CONFIRM)}</button>"
             '<button class="secondary" type="submit" name="decision" value="cancel">'
             f"{escape(texts.PAGE_CANCEL)}</button></form>"
-            f'<p class="note">{escape(texts.PAGE_CONFIRM_NOTE)}</p>'
+            f'<p class="note">{escape(self.say(texts.PAGE_CONFIRM_NOTE))}</p>'
         )
-        return page(texts.PAGE_CONFIRM_TITLE, [question], extra=form)
+        return page(self.say(texts.PAGE_CONFIRM_TITLE), [question], extra=form)
 
     async def confirm(self, request: web.Request) -> web.StreamResponse:
         """POST /link/confirm: «Подтвердить» binds, «Отмена» spends the link."""
@@ -487,19 +503,16 @@ class LinkPages:
                 outcome = await confirm_sign_in(repo, row, clock=self.clock)
                 await session.commit()
                 if isinstance(outcome, LinkRefused):
-                    await self.tell_chat(chat_id, texts.REFUSALS[outcome.reason])
+                    await self.tell_chat(chat_id, self.chat_refusal(outcome.reason))
                     return self.refusal(outcome.reason)
                 log.info(
                     "account %s linked to Telegram user %s (bot first)",
                     outcome.link.account_id,
                     outcome.link.telegram_user_id,
                 )
-                try:
-                    await self.announce(self.bot, outcome, repo)
-                except TelegramAPIError as error:  # bound all the same; /start shows the rest
-                    log.warning(
-                        "could not tell chat %s it is linked: %s", chat_id, type(error).__name__
-                    )
-                response = page(texts.PAGE_DONE_TITLE, [texts.PAGE_DONE], extra=self.back_to_bot())
+                await self.announce(outcome, repo)  # bound all the same; /start shows the rest
+                response = page(
+                    texts.PAGE_DONE_TITLE, [self.say(texts.PAGE_DONE)], extra=self.back_to_bot()
+                )
         response.del_cookie(COOKIE, path=COOKIE_PATH)
         return response

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.core import Call, Endpoint, Reply
-from bot.api.errors import ApiError, field_error
+from bot.web.api.core import Call, Endpoint, Reply
+from bot.web.api.errors import ApiError, field_error
 from services import decisions, integration
 from services.domain import Source, Status
 from services.integration import (

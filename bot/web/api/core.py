@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.web.metrics import Metrics
 from services.clock import Clock
 from storage.repositories import Repositories
 
@@ -19,7 +19,7 @@ PREFIX = "/api/v1"
 
 
 # Clears a Telegram user's chat state (FSM) kept outside the database, (user_id, chat_id):
-# bot.app.conversation_eraser; None when the conversation's state is in the database itself.
+# bot.process.app.conversation_eraser; None when the conversation's state is in the database itself.
 ForgetConversation = Callable[[int, int], Awaitable[None]]
 
 

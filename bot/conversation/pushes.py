@@ -51,6 +51,11 @@ class PushContext:
     settings: Settings
 
     @property
+    def messenger(self) -> str:
+        """The messenger the push goes to, whose name its texts say."""
+        return self.row.channel
+
+    @property
     def hide_names(self) -> bool:
         return self.settings.HIDE_NAMES_IN_PUSHES
 
@@ -177,7 +182,7 @@ async def digest(context: PushContext) -> Screen:
         status=Status.NEW.value, organization_id=account.organization_id
     )
     if count == 0:
-        raise Undeliverable("nothing to report: no applications «Не обработана» left")
+        raise Undeliverable("nothing to report: no applications left new")
     oldest = await applications.oldest_in_status(
         status=Status.NEW.value, organization_id=account.organization_id, limit=DIGEST_LINES
     )
@@ -189,7 +194,7 @@ async def digest(context: PushContext) -> Screen:
 async def unlinked(context: PushContext) -> Screen:
     """To a chat whose binding is gone (revoked by the web module, moved to another Telegram
     user): there is no recipient to check, the link was removed on purpose."""
-    return Screen(render_unlinked(context.row.payload))
+    return Screen(render_unlinked(context.row.payload, context.messenger))
 
 
 @renderer(MOVE_REQUEST_KIND)
@@ -203,7 +208,7 @@ async def move_request_question(context: PushContext) -> Screen:
     if request is None or request.account_id != context.row.account_id:
         raise Undeliverable("the move request is closed")
     until = local_time(request.expires_at, context.settings.zone)
-    return link_screens.move_question(requester_of(request), until, request.id)
+    return link_screens.move_question(requester_of(request), until, request.id, context.messenger)
 
 
 @renderer(MOVE_OUTCOME_KIND)
@@ -215,8 +220,9 @@ async def move_outcome(context: PushContext) -> Screen:
     except ValueError as error:
         raise Undeliverable("unknown move outcome") from error
     if outcome is MoveOutcome.ALLOWED:
-        return link_screens.move_outcome(outcome, actor_for(await context.bound()))
-    return link_screens.move_outcome(outcome, None)
+        actor = actor_for(await context.bound())
+        return link_screens.move_outcome(outcome, actor, context.messenger)
+    return link_screens.move_outcome(outcome, None, context.messenger)
 
 
 @renderer(CONSENT_KIND)
@@ -225,4 +231,4 @@ async def consent_screen(context: PushContext) -> Screen:
     the personal-data consent with «Ознакомился», unless accepted meanwhile."""
     if has_consent(await context.bound(), CONSENT_VERSION):
         raise Undeliverable("the consent is already accepted")
-    return link_screens.consent()
+    return link_screens.consent(context.messenger)

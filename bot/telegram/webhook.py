@@ -23,9 +23,10 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.receipts import Receipt
+from bot.conversation.receipts import Receipt
 from bot.settings import Settings, SettingsError
 from bot.telegram.feed import feed
+from bot.texts import cli
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,7 @@ async def set_webhook(bot: Bot, dp: Dispatcher, url: str, secret: str) -> None:
             drop_pending_updates=False,
         )
     except TelegramBadRequest as error:
-        raise SettingsError(
-            [
-                "Ошибка настройки: PUBLIC_URL задана неверно — Telegram не принял адрес вебхука "
-                f"{url}: {error.message}"
-            ]
-        ) from None
+        raise SettingsError([cli.WEBHOOK_REJECTED.format(url=url, error=error.message)]) from None
 
 
 class WebhookReceiver:

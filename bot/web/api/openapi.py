@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from bot.api.core import PREFIX, Endpoint
-from bot.api.errors import ErrorBody
+from bot.web.api.core import PREFIX, Endpoint
+from bot.web.api.errors import ErrorBody
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 

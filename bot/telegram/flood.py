@@ -7,8 +7,8 @@ sent twice), as long as the waits stay within a few seconds; a longer flood wait
 as before. Without this, a burst of users (say, a push to many directors who all open the menu)
 failed their updates — a decision rolled back, «Что-то пошло не так» instead of the card.
 
-The notification dispatcher paces itself by the 429s it gets (bot/notifier.py): it sends inside
-`flood_errors_raised()`, and its requests get the 429 at once.
+The notification dispatcher paces itself by the 429s it gets (bot/telegram/sender.py): it
+sends inside `flood_errors_raised()`, and its requests get the 429 at once.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.api import PREFIX, ApiContext, build_api_app
-from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.web.api import PREFIX, ApiContext, build_api_app
+from bot.web.metrics import CONTENT_TYPE_LATEST, Metrics
 from services.clock import Clock, SystemClock
 from storage.db import create_session_factory
 

@@ -23,8 +23,8 @@ from email.utils import parsedate_to_datetime
 from aiohttp import ClientError, ClientSession, ClientTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.web.metrics import Metrics
 from services.clock import Clock
 from services.decisions import WEBHOOK_CHANNEL, decision_of, is_decision, signature, webhook_body
 from services.outbox import (

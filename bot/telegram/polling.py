@@ -3,9 +3,9 @@
 Telegram keeps an update until getUpdates is called with an offset above its id. aiogram's own
 polling asks for the next batch (confirming the last) while the updates of the batch are still
 being handled, so a process killed then loses them. Here the offset never passes an update that
-is not acknowledged (bot/receipts.py: committed, handled before, or failed and recorded): the
-updates of a killed or stopped process come again after the restart, and the record of the
-handled ones (storage/updates.py) skips those.
+is not acknowledged (bot/conversation/receipts.py: committed, handled before, or failed and
+recorded): the updates of a killed or stopped process come again after the restart, and the
+record of the handled ones (storage/updates.py) skips those.
 
 Updates are handled concurrently (one at a time per user: the events isolation of the
 Dispatcher), at most MAX_CONCURRENT_UPDATES at once. While some are in progress the loop asks
@@ -32,9 +32,9 @@ from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from pydantic import ValidationError
 
-from bot.receipts import Receipt
+from bot.conversation.receipts import Receipt
 from bot.telegram.feed import feed
-from bot.webhook import wait_for_stop_signal
+from bot.telegram.webhook import wait_for_stop_signal
 
 log = logging.getLogger(__name__)
 

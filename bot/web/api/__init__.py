@@ -14,10 +14,10 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from bot.api.core import PREFIX, ApiContext, Call, Endpoint
-from bot.api.endpoints import ENDPOINTS
-from bot.api.errors import ApiError, ErrorBody, validation_failed
-from bot.api.openapi import build_document
+from bot.web.api.core import PREFIX, ApiContext, Call, Endpoint
+from bot.web.api.endpoints import ENDPOINTS
+from bot.web.api.errors import ApiError, ErrorBody, validation_failed
+from bot.web.api.openapi import build_document
 from storage.repositories import Repositories
 
 __all__ = ["API_VERSION", "PREFIX", "ApiContext", "build_api_app", "openapi_document"]

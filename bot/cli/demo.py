@@ -12,10 +12,9 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from aiogram.exceptions import TelegramNetworkError, TelegramServerError
-
-from bot.app import build_bot, fetch_me
 from bot.settings import Settings
+from bot.telegram.bot import BotApiUnreachable, fetch_username
+from bot.texts import cli
 from services import integration
 from services.clock import Clock, SystemClock
 from services.domain import Role, Source, Status
@@ -191,19 +190,12 @@ async def load_demo(repo: Repositories, *, clock: Clock) -> DemoSet:
 
 async def run_demo(settings: Settings) -> int:
     """The command: load the demo set into the configured database and print the links."""
-    bot = build_bot(settings)
     try:
-        me = await fetch_me(bot)
-    except (TelegramNetworkError, TelegramServerError):
-        print(
-            "Не удалось связаться с сервером Bot API (TELEGRAM_API_URL): без имени бота "
-            "ссылки не составить. Проверьте сеть и повторите.",
-            file=sys.stderr,
-        )
+        username = await fetch_username(settings)
+    except BotApiUnreachable:
+        print(cli.DEMO_BOT_API_UNREACHABLE, file=sys.stderr)
         return 1
-    finally:
-        await bot.session.close()
-    assert me.username is not None
+    assert username is not None
     clock = SystemClock()
     ttl = timedelta(seconds=settings.LINK_TOKEN_TTL)
     engine = create_engine(settings.DATABASE_URL)
@@ -218,13 +210,16 @@ async def run_demo(settings: Settings) -> int:
     finally:
         await engine.dispose()
     print(
-        f"Демонстрационные данные загружены: ОО — {demo.organizations}, учётных записей — "
-        f"{demo.accounts}, заявок — {demo.applications}.\n\n"
-        f"Руководитель ОО ({demo.director_name}, {demo.school_name}):\n"
-        f"{deep_link(me.username, director.token)}\n\n"
-        f"Заявитель ({demo.applicant_name}):\n"
-        f"{deep_link(me.username, applicant.token)}\n\n"
-        f"Ссылки одноразовые и действуют {settings.LINK_TOKEN_TTL // 60} мин; "
-        "новые — повторным запуском python -m bot demo."
+        cli.DEMO_LOADED.format(
+            organizations=demo.organizations,
+            accounts=demo.accounts,
+            applications=demo.applications,
+            director=demo.director_name,
+            school=demo.school_name,
+            director_link=deep_link(username, director.token),
+            applicant=demo.applicant_name,
+            applicant_link=deep_link(username, applicant.token),
+            ttl_minutes=settings.LINK_TOKEN_TTL // 60,
+        )
     )
     return 0

@@ -1,8 +1,8 @@
-"""The client side of the OpenID Connect code flow (bot-first sign-in, bot/oidc.py): discovery,
+"""The client side of the OpenID Connect code flow (bot-first sign-in, bot/web/oidc.py): discovery,
 the authorisation URL with PKCE, the code exchange, the ID token's checks, userinfo.
 
 A module of its own so that Authlib, joserfc and httpx2 are loaded only when a provider is
-configured (bot.oidc.provider_from).
+configured (bot.web.oidc.provider_from).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
-from bot.oidc import SignInError
+from bot.web.oidc import SignInError
 
 HTTP_TIMEOUT = 10.0
 ID_TOKEN_LEEWAY = 120  # seconds of clock skew tolerated between us and the provider

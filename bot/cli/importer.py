@@ -24,8 +24,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.api.errors import describe, location
+from bot.cli.progress import READ_STEP, Counts, Progress, counts_line, progress_for
 from bot.settings import Settings
+from bot.web.api.errors import describe, location
 from services import integration
 from services.clock import Clock, SystemClock
 from services.domain import Source
@@ -101,9 +102,14 @@ class ImportReport:
         default_factory=lambda: {kind: Counter() for kind in KINDS}
     )
     errors: list[tuple[int, str]] = field(default_factory=list)
+    read: int = 0  # lines read (valid or not), known once the file is read
 
     def error(self, line: int, message: str) -> None:
         self.errors.append((line, message))
+
+    def counts(self, *, total: int | None = None) -> Counts:
+        applied = sum(sum(counter.values()) for counter in self.results.values())
+        return Counts(self.read, applied, len(self.errors), total)
 
     def summary(self) -> list[str]:
         lines = []
@@ -211,13 +217,21 @@ def read_csv(text: str, report: ImportReport) -> Iterator[Line]:
         yield Line(number, record)
 
 
-def read_file(path: Path, report: ImportReport) -> list[Line]:
+def read_file(path: Path, report: ImportReport, progress: Progress | None = None) -> list[Line]:
     text = path.read_text(encoding="utf-8-sig")
     suffix = path.suffix.lower()
     is_json = suffix in (".jsonl", ".ndjson", ".json") or (
         suffix != ".csv" and text.lstrip().startswith("{")
     )
-    lines = list(read_jsonl(text, report) if is_json else read_csv(text, report))
+    lines: list[Line] = []
+    for line in read_jsonl(text, report) if is_json else read_csv(text, report):
+        lines.append(line)
+        if progress is not None and len(lines) % READ_STEP == 0:
+            report.read = len(lines) + len(report.errors)
+            progress.show(report.counts())
+    report.read = len(lines) + len(report.errors)
+    if progress is not None:
+        progress.show(report.counts(total=report.read))
     # Organisations first, then accounts, then applications: references resolve in one pass.
     return sorted(lines, key=lambda line: (KINDS.index(line.kind), line.number))
 
@@ -252,6 +266,7 @@ async def write_lines(
     notify: bool,
     clock: Clock,
     batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
     pause: float = 0.0,
 ) -> None:
     """Valid lines in batches, one transaction each. A line the database refuses (a conflict
@@ -271,6 +286,8 @@ async def write_lines(
                     report.error(line.number, f"база данных отклонила строку: {error.orig}")
         for line, result in results:
             report.results[line.kind][result] += 1
+        if progress is not None:
+            progress.show(report.counts(total=report.read))
         if pause and start + batch_size < len(lines):
             await asyncio.sleep(pause)
 
@@ -310,12 +327,23 @@ async def import_file(
     snils_key: str | None,
     notify: bool,
     clock: Clock,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
 ) -> ImportReport:
     report = ImportReport()
-    lines = read_file(path, report)
+    lines = read_file(path, report, progress)
     await write_lines(
-        session_factory, lines, report, snils_key=snils_key, notify=notify, clock=clock
+        session_factory,
+        lines,
+        report,
+        snils_key=snils_key,
+        notify=notify,
+        clock=clock,
+        batch_size=batch_size,
+        progress=progress,
     )
+    if progress is not None:
+        progress.close(report.counts(total=report.read))
     return report
 
 
@@ -332,12 +360,15 @@ def _reading_failure(error: Exception) -> str:
 
 
 async def run_import(settings: Settings, file: str, *, notify: bool) -> int:
-    """The command: prints a summary and the failed lines; 1 if any line failed."""
+    """The command: shows its progress (bot/cli/progress.py), prints a summary, the counts and
+    the failed lines; 1 if any line failed."""
     path = Path(file)
+    progress = progress_for(sys.stdout)
     try:
         report = ImportReport()
-        lines = read_file(path, report)
+        lines = read_file(path, report, progress)
     except (OSError, UnicodeDecodeError) as error:
+        progress.close(None)
         print(f"Не удалось прочитать {path}: {_reading_failure(error)}", file=sys.stderr)
         return 1
     engine = create_engine(settings.DATABASE_URL)
@@ -352,12 +383,14 @@ async def run_import(settings: Settings, file: str, *, notify: bool) -> int:
             snils_key=key.get_secret_value() if key is not None else None,
             notify=notify,
             clock=SystemClock(),
+            progress=progress,
             batch_size=SQLITE_BATCH_SIZE if sqlite else BATCH_SIZE,
             pause=SQLITE_PAUSE if sqlite else 0.0,
         )
     finally:
+        progress.close(report.counts(total=report.read))
         await engine.dispose()
-    print("\n".join(report.summary()))
+    print("\n".join([*report.summary(), counts_line(report.counts())]))
     if report.errors:
         print("\n".join(report.error_lines()), file=sys.stderr)
         return 1
