@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.conversation.intents import AppAction, AppIntent, StatusCode
-from bot.notifier import build_notifier
-from bot.pushes import RENDERERS, PushContext
+from bot.conversation.pushes import RENDERERS, PushContext
 from bot.screens.screen import Screen
+from bot.telegram.sender import build_notifier
 from services.clock import SystemClock
 from services.outbox import OutboxWorker
 from storage import outbox_signal

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiogram import Dispatcher
 
-from bot.app import build_bot
-from bot.polling import Poller, RawGetUpdates, RawUpdate
+from bot.telegram.bot import build_bot
+from bot.telegram.polling import Poller, RawGetUpdates, RawUpdate
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import test_settings
 
@@ -42,7 +42,7 @@ async def test_an_update_taken_is_not_parsed_or_handled_again(
         await release.wait()
 
     parsed: list[int] = []
-    from bot import polling
+    from bot.telegram import polling
 
     original = polling.Update.model_validate
 
