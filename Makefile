@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install bench clean lock lock-check
+.PHONY: run test test-fast lint install bench clean lock lock-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 ## Lint, type-check and run the whole test suite.
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+## The fast part alone: tests/unit/ (no database, no process; under a minute, README "Tests").
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 ## Every benchmark (bench/, docs/BENCHMARKS.md); BENCH_ARGS=--serial-delivery runs the delivery alone.
 bench: $(STAMP)

@@ -3,5 +3,5 @@ delivery against Telegram's limits, ingest through the integration API, memory o
 
 Run everything with `python -m bench` (or `make bench`), one part with `python -m bench.<part>`.
 Figures go to stdout with how they were run; docs/BENCHMARKS.md keeps the latest ones. Nothing
-here runs in the test suite except tests/test_bench_smoke.py on tiny sizes.
+here runs in the test suite except tests/integration/test_bench_smoke.py on tiny sizes.
 """

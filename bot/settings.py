@@ -49,6 +49,7 @@ HINTS: dict[str, str] = {
     "NOTIFY_RATE": "число сообщений в секунду больше 0 и не больше 30, например 25",
     "NOTIFY_LEASE": "целое число секунд от 2 до 600, например 30",
     "NOTIFY_IN_BOT": "true или false",
+    "DIRECTOR_DECIDES_OWN": "true или false",
     "OUTBOX_RETENTION_DAYS": "целое число дней от 1 до 3650, например 30",
 }
 
@@ -88,6 +89,9 @@ class Settings(BaseSettings):
     TIMEZONE: str = "Asia/Yekaterinburg"
     DIGEST_TIME: time = time(9, 0)
     HIDE_NAMES_IN_PUSHES: bool = False
+    # True where the region's rules let a director approve or cancel his own application (by
+    # default staff decide it; services/domain.py).
+    DIRECTOR_DECIDES_OWN: bool = False
     # Sent and failed outbox rows (which chat belongs to which account) are deleted this many
     # days later (services/retention.py).
     OUTBOX_RETENTION_DAYS: int = Field(30, ge=1, le=3650)

@@ -115,6 +115,7 @@ async def perform_action(
     expected_status: Status | None = None,
     clock: Clock | None = None,
     decisions_webhook: bool = False,
+    self_decisions: bool = False,
 ) -> Outcome:
     """Perform an action for an actor: check, change conditionally, record, notify.
 
@@ -122,7 +123,8 @@ async def perform_action(
     outbox rows are committed together or not at all. `expected_status` is the status the actor
     saw (on a card); if the application moved since, the outcome is LostRace. With
     `decisions_webhook` (pass `settings.decisions_webhook`) the decision is also queued for the
-    web module's webhook.
+    web module's webhook. `self_decisions` (the setting DIRECTOR_DECIDES_OWN) lets a director decide
+    his own application.
     """
     now = (clock or SystemClock()).now()
     comment = normalize_comment(comment)
@@ -136,7 +138,7 @@ async def perform_action(
     current = Status(application.status)
     if expected_status is not None and current is not expected_status:
         return lost_race(number, action, current)
-    verdict = check(actor, action, ref(application))
+    verdict = check(actor, action, ref(application), self_decisions=self_decisions)
     if not isinstance(verdict, Rule):
         return Refused(verdict)
 
@@ -171,3 +173,49 @@ async def perform_action(
         decisions_webhook=decisions_webhook,
     )
     return Done(application=application, event=event, from_status=current, to_status=to_status)
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What a bulk approval did: each application went through perform_action on its own."""
+
+    approved: list[int]
+    already_processed: list[int]  # someone was first: the status is no longer «Не обработана»
+    refused: list[tuple[int, Reason]]  # not allowed (the reason), nothing changed
+
+
+async def approve_many(
+    repo: Repositories,
+    actor: Actor,
+    numbers: list[int],
+    *,
+    comment: str | None = None,
+    clock: Clock | None = None,
+    decisions_webhook: bool = False,
+    self_decisions: bool = False,
+) -> BulkOutcome:
+    """Approve several applications with one (optional) comment, in the caller's transaction:
+    each through the same race-safe perform_action, expecting «Не обработана», with its own
+    history row, pushes and decisions-webhook entry."""
+    approved: list[int] = []
+    already: list[int] = []
+    refused: list[tuple[int, Reason]] = []
+    for number in dict.fromkeys(numbers):
+        outcome = await perform_action(
+            repo,
+            actor,
+            number,
+            Action.APPROVE,
+            comment=comment,
+            expected_status=Status.NEW,
+            clock=clock,
+            decisions_webhook=decisions_webhook,
+            self_decisions=self_decisions,
+        )
+        if isinstance(outcome, Done):
+            approved.append(number)
+        elif isinstance(outcome, LostRace):
+            already.append(number)
+        else:
+            refused.append((number, outcome.reason))
+    return BulkOutcome(approved, already, refused)

@@ -1,4 +1,5 @@
-"""The directors' daily digest of applications «Не обработана» (docs/notifications.md).
+"""The daily digests (docs/notifications.md): the directors' of applications «Не обработана»,
+and staff's of director-approved applications waiting for «Включить в группу» (issue 15).
 
 At the configured local time each director who has unprocessed applications in their
 organisation, and has not opted out or muted pushes, gets one digest push through the outbox.
@@ -60,6 +61,15 @@ async def enqueue_digest(repo: Repositories, day: date, now: datetime) -> int | 
         repo,
         kind=NotificationKind.DIGEST,
         account_ids=recipients,
+        application_number=None,
+        event_id=None,
+        now=now,
+        payload={"day": day.isoformat()},
+    )
+    run.recipients += await enqueue_telegram(
+        repo,
+        kind=NotificationKind.STAFF_DIGEST,
+        account_ids=await repo.links.staff_digest_recipients(),
         application_number=None,
         event_id=None,
         now=now,

@@ -130,6 +130,8 @@ class ReasonCode(StrEnum):
     NOT_FOUND = "not_found"  # `number`
     COMMENT_TOO_LONG = "comment_too_long"  # `limit`
     COMMENT_EMPTY = "comment_empty"
+    OWN_APPLICATION = "own_application"  # a director's decision on his own: `number`
+    ROLE_NEEDED = "role_needed"  # no role of the person has the action: `action`
 
 
 @dataclass(frozen=True)
@@ -144,18 +146,52 @@ class Reason:
     limit: int | None = None
 
 
-def check(actor: Actor, action: Action, application: ApplicationRef) -> Rule | Reason:
-    """The rule that allows the action, or the reason it is refused."""
+# A director decides the applications of his organisation, but not his own: staff decide it
+# (DIRECTOR_DECIDES_OWN lets a region whose rules allow it decide it). Comments are not
+# decisions.
+DECISIONS = frozenset({Action.APPROVE, Action.CANCEL, Action.INCLUDE})
+
+
+def own_decision_refusal(
+    actor: Actor, action: Action, application: ApplicationRef, *, self_decisions: bool = False
+) -> Reason | None:
+    """Why a director may not make this decision on his own application, or None."""
+    if (
+        self_decisions
+        or actor.role is not Role.DIRECTOR
+        or action not in DECISIONS
+        or application.applicant_id != actor.account_id
+    ):
+        return None
+    return Reason(ReasonCode.OWN_APPLICATION, number=application.number)
+
+
+def role_needed(actor: Actor, action: Action) -> Reason:
+    """Why the active role cannot take the action; if no role of the person can, which role
+    it needs (the text names the roles that have a rule for it)."""
+    if any(rule_for(action, role) is not None for role in actor.roles):
+        return Reason(ReasonCode.NOT_FOR_ROLE, action=action, role=actor.role)
+    return Reason(ReasonCode.ROLE_NEEDED, action=action)
+
+
+def check(
+    actor: Actor, action: Action, application: ApplicationRef, *, self_decisions: bool = False
+) -> Rule | Reason:
+    """The rule that allows the action, or the reason it is refused. A director's decision on
+    his own application is refused unless `self_decisions` (the setting DIRECTOR_DECIDES_OWN)."""
     number = application.number
     if actor.role not in actor.roles:
         return Reason(ReasonCode.NO_ROLE, role=actor.role)
     rule = rule_for(action, actor.role)
     if rule is None:
-        return Reason(ReasonCode.NOT_FOR_ROLE, action=action, role=actor.role)
+        return role_needed(actor, action)
     if not in_scope(actor, rule.scope, application):
         if rule.scope is Scope.OWN_APPLICATION:
             return Reason(ReasonCode.NOT_OWN, number=number)
         return Reason(ReasonCode.OTHER_ORGANIZATION, number=number)
+    own = own_decision_refusal(actor, action, application, self_decisions=self_decisions)
+    if own is not None:
+        return own
     if application.status not in rule.from_statuses:
         return status_refusal(number, action, application.status)
     return rule
@@ -169,6 +205,12 @@ def status_refusal(number: int, action: Action, status: Status) -> Reason:
     return Reason(ReasonCode.ALREADY_DECIDED, number=number, status=status)
 
 
-def allowed_actions(actor: Actor, application: ApplicationRef) -> list[Action]:
+def allowed_actions(
+    actor: Actor, application: ApplicationRef, *, self_decisions: bool = False
+) -> list[Action]:
     """Actions the actor may take now, in the order buttons are shown."""
-    return [action for action in Action if isinstance(check(actor, action, application), Rule)]
+    return [
+        action
+        for action in Action
+        if isinstance(check(actor, action, application, self_decisions=self_decisions), Rule)
+    ]

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from services.decisions import enqueue_webhook, is_decision
-from services.domain import Action, Role
+from services.domain import Action, Role, Status
 from storage.models import Application, ApplicationEvent
 from storage.repositories import Recipient, Repositories
 
@@ -21,21 +21,30 @@ class NotificationKind(StrEnum):
     STATUS_CHANGED = "status_changed"
     COMMENT = "comment"
     DIGEST = "digest"
+    STAFF_DIGEST = "staff_digest"  # staff: approved applications waiting for inclusion
 
 
 async def recipients_for(
-    repo: Repositories, application: Application, actor_role: Role | None, actor_id: int | None
+    repo: Repositories,
+    application: Application,
+    actor_role: Role | None,
+    actor_id: int | None,
+    *,
+    withdrawn_after_approval: bool = False,
 ) -> list[int]:
     """Accounts to notify of a change by an actor in a role (None: the web module).
 
     The applicant hears of everything others do; the directors hear of what the applicant and
-    the regional staff do; the actor never hears of their own action.
+    the regional staff do; staff hear when an applicant cancels an application the director
+    had approved (it was waiting for them); the actor never hears of their own action.
     """
     recipients: list[int] = []
     if actor_role is not Role.LISTENER:
         recipients.append(application.applicant_id)
     if actor_role in (Role.LISTENER, Role.STAFF):
         recipients += await repo.accounts.director_ids(application.organization_id)
+    if actor_role is Role.LISTENER and withdrawn_after_approval:
+        recipients += await repo.accounts.staff_ids()
     unique = dict.fromkeys(r for r in recipients if r != actor_id)
     return list(unique)
 
@@ -131,7 +140,14 @@ async def notify_event(
         if event.action == Action.COMMENT.value
         else NotificationKind.STATUS_CHANGED
     )
-    recipients = await recipients_for(repo, application, actor_role, event.actor_account_id)
+    withdrawn = event.action == Action.CANCEL.value and event.from_status == Status.APPROVED.value
+    recipients = await recipients_for(
+        repo,
+        application,
+        actor_role,
+        event.actor_account_id,
+        withdrawn_after_approval=withdrawn,
+    )
     return await enqueue_telegram(
         repo,
         kind=kind,

@@ -10,10 +10,13 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
+from sqlalchemy import case, func, or_, select
+
 from services.applications import ref
-from services.domain import RULES, Actor, Scope, Status, can_view
+from services.domain import RULES, Action, Actor, Scope, Status, can_view
 from services.views import ApplicationView, card_view_of, list_row_of
 from storage.models import Application, ApplicationEvent
 from storage.repositories import ApplicationScope, Repositories
@@ -159,10 +162,38 @@ async def list_applications(
     narrowing: Narrowing | None = None,
     page: int = 0,
     size: int = PAGE_SIZE,
-) -> Page[ApplicationView]:
+) -> Page[Application]:
     """The actor's applications, newest first, optionally of one status, matching a search,
-    of one organisation and programme: a list's rows, as plain data (read without the ORM's
-    entities: the list screens' hot path)."""
+    of one organisation and programme."""
+    narrowing = narrowing or Narrowing()
+
+    async def fetch(index: int) -> tuple[list[Application], int]:
+        return await repo.applications.search(
+            visibility(actor),
+            status=status.value if status is not None else None,
+            number=search.number if search is not None else None,
+            name=search.name if search is not None else None,
+            organization_id=narrowing.organization_id,
+            program=narrowing.program,
+            offset=index * size,
+            limit=size,
+        )
+
+    return await _counted_page(fetch, page, size)
+
+
+async def list_rows(
+    repo: Repositories,
+    actor: Actor,
+    *,
+    status: Status | None,
+    search: Search | None = None,
+    narrowing: Narrowing | None = None,
+    page: int = 0,
+    size: int = PAGE_SIZE,
+) -> Page[ApplicationView]:
+    """As `list_applications`, as a list screen's rows: plain data, read without the ORM's
+    entities (the list screens' hot path, ApplicationRepo.search_rows)."""
     narrowing = narrowing or Narrowing()
 
     async def fetch(index: int) -> tuple[list[ApplicationView], int]:
@@ -268,3 +299,50 @@ async def program_of(repo: Repositories, actor: Actor, key: int) -> str | None:
 
 async def organization_name(repo: Repositories, organization_id: int) -> str | None:
     return await repo.applications.organization_name(organization_id)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What happened to the applications an actor may see, by others, since a moment."""
+
+    arrived: int  # new applications (not the actor's own)
+    decisions: int  # status changes
+    comments: int
+
+    @property
+    def any(self) -> bool:
+        return bool(self.arrived or self.decisions or self.comments)
+
+
+async def changes_since(repo: Repositories, actor: Actor, since: datetime) -> Changes:
+    """Applications that arrived since, and from the history the decisions and comments on
+    the applications the actor sees, made by anyone but the actor (the web module included)."""
+    scope = visibility(actor).condition()
+    arrived = await repo.session.scalar(
+        select(func.count())
+        .select_from(Application)
+        .where(scope, Application.created_at >= since, Application.applicant_id != actor.account_id)
+    )
+    kind = case((ApplicationEvent.action == Action.COMMENT.value, "comments"), else_="decisions")
+    others = or_(
+        ApplicationEvent.actor_account_id.is_(None),
+        ApplicationEvent.actor_account_id != actor.account_id,
+    )
+    rows = await repo.session.execute(
+        select(kind, func.count())
+        .select_from(ApplicationEvent)
+        .join(Application, Application.number == ApplicationEvent.application_number)
+        .where(
+            scope,
+            ApplicationEvent.created_at >= since,
+            ApplicationEvent.action != "create",  # an arrival, counted above
+            others,
+        )
+        .group_by(kind)
+    )
+    counts = {str(name): int(count) for name, count in rows.all()}
+    return Changes(
+        arrived=int(arrived or 0),
+        decisions=counts.get("decisions", 0),
+        comments=counts.get("comments", 0),
+    )

@@ -81,6 +81,20 @@ def application_view(application: Application) -> ApplicationView:
     )
 
 
+def list_row_view(application: Application) -> ApplicationView:
+    """What a list's row shows: the organisation is not loaded for lists (only the applicant)."""
+    return ApplicationView(
+        number=application.number,
+        status=Status(application.status),
+        applicant_id=application.applicant_id,
+        applicant_name=application.applicant.full_name,
+        organization_id=application.organization_id,
+        organization_name="",
+        program=application.program,
+        group=application.group,
+    )
+
+
 def card_view_of(row: dict[str, Any]) -> ApplicationView:
     """An application as a card shows it, from ApplicationRepo.view_row's plain values."""
     return ApplicationView(**{**row, "status": Status(row["status"])})

@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
 
 from storage import outbox_signal
 from storage.db import SQLITE_FOLD_FUNCTION, fold_name
@@ -102,6 +102,13 @@ def _narrowed(
 # The people an application or a link names, with their roles, in the same query (the roles'
 # own default, a second SELECT, would cost a round trip on every update).
 WITH_APPLICANT = joinedload(Application.applicant).joinedload(Account.roles)
+# A list's rows show the applicant's name only: no roles, no organisation. Without a joined
+# collection the page needs no subquery around its LIMIT, and loads about a third as fast
+# (docs/BENCHMARKS.md). A card loads the application again, whole (ApplicationRepo.get).
+LIST_ROW = (
+    joinedload(Application.applicant).lazyload(Account.roles),
+    lazyload(Application.organization),
+)
 WITH_ACCOUNT = joinedload(TelegramLink.account).joinedload(Account.roles)
 
 
@@ -333,6 +340,18 @@ class ApplicationRepo:
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
+    async def count_by_organization(self, *, status: str) -> list[tuple[str, int]]:
+        """Applications in one status per organisation (its name), the most first."""
+        count = func.count(Application.number)
+        result = await self.session.execute(
+            select(Organization.name, count)
+            .join(Organization, Organization.id == Application.organization_id)
+            .where(Application.status == status)
+            .group_by(Organization.id, Organization.name)
+            .order_by(count.desc(), Organization.name)
+        )
+        return [(str(name), int(n)) for name, n in result.all()]
+
     async def oldest_in_status(
         self, *, status: str, organization_id: int, limit: int
     ) -> Sequence[Application]:
@@ -344,6 +363,74 @@ class ApplicationRepo:
             .limit(limit)
         )
         return (await self.session.scalars(query)).all()
+
+    async def search(
+        self,
+        scope: ApplicationScope,
+        *,
+        status: str | None = None,
+        number: int | None = None,
+        name: str | None = None,
+        organization_id: int | None = None,
+        program: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[Application], int]:
+        """A page of the applications in scope, newest first, and how many match in all, as ORM
+        entities (the export, the bulk decisions); a list screen reads `search_rows`.
+
+        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е»;
+        `program` is the whole programme ("" for applications without one).
+        """
+        conditions = _narrowed(scope, status, organization_id, program)
+        if number is not None:
+            conditions.append(Application.number == number)
+        if name is not None:
+            conditions.append(await self._applicant_named(scope, name))
+        where = and_(*conditions)
+        counted = select(func.count()).select_from(Application).where(where)
+        # The page and, on each of its rows, how many match in all: one statement instead of a
+        # count and a page. The count is an uncorrelated subquery, run once per statement (a
+        # window, count() OVER (), would carry every matching row's columns to a sorter).
+        total = counted.correlate(None).scalar_subquery()
+        query = (
+            select(Application, total.label("total"))
+            .options(*LIST_ROW)
+            .where(where)
+            .order_by(Application.created_at.desc(), Application.number.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).unique().all()
+        if rows:
+            return [application for application, _ in rows], int(rows[0][1])
+        if not offset:
+            return [], 0
+        # Past the end: no row carries the total, so count.
+        return [], int(await self.session.scalar(counted) or 0)
+
+    async def _applicant_named(self, scope: ApplicationScope, name: str) -> ColumnElement[bool]:
+        """The applicant's name contains `name` (folded). With a narrow scope (an organisation's
+        or a person's applications: a few hundred applicants at most) on SQLite, whose folding
+        is a Python function called back per name, the applicants' names are read once and
+        compared here; otherwise the database compares them."""
+        needle = fold_name(name)
+        if self._on_sqlite() and not scope.everything:
+            applicants = select(Application.applicant_id).where(scope.condition())
+            rows = await self.session.execute(
+                select(Account.id, Account.full_name).where(Account.id.in_(applicants))
+            )
+            named = [account_id for account_id, full_name in rows if needle in fold_name(full_name)]
+            return Application.applicant_id.in_(named)
+        folded = self._folded(Account.full_name).contains(needle, autoescape=True)
+        if scope.everything:
+            return Application.applicant_id.in_(select(Account.id).where(folded))
+        return (
+            select(Account.id)
+            .where(Account.id == Application.applicant_id, folded)
+            .correlate(Application)
+            .exists()
+        )
 
     async def search_rows(
         self,
@@ -500,6 +587,13 @@ class ApplicationRepo:
     def _on_sqlite(self) -> bool:
         return self.session.get_bind().dialect.name == "sqlite"
 
+    def _folded(
+        self, column: ColumnElement[str] | InstrumentedAttribute[str]
+    ) -> ColumnElement[str]:
+        if self._on_sqlite():  # the function is registered on every connection (storage/db.py)
+            return getattr(func, SQLITE_FOLD_FUNCTION)(column, type_=String)  # type: ignore[no-any-return]
+        return func.replace(func.lower(column), "ё", "е", type_=String)
+
     async def touch(self, number: int, now: datetime) -> None:
         await feed_lock(self.session, shared=True)
         await self.session.execute(
@@ -534,6 +628,15 @@ class AccountRepo:
             .join(AccountRole, AccountRole.account_id == Account.id)
             .where(Account.organization_id == organization_id, AccountRole.role == "director")
             .order_by(Account.id)
+        )
+        return list(result.scalars())
+
+    async def staff_ids(self) -> list[int]:
+        """Accounts with the role «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»."""
+        result = await self.session.execute(
+            select(AccountRole.account_id)
+            .where(AccountRole.role == "staff")
+            .order_by(AccountRole.account_id)
         )
         return list(result.scalars())
 
@@ -762,6 +865,25 @@ class LinkRepo:
             .where(
                 AccountRole.role == "director",
                 Account.organization_id.in_(pending_organizations),
+                TelegramLink.consent_at.is_not(None),
+                TelegramLink.digest_enabled.is_(True),
+                TelegramLink.muted.is_(False),
+                TelegramLink.blocked.is_(False),
+            )
+            .order_by(TelegramLink.account_id)
+        )
+        return list(result.scalars())
+
+    async def staff_digest_recipients(self) -> list[int]:
+        """Accounts of staff who want the daily digest while director-approved applications
+        wait for «Включить в группу»: linked, consent given, not muted, not blocked."""
+        waiting = select(Application.number).where(Application.status == "approved").limit(1)
+        result = await self.session.execute(
+            select(TelegramLink.account_id)
+            .join(AccountRole, AccountRole.account_id == TelegramLink.account_id)
+            .where(
+                AccountRole.role == "staff",
+                waiting.exists(),
                 TelegramLink.consent_at.is_not(None),
                 TelegramLink.digest_enabled.is_(True),
                 TelegramLink.muted.is_(False),

@@ -1,12 +1,13 @@
 """Shared fixtures: a real database per test (SQLite file always, PostgreSQL when
-TEST_DATABASE_URL is set), seeded data, a controllable clock."""
+TEST_DATABASE_URL is set; tests/bot/ on SQLite alone unless marked `every_backend`), seeded
+data, a controllable clock; each test marked by its folder (unit, integration, bot, e2e)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,19 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
+KINDS = ("unit", "integration", "bot", "e2e")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test carries the marker of its folder (tests/unit/ → `unit`, …), so `-m unit`
+    selects by kind (tests/unit/test_layout_of_tests.py holds every test file to a folder)."""
+    for item in items:
+        path = item.path.resolve()
+        if path.is_relative_to(TESTS) and path.relative_to(TESTS).parts[0] in KINDS:
+            item.add_marker(path.relative_to(TESTS).parts[0])
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (faster than migrating every time)."""
@@ -64,9 +78,28 @@ def postgres_migrated() -> str:
     return TEST_DATABASE_URL
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`database_url` takes each backend in turn: SQLite, and PostgreSQL when TEST_DATABASE_URL
+    is set. The conversation tests in tests/bot/ test the flows, which are the same on both,
+    so they run on SQLite alone, unless marked `every_backend` (search, locks, constraints,
+    times, statements: what the database decides); storage has its own tests on both in
+    tests/integration/. A test that parametrises `database_url` itself keeps its own."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "database_url" in (
+            names.replace(" ", "").split(",") if isinstance(names, str) else names
+        ):
+            return
+    kind = metafunc.definition.path.resolve().relative_to(TESTS).parts[0]
+    every = kind != "bot" or metafunc.definition.get_closest_marker("every_backend") is not None
+    metafunc.parametrize("database_url", BACKENDS if every else BACKENDS[:1], indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database of each backend in turn."""
+    """A migrated, empty database of each backend in turn (see pytest_generate_tests)."""
     return empty_database(request, request.param, tmp_path)
 
 
@@ -82,25 +115,49 @@ def empty_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path)
 
 
 async def truncate_postgres(url: str) -> None:
-    """Empty every table of the migrated PostgreSQL test database.
+    """Empty every table of the migrated PostgreSQL test database, its ids starting again at 1.
 
     Tests run one after the other, so any other connection to the test database is left over
     from an earlier test (a background send still finishing, say): it is cut first, or its
-    transaction and the TRUNCATE could each wait for a lock the other holds (a deadlock)."""
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    transaction and the emptying could each wait for a lock the other holds (a deadlock).
+    DELETE, children first, rather than TRUNCATE: on tables of a few rows it is several times
+    quicker (TRUNCATE makes new files for every table), and this runs before each test."""
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
             await connection.execute(text(DROP_LEFTOVER_CONNECTIONS))
-            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(table.delete())
+            await connection.execute(text(RESTART_SEQUENCES))
     finally:
         await engine.dispose()
 
 
+RESTART_SEQUENCES = (
+    "SELECT count(setval(format('%I.%I', schemaname, sequencename), 1, false)) "
+    "FROM pg_sequences WHERE schemaname = current_schema()"
+)
 DROP_LEFTOVER_CONNECTIONS = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_tls_grace_on_closing_bots() -> Iterator[None]:
+    """aiogram's AiohttpSession.close() sleeps 250 ms for TLS connections to close (aiohttp's
+    graceful shutdown); the doubles speak plain HTTP on 127.0.0.1, so in tests a bot's session
+    closes without that pause, which would otherwise add a quarter of a second to every test
+    that runs a bot (hundreds)."""
+    from aiogram.client.session.aiohttp import AiohttpSession  # after `import bot`, above
+
+    async def close(self: AiohttpSession) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AiohttpSession, "close", close)
+        yield
 
 
 @pytest.fixture

@@ -84,6 +84,12 @@ class BotHarness:
         await self.feed_pending()
         return self.api.last_bot_message(user_id)
 
+    async def send_media(self, user_id: int, kind: str) -> Message:
+        """The user sends a photo, a voice message, a sticker or a document."""
+        self.api.send_media(user_id, kind)
+        await self.feed_pending()
+        return self.api.last_bot_message(user_id)
+
     async def press(self, user_id: int, label: str, message_id: int | None = None) -> Message:
         """The user presses a button by its label; returns the bot's newest message afterwards."""
         self.api.press(user_id, label, message_id)

@@ -3,6 +3,8 @@ role switch, help, «🔔 Уведомления», and whether the chat is reac
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.conversation import applications
 from bot.conversation.intents import (
     MenuAction,
@@ -15,6 +17,7 @@ from bot.conversation.intents import (
 from bot.conversation.turn import Turn
 from bot.screens import linking as link_screens
 from bot.screens import menu as screens
+from bot.screens.pieces import local_time
 from bot.screens.screen import Screen
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
@@ -25,6 +28,7 @@ from services.applications import menu_count
 from services.domain import Actor, Role
 from services.linking import accept_consent, actor_for, has_consent, switch_role
 from services.outbox import chat_blocked, chat_unblocked
+from services.queries import changes_since
 
 NOTICES = {
     NotifyAction.MUTE: notification_texts.MUTED,
@@ -51,10 +55,21 @@ async def show_menu(turn: Turn) -> None:
 
 
 def ask_consent(turn: Turn, *, pressed: bool = False) -> None:
-    """The consent screen, for anything a linked user does before accepting it."""
+    """For anything a linked user does before accepting the consent: one consent message. A
+    press turns its message into the consent (in place); a message gets the consent the first
+    time, then a short pointer to it with a button that opens it again."""
     if pressed:
         turn.reply.notice(link_texts.CONSENT_REQUIRED)
+    elif turn.state.consent_shown == CONSENT_VERSION:
+        turn.reply.show(link_screens.consent_pointer(turn.peer.messenger))
+        return
+    show_consent(turn)
+
+
+def show_consent(turn: Turn) -> None:
+    """The consent text, in place of the pressed message (or as a new one)."""
     turn.reply.show(link_screens.consent(turn.peer.messenger))
+    turn.state.set_consent_shown(CONSENT_VERSION)
 
 
 async def accept(turn: Turn) -> None:
@@ -65,6 +80,7 @@ async def accept(turn: Turn) -> None:
         accept_consent(link, version=CONSENT_VERSION, clock=turn.clock)
         turn.actor = actor_for(link)
         turn.reply.commands(turn.actor.role)
+    turn.state.set_consent_shown(None)
     turn.reply.notice(link_texts.CONSENT_ACCEPTED)
     await show_menu(turn)
 
@@ -135,15 +151,39 @@ def notifications_screen(turn: Turn) -> Screen:
 async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
     link, actor = turn.linked()
     action = pressed.action
+    summary = None
     if action in (NotifyAction.MUTE, NotifyAction.UNMUTE):
+        was_muted = link.muted
         link.muted = action is NotifyAction.MUTE
-    elif Role.DIRECTOR in actor.roles:
+        if action is NotifyAction.MUTE and not was_muted:
+            turn.state.set_muted_since(turn.clock.now().isoformat())
+        elif action is NotifyAction.UNMUTE and was_muted:
+            summary = await muted_summary(turn, actor)
+    elif Role.DIRECTOR in actor.roles or Role.STAFF in actor.roles:
         link.digest_enabled = action is NotifyAction.DIGEST_ON
     else:  # a forged button: the digest is for directors only
         turn.reply.alert(notification_texts.DIGEST_FOR_DIRECTORS)
         return
     turn.reply.notice(NOTICES[action])
     turn.reply.show(notifications_screen(turn))
+    if summary is not None:
+        turn.reply.send(summary)
+
+
+async def muted_summary(turn: Turn, actor: Actor) -> Screen | None:
+    """What changed while pushes were off, as one message (None if when they were muted is
+    not known: muted before the bot kept it)."""
+    since = turn.state.muted_since
+    turn.state.set_muted_since(None)
+    if since is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        return None
+    changes = await changes_since(turn.repo, actor, moment)
+    shown = local_time(moment, turn.settings.zone)
+    return screens.muted_summary(changes, shown, actor.role)
 
 
 async def reachable(turn: Turn, now_reachable: bool) -> None:

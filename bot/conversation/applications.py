@@ -3,7 +3,7 @@ pages; staff's filters by organisation and programme; the card; decisions (appro
 cancel) with a comment; comments; history; the deep link to a card.
 
 One set of flows serves the director, the applicant and staff: what each may see and do comes
-from the actor's role through services (queries.visible_view and list_applications,
+from the actor's role through services (queries.visible_view, list_rows and list_applications,
 domain.check / allowed_actions), decisions go through services.applications.perform_action,
 and screens are laid out by bot.screens.applications from plain data loaded here. Every press
 is checked again against the database: a card drawn before a restart, a push or a forged
@@ -24,13 +24,16 @@ from bot.conversation.intents import (
     ListFilter,
     ListIntent,
 )
-from bot.conversation.state import Input
+from bot.conversation.state import Input, Left
 from bot.conversation.turn import Turn
 from bot.screens import applications as screens
-from bot.screens.markup import escape, shorten
+from bot.screens import bulk as bulk_screens
+from bot.screens.export import workbook
+from bot.screens.markup import escape, plain, shorten
 from bot.screens.menu import message
 from bot.screens.screen import Screen
 from bot.texts import applications as t
+from bot.texts import export as export_texts
 from bot.texts.domain import refusal, role_label
 from services.applications import (
     Done,
@@ -45,19 +48,24 @@ from services.domain import (
     Action,
     Actor,
     ApplicationRef,
+    Reason,
     Role,
     Rule,
     allowed_actions,
     can_view,
     check,
+    own_decision_refusal,
     rule_for,
 )
+from services.export import LIMIT as EXPORT_LIMIT
+from services.export import export_list
 from services.linking import ROLE_PRIORITY, switch_role
 from services.queries import (
     Narrowing,
     comments_page,
     history_page,
     list_applications,
+    list_rows,
     organization_choices,
     organization_name,
     parse_search,
@@ -65,7 +73,7 @@ from services.queries import (
     program_of,
     visible_view,
 )
-from services.views import ApplicationView, EventView, application_view, event_view
+from services.views import ApplicationView, EventView, application_view, event_view, list_row_view
 
 ALERT_LIMIT = 200  # Telegram's callback answers; MAX's notifications are longer
 
@@ -82,6 +90,11 @@ WITHOUT_COMMENT: dict[AppAction, Action] = {
     AppAction.INCLUDE_NO_COMMENT: Action.INCLUDE,
     AppAction.CANCEL_NO_COMMENT: Action.CANCEL,
 }
+
+
+def own_decisions(turn: Turn) -> bool:
+    """Whether a director may decide his own application (DIRECTOR_DECIDES_OWN)."""
+    return turn.settings.DIRECTOR_DECIDES_OWN
 
 
 def actor_of(turn: Turn) -> Actor:
@@ -126,7 +139,7 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
     narrowing = stored_narrowing(turn) if shown.narrowed else Narrowing()
     if not narrowing.is_set:
         shown = replace(shown, narrowed=False)
-    rows = await list_applications(
+    page = await list_rows(
         turn.repo,
         actor,
         status=shown.status_filter.status,
@@ -134,14 +147,52 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
         narrowing=narrowing,
         page=shown.page,
     )
-    return screens.application_list(
-        rows,
+    screen = screens.application_list(
+        page,
         shown,
         search.text if search else None,
         note,
         role=actor.role,
         narrowed=await narrowed_names(turn, narrowing),
     )
+    if actor.role is Role.DIRECTOR and shown.status_filter is ListFilter.NEW and page.total:
+        screen = bulk_screens.with_bulk_buttons(screen, page.total, shown.search)
+    if actor.role in EXPORTS and page.total:
+        screen = bulk_screens.with_export_button(screen, shown)
+    return screen
+
+
+EXPORTS = (Role.DIRECTOR, Role.STAFF)  # who may export a list («📤 Выгрузить»)
+
+
+async def export(turn: Turn, shown: ListIntent) -> None:
+    """«📤 Выгрузить»: the list as it is filtered, every page, as an .xlsx document; the list
+    stays on screen."""
+    actor = actor_of(turn)
+    shown = replace(shown, action=ListAction.SHOW, page=0)
+    if actor.role not in EXPORTS:
+        refuse(turn, export_texts.FOR_ROLES)
+        return
+    query = turn.state.search if shown.search else None
+    search = parse_search(query) if query is not None else None
+    narrowing = stored_narrowing(turn) if shown.narrowed else Narrowing()
+    exported = await export_list(
+        turn.repo, actor, status=shown.status_filter.status, search=search, narrowing=narrowing
+    )
+    count = len(exported.applications)
+    if not count:
+        refuse(turn, export_texts.NOTHING)
+        turn.reply.show(await list_screen(turn, shown))
+        return
+    header = await list_screen(turn, shown)
+    filters = plain(header.text.split("\n\n", 1)[0]).replace("\n", ". ")
+    caption = export_texts.CAPTION.format(count=count, filters=filters)
+    if exported.truncated:
+        caption += export_texts.CAPTION_TRUNCATED.format(limit=EXPORT_LIMIT)
+    day = turn.clock.now().astimezone(turn.settings.zone).strftime("%Y-%m-%d")
+    content = workbook(exported, turn.settings.zone)
+    turn.reply.notice(export_texts.DONE.format(count=count))
+    turn.reply.document(export_texts.FILE_NAME.format(day=day), content, caption[:1024])
 
 
 async def card_screen(
@@ -162,7 +213,7 @@ async def card_screen(
         base = screens.VIEWS[actor.role].home_card(application.number)
     return screens.application_card(
         application,
-        actions=allowed_actions(actor, application.ref),
+        actions=allowed_actions(actor, application.ref, self_decisions=own_decisions(turn)),
         last_change=last_change,
         comments=await repo.events.count_comments(application.number),
         zone=turn.settings.zone,
@@ -225,6 +276,18 @@ async def on_list(turn: Turn, pressed: ListIntent) -> None:
         turn.reply.show(screens.search_prompt(back))
         turn.state.begin(Input.SEARCH, prompt=turn.origin, back=back)
         return
+    if pressed.action is ListAction.EXPORT:
+        await export(turn, pressed)
+        return
+    if pressed.action is ListAction.FIND_HELD:
+        held = turn.state.held
+        turn.state.drop_held()
+        if held is None:
+            refuse(turn, t.HELD_GONE)
+            turn.reply.show(await list_screen(turn, home_list(actor_of(turn))))
+            return
+        await search(turn, held.text)
+        return
     if pressed.action is ListAction.CLEAR:
         turn.state.set_search(None)
         pressed = ListIntent(status_filter=pressed.status_filter, narrowed=pressed.narrowed)
@@ -239,12 +302,12 @@ async def search_input(turn: Turn, text: str) -> None:
     await search(turn, text, narrowed=back is not None and back.narrowed)
 
 
-async def search(turn: Turn, text: str, narrowed: bool = False) -> None:
-    """A text sent to the bot is a search: a number opens that card, a name lists matches."""
+async def search(turn: Turn, text: str, narrowed: bool = False, note: str | None = None) -> None:
+    """A search: a number opens that card, a name lists matches (`note` on top of the list)."""
     actor = actor_of(turn)
     query = parse_search(text)
     if query is None:
-        turn.reply.show(await list_screen(turn, home_list(actor)))
+        turn.reply.show(await list_screen(turn, home_list(actor), note))
         return
     if query.number is not None:
         application = await visible(turn, query.number)
@@ -253,7 +316,7 @@ async def search(turn: Turn, text: str, narrowed: bool = False) -> None:
             return
     turn.state.set_search(query.text)
     shown = ListIntent(status_filter=ListFilter.ALL, search=True, narrowed=narrowed)
-    turn.reply.show(await list_screen(turn, shown))
+    turn.reply.show(await list_screen(turn, shown, note))
 
 
 # --- staff's filters ------------------------------------------------------------------------
@@ -337,16 +400,24 @@ NEEDS: dict[AppAction, Action | None] = {
 }
 
 
-def role_for(actor: Actor, pressed: AppIntent, application: ApplicationRef) -> Role | None:
+def role_for(
+    actor: Actor, pressed: AppIntent, application: ApplicationRef, *, self_decisions: bool = False
+) -> Role | None:
     """Another of the person's roles the press belongs to, if the active one cannot take it:
     a push or a card sent for one role, pressed after a switch to another. The first, in the
-    order a binding starts in, that may see the application and has a rule for the action."""
+    order a binding starts in, that may see the application and has a rule for the action
+    (not a director's decision on his own application, unless allowed)."""
     needed = NEEDS.get(pressed.action)
 
     def fits(role: Role) -> bool:
         acting = replace(actor, role=role)
         return can_view(acting, application) and (
-            needed is None or rule_for(needed, role) is not None
+            needed is None
+            or (
+                rule_for(needed, role) is not None
+                and own_decision_refusal(acting, needed, application, self_decisions=self_decisions)
+                is None
+            )
         )
 
     if fits(actor.role):
@@ -368,7 +439,7 @@ async def load_in_its_role(turn: Turn, pressed: AppIntent) -> ApplicationView | 
         needed is None or rule_for(needed, actor.role) is not None
     ):
         return application
-    role = role_for(actor, pressed, application.ref)
+    role = role_for(actor, pressed, application.ref, self_decisions=own_decisions(turn))
     switched = switch_role(link, role) if role is not None else None
     if switched is None:
         return application if can_view(actor, application.ref) else None
@@ -400,6 +471,8 @@ async def on_app(turn: Turn, pressed: AppIntent) -> None:
         turn.reply.show(await comments_screen(turn, application, pressed, page=pressed.page))
     elif action is AppAction.ADD_COMMENT:
         await ask_comment(turn, pressed, application)
+    elif action is AppAction.USE_HELD:
+        await use_held(turn, pressed, application)
     else:  # HISTORY
         page = await history_page(turn.repo, application.number, pressed.page)
         card = screens.card_data(application, base=pressed)
@@ -415,18 +488,31 @@ async def refuse_on_card(
     turn.reply.show(await card_screen(turn, application, base, note=escape(reason)))
 
 
+def own_refusal(turn: Turn, action: Action, application: ApplicationView) -> Reason | None:
+    """For a director pressing a decision on his own application in another role (a push sent
+    to him as a director): why no role of his may take it."""
+    actor = actor_of(turn)
+    if Role.DIRECTOR not in actor.roles:
+        return None
+    as_director = replace(actor, role=Role.DIRECTOR)
+    return own_decision_refusal(
+        as_director, action, application.ref, self_decisions=own_decisions(turn)
+    )
+
+
 async def start_decision(turn: Turn, pressed: AppIntent, application: ApplicationView) -> None:
     """«✅ Одобрить» and «👥 Включить в группу» ask for a comment; «❌ Отменить» asks to confirm,
     then for a reason."""
     actor = actor_of(turn)
     action = STARTS[pressed.action]
     changed = changed_since(pressed, application)
-    verdict = check(actor, action, application.ref)
+    verdict = check(actor, action, application.ref, self_decisions=own_decisions(turn))
     if changed is not None:
         await refuse_on_card(turn, application, pressed, changed)
         return
     if not isinstance(verdict, Rule):
-        await refuse_on_card(turn, application, pressed, refusal(verdict))
+        own = own_refusal(turn, action, application)
+        await refuse_on_card(turn, application, pressed, refusal(own or verdict))
         return
     card = screens.card_data(application, base=pressed)
     if pressed.action in CONFIRM_FIRST:
@@ -479,6 +565,7 @@ async def decide(turn: Turn, card: AppIntent, action: Action, comment: str | Non
         expected_status=expected,
         clock=turn.clock,
         decisions_webhook=turn.settings.decisions_webhook,
+        self_decisions=own_decisions(turn),
     )
 
 
@@ -537,6 +624,11 @@ async def comment_input(turn: Turn, text: str) -> None:
         return
     turn.reply.remove(turn.state.prompt)
     turn.state.end()
+    await send_comment(turn, card, comment)
+
+
+async def send_comment(turn: Turn, card: AppIntent, comment: str | None) -> None:
+    """The comment goes to the application's thread; the comments after it."""
     outcome = await perform_action(
         turn.repo,
         actor_of(turn),
@@ -571,9 +663,10 @@ async def cancel_input(turn: Turn) -> None:
     state.end()
     turn.reply.remove(prompt)
     actor = actor_of(turn)
-    if pending is Input.SEARCH:
+    if pending in (Input.SEARCH, Input.BULK_COMMENT):
         shown = back or home_list(actor)
-        turn.reply.show(await list_screen(turn, shown, t.SEARCH_ABORTED))
+        note = t.SEARCH_ABORTED if pending is Input.SEARCH else t.INPUT_ABORTED
+        turn.reply.show(await list_screen(turn, shown, note))
         return
     application = await visible(turn, card.number) if card else None
     if card is None or application is None:
@@ -599,3 +692,101 @@ async def text_for_input(turn: Turn, text: str) -> None:
 
 def not_text(turn: Turn) -> None:
     turn.reply.show(message(t.TEXT_ONLY))
+
+
+# --- a prompt no longer active, a text that came late, free text outside an input ----------
+
+OFFER_SIZE = 5  # an applicant's newest applications offered for a comment
+
+
+def leave_input(turn: Turn) -> None:
+    """A press or a command while an input waits: the input is over. Its prompt, unless it is
+    the pressed message (its own buttons answer it), is edited to say so; a comment's or a
+    decision's input is remembered for the next update, so a text meant for it is not taken
+    for something else."""
+    state = turn.state
+    pending, prompt, card, back = state.input, state.prompt, state.card, state.back
+    if turn.origin is not None and turn.origin == prompt:
+        state.end()
+        return
+    if pending in (Input.SEARCH, Input.BULK_COMMENT) or card is None:
+        state.end()
+        kind = "bulk" if pending is Input.BULK_COMMENT else "search"
+        turn.reply.edit(prompt, screens.prompt_closed(kind, None, back))
+        return
+    kind = "comment" if pending is Input.COMMENT else "decision"
+    state.leave()
+    turn.reply.edit(prompt, screens.prompt_closed(kind, card, None))
+
+
+def can_search(actor: Actor) -> bool:
+    return screens.VIEWS[actor.role].search
+
+
+async def late_text(turn: Turn, text: str, left: Left) -> None:
+    """A text right after its prompt stopped being active: the person is told nothing was done
+    and offered to use it for what the prompt asked."""
+    action = left.decision if left.input is Input.DECISION_COMMENT else Action.COMMENT
+    comment = normalize_comment(text)
+    if action is None or comment is None:
+        await free_text(turn, text)
+        return
+    problem = comment_problem(action, comment)
+    if problem is not None:
+        turn.reply.show(message(escape(problem), menu=True))
+        return
+    turn.state.hold(comment, action, left.card.number)
+    actor = actor_of(turn)
+    turn.reply.show(screens.late_text(left.card, action, comment, can_search=can_search(actor)))
+
+
+async def free_text(turn: Turn, text: str) -> None:
+    """A text outside any input: for those who search (directors, staff) a search, saying so;
+    for an applicant an offer to send it as a comment on one of her applications."""
+    actor = actor_of(turn)
+    if can_search(actor):
+        await search(turn, text, note=t.SEARCH_BY_TEXT)
+    else:
+        await offer_comment(turn, text)
+
+
+async def offer_comment(turn: Turn, text: str) -> None:
+    actor = actor_of(turn)
+    query = parse_search(text)
+    if query is not None and query.number is not None:  # a number opens her application
+        application = await visible(turn, query.number)
+        if application is None:
+            turn.reply.show(message(t.NOT_VISIBLE.format(number=query.number), menu=True))
+        else:
+            turn.reply.show(await card_screen(turn, application))
+        return
+    comment = normalize_comment(text)
+    problem = comment_problem(Action.COMMENT, comment)
+    if problem is not None or comment is None:
+        turn.reply.show(message(escape(problem or ""), menu=True))
+        return
+    page = await list_applications(turn.repo, actor, status=None, size=OFFER_SIZE)
+    if not page.total:
+        turn.reply.show(message(t.NO_OWN_APPLICATIONS, menu=True))
+        return
+    turn.state.hold(comment, Action.COMMENT, None)
+    turn.reply.show(screens.offer_comment(comment, page.map(list_row_view)))
+
+
+async def use_held(turn: Turn, pressed: AppIntent, application: ApplicationView) -> None:
+    """«✅ Одобрить с этим комментарием», «💬 Отправить комментарием»…: the kept text goes
+    through the same decision (on the status the prompt was drawn for) or comment."""
+    held = turn.state.held
+    turn.state.drop_held()
+    card = pressed.to(AppAction.OPEN)
+    if held is None or (held.number is not None and held.number != pressed.number):
+        await refuse_on_card(turn, application, card, t.HELD_GONE)
+        return
+    if held.action is Action.COMMENT:
+        verdict = check(actor_of(turn), Action.COMMENT, application.ref)
+        if not isinstance(verdict, Rule):
+            await refuse_on_card(turn, application, card, refusal(verdict))
+            return
+        await send_comment(turn, card, held.text)
+    else:
+        await decide_now(turn, card, held.action, held.text)

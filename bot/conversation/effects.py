@@ -34,6 +34,24 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """Edit an earlier message of the bot's into `screen` (a prompt that is no longer active);
+    if it can no longer be edited, nothing is sent instead."""
+
+    message_id: str
+    screen: Screen
+
+
+@dataclass(frozen=True)
+class Document:
+    """Send a file (a list exported as .xlsx) as a new message, with a short caption."""
+
+    filename: str
+    content: bytes
+    caption: str = ""
+
+
+@dataclass(frozen=True)
 class Remove:
     """Remove a message of the bot's (a prompt whose input has ended)."""
 
@@ -47,7 +65,7 @@ class Commands:
     role: Role | None
 
 
-Effect = Show | Notice | Remove | Commands
+Effect = Show | Notice | Edit | Document | Remove | Commands
 
 
 @dataclass
@@ -68,6 +86,13 @@ class Reply:
 
     def alert(self, text: str) -> None:
         self.effects.append(Notice(text, alert=True))
+
+    def edit(self, message_id: str | None, screen: Screen) -> None:
+        if message_id:
+            self.effects.append(Edit(message_id, screen))
+
+    def document(self, filename: str, content: bytes, caption: str = "") -> None:
+        self.effects.append(Document(filename, content, caption))
 
     def remove(self, message_id: str | None) -> None:
         if message_id:

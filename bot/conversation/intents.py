@@ -50,10 +50,12 @@ class LinkAction(StrEnum):
     STAY = "st"  # /logout cancelled
     ALLOW_MOVE = "am"  # the bound owner lets the account move to another messenger user
     DENY_MOVE = "dm"  # the bound owner keeps it
+    ASK_LOGOUT = "al"  # «🚪 Выйти» in the profile: ask as /logout does
 
 
 class ConsentAction(StrEnum):
     ACCEPT = "ok"
+    SHOW = "sh"  # show the consent text again (from the message pointing to it)
 
 
 class ProfileAction(StrEnum):
@@ -105,6 +107,8 @@ class ListAction(StrEnum):
     SHOW = "s"
     SEARCH = "f"  # ask for a name or number to search
     CLEAR = "x"  # drop the search, keep the filter
+    FIND_HELD = "t"  # search for the text kept for the person's choice
+    EXPORT = "e"  # «📤 Выгрузить»: the list as filtered, every page, as an .xlsx document
 
 
 class AppAction(StrEnum):
@@ -120,6 +124,7 @@ class AppAction(StrEnum):
     CANCEL_NO_COMMENT = "cn"  # «Без комментария» after «Отменить»
     INCLUDE_NO_COMMENT = "inn"  # «Без комментария» after «Включить в группу»
     ABORT = "x"  # «Отмена» of a pending input: back to the card, nothing changed
+    USE_HELD = "ut"  # use the text kept for the person's choice (a comment, a decision's)
 
 
 class Facet(StrEnum):
@@ -133,6 +138,18 @@ class FacetAction(StrEnum):
     CHOOSE = "c"  # a page of the organisations (programmes) to choose from
     SET = "s"  # narrow the list to the chosen one
     CLEAR = "x"  # every organisation (programme) again
+
+
+class BulkAction(StrEnum):
+    """Approving several of the director's «Не обработана» applications at once."""
+
+    ALL = "a"  # «✅ Одобрить все (N)»: confirm the whole list
+    PICK = "p"  # «☑️ Выбрать несколько»: the list to pick from, nothing picked yet
+    PAGE = "n"  # another page of the list to pick from, the picks kept
+    TOGGLE = "t"  # pick or unpick `number`
+    PICKED = "c"  # confirm the picked ones
+    COMMENT = "m"  # «✍️ С комментарием»: ask one comment for all
+    APPROVE = "g"  # approve the confirmed ones (without a comment)
 
 
 class NotifyAction(StrEnum):
@@ -260,6 +277,18 @@ class FacetIntent(Intent):
 
 
 @dataclass(frozen=True)
+class BulkIntent(Intent):
+    """Bulk approval on the director's list; `search` applies the last search, as the list
+    did. The applications confirmed are kept in the conversation's state, never in payloads."""
+
+    PREFIX: ClassVar[str] = "b"
+    action: BulkAction
+    item: int = 0  # the application picked or unpicked (0: none)
+    page: int = 0
+    search: bool = False
+
+
+@dataclass(frozen=True)
 class NotifyIntent(Intent):
     """A setting of «🔔 Уведомления»; each action sets a state, so a repeated press is harmless."""
 
@@ -367,6 +396,7 @@ for _cls in (
     AppIntent,
     FacetIntent,
     NotifyIntent,
+    BulkIntent,
 ):
     _register(_cls)
 
@@ -418,6 +448,8 @@ __all__ = [
     "VERSION",
     "AppAction",
     "AppIntent",
+    "BulkAction",
+    "BulkIntent",
     "ConsentAction",
     "ConsentIntent",
     "Facet",

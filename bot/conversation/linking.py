@@ -75,6 +75,8 @@ async def announcement(
 async def first_screen(turn: Turn, linked: Linked, *, in_place: bool = False) -> None:
     turn.link, turn.actor = linked.link, linked.actor
     reply = await announcement(turn.repo, linked, turn.peer.messenger, in_place=in_place)
+    if not has_consent(linked.link, CONSENT_VERSION):  # the consent is in the announcement
+        turn.state.set_consent_shown(CONSENT_VERSION)
     turn.reply.effects += reply.effects
 
 
@@ -131,6 +133,8 @@ async def on_link(turn: Turn, pressed: LinkIntent) -> None:
         await answer_move(turn, pressed)
     elif pressed.action is LinkAction.LOGOUT:
         await logout(turn)
+    elif pressed.action is LinkAction.ASK_LOGOUT:
+        ask_logout(turn)
     elif turn.link is None:  # STAY
         turn.reply.show(message(say(link_texts.NOT_LINKED, turn.peer.messenger)))
     else:

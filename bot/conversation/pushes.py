@@ -190,6 +190,21 @@ async def digest(context: PushContext) -> Screen:
     return layouts.digest(count, views, hide_names=context.hide_names)
 
 
+@renderer(NotificationKind.STAFF_DIGEST)
+async def staff_digest(context: PushContext) -> Screen:
+    """To staff: director-approved applications waiting for «Включить в группу», by
+    organisation, as they are now."""
+    link = await context.recipient()
+    if not link.digest_enabled:
+        raise Undeliverable("the recipient opted out of the digest")
+    if Role.STAFF.value not in link.account.role_codes:
+        raise Undeliverable("the recipient is no longer staff")
+    waiting = await context.repo.applications.count_by_organization(status=Status.APPROVED.value)
+    if not waiting:
+        raise Undeliverable("nothing to report: no approved applications wait for inclusion")
+    return layouts.staff_digest(waiting)
+
+
 @renderer(UNLINKED_KIND)
 async def unlinked(context: PushContext) -> Screen:
     """To a chat whose binding is gone (revoked by the web module, moved to another Telegram

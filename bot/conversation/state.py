@@ -25,6 +25,25 @@ class Input(StrEnum):
     DECISION_COMMENT = "AppInput:decision_comment"  # the comment of a decision (optional)
     COMMENT = "AppInput:comment"  # a comment to the application's thread
     SEARCH = "AppInput:search"  # a name or a number to search the list for
+    BULK_COMMENT = "AppInput:bulk_comment"  # one comment for a bulk approval (optional)
+
+
+@dataclass(frozen=True)
+class Left:
+    """An input that ended because the person went elsewhere (a button, a command)."""
+
+    input: Input
+    card: AppIntent
+    decision: Action | None
+
+
+@dataclass(frozen=True)
+class Held:
+    """A text kept until the person chooses what it is for."""
+
+    text: str
+    action: Action
+    number: int | None
 
 
 @dataclass
@@ -100,6 +119,103 @@ class ChatState:
     def back(self) -> ListIntent | None:
         packed = self.data.get("back")
         return as_intent(packed, ListIntent) if isinstance(packed, str) else None
+
+    # -- an input left, and a text held for the person's choice ----------------------------
+
+    def leave(self) -> None:
+        """The pending input ends because the person went elsewhere: what it was for is kept
+        for the next update only (a text meant for it is then not taken for something else)."""
+        left: dict[str, str] = {}
+        if self.input is not None:
+            left["input"] = self.input.value
+        for name in ("card", "decision"):
+            value = self.data.get(name)
+            if isinstance(value, str):
+                left[name] = value
+        self.end()
+        self.data["left"] = left
+        self.changed = True
+
+    def take_left(self) -> Left | None:
+        """The input the previous update left, if any; forgotten now."""
+        raw = self.data.pop("left", None)
+        if raw is None:
+            return None
+        self.changed = True
+        if not isinstance(raw, dict):
+            return None
+        try:
+            pending = Input(str(raw.get("input")))
+        except ValueError:
+            return None
+        card = as_intent(raw["card"], AppIntent) if isinstance(raw.get("card"), str) else None
+        if card is None:
+            return None
+        try:
+            decision = Action(str(raw["decision"])) if "decision" in raw else None
+        except ValueError:
+            decision = None
+        return Left(pending, card, decision)
+
+    def hold(self, text: str, action: Action, number: int | None) -> None:
+        """Keep a text until the person says what it is for: `action` on application `number`
+        (None: any application the person may comment on)."""
+        held: dict[str, Any] = {"text": text, "action": action.value}
+        if number is not None:
+            held["number"] = number
+        self.data["held"] = held
+        self.changed = True
+
+    @property
+    def held(self) -> Held | None:
+        raw = self.data.get("held")
+        if not isinstance(raw, dict) or not isinstance(raw.get("text"), str):
+            return None
+        try:
+            action = Action(str(raw.get("action")))
+        except ValueError:
+            return None
+        number = raw.get("number")
+        return Held(raw["text"], action, number if isinstance(number, int) else None)
+
+    def drop_held(self) -> None:
+        if "held" in self.data:
+            del self.data["held"]
+            self.changed = True
+
+    # -- bulk approval -----------------------------------------------------------------------
+
+    def numbers(self, name: str) -> list[int]:
+        """The applications picked (`picked`) or confirmed (`bulk`) for a bulk approval."""
+        value = self.data.get(name)
+        if not isinstance(value, list):
+            return []
+        return [n for n in value if isinstance(n, int) and not isinstance(n, bool)]
+
+    def set_numbers(self, name: str, numbers: list[int]) -> None:
+        self._set(name, list(numbers) or None)
+
+    # -- pushes muted ------------------------------------------------------------------------
+
+    @property
+    def muted_since(self) -> str | None:
+        """When the person muted pushes (ISO 8601), for the summary on unmuting."""
+        value = self.data.get("muted_since")
+        return value if isinstance(value, str) else None
+
+    def set_muted_since(self, moment: str | None) -> None:
+        self._set("muted_since", moment)
+
+    # -- the consent shown ------------------------------------------------------------------
+
+    @property
+    def consent_shown(self) -> str | None:
+        """The version of the consent text last shown in the chat (None: not yet)."""
+        value = self.data.get("consent")
+        return value if isinstance(value, str) else None
+
+    def set_consent_shown(self, version: str | None) -> None:
+        self._set("consent", version)
 
     # -- list choices ----------------------------------------------------------------------
 

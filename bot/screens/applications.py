@@ -620,3 +620,55 @@ def history(
         t.HISTORY_EMPTY,
         _events_keyboard(card, AppAction.HISTORY, page),
     )
+
+
+# --- a prompt no longer active, a text that came late, free text outside an input ----------
+
+
+def prompt_closed(kind: str, card: AppIntent | None, back: ListIntent | None) -> Screen:
+    """The old prompt, once the person went elsewhere: it says so, and leads back."""
+    number = card.number if card is not None else 0
+    keyboard: list[Row] = []
+    if card is not None:
+        label = t.BUTTON_OPEN_APPLICATION.format(number=number)
+        keyboard.append((Button(label, card.to(AppAction.OPEN)),))
+    elif back is not None:
+        keyboard.append((Button(t.BUTTON_BACK_TO_LIST, back),))
+    keyboard.append((back_to_menu(),))
+    return Screen(t.PROMPT_CLOSED[kind].format(number=number), tuple(keyboard))
+
+
+def held_echo(text: str) -> str:
+    return escape(shorten(text, t.HELD_TEXT_LIMIT))
+
+
+def late_text(card: AppIntent, action: Action, text: str, *, can_search: bool) -> Screen:
+    """A text that came for a prompt no longer active: use it for what the prompt asked?"""
+    body = t.LATE_TEXT.format(what=t.LATE_WHAT[action], number=card.number, text=held_echo(text))
+    keyboard: list[Row] = [
+        (Button(t.BUTTON_USE_TEXT[action], card.to(AppAction.USE_HELD)),),
+        (Button(t.BUTTON_OPEN_APPLICATION.format(number=card.number), card.to(AppAction.OPEN)),),
+    ]
+    if can_search:
+        find = ListIntent(action=ListAction.FIND_HELD, status_filter=ListFilter.ALL)
+        keyboard.append((Button(t.BUTTON_SEARCH_TEXT, find),))
+    keyboard.append((back_to_menu(),))
+    return Screen(body, tuple(keyboard))
+
+
+def offer_comment(text: str, page: Page[ApplicationView]) -> Screen:
+    """An applicant's text outside an input: send it as a comment on one of her applications?"""
+    lines = [t.OFFER_COMMENT.format(text=held_echo(text))]
+    if page.total > len(page.items):
+        lines += ["", t.OFFER_COMMENT_MORE.format(shown=len(page.items), total=page.total)]
+    keyboard: list[Row] = [
+        (
+            Button(
+                "💬 " + list_row(item, True, False),
+                AppIntent(action=AppAction.USE_HELD, number=item.number),
+            ),
+        )
+        for item in page.items
+    ]
+    keyboard.append((back_to_menu(),))
+    return Screen("\n".join(lines), tuple(keyboard))

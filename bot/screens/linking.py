@@ -38,6 +38,14 @@ def consent(messenger: str) -> Screen:
     )
 
 
+def consent_pointer(messenger: str) -> Screen:
+    """To a message sent before the consent: where the consent is, and a way to open it."""
+    return Screen(
+        say(link_texts.CONSENT_POINTER, messenger),
+        rows(Button(link_texts.CONSENT_SHOW, ConsentIntent(ConsentAction.SHOW))),
+    )
+
+
 def switch_question(current: str, target: str, token_id: int, messenger: str) -> Screen:
     text = say(
         link_texts.SWITCH_QUESTION, messenger, current=escape(current), target=escape(target)

@@ -8,6 +8,10 @@ from datetime import time
 
 from bot import texts
 from bot.conversation.intents import (
+    LinkAction,
+    LinkIntent,
+    ListFilter,
+    ListIntent,
     MenuAction,
     MenuIntent,
     NotifyAction,
@@ -23,6 +27,7 @@ from bot.texts import notifications as notification_texts
 from bot.texts.domain import role_label
 from bot.texts.messengers import say
 from services.domain import Actor, Role
+from services.queries import Changes
 
 
 def main_menu(actor: Actor, count: int) -> Screen:
@@ -58,6 +63,7 @@ def profile(actor: Actor, organization: str | None) -> Screen:
         text,
         rows(
             Button(link_texts.PROFILE_SWITCH_ROLE, ProfileIntent(ProfileAction.ROLES)),
+            Button(link_texts.PROFILE_LOGOUT, LinkIntent(LinkAction.ASK_LOGOUT)),
             back_to_menu(),
         ),
     )
@@ -101,16 +107,25 @@ def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
     """Each button sets the opposite of the current state; the digest only for directors."""
     lines = [notification_texts.TITLE, ""]
     lines.append(notification_texts.PUSHES_OFF if settings.muted else notification_texts.PUSHES_ON)
-    director = Role.DIRECTOR in actor.roles
+    director = Role.DIRECTOR in actor.roles or Role.STAFF in actor.roles  # a digest is theirs
     if director:
         lines.append("")
         if settings.digest_enabled:
             at = settings.digest_time.strftime("%H:%M")
-            lines.append(notification_texts.DIGEST_ON.format(time=at, zone=settings.zone))
+            digest_on = (
+                notification_texts.DIGEST_ON
+                if Role.DIRECTOR in actor.roles
+                else notification_texts.STAFF_DIGEST_ON
+            )
+            lines.append(digest_on.format(time=at, zone=settings.zone))
             if settings.muted:
                 lines.append(notification_texts.DIGEST_MUTED)
         else:
-            lines.append(notification_texts.DIGEST_OFF)
+            lines.append(
+                notification_texts.DIGEST_OFF
+                if Role.DIRECTOR in actor.roles
+                else notification_texts.STAFF_DIGEST_OFF
+            )
     buttons = [
         Button(notification_texts.BUTTON_UNMUTE, NotifyIntent(NotifyAction.UNMUTE))
         if settings.muted
@@ -123,6 +138,37 @@ def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
             else Button(notification_texts.BUTTON_DIGEST_ON, NotifyIntent(NotifyAction.DIGEST_ON))
         )
     return Screen("\n".join(lines), rows(*buttons, back_to_menu()))
+
+
+def muted_summary(changes: Changes, since: str, role: Role) -> Screen:
+    """On unmuting: what changed meanwhile, with a button to each list of the role."""
+    if not changes.any:
+        return Screen(notification_texts.MUTED_NOTHING.format(since=since), menu_only())
+    lines = [notification_texts.MUTED_SUMMARY.format(since=since)]
+    for count, text in (
+        (changes.arrived, notification_texts.MUTED_ARRIVED),
+        (changes.decisions, notification_texts.MUTED_DECISIONS),
+        (changes.comments, notification_texts.MUTED_COMMENTS),
+    ):
+        if count:
+            lines.append("• " + text.format(count=count))
+    lines += ["", notification_texts.MUTED_LISTS]
+    lists: list[Button] = []
+    if role is Role.DIRECTOR:
+        lists.append(
+            Button(notification_texts.BUTTON_LIST_NEW, ListIntent(status_filter=ListFilter.NEW))
+        )
+    elif role is Role.STAFF:
+        lists.append(
+            Button(
+                notification_texts.BUTTON_LIST_APPROVED,
+                ListIntent(status_filter=ListFilter.APPROVED),
+            )
+        )
+    lists.append(
+        Button(notification_texts.BUTTON_LIST_ALL, ListIntent(status_filter=ListFilter.ALL))
+    )
+    return Screen("\n".join(lines), rows(*lists, back_to_menu()))
 
 
 def message(text: str, *, menu: bool = False) -> Screen:

@@ -20,6 +20,9 @@ PROGRAM_LENGTH = 200
 DIGEST_PROGRAM_LENGTH = 60
 DIGEST_NAME_LENGTH = 60
 COMMENT_LENGTH = 1500
+# A person's name (up to 255 characters) as it costs once escaped: one of letters and emoji (two
+# UTF-16 units each at most) stays whole; one full of `"` `&` `<` `>` (up to six each) is cut.
+NAME_LENGTH = 600
 
 
 def open_button(number: int) -> Button:
@@ -46,15 +49,21 @@ def program_line(application: ApplicationView) -> str:
     return texts.PROGRAM.format(program=clip(application.program, PROGRAM_LENGTH))
 
 
+def person(value: str) -> str:
+    """A person's name for a push, cut to NAME_LENGTH, escaped: with the programme and the
+    comment cut too, a push stays within the messengers' limits whatever the names."""
+    return escape(shorten(value, NAME_LENGTH))
+
+
 def applicant_line(application: ApplicationView) -> str:
-    return texts.APPLICANT.format(name=escape(application.applicant_name))
+    return texts.APPLICANT.format(name=person(application.applicant_name))
 
 
 def actor_line(event: EventView) -> str:
     if event.actor_role is None:
         changed = event.to_status is not None and event.to_status is not event.from_status
         return texts.ACTOR_WEB_MODULE if changed else texts.ACTOR_WEB_MODULE_COMMENT
-    return texts.ACTOR.format(name=escape(event.actor_name), role=role_label(event.actor_role))
+    return texts.ACTOR.format(name=person(event.actor_name), role=role_label(event.actor_role))
 
 
 def comment_lines(event: EventView, hide_names: bool, hint: str) -> list[str]:
@@ -130,5 +139,21 @@ def digest(count: int, oldest: list[ApplicationView], *, hide_names: bool) -> Sc
     if count > len(oldest):
         lines.append(texts.DIGEST_MORE.format(count=count - len(oldest)))
     lines += ["", texts.DIGEST_HINT]
+    button = Button(texts.BUTTON_APPLICATIONS, MenuIntent(MenuAction.APPLICATIONS))
+    return Screen("\n".join(lines), ((button,),))
+
+
+def staff_digest(by_organization: list[tuple[str, int]]) -> Screen:
+    """To staff: director-approved applications waiting for inclusion, by organisation."""
+    total = sum(count for _, count in by_organization)
+    lines = [texts.STAFF_DIGEST_TITLE, texts.STAFF_DIGEST_COUNT.format(count=total), ""]
+    shown = by_organization[: texts.STAFF_DIGEST_ORGANIZATIONS]
+    for name, count in shown:
+        organization = clip(name, texts.STAFF_DIGEST_NAME_LENGTH)
+        lines.append(texts.STAFF_DIGEST_LINE.format(organization=organization, count=count))
+    rest = sum(count for _, count in by_organization[len(shown) :])
+    if rest:
+        lines.append(texts.DIGEST_MORE.format(count=rest))
+    lines += ["", texts.STAFF_DIGEST_HINT]
     button = Button(texts.BUTTON_APPLICATIONS, MenuIntent(MenuAction.APPLICATIONS))
     return Screen("\n".join(lines), ((button,),))

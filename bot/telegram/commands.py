@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def chat_commands(role: Role) -> list[BotCommand]:
     return [
-        BotCommand(command="start", description=texts.COMMAND_MENU[role]),
+        BotCommand(command="menu", description=texts.COMMAND_MENU[role]),
         BotCommand(command="profile", description=texts.COMMAND_PROFILE),
         BotCommand(command="help", description=texts.COMMAND_HELP),
         BotCommand(command="logout", description=say(texts.COMMAND_LOGOUT, "telegram")),

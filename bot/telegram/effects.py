@@ -15,8 +15,9 @@ import logging
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import BufferedInputFile
 
-from bot.conversation.effects import Commands, Effect, Notice, Remove, Show
+from bot.conversation.effects import Commands, Document, Edit, Effect, Notice, Remove, Show
 from bot.screens.markup import shorten
 from bot.screens.screen import Screen
 from bot.telegram.commands import set_chat_commands
@@ -60,6 +61,14 @@ class TelegramExecutor:
             try:
                 if isinstance(effect, Show):
                     await self._show(effect)
+                elif isinstance(effect, Document):
+                    await self.bot.send_document(
+                        self.chat_id,
+                        BufferedInputFile(effect.content, filename=effect.filename),
+                        caption=effect.caption or None,
+                    )
+                elif isinstance(effect, Edit):
+                    await self._edit_earlier(effect)
                 elif isinstance(effect, Remove):
                     await self._remove(effect.message_id)
                 elif isinstance(effect, Commands):
@@ -118,6 +127,11 @@ class TelegramExecutor:
                 return False
             raise
         return True
+
+    async def _edit_earlier(self, effect: Edit) -> None:
+        # Not a Telegram message id, or no longer editable: the new screen says enough.
+        with contextlib.suppress(ValueError):
+            await self._edit(int(effect.message_id), effect.screen)
 
     async def _remove(self, message_id: str) -> None:
         # Already gone, or not a Telegram message id: nothing to remove.

@@ -55,7 +55,10 @@ MENU_HELP = "❓ Помощь"
 MENU_BACK = "◀ В главное меню"
 
 UNKNOWN_COMMAND = "Такой команды нет. Главное меню — /menu, справка — /help."
-NOT_UNDERSTOOD = "Бот понимает текстовые сообщения и кнопки. Главное меню — /menu."
+NOT_UNDERSTOOD = (
+    "Фото, голосовые сообщения, стикеры и файлы бот не читает: он понимает текст и кнопки. "
+    "Главное меню — /menu."
+)
 
 # The last-resort answer to a button no handler took: from before an update, a role switch, or
 # forged.

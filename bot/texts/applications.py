@@ -273,3 +273,50 @@ PAGE = "Страница {page} из {pages}"
 CARD_BUDGET = 3300
 EVENTS_BUDGET = 3300
 SEARCH_ECHO_LIMIT = 100
+
+# --- a prompt no longer active, a text that came late, free text outside an input ----------
+
+# The old prompt, edited when the person went elsewhere before answering it.
+PROMPT_CLOSED: dict[str, str] = {
+    "decision": "⌛ Этот запрос больше не активен: вы открыли другой экран. Решение по заявке "
+    "№{number} не принято, заявка не изменена.",
+    "comment": "⌛ Этот запрос больше не активен: вы открыли другой экран. Комментарий к заявке "
+    "№{number} не отправлен.",
+    "search": "⌛ Этот запрос поиска больше не активен: вы открыли другой экран.",
+    "bulk": "⌛ Этот запрос больше не активен: вы открыли другой экран. Заявки не одобрены.",
+}
+BUTTON_OPEN_APPLICATION = "Открыть заявку №{number}"
+BUTTON_BACK_TO_LIST = "◀ К списку"
+# A text that arrived for a prompt no longer active.
+LATE_TEXT = (
+    "Это сообщение пришло, когда запрос {what} к заявке №{number} уже закрылся (вы открыли "
+    "другой экран), поэтому ничего не сделано.\n\nВаш текст: «{text}»\n\nИспользовать его?"
+)
+LATE_WHAT: dict[Action, str] = {
+    Action.APPROVE: "комментария к одобрению",
+    Action.CANCEL: "причины отмены",
+    Action.INCLUDE: "комментария к включению в группу",
+    Action.COMMENT: "комментария",
+}
+BUTTON_USE_TEXT: dict[Action, str] = {
+    Action.APPROVE: "✅ Одобрить с этим комментарием",
+    Action.CANCEL: "❌ Отменить с этой причиной",
+    Action.INCLUDE: "👥 Включить в группу с этим комментарием",
+    Action.COMMENT: "💬 Отправить комментарием",
+}
+BUTTON_SEARCH_TEXT = "🔍 Искать заявки по этому тексту"
+HELD_GONE = "Этот текст уже не сохранён: отправьте его ещё раз."
+HELD_TEXT_LIMIT = 300  # characters of the text echoed back
+# Free text outside an input.
+SEARCH_BY_TEXT = "🔍 Ищу заявки по вашему сообщению (ФИО заявителя или номер заявки)."
+OFFER_COMMENT = (
+    "Ваш текст: «{text}»\n\nОтправить его комментарием к заявке? Комментарий увидит "
+    "руководитель вашей организации. Выберите заявку:"
+)
+OFFER_COMMENT_MORE = (
+    "Показаны {shown} последних заявок из {total}; к другой — откройте её в «📄 Мои заявки»."
+)
+NO_OWN_APPLICATIONS = (
+    "У вас пока нет заявок, поэтому отправить текст комментарием некуда. Подать заявку можно в "
+    "модуле «Организация ДПО»."
+)

@@ -4,7 +4,7 @@ services.domain and services.applications return as codes (services.domain.Reaso
 from __future__ import annotations
 
 from bot.texts.plural import Plural
-from services.domain import Action, Reason, ReasonCode, Role, Status
+from services.domain import Action, Reason, ReasonCode, Role, Status, rule_for
 
 STATUS_LABELS: dict[Status, str] = {
     Status.NEW: "Не обработана",
@@ -45,6 +45,9 @@ REFUSALS: dict[ReasonCode, str] = {
     ReasonCode.NOT_FOUND: "Заявка №{number} не найдена",
     ReasonCode.COMMENT_TOO_LONG: "Комментарий слишком длинный: не больше {characters}",
     ReasonCode.COMMENT_EMPTY: "Комментарий пуст: напишите текст комментария",
+    ReasonCode.OWN_APPLICATION: "Заявку №{number} подали вы сами: руководитель не принимает "
+    "решение по своей заявке — её рассмотрят сотрудники ЦОПМ / ГБУ ДПО «ЧИРО»",
+    ReasonCode.ROLE_NEEDED: "Действие «{action}» — для роли {roles}; у вас такой роли нет",
 }
 
 
@@ -65,6 +68,11 @@ def refusal(reason: Reason) -> str:
         verb=ACTION_VERBS[reason.action] if reason.action is not None else "",
         status=STATUS_LABELS[reason.status] if reason.status is not None else "",
         characters=CHARACTERS(reason.limit or 0),
+        roles=" или ".join(
+            f"«{ROLE_LABELS[role]}»"
+            for role in Role
+            if reason.action is not None and rule_for(reason.action, role) is not None
+        ),
     )
 
 

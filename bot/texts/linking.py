@@ -47,6 +47,13 @@ CONSENT_TEXT = (
 CONSENT_ACCEPT = "Ознакомился"
 CONSENT_REQUIRED = "Сначала ознакомьтесь с согласием на обработку персональных данных"
 CONSENT_ACCEPTED = "Согласие принято"
+# To a message sent before the consent once its text was shown: one consent, pointed to.
+CONSENT_POINTER = (
+    "Чтобы продолжить, прочитайте согласие на обработку персональных данных в сообщении выше и "
+    "нажмите под ним «Ознакомился». Не видно сообщения — откройте согласие кнопкой ниже. "
+    "Отказаться и отвязать {messenger} — /logout."
+)
+CONSENT_SHOW = "📄 Открыть согласие"
 
 # -- portal-first /start <token> -----------------------------------------------------------
 
@@ -252,6 +259,7 @@ PROFILE = (
 )
 NOT_SPECIFIED = "Не указано"
 PROFILE_SWITCH_ROLE = "🔁 Сменить роль"
+PROFILE_LOGOUT = "🚪 Выйти"
 ROLES_TITLE = "<b>Сменить роль</b>\nВыберите роль, в которой работать в боте:"
 ROLE_CURRENT_MARK = "✓ "
 ROLE_SWITCHED = "Роль: {role}"

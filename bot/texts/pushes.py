@@ -37,3 +37,11 @@ BUTTON_APPROVE = "✅ Одобрить"
 BUTTON_CANCEL = "❌ Отменить"
 BUTTON_OPEN = "Подробнее"
 BUTTON_APPLICATIONS = "📥 Открыть заявки"
+
+# Staff's daily digest: director-approved applications waiting for «Включить в группу».
+STAFF_DIGEST_TITLE = "📋 <b>Ежедневная сводка: ожидают включения в группу</b>"
+STAFF_DIGEST_COUNT = "Заявок «Подтверждена руководителем ОО»: <b>{count}</b>"
+STAFF_DIGEST_LINE = "• {organization} — {count}"
+STAFF_DIGEST_HINT = "Включить их в группу можно в разделе «Заявки»."
+STAFF_DIGEST_ORGANIZATIONS = 15  # organisations listed, then «…и ещё N»
+STAFF_DIGEST_NAME_LENGTH = 80

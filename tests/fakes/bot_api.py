@@ -581,6 +581,9 @@ class Message:
     edited: bool = False
     edit_date: int | None = None
     deleted: bool = False
+    # A document the bot sent (sendDocument): file_name, mime_type and the bytes as `content`;
+    # `text` is then its caption.
+    document: JsonDict | None = None
 
     def buttons(self) -> list[list[str]]:
         """Labels of the inline keyboard, row by row (empty if there is none)."""
@@ -757,10 +760,12 @@ _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 def _decode_form_value(key: str, value: Any) -> Any:
     if isinstance(value, web.FileField):
+        content = value.file.read()
         return {
             "filename": value.filename,
             "content_type": value.content_type,
-            "size": len(value.file.read()),
+            "size": len(content),
+            "content": content,
         }
     if key in _STRING_PARAMS or not isinstance(value, str):
         return value
@@ -934,6 +939,7 @@ class FakeBotAPI:
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
             "sendMessage": self._send_message,
+            "sendDocument": self._send_document,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "answerCallbackQuery": self._answer_callback_query,
@@ -1044,6 +1050,40 @@ class FakeBotAPI:
             )
         )
         return self._queue("message", self._message_json(message))
+
+    def send_media(self, user_id: int, kind: str) -> JsonDict:
+        """The user sends a message without text: ``kind`` is ``photo``, ``voice``, ``sticker``
+        or ``document``, with the fields Telegram gives such a message (no caption)."""
+        self._user(user_id)  # a known user
+        media: dict[str, Any] = {
+            "photo": [{"file_id": "ph1", "file_unique_id": "u-ph1", "width": 90, "height": 90}],
+            "voice": {"file_id": "vo1", "file_unique_id": "u-vo1", "duration": 3},
+            "sticker": {
+                "file_id": "st1",
+                "file_unique_id": "u-st1",
+                "type": "regular",
+                "width": 512,
+                "height": 512,
+                "is_animated": False,
+                "is_video": False,
+            },
+            "document": {"file_id": "do1", "file_unique_id": "u-do1", "file_name": "a.pdf"},
+        }
+        if kind not in media:
+            raise ValueError(f"unknown kind of message: {kind}")
+        message = self._store(
+            Message(
+                message_id=self._next_message_id(user_id),
+                chat_id=user_id,
+                from_bot=False,
+                text=f"[{kind}]",
+                date=self._now(),
+            )
+        )
+        data = self._message_json(message)
+        del data["text"]
+        data[kind] = media[kind]
+        return self._queue("message", data)
 
     def press(self, user_id: int, label: str, message_id: int | None = None) -> JsonDict:
         """The user presses the inline button labelled exactly ``label``.
@@ -1481,6 +1521,54 @@ class FakeBotAPI:
         for window in windows:
             window.record(now)
         return self._message_json(message)
+
+    def _send_document(self, params: JsonDict) -> JsonDict:
+        """A document uploaded as a multipart file (its bytes kept), with an optional caption."""
+        user = self._resolve_chat(params)
+        now = self._clock()
+        windows = self._rate_windows(user.id, overall=True)
+        self._enforce(windows, now)
+        upload = params.get("document")
+        if isinstance(upload, str) and upload.startswith("attach://"):  # a part of the form
+            upload = params.get(upload.removeprefix("attach://"))
+        if not isinstance(upload, dict) or "content" not in upload:
+            raise _bad_request("Bad Request: there is no document in the request")
+        if upload["size"] == 0:
+            raise _bad_request("Bad Request: file must be non-empty")
+        if upload["size"] > 50 * 1024 * 1024:
+            raise _bad_request("Bad Request: file is too big")
+        caption = str(params.get("caption") or "")
+        if len(caption) > 1024:
+            raise _bad_request("Bad Request: message caption is too long")
+        if user.blocked:
+            raise _ApiError(403, BOT_BLOCKED)
+        message = self._store(
+            Message(
+                message_id=self._next_message_id(user.id),
+                chat_id=user.id,
+                from_bot=True,
+                text=caption,
+                date=self._now(),
+                document={
+                    "file_name": upload["filename"],
+                    "mime_type": upload["content_type"],
+                    "content": upload["content"],
+                },
+            )
+        )
+        for window in windows:
+            window.record(now)
+        data = self._message_json(message)
+        del data["text"]
+        data["caption"] = caption
+        data["document"] = {
+            "file_id": f"doc{message.message_id}",
+            "file_unique_id": f"u-doc{message.message_id}",
+            "file_name": upload["filename"],
+            "mime_type": upload["content_type"],
+            "file_size": upload["size"],
+        }
+        return data
 
     def _edit_message_text(self, params: JsonDict) -> JsonDict:
         message = self._message_to_edit(params)

@@ -1,0 +1,129 @@
+"""«🔔 Уведомления»: mute and unmute, opt out of the digest, edited in place."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.conversation.intents import NotifyAction, NotifyIntent
+from services.clock import ManualClock
+from services.digest import run_digest_if_due
+from storage.models import OutboxMessage, TelegramLink
+from tests.bot.test_pushes import add_application
+from tests.harness import BotHarness
+from tests.integration.test_digest import NINE, ZONE, add_applications, local
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+async def link_of(session_factory: async_sessionmaker[AsyncSession], user: int) -> TelegramLink:
+    async with session_factory() as session:
+        link = await session.scalar(
+            select(TelegramLink).where(TelegramLink.telegram_user_id == user)
+        )
+    assert link is not None
+    return link
+
+
+async def recipients(session_factory: async_sessionmaker[AsyncSession], kind: str) -> list[int]:
+    async with session_factory() as session:
+        query = select(OutboxMessage.account_id).where(OutboxMessage.kind == kind)
+        return sorted(a for a in await session.scalars(query) if a is not None)
+
+
+def last_answer(harness: BotHarness) -> dict[str, object]:
+    return harness.api.calls_of("answerCallbackQuery")[-1].params
+
+
+async def test_a_director_mutes_and_unmutes_pushes_in_place(
+    harness: BotHarness, clock: ManualClock
+) -> None:
+    menu = await harness.send(1001, "/start")
+    screen = await harness.press(1001, "🔔 Уведомления")
+    assert screen.message_id == menu.message_id  # one message, edited in place
+    assert screen.text.splitlines() == [
+        "🔔 Уведомления",
+        "",
+        "Уведомления включены: бот сообщает о новых заявках, изменении статуса заявок и новых "
+        "комментариях.",
+        "",
+        "Ежедневная сводка по заявкам «Не обработана» включена: приходит в 09:00 "
+        "по времени Екатеринбурга, UTC+5, если есть необработанные заявки.",
+    ]
+    assert screen.buttons() == [
+        ["🔕 Выключить уведомления"],
+        ["📋 Не присылать сводку"],
+        ["◀ В главное меню"],
+    ]
+
+    screen = await harness.press(1001, "🔕 Выключить уведомления")
+    assert screen.message_id == menu.message_id
+    assert last_answer(harness)["text"] == "Уведомления выключены"
+    assert "Уведомления выключены: бот ничего не присылает сам." in screen.text
+    assert "Пока уведомления выключены, сводка тоже не приходит." in screen.text
+    assert screen.buttons()[0] == ["🔔 Включить уведомления"]
+    assert (await link_of(harness.session_factory, 1001)).muted
+
+    await add_application(harness.session_factory, clock, number=1)
+    assert await recipients(harness.session_factory, "new_application") == [2]
+
+    await harness.press(1001, "🔔 Включить уведомления")
+    screen = harness.api.message(1001, menu.message_id)
+    assert last_answer(harness)["text"] == "Уведомления включены"
+    assert screen.buttons()[0] == ["🔕 Выключить уведомления"]
+    assert not (await link_of(harness.session_factory, 1001)).muted
+    await add_application(harness.session_factory, clock, number=2)
+    assert await recipients(harness.session_factory, "new_application") == [1, 2, 2]
+
+    await harness.press(1001, "◀ В главное меню", menu.message_id)
+    screen = harness.api.message(1001, menu.message_id)
+    assert screen.text.startswith("Главное меню")
+    harness.assert_no_errors()
+
+
+async def test_a_director_opts_out_of_the_digest(harness: BotHarness, clock: ManualClock) -> None:
+    await harness.send(1002, "/start")
+    await harness.press(1002, "🔔 Уведомления")
+    screen = await harness.press(1002, "📋 Не присылать сводку")
+    assert last_answer(harness)["text"] == "Сводка выключена"
+    assert "Ежедневная сводка по заявкам «Не обработана» выключена." in screen.text
+    assert screen.buttons()[1] == ["📋 Присылать сводку"]
+    assert not (await link_of(harness.session_factory, 1002)).digest_enabled
+
+    await add_applications(harness.session_factory, (101, 3, 10, "new"))
+    clock.set(local(1, 9))
+    await run_digest_if_due(harness.session_factory, clock, ZONE, NINE)
+    assert await recipients(harness.session_factory, "digest") == [1]
+
+    screen = await harness.press(1002, "📋 Присылать сводку")
+    assert last_answer(harness)["text"] == "Сводка включена"
+    assert (await link_of(harness.session_factory, 1002)).digest_enabled
+    harness.assert_no_errors()
+
+
+async def test_an_applicant_has_no_digest_setting(harness: BotHarness) -> None:
+    await harness.send(1003, "/start")
+    screen = await harness.press(1003, "🔔 Уведомления")
+    assert "сводка" not in screen.text.lower()
+    assert screen.buttons() == [["🔕 Выключить уведомления"], ["◀ В главное меню"]]
+    forged = NotifyIntent(action=NotifyAction.DIGEST_OFF).pack()
+    await harness.press_data(1003, forged, screen.message_id)
+    answer = last_answer(harness)
+    assert answer["text"] == (
+        "Ежедневная сводка приходит только руководителям ОО и сотрудникам ЦОПМ / ГБУ ДПО «ЧИРО»."
+    )
+    assert answer["show_alert"] is True
+    assert (await link_of(harness.session_factory, 1003)).digest_enabled
+    harness.assert_no_errors()
+
+
+async def test_a_repeated_press_on_a_stale_button_is_harmless(harness: BotHarness) -> None:
+    await harness.send(1004, "/start")
+    screen = await harness.press(1004, "🔔 Уведомления")
+    mute = NotifyIntent(action=NotifyAction.MUTE).pack()
+    await harness.press_data(1004, mute, screen.message_id)
+    await harness.press_data(1004, mute, screen.message_id)  # «message is not modified»
+    assert (await link_of(harness.session_factory, 1004)).muted
+    assert last_answer(harness)["text"] == "Уведомления выключены"
+    harness.assert_no_errors()

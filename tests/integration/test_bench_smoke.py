@@ -1,0 +1,86 @@
+"""The benchmarks (bench/) still run: each part on a tiny database with a handful of updates,
+its figures printed. Nothing here checks a speed (that is what bench/ reports); it checks that
+each benchmark did the work it measures."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import data, delivery, ingest, latency, memory, throughput, updates
+from bench.process import CYCLE_DECISIONS, CYCLE_UPDATES, mixed_workload
+
+
+async def test_cost_per_update(capsys: pytest.CaptureFixture[str]) -> None:
+    result = await updates.measure("sqlite", data.TINY, rounds=3, warmup=1, directors=2)
+
+    updates.print_result(result)
+    assert result.errors == 0
+    assert result.approved == 4  # one approval a round, warm-up included
+    assert all(len(result.times[operation]) == 3 for operation in updates.OPERATIONS)
+    assert "(1) Cost per update" in capsys.readouterr().out
+
+
+async def test_throughput_and_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    run = await mixed_workload("sqlite", data.TINY, directors=2, cycles=1)
+
+    throughput.print_throughput(run)
+    memory.print_memory(run)
+    assert run.workload.updates == 2 * CYCLE_UPDATES
+    assert run.workload.unanswered == 0
+    assert run.decisions_written == 2 * CYCLE_DECISIONS
+    assert run.errors == {}
+    assert run.memory_after["VmHWM"] > 0
+    output = capsys.readouterr().out
+    assert "(2) Throughput" in output
+    assert "(5) Memory" in output
+
+
+async def test_delivery(capsys: pytest.CaptureFixture[str]) -> None:
+    result = await delivery.measure("sqlite", data.TINY, messages=12, chats=6)
+
+    delivery.print_delivery(result)
+    assert result.sent == 12
+    assert result.states == {"sent": 12}
+    assert result.too_many_requests == 0
+    assert "(3) Delivery" in capsys.readouterr().out
+
+
+async def test_ingest(capsys: pytest.CaptureFixture[str]) -> None:
+    result = await ingest.measure("sqlite", data.TINY, put=5, batched=10, batch_size=4)
+
+    ingest.print_ingest(result)
+    assert result.statuses == {"PUT 201": 5, "POST batch 200": 3}
+    assert result.stored == 15
+    assert "(4) Ingest" in capsys.readouterr().out
+
+
+async def test_latency_of_a_push(capsys: pytest.CaptureFixture[str]) -> None:
+    result = await latency.measure("sqlite", data.TINY, 3, latency.IN_BOT)
+
+    latency.print_latency(result)
+    assert len(result.samples) == 3
+    assert result.missing == 0
+    assert "(6) Latency of a decision's push" in capsys.readouterr().out
+
+
+async def test_bulk_approval(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import bulk
+
+    results = await bulk.measure(count=5, rounds=1)
+
+    bulk.print_result(5, results)
+    [(_, _, events, outbox)] = results
+    assert (events, outbox) == (5, 10)  # a history row, a push and a webhook row each
+    assert "Bulk approval of 5 applications" in capsys.readouterr().out
+
+
+async def test_export(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import export
+
+    results = await export.measure(count=30, rounds=1)
+
+    export.print_result(30, results)
+    [(_, rows, size)] = results
+    assert rows == 30
+    assert size > 0
+    assert "«📤 Выгрузить» of 30 applications" in capsys.readouterr().out

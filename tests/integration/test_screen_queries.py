@@ -1,0 +1,135 @@
+"""The query parts of the application screens, on a real database (SQLite, and PostgreSQL when
+set): lists follow visibility and are paged newest first, staff's choices count what the actor
+may see (in the database's order), role texts follow the notification routing. Their pure parts
+are in tests/unit/test_director_units.py and tests/unit/test_roles_units.py."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.texts import applications as t
+from services.applications import ref
+from services.domain import Actor, Role, Status, can_view
+from services.notifications import recipients_for
+from services.queries import (
+    Narrowing,
+    list_applications,
+    organization_choices,
+    program_choices,
+    visibility,
+)
+from storage.repositories import Repositories
+from tests import factories
+from tests.unit.test_director_units import actors
+
+APPLICATIONS = {500: (3, 10), 501: (4, 10), 502: (6, 20), 503: (1, 10)}  # number: (applicant, org)
+
+PROGRAMMES = {  # number: (applicant, organisation, programme)
+    500: (3, 10, "Б"),
+    501: (4, 10, "А"),
+    502: (6, 20, "А"),
+    503: (1, 10, None),
+    504: (6, 20, ""),
+    505: (3, 10, "А"),
+}
+
+
+async def test_list_visibility_is_what_can_view_allows(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as session:
+        await factories.seed_school(session)
+        for number, (applicant, org) in APPLICATIONS.items():
+            session.add(factories.application(number, applicant, org))
+        await session.commit()
+        repo = Repositories(session)
+        applications = [await repo.applications.get(number) for number in APPLICATIONS]
+        for actor in actors():
+            page = await list_applications(repo, actor, status=None, size=100)
+            listed = {application.number for application in page.items}
+            allowed = {a.number for a in applications if a and can_view(actor, ref(a))}
+            assert listed == allowed, (actor, visibility(actor))
+
+
+async def test_pages_are_clamped_and_newest_first(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as session:
+        await factories.seed_school(session)
+        for i in range(13):
+            created = factories.T0.replace(minute=i)
+            session.add(factories.application(600 + i, 3, 10, created_at=created))
+        await session.commit()
+        repo = Repositories(session)
+        director = Actor(1, "Петров Пётр Петрович", Role.DIRECTOR, frozenset(Role), 10)
+        first = await list_applications(repo, director, status=Status.NEW)
+        assert (first.index, first.pages, first.total) == (0, 3, 13)
+        assert [a.number for a in first.items] == [612, 611, 610, 609, 608, 607]
+        beyond = await list_applications(repo, director, status=Status.NEW, page=99)
+        assert (beyond.index, [a.number for a in beyond.items]) == (2, [600])
+        empty = await list_applications(repo, director, status=Status.INCLUDED, page=5)
+        assert (empty.index, empty.pages, empty.total, list(empty.items)) == (0, 1, 0, [])
+
+
+async def test_choices_are_of_what_the_actor_may_see(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as session:
+        await factories.seed_school(session)
+        for number, (applicant, org, program) in PROGRAMMES.items():
+            session.add(factories.application(number, applicant, org, program=program))
+        await session.commit()
+        repo = Repositories(session)
+        for actor in actors():
+            visible = (await list_applications(repo, actor, status=None, size=100)).items
+            organizations = await organization_choices(repo, actor, status=None, size=100)
+            assert {c.key: c.applications for c in organizations.items} == dict(
+                Counter(a.organization_id for a in visible)
+            ), actor
+            programs = await program_choices(repo, actor, status=None, size=100)
+            assert {c.name: c.applications for c in programs.items} == dict(
+                Counter(a.program or "" for a in visible)  # no programme and "" are one choice
+            ), actor
+            for choice in programs.items:  # the key is an application with that programme
+                carrier = await repo.applications.get(choice.key)
+                assert carrier is not None
+                assert (carrier.program or "") == choice.name
+
+        staff = next(a for a in actors() if a.role is Role.STAFF and Role.STAFF in a.roles)
+        of_10 = await program_choices(
+            repo, staff, status=None, narrowing=Narrowing(organization_id=10)
+        )
+        assert [(c.name, c.key, c.applications) for c in of_10.items] == [
+            ("", 503, 1),
+            ("А", 501, 2),
+            ("Б", 500, 1),
+        ]
+        of_a = await organization_choices(
+            repo, staff, status=None, narrowing=Narrowing(program="А")
+        )
+        assert [(c.key, c.applications) for c in of_a.items] == [(10, 2), (20, 1)]
+        listed = await list_applications(
+            repo, staff, status=None, narrowing=Narrowing(organization_id=10, program="")
+        )
+        assert [a.number for a in listed.items] == [503]
+
+
+async def test_role_texts_name_who_is_notified(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """«Заявитель получит уведомление» and the like say what services.notifications does."""
+    async with session_factory() as session:
+        await factories.seed_school(session)
+        session.add(factories.application(900, 3, 10))
+        await session.commit()
+        repo = Repositories(session)
+        application = await repo.applications.get(900)
+        assert application is not None
+        for role in Role:
+            recipients = set(await recipients_for(repo, application, role, actor_id=99))
+            applicant, directors = 3 in recipients, bool(recipients & {1, 2})
+            for texts in (t.NOTIFIED, t.FOR_WHOM, t.COMMENT_READERS, t.SENT_TO):
+                assert ("аявител" in texts[role]) is applicant, (role, texts[role])
+                assert ("уководител" in texts[role]) is directors, (role, texts[role])
