@@ -50,14 +50,33 @@ async def seed(url: str, count: int) -> None:
         async with create_session_factory(engine)() as session:
             session.add(factories.organization(SCHOOL))
             await session.flush()
-            session.add(factories.account(DIRECTOR, "Петров Пётр Петрович", SCHOOL, "director"))
+            bound = {"consent": True}
+            session.add(
+                factories.account(
+                    DIRECTOR,
+                    "Петров Пётр Петрович",
+                    SCHOOL,
+                    "director",
+                    active_role="director",
+                    **bound,
+                )
+            )
             for i in range(count):
                 applicant = 100 + i
-                session.add(factories.account(applicant, f"Заявитель{i} Иван", SCHOOL, "listener"))
+                session.add(
+                    factories.account(
+                        applicant,
+                        f"Заявитель{i} Иван",
+                        SCHOOL,
+                        "listener",
+                        active_role="listener",
+                        **bound,
+                    )
+                )
             await session.flush()
-            session.add(factories.link(DIRECTOR, DIRECTOR + 1000, "director"))
+            session.add(factories.binding(DIRECTOR, DIRECTOR + 1000))
             for i in range(count):
-                session.add(factories.link(100 + i, 100 + i + 1000, "listener"))
+                session.add(factories.binding(100 + i, 100 + i + 1000))
                 session.add(factories.application(40000 + i, 100 + i, SCHOOL, "new"))
             await session.commit()
     finally:

@@ -39,9 +39,9 @@ from storage.models import (
     AccountRole,
     Application,
     ApplicationEvent,
+    Binding,
     Organization,
     OutboxMessage,
-    TelegramLink,
 )
 
 GENERATOR_VERSION = 1
@@ -266,18 +266,21 @@ def generate(size: Size, seed: int = SEED) -> Dataset:
 
     linked = set(staff) | {a for ids in directors.values() for a in ids}
     linked |= {a for a, _ in listeners if rng.random() < LINKED_LISTENERS}
+    for row in data.rows(Account):  # what the bot keeps of a bound person, on the account
+        bound = row["id"] in linked
+        row["active_role"] = roles[row["id"]][0] if bound else None
+        row["consent_at"] = END - SPAN if bound else None
+        row["consent_version"] = CONSENT_VERSION if bound else None
+        row["muted"] = False
+        row["digest_enabled"] = True
+        row["push_to"] = None
     for account_id in sorted(linked):
-        role = roles[account_id][0]
-        data.rows(TelegramLink).append(
+        data.rows(Binding).append(
             {
                 "account_id": account_id,
-                "telegram_user_id": account_id + TELEGRAM_OFFSET,
+                "messenger": "telegram",
+                "user_id": account_id + TELEGRAM_OFFSET,
                 "chat_id": account_id + TELEGRAM_OFFSET,
-                "active_role": role,
-                "consent_at": END - SPAN,
-                "consent_version": CONSENT_VERSION,
-                "muted": False,
-                "digest_enabled": True,
                 "blocked": False,
                 "linked_at": END - SPAN,
             }
@@ -346,7 +349,7 @@ def generate(size: Size, seed: int = SEED) -> Dataset:
                         "lease_until": None,
                         "created_at": moment,
                         "sent_at": moment + timedelta(seconds=1),
-                        "telegram_message_id": rng.randint(1, 10_000),
+                        "message_id": str(rng.randint(1, 10_000)),
                         "last_error": None,
                     }
                 )
@@ -376,7 +379,7 @@ def generate(size: Size, seed: int = SEED) -> Dataset:
         Organization,
         Account,
         AccountRole,
-        TelegramLink,
+        Binding,
         Application,
         ApplicationEvent,
         OutboxMessage,
@@ -394,7 +397,7 @@ async def fill(engine: AsyncEngine, data: Dataset, batch: int = 5_000) -> None:
                 await connection.execute(insert(table), rows[start : start + batch])
     if engine.dialect.name == "postgresql":
         async with engine.begin() as connection:
-            for table in ("application_events", "outbox", "telegram_links"):
+            for table in ("application_events", "outbox", "bindings"):
                 await connection.execute(
                     text(
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -591,10 +594,10 @@ async def directors(url: str, *, limit: int, minimum_new: int = 12) -> list[Dire
             chosen: list[Director] = []
             for org, _ in busiest:
                 account_id = await connection.scalar(
-                    select(TelegramLink.account_id)
-                    .join(Account, Account.id == TelegramLink.account_id)
-                    .where(Account.organization_id == org, TelegramLink.active_role == "director")
-                    .order_by(TelegramLink.account_id)
+                    select(Binding.account_id)
+                    .join(Account, Account.id == Binding.account_id)
+                    .where(Account.organization_id == org, Account.active_role == "director")
+                    .order_by(Binding.account_id)
                     .limit(1)
                 )
                 if account_id is None:
@@ -634,7 +637,11 @@ async def linked_users(url: str) -> list[int]:
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            return list(await connection.scalars(select(TelegramLink.telegram_user_id)))
+            return list(
+                await connection.scalars(
+                    select(Binding.user_id).where(Binding.messenger == "telegram")
+                )
+            )
     finally:
         await engine.dispose()
 

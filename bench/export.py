@@ -47,13 +47,22 @@ async def seed(url: str, count: int) -> None:
         async with create_session_factory(engine)() as session:
             session.add_all(factories.organization(10 + i) for i in range(ORGANISATIONS))
             await session.flush()
-            session.add(factories.account(STAFF, "Иванова Ольга Николаевна", None, "staff"))
+            session.add(
+                factories.account(
+                    STAFF,
+                    "Иванова Ольга Николаевна",
+                    None,
+                    "staff",
+                    active_role="staff",
+                    consent=True,
+                )
+            )
             session.add_all(
                 factories.account(1000 + i, f"Заявитель{i} Иван Иванович", 10 + i % 50, "listener")
                 for i in range(count)
             )
             await session.flush()
-            session.add(factories.link(STAFF, STAFF + 1000, "staff"))
+            session.add(factories.binding(STAFF, STAFF + 1000))
             session.add_all(
                 factories.application(50000 + i, 1000 + i, 10 + i % ORGANISATIONS, "approved")
                 for i in range(count)

@@ -27,7 +27,7 @@ from bench import data, machine, report
 from bench.process import STEP_TIMEOUT, BotProcess, WatchedBotAPI, bot_process, wait_until_polling
 from bot.conversation.intents import AppAction, AppIntent, StatusCode
 from storage.db import create_engine
-from storage.models import Application, TelegramLink
+from storage.models import Account, Application, Binding
 from tests.fakes.bot_api import JsonDict
 
 GOAL_P50, GOAL_P95 = 0.300, 0.600  # seconds
@@ -90,13 +90,15 @@ async def decisions(url: str, count: int) -> list[Decision]:
         async with engine.connect() as connection:
             for person in people:
                 rows = await connection.execute(
-                    select(Application.number, TelegramLink.chat_id)
-                    .join(TelegramLink, TelegramLink.account_id == Application.applicant_id)
+                    select(Application.number, Binding.chat_id)
+                    .join(Binding, Binding.account_id == Application.applicant_id)
+                    .join(Account, Account.id == Application.applicant_id)
                     .where(
                         Application.organization_id == person.organization_id,
                         Application.status == "new",
-                        TelegramLink.muted.is_(False),
-                        TelegramLink.blocked.is_(False),
+                        Binding.messenger == "telegram",
+                        Account.muted.is_(False),
+                        Binding.blocked.is_(False),
                     )
                     .order_by(Application.number)
                 )

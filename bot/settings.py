@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     DATABASE_URL: str = "sqlite+aiosqlite:///./data/dpo-bot.sqlite3"
     REDIS_URL: str | None = None
     TELEGRAM_API_URL: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    # The MAX bot's name in its links (https://max.ru/<name>?start=<token>): when set, link
+    # tokens answer with a MAX link too.
+    MAX_BOT_USERNAME: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     PUBLIC_URL: AnyHttpUrl | None = None
     WEB_HOST: str = "127.0.0.1"
     WEB_PORT: int = Field(8080, ge=0, le=65535)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
 from services.locks import job_lock
-from services.notifications import NotificationKind, enqueue_telegram
+from services.notifications import NotificationKind, enqueue_pushes
 from services.periodic import run_periodically
 from storage.models import DigestRun
 from storage.repositories import Repositories
@@ -57,7 +57,7 @@ async def enqueue_digest(repo: Repositories, day: date, now: datetime) -> int | 
     repo.session.add(run)
     await repo.session.flush([run])  # claim the day first: a concurrent run stops here
     recipients = await repo.links.digest_recipients()
-    run.recipients = await enqueue_telegram(
+    run.recipients = await enqueue_pushes(
         repo,
         kind=NotificationKind.DIGEST,
         account_ids=recipients,
@@ -66,7 +66,7 @@ async def enqueue_digest(repo: Repositories, day: date, now: datetime) -> int | 
         now=now,
         payload={"day": day.isoformat()},
     )
-    run.recipients += await enqueue_telegram(
+    run.recipients += await enqueue_pushes(
         repo,
         kind=NotificationKind.STAFF_DIGEST,
         account_ids=await repo.links.staff_digest_recipients(),

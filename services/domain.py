@@ -30,6 +30,7 @@ class Source(StrEnum):
     """Where a change came from, as recorded in history."""
 
     TELEGRAM = "telegram"
+    MAX = "max"
     API = "api"
     CLI = "cli"
 

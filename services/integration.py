@@ -27,9 +27,9 @@ from pydantic import (
 
 from services.domain import Action, Role, Source, Status
 from services.linking import normalize_snils, snils_hash
-from services.notifications import NotificationKind, enqueue_telegram, notify_event, telegram_row
+from services.notifications import NotificationKind, enqueue_pushes, notify_event, push_row
 from storage.models import Account, AccountRole, Application, Organization
-from storage.repositories import Repositories
+from storage.repositories import Recipient, Repositories
 
 # Who the history names for changes that come from the web module.
 ORIGIN_NAME = "Модуль «Организация ДПО»"
@@ -379,7 +379,7 @@ async def upsert_application(
             created_at=now,
         )
         if notify and data.status is Status.NEW:
-            await enqueue_telegram(
+            await enqueue_pushes(
                 repo,
                 kind=NotificationKind.NEW_APPLICATION,
                 account_ids=await repo.accounts.director_ids(data.organization_id),
@@ -513,22 +513,24 @@ async def create_new_applications(
 async def _notify_new(
     repo: Repositories, created: list[tuple[NumberedApplication, int]], now: datetime
 ) -> None:
-    """The pushes of new «Не обработана» applications to their directors (enqueue_telegram for
-    many applications: the directors and their links read once)."""
+    """The pushes of new «Не обработана» applications to their directors (enqueue_pushes for
+    many applications: the directors and their chats read once)."""
     unprocessed = [(item, event_id) for item, event_id in created if item.status is Status.NEW]
     directors = await repo.accounts.director_ids_by_organization(
         item.organization_id for item, _ in unprocessed
     )
     everyone = sorted({account for accounts in directors.values() for account in accounts})
-    links = {link.account_id: link for link in await repo.links.recipients(everyone)}
+    chats: dict[int, list[Recipient]] = {}
+    for recipient in await repo.links.recipients(everyone):
+        chats.setdefault(recipient.account_id, []).append(recipient)
     rows = [
         row
         for item, event_id in unprocessed
         for account in directors[item.organization_id]
-        if account in links
-        and (
-            row := telegram_row(
-                links[account],
+        for recipient in chats.get(account, [])
+        if (
+            row := push_row(
+                recipient,
                 kind=NotificationKind.NEW_APPLICATION,
                 application_number=item.number,
                 event_id=event_id,

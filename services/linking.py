@@ -1,23 +1,30 @@
-"""One-time link tokens and Telegram bindings (docs/linking.md).
+"""One-time link tokens and bindings of accounts to messenger users (docs/linking.md).
+
+A person (account) may be bound in several messengers: one binding per messenger
+(`storage.models.Binding`). Services work on a `MessengerUser` (messenger, user id, chat), never
+on one messenger's ids; what belongs to the person (active role, consent, mute, digest, where
+pushes go) is on the account.
 
 Tokens carry at least 128 bits from `secrets`, are stored only as a SHA-256 hash, are single use
-and expire. One account has at most one Telegram user and one Telegram user at most one account.
+and expire. One account has at most one user per messenger and one messenger user at most one
+account.
 
 Two ways in, both ending in `bind`:
 * portal first: the web module mints a token for an account (`mint_portal_token`), the person
-  opens `t.me/<bot>?start=<token>` and the bot redeems it (`redeem_portal_token`); a Telegram
-  user bound to another account confirms the switch first (`confirm_switch`). An account bound
-  to another Telegram user moves only with that user's permission, asked in their chat
+  opens the messenger's deep link with it (built by the front end: bot/links.py) and the bot
+  redeems it (`redeem_portal_token`) in whichever messenger it was opened; a messenger user
+  bound to another account confirms the switch first (`confirm_switch`). An account bound to
+  another user of that messenger moves only with that user's permission, asked in their chat
   (`allow_move`, `deny_move`; unanswered, the request expires with the token:
   `expire_move_requests`), or after the binding was revoked (`unlink_account`);
-* bot first: the bot mints a token for a Telegram user (`mint_bot_token`) and shows
+* bot first: the bot mints a token for a messenger user (`mint_bot_token`) and shows
   `<PUBLIC_URL>/link/<token>` as a mini app; the web page checks the launch data signed by
   the messenger (services/launch.py) names that very user (`open_sign_in`), signs the person
   in through OpenID Connect (`begin_sign_in`, `sign_in_by_state`), finds the account by the
   ESIA oid or the SNILS hash (`match_account`), asks to confirm (`propose_binding`) and binds
-  (`confirm_sign_in`). It never takes an account from another Telegram user.
+  (`confirm_sign_in`). It never takes an account from another user of the messenger.
 Failed redemptions are counted in the database, so the limits hold across replicas: per
-Telegram user (`THROTTLE_LIMIT`) and overall (`THROTTLE_OVERALL_LIMIT`) in `THROTTLE_WINDOW`.
+messenger user (`THROTTLE_LIMIT`) and overall (`THROTTLE_OVERALL_LIMIT`) in `THROTTLE_WINDOW`.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from services.clock import Clock
 from services.domain import Actor, Role
 from services.launch import CLOCK_SKEW, LaunchProblem, LaunchUser
 from services.periodic import run_periodically
-from storage.models import Account, LinkToken, TelegramLink
+from storage.models import Account, Binding, LinkToken
 from storage.repositories import Repositories
 
 log = logging.getLogger(__name__)
@@ -48,7 +55,7 @@ log = logging.getLogger(__name__)
 TOKEN_BYTES = 24  # 192 bits; 32 characters of [A-Za-z0-9_-], within /start's 64
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 
-THROTTLE_LIMIT = 5  # failed attempts of one Telegram user in the window
+THROTTLE_LIMIT = 5  # failed attempts of one messenger user in the window
 # Failed attempts of everyone together in the window: many users guessing a few times each
 # are stopped too (everyone then waits out the window; guessing a token stays hopeless).
 THROTTLE_OVERALL_LIMIT = 60
@@ -63,9 +70,9 @@ ROLE_PRIORITY = (Role.DIRECTOR, Role.STAFF, Role.LISTENER)
 # Outbox kinds of linking (rendered by bot/conversation/pushes.py):
 # - the chat's binding is gone; payload {"reason": UnlinkReason}; account_id empty;
 UNLINKED_KIND = "unlinked"
-# - to the bound owner: «Разрешить привязку к другому Telegram-аккаунту?»; payload {"token": id};
+# - to the bound owner: «Разрешить привязку к другому аккаунту?»; payload {"token": id};
 MOVE_REQUEST_KIND = "move_request"
-# - to the Telegram user who asked for the move: payload {"outcome": MoveOutcome};
+# - to the messenger user who asked for the move: payload {"outcome": MoveOutcome};
 MOVE_OUTCOME_KIND = "move_outcome"
 # - the personal-data consent, the first screen of a binding made outside its chat.
 CONSENT_KIND = "consent"
@@ -76,7 +83,7 @@ class UnlinkReason(StrEnum):
 
 
 class MoveOutcome(StrEnum):
-    """What became of a request to move an account to another Telegram user."""
+    """What became of a request to move an account's binding to another messenger user."""
 
     ALLOWED = "allowed"
     DENIED = "denied"
@@ -97,7 +104,7 @@ class Refusal(StrEnum):
     NO_ACCOUNT = "no_account"
     ACCOUNT_LINKED_ELSEWHERE = "account_linked_elsewhere"
     TELEGRAM_LINKED_ELSEWHERE = "telegram_linked_elsewhere"
-    # Portal first, the account bound to another Telegram user:
+    # Portal first, the account bound to another user of the messenger:
     OWNER_BLOCKED = "owner_blocked"  # who cannot be asked (blocked the bot): revoke first
     LOGOUT_FIRST = "logout_first"  # while this one is bound too: /logout here first
     # Bot first, the sign-in page:
@@ -107,22 +114,38 @@ class Refusal(StrEnum):
 
 
 @dataclass(frozen=True)
+class MessengerUser:
+    """A messenger user in a dialog with the bot, as a front end names them.
+
+    `user_id` is what the messenger vouches for; `chat_id` the dialog with the bot (Telegram:
+    the same number; MAX: another); `username` and `name` are what the user chose: shown,
+    never trusted.
+    """
+
+    messenger: str
+    user_id: int
+    chat_id: int
+    username: str | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class LinkRefused:
     reason: Refusal
 
 
 @dataclass(frozen=True)
 class Linked:
-    """The Telegram user is bound to the account (anew, or `already` was)."""
+    """The messenger user is bound to the account (anew, or `already` was)."""
 
-    link: TelegramLink
+    binding: Binding
     actor: Actor
     already: bool = False
 
 
 @dataclass(frozen=True)
 class SwitchNeeded:
-    """The Telegram user is bound to another account: ask before switching to this one."""
+    """The messenger user is bound to another account: ask before switching to this one."""
 
     token_id: int
     current_name: str
@@ -131,16 +154,18 @@ class SwitchNeeded:
 
 @dataclass(frozen=True)
 class MoveRequested:
-    """The account is bound to another Telegram user, who is asked in their chat."""
+    """The account is bound to another user of the messenger, who is asked in their chat."""
 
     expires_at: datetime
 
 
 @dataclass(frozen=True)
-class TelegramAccount:
-    """A Telegram user as shown to someone asked to confirm a binding: the numeric id and the
-    @username, which Telegram vouches for, never the display name, which anyone can choose."""
+class MessengerAccount:
+    """A messenger user as shown to someone asked to confirm a binding: the messenger, the
+    numeric id and the @username, which the messenger vouches for, never the display name,
+    which anyone can choose."""
 
+    messenger: str
     user_id: int
     username: str | None
 
@@ -149,7 +174,7 @@ class TelegramAccount:
 class MoveDecided:
     """The owner answered a move request: `linked` when allowed, None when denied."""
 
-    requester: TelegramAccount
+    requester: MessengerAccount
     linked: Linked | None
 
 
@@ -201,10 +226,6 @@ class UnknownAccountError(LookupError):
         self.account_id = account_id
 
 
-def deep_link(bot_username: str, payload: str) -> str:
-    return f"https://t.me/{bot_username}?start={payload}"
-
-
 # -- roles, consent, the actor ---------------------------------------------------------------
 
 
@@ -216,16 +237,17 @@ def default_role(roles: frozenset[Role]) -> Role | None:
     return next((role for role in ROLE_PRIORITY if role in roles), None)
 
 
-def actor_for(link: TelegramLink) -> Actor:
-    """The account behind a Telegram binding, acting in the link's active role.
+def actor_for(account: Account) -> Actor:
+    """The person behind a binding, acting in the account's active role.
 
-    If the web module has since taken that role away, the first remaining role is active.
+    If the web module has since taken that role away (or none was chosen yet), the first
+    remaining role is active.
     """
-    account = link.account
     roles = account_roles(account)
-    role = Role(link.active_role)
-    if role not in roles and roles:
-        role = default_role(roles) or role
+    chosen = Role(account.active_role) if account.active_role else None
+    role = chosen if chosen in roles or not roles else default_role(roles)
+    if role is None:  # an account without roles: it still acts, and may do nothing
+        role = chosen or Role.LISTENER
     return Actor(
         account_id=account.id,
         full_name=account.full_name,
@@ -235,42 +257,53 @@ def actor_for(link: TelegramLink) -> Actor:
     )
 
 
-def switch_role(link: TelegramLink, role: Role) -> Actor | None:
+def switch_role(account: Account, role: Role) -> Actor | None:
     """Make one of the account's roles active; None if the account does not hold it."""
-    if role not in account_roles(link.account):
+    if role not in account_roles(account):
         return None
-    link.active_role = role.value
-    return actor_for(link)
+    account.active_role = role.value
+    return actor_for(account)
 
 
-def has_consent(link: TelegramLink, version: str) -> bool:
+def has_consent(account: Account, version: str) -> bool:
     """Whether the person accepted the current version of the personal-data consent."""
-    return link.consent_at is not None and link.consent_version == version
+    return account.consent_at is not None and account.consent_version == version
 
 
-def accept_consent(link: TelegramLink, *, version: str, clock: Clock) -> None:
-    link.consent_at = clock.now()
-    link.consent_version = version
+def accept_consent(account: Account, *, version: str, clock: Clock) -> None:
+    account.consent_at = clock.now()
+    account.consent_version = version
+
+
+def start_afresh(account: Account, role: Role) -> None:
+    """What the bot keeps of a person, as a first binding (no other messenger bound) starts
+    it: the role with the most to do, the consent still to accept, pushes on, the digest on."""
+    account.active_role = role.value
+    account.consent_at = None
+    account.consent_version = None
+    account.muted = False
+    account.digest_enabled = True
+    account.push_to = None
 
 
 # -- throttling ------------------------------------------------------------------------------
 
 
 async def throttle_refusal(
-    repo: Repositories, telegram_user_id: int, now: datetime
+    repo: Repositories, messenger: str, user_id: int, now: datetime
 ) -> Refusal | None:
     """THROTTLED if this user, THROTTLED_OVERALL if everyone together failed too often lately."""
     since = now - THROTTLE_WINDOW
-    if await repo.links.count_failures(telegram_user_id, since) >= THROTTLE_LIMIT:
+    if await repo.links.count_failures(messenger, user_id, since) >= THROTTLE_LIMIT:
         return Refusal.THROTTLED
     if await repo.links.count_all_failures(since) >= THROTTLE_OVERALL_LIMIT:
         return Refusal.THROTTLED_OVERALL
     return None
 
 
-async def record_failure(repo: Repositories, telegram_user_id: int, now: datetime) -> None:
-    await repo.links.purge_failures(telegram_user_id, now - THROTTLE_WINDOW)
-    await repo.links.add_failure(telegram_user_id, now)
+async def record_failure(repo: Repositories, messenger: str, user_id: int, now: datetime) -> None:
+    await repo.links.purge_failures(messenger, user_id, now - THROTTLE_WINDOW)
+    await repo.links.add_failure(messenger, user_id, now)
 
 
 def token_refusal(row: LinkToken | None, now: datetime) -> Refusal | None:
@@ -289,65 +322,81 @@ def token_refusal(row: LinkToken | None, now: datetime) -> Refusal | None:
 async def bind(
     repo: Repositories,
     account: Account,
+    user: MessengerUser,
     *,
-    telegram_user_id: int,
-    chat_id: int,
     token_id: int | None,
     now: datetime,
 ) -> Linked | LinkRefused:
-    """Spend the token (`token_id`; None when the caller already has) and bind a Telegram user
-    to an account, keeping both sides one-to-one.
+    """Spend the token (`token_id`; None when the caller already has) and bind a messenger
+    user to an account, keeping both sides one-to-one within the messenger.
 
-    The Telegram user's binding to another account is replaced, and their requests to move
-    other accounts to them end. An account bound to another Telegram user is refused: only
-    `allow_move`, with that user's permission, removes their binding first.
+    The user's binding to another account is replaced, and their requests to move other
+    accounts to them end. An account bound to another user of the same messenger is refused:
+    only `allow_move`, with that user's permission, removes their binding first. The account's
+    bindings in other messengers stay; a first binding starts the person afresh
+    (`start_afresh`).
     """
-    mine = await repo.links.by_telegram_user(telegram_user_id)
+    mine = await repo.links.by_user(user.messenger, user.user_id)
     if mine is not None and mine.account_id == account.id:
         if token_id is not None and not await repo.links.use_token(token_id, now):
             return LinkRefused(Refusal.USED)
-        return Linked(link=mine, actor=actor_for(mine), already=True)
+        return Linked(binding=mine, actor=actor_for(mine.account), already=True)
     role = default_role(account_roles(account))
     if role is None:
         return LinkRefused(Refusal.NO_ROLES)
     if token_id is not None and not await repo.links.use_token(token_id, now):
         return LinkRefused(Refusal.USED)
-    if await repo.links.by_account(account.id) is not None:  # callers check; this is a race
+    bound = await repo.links.of_account(account.id)
+    if any(other.messenger == user.messenger for other in bound):  # callers check; a race
         return LinkRefused(Refusal.ACCOUNT_LINKED_ELSEWHERE)
     if mine is not None:
-        await repo.links.remove(mine)
-    await repo.links.end_move_requests(telegram_user_id, now)
-    await repo.outbox.drop_pending(chat_id=chat_id, kind=UNLINKED_KIND)
-    link = TelegramLink(
+        await forget_binding(repo, mine)
+    await repo.links.end_move_requests(user.messenger, user.user_id, now)
+    await repo.outbox.drop_pending(channel=user.messenger, chat_id=user.chat_id, kind=UNLINKED_KIND)
+    if not bound:
+        start_afresh(account, role)
+    binding = Binding(
         account_id=account.id,
         account=account,
-        telegram_user_id=telegram_user_id,
-        chat_id=chat_id,
-        active_role=role.value,
-        consent_at=None,
-        consent_version=None,
-        muted=False,
-        digest_enabled=True,
+        messenger=user.messenger,
+        user_id=user.user_id,
+        chat_id=user.chat_id,
         blocked=False,
         linked_at=now,
     )
-    repo.session.add(link)
+    repo.session.add(binding)
     await repo.session.flush()
-    return Linked(link=link, actor=actor_for(link))
+    return Linked(binding=binding, actor=actor_for(account))
+
+
+async def forget_binding(repo: Repositories, binding: Binding) -> None:
+    """Remove a binding with its chat's pushes and state (LinkRepo.remove); if it was the
+    person's last, what the bot kept of the person goes too (role, consent, settings)."""
+    account = binding.account
+    await repo.links.remove(binding)
+    if not await repo.links.of_account(account.id):
+        account.active_role = None
+        account.consent_at = None
+        account.consent_version = None
+        account.muted = False
+        account.digest_enabled = True
+        account.push_to = None
 
 
 def enqueue_to_chat(
     repo: Repositories,
     kind: str,
     *,
+    messenger: str,
     chat_id: int,
     payload: dict[str, Any],
     now: datetime,
     account_id: int | None = None,
 ) -> None:
-    """A linking message for one chat, through the outbox (sent after the commit, in order)."""
+    """A linking message for one messenger chat, through the outbox (sent after the commit,
+    in order)."""
     repo.outbox.add(
-        channel="telegram",
+        channel=messenger,
         kind=kind,
         account_id=account_id,
         chat_id=chat_id,
@@ -367,31 +416,50 @@ async def unlink_account(
     *,
     clock: Clock,
     tell: UnlinkReason | None = UnlinkReason.REVOKED,
-) -> TelegramLink | None:
-    """Remove the account's Telegram binding and the chat's pending pushes; the removed link
-    is returned. Unused tokens of the account and of its Telegram user are revoked too; whoever
-    waits for permission to move the account is told that a new link is needed.
+    messenger: str | None = None,
+) -> list[Binding]:
+    """Remove the account's binding in one messenger (None: every binding) with the chat's
+    pending pushes and state; the removed bindings are returned. Unused tokens of the account
+    and of its removed users are revoked too; whoever waits for permission to move the account
+    in that messenger is told that a new link is needed.
 
-    `tell`: the reason the chat is told through the outbox, or None when the person is told
+    `tell`: the reason each chat is told through the outbox, or None when the person is told
     directly (their own /logout).
     """
     now = clock.now()
     for request in await repo.links.move_requests(account_id=account_id):
-        if request.chat_id is not None:
-            payload = {"outcome": MoveOutcome.RELEASED.value}
-            enqueue_to_chat(
-                repo, MOVE_OUTCOME_KIND, chat_id=request.chat_id, payload=payload, now=now
-            )
+        if request.chat_id is None or request.messenger is None:
+            continue
+        if messenger is not None and request.messenger != messenger:
+            continue
+        payload = {"outcome": MoveOutcome.RELEASED.value}
+        enqueue_to_chat(
+            repo,
+            MOVE_OUTCOME_KIND,
+            messenger=request.messenger,
+            chat_id=request.chat_id,
+            payload=payload,
+            now=now,
+        )
     await repo.links.delete_unused_tokens(account_id=account_id)
-    link = await repo.links.by_account(account_id)
-    if link is None:
-        return None
-    await repo.links.delete_unused_tokens(telegram_user_id=link.telegram_user_id)
-    await repo.links.remove(link)
-    if tell is not None and not link.blocked:
-        payload = {"reason": tell.value}
-        enqueue_to_chat(repo, UNLINKED_KIND, chat_id=link.chat_id, payload=payload, now=now)
-    return link
+    removed = [
+        binding
+        for binding in await repo.links.of_account(account_id)
+        if messenger is None or binding.messenger == messenger
+    ]
+    for binding in removed:
+        await repo.links.delete_unused_tokens(user=(binding.messenger, binding.user_id))
+        await forget_binding(repo, binding)
+        if tell is not None and not binding.blocked:
+            enqueue_to_chat(
+                repo,
+                UNLINKED_KIND,
+                messenger=binding.messenger,
+                chat_id=binding.chat_id,
+                payload={"reason": tell.value},
+                now=now,
+            )
+    return removed
 
 
 # -- portal first ----------------------------------------------------------------------------
@@ -400,7 +468,8 @@ async def unlink_account(
 async def mint_portal_token(
     repo: Repositories, account_id: int, *, ttl: timedelta, clock: Clock
 ) -> MintedToken:
-    """A portal-first token for an account, to be shown as a t.me link by the web module."""
+    """A portal-first token for an account, shown by the web module as a messenger's deep
+    link; whichever messenger redeems it is bound."""
     if await repo.accounts.get(account_id) is None:
         raise UnknownAccountError(account_id)
     return await _mint(repo, kind="portal", ttl=ttl, clock=clock, account_id=account_id)
@@ -422,21 +491,15 @@ async def _mint(
 
 
 async def redeem_portal_token(
-    repo: Repositories,
-    token: str,
-    *,
-    telegram_user_id: int,
-    chat_id: int,
-    telegram_username: str | None,
-    clock: Clock,
+    repo: Repositories, token: str, user: MessengerUser, *, clock: Clock
 ) -> RedeemOutcome:
-    """`/start <token>`: bind, or ask to switch accounts, or ask the account's bound owner for
-    permission to move it here, or say why not.
+    """The deep link's start payload: bind, or ask to switch accounts, or ask the account's
+    bound owner in this messenger for permission to move it here, or say why not.
 
     A throttled user's attempts are not even looked at; every refusal of the token counts.
     """
     now = clock.now()
-    throttled = await throttle_refusal(repo, telegram_user_id, now)
+    throttled = await throttle_refusal(repo, user.messenger, user.user_id, now)
     if throttled is not None:
         return LinkRefused(throttled)
     row = None
@@ -446,48 +509,47 @@ async def redeem_portal_token(
     else:
         refusal = Refusal.MALFORMED
     if row is not None and row.move_requested_at is not None and refusal is None:
-        if row.telegram_user_id == telegram_user_id:  # the same link again: still waiting
+        if is_offered_to(row, user):  # the same link again: still waiting
             return MoveRequested(expires_at=row.expires_at)
         refusal = Refusal.USED  # redeemed by someone else, who waits for the owner
     if refusal is not None or row is None or row.account_id is None:
-        await record_failure(repo, telegram_user_id, now)
+        await record_failure(repo, user.messenger, user.user_id, now)
         return LinkRefused(refusal or Refusal.UNKNOWN)
     account = await repo.accounts.get(row.account_id)
     if account is None:
         return LinkRefused(Refusal.UNKNOWN)
-    mine = await repo.links.by_telegram_user(telegram_user_id)
+    mine = await repo.links.by_user(user.messenger, user.user_id)
     if mine is None or mine.account_id != account.id:
-        theirs = await repo.links.by_account(account.id)
+        theirs = await repo.links.by_account(account.id, user.messenger)
         if theirs is not None:
-            return await _request_move(
-                repo, row, account, theirs, mine, telegram_user_id, chat_id, telegram_username, now
-            )
+            return await _request_move(repo, row, account, theirs, mine, user, now)
     if mine is not None and mine.account_id != account.id:
         if not await repo.links.offer_token(
-            row.id, telegram_user_id=telegram_user_id, chat_id=chat_id
+            row.id, messenger=user.messenger, user_id=user.user_id, chat_id=user.chat_id
         ):
             return LinkRefused(Refusal.USED)
         return SwitchNeeded(
             token_id=row.id, current_name=mine.account.full_name, target_name=account.full_name
         )
-    return await bind(
-        repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, token_id=row.id, now=now
-    )
+    return await bind(repo, account, user, token_id=row.id, now=now)
+
+
+def is_offered_to(row: LinkToken, user: MessengerUser) -> bool:
+    """Whether a token's open question is about this messenger user."""
+    return row.messenger == user.messenger and row.user_id == user.user_id
 
 
 async def _request_move(
     repo: Repositories,
     row: LinkToken,
     account: Account,
-    owner: TelegramLink,
-    mine: TelegramLink | None,
-    telegram_user_id: int,
-    chat_id: int,
-    telegram_username: str | None,
+    owner: Binding,
+    mine: Binding | None,
+    user: MessengerUser,
     now: datetime,
 ) -> MoveRequested | LinkRefused:
-    """The account is bound to another Telegram user: ask them in their chat, if they can be
-    asked. Nothing moves yet; the token becomes this user's alone."""
+    """The account is bound to another user of this messenger: ask them in their chat, if
+    they can be asked. Nothing moves yet; the token becomes this user's alone."""
     if mine is not None:
         return LinkRefused(Refusal.LOGOUT_FIRST)
     if not account_roles(account):
@@ -496,9 +558,10 @@ async def _request_move(
         return LinkRefused(Refusal.OWNER_BLOCKED)
     claimed = await repo.links.offer_token(
         row.id,
-        telegram_user_id=telegram_user_id,
-        chat_id=chat_id,
-        telegram_username=telegram_username,
+        messenger=user.messenger,
+        user_id=user.user_id,
+        chat_id=user.chat_id,
+        username=user.username,
         move_requested_at=now,
     )
     if not claimed:  # someone else claimed it a moment ago
@@ -507,6 +570,7 @@ async def _request_move(
     enqueue_to_chat(
         repo,
         MOVE_REQUEST_KIND,
+        messenger=owner.messenger,
         chat_id=owner.chat_id,
         payload=payload,
         now=now,
@@ -516,15 +580,15 @@ async def _request_move(
 
 
 async def confirm_switch(
-    repo: Repositories, token_id: int, *, telegram_user_id: int, chat_id: int, clock: Clock
+    repo: Repositories, token_id: int, user: MessengerUser, *, clock: Clock
 ) -> Linked | LinkRefused:
-    """The Telegram user agreed to leave their account for the token's one."""
+    """The messenger user agreed to leave their account for the token's one."""
     now = clock.now()
     row = await repo.links.token_by_id(token_id)
     if (
         row is None
         or row.kind != "portal"
-        or row.telegram_user_id != telegram_user_id
+        or not is_offered_to(row, user)
         or row.move_requested_at is not None
     ):
         return LinkRefused(Refusal.UNKNOWN)
@@ -534,20 +598,18 @@ async def confirm_switch(
     account = await repo.accounts.get(row.account_id)
     if account is None:
         return LinkRefused(Refusal.UNKNOWN)
-    theirs = await repo.links.by_account(account.id)
-    if theirs is not None and theirs.telegram_user_id != telegram_user_id:
+    theirs = await repo.links.by_account(account.id, user.messenger)
+    if theirs is not None and theirs.user_id != user.user_id:
         return LinkRefused(Refusal.LOGOUT_FIRST)  # bound to someone else since the question
-    return await bind(
-        repo, account, telegram_user_id=telegram_user_id, chat_id=chat_id, token_id=row.id, now=now
-    )
+    return await bind(repo, account, user, token_id=row.id, now=now)
 
 
-async def cancel_switch(repo: Repositories, token_id: int, *, telegram_user_id: int) -> None:
-    """The Telegram user keeps their account; the token stays valid until it expires."""
-    await repo.links.withdraw_offer(token_id, telegram_user_id=telegram_user_id)
+async def cancel_switch(repo: Repositories, token_id: int, user: MessengerUser) -> None:
+    """The messenger user keeps their account; the token stays valid until it expires."""
+    await repo.links.withdraw_offer(token_id, messenger=user.messenger, user_id=user.user_id)
 
 
-# -- moving an account to another Telegram user: the bound owner decides ----------------------
+# -- moving an account to another user of the messenger: the bound owner decides -------------
 
 
 async def move_request(repo: Repositories, token_id: int) -> LinkToken | None:
@@ -559,34 +621,45 @@ async def move_request(repo: Repositories, token_id: int) -> LinkToken | None:
         or row.move_requested_at is None
         or row.used_at is not None
         or row.account_id is None
-        or row.telegram_user_id is None
+        or row.messenger is None
+        or row.user_id is None
         or row.chat_id is None
     ):
         return None
     return row
 
 
-def requester_of(row: LinkToken) -> TelegramAccount:
-    assert row.telegram_user_id is not None
-    return TelegramAccount(row.telegram_user_id, row.telegram_username)
+def requester_of(row: LinkToken) -> MessengerAccount:
+    assert row.messenger is not None
+    assert row.user_id is not None
+    return MessengerAccount(row.messenger, row.user_id, row.username)
 
 
 async def _owners_request(
-    repo: Repositories, token_id: int, owner_telegram_user_id: int, now: datetime
-) -> tuple[LinkToken, TelegramLink] | LinkRefused:
-    """The open request and the owner's binding, if the one who answers owns the account.
+    repo: Repositories, token_id: int, owner: MessengerUser, now: datetime
+) -> tuple[LinkToken, Binding] | LinkRefused:
+    """The open request and the owner's binding, if the one who answers owns the account in
+    the request's messenger.
 
     A press by anyone else (a forged button, a binding that has moved since) is UNKNOWN.
     An expired request is closed here, and the requester told.
     """
     row = await move_request(repo, token_id)
-    owner = await repo.links.by_account(row.account_id) if row and row.account_id else None
-    if row is None or owner is None or owner.telegram_user_id != owner_telegram_user_id:
+    bound = (
+        await repo.links.by_account(row.account_id, row.messenger)
+        if row and row.account_id and row.messenger
+        else None
+    )
+    if (
+        row is None
+        or bound is None
+        or (bound.messenger, bound.user_id) != (owner.messenger, owner.user_id)
+    ):
         return LinkRefused(Refusal.UNKNOWN)
     if row.expires_at <= now:
         await _close_request(repo, row, MoveOutcome.EXPIRED, now)
         return LinkRefused(Refusal.EXPIRED)
-    return row, owner
+    return row, bound
 
 
 async def _close_request(
@@ -600,32 +673,44 @@ async def _close_request(
         return False
     if outcome is not MoveOutcome.ALLOWED:
         payload = {"outcome": outcome.value}
-        enqueue_to_chat(repo, MOVE_OUTCOME_KIND, chat_id=chat_id, payload=payload, now=now)
-    log.info("move request %s: %s (Telegram user %s)", row.id, outcome.value, requester.user_id)
+        enqueue_to_chat(
+            repo,
+            MOVE_OUTCOME_KIND,
+            messenger=requester.messenger,
+            chat_id=chat_id,
+            payload=payload,
+            now=now,
+        )
+    log.info(
+        "move request %s: %s (%s user %s)",
+        row.id,
+        outcome.value,
+        requester.messenger,
+        requester.user_id,
+    )
     return True
 
 
 async def allow_move(
-    repo: Repositories, token_id: int, *, owner_telegram_user_id: int, clock: Clock
+    repo: Repositories, token_id: int, owner: MessengerUser, *, clock: Clock
 ) -> MoveDecided | LinkRefused:
     """The bound owner allowed: their binding goes, the requester's comes; the requester hears
     it, with the consent, through the outbox."""
     now = clock.now()
-    found = await _owners_request(repo, token_id, owner_telegram_user_id, now)
+    found = await _owners_request(repo, token_id, owner, now)
     if isinstance(found, LinkRefused):
         return found
-    row, owner = found
-    account = owner.account
+    row, bound = found
+    account = bound.account
     if not account_roles(account):
         return LinkRefused(Refusal.NO_ROLES)
     requester, chat_id = requester_of(row), row.chat_id
     assert chat_id is not None
     if not await _close_request(repo, row, MoveOutcome.ALLOWED, now):
         return LinkRefused(Refusal.USED)
-    await repo.links.remove(owner)
-    linked = await bind(
-        repo, account, telegram_user_id=requester.user_id, chat_id=chat_id, token_id=None, now=now
-    )
+    await forget_binding(repo, bound)
+    user = MessengerUser(requester.messenger, requester.user_id, chat_id, requester.username)
+    linked = await bind(repo, account, user, token_id=None, now=now)
     if isinstance(linked, LinkRefused):  # checked above in this transaction: cannot happen
         raise RuntimeError(f"binding after the owner's permission refused: {linked.reason}")
     for kind, payload in (
@@ -633,17 +718,23 @@ async def allow_move(
         (CONSENT_KIND, {}),
     ):
         enqueue_to_chat(
-            repo, kind, chat_id=chat_id, payload=payload, now=now, account_id=account.id
+            repo,
+            kind,
+            messenger=user.messenger,
+            chat_id=chat_id,
+            payload=payload,
+            now=now,
+            account_id=account.id,
         )
     return MoveDecided(requester=requester, linked=linked)
 
 
 async def deny_move(
-    repo: Repositories, token_id: int, *, owner_telegram_user_id: int, clock: Clock
+    repo: Repositories, token_id: int, owner: MessengerUser, *, clock: Clock
 ) -> MoveDecided | LinkRefused:
     """The bound owner refused: nothing moves, the link is spent, the requester is told."""
     now = clock.now()
-    found = await _owners_request(repo, token_id, owner_telegram_user_id, now)
+    found = await _owners_request(repo, token_id, owner, now)
     if isinstance(found, LinkRefused):
         return found
     row, _ = found
@@ -687,17 +778,18 @@ async def move_requests_loop(
 
 
 async def mint_bot_token(
-    repo: Repositories,
-    *,
-    telegram_user_id: int,
-    chat_id: int,
-    ttl: timedelta,
-    clock: Clock,
+    repo: Repositories, user: MessengerUser, *, ttl: timedelta, clock: Clock
 ) -> MintedToken:
-    """A bot-first token for a Telegram user; their earlier unused ones are revoked."""
-    await repo.links.delete_unused_tokens(telegram_user_id=telegram_user_id)
+    """A bot-first token for a messenger user; their earlier unused ones are revoked."""
+    await repo.links.delete_unused_tokens(user=(user.messenger, user.user_id))
     return await _mint(
-        repo, kind="bot", ttl=ttl, clock=clock, telegram_user_id=telegram_user_id, chat_id=chat_id
+        repo,
+        kind="bot",
+        ttl=ttl,
+        clock=clock,
+        messenger=user.messenger,
+        user_id=user.user_id,
+        chat_id=user.chat_id,
     )
 
 
@@ -712,13 +804,13 @@ async def open_sign_in(
 ) -> LinkToken | Refusal:
     """The bot-first token behind a sign-in page, if the page may start a sign-in with it.
 
-    The launch data must name the Telegram user the token was made for (a link opened by
+    The launch data must name the messenger user the token was made for (a link opened by
     anyone else is refused) and be newer than the token and than the launch that started the
     last sign-in. Refusals of the token count toward the launching user's throttle, as in
     `/start`.
     """
     now = clock.now()
-    throttled = await throttle_refusal(repo, launch.user_id, now)
+    throttled = await throttle_refusal(repo, launch.messenger, launch.user_id, now)
     if throttled is not None:
         return throttled
     row = None
@@ -727,10 +819,18 @@ async def open_sign_in(
         refusal = token_refusal(row, now)
     else:
         refusal = Refusal.MALFORMED
-    if refusal is None and row is not None and row.telegram_user_id != launch.user_id:
+    if (
+        refusal is None
+        and row is not None
+        and (row.messenger, row.user_id)
+        != (
+            launch.messenger,
+            launch.user_id,
+        )
+    ):
         refusal = Refusal.OTHER_TELEGRAM_USER
     if refusal is not None or row is None:
-        await record_failure(repo, launch.user_id, now)
+        await record_failure(repo, launch.messenger, launch.user_id, now)
         return refusal or Refusal.UNKNOWN
     if launch.signed_at < row.created_at - CLOCK_SKEW or (
         row.launched_at is not None and launch.signed_at <= row.launched_at
@@ -750,7 +850,7 @@ def begin_sign_in(
 ) -> None:
     """Remember an OpenID Connect sign-in started for the token (a new one replaces it)."""
     row.launched_at = launch.signed_at
-    row.telegram_username = launch.username
+    row.username = launch.username
     row.oidc_state_hash = token_hash(state)
     row.oidc_nonce = nonce
     row.oidc_code_verifier = code_verifier
@@ -812,20 +912,21 @@ async def match_account(
 async def binding_refusal(
     repo: Repositories, row: LinkToken, account: Account
 ) -> LinkRefused | None:
-    """Why a bot-first sign-in may not bind this account to the token's Telegram user.
+    """Why a bot-first sign-in may not bind this account to the token's messenger user.
 
-    A bot-first sign-in never takes an account away from another Telegram user (a
-    portal-first link asks that user), nor the Telegram user away from another account.
+    A bot-first sign-in never takes an account away from another user of the messenger (a
+    portal-first link asks that user), nor the messenger user away from another account.
     """
     if not account_roles(account):
         return LinkRefused(Refusal.NO_ROLES)
-    theirs = await repo.links.by_account(account.id)
-    if theirs is not None and theirs.telegram_user_id != row.telegram_user_id:
+    if row.messenger is None or row.user_id is None:
+        return LinkRefused(Refusal.NO_ACCOUNT)
+    theirs = await repo.links.by_account(account.id, row.messenger)
+    if theirs is not None and theirs.user_id != row.user_id:
         return LinkRefused(Refusal.ACCOUNT_LINKED_ELSEWHERE)
-    if row.telegram_user_id is not None:
-        mine = await repo.links.by_telegram_user(row.telegram_user_id)
-        if mine is not None and mine.account_id != account.id:
-            return LinkRefused(Refusal.TELEGRAM_LINKED_ELSEWHERE)
+    mine = await repo.links.by_user(row.messenger, row.user_id)
+    if mine is not None and mine.account_id != account.id:
+        return LinkRefused(Refusal.TELEGRAM_LINKED_ELSEWHERE)
     return None
 
 
@@ -845,19 +946,13 @@ async def confirm_sign_in(
 ) -> Linked | LinkRefused:
     """The person confirmed on the page: bind (checked again, things may have moved)."""
     account = await repo.accounts.get(row.account_id) if row.account_id is not None else None
-    if account is None or row.telegram_user_id is None or row.chat_id is None:
+    if account is None or row.messenger is None or row.user_id is None or row.chat_id is None:
         return LinkRefused(Refusal.NO_ACCOUNT)
     refused = await binding_refusal(repo, row, account)
     if refused is not None:
         return refused
-    return await bind(
-        repo,
-        account,
-        telegram_user_id=row.telegram_user_id,
-        chat_id=row.chat_id,
-        token_id=row.id,
-        now=clock.now(),
-    )
+    user = MessengerUser(row.messenger, row.user_id, row.chat_id, row.username)
+    return await bind(repo, account, user, token_id=row.id, now=clock.now())
 
 
 async def end_sign_in(repo: Repositories, row: LinkToken, *, clock: Clock) -> None:

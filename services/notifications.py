@@ -1,7 +1,9 @@
 """Who hears about a change, written to the outbox in the transaction of the change itself.
 
 Rows carry structured references (application, event); the messenger front end renders the text
-when it sends, so the domain stays free of any messenger's markup.
+when it sends, so the domain stays free of any messenger's markup. A person's push goes to the
+messengers they chose (`Account.push_to`; by default the one bound last): one row per chat,
+its channel the chat's messenger (storage.repositories.LinkRepo.recipients).
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ async def recipients_for(
     return list(unique)
 
 
-def telegram_row(
-    link: Recipient,
+def push_row(
+    recipient: Recipient,
     *,
     kind: NotificationKind,
     application_number: int | None,
@@ -58,28 +60,28 @@ def telegram_row(
     now: datetime,
     payload: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The outbox row of a push to a linked person; None if they muted pushes.
+    """The outbox row of a push to one chat of a bound person; None if they muted pushes.
 
     A chat that blocked the bot gets its row held: it is sent when the user comes back.
     """
-    if link.muted:
+    if recipient.muted:
         return None
     return {
-        "channel": "telegram",
+        "channel": recipient.messenger,
         "kind": kind.value,
-        "account_id": link.account_id,
-        "chat_id": link.chat_id,
+        "account_id": recipient.account_id,
+        "chat_id": recipient.chat_id,
         "application_number": application_number,
         "event_id": event_id,
         "payload": payload or {},
-        "state": "held" if link.blocked else "pending",
+        "state": "held" if recipient.blocked else "pending",
         "attempts": 0,
         "available_at": now,
         "created_at": now,
     }
 
 
-async def enqueue_telegram(
+async def enqueue_pushes(
     repo: Repositories,
     *,
     kind: NotificationKind,
@@ -89,12 +91,12 @@ async def enqueue_telegram(
     now: datetime,
     payload: dict[str, Any] | None = None,
 ) -> int:
-    """One outbox row per linked, not muted recipient (telegram_row); returns how many were
-    written."""
+    """One outbox row per chat the bound, not muted recipients chose (push_row); returns how
+    many were written."""
     written = 0
-    for link in await repo.links.recipients(account_ids):
-        row = telegram_row(
-            link,
+    for recipient in await repo.links.recipients(account_ids):
+        row = push_row(
+            recipient,
             kind=kind,
             application_number=application_number,
             event_id=event_id,
@@ -112,7 +114,7 @@ async def notify_new_application(
 ) -> int:
     """Enqueue the push of a new application to the director(s) of its organisation."""
     directors = await repo.accounts.director_ids(application.organization_id)
-    return await enqueue_telegram(
+    return await enqueue_pushes(
         repo,
         kind=NotificationKind.NEW_APPLICATION,
         account_ids=directors,
@@ -148,7 +150,7 @@ async def notify_event(
         event.actor_account_id,
         withdrawn_after_approval=withdrawn,
     )
-    return await enqueue_telegram(
+    return await enqueue_pushes(
         repo,
         kind=kind,
         account_ids=recipients,

@@ -1,8 +1,9 @@
 """Delivering the outbox: lease-based claiming, outcomes, retries, pacing, a generic worker.
 
 Rows are written in the transaction of the change that caused them (services/notifications.py);
-a worker per channel ("telegram", "webhook") claims them with a lease, sends them through a
-channel-specific `Sender` and records the outcome. Several workers may share the table:
+a worker per channel (a messenger: "telegram", "max"; or "webhook") claims them with a lease,
+sends them through a channel-specific `Sender` and records the outcome. Several workers may
+share the table:
 
 * a claim takes only rows no one holds a live lease on, and never a row of a chat (or another
   ordering key) while an older row of that chat is pending or held, so a chat gets its messages
@@ -51,7 +52,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from services.clock import Clock
 from storage import outbox_signal
-from storage.models import OutboxMessage, TelegramLink
+from storage.models import Binding, OutboxMessage
 from storage.repositories import Repositories
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _rowcount(result: Any) -> int:
 class Sent:
     """Delivered; `message_id` is the id the messenger gave the message (None for webhooks)."""
 
-    message_id: int | None = None
+    message_id: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,21 +174,26 @@ class RetryPolicy:
 
 
 # --------------------------------------------------------------------------------------------
-# Chat blocking (Telegram): the link's flag and the chat's rows move together
+# Chat blocking: the binding's flag and the chat's rows move together, per messenger
 # --------------------------------------------------------------------------------------------
 
 
 async def chat_blocked(
-    session: AsyncSession, chat_id: int, now: datetime, reason: str | None = None
+    session: AsyncSession, messenger: str, chat_id: int, now: datetime, reason: str | None = None
 ) -> int:
-    """The chat blocked the bot (or is gone): mark its link blocked and hold its pending rows.
+    """A messenger's chat blocked the bot (or is gone): mark its binding blocked and hold its
+    pending rows.
 
     A row some worker is sending right now keeps its lease: that worker records its outcome
     (a 403 holds it too). Returns how many rows were held.
     """
     await session.execute(
-        update(TelegramLink)
-        .where(TelegramLink.chat_id == chat_id, TelegramLink.blocked.is_(False))
+        update(Binding)
+        .where(
+            Binding.messenger == messenger,
+            Binding.chat_id == chat_id,
+            Binding.blocked.is_(False),
+        )
         .values(blocked=True)
         .execution_options(synchronize_session=False)
     )
@@ -197,7 +203,7 @@ async def chat_blocked(
     result = await session.execute(
         update(OutboxMessage)
         .where(
-            OutboxMessage.channel == TELEGRAM,
+            OutboxMessage.channel == messenger,
             OutboxMessage.chat_id == chat_id,
             OutboxMessage.state == PENDING,
             or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
@@ -208,21 +214,25 @@ async def chat_blocked(
     return _rowcount(result)
 
 
-async def chat_unblocked(session: AsyncSession, chat_id: int, now: datetime) -> int:
+async def chat_unblocked(session: AsyncSession, messenger: str, chat_id: int, now: datetime) -> int:
     """The user is back (wrote to the bot, unblocked it): clear the flag, release held rows.
 
     Returns how many rows were released; they are sent in their original order.
     """
     await session.execute(
-        update(TelegramLink)
-        .where(TelegramLink.chat_id == chat_id, TelegramLink.blocked.is_(True))
+        update(Binding)
+        .where(
+            Binding.messenger == messenger,
+            Binding.chat_id == chat_id,
+            Binding.blocked.is_(True),
+        )
         .values(blocked=False)
         .execution_options(synchronize_session=False)
     )
     result = await session.execute(
         update(OutboxMessage)
         .where(
-            OutboxMessage.channel == TELEGRAM,
+            OutboxMessage.channel == messenger,
             OutboxMessage.chat_id == chat_id,
             OutboxMessage.state == HELD,
         )
@@ -231,7 +241,7 @@ async def chat_unblocked(session: AsyncSession, chat_id: int, now: datetime) -> 
     )
     released = _rowcount(result)
     if released:
-        outbox_signal.written(session, TELEGRAM)
+        outbox_signal.written(session, messenger)
     return released
 
 
@@ -323,7 +333,7 @@ class OutboxQueue:
     async def mark_sent(
         self,
         row: OutboxMessage,
-        message_id: int | None,
+        message_id: int | str | None,
         now: datetime,
         next_in_chat_after: timedelta | None = None,
     ) -> bool:
@@ -336,7 +346,7 @@ class OutboxQueue:
                 .values(
                     state=SENT,
                     sent_at=now,
-                    telegram_message_id=message_id,
+                    message_id=None if message_id is None else str(message_id),
                     lease_until=None,
                     lease_owner=None,
                 )
@@ -459,7 +469,7 @@ class OutboxQueue:
                 )
                 .execution_options(synchronize_session=False)
             )
-            held = await chat_blocked(session, row.chat_id, now)
+            held = await chat_blocked(session, row.channel, row.chat_id, now)
             await session.commit()
         return held + 1
 

@@ -1,8 +1,9 @@
 """Typed SQLAlchemy 2 models of everything the bot keeps.
 
 The web module is the system of record for organisations, accounts and applications; the bot keeps
-the part it needs plus what only it knows: the history of decisions made here, Telegram bindings,
-one-time link tokens and the outbox of messages that must not be lost.
+the part it needs plus what only it knows: the history of decisions made here, the bindings of
+accounts to messenger users, one-time link tokens and the outbox of messages that must not be
+lost.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.schema import UniqueConstraint
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -38,6 +42,13 @@ NAMING_CONVENTION = {
 
 STATUS_CODES = ("new", "approved", "cancelled", "included")
 ROLE_CODES = ("director", "listener", "staff")
+MESSENGERS = ("telegram", "max")
+# Where an account's pushes go (Account.push_to): one messenger, or every bound one; NULL: the
+# messenger bound last.
+PUSH_BOTH = "both"
+PUSH_TARGETS = (*MESSENGERS, PUSH_BOTH)
+# Where a history row was made: in a messenger, through the integration API, on the command line.
+EVENT_SOURCES = (*MESSENGERS, "api", "cli")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -84,9 +95,15 @@ class Organization(Base):
 
 
 class Account(Base):
-    """A person's account in the web module (signed in through Gosuslugi)."""
+    """A person's account in the web module (signed in through Gosuslugi), and what the bot
+    keeps of the person whatever messenger they use: the active role, the personal-data consent
+    (its time and text version), whether pushes are muted, the daily digest, where pushes go."""
 
     __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint(_in("active_role", ROLE_CODES), name="active_role"),
+        CheckConstraint(_in("push_to", PUSH_TARGETS), name="push_to"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     full_name: Mapped[str] = mapped_column(String(255))
@@ -97,6 +114,14 @@ class Account(Base):
     # HMAC-SHA256 of the normalised SNILS with a secret key; the SNILS itself is never stored.
     snils_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     updated_at: Mapped[datetime]
+    # NULL until the person is first bound (then the role with the most to do in the bot).
+    active_role: Mapped[str | None] = mapped_column(String(16))
+    consent_at: Mapped[datetime | None]
+    consent_version: Mapped[str | None] = mapped_column(String(32))
+    muted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    digest_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # PUSH_TARGETS, or NULL: pushes go to the messenger bound last.
+    push_to: Mapped[str | None] = mapped_column(String(16))
 
     roles: Mapped[list[AccountRole]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="AccountRole.role"
@@ -161,7 +186,7 @@ class ApplicationEvent(Base):
     __tablename__ = "application_events"
     __table_args__ = (
         Index("ix_application_events_application", "application_number", "id"),
-        CheckConstraint(_in("source", ("telegram", "api", "cli")), name="source"),
+        CheckConstraint(_in("source", EVENT_SOURCES), name="source"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -182,23 +207,24 @@ class ApplicationEvent(Base):
     created_at: Mapped[datetime]
 
 
-class TelegramLink(Base):
-    """The binding of one Telegram user to one account (both sides unique)."""
+class Binding(Base):
+    """The binding of one messenger user to one account: an account has at most one user per
+    messenger, a messenger user at most one account. What belongs to the person (consent,
+    active role, mute, digest) is on the account; the binding keeps the chat and whether the
+    user blocked the bot there."""
 
-    __tablename__ = "telegram_links"
-    __table_args__ = (CheckConstraint(_in("active_role", ROLE_CODES), name="active_role"),)
+    __tablename__ = "bindings"
+    __table_args__ = (
+        CheckConstraint(_in("messenger", MESSENGERS), name="messenger"),
+        UniqueConstraint("messenger", "user_id", name="uq_bindings_messenger_user"),
+        UniqueConstraint("account_id", "messenger", name="uq_bindings_account_messenger"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), unique=True
-    )
-    telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    messenger: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(BigInteger)
     chat_id: Mapped[int] = mapped_column(BigInteger)
-    active_role: Mapped[str] = mapped_column(String(16))
-    consent_at: Mapped[datetime | None]
-    consent_version: Mapped[str | None] = mapped_column(String(32))
-    muted: Mapped[bool] = mapped_column(Boolean, default=False)
-    digest_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     linked_at: Mapped[datetime]
 
@@ -214,22 +240,23 @@ class LinkToken(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
-    # Portal-first tokens name the account; bot-first tokens name the Telegram user who asked.
+    # Portal-first tokens name the account; bot-first tokens name the messenger user who asked.
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    # A portal token names the Telegram user who redeemed it while a question is open: their
+    # A portal token names the messenger user who redeemed it while a question is open: their
     # own switch of accounts, or (`move_requested_at` set) the bound owner's permission to move
     # the account to them. The token is then theirs alone until it is used or expires.
-    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    messenger: Mapped[str | None] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     move_requested_at: Mapped[datetime | None]
-    # The @username of the token's Telegram user (as Telegram gave it), shown to whoever is
-    # asked to confirm; cleared when the token is used.
-    telegram_username: Mapped[str | None] = mapped_column(String(64))
+    # The @username of the token's messenger user (as the messenger gave it), shown to whoever
+    # is asked to confirm; cleared when the token is used.
+    username: Mapped[str | None] = mapped_column(String(64))
     # Bot-first sign-in in progress (cleared when the token is used): when the mini app that
     # started it was opened (a launch no newer is refused), the OpenID Connect state (hashed),
     # nonce and PKCE verifier, and the hash of the key in the browser's cookie that ties the
@@ -243,28 +270,31 @@ class LinkToken(Base):
 
 class LinkFailure(Base):
     """A failed attempt to redeem a link token, kept for a minute to throttle guessing, per
-    Telegram user and overall.
+    messenger user and overall.
 
     In the database rather than in memory, so the limits hold across bot replicas.
     """
 
     __tablename__ = "link_failures"
     __table_args__ = (
-        Index("ix_link_failures_user_time", "telegram_user_id", "created_at"),
+        Index("ix_link_failures_user_time", "messenger", "user_id", "created_at"),
         Index("ix_link_failures_time", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    messenger: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
 
 
 class OutboxMessage(Base):
-    """A message that must not be lost, written in the transaction of the change that caused it."""
+    """A message that must not be lost, written in the transaction of the change that caused it.
+
+    `channel` is the messenger whose chat the row goes to, or "webhook" (the web module)."""
 
     __tablename__ = "outbox"
     __table_args__ = (
-        CheckConstraint(_in("channel", ("telegram", "webhook")), name="channel"),
+        CheckConstraint(_in("channel", (*MESSENGERS, "webhook")), name="channel"),
         CheckConstraint(_in("state", ("pending", "sent", "failed", "held")), name="state"),
         Index("ix_outbox_state_available", "state", "available_at"),
         Index("ix_outbox_chat", "chat_id", "id"),
@@ -286,7 +316,8 @@ class OutboxMessage(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
-    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The messenger's id of the message sent (MAX's are strings).
+    message_id: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -302,14 +333,16 @@ class DigestRun(Base):
 
 
 class FsmState(Base):
-    """aiogram FSM state and data of one conversation (the embedded default's FSM storage).
+    """The state and data of one conversation (storage/states.py), in the embedded default.
 
-    The key is aiogram's StorageKey; a missing thread or business connection is stored as 0 or ''
-    (Telegram never uses those values), so every key part can be in the primary key.
+    The key is the messenger and aiogram's StorageKey, which the Telegram-only bot used; a
+    missing thread or business connection is stored as 0 or '' (Telegram never uses those
+    values), so every key part can be in the primary key.
     """
 
     __tablename__ = "fsm_states"
 
+    messenger: Mapped[str] = mapped_column(String(16), primary_key=True)
     bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -321,11 +354,14 @@ class FsmState(Base):
 
 
 class ProcessedUpdate(Base):
-    """A Telegram update taken in by a webhook replica: a repeated update_id is skipped."""
+    """A messenger update that was handled: a repeated one is skipped. `key` is the update's
+    identity in its messenger (Telegram: the update_id; MAX, whose updates have none: the
+    event's own id)."""
 
     __tablename__ = "processed_updates"
 
-    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    messenger: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -31,16 +31,17 @@ from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
 from storage import outbox_signal
 from storage.db import SQLITE_FOLD_FUNCTION, fold_name
 from storage.models import (
+    PUSH_BOTH,
     Account,
     AccountRole,
     Application,
     ApplicationEvent,
+    Binding,
     FsmState,
     LinkFailure,
     LinkToken,
     Organization,
     OutboxMessage,
-    TelegramLink,
 )
 
 # PostgreSQL advisory lock that orders history rows for the decisions feed (see feed_lock).
@@ -109,7 +110,7 @@ LIST_ROW = (
     joinedload(Application.applicant).lazyload(Account.roles),
     lazyload(Application.organization),
 )
-WITH_ACCOUNT = joinedload(TelegramLink.account).joinedload(Account.roles)
+WITH_ACCOUNT = joinedload(Binding.account).joinedload(Account.roles)
 
 
 class ListRow(NamedTuple):
@@ -802,117 +803,171 @@ class EventRepo:
 
 @dataclass(frozen=True)
 class Recipient:
-    """What a push to a linked account needs to know of its link."""
+    """What a push to a bound person needs to know: the chat of one of their bindings, and
+    whether they muted pushes or blocked the bot in that chat."""
 
     account_id: int
+    messenger: str
     chat_id: int
     muted: bool
     blocked: bool
 
 
+def pushed_to(push_to: str | None, bound: Sequence[tuple[str, datetime]]) -> set[str]:
+    """The messengers a person's pushes go to, of those bound (messenger, linked_at): their
+    choice (`Account.push_to`: one messenger, or PUSH_BOTH), else the messenger bound last;
+    a chosen messenger that is not bound falls back to the one bound last."""
+    if not bound:
+        return set()
+    messengers = {messenger for messenger, _ in bound}
+    if push_to == PUSH_BOTH:
+        return messengers
+    if push_to in messengers:
+        return {push_to}
+    last = max(bound, key=lambda item: (item[1], item[0]))
+    return {last[0]}
+
+
 @dataclass
 class LinkRepo:
+    """Bindings of accounts to messenger users, one-time link tokens, failed redemptions."""
+
     session: AsyncSession
 
     async def recipients(self, account_ids: Iterable[int]) -> list[Recipient]:
-        """The linked ones of these accounts, by account id: their chats, whether muted or
-        blocked (only these columns: no accounts loaded)."""
+        """Where these accounts' pushes go: one Recipient per chat the person chose
+        (`pushed_to`), by account id then messenger (only these columns: no accounts loaded)."""
         ids = list(set(account_ids))
         if not ids:
             return []
         result = await self.session.execute(
             select(
-                TelegramLink.account_id,
-                TelegramLink.chat_id,
-                TelegramLink.muted,
-                TelegramLink.blocked,
+                Binding.account_id,
+                Binding.messenger,
+                Binding.chat_id,
+                Binding.blocked,
+                Binding.linked_at,
+                Account.muted,
+                Account.push_to,
             )
-            .where(TelegramLink.account_id.in_(ids))
-            .order_by(TelegramLink.account_id)
+            .join(Account, Account.id == Binding.account_id)
+            .where(Binding.account_id.in_(ids))
+            .order_by(Binding.account_id, Binding.messenger)
         )
-        return [Recipient(*row) for row in result.tuples()]
+        rows = result.tuples().all()
+        recipients: list[Recipient] = []
+        for account_id in sorted({row[0] for row in rows}):
+            own = [row for row in rows if row[0] == account_id]
+            chosen = pushed_to(own[0][6], [(row[1], row[4]) for row in own])
+            recipients += [
+                Recipient(account_id, messenger, chat_id, muted, blocked)
+                for _, messenger, chat_id, blocked, _, muted, _ in own
+                if messenger in chosen
+            ]
+        return recipients
 
-    async def by_telegram_user(self, telegram_user_id: int) -> TelegramLink | None:
+    async def by_user(self, messenger: str, user_id: int) -> Binding | None:
+        """The binding of a messenger user, with its account and the account's roles."""
         result = await self.session.execute(
-            select(TelegramLink)
+            select(Binding)
             .options(WITH_ACCOUNT)
-            .where(TelegramLink.telegram_user_id == telegram_user_id)
+            .where(Binding.messenger == messenger, Binding.user_id == user_id)
         )
         return result.unique().scalar_one_or_none()
 
-    async def by_accounts(self, account_ids: Iterable[int]) -> list[TelegramLink]:
+    async def by_accounts(
+        self, account_ids: Iterable[int], messenger: str | None = None
+    ) -> list[Binding]:
+        """The bindings of these accounts (in one messenger, or all), by account then
+        messenger."""
         ids = list(account_ids)
         if not ids:
             return []
-        result = await self.session.execute(
-            select(TelegramLink)
-            .options(WITH_ACCOUNT)
-            .where(TelegramLink.account_id.in_(ids))
-            .order_by(TelegramLink.account_id)
-        )
+        query = select(Binding).options(WITH_ACCOUNT).where(Binding.account_id.in_(ids))
+        if messenger is not None:
+            query = query.where(Binding.messenger == messenger)
+        result = await self.session.execute(query.order_by(Binding.account_id, Binding.messenger))
         return list(result.unique().scalars())
+
+    async def of_account(self, account_id: int) -> list[Binding]:
+        """Every binding of an account, by messenger."""
+        return await self.by_accounts([account_id])
+
+    async def by_account(self, account_id: int, messenger: str) -> Binding | None:
+        """The account's binding in one messenger."""
+        found = await self.by_accounts([account_id], messenger)
+        return found[0] if found else None
+
+    async def by_chat(self, messenger: str, chat_id: int) -> Binding | None:
+        """The binding whose chat this is (a push's recipient, checked at send time)."""
+        result = await self.session.execute(
+            select(Binding)
+            .options(WITH_ACCOUNT)
+            .where(Binding.messenger == messenger, Binding.chat_id == chat_id)
+        )
+        return result.unique().scalars().first()
 
     async def digest_recipients(self) -> list[int]:
         """Accounts of directors who want the daily digest and whose organisation has
-        applications «Не обработана»: linked, consent given, not muted, not blocked."""
+        applications «Не обработана»: bound, consent given, not muted, reachable in at least
+        one bound messenger."""
         pending_organizations = select(Application.organization_id).where(
             Application.status == "new"
         )
+        reachable = select(Binding.account_id).where(Binding.blocked.is_(False))
         result = await self.session.execute(
-            select(TelegramLink.account_id)
-            .join(Account, Account.id == TelegramLink.account_id)
+            select(Account.id)
             .join(AccountRole, AccountRole.account_id == Account.id)
             .where(
                 AccountRole.role == "director",
                 Account.organization_id.in_(pending_organizations),
-                TelegramLink.consent_at.is_not(None),
-                TelegramLink.digest_enabled.is_(True),
-                TelegramLink.muted.is_(False),
-                TelegramLink.blocked.is_(False),
+                Account.id.in_(reachable),
+                Account.consent_at.is_not(None),
+                Account.digest_enabled.is_(True),
+                Account.muted.is_(False),
             )
-            .order_by(TelegramLink.account_id)
+            .order_by(Account.id)
         )
         return list(result.scalars())
 
     async def staff_digest_recipients(self) -> list[int]:
         """Accounts of staff who want the daily digest while director-approved applications
-        wait for «Включить в группу»: linked, consent given, not muted, not blocked."""
+        wait for «Включить в группу»: bound, consent given, not muted, reachable in at least
+        one bound messenger."""
         waiting = select(Application.number).where(Application.status == "approved").limit(1)
+        reachable = select(Binding.account_id).where(Binding.blocked.is_(False))
         result = await self.session.execute(
-            select(TelegramLink.account_id)
-            .join(AccountRole, AccountRole.account_id == TelegramLink.account_id)
+            select(Account.id)
+            .join(AccountRole, AccountRole.account_id == Account.id)
             .where(
                 AccountRole.role == "staff",
                 waiting.exists(),
-                TelegramLink.consent_at.is_not(None),
-                TelegramLink.digest_enabled.is_(True),
-                TelegramLink.muted.is_(False),
-                TelegramLink.blocked.is_(False),
+                Account.id.in_(reachable),
+                Account.consent_at.is_not(None),
+                Account.digest_enabled.is_(True),
+                Account.muted.is_(False),
             )
-            .order_by(TelegramLink.account_id)
+            .order_by(Account.id)
         )
         return list(result.scalars())
 
-    async def by_account(self, account_id: int) -> TelegramLink | None:
-        result = await self.session.execute(
-            select(TelegramLink).options(WITH_ACCOUNT).where(TelegramLink.account_id == account_id)
-        )
-        return result.unique().scalar_one_or_none()
-
-    async def remove(self, link: TelegramLink) -> None:
+    async def remove(self, binding: Binding) -> None:
         """Delete a binding together with what was kept for its chat: every push for it (still
         waiting, sent or failed: each tells which account the chat belonged to) and the user's
         conversation state in the SQL store, storage/states.py (a search for a name, a comment
-        being typed). A Redis store is the caller's to clear."""
+        being typed). A Redis store is the caller's to clear. The person's other bindings stay."""
         await self.session.execute(
             delete(OutboxMessage).where(
-                OutboxMessage.chat_id == link.chat_id, OutboxMessage.channel == "telegram"
+                OutboxMessage.chat_id == binding.chat_id,
+                OutboxMessage.channel == binding.messenger,
             )
         )
         await self.session.execute(
-            delete(FsmState).where(FsmState.user_id == link.telegram_user_id)
+            delete(FsmState).where(
+                FsmState.messenger == binding.messenger, FsmState.user_id == binding.user_id
+            )
         )
-        await self.session.delete(link)
+        await self.session.delete(binding)
         await self.session.flush()
 
     # -- one-time tokens -------------------------------------------------------------------
@@ -948,7 +1003,7 @@ class LinkRepo:
             .where(LinkToken.id == token_id, LinkToken.used_at.is_(None))
             .values(
                 used_at=now,
-                telegram_username=None,
+                username=None,
                 launched_at=None,
                 oidc_state_hash=None,
                 oidc_nonce=None,
@@ -964,12 +1019,13 @@ class LinkRepo:
         self,
         token_id: int,
         *,
-        telegram_user_id: int,
+        messenger: str,
+        user_id: int,
         chat_id: int,
-        telegram_username: str | None = None,
+        username: str | None = None,
         move_requested_at: datetime | None = None,
     ) -> bool:
-        """Name the Telegram user a portal token's open question is about (their switch of
+        """Name the messenger user a portal token's open question is about (their switch of
         accounts; with `move_requested_at`, the owner's permission to move the account to
         them). False if the token is used or already claimed for a move: one claim wins."""
         result = await self.session.execute(
@@ -980,9 +1036,10 @@ class LinkRepo:
                 LinkToken.move_requested_at.is_(None),
             )
             .values(
-                telegram_user_id=telegram_user_id,
+                messenger=messenger,
+                user_id=user_id,
                 chat_id=chat_id,
-                telegram_username=telegram_username,
+                username=username,
                 move_requested_at=move_requested_at,
             )
             .execution_options(synchronize_session="fetch")
@@ -990,22 +1047,23 @@ class LinkRepo:
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
-    async def withdraw_offer(self, token_id: int, *, telegram_user_id: int) -> None:
+    async def withdraw_offer(self, token_id: int, *, messenger: str, user_id: int) -> None:
         """The user declined switching to the token's account: the token is free again."""
         await self.session.execute(
             update(LinkToken)
             .where(
                 LinkToken.id == token_id,
                 LinkToken.kind == "portal",
-                LinkToken.telegram_user_id == telegram_user_id,
+                LinkToken.messenger == messenger,
+                LinkToken.user_id == user_id,
                 LinkToken.move_requested_at.is_(None),
             )
-            .values(telegram_user_id=None, chat_id=None)
+            .values(messenger=None, user_id=None, chat_id=None)
             .execution_options(synchronize_session="fetch")
         )
 
     async def move_requests(self, *, account_id: int) -> Sequence[LinkToken]:
-        """The open requests to move an account to another Telegram user."""
+        """The open requests to move an account's binding to another messenger user."""
         result = await self.session.scalars(
             select(LinkToken)
             .where(
@@ -1029,29 +1087,36 @@ class LinkRepo:
         )
         return result.all()
 
-    async def end_move_requests(self, telegram_user_id: int, now: datetime) -> None:
-        """A Telegram user got bound: their requests to move other accounts to them end."""
+    async def end_move_requests(self, messenger: str, user_id: int, now: datetime) -> None:
+        """A messenger user got bound: their requests to move other accounts to them end."""
         await self.session.execute(
             update(LinkToken)
             .where(
-                LinkToken.telegram_user_id == telegram_user_id,
+                LinkToken.messenger == messenger,
+                LinkToken.user_id == user_id,
                 LinkToken.move_requested_at.is_not(None),
                 LinkToken.used_at.is_(None),
             )
-            .values(used_at=now, telegram_username=None)
+            .values(used_at=now, username=None)
             .execution_options(synchronize_session=False)
         )
 
     async def delete_unused_tokens(
-        self, *, account_id: int | None = None, telegram_user_id: int | None = None
+        self, *, account_id: int | None = None, user: tuple[str, int] | None = None
     ) -> None:
-        """Revoke the unused tokens minted for an account, or the bot-first ones a Telegram user
-        asked for (a portal token merely offered to that user for a switch stays the account's)."""
-        condition = (
-            LinkToken.account_id == account_id
-            if account_id is not None
-            else (LinkToken.telegram_user_id == telegram_user_id) & (LinkToken.kind == "bot")
-        )
+        """Revoke the unused tokens minted for an account, or the bot-first ones a messenger
+        user, (messenger, user id), asked for (a portal token merely offered to that user for a
+        switch stays the account's)."""
+        if account_id is not None:
+            condition = LinkToken.account_id == account_id
+        else:
+            assert user is not None
+            messenger, user_id = user
+            condition = and_(
+                LinkToken.messenger == messenger,
+                LinkToken.user_id == user_id,
+                LinkToken.kind == "bot",
+            )
         await self.session.execute(delete(LinkToken).where(condition, LinkToken.used_at.is_(None)))
 
     async def purge_tokens(self, expired_before: datetime) -> None:
@@ -1059,16 +1124,17 @@ class LinkRepo:
 
     # -- failed redemptions (throttling) ---------------------------------------------------
 
-    async def add_failure(self, telegram_user_id: int, now: datetime) -> None:
-        self.session.add(LinkFailure(telegram_user_id=telegram_user_id, created_at=now))
+    async def add_failure(self, messenger: str, user_id: int, now: datetime) -> None:
+        self.session.add(LinkFailure(messenger=messenger, user_id=user_id, created_at=now))
         await self.session.flush()
 
-    async def count_failures(self, telegram_user_id: int, since: datetime) -> int:
+    async def count_failures(self, messenger: str, user_id: int, since: datetime) -> int:
         result = await self.session.execute(
             select(func.count())
             .select_from(LinkFailure)
             .where(
-                LinkFailure.telegram_user_id == telegram_user_id,
+                LinkFailure.messenger == messenger,
+                LinkFailure.user_id == user_id,
                 LinkFailure.created_at > since,
             )
         )
@@ -1080,10 +1146,12 @@ class LinkRepo:
         )
         return int(result.scalar_one())
 
-    async def purge_failures(self, telegram_user_id: int, before: datetime) -> None:
+    async def purge_failures(self, messenger: str, user_id: int, before: datetime) -> None:
         await self.session.execute(
             delete(LinkFailure).where(
-                LinkFailure.telegram_user_id == telegram_user_id, LinkFailure.created_at <= before
+                LinkFailure.messenger == messenger,
+                LinkFailure.user_id == user_id,
+                LinkFailure.created_at <= before,
             )
         )
 
@@ -1117,12 +1185,12 @@ class OutboxRepo:
         )
         return {channel: (int(count), oldest) for channel, count, oldest in result.tuples()}
 
-    async def drop_pending(self, *, chat_id: int, kind: str) -> None:
-        """Forget Telegram messages of one kind still waiting for a chat."""
+    async def drop_pending(self, *, channel: str, chat_id: int, kind: str) -> None:
+        """Forget messages of one kind still waiting for a messenger's chat."""
         await self.session.execute(
             delete(OutboxMessage).where(
                 OutboxMessage.chat_id == chat_id,
-                OutboxMessage.channel == "telegram",
+                OutboxMessage.channel == channel,
                 OutboxMessage.kind == kind,
                 OutboxMessage.state.in_(("pending", "held")),
             )

@@ -1,10 +1,11 @@
 """Where a conversation's pending input and list choices are kept between updates: the SQL
 database (the embedded default) or Redis (REDIS_URL), surviving restarts either way.
 
-A state is a name and a JSON object (`RawState`), keyed by the bot, the chat and the user
-(`StateKey`). Rows and keys are the ones the Telegram-only bot kept with aiogram's FSM storage
-(table `fsm_states`; Redis keys `fsm:<bot>:<chat>:<user>:state|data`), so a conversation in
-progress at an upgrade goes on.
+A state is a name and a JSON object (`RawState`), keyed by the messenger, the bot, the chat
+and the user (`StateKey`). Telegram's rows and keys are the ones the Telegram-only bot kept
+with aiogram's FSM storage (table `fsm_states`, its rows now marked 'telegram'; Redis keys
+`fsm:<bot>:<chat>:<user>:state|data`), so a conversation in progress at an upgrade goes on;
+another messenger's Redis keys name it (`fsm:<messenger>:<bot>:<chat>:<user>:…`).
 
 In SQL the state is read and written in the update's own session: it commits or rolls back
 with the update. Redis is written after the update's commit (`save` returns the write to make
@@ -22,7 +23,7 @@ from sqlalchemy import and_, bindparam, delete, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from storage.models import Account, FsmState, TelegramLink
+from storage.models import Account, Binding, FsmState
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -30,11 +31,21 @@ if TYPE_CHECKING:
 STATE_TTL_SECONDS = 30 * 24 * 3600  # Redis: a conversation untouched for a month is forgotten
 
 
+TELEGRAM = "telegram"
+
+
 @dataclass(frozen=True)
 class StateKey:
     bot_id: int
     chat_id: int
     user_id: int
+    messenger: str = TELEGRAM
+
+    @property
+    def base(self) -> str:
+        """The Redis key of the conversation, without its suffix (as aiogram's for Telegram)."""
+        where = "" if self.messenger == TELEGRAM else f"{self.messenger}:"
+        return f"fsm:{where}{self.bot_id}:{self.chat_id}:{self.user_id}"
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,9 @@ AfterCommit = Callable[[], Awaitable[None]]
 
 
 class StateStore(Protocol):
-    async def load(
-        self, session: AsyncSession, key: StateKey, telegram_user_id: int
-    ) -> tuple[TelegramLink | None, RawState]:
-        """The sender's binding and the conversation's state."""
+    async def load(self, session: AsyncSession, key: StateKey) -> tuple[Binding | None, RawState]:
+        """The sender's binding (in the key's messenger, of the key's user) and the
+        conversation's state."""
 
     async def save(
         self, session: AsyncSession, key: StateKey, state: RawState
@@ -66,6 +76,7 @@ class StateStore(Protocol):
 
 
 _KEY = and_(
+    FsmState.messenger == bindparam("messenger"),
     FsmState.bot_id == bindparam("bot_id"),
     FsmState.chat_id == bindparam("chat_id"),
     FsmState.user_id == bindparam("user_id"),
@@ -79,31 +90,44 @@ def _link_and_state() -> Any:
     """The binding of the sender and the conversation's row in one statement, built once."""
     anchor = select(literal(1).label("anchor")).subquery("anchor")
     return (
-        select(TelegramLink, FsmState.state, FsmState.data)
+        select(Binding, FsmState.state, FsmState.data)
         .select_from(anchor)
-        .outerjoin(TelegramLink, TelegramLink.telegram_user_id == bindparam("telegram_user_id"))
+        .outerjoin(
+            Binding,
+            and_(
+                Binding.messenger == bindparam("messenger"),
+                Binding.user_id == bindparam("user_id"),
+            ),
+        )
         .outerjoin(FsmState, _KEY)
         # an outer join: an inner one would drop the row of an unlinked user
-        .options(joinedload(TelegramLink.account, innerjoin=False).joinedload(Account.roles))
+        .options(joinedload(Binding.account, innerjoin=False).joinedload(Account.roles))
     )
 
 
 _LINK_AND_STATE = _link_and_state()
 
 
-def _key_params(key: StateKey) -> dict[str, int]:
-    return {"bot_id": key.bot_id, "chat_id": key.chat_id, "user_id": key.user_id}
+def _key_params(key: StateKey) -> dict[str, int | str]:
+    return {
+        "messenger": key.messenger,
+        "bot_id": key.bot_id,
+        "chat_id": key.chat_id,
+        "user_id": key.user_id,
+    }
 
 
 # Written on most updates: a text statement, compiled once (SQLAlchemy never caches a dialect's
 # INSERT … ON CONFLICT construct). A missing thread or business connection is 0 or '' (FsmState).
 _STATE_COLUMNS = FsmState.__table__.c
 _SAVE_STATE = text(
-    "INSERT INTO fsm_states (bot_id, chat_id, user_id, thread_id, business_connection_id, "
-    "destiny, state, data) VALUES (:bot_id, :chat_id, :user_id, 0, '', 'default', :state, :data) "
-    "ON CONFLICT (bot_id, chat_id, user_id, thread_id, business_connection_id, destiny) "
-    "DO UPDATE SET state = excluded.state, data = excluded.data"
+    "INSERT INTO fsm_states (messenger, bot_id, chat_id, user_id, thread_id, "
+    "business_connection_id, destiny, state, data) "
+    "VALUES (:messenger, :bot_id, :chat_id, :user_id, 0, '', 'default', :state, :data) "
+    "ON CONFLICT (messenger, bot_id, chat_id, user_id, thread_id, business_connection_id, "
+    "destiny) DO UPDATE SET state = excluded.state, data = excluded.data"
 ).bindparams(
+    bindparam("messenger", type_=_STATE_COLUMNS.messenger.type),
     bindparam("bot_id", type_=_STATE_COLUMNS.bot_id.type),
     bindparam("chat_id", type_=_STATE_COLUMNS.chat_id.type),
     bindparam("user_id", type_=_STATE_COLUMNS.user_id.type),
@@ -119,12 +143,8 @@ class SqlStates:
     def __init__(self, session_factory: Callable[[], AsyncSession]) -> None:
         self.session_factory = session_factory
 
-    async def load(
-        self, session: AsyncSession, key: StateKey, telegram_user_id: int
-    ) -> tuple[TelegramLink | None, RawState]:
-        result = await session.execute(
-            _LINK_AND_STATE, {"telegram_user_id": telegram_user_id, **_key_params(key)}
-        )
+    async def load(self, session: AsyncSession, key: StateKey) -> tuple[Binding | None, RawState]:
+        result = await session.execute(_LINK_AND_STATE, _key_params(key))
         # One row per role of the account (joined eagerly); the state's columns repeat on each.
         link, name, data = result.unique(lambda _: True).one()
         return link, RawState(name, dict(data) if data else None)
@@ -153,15 +173,12 @@ class RedisStates:
 
     @staticmethod
     def _keys(key: StateKey) -> tuple[str, str]:
-        base = f"fsm:{key.bot_id}:{key.chat_id}:{key.user_id}"
-        return f"{base}:state", f"{base}:data"
+        return f"{key.base}:state", f"{key.base}:data"
 
-    async def load(
-        self, session: AsyncSession, key: StateKey, telegram_user_id: int
-    ) -> tuple[TelegramLink | None, RawState]:
+    async def load(self, session: AsyncSession, key: StateKey) -> tuple[Binding | None, RawState]:
         from storage.repositories import Repositories
 
-        link = await Repositories(session).links.by_telegram_user(telegram_user_id)
+        link = await Repositories(session).links.by_user(key.messenger, key.user_id)
         name, data = await self.redis.mget(self._keys(key))
         if isinstance(name, bytes):
             name = name.decode()

@@ -7,12 +7,16 @@ the update's effects commit together or not at all: a delivery that comes again 
 did not see our answer, a process was killed, another replica got it) finds the record and is
 skipped, and one whose first handling never committed is handled now.
 
+An update is named by its messenger and its key there (`UpdateKey`: Telegram's update_id; for
+MAX, whose updates have no id, the event's own id).
+
 An update that failed (a bug, an answer the user was told could not be saved) is recorded in a
 transaction of its own (`record_update`), so it is not handled again either.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import CursorResult, bindparam, delete, select, text
@@ -25,39 +29,54 @@ from storage.models import ProcessedUpdate
 # tenth of a list update's time). Both SQLite and PostgreSQL spell it so.
 _COLUMNS = ProcessedUpdate.__table__.c
 _MARK_HANDLED = text(
-    "INSERT INTO processed_updates (update_id, received_at) VALUES (:update_id, :received_at) "
-    "ON CONFLICT (update_id) DO NOTHING"
+    "INSERT INTO processed_updates (messenger, key, received_at) "
+    "VALUES (:messenger, :key, :received_at) "
+    "ON CONFLICT (messenger, key) DO NOTHING"
 ).bindparams(
-    bindparam("update_id", type_=_COLUMNS.update_id.type),
+    bindparam("messenger", type_=_COLUMNS.messenger.type),
+    bindparam("key", type_=_COLUMNS.key.type),
     bindparam("received_at", type_=_COLUMNS.received_at.type),
 )
 
 
-async def was_handled(session: AsyncSession, update_id: int) -> bool:
+@dataclass(frozen=True)
+class UpdateKey:
+    messenger: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.messenger}:{self.key}"
+
+
+async def was_handled(session: AsyncSession, update: UpdateKey) -> bool:
     """Whether the update's handling has committed (a plain read: takes no lock)."""
     found = await session.scalar(
-        select(ProcessedUpdate.update_id).where(ProcessedUpdate.update_id == update_id)
+        select(ProcessedUpdate.key).where(
+            ProcessedUpdate.messenger == update.messenger, ProcessedUpdate.key == update.key
+        )
     )
     return found is not None
 
 
-async def mark_handled(session: AsyncSession, update_id: int, now: datetime) -> bool:
+async def mark_handled(session: AsyncSession, update: UpdateKey, now: datetime) -> bool:
     """Record, in the caller's transaction, that the update is handled; False if another
     handling of it recorded it first (the caller then rolls back: its work is a duplicate).
 
     On PostgreSQL a concurrent handling of the same update waits here for the other's commit.
     """
-    result = await session.execute(_MARK_HANDLED, {"update_id": update_id, "received_at": now})
+    result = await session.execute(
+        _MARK_HANDLED, {"messenger": update.messenger, "key": update.key, "received_at": now}
+    )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
 
 
 async def record_update(
-    session_factory: async_sessionmaker[AsyncSession], update_id: int, now: datetime
+    session_factory: async_sessionmaker[AsyncSession], update: UpdateKey, now: datetime
 ) -> bool:
     """Record the update in a transaction of its own; True if it was not recorded before."""
     async with session_factory() as session, session.begin():
-        return await mark_handled(session, update_id, now)
+        return await mark_handled(session, update, now)
 
 
 async def prune_processed_updates(

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.links import deep_links
 from bot.settings import Settings
 from bot.web.api import ApiContext
 from bot.web.api.core import ForgetConversation
@@ -50,7 +51,12 @@ async def serve_api(
     """The whole web app (health, metrics, API) on 127.0.0.1, with a client for it."""
     metrics = metrics or Metrics()
     context = ApiContext(
-        settings, session_factory, clock, BOT_USERNAME, metrics, forget_conversation
+        settings,
+        session_factory,
+        clock,
+        deep_links(settings, BOT_USERNAME),
+        metrics,
+        forget_conversation,
     )
     app = build_web_app(
         engine,

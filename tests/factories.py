@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Account, AccountRole, Application, Organization, TelegramLink
+from storage.models import Account, AccountRole, Application, Binding, Organization
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
 
@@ -26,13 +26,27 @@ def organization(org_id: int, name: str | None = None) -> Organization:
     )
 
 
-def account(account_id: int, full_name: str, organization_id: int | None, *roles: str) -> Account:
+def account(
+    account_id: int,
+    full_name: str,
+    organization_id: int | None,
+    *roles: str,
+    active_role: str | None = None,
+    consent: bool = False,
+) -> Account:
+    """An account as the web module sent it; `active_role` and `consent` as after a binding
+    in which the person accepted the consent."""
     return Account(
         id=account_id,
         full_name=full_name,
         organization_id=organization_id,
         updated_at=T0,
         roles=[AccountRole(role=role) for role in roles],
+        active_role=active_role,
+        consent_at=T0 if consent else None,
+        consent_version="1" if consent else None,
+        muted=False,
+        digest_enabled=True,
     )
 
 
@@ -60,19 +74,47 @@ def application(
     )
 
 
-def link(account_id: int, telegram_user_id: int, role: str, consent: bool = True) -> TelegramLink:
-    return TelegramLink(
+def binding(
+    account_id: int,
+    user_id: int,
+    *,
+    messenger: str = "telegram",
+    chat_id: int | None = None,
+    blocked: bool = False,
+) -> Binding:
+    """The binding of a messenger user to an account; the chat is the user's own (Telegram's
+    private chat id is the user id) unless given."""
+    return Binding(
         account_id=account_id,
-        telegram_user_id=telegram_user_id,
-        chat_id=telegram_user_id,
-        active_role=role,
-        consent_at=T0 if consent else None,
-        consent_version="1" if consent else None,
-        muted=False,
-        digest_enabled=True,
-        blocked=False,
+        messenger=messenger,
+        user_id=user_id,
+        chat_id=user_id if chat_id is None else chat_id,
+        blocked=blocked,
         linked_at=T0,
     )
+
+
+async def link(
+    session: AsyncSession,
+    account_id: int,
+    user_id: int,
+    role: str,
+    *,
+    consent: bool = True,
+    messenger: str = "telegram",
+    chat_id: int | None = None,
+) -> Binding:
+    """Bind a messenger user to an existing account, in `role`, with the consent accepted (or
+    not), as the bot leaves a person who linked."""
+    owner = await session.get(Account, account_id)
+    assert owner is not None, f"account {account_id} is not in the database"
+    owner.active_role = role
+    owner.consent_at = T0 if consent else None
+    owner.consent_version = "1" if consent else None
+    made = binding(account_id, user_id, messenger=messenger, chat_id=chat_id)
+    session.add(made)
+    await session.flush()
+    return made
 
 
 async def seed_school(session: AsyncSession) -> None:
@@ -84,21 +126,21 @@ async def seed_school(session: AsyncSession) -> None:
     """
     session.add_all([organization(10), organization(20)])
     await session.flush()
+    linked = {"active_role": "director", "consent": True}
+    listener = {"active_role": "listener", "consent": True}
     session.add_all(
         [
-            account(1, "Петров Пётр Петрович", 10, "director", "listener"),
-            account(2, "Сидорова Анна Ивановна", 10, "director"),
-            account(3, "Войсковая Юлия Олеговна", 10, "listener"),
-            account(4, "Байдуганова Александра Юрьевна", 10, "listener"),
-            account(5, "Морозов Игорь Викторович", 20, "director"),
-            account(6, "Кузнецова Мария Сергеевна", 20, "listener"),
-            account(7, "Иванова Ольга Николаевна", None, "staff"),
+            account(1, "Петров Пётр Петрович", 10, "director", "listener", **linked),
+            account(2, "Сидорова Анна Ивановна", 10, "director", **linked),
+            account(3, "Войсковая Юлия Олеговна", 10, "listener", **listener),
+            account(4, "Байдуганова Александра Юрьевна", 10, "listener", **listener),
+            account(5, "Морозов Игорь Викторович", 20, "director", **linked),
+            account(6, "Кузнецова Мария Сергеевна", 20, "listener", **listener),
+            account(
+                7, "Иванова Ольга Николаевна", None, "staff", active_role="staff", consent=True
+            ),
         ]
     )
     await session.flush()
-    roles = {1: "director", 2: "director", 3: "listener", 4: "listener", 5: "director"}
-    roles |= {6: "listener", 7: "staff"}
-    session.add_all(
-        [link(account_id, account_id + 1000, role) for account_id, role in roles.items()]
-    )
+    session.add_all([binding(account_id, account_id + 1000) for account_id in range(1, 8)])
     await session.flush()

@@ -22,7 +22,7 @@ from bot.process.app import link_pages
 from bot.web.server import build_web_app, make_runner
 from services.clock import Clock
 from services.linking import mint_portal_token, snils_hash
-from storage.models import LinkToken, OutboxMessage, TelegramLink
+from storage.models import Binding, LinkToken, OutboxMessage
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import SNILS_KEY, BotHarness, test_settings
@@ -73,21 +73,17 @@ async def mint(
 
 async def link_of(
     session_factory: async_sessionmaker[AsyncSession], telegram_user_id: int
-) -> TelegramLink | None:
+) -> Binding | None:
     async with session_factory() as session:
-        result = await session.execute(
-            select(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id)
-        )
+        result = await session.execute(select(Binding).where(Binding.user_id == telegram_user_id))
         return result.scalar_one_or_none()
 
 
 async def account_link(
     session_factory: async_sessionmaker[AsyncSession], account_id: int
-) -> TelegramLink | None:
+) -> Binding | None:
     async with session_factory() as session:
-        result = await session.execute(
-            select(TelegramLink).where(TelegramLink.account_id == account_id)
-        )
+        result = await session.execute(select(Binding).where(Binding.account_id == account_id))
         return result.scalar_one_or_none()
 
 

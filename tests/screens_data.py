@@ -48,8 +48,8 @@ from services.linking import (
     MOVE_OUTCOME_KIND,
     MOVE_REQUEST_KIND,
     UNLINKED_KIND,
+    MessengerAccount,
     MoveOutcome,
-    TelegramAccount,
     UnlinkReason,
 )
 from services.notifications import NotificationKind
@@ -493,7 +493,7 @@ def _linking_screens_in(data: Data, build: Build, url: str, messenger: str) -> I
     )
     yield build(linking.move_requested, f"requested in {messenger}", "01.09.2026 11:05", messenger)
     for username in (data.username, None):
-        requester = TelegramAccount(MAX_ID, username)
+        requester = MessengerAccount(messenger, MAX_ID, username)
         yield build(
             linking.move_question,
             f"@{username} in {messenger}",

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from bot.links import telegram_link
 from bot.settings import Settings
 from bot.telegram.bot import BotApiUnreachable, fetch_username
 from bot.texts import cli
@@ -19,7 +20,7 @@ from services import integration
 from services.clock import Clock, SystemClock
 from services.domain import Role, Source, Status
 from services.integration import AccountData, ApplicationData, OrganizationData
-from services.linking import deep_link, mint_portal_token
+from services.linking import mint_portal_token
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.repositories import Repositories
@@ -216,9 +217,9 @@ async def run_demo(settings: Settings) -> int:
             applications=demo.applications,
             director=demo.director_name,
             school=demo.school_name,
-            director_link=deep_link(username, director.token),
+            director_link=telegram_link(username)(director.token),
             applicant=demo.applicant_name,
-            applicant_link=deep_link(username, applicant.token),
+            applicant_link=telegram_link(username)(applicant.token),
             ttl_minutes=settings.LINK_TOKEN_TTL // 60,
         )
     )

@@ -18,6 +18,7 @@ from bot.texts.zones import zone_phrase
 EXIT_FAILURE = 1
 MESSENGER = "telegram"  # the messenger the command line mints links for (t.me) and names
 EXIT_SETTINGS = 2
+MESSENGERS = ("telegram", "max")
 
 
 def configure_logging(level: str) -> None:
@@ -58,9 +59,12 @@ def parser() -> argparse.ArgumentParser:
     link_token.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help=cli.HELP_ACCOUNT_ID)
     unlink = commands.add_parser(
         "unlink",
-        help=say(cli.HELP_UNLINK, MESSENGER),
+        help=cli.HELP_UNLINK,
     )
     unlink.add_argument("account_id", type=int, metavar="ACCOUNT_ID", help=cli.HELP_ACCOUNT_ID)
+    unlink.add_argument(
+        "--messenger", choices=MESSENGERS, default=None, help=cli.HELP_UNLINK_MESSENGER
+    )
     load = commands.add_parser(
         "import",
         help=cli.HELP_IMPORT,
@@ -93,9 +97,10 @@ async def _migrate(settings: Settings) -> None:
 
 async def _link_token(settings: Settings, account_id: int) -> int:
     """Mint a portal-first token; print the t.me link and its expiry in local time."""
+    from bot.links import deep_links
     from bot.telegram.bot import BotApiUnreachable, fetch_username
     from services.clock import SystemClock
-    from services.linking import UnknownAccountError, deep_link, mint_portal_token
+    from services.linking import UnknownAccountError, mint_portal_token
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
     from storage.repositories import Repositories
@@ -123,15 +128,20 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     finally:
         await engine.dispose()
     expires = minted.expires_at.astimezone(settings.zone)
-    print(deep_link(username or "", minted.token))
+    links = deep_links(settings, username or "")
+    print(links[MESSENGER](minted.token))
+    for messenger, build in links.items():
+        if messenger != MESSENGER:
+            print(say(cli.OTHER_LINK, messenger, link=build(minted.token)))
     zone = zone_phrase(settings.zone, minted.expires_at)
     print(cli.LINK_EXPIRES.format(until=f"{expires:%d.%m.%Y %H:%M}", zone=zone))
     return 0
 
 
-async def _unlink(settings: Settings, account_id: int) -> int:
-    """An operator's revocation of an account's Telegram binding; the chat is told through the
-    outbox, whoever waits for permission to move the account learns a new link is needed."""
+async def _unlink(settings: Settings, account_id: int, messenger: str | None) -> int:
+    """An operator's revocation of an account's bindings (of one messenger, or all); each chat
+    is told through the outbox, whoever waits for permission to move the account learns a new
+    link is needed."""
     from services.clock import SystemClock
     from services.linking import unlink_account
     from storage.db import create_engine, create_session_factory
@@ -146,14 +156,18 @@ async def _unlink(settings: Settings, account_id: int) -> int:
             if await repo.accounts.get(account_id) is None:
                 print(cli.ACCOUNT_NOT_FOUND.format(account_id=account_id), file=sys.stderr)
                 return EXIT_FAILURE
-            removed = await unlink_account(repo, account_id, clock=SystemClock())
+            removed = await unlink_account(
+                repo, account_id, clock=SystemClock(), messenger=messenger
+            )
             await session.commit()
     finally:
         await engine.dispose()
-    if removed is None:
-        print(say(cli.NOT_LINKED, MESSENGER, account_id=account_id))
-    else:
-        print(say(cli.UNLINKED, MESSENGER, account_id=account_id))
+    if not removed and messenger is not None:
+        print(say(cli.NOT_LINKED, messenger, account_id=account_id))
+    elif not removed:
+        print(cli.NOT_LINKED_ANYWHERE.format(account_id=account_id))
+    for binding in removed:
+        print(say(cli.UNLINKED, binding.messenger, account_id=account_id))
     return 0
 
 
@@ -170,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif command == "link-token":
             return asyncio.run(_link_token(settings, args.account_id))
         elif command == "unlink":
-            return asyncio.run(_unlink(settings, args.account_id))
+            return asyncio.run(_unlink(settings, args.account_id, args.messenger))
         elif command == "import":
             from bot.cli.importer import run_import
 

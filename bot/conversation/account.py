@@ -39,7 +39,7 @@ NOTICES = {
 
 
 def consented(turn: Turn) -> bool:
-    return turn.link is not None and has_consent(turn.link, CONSENT_VERSION)
+    return turn.account is not None and has_consent(turn.account, CONSENT_VERSION)
 
 
 async def menu_screen(turn: Turn, actor: Actor) -> Screen:
@@ -74,11 +74,11 @@ def show_consent(turn: Turn) -> None:
 
 async def accept(turn: Turn) -> None:
     """«Ознакомился»: the time and the text's version are stored, the main menu opens."""
-    link = turn.link
-    assert link is not None
-    if not has_consent(link, CONSENT_VERSION):
-        accept_consent(link, version=CONSENT_VERSION, clock=turn.clock)
-        turn.actor = actor_for(link)
+    account = turn.account
+    assert account is not None
+    if not has_consent(account, CONSENT_VERSION):
+        accept_consent(account, version=CONSENT_VERSION, clock=turn.clock)
+        turn.actor = actor_for(account)
         turn.reply.commands(turn.actor.role)
     turn.state.set_consent_shown(None)
     turn.reply.notice(link_texts.CONSENT_ACCEPTED)
@@ -117,11 +117,11 @@ async def on_menu(turn: Turn, pressed: MenuIntent) -> None:
 async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
     """«Сменить роль» lists the account's roles; a role chosen opens the menu of that role, in
     place, and the chat's commands follow. A role the account lacks is refused."""
-    link, actor = turn.linked()
+    account, actor = turn.linked()
     if pressed.action is ProfileAction.ROLES:
         turn.reply.show(screens.roles(actor))
         return
-    switched = switch_role(link, pressed.role) if pressed.role is not None else None
+    switched = switch_role(account, pressed.role) if pressed.role is not None else None
     if switched is None:
         turn.reply.alert(link_texts.ROLE_NOT_YOURS)
         turn.reply.show(screens.roles(actor))
@@ -136,11 +136,11 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
 
 
 def notifications_screen(turn: Turn) -> Screen:
-    (link, actor), settings = turn.linked(), turn.settings
+    (account, actor), settings = turn.linked(), turn.settings
     return screens.notifications(
         screens.NotificationSettings(
-            muted=link.muted,
-            digest_enabled=link.digest_enabled,
+            muted=account.muted,
+            digest_enabled=account.digest_enabled,
             digest_time=settings.DIGEST_TIME,
             zone=zone_phrase(settings.zone, turn.clock.now()),
         ),
@@ -149,18 +149,18 @@ def notifications_screen(turn: Turn) -> Screen:
 
 
 async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
-    link, actor = turn.linked()
+    account, actor = turn.linked()
     action = pressed.action
     summary = None
     if action in (NotifyAction.MUTE, NotifyAction.UNMUTE):
-        was_muted = link.muted
-        link.muted = action is NotifyAction.MUTE
+        was_muted = account.muted
+        account.muted = action is NotifyAction.MUTE
         if action is NotifyAction.MUTE and not was_muted:
             turn.state.set_muted_since(turn.clock.now().isoformat())
         elif action is NotifyAction.UNMUTE and was_muted:
             summary = await muted_summary(turn, actor)
     elif Role.DIRECTOR in actor.roles or Role.STAFF in actor.roles:
-        link.digest_enabled = action is NotifyAction.DIGEST_ON
+        account.digest_enabled = action is NotifyAction.DIGEST_ON
     else:  # a forged button: the digest is for directors only
         turn.reply.alert(notification_texts.DIGEST_FOR_DIRECTORS)
         return
@@ -188,9 +188,12 @@ async def muted_summary(turn: Turn, actor: Actor) -> Screen | None:
 
 async def reachable(turn: Turn, now_reachable: bool) -> None:
     """The user blocked the bot or came back: the chat's pushes are held or released."""
-    if turn.link is None:
+    binding = turn.binding
+    if binding is None:
         return
     if now_reachable:
-        await chat_unblocked(turn.repo.session, turn.link.chat_id, turn.clock.now())
+        await chat_unblocked(
+            turn.repo.session, binding.messenger, binding.chat_id, turn.clock.now()
+        )
     else:
-        await chat_blocked(turn.repo.session, turn.link.chat_id, turn.clock.now())
+        await chat_blocked(turn.repo.session, binding.messenger, binding.chat_id, turn.clock.now())

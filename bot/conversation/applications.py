@@ -429,7 +429,7 @@ async def load_in_its_role(turn: Turn, pressed: AppIntent) -> ApplicationView | 
     """The pressed application, in the role the button was made for: if the active role
     cannot take the press but another of the person's roles can, that role becomes active and
     the person is told so (the chat's commands follow). None if no role may see it."""
-    link, actor = turn.linked()
+    account, actor = turn.linked()
     found = await turn.repo.applications.get(pressed.number)
     if found is None:
         return None
@@ -440,7 +440,7 @@ async def load_in_its_role(turn: Turn, pressed: AppIntent) -> ApplicationView | 
     ):
         return application
     role = role_for(actor, pressed, application.ref, self_decisions=own_decisions(turn))
-    switched = switch_role(link, role) if role is not None else None
+    switched = switch_role(account, role) if role is not None else None
     if switched is None:
         return application if can_view(actor, application.ref) else None
     turn.actor = switched
@@ -562,6 +562,7 @@ async def decide(turn: Turn, card: AppIntent, action: Action, comment: str | Non
         card.number,
         action,
         comment=comment,
+        source=turn.source,
         expected_status=expected,
         clock=turn.clock,
         decisions_webhook=turn.settings.decisions_webhook,
@@ -635,6 +636,7 @@ async def send_comment(turn: Turn, card: AppIntent, comment: str | None) -> None
         card.number,
         Action.COMMENT,
         comment=comment,
+        source=turn.source,
         clock=turn.clock,
         decisions_webhook=turn.settings.decisions_webhook,
     )

@@ -52,11 +52,11 @@ async def handle(turn: Turn) -> None:
     left = turn.state.take_left()  # an input the previous update ended, for this one only
     if not uses_held(intent):
         turn.state.drop_held()
-    if turn.link is not None and turn.state.input is not None and leaves_input(turn):
+    if turn.binding is not None and turn.state.input is not None and leaves_input(turn):
         applications.leave_input(turn)
     if await linking_first(turn, intent):
         return
-    if turn.link is None:
+    if turn.binding is None:
         await unlinked(turn)
         return
     if not account.consented(turn):

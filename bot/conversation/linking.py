@@ -63,7 +63,7 @@ async def announcement(
     actor = linked.actor
     signed_in = screens.signed_in(actor.full_name, role_label(actor.role), already=linked.already)
     reply.show(signed_in, in_place=in_place)
-    if has_consent(linked.link, CONSENT_VERSION):
+    if has_consent(linked.binding.account, CONSENT_VERSION):
         reply.send(main_menu(actor, await menu_count(repo, actor)))
         reply.commands(actor.role)
     else:
@@ -73,9 +73,9 @@ async def announcement(
 
 
 async def first_screen(turn: Turn, linked: Linked, *, in_place: bool = False) -> None:
-    turn.link, turn.actor = linked.link, linked.actor
+    turn.binding, turn.actor = linked.binding, linked.actor
     reply = await announcement(turn.repo, linked, turn.peer.messenger, in_place=in_place)
-    if not has_consent(linked.link, CONSENT_VERSION):  # the consent is in the announcement
+    if not has_consent(linked.binding.account, CONSENT_VERSION):  # in the announcement
         turn.state.set_consent_shown(CONSENT_VERSION)
     turn.reply.effects += reply.effects
 
@@ -83,26 +83,23 @@ async def first_screen(turn: Turn, linked: Linked, *, in_place: bool = False) ->
 def log_linked(linked: Linked, how: str) -> None:
     if not linked.already:
         log.info(
-            "account %s linked to Telegram user %s (%s)",
-            linked.link.account_id,
-            linked.link.telegram_user_id,
+            "account %s linked to %s user %s (%s)",
+            linked.binding.account_id,
+            linked.binding.messenger,
+            linked.binding.user_id,
             how,
         )
 
 
 async def redeem(turn: Turn, token: str) -> None:
     """`/start <token>`: the payload of a link from the web module."""
-    outcome = await redeem_portal_token(
-        turn.repo,
-        token,
-        telegram_user_id=turn.peer.user_id,
-        chat_id=turn.peer.chat_id,
-        telegram_username=turn.peer.username,
-        clock=turn.clock,
-    )
+    outcome = await redeem_portal_token(turn.repo, token, turn.peer.user, clock=turn.clock)
     if isinstance(outcome, LinkRefused):
         log.info(
-            "link token refused for Telegram user %s: %s", turn.peer.user_id, outcome.reason.value
+            "link token refused for %s user %s: %s",
+            turn.peer.messenger,
+            turn.peer.user_id,
+            outcome.reason.value,
         )
         turn.reply.show(message(refusal_text(turn, outcome.reason)))
     elif isinstance(outcome, SwitchNeeded):
@@ -112,7 +109,11 @@ async def redeem(turn: Turn, token: str) -> None:
             )
         )
     elif isinstance(outcome, MoveRequested):
-        log.info("Telegram user %s waits for a bound owner's permission", turn.peer.user_id)
+        log.info(
+            "%s user %s waits for a bound owner's permission",
+            turn.peer.messenger,
+            turn.peer.user_id,
+        )
         until = local_time(outcome.expires_at, turn.settings.zone)
         turn.reply.show(screens.move_requested(until, turn.peer.messenger))
     else:
@@ -124,18 +125,18 @@ async def on_link(turn: Turn, pressed: LinkIntent) -> None:
     if pressed.action is LinkAction.SWITCH:
         await switch(turn, pressed.token)
     elif pressed.action is LinkAction.KEEP:
-        await cancel_switch(turn.repo, pressed.token, telegram_user_id=turn.peer.user_id)
-        if turn.link is None:
+        await cancel_switch(turn.repo, pressed.token, turn.peer.user)
+        if turn.account is None:
             turn.reply.show(message(link_texts.SWITCH_STALE))
         else:
-            turn.reply.show(screens.switch_kept(turn.link.account.full_name))
+            turn.reply.show(screens.switch_kept(turn.account.full_name))
     elif pressed.action in (LinkAction.ALLOW_MOVE, LinkAction.DENY_MOVE):
         await answer_move(turn, pressed)
     elif pressed.action is LinkAction.LOGOUT:
         await logout(turn)
     elif pressed.action is LinkAction.ASK_LOGOUT:
         ask_logout(turn)
-    elif turn.link is None:  # STAY
+    elif turn.binding is None:  # STAY
         turn.reply.show(message(say(link_texts.NOT_LINKED, turn.peer.messenger)))
     else:
         turn.reply.show(message(say(link_texts.LOGOUT_KEPT, turn.peer.messenger), menu=True))
@@ -143,13 +144,7 @@ async def on_link(turn: Turn, pressed: LinkIntent) -> None:
 
 async def switch(turn: Turn, token_id: int) -> None:
     """«Да, сменить учётную запись»."""
-    outcome = await confirm_switch(
-        turn.repo,
-        token_id,
-        telegram_user_id=turn.peer.user_id,
-        chat_id=turn.peer.chat_id,
-        clock=turn.clock,
-    )
+    outcome = await confirm_switch(turn.repo, token_id, turn.peer.user, clock=turn.clock)
     if isinstance(outcome, LinkRefused):
         text = (
             link_texts.SWITCH_STALE
@@ -168,9 +163,7 @@ async def answer_move(turn: Turn, pressed: LinkIntent) -> None:
     Only the user the account is bound to decides, whatever the button says.
     """
     decide = allow_move if pressed.action is LinkAction.ALLOW_MOVE else deny_move
-    outcome = await decide(
-        turn.repo, pressed.token, owner_telegram_user_id=turn.peer.user_id, clock=turn.clock
-    )
+    outcome = await decide(turn.repo, pressed.token, turn.peer.user, clock=turn.clock)
     if isinstance(outcome, LinkRefused):
         if outcome.reason is Refusal.EXPIRED:
             text = link_texts.MOVE_EXPIRED_OWNER
@@ -185,30 +178,31 @@ async def answer_move(turn: Turn, pressed: LinkIntent) -> None:
         return
     log_linked(outcome.linked, "moved with the bound owner's permission")
     turn.state.clear()  # this chat is no longer bound: forget its state, as /logout does
-    turn.link = turn.actor = None
-    account = escape(link_texts.telegram_account(outcome.requester))
+    turn.binding = turn.actor = None
+    account = escape(link_texts.messenger_account(outcome.requester))
     text = say(link_texts.MOVE_ALLOWED_OWNER, turn.peer.messenger, account=account)
     turn.reply.show(message(text))
     turn.reply.commands(None)
 
 
 def ask_logout(turn: Turn) -> None:
-    if turn.link is None:
+    if turn.account is None:
         turn.reply.show(message(say(link_texts.NOT_LINKED, turn.peer.messenger)))
         return
-    turn.reply.show(screens.logout_question(turn.link.account.full_name, turn.peer.messenger))
+    turn.reply.show(screens.logout_question(turn.account.full_name, turn.peer.messenger))
 
 
 async def logout(turn: Turn) -> None:
-    """«Да, отвязать»: the binding, the chat's pending pushes and the conversation go."""
-    if turn.link is None:
+    """«Да, отвязать»: this messenger's binding, the chat's pending pushes and the conversation
+    go (the person's bindings in other messengers stay)."""
+    if turn.binding is None:
         turn.reply.show(message(say(link_texts.NOT_LINKED, turn.peer.messenger)))
         return
-    account_id = turn.link.account_id
-    await unlink_account(turn.repo, account_id, clock=turn.clock, tell=None)
+    account_id, messenger = turn.binding.account_id, turn.binding.messenger
+    await unlink_account(turn.repo, account_id, clock=turn.clock, tell=None, messenger=messenger)
     turn.state.clear()
-    turn.link = turn.actor = None
-    log.info("account %s unlinked by /logout", account_id)
+    turn.binding = turn.actor = None
+    log.info("account %s unlinked from %s by /logout", account_id, messenger)
     turn.reply.show(message(say(link_texts.LOGOUT_DONE, turn.peer.messenger)))
     turn.reply.commands(None)
 
@@ -224,16 +218,9 @@ async def welcome(turn: Turn) -> None:
     if not settings.bot_first_sign_in:
         turn.reply.show(screens.welcome(ttl_minutes, turn.peer.messenger))
         return
-    peer = turn.peer
-    minted = await mint_bot_token(
-        turn.repo,
-        telegram_user_id=peer.user_id,
-        chat_id=peer.chat_id,
-        ttl=turn.link_ttl,
-        clock=turn.clock,
-    )
+    minted = await mint_bot_token(turn.repo, turn.peer.user, ttl=turn.link_ttl, clock=turn.clock)
     url = f"{settings.public_base}/link/{minted.token}"
-    turn.reply.show(screens.welcome_with_sign_in(ttl_minutes, url, peer.messenger))
+    turn.reply.show(screens.welcome_with_sign_in(ttl_minutes, url, turn.peer.messenger))
 
 
 def help_unlinked(turn: Turn) -> None:

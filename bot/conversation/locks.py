@@ -60,6 +60,6 @@ class RedisLocks:
 
     @asynccontextmanager
     async def lock(self, key: StateKey) -> AsyncIterator[None]:
-        name = f"fsm:{key.bot_id}:{key.chat_id}:{key.user_id}:lock"
+        name = f"{key.base}:lock"
         async with self.redis.lock(name, timeout=self.timeout):
             yield

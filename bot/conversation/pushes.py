@@ -36,7 +36,7 @@ from services.linking import (
 from services.notifications import NotificationKind
 from services.outbox import Undeliverable
 from services.views import ApplicationView, EventView, application_view, event_view
-from storage.models import ApplicationEvent, OutboxMessage, TelegramLink
+from storage.models import Account, ApplicationEvent, Binding, OutboxMessage
 from storage.repositories import Repositories
 
 DIGEST_LINES = 10
@@ -59,27 +59,34 @@ class PushContext:
     def hide_names(self) -> bool:
         return self.settings.HIDE_NAMES_IN_PUSHES
 
-    async def bound(self) -> TelegramLink:
-        """The link of the row's account, still bound to the row's chat."""
-        account_id = self.row.account_id
-        links = await self.repo.links.by_accounts([account_id]) if account_id is not None else []
-        link = links[0] if links else None
-        if link is None and (
+    async def binding(self) -> Binding:
+        """The binding of the row's account in the row's messenger, still to the row's chat."""
+        account_id, messenger = self.row.account_id, self.row.channel
+        binding = (
+            await self.repo.links.by_account(account_id, messenger)
+            if account_id is not None
+            else None
+        )
+        if binding is None and (
             account_id is None or await self.repo.accounts.get(account_id) is None
-        ):  # a link always has its account: only without one is the account worth a look
+        ):  # a binding always has its account: only without one is the account worth a look
             raise Undeliverable("the recipient's account no longer exists")
-        if link is None or link.chat_id != self.row.chat_id:
+        if binding is None or binding.chat_id != self.row.chat_id:
             raise Undeliverable("the recipient's account is no longer linked to this chat")
-        return link
+        return binding
 
-    async def recipient(self) -> TelegramLink:
-        """The recipient's link, still bound to the row's chat, consent given, not muted."""
-        link = await self.bound()
-        if link.consent_at is None:
+    async def bound(self) -> Account:
+        """The row's account, still bound to the row's chat."""
+        return (await self.binding()).account
+
+    async def recipient(self) -> Account:
+        """The recipient's account, still bound to the row's chat, consent given, not muted."""
+        account = await self.bound()
+        if account.consent_at is None:
             raise Undeliverable("the recipient has not accepted the personal-data consent")
-        if link.muted:
+        if account.muted:
             raise Undeliverable("the recipient muted notifications")
-        return link
+        return account
 
     async def application(self) -> ApplicationView:
         number = self.row.application_number
@@ -131,9 +138,8 @@ async def render(context: PushContext) -> Screen:
 @renderer(NotificationKind.NEW_APPLICATION)
 async def new_application(context: PushContext) -> Screen:
     """To a director of the applicant's organisation, with the decision buttons."""
-    link = await context.recipient()
+    account = await context.recipient()
     application = await context.application()
-    account = link.account
     if (
         account.organization_id != application.organization_id
         or Role.DIRECTOR.value not in account.role_codes
@@ -145,12 +151,12 @@ async def new_application(context: PushContext) -> Screen:
 @renderer(NotificationKind.STATUS_CHANGED)
 async def status_changed(context: PushContext) -> Screen:
     """To the applicant (and to the directors when the applicant or staff acted)."""
-    link = await context.recipient()
+    account = await context.recipient()
     application = await context.application()
     return layouts.status_changed(
         application,
         await context.event(),
-        to_applicant=link.account_id == application.applicant_id,
+        to_applicant=account.id == application.applicant_id,
         hide_names=context.hide_names,
     )
 
@@ -158,12 +164,12 @@ async def status_changed(context: PushContext) -> Screen:
 @renderer(NotificationKind.COMMENT)
 async def comment(context: PushContext) -> Screen:
     """To the other side of the application: the applicant or the directors."""
-    link = await context.recipient()
+    account = await context.recipient()
     application = await context.application()
     return layouts.comment(
         application,
         await context.event(),
-        to_applicant=link.account_id == application.applicant_id,
+        to_applicant=account.id == application.applicant_id,
         hide_names=context.hide_names,
     )
 
@@ -171,10 +177,9 @@ async def comment(context: PushContext) -> Screen:
 @renderer(NotificationKind.DIGEST)
 async def digest(context: PushContext) -> Screen:
     """To a director: the organisation's applications «Не обработана», as they are now."""
-    link = await context.recipient()
-    if not link.digest_enabled:
+    account = await context.recipient()
+    if not account.digest_enabled:
         raise Undeliverable("the recipient opted out of the digest")
-    account = link.account
     if account.organization_id is None or Role.DIRECTOR.value not in account.role_codes:
         raise Undeliverable("the recipient is no longer a director of an organisation")
     applications = context.repo.applications
@@ -194,10 +199,10 @@ async def digest(context: PushContext) -> Screen:
 async def staff_digest(context: PushContext) -> Screen:
     """To staff: director-approved applications waiting for «Включить в группу», by
     organisation, as they are now."""
-    link = await context.recipient()
-    if not link.digest_enabled:
+    account = await context.recipient()
+    if not account.digest_enabled:
         raise Undeliverable("the recipient opted out of the digest")
-    if Role.STAFF.value not in link.account.role_codes:
+    if Role.STAFF.value not in account.role_codes:
         raise Undeliverable("the recipient is no longer staff")
     waiting = await context.repo.applications.count_by_organization(status=Status.APPROVED.value)
     if not waiting:
@@ -207,16 +212,16 @@ async def staff_digest(context: PushContext) -> Screen:
 
 @renderer(UNLINKED_KIND)
 async def unlinked(context: PushContext) -> Screen:
-    """To a chat whose binding is gone (revoked by the web module, moved to another Telegram
-    user): there is no recipient to check, the link was removed on purpose."""
+    """To a chat whose binding is gone (revoked by the web module, moved to another user of the
+    messenger): there is no recipient to check, the binding was removed on purpose."""
     return Screen(render_unlinked(context.row.payload, context.messenger))
 
 
 @renderer(MOVE_REQUEST_KIND)
 async def move_request_question(context: PushContext) -> Screen:
-    """To the Telegram user an account is bound to: «Разрешить привязку к другому
-    Telegram-аккаунту?», naming the asking user by @username and id. Sent whatever the
-    consent or muting (it is about the binding itself); not once the request is closed."""
+    """To the messenger user an account is bound to: «Разрешить привязку к другому
+    аккаунту?», naming the asking user by @username and id. Sent whatever the consent or
+    muting (it is about the binding itself); not once the request is closed."""
     await context.bound()
     token_id = context.row.payload.get("token")
     request = await move_request(context.repo, token_id) if isinstance(token_id, int) else None
@@ -228,8 +233,8 @@ async def move_request_question(context: PushContext) -> Screen:
 
 @renderer(MOVE_OUTCOME_KIND)
 async def move_outcome(context: PushContext) -> Screen:
-    """To the Telegram user who asked for an account bound to someone else: what became of it
-    (when allowed, the binding must still be there)."""
+    """To the messenger user who asked for an account bound to someone else: what became of
+    it (when allowed, the binding must still be there)."""
     try:
         outcome = MoveOutcome(str(context.row.payload.get("outcome")))
     except ValueError as error:

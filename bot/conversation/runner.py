@@ -48,7 +48,7 @@ from services.linking import actor_for, has_consent
 from services.outbox import chat_unblocked
 from storage.repositories import Repositories
 from storage.states import SqlStates, StateStore
-from storage.updates import mark_handled, record_update
+from storage.updates import UpdateKey, mark_handled, record_update
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,12 @@ class Runner:
 
     async def _handle(self, incoming: Incoming) -> tuple[Receipt, list[Effect]]:
         assert self.states is not None
-        peer, update_id = incoming.peer, incoming.update_id
+        peer = incoming.peer
+        update_id = (
+            UpdateKey(peer.messenger, str(incoming.update_id))
+            if incoming.update_id is not None
+            else None
+        )
         async with self.session_factory() as session:
             try:
                 # Whether the update was handled before is asked by the record written with the
@@ -132,27 +137,28 @@ class Runner:
     async def _turn(self, session: AsyncSession, incoming: Incoming) -> Turn:
         assert self.states is not None
         peer = incoming.peer
-        link, raw = await self.states.load(session, peer.state_key, peer.user_id)
+        # The sender's binding in this messenger: (peer.messenger, peer.user_id).
+        binding, raw = await self.states.load(session, peer.state_key)
         if (
-            link is not None
-            and link.blocked
+            binding is not None
+            and binding.blocked
             and not (isinstance(incoming.event, Reachable) and not incoming.event.reachable)
         ):
             # The user wrote or pressed: reachable again, the pushes held for them are released.
-            await chat_unblocked(session, link.chat_id, self.clock.now())
-            set_committed_value(link, "blocked", False)
+            await chat_unblocked(session, binding.messenger, binding.chat_id, self.clock.now())
+            set_committed_value(binding, "blocked", False)
         return Turn(
             peer=peer,
             event=incoming.event,
             repo=Repositories(session),
-            link=link,
-            actor=actor_for(link) if link is not None else None,
+            binding=binding,
+            actor=actor_for(binding.account) if binding is not None else None,
             state=ChatState.from_raw(raw),
             settings=self.settings,
             clock=self.clock,
         )
 
-    async def _record_failure(self, update_id: int | None) -> bool | None:
+    async def _record_failure(self, update_id: UpdateKey | None) -> bool | None:
         """A failed update is handled once too: recorded in a transaction of its own. True
         if recorded now, False if it was recorded before (a redelivery: its first handling
         answered), None if even that fails (the database is unavailable): the update must come
@@ -192,7 +198,7 @@ class Runner:
         assert self.states is not None
         async with self.session_factory() as session:
             turn = await self._turn(session, incoming)
-            if turn.link is None or not has_consent(turn.link, CONSENT_VERSION):
+            if turn.account is None or not has_consent(turn.account, CONSENT_VERSION):
                 return None
             application = await visible(turn, pressed.number)
             if application is None:

@@ -14,8 +14,9 @@ from bot.conversation.effects import Reply
 from bot.conversation.state import ChatState
 from bot.settings import Settings
 from services.clock import Clock
-from services.domain import Actor
-from storage.models import TelegramLink
+from services.domain import Actor, Source
+from services.linking import MessengerUser
+from storage.models import Account, Binding
 from storage.repositories import Repositories
 from storage.states import StateKey
 
@@ -37,7 +38,12 @@ class Peer:
 
     @property
     def state_key(self) -> StateKey:
-        return StateKey(self.bot_id, self.chat_id, self.user_id)
+        return StateKey(self.bot_id, self.chat_id, self.user_id, self.messenger)
+
+    @property
+    def user(self) -> MessengerUser:
+        """The sender as the linking services take them."""
+        return MessengerUser(self.messenger, self.user_id, self.chat_id, self.username, self.name)
 
 
 @dataclass(frozen=True)
@@ -83,30 +89,43 @@ Event = Text | Command | Press | Other | Reachable
 class Incoming:
     peer: Peer
     event: Event
-    update_id: int | None = None  # the messenger's identity of the update (exactly once)
+    # The messenger's identity of the update, for exactly once (Telegram: the update_id; MAX:
+    # the event's own id, a message's mid or a callback's id); None: not deduplicated.
+    update_id: int | str | None = None
 
 
 @dataclass
 class Turn:
     """What a flow works with: the sender, the database (the update's transaction), the
-    sender's binding and actor, the conversation's state, and the reply being written."""
+    sender's binding in this messenger (with its account: what belongs to the person) and
+    actor, the conversation's state, and the reply being written."""
 
     peer: Peer
     event: Event
     repo: Repositories
-    link: TelegramLink | None
+    binding: Binding | None
     actor: Actor | None
     state: ChatState
     settings: Settings
     clock: Clock
     reply: Reply = field(default_factory=Reply)
 
-    def linked(self) -> tuple[TelegramLink, Actor]:
-        """The binding and the actor of a flow that only linked users reach (the dispatch
+    def linked(self) -> tuple[Account, Actor]:
+        """The account and the actor of a flow that only bound users reach (the dispatch
         lets no one else in)."""
-        if self.link is None or self.actor is None:
+        if self.binding is None or self.actor is None:
             raise RuntimeError("a linked user's flow was reached without a binding")
-        return self.link, self.actor
+        return self.binding.account, self.actor
+
+    @property
+    def account(self) -> Account | None:
+        """The sender's account, if they are bound."""
+        return self.binding.account if self.binding is not None else None
+
+    @property
+    def source(self) -> Source:
+        """Where history says a decision made in this turn came from: the messenger."""
+        return Source(self.peer.messenger)
 
     @property
     def origin(self) -> str | None:

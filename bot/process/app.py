@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.conversation.receipts import forget_handled_updates_periodically
 from bot.conversation.runner import Runner
 from bot.conversation.stores import build_runner
+from bot.links import deep_links
 from bot.process.dispatcher import Background, start_background
 from bot.settings import Settings, SettingsError
 from bot.telegram.bot import (
@@ -45,17 +46,21 @@ from storage.states import RedisStates, StateKey
 log = logging.getLogger(__name__)
 
 
-def conversation_eraser(runner: Runner, bot_id: int) -> ForgetConversation | None:
-    """What forgets a Telegram user's conversation, `(user_id, chat_id)`, when their binding is
-    removed outside an update (the web module's revocation), as /logout forgets its own. None
-    for the SQL store: its rows go in the transaction that removes the binding
-    (LinkRepo.remove)."""
+def conversation_eraser(
+    runner: Runner, bot_id: int, bot_ids: dict[str, int] | None = None
+) -> ForgetConversation | None:
+    """What forgets a messenger user's conversation, `(messenger, user_id, chat_id)`, when
+    their binding is removed outside an update (the web module's revocation), as /logout
+    forgets its own. None for the SQL store: its rows go in the transaction that removes the
+    binding (LinkRepo.remove). `bot_id` is the Telegram bot's; another messenger's front end
+    keys its conversations with its own bot's id (`bot_ids`)."""
     states = runner.states
     if not isinstance(states, RedisStates):
         return None
+    ids = {"telegram": bot_id, **(bot_ids or {})}
 
-    async def forget(user_id: int, chat_id: int) -> None:
-        await states.clear(StateKey(bot_id, chat_id, user_id))
+    async def forget(messenger: str, user_id: int, chat_id: int) -> None:
+        await states.clear(StateKey(ids.get(messenger, 0), chat_id, user_id, messenger))
 
     return forget
 
@@ -138,7 +143,7 @@ async def run(settings: Settings) -> None:
             settings,
             session_factory,
             clock,
-            me.username,
+            deep_links(settings, me.username),
             metrics,
             forget_conversation=conversation_eraser(conversation, me.id),
         )

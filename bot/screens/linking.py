@@ -12,7 +12,7 @@ from bot.texts import linking as link_texts
 from bot.texts.domain import role_label
 from bot.texts.messengers import say
 from services.domain import Actor
-from services.linking import MoveOutcome, TelegramAccount
+from services.linking import MessengerAccount, MoveOutcome
 
 # `messenger` (Peer.messenger): the messenger the screen is shown in, which its texts name.
 
@@ -69,10 +69,10 @@ def move_requested(until: str, messenger: str) -> Screen:
 
 
 def move_question(
-    requester: TelegramAccount, until: str, request_id: int, messenger: str
+    requester: MessengerAccount, until: str, request_id: int, messenger: str
 ) -> Screen:
     """To the bound owner: «Разрешить привязку к другому Telegram-аккаунту?»."""
-    account = escape(link_texts.telegram_account(requester))
+    account = escape(link_texts.messenger_account(requester))
     return Screen(
         say(link_texts.MOVE_QUESTION, messenger, account=account, until=until),
         (

@@ -141,11 +141,11 @@ def announce_to(bot: Bot) -> Callable[[Linked, Repositories], Awaitable[None]]:
     async def announce(linked: Linked, repo: Repositories) -> None:
         reply = await announcement(repo, linked, telegram_handlers.MESSENGER)
         try:
-            await TelegramExecutor(bot, linked.link.chat_id).execute(reply.effects)
+            await TelegramExecutor(bot, linked.binding.chat_id).execute(reply.effects)
         except TelegramAPIError as error:
             log.warning(
                 "could not tell chat %s it is linked: %s",
-                linked.link.chat_id,
+                linked.binding.chat_id,
                 type(error).__name__,
             )
 

@@ -16,9 +16,11 @@ HELP_MIGRATE = "применить миграции базы данных"
 HELP_LINK_TOKEN = "выпустить одноразовую ссылку t.me для привязки {messenger} к учётной записи"
 HELP_ACCOUNT_ID = "id учётной записи"
 HELP_UNLINK = (
-    "снять привязку {messenger} учётной записи (как DELETE /api/v1/accounts/ID/telegram): "
-    "после этого её можно привязать к другому {messenger}-аккаунту по новой ссылке"
+    "снять привязки мессенджеров учётной записи (как DELETE "
+    "/api/v1/accounts/ID/messengers/MESSENGER): после этого её можно привязать к другому "
+    "аккаунту по новой ссылке"
 )
+HELP_UNLINK_MESSENGER = "только привязку этого мессенджера (по умолчанию — все привязки)"
 HELP_IMPORT = "загрузить ОО, учётные записи и заявки из выгрузки JSON Lines или CSV"
 DESCRIPTION_IMPORT = (
     "Формат файла — в docs/IMPORT.md. Ошибочные строки перечисляются с номерами; "
@@ -35,6 +37,8 @@ BOT_API_UNREACHABLE = "Не удалось связаться с {messenger} Bot
 ACCOUNT_NOT_FOUND = "Учётная запись {account_id} не найдена."
 LINK_EXPIRES = "Ссылка одноразовая, действует до {until} {zone}."
 NOT_LINKED = "Учётная запись {account_id} не привязана к {messenger}."
+NOT_LINKED_ANYWHERE = "Учётная запись {account_id} не привязана ни к одному мессенджеру."
+OTHER_LINK = "{messenger}: {link}"
 UNLINKED = "Привязка {messenger} учётной записи {account_id} снята, чат получит сообщение об этом."
 
 # Start-up errors of the Telegram front end (one line each, as bot/settings.py writes its own).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bot.texts.messengers import say
 from services.domain import Role
-from services.linking import MoveOutcome, Refusal, TelegramAccount, UnlinkReason
+from services.linking import MessengerAccount, MoveOutcome, Refusal, UnlinkReason
 
 # -- consent -------------------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ SWITCH_STALE = "Запрос на смену учётной записи бол�
 # -- moving an account bound to another messenger user: its owner decides ---------------------
 
 
-def telegram_account(account: TelegramAccount) -> str:
+def messenger_account(account: MessengerAccount) -> str:
     """A messenger user by what its owner cannot pass off as someone else's: the @username
     (unique) and the numeric id, never the display name. Plain text: escape where needed."""
     if account.username:

@@ -46,8 +46,8 @@ from services.launch import LaunchProblem, LaunchVerifier, SignedLaunchVerifier
 from services.linking import (
     Linked,
     LinkRefused,
+    MessengerAccount,
     Refusal,
-    TelegramAccount,
     begin_sign_in,
     confirm_sign_in,
     end_sign_in,
@@ -462,9 +462,11 @@ class LinkPages:
             log.info("bot-first sign-in for chat %s refused: %s", row.chat_id, reason.value)
             await self.tell_chat(row.chat_id, self.chat_refusal(reason))
             return self.refusal(reason)
-        assert row.telegram_user_id is not None  # bot-first tokens are made for one
-        telegram = texts.telegram_account(
-            TelegramAccount(row.telegram_user_id, row.telegram_username)
+        # bot-first tokens are made for one messenger user
+        assert row.messenger is not None
+        assert row.user_id is not None
+        telegram = texts.messenger_account(
+            MessengerAccount(row.messenger, row.user_id, row.username)
         )
         question = self.say(texts.PAGE_CONFIRM_QUESTION, telegram=telegram, name=account.full_name)
         form = (
@@ -506,9 +508,10 @@ class LinkPages:
                     await self.tell_chat(chat_id, self.chat_refusal(outcome.reason))
                     return self.refusal(outcome.reason)
                 log.info(
-                    "account %s linked to Telegram user %s (bot first)",
-                    outcome.link.account_id,
-                    outcome.link.telegram_user_id,
+                    "account %s linked to %s user %s (bot first)",
+                    outcome.binding.account_id,
+                    outcome.binding.messenger,
+                    outcome.binding.user_id,
                 )
                 await self.announce(outcome, repo)  # bound all the same; /start shows the rest
                 response = page(

@@ -13,7 +13,7 @@ from bot.screens.markup import utf16_length
 from services.applications import Done, perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
-from storage.models import Account, Organization, TelegramLink
+from storage.models import Account, Organization
 from storage.repositories import Repositories
 from tests import factories
 from tests.bot.test_director import last_answer, open_card, open_list, press_on
@@ -333,9 +333,7 @@ async def test_a_button_of_the_persons_other_role_acts_in_that_role_and_says_so(
     a push) sent for his role «Руководитель ОО»: the decision is made in that role, he is
     told so, and the role stays switched (the chat's commands follow)."""
     async with session_factory() as session:
-        await session.execute(
-            update(TelegramLink).where(TelegramLink.account_id == 1).values(active_role="listener")
-        )
+        await session.execute(update(Account).where(Account.id == 1).values(active_role="listener"))
         await session.commit()
     menu = await harness.send(DIRECTOR, "/menu")
     await harness.press_data(DIRECTOR, "m:a", menu.message_id)
@@ -352,9 +350,9 @@ async def test_a_button_of_the_persons_other_role_acts_in_that_role_and_says_so(
     assert card.text.startswith(f"✅ Заявка №{NEWEST_NEW} одобрена.")
     assert await status_of(session_factory, NEWEST_NEW) == "approved"
     async with session_factory() as session:
-        link = await Repositories(session).links.by_telegram_user(DIRECTOR)
+        link = await Repositories(session).links.by_user("telegram", DIRECTOR)
         assert link is not None
-        assert link.active_role == "director"
+        assert link.account.active_role == "director"
     assert harness.api.commands_for({"type": "chat", "chat_id": DIRECTOR})
     harness.assert_no_errors()
 

@@ -43,6 +43,7 @@ from services.linking import (
     MOVE_REQUEST_KIND,
     THROTTLE_OVERALL_LIMIT,
     UNLINKED_KIND,
+    MessengerUser,
     MoveOutcome,
     expire_move_requests,
     new_token,
@@ -92,7 +93,7 @@ async def deliver(harness: BotHarness, clock: ManualClock) -> None:
 async def assert_still_bound(session_factory: async_sessionmaker[AsyncSession]) -> None:
     link = await account_link(session_factory, OWNER_ACCOUNT)
     assert link is not None
-    assert (link.telegram_user_id, link.chat_id) == (OWNER, OWNER)
+    assert (link.user_id, link.chat_id) == (OWNER, OWNER)
 
 
 def scope(chat_id: int) -> dict[str, object]:
@@ -115,7 +116,11 @@ async def test_portal_link_binds_shows_the_consent_then_the_menu(
     assert consent.buttons() == [["Ознакомился"]]
     link = await link_of(session_factory, STRANGER)
     assert link is not None
-    assert (link.account_id, link.active_role, link.consent_at) == (NEW_DIRECTOR, "director", None)
+    assert (link.account_id, link.account.active_role, link.account.consent_at) == (
+        NEW_DIRECTOR,
+        "director",
+        None,
+    )
 
     clock.advance(minutes=2)
     menu = await harness.press(STRANGER, "Ознакомился")
@@ -124,7 +129,7 @@ async def test_portal_link_binds_shows_the_consent_then_the_menu(
     assert menu.buttons()[0] == ["📥 Заявки (0 новых)"]
     link = await link_of(session_factory, STRANGER)
     assert link is not None
-    assert (link.consent_at, link.consent_version) == (clock.now(), CONSENT_VERSION)
+    assert (link.account.consent_at, link.account.consent_version) == (clock.now(), CONSENT_VERSION)
     commands = harness.api.commands_for(scope(STRANGER))
     assert command_names(commands) == ["menu", "profile", "help", "logout"]
     assert commands is not None
@@ -182,8 +187,7 @@ async def test_a_bot_first_token_is_not_accepted_in_start(
     async with session_factory() as session:
         minted = await mint_bot_token(
             Repositories(session),
-            telegram_user_id=STRANGER,
-            chat_id=STRANGER,
+            MessengerUser("telegram", STRANGER, STRANGER),
             ttl=timedelta(minutes=10),
             clock=clock,
         )
@@ -270,7 +274,7 @@ async def test_a_linked_user_confirms_switching_to_another_account(
     assert harness.api.last_bot_message(1003).text.startswith(CONSENT_TITLE)
     link = await link_of(session_factory, 1003)
     assert link is not None
-    assert (link.account_id, link.consent_at) == (NEW_LISTENER, None)
+    assert (link.account_id, link.account.consent_at) == (NEW_LISTENER, None)
     assert await account_link(session_factory, 3) is None
     # The person switched in this very chat: no message about it through the outbox.
     assert not [r for r in await outbox_rows(session_factory) if r.kind == UNLINKED_KIND]
@@ -396,7 +400,7 @@ async def test_the_owner_allows_and_the_binding_moves(
     )
     link = await account_link(session_factory, OWNER_ACCOUNT)
     assert link is not None
-    assert (link.telegram_user_id, link.chat_id, link.consent_at) == (STRANGER, STRANGER, None)
+    assert (link.user_id, link.chat_id, link.account.consent_at) == (STRANGER, STRANGER, None)
     assert await link_of(session_factory, OWNER) is None
     assert harness.api.commands_for(scope(OWNER)) is None
     # The new chat hears the outcome, then the consent, through the outbox.
@@ -484,7 +488,7 @@ async def test_forged_answers_to_a_move_request_change_nothing(
     await harness.press(OWNER, "✅ Разрешить")
     link = await account_link(session_factory, OWNER_ACCOUNT)
     assert link is not None
-    assert link.telegram_user_id == STRANGER
+    assert link.user_id == STRANGER
     harness.assert_no_errors()
 
 
@@ -509,7 +513,7 @@ async def test_a_blocked_owner_cannot_be_asked_revocation_is_needed(
     assert (await harness.send(STRANGER, f"/start {fresh}")).text.startswith(CONSENT_TITLE)
     link = await account_link(session_factory, OWNER_ACCOUNT)
     assert link is not None
-    assert link.telegram_user_id == STRANGER
+    assert link.user_id == STRANGER
     harness.assert_no_errors()
 
 
@@ -545,9 +549,7 @@ async def test_a_user_bound_elsewhere_logs_out_before_asking_for_a_bound_account
     other = await mint(session_factory, NEW_LISTENER, clock)
     await harness.send(1003, f"/start {other}")
     async with session_factory() as session:
-        listener = await Repositories(session).accounts.get(NEW_LISTENER)
-        assert listener is not None
-        session.add(factories.link(NEW_LISTENER, STRANGER, "listener"))
+        await factories.link(session, NEW_LISTENER, STRANGER, "listener")
         await session.commit()
     switched = await harness.press(1003, "Да, сменить учётную запись")
     assert "Сначала отвяжите этот Telegram командой /logout" in switched.text
@@ -637,9 +639,8 @@ async def test_revocation_by_the_web_module_tells_the_chat_through_the_outbox(
         removed = await unlink_account(Repositories(session), 3, clock=clock)
         missing = await unlink_account(Repositories(session), NEW_DIRECTOR, clock=clock)
         await session.commit()
-    assert removed is not None
-    assert removed.chat_id == 1003
-    assert missing is None
+    assert [binding.chat_id for binding in removed] == [1003]
+    assert missing == []
     rows = await outbox_rows(session_factory)
     assert [(r.kind, r.chat_id, r.payload) for r in rows] == [
         (UNLINKED_KIND, 1003, {"reason": "revoked"})
@@ -692,7 +693,7 @@ async def test_unconsented_user_gets_only_the_consent_screen_from_every_router(
 
     link = await link_of(session_factory, STRANGER)
     assert link is not None
-    assert (link.consent_at, link.active_role) == (None, "director")
+    assert (link.account.consent_at, link.account.active_role) == (None, "director")
     assert harness.api.commands_for(scope(STRANGER)) is None
 
     # /logout works before the consent: a person who does not agree can leave.
@@ -706,9 +707,9 @@ async def test_a_new_consent_version_asks_again(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     async with session_factory() as session:
-        link = await Repositories(session).links.by_telegram_user(1003)
+        link = await Repositories(session).links.by_user("telegram", 1003)
         assert link is not None
-        link.consent_version = "0"
+        link.account.consent_version = "0"
         await session.commit()
     reply = await harness.send(1003, "/menu")
     assert reply.text.startswith(CONSENT_TITLE)
@@ -744,7 +745,7 @@ async def test_profile_shows_the_account_and_roles_switch_in_place(
     assert answer["text"] == "Роль: Слушатель"
     link = await link_of(session_factory, 1001)
     assert link is not None
-    assert link.active_role == "listener"
+    assert link.account.active_role == "listener"
     commands = harness.api.commands_for(scope(1001))
     assert commands is not None
     assert commands[0] == {"command": "menu", "description": "Главное меню: мои заявки"}
@@ -773,7 +774,7 @@ async def test_a_forged_role_is_refused(
     ]
     link = await link_of(session_factory, 1003)
     assert link is not None
-    assert link.active_role == "listener"
+    assert link.account.active_role == "listener"
     harness.assert_no_errors()
 
 
@@ -802,7 +803,7 @@ async def test_logout_keeps_a_portal_token_of_another_account_offered_for_a_swit
     assert reply.text.startswith(CONSENT_TITLE)
     link = await account_link(session_factory, NEW_LISTENER)
     assert link is not None
-    assert link.telegram_user_id == STRANGER
+    assert link.user_id == STRANGER
 
 
 async def test_a_link_to_a_card_is_not_taken_for_a_link_token(
@@ -818,5 +819,5 @@ async def test_a_link_to_a_card_is_not_taken_for_a_link_token(
     assert "39744" in card.text
     async with session_factory() as session:
         since = factories.T0 - timedelta(days=1)
-        assert await Repositories(session).links.count_failures(STRANGER, since) == 0
+        assert await Repositories(session).links.count_failures("telegram", STRANGER, since) == 0
     harness.assert_no_errors()

@@ -105,7 +105,7 @@ async def test_portal_first_runs_log_no_token_snils_or_name(
     assert await link_of(session_factory, STRANGER) is not None
     harness.assert_no_errors()
 
-    assert "linked to Telegram user" in debug_logs.text  # the run was logged, and at DEBUG
+    assert "linked to telegram user" in debug_logs.text  # the run was logged, and at DEBUG
     assert logging.getLogger("bot.conversation.linking").isEnabledFor(logging.DEBUG)
     assert_absent(
         debug_logs,
@@ -169,7 +169,7 @@ async def test_bot_first_runs_log_no_token_snils_or_name(
     assert link is not None
     assert link.account_id == NEW_DIRECTOR
 
-    assert "linked to Telegram user" in debug_logs.text
+    assert "linked to telegram user" in debug_logs.text
     assert "/link/callback" in debug_logs.text  # the access log is there, redacted
     secrets = {
         f"sign-in link {i}": url.partition("#")[0].rsplit("/", 1)[1] for i, url in enumerate(urls)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.conversation.intents import NotifyAction, NotifyIntent
 from services.clock import ManualClock
 from services.digest import run_digest_if_due
-from storage.models import OutboxMessage, TelegramLink
+from storage.models import Account, Binding, OutboxMessage
 from tests.bot.test_pushes import add_application
 from tests.harness import BotHarness
 from tests.integration.test_digest import NINE, ZONE, add_applications, local
@@ -17,13 +17,14 @@ from tests.integration.test_digest import NINE, ZONE, add_applications, local
 pytestmark = pytest.mark.usefixtures("seeded")
 
 
-async def link_of(session_factory: async_sessionmaker[AsyncSession], user: int) -> TelegramLink:
+async def account_of(session_factory: async_sessionmaker[AsyncSession], user: int) -> Account:
+    """The account of a Telegram user: what they chose for their pushes."""
     async with session_factory() as session:
         link = await session.scalar(
-            select(TelegramLink).where(TelegramLink.telegram_user_id == user)
+            select(Binding).where(Binding.messenger == "telegram", Binding.user_id == user)
         )
     assert link is not None
-    return link
+    return link.account
 
 
 async def recipients(session_factory: async_sessionmaker[AsyncSession], kind: str) -> list[int]:
@@ -63,7 +64,7 @@ async def test_a_director_mutes_and_unmutes_pushes_in_place(
     assert "Уведомления выключены: бот ничего не присылает сам." in screen.text
     assert "Пока уведомления выключены, сводка тоже не приходит." in screen.text
     assert screen.buttons()[0] == ["🔔 Включить уведомления"]
-    assert (await link_of(harness.session_factory, 1001)).muted
+    assert (await account_of(harness.session_factory, 1001)).muted
 
     await add_application(harness.session_factory, clock, number=1)
     assert await recipients(harness.session_factory, "new_application") == [2]
@@ -72,7 +73,7 @@ async def test_a_director_mutes_and_unmutes_pushes_in_place(
     screen = harness.api.message(1001, menu.message_id)
     assert last_answer(harness)["text"] == "Уведомления включены"
     assert screen.buttons()[0] == ["🔕 Выключить уведомления"]
-    assert not (await link_of(harness.session_factory, 1001)).muted
+    assert not (await account_of(harness.session_factory, 1001)).muted
     await add_application(harness.session_factory, clock, number=2)
     assert await recipients(harness.session_factory, "new_application") == [1, 2, 2]
 
@@ -89,7 +90,7 @@ async def test_a_director_opts_out_of_the_digest(harness: BotHarness, clock: Man
     assert last_answer(harness)["text"] == "Сводка выключена"
     assert "Ежедневная сводка по заявкам «Не обработана» выключена." in screen.text
     assert screen.buttons()[1] == ["📋 Присылать сводку"]
-    assert not (await link_of(harness.session_factory, 1002)).digest_enabled
+    assert not (await account_of(harness.session_factory, 1002)).digest_enabled
 
     await add_applications(harness.session_factory, (101, 3, 10, "new"))
     clock.set(local(1, 9))
@@ -98,7 +99,7 @@ async def test_a_director_opts_out_of_the_digest(harness: BotHarness, clock: Man
 
     screen = await harness.press(1002, "📋 Присылать сводку")
     assert last_answer(harness)["text"] == "Сводка включена"
-    assert (await link_of(harness.session_factory, 1002)).digest_enabled
+    assert (await account_of(harness.session_factory, 1002)).digest_enabled
     harness.assert_no_errors()
 
 
@@ -114,7 +115,7 @@ async def test_an_applicant_has_no_digest_setting(harness: BotHarness) -> None:
         "Ежедневная сводка приходит только руководителям ОО и сотрудникам ЦОПМ / ГБУ ДПО «ЧИРО»."
     )
     assert answer["show_alert"] is True
-    assert (await link_of(harness.session_factory, 1003)).digest_enabled
+    assert (await account_of(harness.session_factory, 1003)).digest_enabled
     harness.assert_no_errors()
 
 
@@ -124,6 +125,6 @@ async def test_a_repeated_press_on_a_stale_button_is_harmless(harness: BotHarnes
     mute = NotifyIntent(action=NotifyAction.MUTE).pack()
     await harness.press_data(1004, mute, screen.message_id)
     await harness.press_data(1004, mute, screen.message_id)  # «message is not modified»
-    assert (await link_of(harness.session_factory, 1004)).muted
+    assert (await account_of(harness.session_factory, 1004)).muted
     assert last_answer(harness)["text"] == "Уведомления выключены"
     harness.assert_no_errors()

@@ -55,12 +55,30 @@ async def seed(session_factory: async_sessionmaker[AsyncSession]) -> None:
         session.add_all(factories.organization(org) for org in orgs)
         await session.flush()
         for org in orgs:
-            session.add(factories.account(director(org), f"Директор Школы {org}", org, "director"))
-            session.add(factories.account(applicant(org), f"Педагог Школы {org}", org, "listener"))
+            session.add(
+                factories.account(
+                    director(org),
+                    f"Директор Школы {org}",
+                    org,
+                    "director",
+                    active_role="director",
+                    consent=True,
+                )
+            )
+            session.add(
+                factories.account(
+                    applicant(org),
+                    f"Педагог Школы {org}",
+                    org,
+                    "listener",
+                    active_role="listener",
+                    consent=True,
+                )
+            )
         await session.flush()
         for org in orgs:
-            session.add(factories.link(director(org), chat(director(org)), "director"))
-            session.add(factories.link(applicant(org), chat(applicant(org)), "listener"))
+            session.add(factories.binding(director(org), chat(director(org))))
+            session.add(factories.binding(applicant(org), chat(applicant(org))))
         applications = [factories.application(number(org), applicant(org), org) for org in orgs]
         session.add_all(applications)
         await session.flush()

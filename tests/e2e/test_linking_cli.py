@@ -119,6 +119,9 @@ async def test_unlink_revokes_a_binding_and_frees_the_account(
     clock: ManualClock,
 ) -> None:
     env = {"DATABASE_URL": database_url}
+    code, out, err = await run_cli(tmp_path, "unlink", "3", "--messenger", "max", **env)
+    assert (code, out.strip(), err) == (0, "Учётная запись 3 не привязана к MAX.", "")
+    assert await link_of(session_factory, 1003) is not None  # its Telegram binding stays
     code, out, err = await run_cli(tmp_path, "unlink", "3", **env)
     assert (code, out.strip(), err) == (
         0,
@@ -131,7 +134,7 @@ async def test_unlink_revokes_a_binding_and_frees_the_account(
         (UNLINKED_KIND, 1003, {"reason": "revoked"})
     ]
     code, out, _ = await run_cli(tmp_path, "unlink", "3", **env)
-    assert (code, out.strip()) == (0, "Учётная запись 3 не привязана к Telegram.")
+    assert (code, out.strip()) == (0, "Учётная запись 3 не привязана ни к одному мессенджеру.")
     code, _, err = await run_cli(tmp_path, "unlink", "999", **env)
     assert (code, err.strip()) == (1, "Учётная запись 999 не найдена.")
     # The account is free: a new link binds another Telegram user at once.

@@ -221,4 +221,8 @@ async def test_bot_first_sign_in_in_chromium_against_oidc_provider(
 
     link = await link_of(session_factory, STRANGER)
     assert link is not None
-    assert (link.account_id, link.chat_id, link.consent_at) == (NEW_DIRECTOR, STRANGER, None)
+    assert (link.account_id, link.chat_id, link.account.consent_at) == (
+        NEW_DIRECTOR,
+        STRANGER,
+        None,
+    )

@@ -53,11 +53,14 @@ async def seed(url: str) -> int:
                         organization_id=org,
                         updated_at=factories.T0,
                         roles=[AccountRole(role="director")],
+                        active_role="director",
+                        consent_at=factories.T0,
+                        consent_version="1",
                     )
                 )
             await session.flush()
             session.add_all(
-                factories.link(org, CHAT_BASE + org, "director") for org in range(1, DIRECTORS + 1)
+                factories.binding(org, CHAT_BASE + org) for org in range(1, DIRECTORS + 1)
             )
             await session.flush()
             applications = [
@@ -84,12 +87,12 @@ async def unsent(engine: AsyncEngine) -> int:
     return int(count or 0)
 
 
-async def recorded_message_ids(url: str) -> dict[int, int | None]:
+async def recorded_message_ids(url: str) -> dict[int, str | None]:
     engine = create_engine(url)
     try:
         async with create_session_factory(engine)() as session:
             result = await session.execute(
-                select(OutboxMessage.application_number, OutboxMessage.telegram_message_id)
+                select(OutboxMessage.application_number, OutboxMessage.message_id)
             )
             return {number: message_id for number, message_id in result.tuples() if number}
     finally:
@@ -196,4 +199,4 @@ async def test_sigkill_and_restart_lose_no_notification(
         for earlier, later in itertools.pairwise(times):
             assert any(earlier < start <= later for start in restarts), (number, times, restarts)
     recorded = await recorded_message_ids(url)
-    assert all(recorded[number] in message_ids[number] for number in deliveries)
+    assert all(recorded[number] in map(str, message_ids[number]) for number in deliveries)

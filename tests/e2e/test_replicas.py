@@ -48,7 +48,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from bot.settings import Settings
-from services.notifications import NotificationKind, enqueue_telegram, notify_new_application
+from services.notifications import NotificationKind, enqueue_pushes, notify_new_application
 from storage.db import create_engine, create_session_factory
 from storage.models import OutboxMessage, ProcessedUpdate
 from storage.repositories import Repositories
@@ -151,12 +151,11 @@ async def seed(url: str) -> None:
                 )
             people.append((GATEKEEPER, "Привратник Иван Иванович", None, "staff"))
             session.add_all(
-                factories.account(account, name, org, role) for account, name, org, role in people
+                factories.account(account, name, org, role, active_role=role, consent=True)
+                for account, name, org, role in people
             )
             await session.flush()
-            session.add_all(
-                factories.link(account, tg(account), role) for account, _, _, role in people
-            )
+            session.add_all(factories.binding(account, tg(account)) for account, _, _, _ in people)
             approved = {(staff_org(index), 6, 1) for index in range(1, STAFF + 1)}
             for org in range(1, ORGS + 1):
                 for k in range(1, APPLICANTS_PER_ORG + 1):
@@ -582,7 +581,10 @@ async def processed_ids(url: str) -> list[int]:
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            return list(await connection.scalars(select(ProcessedUpdate.update_id)))
+            keys = await connection.scalars(
+                select(ProcessedUpdate.key).where(ProcessedUpdate.messenger == "telegram")
+            )
+            return [int(key) for key in keys]
     finally:
         await engine.dispose()
 
@@ -622,7 +624,7 @@ async def top_up(url: str) -> tuple[int, int]:
             for application in applications:
                 added += await notify_new_application(repo, application, now=now)
             if missing % DIRECTORS_PER_ORG:
-                added += await enqueue_telegram(
+                added += await enqueue_pushes(
                     repo,
                     kind=NotificationKind.NEW_APPLICATION,
                     account_ids=[director_id(1, 1)],
@@ -857,7 +859,7 @@ async def test_two_replicas_and_two_dispatchers_share_the_work(
             call for call in api.calls_of("sendMessage") if call.ok and call.via in DISPATCHERS
         ]
         sent = Counter((call.result["chat"]["id"], call.result["message_id"]) for call in pushes)
-        recorded = Counter((row.chat_id, row.telegram_message_id) for row in rows)
+        recorded = Counter((row.chat_id, int(row.message_id or 0)) for row in rows)
         assert sent == recorded
         assert set(sent.values()) == {1}
         by_dispatcher = Counter(call.via for call in pushes)
@@ -873,7 +875,7 @@ async def test_two_replicas_and_two_dispatchers_share_the_work(
         }
         for row in rows:
             title = titles[row.kind].format(row.application_number)
-            assert title in text_of[(row.chat_id, row.telegram_message_id)], row.id
+            assert title in text_of[(row.chat_id, int(row.message_id or 0))], row.id
 
         waits = sorted(d.screen.time - d.delivered_at for d in deliveries if d.screen)
         print(

@@ -60,13 +60,31 @@ async def seed(url: str) -> None:
             session.add(factories.organization(999, "МАОУ «СОШ № 999» (для записей через API)"))
             await session.flush()
             for org in orgs:
-                session.add(factories.account(director(org), f"Директор {org}", org, "director"))
-                session.add(factories.account(applicant(org), f"Педагог {org}", org, "listener"))
+                session.add(
+                    factories.account(
+                        director(org),
+                        f"Директор {org}",
+                        org,
+                        "director",
+                        active_role="director",
+                        consent=True,
+                    )
+                )
+                session.add(
+                    factories.account(
+                        applicant(org),
+                        f"Педагог {org}",
+                        org,
+                        "listener",
+                        active_role="listener",
+                        consent=True,
+                    )
+                )
             session.add(factories.account(9999, "Педагог Без Привязки", 999, "listener"))
             await session.flush()
             for org in orgs:
-                session.add(factories.link(director(org), chat(director(org)), "director"))
-                session.add(factories.link(applicant(org), chat(applicant(org)), "listener"))
+                session.add(factories.binding(director(org), chat(director(org))))
+                session.add(factories.binding(applicant(org), chat(applicant(org))))
             applications = [factories.application(5000 + org, applicant(org), org) for org in orgs]
             session.add_all(applications)
             await session.flush()

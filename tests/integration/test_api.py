@@ -22,10 +22,10 @@ from storage.models import (
     Account,
     Application,
     ApplicationEvent,
+    Binding,
     LinkToken,
     Organization,
     OutboxMessage,
-    TelegramLink,
 )
 from storage.repositories import Repositories
 from tests import factories
@@ -73,12 +73,13 @@ REQUESTS = [
     ("POST", "/api/v1/applications:batch", {"applications": [application_body(number=50001)]}),
     ("POST", "/api/v1/accounts/3/link-tokens", None),
     ("DELETE", "/api/v1/accounts/3/telegram", None),
+    ("DELETE", "/api/v1/accounts/3/messengers/telegram", None),
     ("GET", "/api/v1/decisions?after=0", None),
 ]
 
 
 async def _snapshot(session_factory: async_sessionmaker[AsyncSession]) -> list[int]:
-    models = (Organization, Account, Application, ApplicationEvent, LinkToken, TelegramLink)
+    models = (Organization, Account, Application, ApplicationEvent, LinkToken, Binding)
     return [await count(session_factory, model) for model in (*models, OutboxMessage)]
 
 
@@ -140,6 +141,7 @@ async def test_openapi_document_is_served_without_a_token(client: Client) -> Non
         "/api/v1/applications:batch",
         "/api/v1/accounts/{id}/link-tokens",
         "/api/v1/accounts/{id}/telegram",
+        "/api/v1/accounts/{id}/messengers/{messenger}",
         "/api/v1/decisions",
     }
     account = document["components"]["schemas"]["AccountData"]
@@ -233,7 +235,10 @@ async def test_account_upsert_with_roles_esia_oid_and_snils(
         "snils": "112-233-445 95",
     }
     status, payload = await call(client, "PUT", "/api/v1/accounts/40", body)
-    assert (status, payload) == (201, {"id": 40, "result": "created", "telegram_linked": False})
+    assert (status, payload) == (
+        201,
+        {"id": 40, "result": "created", "telegram_linked": False, "messengers": []},
+    )
     async with session_factory() as session:
         account = await session.get(Account, 40)
         assert account is not None
@@ -264,6 +269,7 @@ async def test_account_upsert_with_roles_esia_oid_and_snils(
         client, "PUT", "/api/v1/accounts/3", {"full_name": "Войсковая Юлия Олеговна"}
     )
     assert (status, payload["telegram_linked"]) == (200, True)
+    assert payload["messengers"] == [{"messenger": "telegram", "linked_at": "2026-09-01T06:00:00Z"}]
 
 
 @pytest.mark.usefixtures("seeded")
@@ -480,7 +486,7 @@ async def test_a_failure_midway_rolls_the_whole_request_back(
     async def broken(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError("outbox unavailable")
 
-    monkeypatch.setattr(integration, "enqueue_telegram", broken)
+    monkeypatch.setattr(integration, "enqueue_pushes", broken)
     status, payload = await call(client, "PUT", "/api/v1/applications/39744", application_body())
     assert (status, payload["code"]) == (500, "internal_error")
     assert "outbox unavailable" not in payload["message"]
@@ -606,6 +612,7 @@ async def test_link_token_for_an_account(
     token = payload["token"]
     assert payload["account_id"] == 3
     assert payload["link"] == f"https://t.me/{BOT_USERNAME}?start={token}"
+    assert payload["links"] == {"telegram": payload["link"]}  # MAX_BOT_USERNAME is not set
     assert payload["expires_at"] == (clock.now() + timedelta(minutes=10)).isoformat().replace(
         "+00:00", "Z"
     )
@@ -633,7 +640,7 @@ async def test_unlinking_an_account(
         200,
         {"account_id": 3, "unlinked": True},
     )
-    assert await count(session_factory, TelegramLink, TelegramLink.account_id == 3) == 0
+    assert await count(session_factory, Binding, Binding.account_id == 3) == 0
     # the chat is told its binding was revoked
     async with session_factory() as session:
         told = (await session.scalars(select(OutboxMessage))).one()
@@ -644,7 +651,68 @@ async def test_unlinking_an_account(
     )
     status, payload = await call(client, "DELETE", "/api/v1/accounts/77/telegram")
     assert (status, payload["code"]) == (404, "not_found")
-    assert await count(session_factory, TelegramLink) == 6
+    assert await count(session_factory, Binding) == 6
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_unlinking_one_messenger_keeps_the_others(
+    client: Client, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    async with session_factory() as session:
+        session.add(factories.binding(3, 5003, messenger="max", chat_id=7003))
+        await session.commit()
+    status, payload = await call(
+        client, "PUT", "/api/v1/accounts/3", {"full_name": "Войсковая Ю. О."}
+    )
+    assert [bound["messenger"] for bound in payload["messengers"]] == ["max", "telegram"]
+    assert await call(client, "DELETE", "/api/v1/accounts/3/messengers/max") == (
+        200,
+        {"account_id": 3, "messenger": "max", "unlinked": True},
+    )
+    async with session_factory() as session:
+        [left] = await session.scalars(select(Binding).where(Binding.account_id == 3))
+        [told] = await session.scalars(select(OutboxMessage))
+        account = await session.get(Account, 3)
+    assert (left.messenger, left.user_id) == ("telegram", 1003)
+    assert (told.channel, told.kind, told.chat_id) == ("max", "unlinked", 7003)
+    assert account is not None
+    assert account.consent_at is not None  # still bound in Telegram: the person's consent stays
+    assert await call(client, "DELETE", "/api/v1/accounts/3/messengers/max") == (
+        200,
+        {"account_id": 3, "messenger": "max", "unlinked": False},
+    )
+    # The last binding goes: what the bot kept of the person goes with it.
+    assert (await call(client, "DELETE", "/api/v1/accounts/3/messengers/telegram"))[1] == {
+        "account_id": 3,
+        "messenger": "telegram",
+        "unlinked": True,
+    }
+    async with session_factory() as session:
+        account = await session.get(Account, 3)
+    assert account is not None
+    assert (account.active_role, account.consent_at, account.consent_version) == (None, None, None)
+    status, payload = await call(client, "DELETE", "/api/v1/accounts/3/messengers/signal")
+    assert (status, payload["fields"][0]["field"]) == (422, "messenger")
+    status, payload = await call(client, "DELETE", "/api/v1/accounts/77/messengers/max")
+    assert (status, payload["code"]) == (404, "not_found")
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_link_tokens_answer_with_a_link_per_configured_messenger(
+    database_url: str,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> None:
+    settings = api_settings(database_url, MAX_BOT_USERNAME="dpo_max_bot")
+    async with serve_api(engine, session_factory, clock, settings) as client:
+        status, payload = await call(client, "POST", "/api/v1/accounts/4/link-tokens")
+    token = payload["token"]
+    assert (status, payload["link"]) == (201, f"https://t.me/{BOT_USERNAME}?start={token}")
+    assert payload["links"] == {
+        "telegram": f"https://t.me/{BOT_USERNAME}?start={token}",
+        "max": f"https://max.ru/dpo_max_bot?start={token}",
+    }
 
 
 # -- decisions feed -------------------------------------------------------------------------------

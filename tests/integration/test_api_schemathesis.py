@@ -25,6 +25,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from bot.links import deep_links
 from bot.web.api import ApiContext, openapi_document
 from bot.web.metrics import Metrics
 from bot.web.server import build_web_app
@@ -63,9 +64,9 @@ class LiveServer:
             await factories.seed_school(session)
             await session.commit()
         metrics = Metrics()
-        context = ApiContext(
-            api_settings(self.database_url), session_factory, SystemClock(), BOT_USERNAME, metrics
-        )
+        settings = api_settings(self.database_url)
+        links = deep_links(settings, BOT_USERNAME)
+        context = ApiContext(settings, session_factory, SystemClock(), links, metrics)
         app = build_web_app(self.engine, {"mode": "polling"}, api=context, metrics=metrics)
         self.runner = web.AppRunner(app)
         await self.runner.setup()

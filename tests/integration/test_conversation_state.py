@@ -85,7 +85,7 @@ async def load(
     store: StateStore, session_factory: async_sessionmaker[AsyncSession], state_key: StateKey
 ) -> RawState:
     async with session_factory() as session:
-        _, raw = await store.load(session, state_key, state_key.user_id)
+        _, raw = await store.load(session, state_key)
         return raw
 
 
@@ -130,6 +130,7 @@ async def test_every_part_of_the_key_separates_conversations(
 ) -> None:
     keys = [key(backend), key(backend, chat_id=2001), key(backend, user_id=2001)]
     keys.append(StateKey(backend.bot_id + 1, 2000, 2000))
+    keys.append(StateKey(backend.bot_id, 2000, 2000, "max"))  # the same ids in another messenger
     for index, state_key in enumerate(keys):
         await save(store, session_factory, state_key, RawState(None, {"search": str(index)}))
     for index, state_key in enumerate(keys):
@@ -137,6 +138,7 @@ async def test_every_part_of_the_key_separates_conversations(
     if backend.redis_url is not None:
         redis = Redis.from_url(backend.redis_url)
         await redis.delete(f"fsm:{backend.bot_id + 1}:2000:2000:data")
+        await redis.delete(f"fsm:max:{backend.bot_id}:2000:2000:data")
         await redis.aclose()
 
 

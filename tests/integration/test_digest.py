@@ -15,7 +15,7 @@ from bot.telegram.sender import build_notifier
 from services.clock import ManualClock
 from services.digest import digest_loop, due_day, run_digest_if_due
 from storage.db import create_engine, create_session_factory
-from storage.models import Application, DigestRun, OutboxMessage, TelegramLink
+from storage.models import Application, Binding, DigestRun, OutboxMessage
 from tests import factories
 from tests.harness import BotHarness, test_settings
 
@@ -66,13 +66,12 @@ async def runs(session_factory: async_sessionmaker[AsyncSession]) -> list[tuple[
 async def set_link(
     session_factory: async_sessionmaker[AsyncSession], account_id: int, **values: object
 ) -> None:
+    """Set what the bot keeps of a bound person (blocked: of their Telegram binding)."""
     async with session_factory() as session:
-        link = await session.scalar(
-            select(TelegramLink).where(TelegramLink.account_id == account_id)
-        )
+        link = await session.scalar(select(Binding).where(Binding.account_id == account_id))
         assert link is not None
         for name, value in values.items():
-            setattr(link, name, value)
+            setattr(link if name == "blocked" else link.account, name, value)
         await session.commit()
 
 

@@ -187,10 +187,10 @@ async def test_muted_and_unlinked_recipients_get_no_outbox_rows(
 ) -> None:
     await seeded(session_factory, "new")
     async with session_factory() as session:
-        link = await Repositories(session).links.by_telegram_user(1001)
+        link = await Repositories(session).links.by_user("telegram", 1001)
         assert link is not None
-        link.muted = True
-        other = await Repositories(session).links.by_telegram_user(1002)
+        link.account.muted = True
+        other = await Repositories(session).links.by_user("telegram", 1002)
         assert other is not None
         await session.delete(other)
         await session.commit()

@@ -148,7 +148,7 @@ async def test_sign_in_by_esia_oid_confirm_and_the_bot_writes(
     assert (link.account_id, link.chat_id) == (NEW_DIRECTOR, STRANGER)
     [row] = await token_rows(session_factory)
     assert row.used_at is not None
-    assert (row.telegram_username, row.launched_at, row.oidc_state_hash, row.browser_key_hash) == (
+    assert (row.username, row.launched_at, row.oidc_state_hash, row.browser_key_hash) == (
         None,
         None,
         None,
@@ -446,7 +446,7 @@ async def test_an_account_linked_to_another_telegram_user_is_not_taken_over(
     )
     link = await account_link(session_factory, 3)
     assert link is not None
-    assert link.telegram_user_id == 1003
+    assert link.user_id == 1003
 
 
 async def test_the_telegram_user_linked_elsewhere_meanwhile(
@@ -531,9 +531,7 @@ async def test_start_revokes_the_earlier_sign_in_link(
     status, _ = await browser.open(first)
     assert status == 404
     rows: list[LinkToken] = await token_rows(session_factory)
-    assert [(r.kind, r.telegram_user_id, r.telegram_username) for r in rows] == [
-        ("bot", STRANGER, None)
-    ]
+    assert [(r.kind, r.user_id, r.username) for r in rows] == [("bot", STRANGER, None)]
 
 
 async def test_the_binding_stands_when_the_chat_cannot_be_told(

@@ -20,6 +20,7 @@ from services.linking import (
     TOKEN_PATTERN,
     Linked,
     LinkRefused,
+    MessengerUser,
     MoveRequested,
     RedeemOutcome,
     Refusal,
@@ -32,7 +33,7 @@ from services.linking import (
     redeem_portal_token,
     snils_hash,
 )
-from storage.models import AccountRole, LinkToken, OutboxMessage, TelegramLink
+from storage.models import AccountRole, Binding, LinkToken, OutboxMessage
 from storage.repositories import Repositories
 from tests.linking_support import (
     FULLWIDTH_SNILS,
@@ -87,9 +88,7 @@ async def test_concurrent_redemptions_of_one_token_have_one_winner(
             outcome = await redeem_portal_token(
                 Repositories(session),
                 token,
-                telegram_user_id=user_id,
-                chat_id=user_id,
-                telegram_username=None,
+                MessengerUser("telegram", user_id, user_id),
                 clock=clock,
             )
             await session.commit()
@@ -104,11 +103,9 @@ async def test_concurrent_redemptions_of_one_token_have_one_winner(
     assert all(o == LinkRefused(Refusal.USED) for o in outcomes if not isinstance(o, Linked))
     async with session_factory() as session:
         links = list(
-            await session.scalars(
-                select(TelegramLink).where(TelegramLink.account_id == NEW_DIRECTOR)
-            )
+            await session.scalars(select(Binding).where(Binding.account_id == NEW_DIRECTOR))
         )
-    assert [link.telegram_user_id for link in links] == [winners[0].link.telegram_user_id]
+    assert [link.user_id for link in links] == [winners[0].binding.user_id]
 
 
 async def test_concurrent_requests_to_move_a_bound_account_have_one_winner(
@@ -125,9 +122,7 @@ async def test_concurrent_requests_to_move_a_bound_account_have_one_winner(
             outcome = await redeem_portal_token(
                 Repositories(session),
                 token,
-                telegram_user_id=user_id,
-                chat_id=user_id,
-                telegram_username=f"user{user_id}",
+                MessengerUser("telegram", user_id, user_id, f"user{user_id}"),
                 clock=clock,
             )
             await session.commit()
@@ -147,7 +142,7 @@ async def test_concurrent_requests_to_move_a_bound_account_have_one_winner(
             )
         )
     winner = outcomes.index(next(o for o in outcomes if isinstance(o, MoveRequested)))
-    assert (row.telegram_user_id, row.telegram_username) == (3000 + winner, f"user{3000 + winner}")
+    assert (row.user_id, row.username) == (3000 + winner, f"user{3000 + winner}")
     assert [(q.chat_id, q.payload) for q in questions] == [(1003, {"token": row.id})]
 
 
@@ -197,14 +192,14 @@ async def test_roles_start_with_the_busiest_and_follow_the_web_module(
     assert default_role(frozenset({Role.LISTENER, Role.STAFF})) is Role.STAFF
     assert default_role(frozenset()) is None
     async with session_factory() as session:
-        link = await Repositories(session).links.by_telegram_user(1001)
+        link = await Repositories(session).links.by_user("telegram", 1001)
         assert link is not None
-        assert actor_for(link).role is Role.DIRECTOR
+        assert actor_for(link.account).role is Role.DIRECTOR
         # The web module takes the director's role away: the remaining role is active.
         link.account.roles = [AccountRole(role="listener")]
         await session.flush()
-        assert actor_for(link).role is Role.LISTENER
-        assert actor_for(link).roles == frozenset({Role.LISTENER})
+        assert actor_for(link.account).role is Role.LISTENER
+        assert actor_for(link.account).roles == frozenset({Role.LISTENER})
 
 
 def test_link_tokens_live_ten_minutes_by_default_and_at_most_a_day(

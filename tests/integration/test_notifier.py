@@ -30,7 +30,7 @@ from services.outbox import (
     RetryPolicy,
     chat_blocked,
 )
-from storage.models import OutboxMessage, TelegramLink
+from storage.models import Binding, OutboxMessage
 from storage.repositories import Repositories
 from tests.conftest import BACKENDS
 from tests.fakes.bot_api import Call, FakeBotAPI
@@ -132,9 +132,9 @@ def deliveries(api: FakeBotAPI) -> list[tuple[int, Call]]:
     return sorted(found, key=lambda item: item[1].time)
 
 
-async def link_of(session_factory: async_sessionmaker[AsyncSession], chat: int) -> TelegramLink:
+async def link_of(session_factory: async_sessionmaker[AsyncSession], chat: int) -> Binding:
     async with session_factory() as session:
-        link = await session.scalar(select(TelegramLink).where(TelegramLink.chat_id == chat))
+        link = await session.scalar(select(Binding).where(Binding.chat_id == chat))
     assert link is not None
     return link
 
@@ -146,8 +146,8 @@ async def test_rows_are_sent_in_order_per_chat_keeping_message_ids(harness: BotH
     assert {row.state for row in rows.values()} == {"sent"}
     sent_to_1001 = [m for m in harness.api.chat(1001) if m.from_bot]
     assert [m.text for m in sent_to_1001] == [f"Уведомление {i}" for i in (ids[0], ids[2], ids[3])]
-    assert [rows[i].telegram_message_id for i in (ids[0], ids[2], ids[3])] == [
-        m.message_id for m in sent_to_1001
+    assert [rows[i].message_id for i in (ids[0], ids[2], ids[3])] == [
+        str(m.message_id) for m in sent_to_1001
     ]
     assert all(rows[i].sent_at is not None for i in ids)
     times = [call.time for row_id, call in deliveries(harness.api) if row_id != ids[1]]
@@ -265,7 +265,7 @@ async def test_a_timed_out_send_is_retried(harness: BotHarness) -> None:
     # so the user sees the push twice. The second copy is the one recorded.
     copies = [m for m in harness.api.chat(1001) if m.from_bot]
     assert len(copies) == 2
-    assert row.telegram_message_id == copies[1].message_id
+    assert row.message_id == str(copies[1].message_id)
 
 
 async def test_persistent_failures_fail_with_the_reason_and_the_chat_moves_on(
@@ -322,7 +322,7 @@ async def test_403_marks_the_link_blocked_and_holds_the_chats_rows(harness: BotH
 async def test_any_update_from_a_blocked_user_releases_their_pushes(harness: BotHarness) -> None:
     ids = await add_notices(harness.session_factory, [1003, 1003])
     async with harness.session_factory() as session:
-        await chat_blocked(session, 1003, SystemClock().now())
+        await chat_blocked(session, "telegram", 1003, SystemClock().now())
         await session.commit()
     await harness.send(1003, "/start")  # no my_chat_member: the bot was never blocked there
     assert not (await link_of(harness.session_factory, 1003)).blocked
@@ -349,7 +349,7 @@ async def test_my_chat_member_updates_keep_the_flag_in_step(harness: BotHarness)
 @pytest.mark.usefixtures("seeded")
 async def test_chat_not_found_counts_as_blocked(harness: BotHarness) -> None:
     async with harness.session_factory() as session:
-        link = await Repositories(session).links.by_telegram_user(1004)
+        link = await Repositories(session).links.by_user("telegram", 1004)
         assert link is not None
         link.chat_id = 999  # a chat the Bot API does not know
         await session.commit()
@@ -433,7 +433,7 @@ async def test_2000_notifications_to_500_chats_within_telegrams_limits(
         per_chat[int(call.params["chat_id"])].append(row_id)
     assert all(order == sorted(order) for order in per_chat.values())
     rows = await rows_by_id(harness.session_factory)
-    assert all(row.state == "sent" and row.telegram_message_id for row in rows.values())
+    assert all(row.state == "sent" and row.message_id for row in rows.values())
 
 
 @pytest.mark.slow

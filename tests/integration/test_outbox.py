@@ -11,14 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import ManualClock
-from services.notifications import NotificationKind, enqueue_telegram
+from services.notifications import NotificationKind, enqueue_pushes
 from services.outbox import (
     OutboxQueue,
     RetryPolicy,
     chat_blocked,
     chat_unblocked,
 )
-from storage.models import OutboxMessage, TelegramLink
+from storage.models import Binding, OutboxMessage
 from storage.repositories import Repositories
 
 LEASE = timedelta(seconds=30)
@@ -113,7 +113,7 @@ async def test_sent_rows_keep_time_and_message_id_and_space_the_chat(
     [row] = await worker.claim(5, clock.now())
     assert await worker.mark_sent(row, 42, clock.now(), timedelta(seconds=1))
     sent = await get_row(session_factory, ids[0])
-    assert (sent.state, sent.sent_at, sent.telegram_message_id) == ("sent", clock.now(), 42)
+    assert (sent.state, sent.sent_at, sent.message_id) == ("sent", clock.now(), "42")
     assert (sent.lease_until, sent.lease_owner) == (None, None)
     # The chat's next row waits a second, whichever worker takes it.
     assert await worker.claim(5, clock.now()) == []
@@ -240,11 +240,11 @@ async def test_blocked_chat_rows_are_held_and_resume_in_order(
         ids[3]: "held",
     }
     async with session_factory() as session:
-        link = await Repositories(session).links.by_telegram_user(1003)
+        link = await Repositories(session).links.by_user("telegram", 1003)
         assert link is not None
         assert link.blocked
         # A push written while the chat is blocked waits too.
-        await enqueue_telegram(
+        await enqueue_pushes(
             Repositories(session),
             kind=NotificationKind.COMMENT,
             account_ids=[3],
@@ -257,9 +257,9 @@ async def test_blocked_chat_rows_are_held_and_resume_in_order(
     assert await worker.claim(5, clock.now()) == []
 
     async with session_factory() as session:
-        assert await chat_unblocked(session, 1003, clock.now()) == 4
+        assert await chat_unblocked(session, "telegram", 1003, clock.now()) == 4
         await session.commit()
-        link = await session.scalar(select(TelegramLink).where(TelegramLink.chat_id == 1003))
+        link = await session.scalar(select(Binding).where(Binding.chat_id == 1003))
         assert link is not None
         assert not link.blocked
     for expected in (ids[0], ids[1], ids[3]):
@@ -276,7 +276,7 @@ async def test_my_chat_member_block_leaves_a_row_in_flight_to_its_worker(
     worker = queue(session_factory, "a")
     [row] = await worker.claim(5, clock.now())
     async with session_factory() as session:
-        assert await chat_blocked(session, 1003, clock.now()) == 1
+        assert await chat_blocked(session, "telegram", 1003, clock.now()) == 1
         await session.commit()
     assert await states(session_factory) == {ids[0]: "pending", ids[1]: "held"}
     assert await worker.mark_sent(row, 9, clock.now())

@@ -19,7 +19,7 @@ from bot.conversation.pushes import RENDERERS, PushContext
 from bot.screens.screen import Screen
 from bot.telegram.sender import build_notifier
 from services.clock import SystemClock
-from services.outbox import OutboxWorker
+from services.outbox import OutboxWorker, chat_unblocked
 from storage import outbox_signal
 from storage.repositories import Repositories
 from tests.bot.test_pushes import NUMBER, add_application, bot_messages
@@ -137,6 +137,34 @@ async def test_a_rolled_back_write_wakes_nothing_and_leaves_nothing_behind(
         assert woken == ["telegram"]
     finally:
         unregister()
+
+
+async def test_released_held_rows_wake_their_messengers_dispatchers(harness: BotHarness) -> None:
+    """A user back in a chat (chat_unblocked): the pushes held for them in that messenger go out
+    at once; another messenger's dispatchers are not woken, nor anyone when nothing was held."""
+    woken: list[str] = []
+    engine = outbox_signal.engine_of(harness.session_factory)
+    assert engine is not None
+    unregisters = [
+        outbox_signal.register(engine, channel, lambda c=channel: woken.append(c))
+        for channel in ("telegram", "max")
+    ]
+    try:
+        async with harness.session_factory() as session:
+            Repositories(session).outbox.add(**notice(channel="max", chat_id=77, state="held"))
+            await session.commit()
+        woken.clear()  # the held row's own write (a held row is not sent; it woke "max")
+        async with harness.session_factory() as session:
+            assert await chat_unblocked(session, "telegram", 77, datetime.now(UTC)) == 0
+            await session.commit()
+        assert woken == []
+        async with harness.session_factory() as session:
+            assert await chat_unblocked(session, "max", 77, datetime.now(UTC)) == 1
+            await session.commit()
+        assert woken == ["max"]
+    finally:
+        for unregister in unregisters:
+            unregister()
 
 
 # --- another process, PostgreSQL -------------------------------------------------------------

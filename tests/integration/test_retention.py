@@ -23,7 +23,7 @@ from services.locks import job_lock
 from services.retention import JOB, LINK_FAILURE_RETENTION, Pruned, prune, run_retention
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import FsmState, LinkFailure, LinkToken, OutboxMessage, TelegramLink
+from storage.models import Binding, FsmState, LinkFailure, LinkToken, OutboxMessage
 from storage.states import RawState, StateKey
 from tests import factories
 from tests.api_support import AUTH, serve_api
@@ -106,7 +106,7 @@ async def test_revocation_forgets_what_logout_forgets(
 
     async def state() -> RawState:
         async with session_factory() as session:
-            _, raw = await runner.states.load(session, key, DIRECTOR)
+            _, raw = await runner.states.load(session, key)
             return raw
 
     raw = await state()
@@ -130,7 +130,7 @@ async def test_revocation_forgets_what_logout_forgets(
 
     assert (await state()).empty
     async with session_factory() as session:
-        link = await session.scalar(select(TelegramLink.id).where(TelegramLink.account_id == 1))
+        link = await session.scalar(select(Binding.id).where(Binding.account_id == 1))
         assert link is None
         assert list(await session.scalars(select(FsmState))) == []
         chat_rows = await session.scalars(
@@ -165,7 +165,9 @@ async def test_the_job_prunes_what_has_outlived_its_use(
     async with session_factory() as session:
         session.add_all([*kept_rows, *old_rows])
         for failed_ago in (timedelta(minutes=1), 2 * LINK_FAILURE_RETENTION):
-            session.add(LinkFailure(telegram_user_id=2000, created_at=clock.now() - failed_ago))
+            session.add(
+                LinkFailure(messenger="telegram", user_id=2000, created_at=clock.now() - failed_ago)
+            )
         for expired_ago in (timedelta(hours=1), 2 * day):
             session.add(token(clock, expires_at=clock.now() - expired_ago))
         session.add(token(clock, expires_at=clock.now() + timedelta(minutes=5)))
@@ -191,7 +193,8 @@ def token(clock: ManualClock, *, expires_at: datetime) -> LinkToken:
     return LinkToken(
         token_hash=token_hash(new_token()),
         kind="bot",
-        telegram_user_id=2000,
+        messenger="telegram",
+        user_id=2000,
         chat_id=2000,
         created_at=expires_at - timedelta(minutes=10),
         expires_at=expires_at,

@@ -3,13 +3,14 @@ its handler, called with validated input inside one database transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.links import LinkBuilder
 from bot.settings import Settings
 from bot.web.metrics import Metrics
 from services.clock import Clock
@@ -18,9 +19,10 @@ from storage.repositories import Repositories
 PREFIX = "/api/v1"
 
 
-# Clears a Telegram user's chat state (FSM) kept outside the database, (user_id, chat_id):
-# bot.process.app.conversation_eraser; None when the conversation's state is in the database itself.
-ForgetConversation = Callable[[int, int], Awaitable[None]]
+# Clears a messenger user's chat state kept outside the database, (messenger, user_id,
+# chat_id): bot.process.app.conversation_eraser; None when the conversation's state is in the
+# database itself.
+ForgetConversation = Callable[[str, int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class ApiContext:
     settings: Settings
     session_factory: async_sessionmaker[AsyncSession]
     clock: Clock
-    bot_username: str
+    # A deep-link builder per configured messenger (bot.links.deep_links).
+    deep_links: Mapping[str, LinkBuilder]
     metrics: Metrics | None = None
     forget_conversation: ForgetConversation | None = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +21,8 @@ from services.integration import (
     OrganizationData,
     UpsertResult,
 )
-from services.linking import UnknownAccountError, deep_link, mint_portal_token, unlink_account
+from services.linking import UnknownAccountError, mint_portal_token, unlink_account
+from storage.models import Binding
 
 BATCH_MAX = 1000
 
@@ -33,6 +35,14 @@ class OrganizationPath(BaseModel):
 
 class AccountPath(BaseModel):
     id: Id = Field(description="Идентификатор учётной записи в модуле")
+
+
+Messenger = Literal["telegram", "max"]
+
+
+class MessengerPath(BaseModel):
+    id: Id = Field(description="Идентификатор учётной записи в модуле")
+    messenger: Messenger = Field(description="Мессенджер: telegram или max")
 
 
 class ApplicationPath(BaseModel):
@@ -62,10 +72,18 @@ class OrganizationOut(BaseModel):
     result: UpsertResult = Field(description="created, updated или unchanged")
 
 
+class BoundMessenger(BaseModel):
+    messenger: Messenger
+    linked_at: datetime = Field(description="Когда привязан (UTC)")
+
+
 class AccountOut(BaseModel):
     id: int
     result: UpsertResult = Field(description="created, updated или unchanged")
     telegram_linked: bool = Field(description="Привязан ли к учётной записи Telegram")
+    messengers: list[BoundMessenger] = Field(
+        description="Привязанные мессенджеры, по имени мессенджера"
+    )
 
 
 class ApplicationOut(BaseModel):
@@ -90,12 +108,23 @@ class LinkTokenOut(BaseModel):
     account_id: int
     token: str = Field(description="Одноразовый токен; хранится у бота только его хеш")
     link: str = Field(description="Ссылка https://t.me/<бот>?start=<токен> для пользователя")
+    links: dict[str, str] = Field(
+        description="Ссылка с тем же токеном для каждого настроенного мессенджера: telegram "
+        "(https://t.me/<бот>?start=<токен>), max (https://max.ru/<бот>?start=<токен>, если "
+        "задан MAX_BOT_USERNAME). Привязывается тот мессенджер, в котором ссылку откроют."
+    )
     expires_at: datetime = Field(description="До какого момента ссылка действует (UTC)")
 
 
 class UnlinkOut(BaseModel):
     account_id: int
     unlinked: bool = Field(description="Была ли привязка (false: Telegram не был привязан)")
+
+
+class MessengerUnlinkOut(BaseModel):
+    account_id: int
+    messenger: Messenger
+    unlinked: bool = Field(description="Была ли привязка (false: мессенджер не был привязан)")
 
 
 # -- handlers -----------------------------------------------------------------------------------
@@ -131,8 +160,16 @@ async def put_account(call: Call) -> Reply:
         )
     except IntegrationError as error:
         raise _rejected(error) from None
-    linked = bool(await call.repo.links.by_accounts([call.path.id]))
-    out = AccountOut(id=call.path.id, result=result, telegram_linked=linked)
+    bound = await call.repo.links.of_account(call.path.id)
+    out = AccountOut(
+        id=call.path.id,
+        result=result,
+        telegram_linked=any(binding.messenger == "telegram" for binding in bound),
+        messengers=[
+            BoundMessenger(messenger=binding.messenger, linked_at=binding.linked_at)
+            for binding in bound
+        ],
+    )
     return Reply(_created_or_ok(result), out)
 
 
@@ -177,26 +214,43 @@ async def post_link_token(call: Call) -> Reply:
         )
     except UnknownAccountError:
         raise _no_account(call.path.id) from None
+    links = {messenger: build(minted.token) for messenger, build in context.deep_links.items()}
     out = LinkTokenOut(
         account_id=call.path.id,
         token=minted.token,
-        link=deep_link(context.bot_username, minted.token),
+        link=links.get("telegram") or next(iter(links.values()), ""),
+        links=links,
         expires_at=minted.expires_at,
     )
     return Reply(201, out)
 
 
-async def delete_telegram(call: Call) -> Reply:
-    """Revocation removes what /logout removes: the binding, the chat's pushes and tokens (in
-    this transaction) and its conversation state. A Redis FSM storage is cleared before the
-    commit: if that fails the request fails whole (500) and the web module repeats it."""
+async def _revoke(call: Call, messenger: str) -> list[Binding]:
+    """Revocation removes what /logout removes, per binding: the binding, the chat's pushes and
+    tokens (in this transaction) and its conversation state. A Redis store is cleared before
+    the commit: if that fails the request fails whole (500) and the web module repeats it."""
     if await call.repo.accounts.get(call.path.id) is None:
         raise _no_account(call.path.id)
-    link = await unlink_account(call.repo, call.path.id, clock=call.context.clock)
+    removed = await unlink_account(
+        call.repo, call.path.id, clock=call.context.clock, messenger=messenger
+    )
     forget = call.context.forget_conversation
-    if link is not None and forget is not None:
-        await forget(link.telegram_user_id, link.chat_id)
-    return Reply(200, UnlinkOut(account_id=call.path.id, unlinked=link is not None))
+    if forget is not None:
+        for binding in removed:
+            await forget(binding.messenger, binding.user_id, binding.chat_id)
+    return removed
+
+
+async def delete_telegram(call: Call) -> Reply:
+    removed = await _revoke(call, "telegram")
+    return Reply(200, UnlinkOut(account_id=call.path.id, unlinked=bool(removed)))
+
+
+async def delete_messenger(call: Call) -> Reply:
+    messenger = call.path.messenger
+    removed = await _revoke(call, messenger)
+    out = MessengerUnlinkOut(account_id=call.path.id, messenger=messenger, unlinked=bool(removed))
+    return Reply(200, out)
 
 
 async def get_decisions(call: Call) -> Reply:
@@ -272,14 +326,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST",
         "/accounts/{id}/link-tokens",
         "postLinkToken",
-        "Одноразовая ссылка для привязки Telegram",
+        "Одноразовая ссылка для привязки мессенджера",
         post_link_token,
         {201: (LinkTokenOut, "Ссылка создана")},
         path_model=AccountPath,
-        description="Модуль показывает пользователю ссылку link; бот привязывает Telegram, когда "
-        "пользователь откроет её. Ссылка одноразовая и действует LINK_TOKEN_TTL секунд. Если "
-        "учётная запись уже привязана к другому Telegram-аккаунту, бот сначала спрашивает его "
-        "владельца и переносит привязку, только если тот разрешит.",
+        description="Модуль показывает пользователю ссылку link (Telegram) или ссылку нужного "
+        "мессенджера из links; бот привязывает тот мессенджер, в котором ссылку откроют. Ссылка "
+        "одноразовая и действует LINK_TOKEN_TTL секунд. Если учётная запись уже привязана к "
+        "другому аккаунту этого мессенджера, бот сначала спрашивает его владельца и переносит "
+        "привязку, только если тот разрешит.",
         errors={404: "Учётная запись не найдена"},
     ),
     Endpoint(
@@ -290,10 +345,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         delete_telegram,
         {200: (UnlinkOut, "Привязки больше нет")},
         path_model=AccountPath,
-        description="Удаляет привязку, как /logout: уведомления этого чата (и отправленные), "
-        "неиспользованные ссылки учётной записи и состояние диалога (поиск, начатый "
-        "комментарий); чат получает сообщение, что привязка отозвана. После этого учётную "
-        "запись можно привязать по новой ссылке, не спрашивая прежний Telegram-аккаунт.",
+        description="Удаляет привязку Telegram, как /logout: уведомления этого чата (и "
+        "отправленные), неиспользованные ссылки учётной записи и состояние диалога (поиск, "
+        "начатый комментарий); чат получает сообщение, что привязка отозвана. После этого "
+        "учётную запись можно привязать по новой ссылке, не спрашивая прежний "
+        "Telegram-аккаунт. Привязки других мессенджеров остаются.",
+        errors={404: "Учётная запись не найдена"},
+    ),
+    Endpoint(
+        "DELETE",
+        "/accounts/{id}/messengers/{messenger}",
+        "deleteMessengerLink",
+        "Отвязать мессенджер от учётной записи",
+        delete_messenger,
+        {200: (MessengerUnlinkOut, "Привязки этого мессенджера больше нет")},
+        path_model=MessengerPath,
+        description="То же, что DELETE /accounts/{id}/telegram, для любого мессенджера "
+        "(telegram, max): удаляет его привязку, уведомления и состояние диалога его чата; "
+        "привязки других мессенджеров остаются. Неизвестный мессенджер — 422.",
         errors={404: "Учётная запись не найдена"},
     ),
     Endpoint(
