@@ -14,7 +14,7 @@ from bench import data, machine, report
 from bench.process import Run, mixed_workload
 from bench.throughput import CYCLES, DIRECTORS
 
-GOAL_MIB = 200
+GOAL_MIB = 150
 
 
 def mib(kib: int) -> str:

@@ -40,7 +40,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -51,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from services.clock import Clock
+from storage import outbox_signal
 from storage.models import Binding, OutboxMessage
 from storage.repositories import Repositories
 
@@ -238,7 +239,10 @@ async def chat_unblocked(session: AsyncSession, messenger: str, chat_id: int, no
         .values(state=PENDING, available_at=now)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result)
+    released = _rowcount(result)
+    if released:
+        outbox_signal.written(session, messenger)
+    return released
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,6 +647,7 @@ class OutboxWorker(Generic[P]):
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
+        self.listener: outbox_signal.Listener | None = None  # on PostgreSQL, while running
 
     @property
     def channel(self) -> str:
@@ -669,8 +674,13 @@ class OutboxWorker(Generic[P]):
 
     async def run(self) -> None:
         """Deliver until stopped; on stop, let sends in flight finish briefly, hand back the
-        rest unsent (their leases are cleared, so another worker or a restart takes them)."""
+        rest unsent (their leases are cleared, so another worker or a restart takes them).
+
+        A commit that wrote rows of this channel wakes the worker at once: in this process
+        directly, from other processes on PostgreSQL through LISTEN/NOTIFY
+        (storage/outbox_signal.py); polling every `poll_interval` stays the fallback."""
         heartbeat = asyncio.create_task(self._heartbeat())
+        unregister, listening = self._listen()
         try:
             while not self._stopping.is_set():
                 if len(self._claimed) > self.batch // 2:
@@ -685,10 +695,24 @@ class OutboxWorker(Generic[P]):
                     self._settle()
                     await self._wait(self._wakeup, await self._idle_wait())
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            unregister()
+            for task in (heartbeat, *listening):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._shutdown()
+
+    def _listen(self) -> tuple[Callable[[], None], list[asyncio.Task[None]]]:
+        """Be woken by the commits that write this channel's rows: those of this process, and
+        on PostgreSQL those of other processes (a listener task)."""
+        engine = outbox_signal.engine_of(self.session_factory)
+        if engine is None:  # a session factory without an engine of its own: polling only
+            return (lambda: None), []
+        unregister = outbox_signal.register(engine, self.channel, self.wake)
+        if not outbox_signal.Listener.applies(engine):
+            return unregister, []
+        self.listener = outbox_signal.Listener(engine, self.channel, self.wake)
+        return unregister, [asyncio.create_task(self.listener.run(self._stopping))]
 
     async def drain(self) -> int:
         """Send everything due now (in order, within the limits) and return how many rows

@@ -17,6 +17,7 @@ from sqlalchemy import case, func, or_, select
 
 from services.applications import ref
 from services.domain import RULES, Action, Actor, Scope, Status, can_view
+from services.views import ApplicationView, card_view_of, list_row_of
 from storage.models import Application, ApplicationEvent
 from storage.repositories import ApplicationScope, Repositories
 
@@ -114,6 +115,15 @@ async def visible_application(repo: Repositories, actor: Actor, number: int) -> 
     return application
 
 
+async def visible_view(repo: Repositories, actor: Actor, number: int) -> ApplicationView | None:
+    """As `visible_application`, as a card shows it (plain data, read without the ORM)."""
+    row = await repo.applications.view_row(number)
+    if row is None:
+        return None
+    application = card_view_of(row)
+    return application if can_view(actor, application.ref) else None
+
+
 def _clamp(index: int, total: int, size: int) -> tuple[int, int]:
     """The page index within range, and the number of pages (at least one)."""
     pages = max(1, math.ceil(total / size))
@@ -168,6 +178,36 @@ async def list_applications(
             offset=index * size,
             limit=size,
         )
+
+    return await _counted_page(fetch, page, size)
+
+
+async def list_rows(
+    repo: Repositories,
+    actor: Actor,
+    *,
+    status: Status | None,
+    search: Search | None = None,
+    narrowing: Narrowing | None = None,
+    page: int = 0,
+    size: int = PAGE_SIZE,
+) -> Page[ApplicationView]:
+    """As `list_applications`, as a list screen's rows: plain data, read without the ORM's
+    entities (the list screens' hot path, ApplicationRepo.search_rows)."""
+    narrowing = narrowing or Narrowing()
+
+    async def fetch(index: int) -> tuple[list[ApplicationView], int]:
+        rows, total = await repo.applications.search_rows(
+            visibility(actor),
+            status=status.value if status is not None else None,
+            number=search.number if search is not None else None,
+            name=search.name if search is not None else None,
+            organization_id=narrowing.organization_id,
+            program=narrowing.program,
+            offset=index * size,
+            limit=size,
+        )
+        return [list_row_of(row) for row in rows], total
 
     return await _counted_page(fetch, page, size)
 

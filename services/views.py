@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from services.domain import ApplicationRef, Role, Status
 from storage.models import Application, ApplicationEvent
+from storage.repositories import ListRow
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,26 @@ def list_row_view(application: Application) -> ApplicationView:
         organization_name="",
         program=application.program,
         group=application.group,
+    )
+
+
+def card_view_of(row: dict[str, Any]) -> ApplicationView:
+    """An application as a card shows it, from ApplicationRepo.view_row's plain values."""
+    return ApplicationView(**{**row, "status": Status(row["status"])})
+
+
+def list_row_of(row: ListRow) -> ApplicationView:
+    """What a list's row shows, from the plain row of a Core query: the organisation's name
+    is not read for lists."""
+    return ApplicationView(
+        number=row.number,
+        status=Status(row.status),
+        applicant_id=row.applicant_id,
+        applicant_name=row.applicant_name,
+        organization_id=row.organization_id,
+        organization_name="",
+        program=row.program,
+        group=row.group,
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import PoolResetState
 
 from storage.sqlite_trip import one_trip
 
@@ -44,6 +45,16 @@ def _prepare_sqlite(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.create_function(SQLITE_FOLD_FUNCTION, 1, _fold_or_none, deterministic=True)
 
 
+def _reset_sqlite(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """The pool's reset of a SQLite connection: a rollback if a transaction is still open (a
+    commit that failed leaves one, and so may a connection given back by hand), none after a
+    commit or a rollback."""
+    if not state.asyncio_safe or state.transaction_was_reset:
+        return
+    if dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
+
+
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     """Create the async engine; for SQLite make the file's folder and set WAL, FKs, busy timeout."""
     url = make_url(database_url)
@@ -53,8 +64,14 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # A connection going back to the pool is rolled back only if SQLite says a transaction
+        # is open (`_reset_sqlite`): after a session's commit the pool's unconditional rollback
+        # was one more hand-off to aiosqlite's thread per session, every update's and every
+        # outbox operation's (docs/BENCHMARKS.md).
+        kwargs.setdefault("pool_reset_on_return", None)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _prepare_sqlite)
+        event.listen(engine.sync_engine.pool, "reset", _reset_sqlite)
         return engine
     # No ping before each checkout (a round trip on every update): a connection the server
     # dropped fails its statement, SQLAlchemy then discards the whole pool, and that one

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Select,
     String,
     and_,
     bindparam,
@@ -26,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
 
+from storage import outbox_signal
 from storage.db import SQLITE_FOLD_FUNCTION, fold_name
 from storage.models import (
     PUSH_BOTH,
@@ -109,12 +112,157 @@ LIST_ROW = (
 )
 WITH_ACCOUNT = joinedload(Binding.account).joinedload(Account.roles)
 
+
+class ListRow(NamedTuple):
+    """What a list's row shows of an application, as a Core query returns it."""
+
+    number: int
+    status: str
+    applicant_id: int
+    applicant_name: str
+    organization_id: int
+    program: str | None
+    group: str | None
+
+
+_LIST_COLUMNS = (
+    Application.number,
+    Application.status,
+    Application.applicant_id,
+    Account.full_name,
+    Application.organization_id,
+    Application.program,
+    Application.group,
+)
+
+
+@dataclass(frozen=True)
+class _ListShape:
+    """Which conditions a list's statement has (their values are bound per call)."""
+
+    sqlite: bool
+    everything: bool
+    scope_organization: bool
+    scope_applicant: bool
+    status: bool
+    number: bool
+    named: Literal["ids", "exists", "everywhere"] | None  # how the applicant's name is matched
+    organization: bool
+    program: bool
+    limit: bool
+
+
+def _like_escaped(value: str) -> str:
+    return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _folded_name(sqlite: bool) -> ColumnElement[str]:
+    if sqlite:  # the function is registered on every connection (storage/db.py)
+        return getattr(func, SQLITE_FOLD_FUNCTION)(Account.full_name, type_=String)  # type: ignore[no-any-return]
+    return func.replace(func.lower(Account.full_name), "ё", "е", type_=String)
+
+
+def _scope_condition(everything: bool, organization: bool, applicant: bool) -> ColumnElement[bool]:
+    """ApplicationScope.condition with its values as parameters."""
+    if everything:
+        return true()
+    conditions: list[ColumnElement[bool]] = []
+    if organization:
+        conditions.append(Application.organization_id == bindparam("scope_organization"))
+    if applicant:
+        conditions.append(Application.applicant_id == bindparam("scope_applicant"))
+    return or_(false(), *conditions)
+
+
+@functools.cache
+def _list_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
+    """A list's page (its rows, each with the total) and its count, for one shape."""
+    conditions = [
+        _scope_condition(shape.everything, shape.scope_organization, shape.scope_applicant)
+    ]
+    if shape.status:
+        conditions.append(Application.status == bindparam("status"))
+    if shape.organization:
+        conditions.append(Application.organization_id == bindparam("organization"))
+    if shape.program:
+        conditions.append(_program() == bindparam("program"))
+    if shape.number:
+        conditions.append(Application.number == bindparam("number"))
+    if shape.named == "ids":
+        conditions.append(Application.applicant_id.in_(bindparam("named", expanding=True)))
+    elif shape.named is not None:
+        folded = _folded_name(shape.sqlite).like(bindparam("pattern"), escape="/")
+        if shape.named == "everywhere":
+            conditions.append(Application.applicant_id.in_(select(Account.id).where(folded)))
+        else:
+            conditions.append(
+                select(Account.id)
+                .where(Account.id == Application.applicant_id, folded)
+                .correlate(Application)
+                .exists()
+            )
+    where = and_(*conditions)
+    counted = select(func.count()).select_from(Application).where(where)
+    # The page and, on each of its rows, how many match in all: one statement instead of a
+    # count and a page. The count is an uncorrelated subquery, run once per statement (a
+    # window, count() OVER (), would carry every matching row's columns to a sorter).
+    total = counted.correlate(None).scalar_subquery()
+    page = (
+        select(*_LIST_COLUMNS, total.label("total"))
+        .join_from(Application, Account, Account.id == Application.applicant_id)
+        .where(where)
+        .order_by(Application.created_at.desc(), Application.number.desc())
+        .offset(bindparam("offset"))
+    )
+    if shape.limit:
+        page = page.limit(bindparam("limit"))
+    return page, counted
+
+
+# The names of a narrow scope's applicants (SQLite's search compares them in Python), by
+# (organisation scope, applicant scope).
+_NAMES_IN_SCOPE = {
+    (organization, applicant): select(Account.id, Account.full_name).where(
+        Account.id.in_(
+            select(Application.applicant_id).where(_scope_condition(False, organization, applicant))
+        )
+    )
+    for organization in (False, True)
+    for applicant in (False, True)
+}
+
 # Built once, parameters bound per call: SQLAlchemy computes a statement object's cache key once.
 _GET_APPLICATION = (
     select(Application)
     .options(WITH_APPLICANT)
     .where(Application.number == bindparam("number"))
     .execution_options(populate_existing=True)
+)
+# An application as a card shows it, with its applicant's and organisation's names: plain row,
+# labelled as services.views.ApplicationView's fields (a card is read-only; no ORM entities).
+_GET_VIEW = (
+    select(
+        Application.number,
+        Application.status,
+        Application.applicant_id,
+        Account.full_name.label("applicant_name"),
+        Application.organization_id,
+        Organization.name.label("organization_name"),
+        Application.program,
+        Application.group.label("group"),
+        Application.description,
+        Application.study_from,
+        Application.study_to,
+        Application.study_form,
+        Application.listener_categories,
+        Application.competencies,
+        Application.dpo_organization,
+        Application.created_at,
+        Application.updated_at,
+    )
+    .join_from(Application, Account, Account.id == Application.applicant_id)
+    .join(Organization, Organization.id == Application.organization_id)
+    .where(Application.number == bindparam("number"))
 )
 _COUNT_COMMENTS = (
     select(func.count())
@@ -134,6 +282,13 @@ class ApplicationRepo:
         """The application as it is now (fresh even if this session holds it already)."""
         result = await self.session.execute(_GET_APPLICATION, {"number": number})
         return result.unique().scalar_one_or_none()
+
+    async def view_row(self, number: int) -> dict[str, Any] | None:
+        """The application as a card shows it, as it is now, as plain values named as
+        ApplicationView's fields (the card's hot path: no ORM entities)."""
+        connection = await self.session.connection()
+        row = (await connection.execute(_GET_VIEW, {"number": number})).first()
+        return row._asdict() if row is not None else None
 
     async def current_status(self, number: int) -> str | None:
         result = await self.session.execute(
@@ -222,7 +377,8 @@ class ApplicationRepo:
         offset: int = 0,
         limit: int | None = None,
     ) -> tuple[list[Application], int]:
-        """A page of the applications in scope, newest first, and how many match in all.
+        """A page of the applications in scope, newest first, and how many match in all, as ORM
+        entities (the export, the bulk decisions); a list screen reads `search_rows`.
 
         `name` matches any part of the applicant's full name, ignoring case and «ё»/«е»;
         `program` is the whole programme ("" for applications without one).
@@ -276,6 +432,88 @@ class ApplicationRepo:
             .correlate(Application)
             .exists()
         )
+
+    async def search_rows(
+        self,
+        scope: ApplicationScope,
+        *,
+        status: str | None = None,
+        number: int | None = None,
+        name: str | None = None,
+        organization_id: int | None = None,
+        program: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[ListRow], int]:
+        """A page of the applications in scope, newest first, and how many match in all: a
+        list's rows as plain rows.
+
+        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е»;
+        `program` is the whole programme ("" for applications without one).
+
+        The list screens' hot path, read without the ORM: a Core query of the row's columns
+        (no entities, identity map or relationship loading), and the statement built once per
+        shape (which conditions are set, `_ListShape`) with its values bound per call, so that
+        SQLAlchemy neither rebuilds nor re-keys it, nor adapts its cached result to a new
+        statement object: together more than half of a list update's time before
+        (docs/BENCHMARKS.md).
+        """
+        on_sqlite = self._on_sqlite()
+        params: dict[str, Any] = {"offset": offset}
+        named: Literal["ids", "exists", "everywhere"] | None = None
+        if name is not None:
+            needle = fold_name(name)
+            if on_sqlite and not scope.everything:
+                # SQLite folds names with a Python function called back per name: with a narrow
+                # scope (an organisation's or a person's: a few hundred applicants at most) the
+                # names are read once and compared here.
+                params["named"] = await self._applicants_named(scope, needle)
+                named = "ids"
+            else:
+                params["pattern"] = f"%{_like_escaped(needle)}%"
+                named = "everywhere" if scope.everything else "exists"
+        shape = _ListShape(
+            sqlite=on_sqlite,
+            everything=scope.everything,
+            scope_organization=scope.organization_id is not None,
+            scope_applicant=scope.applicant_id is not None,
+            status=status is not None,
+            number=number is not None,
+            named=named,
+            organization=organization_id is not None,
+            program=program is not None,
+            limit=limit is not None,
+        )
+        params.update(
+            scope_organization=scope.organization_id,
+            scope_applicant=scope.applicant_id,
+            status=status,
+            number=number,
+            organization=organization_id,
+            program=program,
+            limit=limit,
+        )
+        page, counted = _list_statements(shape)
+        connection = await self.session.connection()
+        rows = (await connection.execute(page, params)).all()
+        if rows:
+            return [ListRow(*row[:-1]) for row in rows], int(rows[0][-1])
+        if not offset:
+            return [], 0
+        # Past the end: no row carries the total, so count.
+        return [], int(await connection.scalar(counted, params) or 0)
+
+    async def _applicants_named(self, scope: ApplicationScope, needle: str) -> list[int]:
+        """The applicants in a narrow scope whose folded name contains `needle`."""
+        statement = _NAMES_IN_SCOPE[
+            (scope.organization_id is not None, scope.applicant_id is not None)
+        ]
+        connection = await self.session.connection()
+        rows = await connection.execute(
+            statement,
+            {"scope_organization": scope.organization_id, "scope_applicant": scope.applicant_id},
+        )
+        return [account_id for account_id, full_name in rows if needle in fold_name(full_name)]
 
     async def organizations_of(
         self,
@@ -923,14 +1161,20 @@ class OutboxRepo:
     session: AsyncSession
 
     def add(self, **values: Any) -> OutboxMessage:
+        """A message, written with the transaction; its commit wakes the channel's
+        dispatchers (storage/outbox_signal.py)."""
         message = OutboxMessage(**values)
         self.session.add(message)
+        outbox_signal.written(self.session, message.channel)
         return message
 
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
-        """Messages written in one statement, in the order of `rows`."""
+        """Messages written in one statement, in the order of `rows` (their commit wakes the
+        dispatchers, as `add`)."""
         if rows:
             await self.session.execute(insert(OutboxMessage), rows)
+            for channel in {row["channel"] for row in rows}:
+                outbox_signal.written(self.session, channel)
 
     async def pending_stats(self) -> dict[str, tuple[int, datetime | None]]:
         """Per channel: how many messages wait and when the oldest of them was written."""

@@ -19,11 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import and_, bindparam, delete, literal, select
+from sqlalchemy import and_, bindparam, delete, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from storage.db import upsert
 from storage.models import Account, Binding, FsmState
 
 if TYPE_CHECKING:
@@ -118,6 +117,25 @@ def _key_params(key: StateKey) -> dict[str, int | str]:
     }
 
 
+# Written on most updates: a text statement, compiled once (SQLAlchemy never caches a dialect's
+# INSERT … ON CONFLICT construct). A missing thread or business connection is 0 or '' (FsmState).
+_STATE_COLUMNS = FsmState.__table__.c
+_SAVE_STATE = text(
+    "INSERT INTO fsm_states (messenger, bot_id, chat_id, user_id, thread_id, "
+    "business_connection_id, destiny, state, data) "
+    "VALUES (:messenger, :bot_id, :chat_id, :user_id, 0, '', 'default', :state, :data) "
+    "ON CONFLICT (messenger, bot_id, chat_id, user_id, thread_id, business_connection_id, "
+    "destiny) DO UPDATE SET state = excluded.state, data = excluded.data"
+).bindparams(
+    bindparam("messenger", type_=_STATE_COLUMNS.messenger.type),
+    bindparam("bot_id", type_=_STATE_COLUMNS.bot_id.type),
+    bindparam("chat_id", type_=_STATE_COLUMNS.chat_id.type),
+    bindparam("user_id", type_=_STATE_COLUMNS.user_id.type),
+    bindparam("state", type_=_STATE_COLUMNS.state.type),
+    bindparam("data", type_=_STATE_COLUMNS.data.type),
+)
+
+
 class SqlStates:
     """States in the `fsm_states` table, in the update's transaction; a state with no name and
     no data leaves no row."""
@@ -137,29 +155,8 @@ class SqlStates:
         if state.empty:
             await session.execute(delete(FsmState).where(_KEY), _key_params(key))
             return None
-        values = {
-            **_key_params(key),
-            "thread_id": 0,
-            "business_connection_id": "",
-            "destiny": "default",
-            "state": state.name,
-            "data": state.data or {},
-        }
-        statement = upsert(session, FsmState).values(**values)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[
-                    "messenger",
-                    "bot_id",
-                    "chat_id",
-                    "user_id",
-                    "thread_id",
-                    "business_connection_id",
-                    "destiny",
-                ],
-                set_={"state": statement.excluded.state, "data": statement.excluded.data},
-            )
-        )
+        values = {**_key_params(key), "state": state.name, "data": state.data or {}}
+        await session.execute(_SAVE_STATE, values)
         return None
 
     async def clear(self, key: StateKey) -> None:

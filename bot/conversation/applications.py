@@ -3,7 +3,7 @@ pages; staff's filters by organisation and programme; the card; decisions (appro
 cancel) with a comment; comments; history; the deep link to a card.
 
 One set of flows serves the director, the applicant and staff: what each may see and do comes
-from the actor's role through services (queries.visible_application and list_applications,
+from the actor's role through services (queries.visible_view, list_rows and list_applications,
 domain.check / allowed_actions), decisions go through services.applications.perform_action,
 and screens are laid out by bot.screens.applications from plain data loaded here. Every press
 is checked again against the database: a card drawn before a restart, a push or a forged
@@ -65,12 +65,13 @@ from services.queries import (
     comments_page,
     history_page,
     list_applications,
+    list_rows,
     organization_choices,
     organization_name,
     parse_search,
     program_choices,
     program_of,
-    visible_application,
+    visible_view,
 )
 from services.views import ApplicationView, EventView, application_view, event_view, list_row_view
 
@@ -138,7 +139,7 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
     narrowing = stored_narrowing(turn) if shown.narrowed else Narrowing()
     if not narrowing.is_set:
         shown = replace(shown, narrowed=False)
-    page = await list_applications(
+    page = await list_rows(
         turn.repo,
         actor,
         status=shown.status_filter.status,
@@ -146,9 +147,8 @@ async def list_screen(turn: Turn, shown: ListIntent, note: str | None = None) ->
         narrowing=narrowing,
         page=shown.page,
     )
-    rows = page.map(list_row_view)
     screen = screens.application_list(
-        rows,
+        page,
         shown,
         search.text if search else None,
         note,
@@ -243,8 +243,7 @@ async def comments_screen(
 
 async def visible(turn: Turn, number: int) -> ApplicationView | None:
     """The application, fresh from the database, if the actor may see it."""
-    application = await visible_application(turn.repo, actor_of(turn), number)
-    return application_view(application) if application is not None else None
+    return await visible_view(turn.repo, actor_of(turn), number)
 
 
 async def load(turn: Turn, pressed: AppIntent) -> ApplicationView | None:

@@ -352,12 +352,23 @@ def _decoder(name: str, hint: Any) -> Decoder:
     return decode
 
 
+def _encode_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class _Kind:
     cls: type[Intent]
     names: tuple[str, ...]
     decoders: tuple[Decoder, ...]
     required: int  # fields without a default come first
+    defaults: tuple[str | None, ...]  # each field's default as encoded (None: no default)
 
 
 _KINDS: dict[str, _Kind] = {}
@@ -373,7 +384,10 @@ def _register(cls: type[Intent]) -> None:
         for f in own
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     )
-    _KINDS[cls.PREFIX] = _Kind(cls, names, decoders, required)
+    defaults = tuple(
+        _encode_value(f.default) if f.default is not dataclasses.MISSING else None for f in own
+    )
+    _KINDS[cls.PREFIX] = _Kind(cls, names, decoders, required, defaults)
 
 
 for _cls in (
@@ -392,24 +406,11 @@ for _cls in (
 _HEAD = re.compile(r"^([a-z]+)(\d*)$")
 
 
-def _encode_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
-
-
 def encode(intent: Intent) -> str:
     """The payload of a button carrying `intent`; trailing default values are left out."""
     kind = _KINDS[intent.PREFIX]
     values = [_encode_value(getattr(intent, name)) for name in kind.names]
-    defaults = [
-        _encode_value(f.default) if f.default is not dataclasses.MISSING else None
-        for f in fields(kind.cls)
-    ]
+    defaults = kind.defaults
     while len(values) > kind.required and values[-1] == defaults[len(values) - 1]:
         values.pop()
     payload = SEPARATOR.join([f"{intent.PREFIX}{VERSION}", *values])

@@ -4,11 +4,12 @@ and nothing shown before it is true.
 For each `Incoming` a front end translated:
 
 1. the user's lock is taken (bot/conversation/locks.py): one update of a user at a time;
-2. one session is opened: if the update was handled before (storage/updates.py) it is skipped;
-   the sender's binding, actor and conversation state are loaded; a chat marked blocked is
-   reachable again; the conversation (bot/conversation/dispatch.py) writes its changes and
-   the reply's effects; the state and the record that the update is handled are written; the
-   transaction commits. No messenger is awaited while it is open;
+2. one session is opened: the sender's binding, actor and conversation state are loaded; a
+   chat marked blocked is reachable again; the conversation (bot/conversation/dispatch.py)
+   writes its changes and the reply's effects; the state and the record that the update is
+   handled are written — if the record was there already (storage/updates.py), the update was
+   handled before and everything is rolled back and skipped; else the transaction commits. No
+   messenger is awaited while it is open;
 3. after the commit, the effects are carried out by the front end's executor, still under the
    user's lock (the next press of the user sees this one's screen).
 
@@ -47,7 +48,7 @@ from services.linking import actor_for, has_consent
 from services.outbox import chat_unblocked
 from storage.repositories import Repositories
 from storage.states import SqlStates, StateStore
-from storage.updates import UpdateKey, mark_handled, record_update, was_handled
+from storage.updates import UpdateKey, mark_handled, record_update
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ class Runner:
     states: StateStore | None = None
     locks: UserLocks = field(default_factory=InProcessLocks)
     conversation: Conversation = dispatch.handle
-    # Called after every commit (the notification dispatcher of the process looks for new rows).
+    # Called after every commit of an update. (The dispatchers need no hook: a commit that wrote
+    # outbox rows wakes them itself, storage/outbox_signal.py.)
     committed: list[Callable[[], None]] = field(default_factory=list)
     # Called when the process stops (a Redis client to close).
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -92,9 +94,9 @@ class Runner:
         )
         async with self.session_factory() as session:
             try:
-                if update_id is not None and await was_handled(session, update_id):
-                    log.info("update %s was handled before; skipped", update_id)
-                    return Receipt(Handling.DUPLICATE), []
+                # Whether the update was handled before is asked by the record written with the
+                # commit (mark_handled), not by a SELECT first: a redelivery, rare, is handled
+                # again and rolled back; every other update saves a statement.
                 turn = await self._turn(session, incoming)
                 await self.conversation(turn)
                 after_commit = None
@@ -106,15 +108,19 @@ class Runner:
                     session, update_id, self.clock.now()
                 ):
                     await session.rollback()
-                    log.info("update %s was handled meanwhile; this handling undone", update_id)
+                    log.info("update %s was handled before; this handling undone", update_id)
                     return Receipt(Handling.DUPLICATE), []
                 await session.commit()
             except Exception as error:
                 await session.rollback()
                 # Only the update id and the exception: update contents may hold personal data.
                 log.error("update %s failed: %s", update_id, type(error).__name__, exc_info=error)
-                if not await self._record_failure(update_id):
+                recorded = await self._record_failure(update_id)
+                if recorded is None:
                     return Receipt(), []  # the messenger delivers it again; nothing was said
+                if not recorded:  # a redelivery of an update handled (or failed) before
+                    log.info("update %s was handled before; skipped", update_id)
+                    return Receipt(Handling.DUPLICATE), []
                 return Receipt(Handling.FAILED), await self._not_done(incoming)
             except BaseException:  # cancelled (a stop): not acknowledged, delivered again
                 await session.rollback()
@@ -152,17 +158,18 @@ class Runner:
             clock=self.clock,
         )
 
-    async def _record_failure(self, update_id: UpdateKey | None) -> bool:
-        """A failed update is handled once too: recorded in a transaction of its own. False
-        if even that fails (the database is unavailable): the update must come again."""
+    async def _record_failure(self, update_id: UpdateKey | None) -> bool | None:
+        """A failed update is handled once too: recorded in a transaction of its own. True
+        if recorded now, False if it was recorded before (a redelivery: its first handling
+        answered), None if even that fails (the database is unavailable): the update must come
+        again."""
         if update_id is None:
             return True
         try:
-            await record_update(self.session_factory, update_id, self.clock.now())
+            return await record_update(self.session_factory, update_id, self.clock.now())
         except SQLAlchemyError as error:
             log.warning("update %s could not be recorded: %s", update_id, type(error).__name__)
-            return False
-        return True
+            return None
 
     async def _not_done(self, incoming: Incoming) -> list[Effect]:
         """What a person hears when their update failed: it was not done; for a press on an

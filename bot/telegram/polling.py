@@ -20,7 +20,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import (
@@ -28,7 +28,9 @@ from aiogram.exceptions import (
     TelegramNetworkError,
     TelegramServerError,
 )
+from aiogram.methods import GetUpdates
 from aiogram.types import Update
+from pydantic import ValidationError
 
 from bot.conversation.receipts import Receipt, longer
 from bot.telegram.feed import feed
@@ -40,6 +42,19 @@ POLL_TIMEOUT_SECONDS = 25  # Telegram's long poll, when nothing is in progress
 REFRESH_SECONDS = 0.5  # how often to look for new updates while some are in progress
 MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
 DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
+
+
+RawUpdate = dict[str, Any]
+
+
+class RawGetUpdates(GetUpdates):
+    """getUpdates whose answer is left as JSON: while an update is in progress every refresh
+    gets it again, with every later one (the offset stays at the lowest update in progress),
+    and aiogram parsed each of them into its dozens of models every time. Only an update not
+    taken before is parsed (`Poller._take`): under load most of the bot process's CPU went to
+    parsing updates it already had (docs/BENCHMARKS.md)."""
+
+    __returning__ = list[RawUpdate]
 
 
 class _State(Enum):
@@ -112,17 +127,14 @@ class Poller:
 
     # -- internals -----------------------------------------------------------------------------
 
-    async def _get_updates(self, offset: int | None, allowed: list[str]) -> list[Update] | None:
+    async def _get_updates(self, offset: int | None, allowed: list[str]) -> list[RawUpdate] | None:
         """One getUpdates, long if nothing is in progress; None if a stop cut it short (what it
-        would have returned stays with Telegram: the offset was not moved)."""
-        request = asyncio.ensure_future(
-            self.bot.get_updates(
-                offset=offset,
-                timeout=0 if self._tasks else self.timeout,
-                allowed_updates=allowed,
-                request_timeout=self.timeout + 10,
-            )
+        would have returned stays with Telegram: the offset was not moved). The updates stay
+        JSON until taken (`_take`)."""
+        method = RawGetUpdates(
+            offset=offset, timeout=0 if self._tasks else self.timeout, allowed_updates=allowed
         )
+        request = asyncio.ensure_future(self.bot(method, request_timeout=self.timeout + 10))
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait({request, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -133,13 +145,19 @@ class Poller:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await request
             return None
-        return request.result()
+        return cast(list[RawUpdate], request.result())
 
-    def _take(self, update: Update, slots: asyncio.Semaphore) -> None:
-        update_id = update.update_id
+    def _take(self, raw: RawUpdate, slots: asyncio.Semaphore) -> None:
+        update_id = int(raw["update_id"])
         self._next = max(self._next or 0, update_id + 1)
         if self._states.get(update_id) in (_State.RUNNING, _State.ACKNOWLEDGED):
             return  # in progress, or done but not yet confirmed to Telegram
+        try:
+            update = Update.model_validate(raw, context={"bot": self.bot})
+        except ValidationError:  # not an update aiogram understands: nothing to handle
+            log.warning("update %s could not be read; skipped", update_id)
+            self._states[update_id] = _State.ACKNOWLEDGED
+            return
         self._states[update_id] = _State.RUNNING
         task = asyncio.create_task(self._handle(update, slots), name=f"update-{update_id}")
         self._tasks[update_id] = task

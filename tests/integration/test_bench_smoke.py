@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import data, delivery, ingest, memory, throughput, updates
+from bench import data, delivery, ingest, latency, memory, throughput, updates
 from bench.process import CYCLE_DECISIONS, CYCLE_UPDATES, mixed_workload
 
 
@@ -52,6 +52,15 @@ async def test_ingest(capsys: pytest.CaptureFixture[str]) -> None:
     assert result.statuses == {"PUT 201": 5, "POST batch 200": 3}
     assert result.stored == 15
     assert "(4) Ingest" in capsys.readouterr().out
+
+
+async def test_latency_of_a_push(capsys: pytest.CaptureFixture[str]) -> None:
+    result = await latency.measure("sqlite", data.TINY, 3, latency.IN_BOT)
+
+    latency.print_latency(result)
+    assert len(result.samples) == 3
+    assert result.missing == 0
+    assert "(6) Latency of a decision's push" in capsys.readouterr().out
 
 
 async def test_bulk_approval(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,81 @@
+"""Long polling reads getUpdates' answer as JSON and parses an update only when it takes it:
+updates in progress come again with every refresh (the offset stays below them) and are not
+handled, nor parsed, again; an update that cannot be read is skipped, not the batch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiogram import Dispatcher
+
+from bot.telegram.bot import build_bot
+from bot.telegram.polling import Poller, RawGetUpdates, RawUpdate
+from tests.fakes.bot_api import FakeBotAPI
+from tests.harness import test_settings
+
+
+def message(update_id: int, text: str) -> RawUpdate:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "chat": {"id": 1001, "type": "private", "first_name": "Иван"},
+            "from": {"id": 1001, "is_bot": False, "first_name": "Иван"},
+            "text": text,
+        },
+    }
+
+
+async def test_an_update_taken_is_not_parsed_or_handled_again(
+    api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = build_bot(test_settings(api, "sqlite+aiosqlite://"))
+    poller = Poller(bot, Dispatcher())
+    handled: list[int] = []
+    release = asyncio.Event()
+
+    async def handle(update: Any, slots: asyncio.Semaphore) -> Any:
+        handled.append(update.update_id)
+        await release.wait()
+
+    parsed: list[int] = []
+    from bot.telegram import polling
+
+    original = polling.Update.model_validate
+
+    def counting(raw: Any, **kwargs: Any) -> Any:
+        parsed.append(raw["update_id"])
+        return original(raw, **kwargs)
+
+    monkeypatch.setattr(poller, "_handle", handle)
+    monkeypatch.setattr(polling.Update, "model_validate", counting)
+    slots = asyncio.Semaphore(8)
+    try:
+        batch = [message(7, "первое"), {"update_id": 8, "message": {"text": 1}}]
+        for raw in batch:
+            poller._take(raw, slots)
+        for raw in [*batch, message(9, "второе")]:  # the refresh: all of them again, and a new one
+            poller._take(raw, slots)
+        await asyncio.sleep(0)
+        assert handled == [7, 9]
+        assert parsed == [7, 8, 9]  # 8 could not be read: skipped once, not again
+        assert "update 8 could not be read" in caplog.text
+        assert poller.offset == 7  # the lowest in progress: nothing is confirmed yet
+    finally:
+        release.set()
+        await asyncio.gather(*poller._tasks.values())
+        await bot.session.close()
+
+
+async def test_the_answer_stays_json(api: FakeBotAPI) -> None:
+    bot = build_bot(test_settings(api, "sqlite+aiosqlite://"))
+    try:
+        api.send_text(1001, "привет")
+        [raw] = await bot(RawGetUpdates(timeout=0))
+        assert isinstance(raw, dict)
+        assert raw["message"]["text"] == "привет"
+    finally:
+        await bot.session.close()
