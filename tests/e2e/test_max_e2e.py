@@ -12,9 +12,12 @@ import pytest
 from aiohttp import ClientSession
 from sqlalchemy import select
 
+from services.clock import SystemClock
+from services.linking import unlink_account
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Account, ApplicationEvent
+from storage.repositories import Repositories
 from tests import factories
 from tests.api_support import API_TOKEN, AUTH, application_body
 from tests.fakes.bot_api import FakeBotAPI
@@ -137,3 +140,37 @@ async def test_a_decision_made_in_max_end_to_end(tmp_path: Path, with_telegram: 
     decided = [(e.action, e.actor_account_id, e.source) for e in await events(database_url)]
     # The application came through the API; the decision and the inclusion from MAX.
     assert decided == [("create", None, "api"), ("approve", 1, "max"), ("include", 7, "max")]
+
+
+async def test_python_m_bot_dispatcher_sends_the_max_rows(tmp_path: Path) -> None:
+    """`python -m bot dispatcher` with MAX only: a row for a MAX chat (the operator's revocation
+    telling the dialog) reaches MAX."""
+    async with FakeMaxAPI(poll_timeout=1.0) as max_api:
+        max_api.add_user(DIRECTOR, "Пётр", "Петров")
+        max_api.add_user(STAFF, "Ольга", "Иванова")
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+        await seed(database_url, max_api)
+        engine = create_engine(database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                removed = await unlink_account(
+                    Repositories(session), 1, clock=SystemClock(), messenger="max"
+                )
+                assert [b.messenger for b in removed] == ["max"]
+                await session.commit()
+        finally:
+            await engine.dispose()
+        env = {
+            "MAX_BOT_TOKEN": max_api.token,
+            "MAX_API_URL": max_api.url,
+            "DATABASE_URL": database_url,
+            "SNILS_HASH_KEY": SNILS_KEY,
+        }
+        dispatcher = await BotProcess.start(tmp_path, "dispatcher", **env)
+        try:
+            await dispatcher.wait_for(lambda: any(m.from_bot for m in max_api.chat(DIRECTOR)))
+            assert await dispatcher.terminate() == 0
+        finally:
+            await dispatcher.kill()
+        assert "Traceback" not in dispatcher.stderr()
+        assert max_api.calls_of("GET /updates") == []  # the dispatcher does not take updates
