@@ -216,22 +216,31 @@ async def history_page(
     repo: Repositories, number: int, page: int = 0, size: int = EVENTS_PAGE_SIZE
 ) -> Page[ApplicationEvent]:
     """The application's history (история действий), newest first."""
-    total = await repo.events.count_for_application(number)
-
-    async def fetch(offset: int) -> Sequence[ApplicationEvent]:
-        return await repo.events.for_application(number, offset=offset, limit=size)
-
-    return await _paginate(total, page, size, fetch)
+    events = repo.events
+    return await _events_page(
+        events.count_for_application, events.for_application, number, page, size
+    )
 
 
 async def comments_page(
     repo: Repositories, number: int, page: int = 0, size: int = EVENTS_PAGE_SIZE
 ) -> Page[ApplicationEvent]:
     """The application's comments (with decisions that carried one), newest first."""
-    total = await repo.events.count_comments(number)
+    events = repo.events
+    return await _events_page(events.count_comments, events.comments_for, number, page, size)
+
+
+async def _events_page(
+    count: Callable[[int], Awaitable[int]],
+    read: Callable[..., Awaitable[Sequence[ApplicationEvent]]],
+    number: int,
+    page: int,
+    size: int,
+) -> Page[ApplicationEvent]:
+    total = await count(number)
 
     async def fetch(offset: int) -> Sequence[ApplicationEvent]:
-        return await repo.events.comments_for(number, offset=offset, limit=size)
+        return await read(number, offset=offset, limit=size)
 
     return await _paginate(total, page, size, fetch)
 

@@ -535,21 +535,35 @@ async def decide_now(turn: Turn, card: AppIntent, action: Action, comment: str |
     turn.reply.show(screen)
 
 
-async def decision_comment_input(turn: Turn, text: str) -> None:
-    """The comment (or the reason of a cancellation) typed after the prompt."""
-    card, action = turn.state.card, turn.state.decision
+def typed_comment(
+    turn: Turn, text: str, action: Action | None
+) -> tuple[AppIntent, str | None] | None:
+    """The text typed after a prompt for `action` (a decision's comment, the reason of a
+    cancellation, a comment), taken with the card it is for and the prompt removed; None when
+    it cannot be taken: the input lost its card (said so, and ended) or the text needs fixing
+    (said what, and the input goes on)."""
+    card = turn.state.card
     if card is None or action is None:
         turn.state.end()
         turn.reply.show(message(t.INPUT_ABORTED))
-        return
+        return None
     comment = normalize_comment(text)
     problem = comment_problem(action, comment)
     if problem is not None:
         turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(refusal(problem)))))
-        return
+        return None
     turn.reply.remove(turn.state.prompt)
     turn.state.end()
-    await decide_now(turn, card, action, comment)
+    return card, comment
+
+
+async def decision_comment_input(turn: Turn, text: str) -> None:
+    """The comment (or the reason of a cancellation) typed after the prompt."""
+    action = turn.state.decision
+    taken = typed_comment(turn, text, action)
+    if taken is not None and action is not None:
+        card, comment = taken
+        await decide_now(turn, card, action, comment)
 
 
 async def decide(turn: Turn, card: AppIntent, action: Action, comment: str | None) -> Outcome:
@@ -613,19 +627,9 @@ async def ask_comment(turn: Turn, pressed: AppIntent, application: ApplicationVi
 
 
 async def comment_input(turn: Turn, text: str) -> None:
-    card = turn.state.card
-    if card is None:
-        turn.state.end()
-        turn.reply.show(message(t.INPUT_ABORTED))
-        return
-    comment = normalize_comment(text)
-    problem = comment_problem(Action.COMMENT, comment)
-    if problem is not None:
-        turn.reply.show(message(t.FIX_AND_RESEND.format(problem=escape(refusal(problem)))))
-        return
-    turn.reply.remove(turn.state.prompt)
-    turn.state.end()
-    await send_comment(turn, card, comment)
+    taken = typed_comment(turn, text, Action.COMMENT)
+    if taken is not None:
+        await send_comment(turn, *taken)
 
 
 async def send_comment(turn: Turn, card: AppIntent, comment: str | None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.screens import linking as link_screens
 from bot.screens import pushes as layouts
@@ -108,6 +109,19 @@ class PushContext:
 
 
 Renderer = Callable[[PushContext], Awaitable[Screen]]
+
+
+class EventLayout(Protocol):
+    def __call__(
+        self,
+        application: ApplicationView,
+        event: EventView,
+        *,
+        to_applicant: bool,
+        hide_names: bool,
+    ) -> Screen: ...
+
+
 RENDERERS: dict[str, Renderer] = {}
 
 
@@ -148,30 +162,28 @@ async def new_application(context: PushContext) -> Screen:
     return layouts.new_application(application, hide_names=context.hide_names)
 
 
-@renderer(NotificationKind.STATUS_CHANGED)
-async def status_changed(context: PushContext) -> Screen:
-    """To the applicant (and to the directors when the applicant or staff acted)."""
+async def about_event(context: PushContext, layout: EventLayout) -> Screen:
+    """A push about one history event, laid out for the applicant or for the other side."""
     account = await context.recipient()
     application = await context.application()
-    return layouts.status_changed(
+    return layout(
         application,
         await context.event(),
         to_applicant=account.id == application.applicant_id,
         hide_names=context.hide_names,
     )
+
+
+@renderer(NotificationKind.STATUS_CHANGED)
+async def status_changed(context: PushContext) -> Screen:
+    """To the applicant (and to the directors when the applicant or staff acted)."""
+    return await about_event(context, layouts.status_changed)
 
 
 @renderer(NotificationKind.COMMENT)
 async def comment(context: PushContext) -> Screen:
     """To the other side of the application: the applicant or the directors."""
-    account = await context.recipient()
-    application = await context.application()
-    return layouts.comment(
-        application,
-        await context.event(),
-        to_applicant=account.id == application.applicant_id,
-        hide_names=context.hide_names,
-    )
+    return await about_event(context, layouts.comment)
 
 
 @renderer(NotificationKind.DIGEST)
