@@ -16,10 +16,20 @@ WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # random characters of the alphabet below carry about 190 bits.
 SECRET_MIN_LENGTH = 32
 NEW_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-SECRETS = ("API_TOKEN", "WEBHOOK_SECRET", "DPO_WEBHOOK_SECRET", "SNILS_HASH_KEY")
+SECRETS = (
+    "API_TOKEN",
+    "WEBHOOK_SECRET",
+    "MAX_WEBHOOK_SECRET",
+    "DPO_WEBHOOK_SECRET",
+    "SNILS_HASH_KEY",
+)
+# A MAX bot token: MAX documents no format; printable characters without spaces catch a value
+# pasted with its quotes or a line break.
+MAX_BOT_TOKEN_PATTERN = re.compile(r"^[!-~]{16,512}$")
+MAX_API_URL = "https://platform-api2.max.ru"
 # Addresses the bot sends people or signed data to: https, but for this machine itself (tests, a
 # broker on the same host).
-HTTPS_URLS = ("PUBLIC_URL", "OIDC_ISSUER", "DPO_WEBHOOK_URL")
+HTTPS_URLS = ("PUBLIC_URL", "OIDC_ISSUER", "DPO_WEBHOOK_URL", "MAX_API_URL")
 LOOPBACK_HOSTS = ("localhost",)
 
 # How to fix each setting, for the one-line start-up error.
@@ -28,6 +38,13 @@ HINTS: dict[str, str] = {
     "DATABASE_URL": "например sqlite+aiosqlite:///./data/dpo-bot.sqlite3 "
     "или postgresql+asyncpg://user:password@host/db",
     "TELEGRAM_API_URL": "адрес сервера Bot API, например https://api.telegram.org",
+    "MAX_BOT_TOKEN": "нужен токен MAX-бота (от 16 символов, без пробелов) из раздела «Чат-боты» "
+    "платформы MAX для партнёров",
+    "MAX_API_URL": f"https-адрес MAX Bot API, например {MAX_API_URL} (http:// — только для "
+    "127.0.0.1 и localhost)",
+    "MAX_WEBHOOK_SECRET": f"от {SECRET_MIN_LENGTH} до 256 символов: латинские буквы, цифры, _ и -, "
+    f"например {NEW_SECRET}",
+    "MAX_NOTIFY_RATE": "число сообщений в секунду больше 0 и не больше 30, например 20",
     "REDIS_URL": "например redis://127.0.0.1:6379/0 (или rediss://… с TLS)",
     "PUBLIC_URL": "внешний https-адрес сервиса, например https://bot.example.ru "
     "(http:// — только для 127.0.0.1 и localhost)",
@@ -68,8 +85,13 @@ class Settings(BaseSettings):
     DATABASE_URL: str = "sqlite+aiosqlite:///./data/dpo-bot.sqlite3"
     REDIS_URL: str | None = None
     TELEGRAM_API_URL: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
-    # The MAX bot's name in its links (https://max.ru/<name>?start=<token>): when set, link
-    # tokens answer with a MAX link too.
+    # MAX (docs/MAX.md): served when its token is set, beside Telegram or alone.
+    MAX_BOT_TOKEN: SecretStr | None = None
+    MAX_API_URL: AnyHttpUrl = AnyHttpUrl(MAX_API_URL)
+    MAX_WEBHOOK_SECRET: SecretStr | None = None
+    MAX_NOTIFY_RATE: float = Field(20.0, gt=0, le=30)
+    # The MAX bot's name in its links (https://max.ru/<name>?start=<token>); unset, the name
+    # MAX's `GET /me` answers is used where the MAX bot is served.
     MAX_BOT_USERNAME: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     PUBLIC_URL: AnyHttpUrl | None = None
     WEB_HOST: str = "127.0.0.1"
@@ -107,7 +129,14 @@ class Settings(BaseSettings):
             raise ValueError("malformed bot token")
         return value
 
-    @field_validator("WEBHOOK_SECRET")
+    @field_validator("MAX_BOT_TOKEN")
+    @classmethod
+    def _max_bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not MAX_BOT_TOKEN_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("malformed MAX bot token")
+        return value
+
+    @field_validator("WEBHOOK_SECRET", "MAX_WEBHOOK_SECRET")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not WEBHOOK_SECRET_PATTERN.fullmatch(value.get_secret_value()):
@@ -174,6 +203,21 @@ class Settings(BaseSettings):
         return self.PUBLIC_URL is not None and self.WEBHOOK_SECRET is not None
 
     @property
+    def max_api_base(self) -> str:
+        return str(self.MAX_API_URL).rstrip("/")
+
+    @property
+    def max_webhook_mode(self) -> bool:
+        """MAX updates come by webhook (POST /subscriptions), not long polling."""
+        return self.PUBLIC_URL is not None and self.MAX_WEBHOOK_SECRET is not None
+
+    @property
+    def messengers(self) -> tuple[str, ...]:
+        """The messengers served: those whose bot token is set."""
+        served = ("telegram", self.BOT_TOKEN), ("max", self.MAX_BOT_TOKEN)
+        return tuple(name for name, token in served if token is not None)
+
+    @property
     def decisions_webhook(self) -> bool:
         """Decisions made here are also POSTed to the web module (DPO_WEBHOOK_URL is set)."""
         return self.DPO_WEBHOOK_URL is not None
@@ -207,14 +251,21 @@ class SettingsError(Exception):
         self.lines = lines
 
 
+NO_MESSENGER = (
+    "Ошибка настройки: не задан ни BOT_TOKEN (Telegram), ни MAX_BOT_TOKEN (MAX) — задайте хотя бы "
+    "один: токен Telegram-бота выдаёт @BotFather, токен MAX-бота — раздел «Чат-боты» платформы "
+    "MAX для партнёров"
+)
+
+
 def load_settings(*, require_bot_token: bool = True, **overrides: object) -> Settings:
     """Read settings; raise SettingsError with one clear line per problem."""
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise SettingsError(describe_errors(error)) from None
-    if require_bot_token and settings.BOT_TOKEN is None:
-        raise SettingsError([f"Ошибка настройки: BOT_TOKEN не задана — {HINTS['BOT_TOKEN']}"])
+    if require_bot_token and not settings.messengers:
+        raise SettingsError([NO_MESSENGER])
     if settings.DPO_WEBHOOK_URL is not None and settings.DPO_WEBHOOK_SECRET is None:
         raise SettingsError(
             [f"Ошибка настройки: DPO_WEBHOOK_SECRET не задана — {HINTS['DPO_WEBHOOK_SECRET']}"]

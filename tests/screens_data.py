@@ -449,6 +449,11 @@ def _menu_screens(data: Data, build: Build) -> Iterator[Built]:
                 for digest in (False, True):
                     settings = menu.NotificationSettings(muted, digest, time(9, 0), ZONE.key)
                     yield build(menu.notifications, f"{case} {muted=} {digest=}", settings, who)
+            for pushed in ({"telegram"}, {"max"}, {"telegram", "max"}):
+                both = menu.NotificationSettings(
+                    False, True, time(9, 0), ZONE.key, ("telegram", "max"), frozenset(pushed)
+                )
+                yield build(menu.notifications, f"{case} bound in both, to {pushed}", both, who)
         yield build(menu.profile, f"{role} no organisation", actor(data, role), None)
         since = "01.09.2026 11:05"
         for changes in (Changes(0, 0, 0), Changes(data.total, data.total, data.total)):

@@ -8,13 +8,10 @@ idempotent); each run prints fresh one-time links for the demo director and the 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from bot.links import telegram_link
 from bot.settings import Settings
-from bot.telegram.bot import BotApiUnreachable, fetch_username
 from bot.texts import cli
 from services import integration
 from services.clock import Clock, SystemClock
@@ -191,12 +188,11 @@ async def load_demo(repo: Repositories, *, clock: Clock) -> DemoSet:
 
 async def run_demo(settings: Settings) -> int:
     """The command: load the demo set into the configured database and print the links."""
-    try:
-        username = await fetch_username(settings)
-    except BotApiUnreachable:
-        print(cli.DEMO_BOT_API_UNREACHABLE, file=sys.stderr)
+    from bot.cli.main import bot_links
+
+    links = await bot_links(settings)
+    if links is None:
         return 1
-    assert username is not None
     clock = SystemClock()
     ttl = timedelta(seconds=settings.LINK_TOKEN_TTL)
     engine = create_engine(settings.DATABASE_URL)
@@ -217,9 +213,9 @@ async def run_demo(settings: Settings) -> int:
             applications=demo.applications,
             director=demo.director_name,
             school=demo.school_name,
-            director_link=telegram_link(username)(director.token),
+            director_link="\n".join(build(director.token) for build in links.values()),
             applicant=demo.applicant_name,
-            applicant_link=telegram_link(username)(applicant.token),
+            applicant_link="\n".join(build(applicant.token) for build in links.values()),
             ttl_minutes=settings.LINK_TOKEN_TTL // 60,
         )
     )

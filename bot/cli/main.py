@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
+from bot.links import LinkBuilder
 from bot.settings import Settings, SettingsError, load_settings
 from bot.texts import cli
 from bot.texts.messengers import say
@@ -95,20 +96,49 @@ async def _migrate(settings: Settings) -> None:
     print(cli.MIGRATED)
 
 
-async def _link_token(settings: Settings, account_id: int) -> int:
-    """Mint a portal-first token; print the t.me link and its expiry in local time."""
+async def bot_links(settings: Settings) -> dict[str, LinkBuilder] | None:
+    """How a link token becomes a link in every messenger served, by messenger (Telegram's
+    `t.me` first, then MAX's `max.ru`: MAX_BOT_USERNAME, or unset the name MAX's `GET /me`
+    answers); None, said on stderr, if a messenger's API cannot be reached to learn the bot's
+    name."""
     from bot.links import deep_links
-    from bot.telegram.bot import BotApiUnreachable, fetch_username
+
+    username: str | None = None
+    if settings.BOT_TOKEN is not None:
+        from bot.telegram.bot import BotApiUnreachable, fetch_username
+
+        try:
+            username = await fetch_username(settings) or ""
+        except BotApiUnreachable:
+            print(say(cli.BOT_API_UNREACHABLE, "telegram"), file=sys.stderr)
+            return None
+    max_name: str | None = None
+    if settings.MAX_BOT_TOKEN is not None and not settings.MAX_BOT_USERNAME:
+        from bot.max.client import MaxError
+        from bot.max.front import build_client, fetch_me
+
+        client = build_client(settings)
+        try:
+            max_name = (await fetch_me(client)).username
+        except MaxError:
+            print(say(cli.BOT_API_UNREACHABLE, "max"), file=sys.stderr)
+            return None
+        finally:
+            await client.close()
+    return deep_links(settings, username, max_name)
+
+
+async def _link_token(settings: Settings, account_id: int) -> int:
+    """Mint a portal-first token; print its link in every messenger served (Telegram's t.me
+    first, then MAX's max.ru, one a line) and its expiry in local time."""
     from services.clock import SystemClock
     from services.linking import UnknownAccountError, mint_portal_token
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
     from storage.repositories import Repositories
 
-    try:
-        username = await fetch_username(settings)
-    except BotApiUnreachable:
-        print(say(cli.BOT_API_UNREACHABLE, MESSENGER), file=sys.stderr)
+    links = await bot_links(settings)
+    if links is None:
         return EXIT_FAILURE
     engine = create_engine(settings.DATABASE_URL)
     try:
@@ -128,11 +158,8 @@ async def _link_token(settings: Settings, account_id: int) -> int:
     finally:
         await engine.dispose()
     expires = minted.expires_at.astimezone(settings.zone)
-    links = deep_links(settings, username or "")
-    print(links[MESSENGER](minted.token))
-    for messenger, build in links.items():
-        if messenger != MESSENGER:
-            print(say(cli.OTHER_LINK, messenger, link=build(minted.token)))
+    for build in links.values():
+        print(build(minted.token))
     zone = zone_phrase(settings.zone, minted.expires_at)
     print(cli.LINK_EXPIRES.format(until=f"{expires:%d.%m.%Y %H:%M}", zone=zone))
     return 0

@@ -29,6 +29,8 @@ from services.domain import Actor, Role
 from services.linking import accept_consent, actor_for, has_consent, switch_role
 from services.outbox import chat_blocked, chat_unblocked
 from services.queries import changes_since
+from storage.models import MESSENGERS, PUSH_BOTH, Account
+from storage.repositories import pushed_to
 
 NOTICES = {
     NotifyAction.MUTE: notification_texts.MUTED,
@@ -107,7 +109,7 @@ async def on_menu(turn: Turn, pressed: MenuIntent) -> None:
     elif pressed.action is MenuAction.APPLICATIONS:
         await applications.open_home_list(turn)
     elif pressed.action is MenuAction.NOTIFICATIONS:
-        turn.reply.show(notifications_screen(turn))
+        turn.reply.show(await notifications_screen(turn))
     elif pressed.action is MenuAction.PROFILE:
         turn.reply.show(await profile_screen(turn))
     else:
@@ -135,23 +137,46 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
 # --- notifications -------------------------------------------------------------------------
 
 
-def notifications_screen(turn: Turn) -> Screen:
+async def bound_of(turn: Turn, account: Account) -> list[tuple[str, datetime]]:
+    """The messengers the account is bound in, with when each was bound."""
+    bindings = await turn.repo.links.of_account(account.id)
+    return [(binding.messenger, binding.linked_at) for binding in bindings]
+
+
+async def notifications_screen(turn: Turn) -> Screen:
     (account, actor), settings = turn.linked(), turn.settings
+    bound = await bound_of(turn, account)
     return screens.notifications(
         screens.NotificationSettings(
             muted=account.muted,
             digest_enabled=account.digest_enabled,
             digest_time=settings.DIGEST_TIME,
             zone=zone_phrase(settings.zone, turn.clock.now()),
+            bound=tuple(m for m in MESSENGERS if m in {messenger for messenger, _ in bound}),
+            pushed_to=frozenset(pushed_to(account.push_to, bound)),
         ),
         actor,
     )
+
+
+# Where a press of «В Telegram» / «В MAX» / «В оба» sends pushes (Account.push_to).
+PUSH_TARGETS = {
+    NotifyAction.PUSH_TELEGRAM: "telegram",
+    NotifyAction.PUSH_MAX: "max",
+    NotifyAction.PUSH_BOTH: PUSH_BOTH,
+}
 
 
 async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
     account, actor = turn.linked()
     action = pressed.action
     summary = None
+    if action in PUSH_TARGETS:
+        account.push_to = PUSH_TARGETS[action]
+        where = pushed_to(account.push_to, await bound_of(turn, account))
+        turn.reply.notice(notification_texts.PUSH_SET.format(where=screens.push_target(where)))
+        turn.reply.show(await notifications_screen(turn))
+        return
     if action in (NotifyAction.MUTE, NotifyAction.UNMUTE):
         was_muted = account.muted
         account.muted = action is NotifyAction.MUTE
@@ -165,7 +190,7 @@ async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
         turn.reply.alert(notification_texts.DIGEST_FOR_DIRECTORS)
         return
     turn.reply.notice(NOTICES[action])
-    turn.reply.show(notifications_screen(turn))
+    turn.reply.show(await notifications_screen(turn))
     if summary is not None:
         turn.reply.send(summary)
 

@@ -157,6 +157,9 @@ class NotifyAction(StrEnum):
     UNMUTE = "u"
     DIGEST_OFF = "d0"
     DIGEST_ON = "d1"
+    PUSH_TELEGRAM = "pt"  # pushes to Telegram only (a person bound in both messengers)
+    PUSH_MAX = "pm"  # to MAX only
+    PUSH_BOTH = "pb"  # to both
 
 
 # --- the intents ---------------------------------------------------------------------------

@@ -29,6 +29,17 @@ HANDLED_UPDATES_KEPT = timedelta(days=1)
 PRUNE_INTERVAL_SECONDS = 3600.0
 
 
+# The pauses of a polling loop after a failed poll or an update that must come again: doubled
+# each time, within these bounds (seconds).
+RETRY_PAUSE_SECONDS = (1.0, 30.0)
+
+
+def longer(pause: float) -> float:
+    """The next pause of a backoff: doubled, within RETRY_PAUSE_SECONDS."""
+    shortest, longest = RETRY_PAUSE_SECONDS
+    return min(longest, max(shortest, pause * 2))
+
+
 class Handling(StrEnum):
     HANDLED = "handled"  # the update's transaction committed
     DUPLICATE = "duplicate"  # handled before (a redelivery): skipped

@@ -1,20 +1,23 @@
-"""The process of `python -m bot`: the Telegram bot (bot/telegram), the web server (bot/web) and
-the background jobs (bot/process/dispatcher.py), wired together and run until SIGTERM/SIGINT."""
+"""The process of `python -m bot`: the Telegram bot (bot/telegram) and the MAX bot (bot/max),
+whichever have a token, the web server (bot/web) and the background jobs
+(bot/process/dispatcher.py), wired together and run until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+import signal
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.receipts import forget_handled_updates_periodically
 from bot.conversation.runner import Runner
 from bot.conversation.stores import build_runner
 from bot.links import deep_links
+from bot.max.front import MaxFront
+from bot.max.front import build_client as build_max_client
 from bot.process.dispatcher import Background, start_background
 from bot.settings import Settings, SettingsError
 from bot.telegram.bot import (
@@ -98,32 +101,35 @@ def link_pages(
     )
 
 
-@dataclass
-class Runtime:
-    """What the running process holds, for start-up and a clean stop."""
-
-    settings: Settings
-    engine: AsyncEngine
-    bot: Bot
-    dp: Dispatcher
-    state: dict[str, object] = field(default_factory=dict)
-
-
 async def run(settings: Settings) -> None:
-    """Run the bot, the web server, the retention job and (unless NOTIFY_IN_BOT is false) the
-    notification dispatcher until SIGTERM or SIGINT: long polling, or webhook mode when
-    PUBLIC_URL and WEBHOOK_SECRET are set."""
+    """Run the bot (Telegram when BOT_TOKEN is set, MAX when MAX_BOT_TOKEN is set, both when
+    both are), the web server, the retention job and (unless NOTIFY_IN_BOT is false) the
+    notification dispatchers until SIGTERM or SIGINT. Each messenger by long polling, or by
+    webhook: Telegram's when PUBLIC_URL and WEBHOOK_SECRET are set, MAX's when PUBLIC_URL and
+    MAX_WEBHOOK_SECRET are."""
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
-    bot = build_bot(settings)
     clock = SystemClock()
     metrics = Metrics()
     session_factory = create_session_factory(engine)
     conversation = build_runner(settings, session_factory, clock)
-    dp = build_dispatcher(settings, session_factory, clock, metrics, conversation)
+    bot = build_bot(settings) if settings.BOT_TOKEN is not None else None
+    dp = (
+        build_dispatcher(settings, session_factory, clock, metrics, conversation)
+        if bot is not None
+        else None
+    )
+    max_front = (
+        MaxFront(settings, conversation, build_max_client(settings))
+        if settings.MAX_BOT_TOKEN is not None
+        else None
+    )
     mode = "webhook" if settings.webhook_mode else "polling"
-    runtime = Runtime(settings, engine, bot, dp, state={"mode": mode, mode: "starting"})
-    track_updates(dp, runtime.state)
+    state: dict[str, object] = {"mode": mode, mode: "starting"} if dp is not None else {}
+    if max_front is not None:
+        max_front.state = state
+    if dp is not None:
+        track_updates(dp, state)
     liveness = Liveness()
     runner: web.AppRunner | None = None
     if settings.WEBHOOK_SECRET is not None and settings.PUBLIC_URL is None:
@@ -135,42 +141,61 @@ async def run(settings: Settings) -> None:
     retention: Retention | None = None
     try:
         await check_redis(conversation)
-        me = await fetch_me(bot)
-        assert me.username is not None
-        dp["bot_username"] = me.username
-        await bot.set_my_commands(DEFAULT_COMMANDS)
+        bot_username = ""
+        bot_id = 0
+        if bot is not None and dp is not None:
+            me = await fetch_me(bot)
+            assert me.username is not None
+            bot_username, bot_id = me.username, me.id
+            dp["bot_username"] = me.username
+            await bot.set_my_commands(DEFAULT_COMMANDS)
+        max_username: str | None = None
+        max_ids: dict[str, int] = {}
+        if max_front is not None:
+            max_me = await max_front.start()
+            max_username, max_ids = max_me.username, {"max": max_me.user_id}
+            log.info("MAX bot %s: %s", max_me.username, max_front.mode)
         api = ApiContext(
             settings,
             session_factory,
             clock,
-            deep_links(settings, me.username),
+            deep_links(settings, bot_username or None, max_username),
             metrics,
-            forget_conversation=conversation_eraser(conversation, me.id),
+            forget_conversation=conversation_eraser(conversation, bot_id, max_ids),
         )
         web_app = build_web_app(
-            engine, runtime.state, api=api, metrics=metrics, liveness=liveness, clock=clock
+            engine, state, api=api, metrics=metrics, liveness=liveness, clock=clock
         )
-        link_pages(settings, session_factory, bot, clock, me.username).register(web_app)
         receiver: WebhookReceiver | None = None
-        if settings.webhook_mode:
-            assert settings.WEBHOOK_SECRET is not None
-            secret = settings.WEBHOOK_SECRET.get_secret_value()
-            receiver = WebhookReceiver(bot, dp, secret)
-            receiver.mount(web_app)
+        if bot is not None and dp is not None:
+            link_pages(settings, session_factory, bot, clock, bot_username).register(web_app)
+            if settings.webhook_mode:
+                assert settings.WEBHOOK_SECRET is not None
+                secret = settings.WEBHOOK_SECRET.get_secret_value()
+                receiver = WebhookReceiver(bot, dp, secret)
+                receiver.mount(web_app)
+        if max_front is not None:
+            max_front.mount(web_app)
         runner = make_runner(web_app)
         await runner.setup()
         site = web.TCPSite(runner, settings.WEB_HOST, settings.WEB_PORT)
         await site.start()
         log.info(
-            "bot @%s started: %s, web server on %s:%s",
-            me.username,
-            mode,
+            "bot started for %s, web server on %s:%s",
+            ", ".join(settings.messengers),
             settings.WEB_HOST,
             settings.WEB_PORT,
         )
         if settings.NOTIFY_IN_BOT:
-            background = start_background(bot, session_factory, settings, clock)
-            metrics.watch_worker(background.notifier)
+            background = start_background(
+                bot,
+                session_factory,
+                settings,
+                clock,
+                max_front.client if max_front is not None else None,
+            )
+            for notifier in background.notifiers:
+                metrics.watch_worker(notifier)
             for task in background.tasks:
                 liveness.watch(task.get_name(), task)
         else:
@@ -184,10 +209,7 @@ async def run(settings: Settings) -> None:
         pruning = asyncio.create_task(
             forget_handled_updates_periodically(session_factory, clock), name="forget-updates"
         )
-        if receiver is not None:
-            await serve_webhook(bot, dp, receiver, runner, webhook_url(settings))
-        else:
-            await serve_polling(bot, dp)
+        await serve_messengers(settings, bot, dp, receiver, runner, max_front, liveness)
     finally:
         if pruning is not None:
             pruning.cancel()
@@ -202,6 +224,47 @@ async def run(settings: Settings) -> None:
         if runner is not None:
             await runner.cleanup()
         await conversation.close()
-        await bot.session.close()
+        if bot is not None:
+            await bot.session.close()
+        if max_front is not None:
+            await max_front.close()
         await engine.dispose()
         log.info("stopped")
+
+
+async def serve_messengers(
+    settings: Settings,
+    bot: Bot | None,
+    dp: Dispatcher | None,
+    receiver: WebhookReceiver | None,
+    runner: web.AppRunner,
+    max_front: MaxFront | None,
+    liveness: Liveness,
+) -> None:
+    """Every messenger served until SIGTERM or SIGINT (one stop for all); a messenger's loop
+    that fails stops the others too, and its error comes out."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for number in signals:
+        loop.add_signal_handler(number, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if bot is not None and dp is not None:
+            if receiver is not None:
+                serving = serve_webhook(bot, dp, receiver, runner, webhook_url(settings), stop)
+            else:
+                serving = serve_polling(bot, dp, stop=stop)
+            tasks.append(asyncio.create_task(serving, name="telegram"))
+        if max_front is not None:
+            tasks.append(asyncio.create_task(max_front.serve(stop), name="max"))
+            liveness.watch("max", tasks[-1])
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()  # a loop that ended (failed) ends the others
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)

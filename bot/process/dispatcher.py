@@ -1,7 +1,7 @@
-"""The notification dispatcher as tasks of a process: the outbox worker (bot/telegram/sender.py
-sends the Telegram outbox), the directors' daily digest (services/digest.py) and the expiry of
-requests to move an account (services/linking.py); `python -m bot dispatcher` runs them alone,
-with the retention job (services/retention.py)."""
+"""The notification dispatcher as tasks of a process: the outbox workers (bot/telegram/sender.py
+sends the Telegram outbox, bot/max/sender.py the MAX one), the directors' daily digest
+(services/digest.py) and the expiry of requests to move an account (services/linking.py);
+`python -m bot dispatcher` runs them alone, with the retention job (services/retention.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.max.client import MaxClient
+from bot.max.sender import MAX_CHANNEL, build_max_notifier
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.bot import Bot
@@ -20,7 +22,7 @@ from bot.telegram.sender import build_notifier
 from services.clock import Clock, SystemClock
 from services.digest import digest_loop
 from services.linking import move_requests_loop
-from services.outbox import OutboxWorker
+from services.outbox import TELEGRAM, OutboxWorker
 from services.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -28,16 +30,26 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Background:
-    """The dispatcher and its periodic jobs as tasks of a running process; `stop()` ends
-    them all."""
+    """The dispatchers (one per messenger served) and the periodic jobs as tasks of a running
+    process; `stop()` ends them all."""
 
-    notifier: OutboxWorker[Screen]
+    notifiers: list[OutboxWorker[Screen]]
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    @property
+    def notifier(self) -> OutboxWorker[Screen]:
+        """The first dispatcher (Telegram's when Telegram is served)."""
+        return self.notifiers[0]
+
+    def wake(self) -> None:
+        for notifier in self.notifiers:
+            notifier.wake()
+
     async def stop(self) -> None:
         self.stopping.set()
-        self.notifier.stop()
+        for notifier in self.notifiers:
+            notifier.stop()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -45,16 +57,23 @@ class Background:
 
 
 def start_background(
-    bot: Bot,
+    bot: Bot | None,
     session_factory: async_sessionmaker[AsyncSession],
     settings: Settings,
     clock: Clock,
+    max_client: MaxClient | None = None,
 ) -> Background:
-    """Start the dispatcher, the digest check and the expiry of move requests as tasks of the
-    current event loop."""
-    background = Background(build_notifier(bot, session_factory, settings, clock))
+    """Start the dispatchers (Telegram's with `bot`, MAX's with `max_client`), the digest check
+    and the expiry of move requests as tasks of the current event loop."""
+    notifiers = []
+    if bot is not None:
+        notifiers.append(build_notifier(bot, session_factory, settings, clock))
+    if max_client is not None:
+        notifiers.append(build_max_notifier(max_client, session_factory, settings, clock))
+    background = Background(notifiers)
+    names = {TELEGRAM: "notifier", MAX_CHANNEL: "max_notifier"}
     background.tasks = [
-        asyncio.create_task(background.notifier.run(), name="notifier"),
+        *(asyncio.create_task(n.run(), name=names[n.channel]) for n in notifiers),
         asyncio.create_task(
             digest_loop(
                 session_factory,
@@ -62,19 +81,20 @@ def start_background(
                 settings.zone,
                 settings.DIGEST_TIME,
                 background.stopping,
-                on_written=background.notifier.wake,
+                on_written=background.wake,
             ),
             name="digest",
         ),
         asyncio.create_task(
             move_requests_loop(
-                session_factory, clock, background.stopping, on_written=background.notifier.wake
+                session_factory, clock, background.stopping, on_written=background.wake
             ),
             name="move_requests",
         ),
     ]
     log.info(
-        "notification dispatcher started: %.0f messages/s, digest at %s %s",
+        "notification dispatcher started for %s: %.0f messages/s, digest at %s %s",
+        ", ".join(n.channel for n in notifiers),
         settings.NOTIFY_RATE,
         settings.DIGEST_TIME.strftime("%H:%M"),
         settings.TIMEZONE,
@@ -85,24 +105,29 @@ def start_background(
 async def run_dispatcher(settings: Settings) -> None:
     """`python -m bot dispatcher`: only the dispatcher, the digest and the retention job, until
     SIGTERM/SIGINT."""
+    from bot.max.front import build_client
     from bot.telegram.bot import build_bot
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
 
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
-    bot = build_bot(settings)
+    bot = build_bot(settings) if settings.BOT_TOKEN is not None else None
+    max_client = build_client(settings) if settings.MAX_BOT_TOKEN is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     session_factory = create_session_factory(engine)
-    background = start_background(bot, session_factory, settings, SystemClock())
+    background = start_background(bot, session_factory, settings, SystemClock(), max_client)
     retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
     try:
         await stop.wait()
     finally:
         await retention.stop()
         await background.stop()
-        await bot.session.close()
+        if bot is not None:
+            await bot.session.close()
+        if max_client is not None:
+            await max_client.close()
         await engine.dispose()

@@ -3,6 +3,7 @@ role switch, help, «🔔 Уведомления»."""
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import time
 
@@ -25,7 +26,7 @@ from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
 from bot.texts import notifications as notification_texts
 from bot.texts.domain import role_label
-from bot.texts.messengers import say
+from bot.texts.messengers import messenger_name, say
 from services.domain import Actor, Role
 from services.queries import Changes
 
@@ -101,6 +102,28 @@ class NotificationSettings:
     digest_enabled: bool
     digest_time: time
     zone: str  # in words: «по времени Екатеринбурга, UTC+5» (bot.texts.zones)
+    # The messengers the person is bound in, and those their pushes go to (Account.push_to):
+    # the choice is offered to a person bound in more than one.
+    bound: tuple[str, ...] = ()
+    pushed_to: frozenset[str] = frozenset()
+
+
+PUSH_CHOICES = (
+    (
+        NotifyAction.PUSH_TELEGRAM,
+        frozenset({"telegram"}),
+        say(notification_texts.BUTTON_PUSH_TO, "telegram"),
+    ),
+    (NotifyAction.PUSH_MAX, frozenset({"max"}), say(notification_texts.BUTTON_PUSH_TO, "max")),
+    (NotifyAction.PUSH_BOTH, frozenset({"telegram", "max"}), notification_texts.BUTTON_PUSH_BOTH),
+)
+
+
+def push_target(pushed_to: Set[str]) -> str:
+    """Where pushes go, in words: «Telegram», «MAX», «Telegram и MAX»."""
+    order = {"telegram": 0, "max": 1}
+    names = sorted(pushed_to, key=lambda messenger: order.get(messenger, len(order)))
+    return notification_texts.PUSH_TARGET_AND.join(messenger_name(m) for m in names)
 
 
 def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
@@ -126,6 +149,14 @@ def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
                 if Role.DIRECTOR in actor.roles
                 else notification_texts.STAFF_DIGEST_OFF
             )
+    choice: list[Button] = []
+    if len(settings.bound) > 1:
+        lines += ["", notification_texts.PUSH_TARGET.format(where=push_target(settings.pushed_to))]
+        lines.append(notification_texts.PUSH_CHOOSE)
+        choice = [
+            Button(("• " if target == settings.pushed_to else "") + label, NotifyIntent(action))
+            for action, target, label in PUSH_CHOICES
+        ]
     buttons = [
         Button(notification_texts.BUTTON_UNMUTE, NotifyIntent(NotifyAction.UNMUTE))
         if settings.muted
@@ -137,7 +168,10 @@ def notifications(settings: NotificationSettings, actor: Actor) -> Screen:
             if settings.digest_enabled
             else Button(notification_texts.BUTTON_DIGEST_ON, NotifyIntent(NotifyAction.DIGEST_ON))
         )
-    return Screen("\n".join(lines), rows(*buttons, back_to_menu()))
+    keyboard = rows(*buttons, back_to_menu())
+    if choice:
+        keyboard = (tuple(choice), *keyboard)
+    return Screen("\n".join(lines), keyboard)
 
 
 def muted_summary(changes: Changes, since: str, role: Role) -> Screen:

@@ -32,9 +32,9 @@ from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from pydantic import ValidationError
 
-from bot.conversation.receipts import Receipt
+from bot.conversation.receipts import Receipt, longer
 from bot.telegram.feed import feed
-from bot.telegram.webhook import wait_for_stop_signal
+from bot.telegram.webhook import until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ POLL_TIMEOUT_SECONDS = 25  # Telegram's long poll, when nothing is in progress
 REFRESH_SECONDS = 0.5  # how often to look for new updates while some are in progress
 MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
 DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
-RETRY_PAUSE_SECONDS = (1.0, 30.0)  # after a failed getUpdates or an unrecorded update
 
 
 RawUpdate = dict[str, Any]
@@ -62,12 +61,6 @@ class _State(Enum):
     RUNNING = "running"
     ACKNOWLEDGED = "acknowledged"
     AGAIN = "again"  # not acknowledged: handled again when Telegram returns it
-
-
-def longer(pause: float) -> float:
-    """The next pause of a backoff: doubled, within RETRY_PAUSE_SECONDS."""
-    shortest, longest = RETRY_PAUSE_SECONDS
-    return min(longest, max(shortest, pause * 2))
 
 
 @dataclass
@@ -225,21 +218,23 @@ class Poller:
             log.info("could not confirm updates on stop: %s", type(error).__name__)
 
 
-async def serve_polling(bot: Bot, dp: Dispatcher, poller: Poller | None = None) -> None:
-    """Polling mode until a stop signal: the Dispatcher's startup, polling, the drain, its
-    shutdown (closes the FSM storage)."""
+async def serve_polling(
+    bot: Bot, dp: Dispatcher, poller: Poller | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Polling mode until a stop signal (or `stop`): the Dispatcher's startup, polling, the
+    drain, its shutdown (closes the FSM storage)."""
     poller = poller or Poller(bot, dp)
     workflow_data: dict[str, Any] = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
     await dp.emit_startup(bot=bot, **workflow_data)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         polling = asyncio.create_task(poller.run(), name="polling")
-        stop = asyncio.create_task(wait_for_stop_signal(), name="stop-signal")
-        await asyncio.wait({polling, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stopping = asyncio.create_task(until_stopped(stop), name="stop-signal")
+        await asyncio.wait({polling, stopping}, return_when=asyncio.FIRST_COMPLETED)
         poller.stop()
-        stop.cancel()
+        stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await stop
+            await stopping
         await polling  # drains; re-raises if polling itself failed
     finally:
         await dp.emit_shutdown(bot=bot, **workflow_data)

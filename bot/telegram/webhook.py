@@ -148,12 +148,26 @@ async def wait_for_stop_signal() -> None:
             loop.remove_signal_handler(number)
 
 
+async def until_stopped(stop: asyncio.Event | None) -> None:
+    """Return when `stop` is set; without one, on SIGTERM or SIGINT."""
+    if stop is None:
+        await wait_for_stop_signal()
+    else:
+        await stop.wait()
+
+
 async def serve_webhook(
-    bot: Bot, dp: Dispatcher, receiver: WebhookReceiver, runner: web.AppRunner, url: str
+    bot: Bot,
+    dp: Dispatcher,
+    receiver: WebhookReceiver,
+    runner: web.AppRunner,
+    url: str,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Webhook mode until a stop signal; the web server (`runner`) is already listening.
 
-    Stopping: new updates get 503 (Telegram delivers them again), the updates in progress
+    `stop`: the process's stop (both messengers served), else a signal. Stopping: new updates
+    get 503 (Telegram delivers them again), the updates in progress
     finish (or, after the grace period, are cut off unanswered), then the web server and the
     Dispatcher's shutdown (closes the FSM storage). The webhook itself stays set: other
     replicas go on.
@@ -163,7 +177,7 @@ async def serve_webhook(
     try:
         await set_webhook(bot, dp, url, receiver.secret)
         log.info("webhook set: updates arrive at %s", url)
-        await wait_for_stop_signal()
+        await until_stopped(stop)
     finally:
         await receiver.stop()
         await runner.cleanup()

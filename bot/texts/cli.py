@@ -13,7 +13,10 @@ HELP_DISPATCHER = (
     "(без приёма сообщений)"
 )
 HELP_MIGRATE = "применить миграции базы данных"
-HELP_LINK_TOKEN = "выпустить одноразовую ссылку t.me для привязки {messenger} к учётной записи"
+HELP_LINK_TOKEN = (
+    "выпустить одноразовую ссылку для привязки мессенджера к учётной записи: t.me для Telegram, "
+    "max.ru для MAX (для каждого, чей токен задан)"
+)
 HELP_ACCOUNT_ID = "id учётной записи"
 HELP_UNLINK = (
     "снять привязки мессенджеров учётной записи (как DELETE "
@@ -51,6 +54,17 @@ BOT_TOKEN_REJECTED = (
 )
 WEBHOOK_REJECTED = (
     "Ошибка настройки: PUBLIC_URL задана неверно — Telegram не принял адрес вебхука {url}: {error}"
+)
+
+# Start-up errors of the MAX front end.
+MAX_BOT_TOKEN_REJECTED = (
+    "Ошибка настройки: MAX_BOT_TOKEN отклонён сервером MAX — проверьте токен в разделе «Чат-боты» "
+    "платформы MAX для партнёров"
+)
+MAX_WEBHOOK_REJECTED = (
+    "Ошибка настройки: PUBLIC_URL задана неверно — MAX не принял адрес вебхука {url} ({error}); "
+    "MAX доставляет вебхуки только по HTTPS с сертификатом доверенного центра "
+    "(docs/DEPLOYMENT.md)"
 )
 
 # The import's progress (bot/cli/progress.py): a bar on a terminal, a line of counts otherwise.

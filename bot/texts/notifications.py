@@ -23,6 +23,14 @@ STAFF_DIGEST_ON = (
 STAFF_DIGEST_OFF = "Ежедневная сводка по заявкам, ожидающим включения в группу, <b>выключена</b>."
 DIGEST_MUTED = "Пока уведомления выключены, сводка тоже не приходит."
 
+# Where pushes go, for a person bound in both messengers (Account.push_to).
+PUSH_TARGET = "Уведомления приходят в <b>{where}</b>."
+PUSH_TARGET_AND = " и "  # «Telegram и MAX»
+PUSH_CHOOSE = "Выберите, куда присылать уведомления:"
+BUTTON_PUSH_TO = "В {messenger}"
+BUTTON_PUSH_BOTH = "В оба"
+PUSH_SET = "Уведомления: {where}"
+
 BUTTON_MUTE = "🔕 Выключить уведомления"
 BUTTON_UNMUTE = "🔔 Включить уведомления"
 BUTTON_DIGEST_OFF = "📋 Не присылать сводку"

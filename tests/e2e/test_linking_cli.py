@@ -100,8 +100,9 @@ def test_link_token_needs_the_bot_token(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("BOT_TOKEN", raising=False)
+    monkeypatch.delenv("MAX_BOT_TOKEN", raising=False)
     assert main(["link-token", "1"]) == 2
-    assert "BOT_TOKEN не задана" in capsys.readouterr().err
+    assert "не задан ни BOT_TOKEN (Telegram), ни MAX_BOT_TOKEN (MAX)" in capsys.readouterr().err
 
 
 def test_local_time_of_the_expiry_is_the_configured_zone() -> None:

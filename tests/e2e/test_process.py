@@ -51,12 +51,13 @@ async def run_bot(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_missing_bot_token_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+async def test_no_messenger_token_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
     code, _, err = await run_bot(tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [
-        "Ошибка настройки: BOT_TOKEN не задана — нужен токен бота вида 123456:ABC-DEF…; "
-        "получите его у @BotFather в Telegram"
+        "Ошибка настройки: не задан ни BOT_TOKEN (Telegram), ни MAX_BOT_TOKEN (MAX) — задайте "
+        "хотя бы один: токен Telegram-бота выдаёт @BotFather, токен MAX-бота — раздел «Чат-боты» "
+        "платформы MAX для партнёров"
     ]
     assert "Traceback" not in err
 

@@ -490,6 +490,7 @@ def test_the_dispatcher_command_needs_a_bot_token(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no .env here
     monkeypatch.delenv("BOT_TOKEN", raising=False)
+    monkeypatch.delenv("MAX_BOT_TOKEN", raising=False)
     assert main(["dispatcher"]) == EXIT_SETTINGS
-    assert "BOT_TOKEN не задана" in capsys.readouterr().err
+    assert "не задан ни BOT_TOKEN (Telegram), ни MAX_BOT_TOKEN (MAX)" in capsys.readouterr().err
     assert "dispatcher" in parser().format_help()

@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from sqlalchemy import text
 
+from bot.max.webhook import MAX_WEBHOOK_PATH
 from bot.settings import Settings, load_settings
 from bot.telegram.webhook import WEBHOOK_PATH
 from storage.db import create_engine
@@ -113,8 +114,8 @@ def test_nginx_proxies_the_public_paths_to_both_replicas(compose: dict[str, Any]
     assert upstream is not None
     assert re.findall(r"server (bot-\d):8080", upstream.group(1)) == list(BOT_SERVICES)
     locations = dict(re.findall(r"location ([=/\w ]+?) \{(.*?)\}", config, re.S))
-    assert set(locations) == {f"= {WEBHOOK_PATH}", "/link/", "/api/", "/"}
-    for path in (f"= {WEBHOOK_PATH}", "/link/", "/api/"):
+    assert set(locations) == {f"= {WEBHOOK_PATH}", f"= {MAX_WEBHOOK_PATH}", "/link/", "/api/", "/"}
+    for path in (f"= {WEBHOOK_PATH}", f"= {MAX_WEBHOOK_PATH}", "/link/", "/api/"):
         assert "proxy_pass http://dpo_bot;" in locations[path]
     assert "return 404;" in locations["/"]  # /healthz and /metrics are not published
     # the API only to the web module's addresses: each an `allow`, then `deny all` last
@@ -227,7 +228,9 @@ def test_the_image_installs_the_lock_then_the_project_alone() -> None:
 def test_a_copy_of_env_example_with_a_token_is_valid_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = (ROOT / ".env.example").read_text().replace("BOT_TOKEN=\n", "BOT_TOKEN=123456:TEST\n")
+    env = re.sub(
+        r"^BOT_TOKEN=$", "BOT_TOKEN=123456:TEST", (ROOT / ".env.example").read_text(), flags=re.M
+    )
     (tmp_path / ".env").write_text(env)
     monkeypatch.chdir(tmp_path)
     for name in Settings.model_fields:

@@ -111,7 +111,8 @@ class LinkTokenOut(BaseModel):
     links: dict[str, str] = Field(
         description="Ссылка с тем же токеном для каждого настроенного мессенджера: telegram "
         "(https://t.me/<бот>?start=<токен>), max (https://max.ru/<бот>?start=<токен>, если "
-        "задан MAX_BOT_USERNAME). Привязывается тот мессенджер, в котором ссылку откроют."
+        "бот обслуживает MAX или задан MAX_BOT_USERNAME). Привязывается тот мессенджер, "
+        "в котором ссылку откроют."
     )
     expires_at: datetime = Field(description="До какого момента ссылка действует (UTC)")
 

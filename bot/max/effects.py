@@ -1,0 +1,155 @@
+"""Carrying out a reply's effects through MAX's Bot API, after the update's commit.
+
+A press is answered once, through POST /answers, first: with the new screen when the pressed
+message changes (MAX edits the message by the answer, so a press costs one request), and the
+Notice as a one-time notification (MAX has no alert: a refusal is a notification too). An
+answer with neither is refused by MAX, so a press that changes nothing visible is answered with
+a short notification. A screen shown in place outside a press's answer is an edit
+(PUT /messages) that always carries the keyboard; a message that can no longer be edited
+(deleted, gone) is replaced by a new one, so a stale button never leads to a dead end.
+
+A 429 (MAX: at most 2 messages and 2 answers a second per dialog) is waited out once and the
+call made again. Nothing here fails the update: the change is committed by now, and what MAX
+refuses is logged (the kind of call and the status only) and passed over. MAX has no per-chat
+command menu, so `Commands` has nothing to do here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from bot import texts
+from bot.conversation.effects import Document, Edit, Effect, Notice, Remove, Show
+from bot.max.client import MaxClient, MaxError
+from bot.max.render import body
+from bot.max.updates import MESSENGER
+from bot.screens.markup import plain, shorten
+from bot.screens.screen import Screen
+from bot.texts.messengers import say
+
+log = logging.getLogger(__name__)
+
+NOTIFICATION_LIMIT = 200  # characters of a notification: a toast, as Telegram's answers
+RATE_LIMIT_WAIT = 1.0  # seconds: MAX's per-dialog limits are per second; no Retry-After is sent
+
+T = TypeVar("T")
+
+
+def answer_of(effects: list[Effect]) -> Notice | None:
+    """The one notification a press gets: the first alert (a refusal must be read), else the
+    first toast."""
+    notices = [effect for effect in effects if isinstance(effect, Notice)]
+    return next((n for n in notices if n.alert), notices[0] if notices else None)
+
+
+class MaxExecutor:
+    """The effects of one update, in the dialog `chat_id`; `callback_id` and `origin` (the
+    pressed message's mid) when the update is a press."""
+
+    def __init__(
+        self,
+        client: MaxClient,
+        chat_id: int,
+        *,
+        callback_id: str | None = None,
+        origin: str | None = None,
+    ) -> None:
+        self.client = client
+        self.chat_id = chat_id
+        self.callback_id = callback_id
+        self.origin = origin
+
+    async def execute(self, effects: list[Effect]) -> None:
+        shows = [effect for effect in effects if isinstance(effect, Show)]
+        answered: Show | None = None
+        if self.callback_id is not None:
+            in_place = next((s for s in shows if s.in_place and self.origin), None)
+            if await self._answer(in_place, answer_of(effects)):
+                answered = in_place
+        for effect in effects:
+            try:
+                if isinstance(effect, Show) and effect is not answered:
+                    await self._show(effect)
+                elif isinstance(effect, Edit):
+                    await self._edit_earlier(effect)
+                elif isinstance(effect, Document):
+                    # MAX takes files through its upload service (POST /uploads), which this
+                    # front end does not use yet: the person is told where to get the file.
+                    await self.send(Screen(say(texts.FILES_NOT_SENT, MESSENGER)))
+                elif isinstance(effect, Remove):
+                    await self._remove(effect.message_id)
+            except MaxError as error:
+                log.warning(
+                    "MAX dialog %s: %s not carried out: %s",
+                    self.chat_id,
+                    type(effect).__name__,
+                    error.status,
+                )
+
+    async def _answer(self, show: Show | None, notice: Notice | None) -> bool:
+        """Answer the press; True if the answer carried `show`'s screen."""
+        assert self.callback_id is not None
+        callback_id = self.callback_id
+        notification = shorten(plain(notice.text), NOTIFICATION_LIMIT) if notice else None
+        message = body(show.screen) if show is not None else None
+        if message is None and not notification:
+            notification = texts.PRESS_TAKEN  # MAX refuses an empty answer
+        try:
+            await self._patiently(
+                lambda: self.client.answer(callback_id, message=message, notification=notification)
+            )
+        except MaxError as error:  # too late, or the message is gone: the screen goes anew
+            log.info("press in MAX dialog %s not answered: %s", self.chat_id, error.status)
+            return False
+        return message is not None
+
+    async def _show(self, effect: Show) -> None:
+        if (
+            effect.in_place
+            and self.origin is not None
+            and await self._edit(self.origin, effect.screen)
+        ):
+            return
+        await self.send(effect.screen)
+
+    async def send(self, screen: Screen) -> str:
+        return await self._patiently(lambda: self.client.send(body(screen), self.chat_id))
+
+    async def _edit(self, mid: str, screen: Screen) -> bool:
+        """Edit the message into the screen; False if it can no longer be edited."""
+        try:
+            await self._patiently(lambda: self.client.edit(mid, body(screen)))
+        except MaxError as error:
+            if error.status in (400, 403, 404):
+                log.info("MAX message can no longer be edited (%s), sending anew", error.status)
+                return False
+            raise
+        return True
+
+    async def _edit_earlier(self, effect: Edit) -> None:
+        """An earlier message (a prompt no longer active) into its new screen; if it can no
+        longer be edited, the newer screen says enough."""
+        try:
+            await self._edit(effect.message_id, effect.screen)
+        except MaxError as error:
+            log.info("earlier MAX message not edited: %s", error.status)
+
+    async def _remove(self, mid: str) -> None:
+        try:
+            await self._patiently(lambda: self.client.delete(mid))
+        except MaxError as error:  # already gone, or not a MAX message's id
+            log.info("MAX message not removed: %s", error.status)
+
+    @staticmethod
+    async def _patiently(call: Callable[[], Awaitable[T]]) -> T:
+        """The call, made once more after a 429 and a wait."""
+        try:
+            return await call()
+        except MaxError as error:
+            if not error.rate_limited:
+                raise
+        await asyncio.sleep(RATE_LIMIT_WAIT)
+        return await call()

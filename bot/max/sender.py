@@ -1,0 +1,104 @@
+"""The outbox's MAX rows sent through MAX's Bot API, within MAX's limits (bot/notifier.py runs
+it beside the Telegram sender, services/outbox.py claims, paces and records).
+
+At most 2 messages a second per dialog (MAX's documented limit: PER_CHAT_INTERVAL between
+one answer and the next request), overall MAX_NOTIFY_RATE. What MAX answers decides the row:
+
+* 429 -> that dialog waits (MAX documents no Retry-After: a second, or the header's value if
+  one comes); several dialogs at once -> every send waits (services/outbox.py's flood rule);
+* no answer (a connection error, a timeout), 5xx -> retried with backoff (a timed-out send may
+  have arrived: delivery is at least once, as for Telegram);
+* 403 (`chat.denied`: the user stopped the bot) or a dialog that is gone -> the binding is
+  marked blocked and the dialog's rows are held until the user comes back;
+* 401 -> every send waits a minute (the token was rejected);
+* any other 4xx -> failed with MAX's code (a retry would get the same answer).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.conversation.pushes import PushContext, render
+from bot.max.client import MaxClient, MaxError
+from bot.max.render import body
+from bot.screens.screen import Screen
+from bot.settings import Settings
+from services.clock import Clock
+from services.outbox import (
+    Blocked,
+    Failed,
+    OutboxWorker,
+    Outcome,
+    Retry,
+    RetryAfter,
+    RetryPolicy,
+    Sent,
+)
+from storage.models import OutboxMessage
+from storage.repositories import Repositories
+
+MAX_CHANNEL = "max"
+PER_CHAT_INTERVAL = 0.5  # seconds between two messages to one dialog: MAX's 2 a second
+SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
+RATE_LIMITED_WAIT = 1.0  # seconds a dialog waits after a 429 (MAX sends no Retry-After)
+UNAUTHORIZED_PAUSE = 60.0
+
+
+class MaxSender:
+    """Renders a row at send time and sends it to its MAX dialog, classifying MAX's answer."""
+
+    def __init__(
+        self, client: MaxClient, settings: Settings, send_timeout: float = SEND_TIMEOUT
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.send_timeout = send_timeout
+
+    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
+        return await render(PushContext(repo, row, self.settings))
+
+    async def send(self, row: OutboxMessage, prepared: Screen) -> Outcome:
+        if row.chat_id is None:
+            return Failed("the row names no chat")
+        try:
+            await self.client.send(body(prepared), row.chat_id, self.send_timeout)
+        except MaxError as error:
+            return outcome_of(error)
+        return Sent(None)  # MAX's message ids are strings: not kept
+
+
+def outcome_of(error: MaxError) -> Outcome:
+    reason = f"{error.status}: {error.code or error.text}"
+    if error.rate_limited:
+        return RetryAfter(RATE_LIMITED_WAIT, reason)
+    if error.status == 401:
+        return RetryAfter(UNAUTHORIZED_PAUSE, "401: the MAX bot token was rejected", overall=True)
+    if error.transient:
+        return Retry(reason if error.status else f"network: {error.text}")
+    if error.chat_gone:
+        return Blocked(reason)
+    return Failed(reason)
+
+
+def build_max_notifier(
+    client: MaxClient,
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: Clock,
+    *,
+    send_timeout: float = SEND_TIMEOUT,
+    policy: RetryPolicy | None = None,
+    poll_interval: float = 1.0,
+) -> OutboxWorker[Screen]:
+    """The MAX outbox's dispatcher: MAX_NOTIFY_RATE overall, 2 messages a second per dialog."""
+    return OutboxWorker(
+        session_factory,
+        MaxSender(client, settings, send_timeout),
+        channel=MAX_CHANNEL,
+        clock=clock,
+        rate=settings.MAX_NOTIFY_RATE,
+        per_chat_interval=PER_CHAT_INTERVAL,
+        lease=float(settings.NOTIFY_LEASE),
+        policy=policy,
+        poll_interval=poll_interval,
+    )

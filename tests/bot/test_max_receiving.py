@@ -1,0 +1,234 @@
+"""MAX updates received exactly once: long polling with markers (bot/max/polling.py) and the
+webhook (bot/max/webhook.py), against the MAX Bot API double, with the real runner.
+
+A marker passes an update only once its handling is acknowledged: an update whose handling did
+not get through comes again; one handled before is skipped by the record of its identity
+(a restart, a redelivery). The webhook answers 200 only once the update is handled, checks the
+secret on every request, and a redelivered event is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.conversation.receipts import Handling, Receipt
+from bot.max.polling import MaxPoller
+from bot.max.updates import JsonDict
+from bot.max.webhook import MAX_WEBHOOK_PATH, MaxWebhookReceiver, subscribe, unsubscribe_all
+from services.clock import ManualClock
+from tests.fakes.max_api import FakeMaxAPI
+from tests.max_harness import MaxHarness, max_settings
+
+pytestmark = pytest.mark.every_backend  # the record of handled events is the database's
+
+USERS = (7_000_001, 7_000_002, 7_000_003)
+SECRET = "max-webhook-secret-0123456789-abcdef"
+LIMIT = 15.0
+
+
+@pytest.fixture
+async def max_api() -> AsyncIterator[FakeMaxAPI]:
+    async with FakeMaxAPI(poll_timeout=1.0) as api:
+        for user in USERS:
+            api.add_user(user, f"Пользователь{user % 10}")
+        yield api
+
+
+@pytest.fixture
+async def max_harness(
+    max_api: FakeMaxAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> AsyncIterator[MaxHarness]:
+    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
+    yield harness
+    await harness.close()
+
+
+async def until(condition: Callable[[], bool], limit: float = LIMIT) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def replies(api: FakeMaxAPI, user: int) -> list[str]:
+    return [m.text.split("\n", 1)[0] for m in api.chat(user) if m.from_bot]
+
+
+@contextlib.asynccontextmanager
+async def polling(poller: MaxPoller) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(poller.run())
+    try:
+        yield task
+    finally:
+        poller.stop()
+        await asyncio.wait_for(task, LIMIT)
+
+
+# -- long polling ----------------------------------------------------------------------------
+
+
+async def test_polling_handles_each_update_once_and_confirms_it(
+    max_harness: MaxHarness,
+) -> None:
+    api = max_harness.api
+    poller = MaxPoller(max_harness.client, max_harness.feed, timeout=1, refresh=0.05)
+    for user in USERS:
+        api.send_text(user, "/help")
+        api.start_bot(user)
+    async with polling(poller):
+        await until(lambda: all(len(replies(api, u)) == 2 for u in USERS))
+        api.send_text(USERS[0], "ещё")
+        await until(lambda: len(replies(api, USERS[0])) == 3)
+    assert api.pending_updates() == []  # every update confirmed by a marker
+    assert all(call.query.get("types") for call in api.calls_of("GET /updates"))
+    max_harness.assert_no_errors()
+
+
+async def test_an_update_not_acknowledged_comes_again_and_others_wait_behind_its_marker(
+    max_harness: MaxHarness,
+) -> None:
+    api = max_harness.api
+    attempts: dict[str, int] = {}
+
+    async def flaky(update: JsonDict) -> Receipt:
+        text = (update.get("message") or {}).get("body", {}).get("text", "")
+        attempts[text] = attempts.get(text, 0) + 1
+        if text == "/help" and attempts[text] == 1:
+            return Receipt()  # neither handled nor recorded: the database was away
+        return await max_harness.feed(update)
+
+    poller = MaxPoller(max_harness.client, flaky, timeout=1, refresh=0.05)
+    api.send_text(USERS[0], "/help")
+    api.send_text(USERS[1], "/start")
+    async with polling(poller):
+        await until(lambda: attempts.get("/help", 0) == 2 and api.pending_updates() == [])
+    assert attempts == {"/help": 2, "/start": 1}  # the other one was not handled again
+    assert len(replies(api, USERS[0])) == 1
+    assert len(replies(api, USERS[1])) == 1
+
+
+async def test_a_restart_gets_the_unconfirmed_updates_and_skips_the_handled_ones(
+    max_harness: MaxHarness,
+) -> None:
+    """A process killed after handling an update but before its marker was passed: the next
+    process gets it again and the record of its identity skips it."""
+    api = max_harness.api
+    api.send_text(USERS[0], "/help")
+    update = api.pending_updates()[0]
+    assert (await max_harness.feed(update)).outcome is Handling.HANDLED  # not confirmed to MAX
+    api.send_text(USERS[1], "/help")
+    poller = MaxPoller(max_harness.client, max_harness.feed, timeout=1, refresh=0.05)
+    async with polling(poller):
+        await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[1])) == 1)
+    assert len(replies(api, USERS[0])) == 1  # handled once, by the first process
+    max_harness.assert_no_errors()
+
+
+async def test_a_stop_drains_and_confirms(max_harness: MaxHarness) -> None:
+    api = max_harness.api
+    gate = asyncio.Event()
+
+    async def slow(update: JsonDict) -> Receipt:
+        await gate.wait()
+        return await max_harness.feed(update)
+
+    poller = MaxPoller(max_harness.client, slow, timeout=1, refresh=0.05)
+    api.send_text(USERS[0], "/help")
+    task = asyncio.create_task(poller.run())
+    await until(lambda: bool(api.calls_of("GET /updates")))
+    await asyncio.sleep(0.2)
+    poller.stop()
+    gate.set()
+    await asyncio.wait_for(task, LIMIT)
+    assert len(replies(api, USERS[0])) == 1
+    assert api.pending_updates() == []  # confirmed on the way out
+
+
+async def test_polling_removes_a_webhook_subscription(max_harness: MaxHarness) -> None:
+    await subscribe(max_harness.client, "http://127.0.0.1:9/max/webhook", SECRET)
+    await unsubscribe_all(max_harness.client)
+    assert max_harness.api.subscriptions == []
+
+
+# -- webhook ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def webhook_server(receiver: MaxWebhookReceiver) -> AsyncIterator[str]:
+    app = web.Application()
+    receiver.mount(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}{MAX_WEBHOOK_PATH}"
+    finally:
+        await receiver.stop()
+        await runner.cleanup()
+
+
+async def test_webhook_delivers_with_the_secret_and_answers_once_handled(
+    max_harness: MaxHarness,
+) -> None:
+    api = max_harness.api
+    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
+    async with webhook_server(receiver) as url:
+        await subscribe(max_harness.client, url, SECRET)
+        assert api.subscriptions[0]["secret"] == SECRET
+        assert api.subscriptions[0]["update_types"]
+        api.send_text(USERS[0], "/help")
+        api.start_bot(USERS[1])
+        assert await api.deliver_webhook() == [200, 200]
+        assert len(replies(api, USERS[0])) == 1
+        assert len(replies(api, USERS[1])) == 1
+        # MAX delivers an event again (it did not see our 200): handled once all the same.
+        api.send_text(USERS[2], "/help")
+        update = api.pending_updates()[0]
+        assert await api.deliver_to(url, update, SECRET) == 200
+        assert await api.deliver_webhook() == [200]
+        assert len(replies(api, USERS[2])) == 1
+    max_harness.assert_no_errors()
+
+
+async def test_webhook_refuses_a_wrong_or_missing_secret_and_a_non_update(
+    max_harness: MaxHarness,
+) -> None:
+    api = max_harness.api
+    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
+    async with webhook_server(receiver) as url:
+        update = api.send_text(USERS[0], "/help")
+        assert await api.deliver_to(url, update) == 401
+        assert await api.deliver_to(url, update, SECRET[:-1] + "x") == 401
+        assert await api.deliver_to(url, {"hello": "world"}, SECRET) == 400
+    assert replies(api, USERS[0]) == []
+
+
+async def test_webhook_answers_503_until_the_update_is_handled(max_harness: MaxHarness) -> None:
+    api = max_harness.api
+    failing = True
+
+    async def feed(update: JsonDict) -> Receipt:
+        if failing:
+            return Receipt()  # could be neither handled nor recorded
+        return await max_harness.feed(update)
+
+    receiver = MaxWebhookReceiver(feed, SECRET)
+    async with webhook_server(receiver) as url:
+        await subscribe(max_harness.client, url, SECRET)
+        api.send_text(USERS[0], "/help")
+        assert await api.deliver_webhook() == [503]
+        assert len(api.pending_updates()) == 1  # MAX keeps it and delivers it again
+        failing = False
+        assert await api.deliver_webhook() == [200]
+    assert len(replies(api, USERS[0])) == 1
