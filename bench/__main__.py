@@ -1,13 +1,15 @@
 """`python -m bench`: every benchmark of issue 8 in one run, with how it was run.
 
-    python -m bench                   # every part; the delivery (10,000 pushes to 3,000 chats,
-                                      # ~7 min at NOTIFY_RATE) in its own process meanwhile
-    python -m bench --serial-delivery # the delivery alone, after the rest (~7 minutes more)
-    python -m bench --quick-delivery  # the delivery of 2,500 pushes to 750 chats
+    python -m bench                   # every part; the delivery to Telegram (10,000 pushes to
+                                      # 3,000 chats, ~7 min at NOTIFY_RATE) and to MAX (2,500
+                                      # pushes to 750 dialogs, ~2 min at MAX_NOTIFY_RATE), each
+                                      # in its own process meanwhile
+    python -m bench --serial-delivery # the deliveries alone, after the rest (~9 minutes more)
+    python -m bench --quick-delivery  # the delivery of 2,500 pushes to 750 chats to each
     python -m bench --tiny            # everything on a tiny database, in seconds (the smoke test)
 
-The delivery is paced by Telegram's limits, not by the CPU: run beside the rest it uses a few
-per cent of one core (its dispatcher and its Bot API double are a process of their own), which is
+The delivery is paced by the messengers' limits, not by the CPU: run beside the rest it uses a few
+per cent of one core (each dispatcher and its Bot API double are a process of their own), which is
 what keeps the whole run within 10 minutes; --serial-delivery measures it on a quiet machine.
 
 PostgreSQL joins SQLite when TEST_DATABASE_URL (or BENCH_DATABASE_URL) is set: the benchmark
@@ -46,18 +48,28 @@ async def run_all(args: argparse.Namespace) -> None:
 
     tiny = args.tiny
     if tiny:
-        messages, chats = 20, 10
+        deliveries = [(delivery.TELEGRAM, 20, 10), (delivery.MAX, 20, 10)]
     elif args.quick_delivery:
-        messages, chats = delivery.QUICK_MESSAGES, delivery.QUICK_CHATS
-    else:
-        messages, chats = delivery.FULL_MESSAGES, delivery.FULL_CHATS
-    beside = None if tiny or args.serial_delivery else delivery.Beside(messages, chats)
+        quick = delivery.QUICK_MESSAGES, delivery.QUICK_CHATS
+        deliveries = [(delivery.TELEGRAM, *quick), (delivery.MAX, *quick)]
+    else:  # MAX at the quick size, which keeps the whole run within RUN_GOAL
+        deliveries = [
+            (delivery.TELEGRAM, delivery.FULL_MESSAGES, delivery.FULL_CHATS),
+            (delivery.MAX, delivery.QUICK_MESSAGES, delivery.QUICK_CHATS),
+        ]
+    besides = (
+        []
+        if tiny or args.serial_delivery
+        else [
+            delivery.Beside(messages, chats, messenger) for messenger, messages, chats in deliveries
+        ]
+    )
     try:
-        if beside is not None:
+        for beside in besides:
             await beside.start()
-        await run_parts(args, backends, size, beside, messages, chats)
+        await run_parts(args, backends, size, besides, deliveries)
     finally:
-        if beside is not None:
+        for beside in besides:
             await beside.stop()
     report.title("Done")
     took = time.perf_counter() - started
@@ -73,11 +85,11 @@ async def run_parts(
     args: argparse.Namespace,
     backends: Sequence[str],
     size: data.Size,
-    beside: delivery.Beside | None,
-    messages: int,
-    chats: int,
+    besides: Sequence[delivery.Beside],
+    deliveries: Sequence[tuple[delivery.Messenger, int, int]],
 ) -> None:
-    """Parts 1, 2 and 5, 6, 4, then 3: waited for if it runs beside, else run now."""
+    """Parts 1, 2 and 5, 6, 4, then 3 (to each messenger): waited for if it runs beside, else
+    run now."""
     tiny = args.tiny
     await updates.run(
         backends,
@@ -98,10 +110,11 @@ async def run_parts(
         await ingest.run(backends, size, put=10, batched=20)
     else:
         await ingest.run(backends, size)
-    if beside is not None:
+    for beside in besides:
         await beside.finish()
-    else:
-        await delivery.run(["sqlite"], size, messages, chats)
+    if not besides:
+        for messenger, messages, chats in deliveries:
+            await delivery.run(["sqlite"], size, messages, chats, messenger)
 
 
 async def throughput_run(backend: str, size: data.Size, tiny: bool) -> Run:
@@ -119,12 +132,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--serial-delivery",
         action="store_true",
-        help="run the delivery alone after the other parts, not beside them",
+        help="run the deliveries alone after the other parts, not beside them",
     )
     parser.add_argument(
         "--quick-delivery",
         action="store_true",
-        help=f"deliver {delivery.QUICK_MESSAGES:,} pushes (default {delivery.FULL_MESSAGES:,})",
+        help=f"deliver {delivery.QUICK_MESSAGES:,} pushes to each messenger (default "
+        f"{delivery.FULL_MESSAGES:,} to Telegram, {delivery.QUICK_MESSAGES:,} to MAX)",
     )
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
     parser.add_argument("--tiny", action="store_true", help="a tiny database, a few updates")

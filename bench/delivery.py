@@ -1,13 +1,22 @@
-"""(3) Delivery: N notifications to many chats through the HTTP Bot API double enforcing
-Telegram's limits (30 messages/s overall, 1/s per chat), sent by the real dispatcher process
-(`python -m bot dispatcher`, NOTIFY_RATE as configured, default 25/s).
+"""(3) Delivery: N notifications to many chats, sent by the real dispatcher process
+(`python -m bot dispatcher`) through an HTTP Bot API double enforcing the messenger's limits:
+
+* Telegram (the default): the Bot API double with Telegram's 30 messages/s overall and 1/s per
+  chat, NOTIFY_RATE as configured (default 25/s);
+* MAX (`--messenger max`): the dispatcher with MAX only (MAX_BOT_TOKEN, MAX_API_URL), the MAX
+  Bot API double with MAX's documented 2 messages/s per dialog (and 30/s overall, a partner's
+  figure MAX does not document), MAX_NOTIFY_RATE as configured (default 20/s). The chosen
+  people are bound in MAX too (a binding of their own, its dialog id apart from the user id, as
+  MAX has them) and the rows go to their MAX dialogs (channel "max").
 
 The notifications are outbox rows as a burst of decisions leaves them (pending, kind
 `status_changed`, each naming a real application and history row), written in a shuffled order
 so that one chat's pushes arrive in runs, as they do. Measured: messages/s achieved from the
-first to the last send against NOTIFY_RATE, 429 answers, wall time against the ideal N / rate.
+first to the last send against the configured rate, 429 answers, wall time against the ideal
+N / rate.
 
     python -m bench.delivery [--quick | --messages N --chats N] [--backend sqlite|postgresql]
+                             [--messenger telegram|max]
 """
 
 from __future__ import annotations
@@ -26,20 +35,45 @@ from datetime import UTC, datetime
 from sqlalchemy import func, insert, select
 
 from bench import data, machine, report
-from bench.process import WatchedBotAPI, bot_process
+from bench.process import WatchedBotAPI, WatchedMaxAPI, bot_process
 from bot.settings import Settings
 from storage.db import create_engine
-from storage.models import OutboxMessage
+from storage.models import Binding, OutboxMessage
 
 FULL_MESSAGES, FULL_CHATS = 10_000, 3_000
 QUICK_MESSAGES, QUICK_CHATS = 2_500, 750
-GOAL = 0.95  # of NOTIFY_RATE, with no 429
-OVERALL_LIMIT, PER_CHAT_LIMIT = 30, 1  # Telegram's, enforced by the double
-NOTIFY_RATE = Settings.model_fields["NOTIFY_RATE"].default
+GOAL = 0.95  # of the configured rate, with no 429
+# A person's MAX user id and dialog id, from the account id: apart from each other and from
+# the Telegram ids (bench.data.TELEGRAM_OFFSET), as MAX's are.
+MAX_USER_OFFSET, MAX_CHAT_OFFSET = 40_000_000, 70_000_000_000
+
+
+@dataclass(frozen=True)
+class Messenger:
+    """A messenger the dispatcher delivers to, with the limits its double enforces."""
+
+    name: str  # the outbox channel and the binding's messenger
+    label: str
+    setting: str  # the dispatcher's rate setting
+    overall_limit: int
+    per_chat_limit: int
+
+    @property
+    def rate(self) -> float:
+        default: float = Settings.model_fields[self.setting].default
+        return default
+
+
+TELEGRAM = Messenger("telegram", "Telegram", "NOTIFY_RATE", overall_limit=30, per_chat_limit=1)
+# MAX documents 2 messages a second per dialog; 30/s overall is a partner's figure (unverified).
+MAX = Messenger("max", "MAX", "MAX_NOTIFY_RATE", overall_limit=30, per_chat_limit=2)
+MESSENGERS = {messenger.name: messenger for messenger in (TELEGRAM, MAX)}
+NOTIFY_RATE = TELEGRAM.rate
 
 
 @dataclass
 class Delivery:
+    messenger: Messenger
     database: str
     messages: int
     chats: int
@@ -57,9 +91,12 @@ class Delivery:
         return (self.sent - 1) / (self.last - self.first) if self.last > self.first else 0.0
 
 
-async def enqueue(url: str, messages: int, chats: int, seed: int) -> tuple[list[int], int]:
-    """Write `messages` pending pushes to `chats` chats; returns the chats and the highest
-    outbox id before them."""
+async def enqueue(
+    url: str, messages: int, chats: int, seed: int, messenger: Messenger = TELEGRAM
+) -> tuple[list[tuple[int, int]], int]:
+    """Write `messages` pending pushes to `chats` chats of `messenger` (in MAX: binding the
+    chosen people there first); returns the recipients (user id, chat id) and the highest
+    outbox id before the pushes."""
     rng = random.Random(seed)
     engine = create_engine(url)
     try:
@@ -82,6 +119,27 @@ async def enqueue(url: str, messages: int, chats: int, seed: int) -> tuple[list[
                 by_chat.setdefault(chat_id, []).append((account_id, number, event_id))
             chosen = rng.sample(sorted(by_chat), min(chats, len(by_chat)))
             now = datetime.now(UTC)
+            recipients = {chat_id: (chat_id, chat_id) for chat_id in chosen}  # Telegram's
+            if messenger is MAX:
+                accounts = {chat_id: by_chat[chat_id][0][0] for chat_id in chosen}
+                recipients = {
+                    chat_id: (account + MAX_USER_OFFSET, account + MAX_CHAT_OFFSET)
+                    for chat_id, account in accounts.items()
+                }
+                await connection.execute(
+                    insert(Binding.__table__),  # type: ignore[arg-type]
+                    [
+                        {
+                            "account_id": accounts[chat_id],
+                            "messenger": MAX.name,
+                            "user_id": user_id,
+                            "chat_id": dialog_id,
+                            "blocked": False,
+                            "linked_at": now,
+                        }
+                        for chat_id, (user_id, dialog_id) in recipients.items()
+                    ],
+                )
             pushes = []
             for index in range(messages):
                 chat_id = chosen[index % len(chosen)]
@@ -89,10 +147,10 @@ async def enqueue(url: str, messages: int, chats: int, seed: int) -> tuple[list[
                 account_id, number, event_id = events[index // len(chosen) % len(events)]
                 pushes.append(
                     {
-                        "channel": "telegram",
+                        "channel": messenger.name,
                         "kind": "status_changed",
                         "account_id": account_id,
-                        "chat_id": chat_id,
+                        "chat_id": recipients[chat_id][1],
                         "application_number": number,
                         "event_id": event_id,
                         "payload": {},
@@ -106,7 +164,7 @@ async def enqueue(url: str, messages: int, chats: int, seed: int) -> tuple[list[
             await connection.execute(insert(OutboxMessage.__table__), pushes)  # type: ignore[arg-type]
     finally:
         await engine.dispose()
-    return chosen, before
+    return [recipients[chat_id] for chat_id in chosen], before
 
 
 async def outcome(url: str, after: int) -> dict[str, int]:
@@ -124,16 +182,30 @@ async def outcome(url: str, after: int) -> dict[str, int]:
 
 
 async def measure(
-    backend: str, size: data.Size, messages: int, chats: int, seed: int = data.SEED
+    backend: str,
+    size: data.Size,
+    messages: int,
+    chats: int,
+    seed: int = data.SEED,
+    messenger: Messenger = TELEGRAM,
 ) -> Delivery:
     async with data.working_database(backend, size) as url:
-        chosen, before = await enqueue(url, messages, chats, seed)
-        async with WatchedBotAPI() as api:
-            for chat_id in chosen:
-                api.add_user(chat_id)
-            api.set_rate_limits(OVERALL_LIMIT, PER_CHAT_LIMIT)
+        recipients, before = await enqueue(url, messages, chats, seed, messenger)
+        api: WatchedBotAPI | WatchedMaxAPI
+        if messenger is MAX:
+            api = WatchedMaxAPI()
+            api.set_rate_limits(MAX.per_chat_limit, overall_per_second=MAX.overall_limit)
+        else:
+            api = WatchedBotAPI()
+            api.set_rate_limits(TELEGRAM.overall_limit, TELEGRAM.per_chat_limit)
+        async with api:
+            for user_id, chat_id in recipients:
+                if isinstance(api, WatchedMaxAPI):
+                    api.add_user(user_id, chat_id=chat_id)
+                else:
+                    api.add_user(user_id)
             started = time.perf_counter()
-            ideal = messages / NOTIFY_RATE
+            ideal = messages / messenger.rate
             async with bot_process(api, url, "dispatcher") as dispatcher:
                 deadline = started + 60 + 2 * ideal
                 while api.sent_messages < messages and time.perf_counter() < deadline:
@@ -145,14 +217,17 @@ async def measure(
                     if not (await outcome(url, before)).get("pending"):
                         break
                     await asyncio.sleep(0.1)
+            if not api.send_times:
+                raise RuntimeError(f"the dispatcher sent nothing:\n{dispatcher.log_tail()}")
             first, last = api.send_times[0], api.send_times[-1]
             sent, throttled, errors = api.sent_messages, api.too_many_requests, api.errors()
         states = await outcome(url, before)
     return Delivery(
+        messenger=messenger,
         database=machine.database(url),
         messages=messages,
-        chats=len(chosen),
-        rate=NOTIFY_RATE,
+        chats=len(recipients),
+        rate=messenger.rate,
         sent=sent,
         first=first,
         last=last,
@@ -164,19 +239,21 @@ async def measure(
 
 
 def print_delivery(result: Delivery) -> None:
-    report.title(f"(3) Delivery — {result.database}")
+    messenger = result.messenger
+    report.title(f"(3) Delivery to {messenger.label} — {result.database}")
     print(
-        f"python -m bot dispatcher (NOTIFY_RATE={result.rate:g}) sending {result.messages:,} "
-        f"pushes to {result.chats:,} chats through the HTTP Bot API double enforcing "
-        f"{OVERALL_LIMIT}/s overall and {PER_CHAT_LIMIT}/s per chat"
+        f"python -m bot dispatcher ({messenger.setting}={result.rate:g}) sending "
+        f"{result.messages:,} pushes to {result.chats:,} {messenger.label} chats through the "
+        f"HTTP {messenger.label} Bot API double enforcing {messenger.overall_limit}/s overall "
+        f"and {messenger.per_chat_limit}/s per chat"
     )
     fraction = result.achieved / result.rate
     met = fraction >= GOAL and result.too_many_requests == 0
     ideal = result.messages / result.rate
     print(
         f"sent {result.sent:,}; achieved {result.achieved:.2f} messages/s from the first send to "
-        f"the last = {fraction:.1%} of NOTIFY_RATE; 429 answers: {result.too_many_requests} "
-        f"(goal >= {GOAL:.0%} with no 429: {report.verdict(met)})"
+        f"the last = {fraction:.1%} of {messenger.setting}; 429 answers: "
+        f"{result.too_many_requests} (goal >= {GOAL:.0%} with no 429: {report.verdict(met)})"
     )
     print(
         f"wall time from the dispatcher's start to the last send {result.wall:.1f} s, ideal "
@@ -192,8 +269,8 @@ class Beside:
     the other parts run: `start()`, then `finish()` waits for it and prints what it printed;
     `stop()`, whatever happened meanwhile, leaves no process running."""
 
-    def __init__(self, messages: int, chats: int) -> None:
-        self.messages, self.chats = messages, chats
+    def __init__(self, messages: int, chats: int, messenger: Messenger = TELEGRAM) -> None:
+        self.messages, self.chats, self.messenger = messages, chats, messenger
         self.process: asyncio.subprocess.Process | None = None
         self.output = tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop())
 
@@ -208,6 +285,8 @@ class Beside:
             str(self.chats),
             "--backend",
             "sqlite",
+            "--messenger",
+            self.messenger.name,
             "--no-machine",
             cwd=data.ROOT,
             stdout=self.output,
@@ -239,9 +318,15 @@ class Beside:
         self.output.close()
 
 
-async def run(backends: Sequence[str], size: data.Size, messages: int, chats: int) -> None:
+async def run(
+    backends: Sequence[str],
+    size: data.Size,
+    messages: int,
+    chats: int,
+    messenger: Messenger = TELEGRAM,
+) -> None:
     for backend in backends:
-        print_delivery(await measure(backend, size, messages, chats))
+        print_delivery(await measure(backend, size, messages, chats, messenger=messenger))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -250,6 +335,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--messages", type=int)
     parser.add_argument("--chats", type=int)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
+    parser.add_argument(
+        "--messenger",
+        choices=sorted(MESSENGERS),
+        default=TELEGRAM.name,
+        help="the messenger the pushes go to (default telegram)",
+    )
     parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
     parser.add_argument("--no-machine", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -258,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     chats = args.chats or (QUICK_CHATS if args.quick else FULL_CHATS)
     if not args.no_machine:  # python -m bench prints it once for every part
         report.lines(machine.describe())
-    asyncio.run(run(args.backend or ["sqlite"], size, messages, chats))
+    messenger = MESSENGERS[args.messenger]
+    asyncio.run(run(args.backend or ["sqlite"], size, messages, chats, messenger))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ from bot.settings import Settings
 from storage.db import create_engine
 from storage.models import ApplicationEvent
 from tests.fakes.bot_api import FakeBotAPI, JsonDict
+from tests.fakes.max_api import Call as MaxCall
+from tests.fakes.max_api import FakeMaxAPI
 
 ROOT = data.ROOT
 SCREEN_METHODS = frozenset({"sendmessage", "editmessagetext"})
@@ -104,6 +106,32 @@ class WatchedBotAPI(FakeBotAPI):
         return dict(failed)
 
 
+class WatchedMaxAPI(FakeMaxAPI):
+    """The MAX Bot API double (MAX's 2 messages a second per dialog enforced), counting the
+    messages delivered (`POST /messages` answered 200) and every answer by endpoint and status
+    instead of keeping the calls (a long run would keep them all)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: Counter[tuple[str, int]] = Counter()
+        self.sent_messages = 0
+        self.send_times: list[float] = []  # monotonic time of each message delivered
+
+    def _record(self, call: MaxCall) -> None:
+        self.outcomes[(call.endpoint, call.status)] += 1
+        if call.endpoint == "POST /messages" and call.status == 200:
+            self.sent_messages += 1
+            self.send_times.append(call.time)
+
+    def errors(self) -> dict[str, int]:
+        """Failed calls by endpoint and status."""
+        failed: Counter[str] = Counter()
+        for (endpoint, status), count in self.outcomes.items():
+            if status != 200:
+                failed[f"{endpoint} {status}"] += count
+        return dict(failed)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -147,10 +175,15 @@ class BotProcess:
 
 @asynccontextmanager
 async def bot_process(
-    api: FakeBotAPI, database_url: str, *args: str, module: str = "bot", **settings: str
+    api: FakeBotAPI | FakeMaxAPI,
+    database_url: str,
+    *args: str,
+    module: str = "bot",
+    **settings: str,
 ) -> AsyncIterator[BotProcess]:
     """Run `python -m bot [args]` (or another module) against the double until the block ends
-    (then SIGTERM)."""
+    (then SIGTERM): the Telegram one (BOT_TOKEN, TELEGRAM_API_URL) or the MAX one (MAX only:
+    MAX_BOT_TOKEN, MAX_API_URL)."""
     port = free_port()
     env = {
         key: value
@@ -159,14 +192,16 @@ async def bot_process(
     }
     env.update(
         PYTHONPATH=str(ROOT),
-        BOT_TOKEN=api.token,
         DATABASE_URL=database_url,
-        TELEGRAM_API_URL=api.url,
         WEB_HOST="127.0.0.1",
         WEB_PORT=str(port),
         LOG_LEVEL=os.environ.get("BENCH_BOT_LOG_LEVEL", "WARNING"),
-        **settings,
     )
+    if isinstance(api, FakeMaxAPI):
+        env.update(MAX_BOT_TOKEN=api.token, MAX_API_URL=api.url)
+    else:
+        env.update(BOT_TOKEN=api.token, TELEGRAM_API_URL=api.url)
+    env.update(settings)
     with tempfile.TemporaryDirectory(prefix="dpo-bench-run-") as folder:
         log = Path(folder) / "bot.log"
         with log.open("wb") as output:

@@ -42,7 +42,24 @@ async def test_delivery(capsys: pytest.CaptureFixture[str]) -> None:
     assert result.sent == 12
     assert result.states == {"sent": 12}
     assert result.too_many_requests == 0
-    assert "(3) Delivery" in capsys.readouterr().out
+    assert "(3) Delivery to Telegram" in capsys.readouterr().out
+
+
+async def test_delivery_to_max(capsys: pytest.CaptureFixture[str]) -> None:
+    """The dispatcher with MAX only, through the MAX double: every row goes to its MAX dialog."""
+    result = await delivery.measure(
+        "sqlite", data.TINY, messages=12, chats=6, messenger=delivery.MAX
+    )
+
+    delivery.print_delivery(result)
+    assert result.messenger is delivery.MAX
+    assert result.sent == 12
+    assert result.states == {"sent": 12}
+    assert result.too_many_requests == 0
+    assert result.errors == {}
+    output = capsys.readouterr().out
+    assert "(3) Delivery to MAX" in output
+    assert "MAX_NOTIFY_RATE=20" in output
 
 
 async def test_ingest(capsys: pytest.CaptureFixture[str]) -> None:
