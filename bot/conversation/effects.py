@@ -109,3 +109,10 @@ class Executor(Protocol):
     """A front end's way of carrying out effects for the update it translated."""
 
     async def execute(self, effects: list[Effect]) -> None: ...
+
+
+def answer_of(effects: list[Effect]) -> Notice | None:
+    """The one answer a press gets (a Telegram callback answer, a MAX notification): the first
+    alert (a refusal must be read), else the first toast."""
+    notices = [effect for effect in effects if isinstance(effect, Notice)]
+    return next((n for n in notices if n.alert), notices[0] if notices else None)

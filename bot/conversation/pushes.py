@@ -16,12 +16,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from bot.screens import linking as link_screens
 from bot.screens import pushes as layouts
 from bot.screens.pieces import local_time
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.texts.linking import CONSENT_VERSION, render_unlinked
+from services.clock import Clock
 from services.domain import Role, Status
 from services.linking import (
     CONSENT_KIND,
@@ -35,7 +38,7 @@ from services.linking import (
     requester_of,
 )
 from services.notifications import NotificationKind
-from services.outbox import Undeliverable
+from services.outbox import OutboxWorker, RetryPolicy, Sender, Undeliverable
 from services.views import ApplicationView, EventView, application_view, event_view
 from storage.models import Account, ApplicationEvent, Binding, OutboxMessage
 from storage.repositories import Repositories
@@ -264,3 +267,30 @@ async def consent_screen(context: PushContext) -> Screen:
     if has_consent(await context.bound(), CONSENT_VERSION):
         raise Undeliverable("the consent is already accepted")
     return link_screens.consent(context.messenger)
+
+
+def push_worker(
+    session_factory: async_sessionmaker[AsyncSession],
+    sender: Sender[Screen],
+    settings: Settings,
+    clock: Clock,
+    *,
+    channel: str,
+    rate: float,
+    per_chat_interval: float,
+    policy: RetryPolicy | None,
+    poll_interval: float,
+) -> OutboxWorker[Screen]:
+    """A messenger's outbox dispatcher: the pushes of `channel` through `sender`, `rate` a second
+    overall, `per_chat_interval` apart in one chat, each claim leased for NOTIFY_LEASE."""
+    return OutboxWorker(
+        session_factory,
+        sender,
+        channel=channel,
+        clock=clock,
+        rate=rate,
+        per_chat_interval=per_chat_interval,
+        lease=float(settings.NOTIFY_LEASE),
+        policy=policy,
+        poll_interval=poll_interval,
+    )

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot import texts
-from bot.conversation.effects import Document, Edit, Effect, Notice, Remove, Show
+from bot.conversation.effects import Document, Edit, Effect, Notice, Remove, Show, answer_of
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body
 from bot.max.updates import MESSENGER
@@ -36,13 +36,6 @@ NOTIFICATION_LIMIT = 200  # characters of a notification: a toast, as Telegram's
 RATE_LIMIT_WAIT = 1.0  # seconds: MAX's per-dialog limits are per second; no Retry-After is sent
 
 T = TypeVar("T")
-
-
-def answer_of(effects: list[Effect]) -> Notice | None:
-    """The one notification a press gets: the first alert (a refusal must be read), else the
-    first toast."""
-    notices = [effect for effect in effects if isinstance(effect, Notice)]
-    return next((n for n in notices if n.alert), notices[0] if notices else None)
 
 
 class MaxExecutor:

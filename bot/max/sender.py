@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.pushes import PushContext, render
+from bot.conversation.pushes import PushContext, push_worker, render
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body
 from bot.screens.screen import Screen
@@ -91,14 +91,14 @@ def build_max_notifier(
     poll_interval: float = 1.0,
 ) -> OutboxWorker[Screen]:
     """The MAX outbox's dispatcher: MAX_NOTIFY_RATE overall, 2 messages a second per dialog."""
-    return OutboxWorker(
+    return push_worker(
         session_factory,
         MaxSender(client, settings, send_timeout),
+        settings,
+        clock,
         channel=MAX_CHANNEL,
-        clock=clock,
         rate=settings.MAX_NOTIFY_RATE,
         per_chat_interval=PER_CHAT_INTERVAL,
-        lease=float(settings.NOTIFY_LEASE),
         policy=policy,
         poll_interval=poll_interval,
     )

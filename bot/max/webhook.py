@@ -1,5 +1,6 @@
 """MAX webhook mode (PUBLIC_URL and MAX_WEBHOOK_SECRET set): MAX POSTs updates to
-PUBLIC_URL + MAX_WEBHOOK_PATH, on the same aiohttp server as /healthz; bot/webhook.py's design.
+PUBLIC_URL + MAX_WEBHOOK_PATH, on the same aiohttp server as /healthz; bot/telegram/webhook.py's
+design, on the same intake (bot/conversation/intake.py, bot/web/intake.py).
 
 The bot subscribes with `POST /subscriptions` (the URL, the secret, the update types it
 handles). Every request must carry the secret in `X-Max-Bot-Api-Secret` (compared in constant
@@ -13,20 +14,20 @@ a repeated delivery is a no-op.
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import logging
 
 from aiohttp import web
 
-from bot.conversation.receipts import Receipt
+from bot.conversation.intake import Messenger, WebhookIntake
 from bot.max.client import MaxClient, MaxError
 from bot.max.polling import Feed
 from bot.max.updates import UPDATE_TYPES
 from bot.settings import Settings, SettingsError
 from bot.texts import cli
+from bot.web.intake import refused, webhook_answer
 
 log = logging.getLogger(__name__)
+MAX = Messenger("MAX updates", "MAX", log)
 
 MAX_WEBHOOK_PATH = "/max/webhook"
 SECRET_HEADER = "X-Max-Bot-Api-Secret"
@@ -62,18 +63,21 @@ class MaxWebhookReceiver:
     def __init__(self, feed: Feed, secret: str) -> None:
         self.feed = feed
         self.secret = secret
-        self._tasks: set[asyncio.Task[Receipt]] = set()
-        self._stopping = False
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_UPDATES)
+        self._intake = WebhookIntake(MAX_CONCURRENT_UPDATES, MAX)
 
     def mount(self, app: web.Application) -> None:
         app.router.add_post(MAX_WEBHOOK_PATH, self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "").encode()
-        if not hmac.compare_digest(given, self.secret.encode()):
-            log.warning("MAX webhook request refused: wrong or missing secret")
-            return web.json_response({"error": "unauthorized"}, status=401)
+        refusal = refused(
+            request,
+            SECRET_HEADER,
+            self.secret,
+            log,
+            "MAX webhook request refused: wrong or missing secret",
+        )
+        if refusal is not None:
+            return refusal
         try:
             update = await request.json()
         except ValueError:
@@ -81,47 +85,17 @@ class MaxWebhookReceiver:
         if not isinstance(update, dict) or not isinstance(update.get("update_type"), str):
             log.warning("MAX webhook request refused: not a MAX update")
             return web.json_response({"error": "not a MAX update"}, status=400)
-        if self._stopping:
-            return web.json_response({"error": "stopping"}, status=503)
-        task = asyncio.create_task(self._process(update), name="max-update")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        try:
-            # Shielded: a client that gives up does not cut the update's handling short.
-            receipt = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.cancelled():
-                raise
-            receipt = Receipt()
-        if receipt.acknowledged:
-            return web.json_response({})
-        return web.json_response({"error": "not handled, deliver again"}, status=503)
-
-    async def _process(self, update: dict[str, object]) -> Receipt:
-        async with self._slots:
-            return await self.feed(update)
+        receipt = await self._intake.receive(lambda: self.feed(update), name="max-update")
+        return webhook_answer(receipt)
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return self._intake.in_flight
 
     async def idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._intake.idle()
 
     async def stop(self, grace_seconds: float = DRAIN_TIMEOUT_SECONDS) -> None:
         """Take no more updates (503: MAX delivers them again); wait for those in progress up to
         `grace_seconds`; cancel the rest (rolled back, unanswered, delivered again)."""
-        self._stopping = True
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
-        if pending:
-            log.warning(
-                "%d MAX updates still in progress after %.0f s; cancelled, MAX delivers them again",
-                len(pending),
-                grace_seconds,
-            )
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._intake.stop(grace_seconds)

@@ -17,7 +17,16 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import BufferedInputFile
 
-from bot.conversation.effects import Commands, Document, Edit, Effect, Notice, Remove, Show
+from bot.conversation.effects import (
+    Commands,
+    Document,
+    Edit,
+    Effect,
+    Notice,
+    Remove,
+    Show,
+    answer_of,
+)
 from bot.screens.markup import shorten
 from bot.screens.screen import Screen
 from bot.telegram.commands import set_chat_commands
@@ -28,13 +37,6 @@ log = logging.getLogger(__name__)
 NOT_MODIFIED = "message is not modified"
 CANNOT_EDIT = ("message to edit not found", "message can't be edited", "MESSAGE_ID_INVALID")
 ANSWER_LIMIT = 200  # characters of a callback answer
-
-
-def answer_of(effects: list[Effect]) -> Notice | None:
-    """The one answer a press gets: the first alert (a refusal must be read), else the first
-    toast."""
-    notices = [effect for effect in effects if isinstance(effect, Notice)]
-    return next((n for n in notices if n.alert), notices[0] if notices else None)
 
 
 class TelegramExecutor:

@@ -10,7 +10,8 @@ record of the handled ones (storage/updates.py) skips those.
 Updates are handled concurrently (one at a time per user: the events isolation of the
 Dispatcher), at most MAX_CONCURRENT_UPDATES at once. While some are in progress the loop asks
 again from the lowest of them every REFRESH_SECONDS (Telegram answers at once: those are still
-there), so new updates do not wait behind a slow one.
+there), so new updates do not wait behind a slow one. The bookkeeping (states, tasks, pauses,
+stop and drain) is bot/conversation/intake.py's, shared with MAX's polling.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, cast
 
 from aiogram import Bot, Dispatcher
@@ -32,7 +32,8 @@ from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from pydantic import ValidationError
 
-from bot.conversation.receipts import Receipt, longer
+from bot.conversation.intake import Messenger, PollingIntake, UpdateState
+from bot.conversation.receipts import Receipt
 from bot.telegram.feed import feed
 from bot.telegram.webhook import until_stopped
 
@@ -57,10 +58,7 @@ class RawGetUpdates(GetUpdates):
     __returning__ = list[RawUpdate]
 
 
-class _State(Enum):
-    RUNNING = "running"
-    ACKNOWLEDGED = "acknowledged"
-    AGAIN = "again"  # not acknowledged: handled again when Telegram returns it
+TELEGRAM = Messenger("updates", "Telegram", log)
 
 
 @dataclass
@@ -73,56 +71,50 @@ class Poller:
     refresh: float = REFRESH_SECONDS
     drain: float = DRAIN_TIMEOUT_SECONDS
     concurrency: int = MAX_CONCURRENT_UPDATES
-    _states: dict[int, _State] = field(default_factory=dict)
-    _tasks: dict[int, asyncio.Task[Receipt]] = field(default_factory=dict)
     _next: int | None = None  # one above the highest update id seen
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _poll_pause: float = 0.0  # after a failed getUpdates
-    _retry_pause: float = 0.0  # after an update that must come again
+    _intake: PollingIntake[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._intake = PollingIntake(self.concurrency, TELEGRAM)
+
+    @property
+    def _tasks(self) -> dict[int, asyncio.Task[Receipt]]:
+        return self._intake.tasks
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._changed.set()
+        self._intake.stop()
 
     @property
     def offset(self) -> int | None:
         """The offset to ask with: the lowest update not acknowledged, else the next one."""
-        waiting = [key for key, state in self._states.items() if state is not _State.ACKNOWLEDGED]
+        states = self._intake.states
+        waiting = [key for key, state in states.items() if state is not UpdateState.ACKNOWLEDGED]
         return min(waiting) if waiting else self._next
 
     async def run(self) -> None:
-        slots = asyncio.Semaphore(self.concurrency)
+        intake = self._intake
         allowed = self.dp.resolve_used_update_types()
         try:
-            while not self._stopping.is_set():
-                pause = max(self._poll_pause, self._retry_pause)
-                if pause:
-                    await self._sleep(pause)
-                    if self._stopping.is_set():
-                        break
-                if self._tasks:
-                    await self._sleep(self.refresh)
-                    if self._stopping.is_set():
-                        break
+            while not intake.stopping:
+                if not await intake.wait_turn(self.refresh):
+                    break
                 offset = self._forget_confirmed()
                 try:
                     updates = await self._get_updates(offset, allowed)
                 except (TelegramNetworkError, TelegramServerError, TelegramConflictError) as error:
-                    self._poll_pause = longer(self._poll_pause)
                     log.warning(
                         "getUpdates failed (%s); polling again in %.0f s",
                         type(error).__name__,
-                        self._poll_pause,
+                        intake.poll_failed(),
                     )
                     continue
                 if updates is None:
                     break  # stopped while waiting
-                self._poll_pause = 0.0
+                intake.poll_succeeded()
                 for update in updates:
-                    self._take(update, slots)
+                    self._take(update)
         finally:
-            await self._drain()
+            await intake.drain(self.drain)
             await self._confirm()
 
     # -- internals -----------------------------------------------------------------------------
@@ -134,77 +126,34 @@ class Poller:
         method = RawGetUpdates(
             offset=offset, timeout=0 if self._tasks else self.timeout, allowed_updates=allowed
         )
-        request = asyncio.ensure_future(self.bot(method, request_timeout=self.timeout + 10))
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({request, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not request.done():
-            request.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await request
-            return None
-        return cast(list[RawUpdate], request.result())
+        answer = await self._intake.unless_stopped(
+            self.bot(method, request_timeout=self.timeout + 10)
+        )
+        return None if answer is None else cast(list[RawUpdate], answer)
 
-    def _take(self, raw: RawUpdate, slots: asyncio.Semaphore) -> None:
+    def _take(self, raw: RawUpdate) -> None:
         update_id = int(raw["update_id"])
         self._next = max(self._next or 0, update_id + 1)
-        if self._states.get(update_id) in (_State.RUNNING, _State.ACKNOWLEDGED):
+        if self._intake.taken(update_id):
             return  # in progress, or done but not yet confirmed to Telegram
         try:
             update = Update.model_validate(raw, context={"bot": self.bot})
         except ValidationError:  # not an update aiogram understands: nothing to handle
             log.warning("update %s could not be read; skipped", update_id)
-            self._states[update_id] = _State.ACKNOWLEDGED
+            self._intake.states[update_id] = UpdateState.ACKNOWLEDGED
             return
-        self._states[update_id] = _State.RUNNING
-        task = asyncio.create_task(self._handle(update, slots), name=f"update-{update_id}")
-        self._tasks[update_id] = task
-        task.add_done_callback(lambda done: self._finished(update_id, done))
+        self._intake.start(update_id, lambda: self._handle(update), name=f"update-{update_id}")
 
-    async def _handle(self, update: Update, slots: asyncio.Semaphore) -> Receipt:
-        async with slots:
-            return await feed(self.dp, self.bot, update)
-
-    def _finished(self, update_id: int, task: asyncio.Task[Receipt]) -> None:
-        self._tasks.pop(update_id, None)
-        if not task.cancelled() and task.exception() is None and task.result().acknowledged:
-            self._states[update_id] = _State.ACKNOWLEDGED
-            self._retry_pause = 0.0
-        else:
-            self._states[update_id] = _State.AGAIN
-            self._retry_pause = longer(self._retry_pause)
-        self._changed.set()
+    async def _handle(self, update: Update) -> Receipt:
+        return await feed(self.dp, self.bot, update)
 
     def _forget_confirmed(self) -> int | None:
         """The offset to ask with; what lies below it is confirmed by asking and forgotten."""
         offset = self.offset
         if offset is not None:
-            self._states = {k: v for k, v in self._states.items() if k >= offset}
+            states = self._intake.states
+            self._intake.states = {k: v for k, v in states.items() if k >= offset}
         return offset
-
-    async def _sleep(self, seconds: float) -> None:
-        """Wait `seconds`, or less when an update finishes or a stop is asked for."""
-        self._changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), seconds)
-
-    async def _drain(self) -> None:
-        if not self._tasks:
-            return
-        tasks = set(self._tasks.values())
-        _, pending = await asyncio.wait(tasks, timeout=self.drain)
-        if pending:
-            log.warning(
-                "%d updates still in progress after %.0f s; cancelled, Telegram delivers them "
-                "again",
-                len(pending),
-                self.drain,
-            )
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _confirm(self) -> None:
         """Tell Telegram what is acknowledged, so a restart does not get it again (it would be

@@ -36,7 +36,7 @@ from aiogram.exceptions import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.pushes import PushContext, render
+from bot.conversation.pushes import PushContext, push_worker, render
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.flood import flood_errors_raised
@@ -119,14 +119,14 @@ def build_notifier(
     policy: RetryPolicy | None = None,
     poll_interval: float = 1.0,
 ) -> OutboxWorker[Screen]:
-    return OutboxWorker(
+    return push_worker(
         session_factory,
         TelegramSender(bot, settings, send_timeout),
+        settings,
+        clock,
         channel=TELEGRAM,
-        clock=clock,
         rate=settings.NOTIFY_RATE,
         per_chat_interval=PER_CHAT_INTERVAL,
-        lease=float(settings.NOTIFY_LEASE),
         policy=policy,
         poll_interval=poll_interval,
     )

@@ -12,7 +12,6 @@ record makes a repeated delivery a no-op.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import signal
 from typing import Any
@@ -23,12 +22,14 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.conversation.receipts import Receipt
+from bot.conversation.intake import Messenger, WebhookIntake
 from bot.settings import Settings, SettingsError
 from bot.telegram.feed import feed
 from bot.texts import cli
+from bot.web.intake import refused, webhook_answer
 
 log = logging.getLogger(__name__)
+TELEGRAM = Messenger("updates", "Telegram", log)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -67,71 +68,45 @@ class WebhookReceiver:
         self.bot = bot
         self.dp = dp
         self.secret = secret
-        self._tasks: set[asyncio.Task[Receipt]] = set()
-        self._stopping = False
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_UPDATES)
+        self._intake = WebhookIntake(MAX_CONCURRENT_UPDATES, TELEGRAM)
 
     def mount(self, app: web.Application) -> None:
         app.router.add_post(WEBHOOK_PATH, self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "").encode()
-        if not hmac.compare_digest(given, self.secret.encode()):
-            log.warning("webhook request refused: wrong or missing secret token")
-            return web.json_response({"error": "unauthorized"}, status=401)
+        refusal = refused(
+            request,
+            SECRET_HEADER,
+            self.secret,
+            log,
+            "webhook request refused: wrong or missing secret token",
+        )
+        if refusal is not None:
+            return refusal
         try:
             update = Update.model_validate(await request.json(), context={"bot": self.bot})
         except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
             log.warning("webhook request refused: not a Telegram update")
             return web.json_response({"error": "not a Telegram update"}, status=400)
-        if self._stopping:
-            # Telegram delivers it again: to another replica, or to this one after a restart.
-            return web.json_response({"error": "stopping"}, status=503)
-        task = asyncio.create_task(self._process(update), name=f"update-{update.update_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        try:
-            # Shielded: a client that gives up does not cut the update's handling short.
-            receipt = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.cancelled():
-                raise  # this request itself was cancelled (the server is going away)
-            receipt = Receipt()  # cut off by a stop: rolled back, not acknowledged
-        if receipt.acknowledged:
-            return web.json_response({})
-        return web.json_response({"error": "not handled, deliver again"}, status=503)
-
-    async def _process(self, update: Update) -> Receipt:
-        async with self._slots:
-            return await feed(self.dp, self.bot, update)
+        # Stopping: Telegram delivers it again, to another replica or to this one after a restart.
+        receipt = await self._intake.receive(
+            lambda: feed(self.dp, self.bot, update), name=f"update-{update.update_id}"
+        )
+        return webhook_answer(receipt)
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return self._intake.in_flight
 
     async def idle(self) -> None:
         """Wait until every update taken in so far has been processed."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._intake.idle()
 
     async def stop(self, grace_seconds: float = DRAIN_TIMEOUT_SECONDS) -> None:
         """Take no more updates (they get 503 and come again); wait up to `grace_seconds` for
         those in progress; cancel the rest: rolled back and unanswered, Telegram delivers them
         again."""
-        self._stopping = True
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
-        if pending:
-            log.warning(
-                "%d updates still in progress after %.0f s; cancelled, Telegram delivers them "
-                "again",
-                len(pending),
-                grace_seconds,
-            )
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._intake.stop(grace_seconds)
 
 
 async def wait_for_stop_signal() -> None:

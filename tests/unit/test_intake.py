@@ -1,0 +1,105 @@
+"""The intake both front ends share (bot/conversation/intake.py): an update counts as taken
+while in progress or acknowledged, comes again otherwise, and a stop cuts a poll short, takes
+no more webhook updates and cancels what outlasts the grace period."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from bot.conversation.intake import Messenger, PollingIntake, UpdateState, WebhookIntake
+from bot.conversation.receipts import Handling, Receipt
+
+TEST = Messenger("test updates", "the test", logging.getLogger("tests.intake"))
+
+
+async def test_an_acknowledged_update_stays_taken_and_a_failed_one_comes_again() -> None:
+    intake: PollingIntake[int] = PollingIntake(2, TEST)
+    release = asyncio.Event()
+
+    async def handled() -> Receipt:
+        await release.wait()
+        return Receipt(Handling.HANDLED)
+
+    async def unrecorded() -> Receipt:
+        return Receipt()
+
+    intake.start(1, handled, name="update-1")
+    assert intake.taken(1)
+    assert not intake.acknowledged(1)
+    release.set()
+    await asyncio.gather(*intake.tasks.values())
+    assert intake.acknowledged(1)
+    assert intake.taken(1)
+    assert intake.tasks == {}
+    assert intake.retry_pause == 0.0
+
+    intake.start(2, unrecorded, name="update-2")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert intake.states[2] is UpdateState.AGAIN
+    assert not intake.taken(2)
+    assert intake.retry_pause > 0.0
+
+
+async def test_at_most_concurrency_updates_run_at_once() -> None:
+    intake: PollingIntake[int] = PollingIntake(2, TEST)
+    running, most = 0, 0
+    release = asyncio.Event()
+
+    async def handle() -> Receipt:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        return Receipt(Handling.HANDLED)
+
+    for key in range(5):
+        intake.start(key, handle, name=f"update-{key}")
+    await asyncio.sleep(0.01)
+    assert most == 2
+    release.set()
+    await asyncio.gather(*intake.tasks.values())
+    assert all(intake.acknowledged(key) for key in range(5))
+
+
+async def test_a_stop_cuts_a_poll_short_and_the_pauses_grow() -> None:
+    intake: PollingIntake[int] = PollingIntake(1, TEST)
+    assert await intake.unless_stopped(asyncio.sleep(0, result="answer")) == "answer"
+    asyncio.get_running_loop().call_later(0.01, intake.stop)
+    assert await intake.unless_stopped(asyncio.sleep(10)) is None
+    assert await intake.wait_turn(10.0)  # nothing in progress, no pause: at once
+    first = intake.poll_failed()
+    assert intake.poll_failed() > first > 0.0
+    intake.poll_succeeded()
+    assert intake.poll_pause == 0.0
+
+
+async def test_a_stopping_webhook_takes_nothing_and_cancels_what_outlasts_the_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    intake = WebhookIntake(1, TEST)
+    started = asyncio.Event()
+
+    async def stuck() -> Receipt:
+        started.set()
+        await asyncio.Event().wait()
+        return Receipt(Handling.HANDLED)
+
+    async def quick() -> Receipt:
+        return Receipt(Handling.HANDLED)
+
+    assert (await intake.receive(quick, name="quick")) == Receipt(Handling.HANDLED)
+    delivery = asyncio.create_task(intake.receive(stuck, name="stuck"))
+    await started.wait()
+    assert intake.in_flight == 1
+    with caplog.at_level(logging.WARNING, logger="tests.intake"):
+        await intake.stop(grace_seconds=0.01)
+    assert await delivery == Receipt()  # cut off: not acknowledged, delivered again
+    assert intake.in_flight == 0
+    assert "1 test updates still in progress" in caplog.text
+    assert "cancelled, the test delivers them again" in caplog.text
+    assert await intake.receive(quick, name="late") is None  # stopping: not taken
