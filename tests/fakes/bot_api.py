@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import copy
 import hashlib
 import hmac
@@ -60,8 +59,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from aiohttp import (
@@ -73,6 +71,8 @@ from aiohttp import (
     MultipartReader,
     web,
 )
+
+from tests.fakes.server import RecordingServer
 
 __all__ = ["Call", "FakeBotAPI", "Message", "parse_html"]
 
@@ -862,7 +862,7 @@ def _json_response(status: int, payload: JsonDict) -> web.Response:
 # --------------------------------------------------------------------------------------------
 
 
-class FakeBotAPI:
+class FakeBotAPI(RecordingServer[Call]):
     """A Telegram Bot API server for tests, with users the test can act as.
 
     Start it (``await api.start()`` or ``async with FakeBotAPI() as api``) and point aiogram at
@@ -887,6 +887,7 @@ class FakeBotAPI:
             to test rate limiting without sleeping).
         :param wall_clock: Unix seconds for message dates.
         """
+        super().__init__()
         bot_id = _as_int(token.partition(":")[0])
         if bot_id is None:
             raise ValueError(f"token must look like '<bot id>:<secret>', got {token!r}")
@@ -901,8 +902,6 @@ class FakeBotAPI:
         self._clock = clock
         self._wall_clock = wall_clock
 
-        self.calls: list[Call] = []
-        """Every request received, in the order the answers were produced."""
         self.webhook: JsonDict | None = None
         """The parameters of the last successful setWebhook (None when no webhook is set)."""
         self.commands: dict[str, list[JsonDict]] = {}
@@ -930,11 +929,6 @@ class FakeBotAPI:
         self._webhook_error: tuple[int, str] | None = None
         self._answered: set[int] = set()  # update ids a webhook answered with 2xx
         self._poll_generation = 0
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
-        self._observers: list[Callable[[Call], None]] = []
         handlers: dict[str, Callable[[JsonDict], Any]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -955,62 +949,6 @@ class FakeBotAPI:
             "setMyShortDescription": self._accept,
         }
         self._handlers = {name.lower(): (name, handler) for name, handler in handlers.items()}
-
-    # -- server lifecycle ------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT`` (only while started)."""
-        if self._url is None:
-            raise RuntimeError("FakeBotAPI is not started")
-        return self._url
-
-    def url_for(self, via: str) -> str:
-        """A base URL whose requests are recorded with ``Call.via == via`` (letters, digits,
-        ``_.-``): one per process, when several share the fake."""
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", via):
-            raise ValueError(f"not a usable name for url_for: {via!r}")
-        return f"{self.url}/{via}"
-
-    def observe(self, callback: Callable[[Call], None]) -> None:
-        """Call ``callback`` with every call as it is recorded (before its answer goes out)."""
-        self._observers.append(callback)
-
-    async def start(self) -> None:
-        """Serve on 127.0.0.1, on a free port."""
-        if self._runner is not None:
-            raise RuntimeError("FakeBotAPI is already started")
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._handle_request)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        """Stop serving; pending long polls return empty and delayed responses go out now."""
-        if self._runner is None:
-            return
-        self._stopping.set()
-        self._wakeup.set()
-        runner, self._runner, self._url = self._runner, None, None
-        await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- acting as users -------------------------------------------------------------------
 
@@ -1431,16 +1369,6 @@ class FakeBotAPI:
         self._record(call)
         return call
 
-    def _record(self, call: Call) -> None:
-        self.calls.append(call)
-        for observer in self._observers:
-            observer(call)
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake up early when the server stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
     # -- methods: bot and updates ----------------------------------------------------------
 
     def _get_me(self, params: JsonDict) -> JsonDict:
@@ -1484,9 +1412,7 @@ class FakeBotAPI:
             remaining = deadline - loop.time()
             if batch or remaining <= 0 or self._stopping.is_set():
                 break
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            await self._wait_for_wakeup(remaining)
         self._mark_delivered(batch)
         return copy.deepcopy(batch)
 
@@ -1700,12 +1626,6 @@ class FakeBotAPI:
         return True
 
     # -- helpers ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _positive(times: int) -> int:
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        return times
 
     def _now(self) -> int:
         return int(self._wall_clock())
