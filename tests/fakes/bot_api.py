@@ -977,15 +977,8 @@ class FakeBotAPI(RecordingServer[Call]):
             raise ValueError("Telegram clients cannot send an empty message")
         if user.blocked:
             self.unblock(user_id)
-        message = self._store(
-            Message(
-                message_id=self._next_message_id(user_id),
-                chat_id=user_id,
-                from_bot=False,
-                text=text,
-                date=self._now(),
-                entities=bot_command_entities(text),
-            )
+        message = self._new_message(
+            user_id, text, from_bot=False, entities=bot_command_entities(text)
         )
         return self._queue("message", self._message_json(message))
 
@@ -1009,15 +1002,7 @@ class FakeBotAPI(RecordingServer[Call]):
         }
         if kind not in media:
             raise ValueError(f"unknown kind of message: {kind}")
-        message = self._store(
-            Message(
-                message_id=self._next_message_id(user_id),
-                chat_id=user_id,
-                from_bot=False,
-                text=f"[{kind}]",
-                date=self._now(),
-            )
-        )
+        message = self._new_message(user_id, f"[{kind}]", from_bot=False)
         data = self._message_json(message)
         del data["text"]
         data[kind] = media[kind]
@@ -1419,80 +1404,56 @@ class FakeBotAPI(RecordingServer[Call]):
     # -- methods: messages -----------------------------------------------------------------
 
     def _send_message(self, params: JsonDict) -> JsonDict:
-        user = self._resolve_chat(params)
-        now = self._clock()
-        windows = self._rate_windows(user.id, overall=True)
-        self._enforce(windows, now)
-        text, entities, html = self._message_text(params, too_long=TEXT_TOO_LONG)
-        inline, keyboard = _parse_reply_markup(params.get("reply_markup"), inline_only=False)
-        reply_to = self._reply_target(user.id, params)
-        if user.blocked:
-            raise _ApiError(403, BOT_BLOCKED)
-        message = self._store(
-            Message(
-                message_id=self._next_message_id(user.id),
-                chat_id=user.id,
-                from_bot=True,
-                text=text,
-                date=self._now(),
-                entities=entities,
-                html=html,
-                parse_mode=params.get("parse_mode") or None,
-                reply_markup=inline,
-                keyboard=keyboard,
-                reply_to_message_id=reply_to,
-                link_preview_options=self._link_preview_options(params),
-            )
-        )
-        for window in windows:
-            window.record(now)
-        return self._message_json(message)
+        def content(chat_id: int) -> JsonDict:
+            text, entities, html = self._message_text(params, too_long=TEXT_TOO_LONG)
+            inline, keyboard = _parse_reply_markup(params.get("reply_markup"), inline_only=False)
+            return {
+                "text": text,
+                "entities": entities,
+                "html": html,
+                "parse_mode": params.get("parse_mode") or None,
+                "reply_markup": inline,
+                "keyboard": keyboard,
+                "reply_to_message_id": self._reply_target(chat_id, params),
+                "link_preview_options": self._link_preview_options(params),
+            }
+
+        return self._message_json(self._send(params, content))
 
     def _send_document(self, params: JsonDict) -> JsonDict:
         """A document uploaded as a multipart file (its bytes kept), with an optional caption."""
-        user = self._resolve_chat(params)
-        now = self._clock()
-        windows = self._rate_windows(user.id, overall=True)
-        self._enforce(windows, now)
         upload = params.get("document")
         if isinstance(upload, str) and upload.startswith("attach://"):  # a part of the form
             upload = params.get(upload.removeprefix("attach://"))
-        if not isinstance(upload, dict) or "content" not in upload:
-            raise _bad_request("Bad Request: there is no document in the request")
-        if upload["size"] == 0:
-            raise _bad_request("Bad Request: file must be non-empty")
-        if upload["size"] > 50 * 1024 * 1024:
-            raise _bad_request("Bad Request: file is too big")
         caption = str(params.get("caption") or "")
-        if len(caption) > 1024:
-            raise _bad_request("Bad Request: message caption is too long")
-        if user.blocked:
-            raise _ApiError(403, BOT_BLOCKED)
-        message = self._store(
-            Message(
-                message_id=self._next_message_id(user.id),
-                chat_id=user.id,
-                from_bot=True,
-                text=caption,
-                date=self._now(),
-                document={
-                    "file_name": upload["filename"],
-                    "mime_type": upload["content_type"],
-                    "content": upload["content"],
-                },
-            )
-        )
-        for window in windows:
-            window.record(now)
+
+        def content(chat_id: int) -> JsonDict:
+            if not isinstance(upload, dict) or "content" not in upload:
+                raise _bad_request("Bad Request: there is no document in the request")
+            if upload["size"] == 0:
+                raise _bad_request("Bad Request: file must be non-empty")
+            if upload["size"] > 50 * 1024 * 1024:
+                raise _bad_request("Bad Request: file is too big")
+            if len(caption) > 1024:
+                raise _bad_request("Bad Request: message caption is too long")
+            document = {
+                "file_name": upload["filename"],
+                "mime_type": upload["content_type"],
+                "content": upload["content"],
+            }
+            return {"text": caption, "document": document}
+
+        message = self._send(params, content)
+        assert message.document is not None
         data = self._message_json(message)
         del data["text"]
         data["caption"] = caption
         data["document"] = {
             "file_id": f"doc{message.message_id}",
             "file_unique_id": f"u-doc{message.message_id}",
-            "file_name": upload["filename"],
-            "mime_type": upload["content_type"],
-            "file_size": upload["size"],
+            "file_name": message.document["file_name"],
+            "mime_type": message.document["mime_type"],
+            "file_size": len(message.document["content"]),
         }
         return data
 
@@ -1649,8 +1610,29 @@ class FakeBotAPI(RecordingServer[Call]):
     def _next_message_id(self, chat_id: int) -> int:
         return max(self._chats.setdefault(chat_id, {}), default=0) + 1
 
-    def _store(self, message: Message) -> Message:
-        self._chats.setdefault(message.chat_id, {})[message.message_id] = message
+    def _new_message(self, chat_id: int, text: str, *, from_bot: bool, **fields: Any) -> Message:
+        """Store a new message of the chat, dated now."""
+        message_id = self._next_message_id(chat_id)
+        message = Message(message_id, chat_id, from_bot, text, self._now(), **fields)
+        self._chats[chat_id][message_id] = message
+        return message
+
+    def _send(self, params: JsonDict, content: Callable[[int], JsonDict]) -> Message:
+        """The bot sends a message to the chat of ``params``, under the flood limits.
+
+        ``content(chat_id)`` checks the request and gives the message's fields, ``text``
+        included; a chat that blocked the bot refuses only a request that passed those checks.
+        """
+        user = self._resolve_chat(params)
+        now = self._clock()
+        windows = self._rate_windows(user.id, overall=True)
+        self._enforce(windows, now)
+        fields = content(user.id)
+        if user.blocked:
+            raise _ApiError(403, BOT_BLOCKED)
+        message = self._new_message(user.id, fields.pop("text"), from_bot=True, **fields)
+        for window in windows:
+            window.record(now)
         return message
 
     def _live_message(self, chat_id: int, message_id: Any) -> Message | None:
