@@ -37,6 +37,7 @@ from sqlalchemy import func, insert, select
 from bench import data, machine, report
 from bench.process import WatchedBotAPI, WatchedMaxAPI, bot_process
 from bot.settings import Settings
+from services.outbox import new_row
 from storage.db import create_engine
 from storage.models import Binding, OutboxMessage
 
@@ -146,19 +147,15 @@ async def enqueue(
                 events = by_chat[chat_id]
                 account_id, number, event_id = events[index // len(chosen) % len(events)]
                 pushes.append(
-                    {
-                        "channel": messenger.name,
-                        "kind": "status_changed",
-                        "account_id": account_id,
-                        "chat_id": recipients[chat_id][1],
-                        "application_number": number,
-                        "event_id": event_id,
-                        "payload": {},
-                        "state": "pending",
-                        "attempts": 0,
-                        "available_at": now,
-                        "created_at": now,
-                    }
+                    new_row(
+                        messenger.name,
+                        "status_changed",
+                        now=now,
+                        account_id=account_id,
+                        chat_id=recipients[chat_id][1],
+                        application_number=number,
+                        event_id=event_id,
+                    )
                 )
             rng.shuffle(pushes)
             await connection.execute(insert(OutboxMessage.__table__), pushes)  # type: ignore[arg-type]

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.clock import Clock
 from services.domain import Actor, Role
 from services.launch import CLOCK_SKEW, LaunchProblem, LaunchUser
+from services.outbox import new_row
 from services.periodic import run_periodically
 from storage.models import Account, Binding, LinkToken
 from storage.repositories import Repositories
@@ -396,17 +397,7 @@ def enqueue_to_chat(
     """A linking message for one messenger chat, through the outbox (sent after the commit,
     in order)."""
     repo.outbox.add(
-        channel=messenger,
-        kind=kind,
-        account_id=account_id,
-        chat_id=chat_id,
-        application_number=None,
-        event_id=None,
-        payload=payload,
-        state="pending",
-        attempts=0,
-        available_at=now,
-        created_at=now,
+        **new_row(messenger, kind, now=now, account_id=account_id, chat_id=chat_id, payload=payload)
     )
 
 

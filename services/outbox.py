@@ -84,6 +84,35 @@ def _order_column(model: Any, key: OrderKey) -> InstrumentedAttribute[int | None
     return column
 
 
+def new_row(
+    channel: str,
+    kind: str,
+    *,
+    now: datetime,
+    account_id: int | None = None,
+    chat_id: int | None = None,
+    application_number: int | None = None,
+    event_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    held: bool = False,
+) -> dict[str, Any]:
+    """The values of a new outbox row, due `now`; a `held` one waits for its chat to come back
+    (`chat_unblocked`)."""
+    return {
+        "channel": channel,
+        "kind": kind,
+        "account_id": account_id,
+        "chat_id": chat_id,
+        "application_number": application_number,
+        "event_id": event_id,
+        "payload": payload or {},
+        "state": HELD if held else PENDING,
+        "attempts": 0,
+        "available_at": now,
+        "created_at": now,
+    }
+
+
 def default_owner() -> str:
     """A lease owner name unique to this worker: host, process and a random part."""
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
