@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Account, AccountRole, Application, Binding, Organization
+from services.outbox import new_row
+from storage.models import Account, AccountRole, Application, Binding, Organization, OutboxMessage
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
 
@@ -92,6 +94,12 @@ def binding(
         blocked=blocked,
         linked_at=T0,
     )
+
+
+def outbox_row(channel: str, kind: str, *, now: datetime, **columns: Any) -> OutboxMessage:
+    """A new outbox row as a change writes it (services.outbox.new_row), due `now`; `columns`
+    set others (chat_id, event_id, state...)."""
+    return OutboxMessage(**{**new_row(channel, kind, now=now), **columns})
 
 
 async def link(
