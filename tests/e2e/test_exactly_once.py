@@ -21,7 +21,7 @@ from storage.models import Application, ApplicationEvent, OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
-from tests.processes import BotProcess, free_port
+from tests.processes import BotProcess, free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -158,6 +158,20 @@ def decide_all(api: FakeBotAPI) -> None:
         api.press(chat(director(org)), "Без комментария")
 
 
+def unheld_answered(api: FakeBotAPI) -> bool:
+    """Every press is answered but the HELD decisions', which are still being handled."""
+    return sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
+
+
+async def decide_all_while_polling(api: FakeBotAPI, bot: BotProcess) -> None:
+    """Every director approves from the push without a comment; back when the decisions not
+    held are answered."""
+    await open_prompts(api, bot)
+    await bot.wait_for(lambda: prompted(api))
+    decide_all(api)
+    await bot.wait_for(lambda: unheld_answered(api))
+
+
 def env(api: FakeBotAPI, database_url: str, **values: str) -> dict[str, str]:
     return {
         "BOT_TOKEN": api.token,
@@ -181,8 +195,7 @@ async def test_webhook_mode_killed_mid_decisions_applies_each_once(
     }
     async with FakeBotAPI() as api:
         add_users(api)
-        bot = await BotProcess.start(tmp_path / "first", **env(api, database_url, **webhook))
-        try:
+        async with running(tmp_path / "first", **env(api, database_url, **webhook)) as bot:
             await bot.wait_for(lambda: api.webhook is not None)
             await open_prompts(api, bot)
             assert await api.deliver_webhook(concurrency=SCHOOLS) == [200] * SCHOOLS
@@ -190,26 +203,19 @@ async def test_webhook_mode_killed_mid_decisions_applies_each_once(
             decide_all(api)
             delivery = asyncio.create_task(api.deliver_webhook(concurrency=SCHOOLS))
             # Some decisions are done and answered, the held ones are still in progress.
-            await bot.wait_for(
-                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
-            )
+            await bot.wait_for(lambda: unheld_answered(api))
             await bot.kill()
             statuses = await delivery
-        finally:
-            await bot.kill()
         answered = statuses.count(200)
         assert answered < SCHOOLS, "the kill came after every decision was answered"
         assert len(api.unconfirmed_updates()) == SCHOOLS - answered  # Telegram delivers again
 
         api.webhook = None  # the restarted process sets it again
-        again = await BotProcess.start(tmp_path / "second", **env(api, database_url, **webhook))
-        try:
+        async with running(tmp_path / "second", **env(api, database_url, **webhook)) as again:
             await again.wait_for(lambda: api.webhook is not None)
             assert await api.deliver_webhook(concurrency=SCHOOLS) == [200] * (SCHOOLS - answered)
             assert api.unconfirmed_updates() == []
             assert await again.terminate() == 0
-        finally:
-            await again.kill()
     assert_each_applied_once(await counts(session_factory))
     assert "Traceback" not in again.stderr()
 
@@ -220,28 +226,17 @@ async def test_polling_killed_mid_decisions_applies_each_once(
     await seed(session_factory)
     async with FakeBotAPI() as api:
         add_users(api)
-        bot = await BotProcess.start(tmp_path / "first", **env(api, database_url))
-        try:
-            await open_prompts(api, bot)
-            await bot.wait_for(lambda: prompted(api))
-            decide_all(api)
-            await bot.wait_for(
-                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
-            )
-            await bot.kill()
-        finally:
+        async with running(tmp_path / "first", **env(api, database_url)) as bot:
+            await decide_all_while_polling(api, bot)
             await bot.kill()
         assert api.unconfirmed_updates(), "nothing was in flight"
 
         polls = len(api.calls_of("deleteWebhook"))
-        again = await BotProcess.start(tmp_path / "second", **env(api, database_url))
-        try:
+        async with running(tmp_path / "second", **env(api, database_url)) as again:
             await again.wait_for(lambda: len(api.calls_of("deleteWebhook")) > polls)  # polling
             # What Telegram held is delivered and confirmed: handled now, or skipped as handled.
             await again.wait_for(lambda: api.unconfirmed_updates() == [])
             assert await again.terminate() == 0
-        finally:
-            await again.kill()
     assert_each_applied_once(await counts(session_factory))
     assert "Traceback" not in again.stderr()
 
@@ -262,18 +257,10 @@ async def test_sigterm_finishes_the_decisions_in_progress(
     await seed(session_factory)
     async with FakeBotAPI() as api:
         add_users(api)
-        bot = await BotProcess.start(tmp_path / "bot", **env(api, database_url))
-        try:
-            await open_prompts(api, bot)
-            await bot.wait_for(lambda: prompted(api))
-            decide_all(api)
-            await bot.wait_for(
-                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
-            )
+        async with running(tmp_path / "bot", **env(api, database_url)) as bot:
+            await decide_all_while_polling(api, bot)
             assert await approvals(session_factory) < SCHOOLS or not _settled(api)
             assert await bot.terminate() == 0
-        finally:
-            await bot.kill()
         assert api.unconfirmed_updates() == []  # every update confirmed before the exit
     assert_each_applied_once(await counts(session_factory))
     assert "Traceback" not in bot.stderr()

@@ -27,9 +27,9 @@ from services.linking import snils_hash
 from storage.models import Account, Application, ApplicationEvent, Organization, OutboxMessage
 from storage.repositories import Repositories
 from tests.api_support import count
-from tests.e2e.test_process import bot_env, run_bot
 from tests.harness import SNILS_KEY
 from tests.linking_support import FULLWIDTH_SNILS
+from tests.processes import bot_env, run_bot
 
 APPLICATION = {
     "type": "application",
