@@ -26,7 +26,6 @@ from bot.conversation.intents import (
     StatusCode,
     decode,
 )
-from tests.bot.test_director import open_list
 from tests.director_data import (
     APPLICANT,
     DIRECTOR,
@@ -162,7 +161,8 @@ def generate(rng: random.Random, real: list[str]) -> list[Press]:
 
 async def real_buttons(harness: BotHarness) -> list[str]:
     """Callback data of the director's real screens: list, card, prompts, comments, history."""
-    screens = [await open_list(harness)]
+    menu = await harness.send(DIRECTOR, "/menu")
+    screens = [await harness.press(DIRECTOR, menu.buttons()[0][0])]
     screens.append(await harness.press(DIRECTOR, screens[0].buttons()[0][0]))
     for label in ["✅ Одобрить", "Отмена", "❌ Отменить", "Да, отменить", "Отмена"]:
         screens.append(await harness.press(DIRECTOR, label))

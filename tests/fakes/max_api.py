@@ -748,6 +748,40 @@ class FakeMaxAPI:
         """
         if not text:
             raise ValueError("MAX clients cannot send an empty message")
+        return self._user_message(user_id, text, [])
+
+    def send_media(self, user_id: int, kind: str) -> JsonDict:
+        """The user sends a message without text: ``kind`` is ``photo``, ``voice``, ``sticker``
+        or ``document`` (Telegram's words, so that a test says the same for both doubles), as
+        MAX's attachment of that kind (schema: PhotoAttachment ``image``, AudioAttachment
+        ``audio``, StickerAttachment ``sticker``, FileAttachment ``file``); no caption."""
+        self._user(user_id)  # a known user
+        media: dict[str, JsonDict] = {
+            "photo": {
+                "type": "image",
+                "payload": {"photo_id": 1, "token": "ph1", "url": "https://i.max.ru/ph1"},
+            },
+            "voice": {"type": "audio", "payload": {"url": "https://a.max.ru/vo1", "token": "vo1"}},
+            "sticker": {
+                "type": "sticker",
+                "payload": {"url": "https://s.max.ru/st1", "code": "st1"},
+                "width": 512,
+                "height": 512,
+            },
+            "document": {
+                "type": "file",
+                "payload": {"url": "https://f.max.ru/do1", "token": "do1"},
+                "filename": "a.pdf",
+                "size": 1024,
+            },
+        }
+        if kind not in media:
+            raise ValueError(f"unknown kind of message: {kind}")
+        return self._user_message(user_id, "", [media[kind]])
+
+    def _user_message(self, user_id: int, text: str, attachments: list[JsonDict]) -> JsonDict:
+        """Store the user's message and queue its ``message_created``; a user who stopped the
+        bot or removed the dialog restarts it first."""
         user = self._user(user_id)
         if user.state != "active":
             self.start_bot(user_id)
@@ -760,6 +794,7 @@ class FakeMaxAPI:
                 from_bot=False,
                 text=text,
                 timestamp=self._touch(user),
+                attachments=attachments,
             )
         )
         return self._queue(
@@ -770,6 +805,17 @@ class FakeMaxAPI:
                 "user_locale": user.locale,
             }
         )
+
+    def rename_user(
+        self,
+        user_id: int,
+        first_name: str,
+        last_name: str | None = None,
+        username: str | None = None,
+    ) -> None:
+        """The user changes their name or username; their next updates carry the new one."""
+        user = self._user(user_id)
+        user.first_name, user.last_name, user.username = first_name, last_name, username
 
     def press(self, user_id: int, label: str, mid: str | None = None) -> JsonDict:
         """The user presses the button labelled exactly ``label``.
