@@ -159,6 +159,11 @@ class Chat(ABC):
         await self.press(message.person, label, message.message_id)
         return self.message(message.person, message.message_id)
 
+    def can_press(self, message: Shown) -> bool:
+        """Whether a press (a forged one too) can come from the message: in Telegram from any
+        message; in MAX only from one with the bot's keyboard (a press carries its callback id)."""
+        return self.messenger == "telegram" or bool(message.buttons())
+
     async def press_data(self, person: int, data: str, message_id: int | str) -> None:
         """A press with any payload (a forged one) on a message."""
         self._press_data(person, data, message_id)
@@ -195,8 +200,12 @@ class Chat(ABC):
         return Shown(person, self.harness.api.last_bot_message(self.user_id(person)))
 
     @abstractmethod
+    def answers(self) -> list[Answer]:
+        """The answers to the presses so far, in order."""
+
     def answer(self) -> Answer:
         """The answer to the last press."""
+        return self.answers()[-1]
 
     @abstractmethod
     def alert(self, text: str) -> Answer:
@@ -315,9 +324,9 @@ class TelegramChat(Chat):
     def message(self, person: int, message_id: int | str) -> Shown:
         return Shown(person, self.api.message(person, int(message_id)))
 
-    def answer(self) -> Answer:
-        answer = self.harness.last_answer()
-        return Answer(answer.get("text"), bool(answer.get("show_alert")))
+    def answers(self) -> list[Answer]:
+        calls = self.api.calls_of("answerCallbackQuery")
+        return [Answer(c.params.get("text"), bool(c.params.get("show_alert"))) for c in calls]
 
     def alert(self, text: str) -> Answer:
         return Answer(text, True)
@@ -329,10 +338,11 @@ class TelegramChat(Chat):
         calls = self.api.calls_of("sendMessage") + self.api.calls_of("editMessageText")
         return [str(call.params["text"]) for call in calls]
 
-    def commands(self, person: int) -> list[str]:
-        """The commands of the person's chat menu (Telegram's; MAX has no per-chat menu)."""
+    def commands(self, person: int) -> list[str] | None:
+        """The commands of the person's chat menu, None if it has none of its own (Telegram's;
+        MAX has no per-chat menu)."""
         found = self.api.commands_for({"type": "chat", "chat_id": person})
-        return [command["command"] for command in found or []]
+        return None if found is None else [command["command"] for command in found]
 
     def settings_with(self, **overrides: Any) -> Settings:
         return test_settings(self.api, self.settings.DATABASE_URL, **overrides)
@@ -398,9 +408,9 @@ class MaxChat(Chat):
         assert found.chat_id == self.chat_id(person), "a message of another dialog"
         return Shown(person, found)
 
-    def answer(self) -> Answer:
-        body = [call for call in self.api.calls_of("POST /answers") if call.ok][-1].body or {}
-        return Answer(body.get("notification"), None)
+    def answers(self) -> list[Answer]:
+        calls = [call for call in self.api.calls_of("POST /answers") if call.ok]
+        return [Answer((call.body or {}).get("notification"), None) for call in calls]
 
     def alert(self, text: str) -> Answer:
         return Answer(text, None)

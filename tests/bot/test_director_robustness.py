@@ -338,7 +338,7 @@ async def test_a_button_of_the_persons_other_role_acts_in_that_role_and_says_so(
     assert link is not None
     assert link.account.active_role == "director"
     if isinstance(chat, TelegramChat):  # MAX has no per-chat command menu
-        assert chat.commands(DIRECTOR)[0] == "menu"
+        assert (chat.commands(DIRECTOR) or [])[:1] == ["menu"]
     chat.assert_no_errors()
 
 

@@ -197,7 +197,7 @@ async def test_every_message_gets_a_short_answer_and_the_way_to_the_menu(
 async def test_menu_is_in_the_command_list_of_every_role(chat: TelegramChat) -> None:
     for user, role in ((DIRECTOR, "Слушатель"), (DIRECTOR, "Руководитель ОО")):
         await become(chat, user, role)
-        assert chat.commands(user)[0] == "menu"
+        assert (chat.commands(user) or [])[:1] == ["menu"]
         reply = await chat.send(user, "/menu")
         assert reply.text.startswith("Главное меню")
     chat.assert_no_errors()
