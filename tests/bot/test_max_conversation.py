@@ -35,18 +35,6 @@ async def max_api() -> AsyncIterator[FakeMaxAPI]:
         yield api
 
 
-@pytest.fixture
-async def max_harness(
-    max_api: FakeMaxAPI,
-    database_url: str,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: ManualClock,
-) -> AsyncIterator[MaxHarness]:
-    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
-    yield harness
-    await harness.close()
-
-
 async def test_an_unlinked_user_is_welcomed_and_helped(max_harness: MaxHarness) -> None:
     welcome = await max_harness.start(USER)
     assert welcome.text.startswith("Здравствуйте!")
