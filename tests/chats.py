@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.conversation.runner import Runner
 from bot.max.effects import MaxExecutor
 from bot.max.sender import build_max_notifier
 from bot.screens.screen import Screen
@@ -59,26 +60,18 @@ class Shown:
     person: int
     raw: bot_api.Message | max_api.Message
 
+    text = property(lambda self: self.raw.text, doc="What the person sees.")
+    from_bot = property(lambda self: self.raw.from_bot)
+    deleted = property(lambda self: self.raw.deleted)
+
     @property
     def message_id(self) -> int | str:
         return self.raw.message_id if isinstance(self.raw, bot_api.Message) else self.raw.mid
 
     @property
-    def text(self) -> str:
-        return self.raw.text
-
-    @property
     def markup(self) -> str | None:
         """The text as the bot sent it, with its markup (None for the person's messages)."""
         return self.raw.html if isinstance(self.raw, bot_api.Message) else self.raw.source
-
-    @property
-    def from_bot(self) -> bool:
-        return self.raw.from_bot
-
-    @property
-    def deleted(self) -> bool:
-        return self.raw.deleted
 
     def buttons(self) -> list[list[str]]:
         return self.raw.buttons()
@@ -103,12 +96,19 @@ class Chat(ABC):
 
     messenger: str
     text_limit: int
+    make_settings: Callable[..., Settings]
 
     def __init__(self, harness: BotHarness | MaxHarness) -> None:
         self.harness = harness
         self.settings: Settings = harness.settings
         self.session_factory: async_sessionmaker[AsyncSession] = harness.session_factory
         self.clock: ManualClock = harness.clock  # type: ignore[assignment]
+
+    @property
+    def runner(self) -> Runner:
+        """The conversation's runner of this bot."""
+        harness = self.harness
+        return harness.runner if isinstance(harness, MaxHarness) else harness.dp["runner"]
 
     @property
     def name(self) -> str:
@@ -124,9 +124,7 @@ class Chat(ABC):
     # -- acting as people --------------------------------------------------------------------
 
     @abstractmethod
-    def add_user(
-        self, person: int, first_name: str, last_name: str | None = None, *, username: str = ""
-    ) -> None:
+    def add_user(self, person: int, first_name: str, *, username: str = "") -> None:
         """A person with a chat with the bot (or the person, renamed)."""
 
     async def send(self, person: int, text: str) -> Shown:
@@ -221,9 +219,9 @@ class Chat(ABC):
 
     # -- the bot's side ----------------------------------------------------------------------
 
-    @abstractmethod
     def settings_with(self, **overrides: Any) -> Settings:
         """The settings of this bot with some changed."""
+        return self.make_settings(self.harness.api, self.settings.DATABASE_URL, **overrides)
 
     @abstractmethod
     def notifier(self, settings: Settings | None = None) -> OutboxWorker[Screen]:
@@ -304,16 +302,15 @@ class Chat(ABC):
 class TelegramChat(Chat):
     messenger = "telegram"
     text_limit = 4096  # UTF-16 code units of a message's text (Bot API)
+    make_settings = staticmethod(test_settings)
     harness: BotHarness
 
     def __init__(self, harness: BotHarness) -> None:
         super().__init__(harness)
         self.api = harness.api
 
-    def add_user(
-        self, person: int, first_name: str, last_name: str | None = None, *, username: str = ""
-    ) -> None:
-        self.api.add_user(person, first_name, last_name, username or None)
+    def add_user(self, person: int, first_name: str, *, username: str = "") -> None:
+        self.api.add_user(person, first_name, username=username or None)
 
     async def feed_pending(self) -> None:
         await self.harness.feed_pending()
@@ -343,9 +340,6 @@ class TelegramChat(Chat):
         MAX has no per-chat menu)."""
         found = self.api.commands_for({"type": "chat", "chat_id": person})
         return None if found is None else [command["command"] for command in found]
-
-    def settings_with(self, **overrides: Any) -> Settings:
-        return test_settings(self.api, self.settings.DATABASE_URL, **overrides)
 
     def notifier(self, settings: Settings | None = None) -> OutboxWorker[Screen]:
         return build_notifier(
@@ -377,6 +371,7 @@ class TelegramChat(Chat):
 class MaxChat(Chat):
     messenger = "max"
     text_limit = 4000  # characters of a message's text (MAX); the double counts UTF-16 units
+    make_settings = staticmethod(max_settings)
     harness: MaxHarness
 
     def __init__(self, harness: MaxHarness) -> None:
@@ -384,18 +379,14 @@ class MaxChat(Chat):
         self.api = harness.api
         self.api.set_rate_limits(None, answers_per_chat_per_second=None)
 
-    def add_user(
-        self, person: int, first_name: str, last_name: str | None = None, *, username: str = ""
-    ) -> None:
+    def add_user(self, person: int, first_name: str, *, username: str = "") -> None:
         user = self.user_id(person)
         try:
-            self.api.chat_id_of(user)
+            self.api.rename_user(user, first_name, username or None)
         except LookupError:
             self.api.add_user(
-                user, first_name, last_name, username or None, chat_id=self.chat_id(person)
+                user, first_name, None, username or None, chat_id=self.chat_id(person)
             )
-        else:
-            self.api.rename_user(user, first_name, last_name, username or None)
 
     async def feed_pending(self) -> None:
         await self.harness.feed_pending()
@@ -425,9 +416,6 @@ class MaxChat(Chat):
             (call.body or {}).get("message") or {} for call in self.api.calls_of("POST /answers")
         ]
         return [str(body["text"]) for body in bodies if "text" in body]
-
-    def settings_with(self, **overrides: Any) -> Settings:
-        return max_settings(self.api, self.settings.DATABASE_URL, **overrides)
 
     def notifier(self, settings: Settings | None = None) -> OutboxWorker[Screen]:
         return build_max_notifier(

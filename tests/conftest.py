@@ -207,19 +207,11 @@ async def api() -> AsyncIterator[FakeBotAPI]:
 @pytest.fixture
 async def max_api() -> AsyncIterator[FakeMaxAPI]:
     """The MAX Bot API double on 127.0.0.1 with the people of `api` (factories.user_id_of)."""
+    names = {person: f"Пользователь{person - 1000}" for person in range(1001, 1008)}
     async with FakeMaxAPI() as api:
-        for person in range(1001, 1008):
-            api.add_user(
-                factories.user_id_of(person, "max"),
-                f"Пользователь{person - 1000}",
-                chat_id=factories.chat_id_of(person, "max"),
-            )
-        stranger = 2000
-        api.add_user(
-            factories.user_id_of(stranger, "max"),
-            "Незнакомец",
-            chat_id=factories.chat_id_of(stranger, "max"),
-        )
+        for person, name in {**names, 2000: "Незнакомец"}.items():
+            user, dialog = factories.user_id_of(person, "max"), factories.chat_id_of(person, "max")
+            api.add_user(user, name, chat_id=dialog)
         yield api
 
 
@@ -248,7 +240,11 @@ async def max_harness(
 
 
 @pytest.fixture
-def chat(request: pytest.FixtureRequest, messenger: str) -> Chat:
+def chat(
+    request: pytest.FixtureRequest,
+    messenger: str,
+    session_factory: async_sessionmaker[AsyncSession],  # its database (database_url) for both
+) -> Chat:
     """The bot in `messenger`, driven as its people would (tests/chats.py)."""
     if messenger == "telegram":
         return TelegramChat(request.getfixturevalue("harness"))

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.conversation.intents import AppAction, AppIntent, StatusCode
 from storage.models import Application, ApplicationEvent, OutboxMessage
 from tests import factories
 
@@ -28,6 +29,12 @@ BY_STATUS = {
 APPLICANT = {n: 3 if i % 2 else 4 for i, n in enumerate(NUMBERS)}
 OTHER_ORG_NUMBER = 40001
 NEWEST_NEW = max(BY_STATUS["new"])  # 39737, Войсковая (account 3)
+STALE = "Кнопка устарела, откройте меню заново: /menu"
+
+
+def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
+    """A press's payload as a forger would write it: any action on any application."""
+    return AppIntent(action=action, number=number, status=status).pack()
 
 
 async def seed_applications(session_factory: async_sessionmaker[AsyncSession]) -> None:

@@ -23,6 +23,8 @@ from tests.director_data import (
     NEWEST_NEW,
     OTHER_DIRECTOR,
     OTHER_ORG_NUMBER,
+    STALE,
+    forged,
     seed_applications,
     snapshot,
     status_of,
@@ -32,7 +34,6 @@ from tests.fakes.bot_api import parse_html
 pytestmark = pytest.mark.every_backend  # over-long values meet the columns, which PostgreSQL checks
 
 SECOND = Actor(2, "Сидорова Анна Ивановна", Role.DIRECTOR, frozenset({Role.DIRECTOR}), 10)
-STALE = "Кнопка устарела, откройте меню заново: /menu"
 
 
 @pytest.fixture
@@ -194,9 +195,6 @@ async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
 ) -> None:
     before = await snapshot(session_factory)
     card = await open_card(chat, DIRECTOR, NEWEST_NEW)
-
-    def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
-        return AppIntent(action=action, number=number, status=status).pack()
 
     # Another organisation's application, even with well-formed data.
     for action in AppAction:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.intents import AppAction, AppIntent, StatusCode
+from bot.conversation.intents import AppAction, StatusCode
 from services.applications import perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
@@ -19,13 +19,13 @@ from tests.director_data import (
     LISTENER,
     OTHER_ORG_NUMBER,
     events_of,
+    forged,
     outbox_of,
     snapshot,
     status_of,
 )
 from tests.roles_data import OWN, OWN_NUMBERS, SOMEONE_ELSES, seed_roles
 
-STALE = "Кнопка устарела, откройте меню заново: /menu"
 DIRECTORS_OF_10 = [1, 2]
 
 
@@ -221,9 +221,6 @@ async def test_applicant_is_refused_what_is_not_hers_to_do(
         card = await open_card(chat, LISTENER, number)
         assert f"Статус: {status}" in card.text
         assert card.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
-
-    def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
-        return AppIntent(action=action, number=number, status=status).pack()
 
     # Processed applications of her own: refused with the status, the card shown as it is.
     for action in (AppAction.CANCEL, AppAction.CANCEL_CONFIRMED, AppAction.CANCEL_NO_COMMENT):

@@ -62,6 +62,21 @@ async def act(
         await session.commit()
 
 
+async def delivered_then(
+    chat: Chat,
+    notifier: OutboxWorker[Screen],
+    who: Actor,
+    action: Action,
+    comment: str | None = None,
+    **fields: object,
+) -> None:
+    """A new application (with `fields`) and its push delivered; two seconds on, `who` acts."""
+    await add_application(chat.session_factory, chat.clock, **fields)
+    await notifier.drain()
+    chat.clock.advance(seconds=2)
+    await act(chat.session_factory, chat.clock, who, action, comment)
+
+
 async def outbox_rows(session_factory: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
     async with session_factory() as session:
         return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
@@ -165,10 +180,7 @@ async def test_a_push_shows_the_application_as_it_is_when_sent(
 async def test_status_change_reaches_the_applicant_with_the_comment(
     chat: Chat, notifier: OutboxWorker[Screen], clock: ManualClock
 ) -> None:
-    await add_application(chat.session_factory, clock)
-    await notifier.drain()
-    clock.advance(seconds=2)
-    await act(chat.session_factory, clock, actor(1, "director"), Action.APPROVE, "Ждём <вас> & др.")
+    await delivered_then(chat, notifier, actor(1, "director"), Action.APPROVE, "Ждём <вас> & др.")
     assert await notifier.drain() == 1
     [push] = chat.bot_messages(1003)
     assert push.text.splitlines() == [
@@ -189,10 +201,9 @@ async def test_status_change_reaches_the_applicant_with_the_comment(
 async def test_staff_decision_reaches_applicant_and_directors(
     chat: Chat, notifier: OutboxWorker[Screen], clock: ManualClock
 ) -> None:
-    await add_application(chat.session_factory, clock, status="approved")
-    await notifier.drain()
-    clock.advance(seconds=2)
-    await act(chat.session_factory, clock, actor(7, "staff"), Action.INCLUDE, "Группа 5")
+    await delivered_then(
+        chat, notifier, actor(7, "staff"), Action.INCLUDE, "Группа 5", status="approved"
+    )
     assert await notifier.drain() == 3
     applicant = chat.bot_messages(1003)[-1].text.splitlines()
     director = chat.bot_messages(1002)[-1].text.splitlines()
@@ -209,10 +220,7 @@ async def test_staff_decision_reaches_applicant_and_directors(
 async def test_comment_reaches_the_other_side(
     chat: Chat, notifier: OutboxWorker[Screen], clock: ManualClock
 ) -> None:
-    await add_application(chat.session_factory, clock)
-    await notifier.drain()
-    clock.advance(seconds=2)
-    await act(chat.session_factory, clock, actor(3, "listener"), Action.COMMENT, "Когда?")
+    await delivered_then(chat, notifier, actor(3, "listener"), Action.COMMENT, "Когда?")
     assert await notifier.drain() == 2
     text = chat.bot_messages(1001)[-1].text.splitlines()
     assert text == [
@@ -256,10 +264,9 @@ async def test_web_module_changes_are_attributed_to_it(
 async def test_long_values_keep_the_push_within_the_messengers_limits(
     chat: Chat, notifier: OutboxWorker[Screen], clock: ManualClock
 ) -> None:
-    await add_application(chat.session_factory, clock, program="Программа " * 500)
-    await notifier.drain()
-    clock.advance(seconds=2)
-    await act(chat.session_factory, clock, actor(1, "director"), Action.COMMENT, "&" * 1000)
+    await delivered_then(
+        chat, notifier, actor(1, "director"), Action.COMMENT, "&" * 1000, program="Программа " * 500
+    )
     assert await notifier.drain() == 1
     [push] = chat.bot_messages(1003)
     assert len(push.text) <= chat.text_limit

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import (
     AppAction,
-    AppIntent,
     Facet,
     FacetAction,
     FacetIntent,
@@ -25,7 +24,9 @@ from tests.director_data import (
     LISTENER,
     NEWEST_NEW,
     OTHER_ORG_NUMBER,
+    STALE,
     events_of,
+    forged,
     outbox_of,
     snapshot,
     status_of,
@@ -34,7 +35,6 @@ from tests.roles_data import APPROVED, APPROVED_20, DIGITAL, EXPERT, STAFF, seed
 
 pytestmark = pytest.mark.every_backend  # filters, counts, search: the database's queries
 
-STALE = "Кнопка устарела, откройте меню заново: /menu"
 ORG_10 = "МАОУ «СОШ № 10» г. Челябинска"
 ORG_20 = "МАОУ «СОШ № 20» г. Челябинска"
 
@@ -284,9 +284,6 @@ async def test_forged_presses_are_refused_and_change_nothing(
 ) -> None:
     before = await snapshot(session_factory)
     listing = await open_list(chat, STAFF)
-
-    def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
-        return AppIntent(action=action, number=number, status=status).pack()
 
     NOT_STAFFS = "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
     for data, reason in [

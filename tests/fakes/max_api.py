@@ -806,16 +806,11 @@ class FakeMaxAPI:
             }
         )
 
-    def rename_user(
-        self,
-        user_id: int,
-        first_name: str,
-        last_name: str | None = None,
-        username: str | None = None,
-    ) -> None:
-        """The user changes their name or username; their next updates carry the new one."""
+    def rename_user(self, user_id: int, first_name: str, username: str | None = None) -> None:
+        """The user changes their name (a first name only now) or username; their next updates
+        carry the new one."""
         user = self._user(user_id)
-        user.first_name, user.last_name, user.username = first_name, last_name, username
+        user.first_name, user.last_name, user.username = first_name, None, username
 
     def press(self, user_id: int, label: str, mid: str | None = None) -> JsonDict:
         """The user presses the button labelled exactly ``label``.
