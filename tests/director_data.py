@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -66,6 +68,14 @@ async def snapshot(session_factory: async_sessionmaker[AsyncSession]) -> Snapsho
         events = await session.scalar(select(func.count()).select_from(ApplicationEvent))
         outbox = await session.scalar(select(func.count()).select_from(OutboxMessage))
     return Snapshot(dict(rows.tuples().all()), int(events or 0), int(outbox or 0))
+
+
+@asynccontextmanager
+async def unchanged(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """What runs inside changes nothing that matters: no status, history row or push."""
+    before = await snapshot(session_factory)
+    yield
+    assert await snapshot(session_factory) == before
 
 
 async def status_of(session_factory: async_sessionmaker[AsyncSession], number: int) -> str:

@@ -17,7 +17,14 @@ from storage.models import OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
 from tests.chats import Chat, labels, open_list
-from tests.director_data import BY_STATUS, DIRECTOR, events_of, seed_applications, snapshot
+from tests.director_data import (
+    BY_STATUS,
+    DIRECTOR,
+    events_of,
+    seed_applications,
+    snapshot,
+    unchanged,
+)
 
 pytestmark = pytest.mark.every_backend  # decisions in one update: the database's locks
 
@@ -155,20 +162,19 @@ async def test_bulk_buttons_only_on_the_directors_new_list(chat: Chat) -> None:
 async def test_leaving_the_bulk_comment_changes_nothing_and_says_so(
     chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    before = await snapshot(session_factory)
-    await open_list(chat, DIRECTOR)
-    await chat.press(DIRECTOR, "✅ Одобрить все (8)")
-    prompt = await chat.press(DIRECTOR, "✍️ Одобрить с комментарием для всех")
-    await chat.send(DIRECTOR, "/menu")
-    closed = chat.message(DIRECTOR, prompt.message_id)
-    assert closed.text == (
-        "⌛ Этот запрос больше не активен: вы открыли другой экран. Заявки не одобрены."
-    )
-    assert closed.buttons() == [["◀ К списку"], ["◀ В главное меню"]]
-    await chat.press(DIRECTOR, "◀ К списку", prompt.message_id)
-    await chat.press(DIRECTOR, "✅ Одобрить все (8)", prompt.message_id)
-    await chat.press(DIRECTOR, "✍️ Одобрить с комментарием для всех", prompt.message_id)
-    listing = await chat.send(DIRECTOR, "/cancel")
-    assert listing.text.startswith("Действие отменено, заявка не изменена.\n\n📥 Заявки")
-    assert await snapshot(session_factory) == before
+    async with unchanged(session_factory):
+        await open_list(chat, DIRECTOR)
+        await chat.press(DIRECTOR, "✅ Одобрить все (8)")
+        prompt = await chat.press(DIRECTOR, "✍️ Одобрить с комментарием для всех")
+        await chat.send(DIRECTOR, "/menu")
+        closed = chat.message(DIRECTOR, prompt.message_id)
+        assert closed.text == (
+            "⌛ Этот запрос больше не активен: вы открыли другой экран. Заявки не одобрены."
+        )
+        assert closed.buttons() == [["◀ К списку"], ["◀ В главное меню"]]
+        await chat.press(DIRECTOR, "◀ К списку", prompt.message_id)
+        await chat.press(DIRECTOR, "✅ Одобрить все (8)", prompt.message_id)
+        await chat.press(DIRECTOR, "✍️ Одобрить с комментарием для всех", prompt.message_id)
+        listing = await chat.send(DIRECTOR, "/cancel")
+        assert listing.text.startswith("Действие отменено, заявка не изменена.\n\n📥 Заявки")
     chat.assert_no_errors()

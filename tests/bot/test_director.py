@@ -20,8 +20,8 @@ from tests.director_data import (
     events_of,
     outbox_of,
     seed_applications,
-    snapshot,
     status_of,
+    unchanged,
 )
 
 
@@ -261,37 +261,38 @@ async def test_decision_without_a_comment(
 async def test_abandoning_a_comment_input_changes_nothing(
     chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    before = await snapshot(session_factory)
-    await open_card(chat, DIRECTOR, NEWEST_NEW)
+    async with unchanged(session_factory):
+        await open_card(chat, DIRECTOR, NEWEST_NEW)
 
-    await chat.press(DIRECTOR, "✅ Одобрить")
-    aborted = await chat.press(DIRECTOR, "Отмена")
-    assert chat.answer() == chat.toast("Действие отменено, заявка не изменена.")
-    assert aborted.text.startswith("Действие отменено, заявка не изменена.\n\nЗаявка №39737")
-    assert aborted.buttons()[0] == ["✅ Одобрить", "❌ Отменить"]
-    # The input is over: the next text is a search, not a comment.
-    assert "По этому запросу заявок не найдено." in (await chat.send(DIRECTOR, "Передумал")).text
+        await chat.press(DIRECTOR, "✅ Одобрить")
+        aborted = await chat.press(DIRECTOR, "Отмена")
+        assert chat.answer() == chat.toast("Действие отменено, заявка не изменена.")
+        assert aborted.text.startswith("Действие отменено, заявка не изменена.\n\nЗаявка №39737")
+        assert aborted.buttons()[0] == ["✅ Одобрить", "❌ Отменить"]
+        # The input is over: the next text is a search, not a comment.
+        assert (
+            "По этому запросу заявок не найдено." in (await chat.send(DIRECTOR, "Передумал")).text
+        )
 
-    await chat.press_on(aborted, "❌ Отменить")
-    prompt = await chat.press_on(aborted, "Да, отменить")
-    card = await chat.send(DIRECTOR, "/cancel")
-    assert chat.message(DIRECTOR, prompt.message_id).deleted
-    assert card.text.startswith("Действие отменено, заявка не изменена.\n\nЗаявка №39737")
-    assert "По этому запросу" in (await chat.send(DIRECTOR, "Не та заявка")).text
+        await chat.press_on(aborted, "❌ Отменить")
+        prompt = await chat.press_on(aborted, "Да, отменить")
+        card = await chat.send(DIRECTOR, "/cancel")
+        assert chat.message(DIRECTOR, prompt.message_id).deleted
+        assert card.text.startswith("Действие отменено, заявка не изменена.\n\nЗаявка №39737")
+        assert "По этому запросу" in (await chat.send(DIRECTOR, "Не та заявка")).text
 
-    await chat.press_on(card, "✅ Одобрить")
-    await chat.send(DIRECTOR, "/menu")  # any command or button leaves the input
-    late = await chat.send(DIRECTOR, "Случайный текст")  # not silently a search: asked
-    assert late.text.startswith("Это сообщение пришло, когда запрос комментария")
-    assert "По этому запросу" in (await chat.send(DIRECTOR, "Случайный текст")).text
+        await chat.press_on(card, "✅ Одобрить")
+        await chat.send(DIRECTOR, "/menu")  # any command or button leaves the input
+        late = await chat.send(DIRECTOR, "Случайный текст")  # not silently a search: asked
+        assert late.text.startswith("Это сообщение пришло, когда запрос комментария")
+        assert "По этому запросу" in (await chat.send(DIRECTOR, "Случайный текст")).text
 
-    await chat.press_on(await open_list(chat, DIRECTOR), "🔍 Поиск")
-    listing = await chat.send(DIRECTOR, "/cancel")
-    assert listing.text.startswith("Поиск отменён.\n\n📥 Заявки")
+        await chat.press_on(await open_list(chat, DIRECTOR), "🔍 Поиск")
+        listing = await chat.send(DIRECTOR, "/cancel")
+        assert listing.text.startswith("Поиск отменён.\n\n📥 Заявки")
 
-    nothing = await chat.send(DIRECTOR, "/cancel")
-    assert nothing.text == "Сейчас нечего отменять. Главное меню — /menu."
-    assert await snapshot(session_factory) == before
+        nothing = await chat.send(DIRECTOR, "/cancel")
+        assert nothing.text == "Сейчас нечего отменять. Главное меню — /menu."
     chat.assert_no_errors()
 
 

@@ -26,8 +26,8 @@ from tests.director_data import (
     STALE,
     forged,
     seed_applications,
-    snapshot,
     status_of,
+    unchanged,
 )
 from tests.fakes.bot_api import parse_html
 
@@ -86,13 +86,11 @@ async def test_a_decision_on_a_prompt_gone_stale_loses_and_shows_the_current_sta
     card = await open_card(chat, DIRECTOR, NEWEST_NEW)
     await chat.press_on(card, "✅ Одобрить")
     await decide_elsewhere(session_factory, clock, NEWEST_NEW, Action.CANCEL)
-    before = await snapshot(session_factory)
-
-    redrawn = await chat.press_on(card, "Без комментария")
-    message = "Заявка №39737 уже обработана: статус «Отменена»"
-    assert chat.answer() == chat.alert(message)
-    assert redrawn.text.startswith(message + "\n\nЗаявка №39737\nСтатус: Отменена")
-    assert await snapshot(session_factory) == before
+    async with unchanged(session_factory):
+        redrawn = await chat.press_on(card, "Без комментария")
+        message = "Заявка №39737 уже обработана: статус «Отменена»"
+        assert chat.answer() == chat.alert(message)
+        assert redrawn.text.startswith(message + "\n\nЗаявка №39737\nСтатус: Отменена")
 
     # The same with a typed comment: the input ends, the card says what happened.
     await chat.start(DIRECTOR, "app_39736")
@@ -193,57 +191,60 @@ async def test_message_is_not_modified_is_success(chat: TelegramChat) -> None:
 async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
     chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    before = await snapshot(session_factory)
-    card = await open_card(chat, DIRECTOR, NEWEST_NEW)
+    async with unchanged(session_factory):
+        card = await open_card(chat, DIRECTOR, NEWEST_NEW)
 
-    # Another organisation's application, even with well-formed data.
-    for action in AppAction:
-        await chat.press_data(DIRECTOR, forged(action, OTHER_ORG_NUMBER), card.message_id)
-        assert chat.answer() in [
-            chat.alert("Заявка №40001 не найдена или недоступна вам."),
-            chat.alert(STALE),
-        ]
-    # The other organisation's director on this organisation's application.
-    menu = await chat.send(OTHER_DIRECTOR, "/menu")
-    await chat.press_data(
-        OTHER_DIRECTOR,
-        forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW),
-        menu.message_id,
-    )
-    assert chat.answer() == chat.alert("Заявка №39737 не найдена или недоступна вам.")
-    # A listener (the applicant herself) pressing a director's button; an unlinked stranger.
-    menu = await chat.send(LISTENER, "/menu")
-    await chat.press_data(
-        LISTENER, forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW), menu.message_id
-    )
-    assert chat.answer() == chat.alert(
-        "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
-    )
-    # A staff action: said plainly.
-    await chat.press_data(
-        DIRECTOR, forged(AppAction.INCLUDE, 39738, StatusCode.APPROVED), card.message_id
-    )
-    assert chat.answer() == chat.alert(
-        "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у вас "
-        "такой роли нет"
-    )
-    # Malformed data, an unknown prefix, an id beyond the database's range.
-    for data in [
-        "a:ap:abc:0::n:0:0",
-        "a2:zz:39737",
-        "zz:1",
-        f"a:an:{2**63}:0:n:n:0:0:0",
-        "a:an:-39737:0:n:n:0:0:0",
-        "al:s:n:-1:0:0",
-    ]:
-        await chat.press_data(DIRECTOR, data, card.message_id)
-        assert chat.answer() == chat.alert(STALE)
-    # A forged decision on an application already processed.
-    await chat.press_data(
-        DIRECTOR, forged(AppAction.CANCEL_NO_COMMENT, 39744, StatusCode.INCLUDED), card.message_id
-    )
-    assert chat.answer() == chat.alert("Заявка №39744 уже обработана: статус «Включен в группу»")
-    assert await snapshot(session_factory) == before
+        # Another organisation's application, even with well-formed data.
+        for action in AppAction:
+            await chat.press_data(DIRECTOR, forged(action, OTHER_ORG_NUMBER), card.message_id)
+            assert chat.answer() in [
+                chat.alert("Заявка №40001 не найдена или недоступна вам."),
+                chat.alert(STALE),
+            ]
+        # The other organisation's director on this organisation's application.
+        menu = await chat.send(OTHER_DIRECTOR, "/menu")
+        await chat.press_data(
+            OTHER_DIRECTOR,
+            forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW),
+            menu.message_id,
+        )
+        assert chat.answer() == chat.alert("Заявка №39737 не найдена или недоступна вам.")
+        # A listener (the applicant herself) pressing a director's button; an unlinked stranger.
+        menu = await chat.send(LISTENER, "/menu")
+        await chat.press_data(
+            LISTENER, forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW), menu.message_id
+        )
+        assert chat.answer() == chat.alert(
+            "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
+        )
+        # A staff action: said plainly.
+        await chat.press_data(
+            DIRECTOR, forged(AppAction.INCLUDE, 39738, StatusCode.APPROVED), card.message_id
+        )
+        assert chat.answer() == chat.alert(
+            "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у вас "
+            "такой роли нет"
+        )
+        # Malformed data, an unknown prefix, an id beyond the database's range.
+        for data in [
+            "a:ap:abc:0::n:0:0",
+            "a2:zz:39737",
+            "zz:1",
+            f"a:an:{2**63}:0:n:n:0:0:0",
+            "a:an:-39737:0:n:n:0:0:0",
+            "al:s:n:-1:0:0",
+        ]:
+            await chat.press_data(DIRECTOR, data, card.message_id)
+            assert chat.answer() == chat.alert(STALE)
+        # A forged decision on an application already processed.
+        await chat.press_data(
+            DIRECTOR,
+            forged(AppAction.CANCEL_NO_COMMENT, 39744, StatusCode.INCLUDED),
+            card.message_id,
+        )
+        assert chat.answer() == chat.alert(
+            "Заявка №39744 уже обработана: статус «Включен в группу»"
+        )
     chat.assert_no_errors()
 
 

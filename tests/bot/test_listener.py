@@ -21,8 +21,8 @@ from tests.director_data import (
     events_of,
     forged,
     outbox_of,
-    snapshot,
     status_of,
+    unchanged,
 )
 from tests.roles_data import OWN, OWN_NUMBERS, SOMEONE_ELSES, seed_roles
 
@@ -216,41 +216,44 @@ async def test_a_confirmation_gone_stale_shows_what_changed(
 async def test_applicant_is_refused_what_is_not_hers_to_do(
     chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    before = await snapshot(session_factory)
-    for number, status in [(39741, "Отменена"), (39743, "Включен в группу")]:
-        card = await open_card(chat, LISTENER, number)
-        assert f"Статус: {status}" in card.text
-        assert card.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
+    async with unchanged(session_factory):
+        for number, status in [(39741, "Отменена"), (39743, "Включен в группу")]:
+            card = await open_card(chat, LISTENER, number)
+            assert f"Статус: {status}" in card.text
+            assert card.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
 
-    # Processed applications of her own: refused with the status, the card shown as it is.
-    for action in (AppAction.CANCEL, AppAction.CANCEL_CONFIRMED, AppAction.CANCEL_NO_COMMENT):
-        await chat.press_data(LISTENER, forged(action, 39743), card.message_id)
-        assert chat.answer() == chat.alert(
-            "Заявка №39743 уже обработана: статус «Включен в группу»"
+        # Processed applications of her own: refused with the status, the card shown as it is.
+        for action in (AppAction.CANCEL, AppAction.CANCEL_CONFIRMED, AppAction.CANCEL_NO_COMMENT):
+            await chat.press_data(LISTENER, forged(action, 39743), card.message_id)
+            assert chat.answer() == chat.alert(
+                "Заявка №39743 уже обработана: статус «Включен в группу»"
+            )
+        await chat.press_data(
+            LISTENER,
+            forged(AppAction.CANCEL_NO_COMMENT, 39741, StatusCode.CANCELLED),
+            card.message_id,
         )
-    await chat.press_data(
-        LISTENER, forged(AppAction.CANCEL_NO_COMMENT, 39741, StatusCode.CANCELLED), card.message_id
-    )
-    assert chat.answer() == chat.alert("Заявка №39741 уже обработана: статус «Отменена»")
-    # Someone else's applications, of her organisation or another: not hers to see.
-    for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
-        for action in (AppAction.OPEN, AppAction.CANCEL_NO_COMMENT, AppAction.ADD_COMMENT):
-            await chat.press_data(LISTENER, forged(action, number), card.message_id)
-            assert chat.answer() == chat.alert(f"Заявка №{number} не найдена или недоступна вам.")
-    # The director's and staff's decisions on her own new application: not an applicant's.
-    for action, label in (
-        (AppAction.APPROVE, "Одобрить» — для роли «Руководитель ОО"),
-        (AppAction.APPROVE_NO_COMMENT, "Одобрить» — для роли «Руководитель ОО"),
-        (
-            AppAction.INCLUDE_NO_COMMENT,
-            "Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
-        ),
-    ):
-        await chat.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
-        assert chat.answer() == chat.alert(f"Действие «{label}»; у вас такой роли нет")
-    refused = await chat.start(LISTENER, f"app_{SOMEONE_ELSES}")
-    assert refused.text == "Заявка №39738 не найдена или недоступна вам."
-    assert await snapshot(session_factory) == before
+        assert chat.answer() == chat.alert("Заявка №39741 уже обработана: статус «Отменена»")
+        # Someone else's applications, of her organisation or another: not hers to see.
+        for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
+            for action in (AppAction.OPEN, AppAction.CANCEL_NO_COMMENT, AppAction.ADD_COMMENT):
+                await chat.press_data(LISTENER, forged(action, number), card.message_id)
+                assert chat.answer() == chat.alert(
+                    f"Заявка №{number} не найдена или недоступна вам."
+                )
+        # The director's and staff's decisions on her own new application: not an applicant's.
+        for action, label in (
+            (AppAction.APPROVE, "Одобрить» — для роли «Руководитель ОО"),
+            (AppAction.APPROVE_NO_COMMENT, "Одобрить» — для роли «Руководитель ОО"),
+            (
+                AppAction.INCLUDE_NO_COMMENT,
+                "Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
+            ),
+        ):
+            await chat.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
+            assert chat.answer() == chat.alert(f"Действие «{label}»; у вас такой роли нет")
+        refused = await chat.start(LISTENER, f"app_{SOMEONE_ELSES}")
+        assert refused.text == "Заявка №39738 не найдена или недоступна вам."
     chat.assert_no_errors()
 
 

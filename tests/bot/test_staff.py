@@ -28,8 +28,8 @@ from tests.director_data import (
     events_of,
     forged,
     outbox_of,
-    snapshot,
     status_of,
+    unchanged,
 )
 from tests.roles_data import APPROVED, APPROVED_20, DIGITAL, EXPERT, STAFF, seed_roles
 
@@ -282,52 +282,51 @@ async def test_staff_include_without_a_comment(
 async def test_forged_presses_are_refused_and_change_nothing(
     chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    before = await snapshot(session_factory)
-    listing = await open_list(chat, STAFF)
+    async with unchanged(session_factory):
+        listing = await open_list(chat, STAFF)
 
-    NOT_STAFFS = "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
-    for data, reason in [
-        (
-            forged(AppAction.INCLUDE_NO_COMMENT, NEWEST_NEW),
-            "Заявку №39737 нельзя включить в группу: статус «Не обработана»",
-        ),
-        (
-            forged(AppAction.INCLUDE, 39744),
-            "Заявка №39744 уже обработана: статус «Включен в группу»",
-        ),
-        (
-            forged(AppAction.CANCEL_NO_COMMENT, 39742, StatusCode.CANCELLED),
-            "Заявка №39742 уже обработана: статус «Отменена»",
-        ),
-        (forged(AppAction.OPEN, 1), "Заявка №1 не найдена или недоступна вам."),
-        # Not staff's decision at all: said plainly.
-        (forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW), NOT_STAFFS),
-        (forged(AppAction.APPROVE, NEWEST_NEW), NOT_STAFFS),
-    ]:
-        await chat.press_data(STAFF, data, listing.message_id)
-        assert chat.answer() == chat.alert(reason), data
+        NOT_STAFFS = "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
+        for data, reason in [
+            (
+                forged(AppAction.INCLUDE_NO_COMMENT, NEWEST_NEW),
+                "Заявку №39737 нельзя включить в группу: статус «Не обработана»",
+            ),
+            (
+                forged(AppAction.INCLUDE, 39744),
+                "Заявка №39744 уже обработана: статус «Включен в группу»",
+            ),
+            (
+                forged(AppAction.CANCEL_NO_COMMENT, 39742, StatusCode.CANCELLED),
+                "Заявка №39742 уже обработана: статус «Отменена»",
+            ),
+            (forged(AppAction.OPEN, 1), "Заявка №1 не найдена или недоступна вам."),
+            # Not staff's decision at all: said plainly.
+            (forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW), NOT_STAFFS),
+            (forged(AppAction.APPROVE, NEWEST_NEW), NOT_STAFFS),
+        ]:
+            await chat.press_data(STAFF, data, listing.message_id)
+            assert chat.answer() == chat.alert(reason), data
 
-    def facet(kind: Facet, choice: int) -> str:
-        return FacetIntent(action=FacetAction.SET, facet=kind, choice=choice).pack()
+        def facet(kind: Facet, choice: int) -> str:
+            return FacetIntent(action=FacetAction.SET, facet=kind, choice=choice).pack()
 
-    await chat.press_data(STAFF, facet(Facet.ORGANIZATION, 999), listing.message_id)
-    assert chat.answer() == chat.alert("Организация не найдена, выберите другую.")
-    await chat.press_data(STAFF, facet(Facet.PROGRAM, 1), listing.message_id)
-    assert chat.answer() == chat.alert(
-        "Программа не найдена: заявки по ней больше нет, выберите другую."
-    )
-    chooser = chat.message(STAFF, listing.message_id)
-    assert chooser.text.startswith("📚 Выбор программы")  # shown again to choose from
-    # Staff's buttons pressed by a director and by an applicant: not theirs.
-    for user in (DIRECTOR, LISTENER):
-        menu = await chat.send(user, "/menu")
-        await chat.press_data(user, facet(Facet.ORGANIZATION, 20), menu.message_id)
-        assert chat.answer() == chat.alert(STALE)
-        include = forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED)
-        await chat.press_data(user, include, menu.message_id)
+        await chat.press_data(STAFF, facet(Facet.ORGANIZATION, 999), listing.message_id)
+        assert chat.answer() == chat.alert("Организация не найдена, выберите другую.")
+        await chat.press_data(STAFF, facet(Facet.PROGRAM, 1), listing.message_id)
         assert chat.answer() == chat.alert(
-            "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у "
-            "вас такой роли нет"
+            "Программа не найдена: заявки по ней больше нет, выберите другую."
         )
-    assert await snapshot(session_factory) == before
+        chooser = chat.message(STAFF, listing.message_id)
+        assert chooser.text.startswith("📚 Выбор программы")  # shown again to choose from
+        # Staff's buttons pressed by a director and by an applicant: not theirs.
+        for user in (DIRECTOR, LISTENER):
+            menu = await chat.send(user, "/menu")
+            await chat.press_data(user, facet(Facet.ORGANIZATION, 20), menu.message_id)
+            assert chat.answer() == chat.alert(STALE)
+            include = forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED)
+            await chat.press_data(user, include, menu.message_id)
+            assert chat.answer() == chat.alert(
+                "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у "
+                "вас такой роли нет"
+            )
     chat.assert_no_errors()

@@ -25,6 +25,7 @@ from tests.director_data import (
     seed_applications,
     snapshot,
     status_of,
+    unchanged,
 )
 
 SECOND = Actor(2, "Сидорова Анна Ивановна", Role.DIRECTOR, frozenset({Role.DIRECTOR}), 10)
@@ -85,12 +86,11 @@ async def test_a_press_no_role_of_the_person_may_take_says_which_role_is_needed(
     the action belongs to another role, not that the button is stale."""
     card = await chat.send(LISTENER, str(NEWEST_NEW))
     forged = AppIntent(action=AppAction.APPROVE, number=NEWEST_NEW, status=StatusCode.NEW)
-    before = await snapshot(chat.session_factory)
-    await chat.press_data(LISTENER, forged.pack(), card.message_id)
-    assert chat.answer() == chat.alert(
-        "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
-    )
-    assert await snapshot(chat.session_factory) == before
+    async with unchanged(chat.session_factory):
+        await chat.press_data(LISTENER, forged.pack(), card.message_id)
+        assert chat.answer() == chat.alert(
+            "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
+        )
     chat.assert_no_errors()
 
 
@@ -116,12 +116,15 @@ async def test_a_director_does_not_decide_his_own_application(chat: Chat) -> Non
     assert card.text.startswith(f"Заявка №{OWN}")
     assert "✅ Одобрить" not in labels(card)
     assert "❌ Отменить" not in labels(card)
-    before = await snapshot(chat.session_factory)
-    for action in (AppAction.APPROVE, AppAction.APPROVE_NO_COMMENT, AppAction.CANCEL_NO_COMMENT):
-        forged = AppIntent(action=action, number=OWN, status=StatusCode.NEW)
-        await chat.press_data(DIRECTOR, forged.pack(), card.message_id)
-        assert chat.answer() == chat.alert(OWN_REASON)
-    assert await snapshot(chat.session_factory) == before
+    async with unchanged(chat.session_factory):
+        for action in (
+            AppAction.APPROVE,
+            AppAction.APPROVE_NO_COMMENT,
+            AppAction.CANCEL_NO_COMMENT,
+        ):
+            forged = AppIntent(action=action, number=OWN, status=StatusCode.NEW)
+            await chat.press_data(DIRECTOR, forged.pack(), card.message_id)
+            assert chat.answer() == chat.alert(OWN_REASON)
     assert await status_of(chat.session_factory, OWN) == "new"
     # The other director of the school decides it as usual.
     await chat.send(1002, str(OWN))
@@ -222,22 +225,20 @@ async def test_a_left_prompt_says_so_and_a_late_comment_can_still_decide(
         f"№{NEWEST_NEW} не принято, заявка не изменена."
     )
     assert closed.buttons() == [[f"Открыть заявку №{NEWEST_NEW}"], ["◀ В главное меню"]]
-    before = await snapshot(chat.session_factory)
-
-    late = await chat.send(DIRECTOR, "Согласовано")
-    assert "По этому запросу" not in late.text
-    assert late.text.startswith(
-        "Это сообщение пришло, когда запрос комментария к одобрению к заявке "
-        f"№{NEWEST_NEW} уже закрылся"
-    )
-    assert "Ваш текст: «Согласовано»" in late.text
-    assert late.buttons() == [
-        ["✅ Одобрить с этим комментарием"],
-        [f"Открыть заявку №{NEWEST_NEW}"],
-        ["🔍 Искать заявки по этому тексту"],
-        ["◀ В главное меню"],
-    ]
-    assert await snapshot(chat.session_factory) == before  # nothing done yet
+    async with unchanged(chat.session_factory):  # nothing done yet
+        late = await chat.send(DIRECTOR, "Согласовано")
+        assert "По этому запросу" not in late.text
+        assert late.text.startswith(
+            "Это сообщение пришло, когда запрос комментария к одобрению к заявке "
+            f"№{NEWEST_NEW} уже закрылся"
+        )
+        assert "Ваш текст: «Согласовано»" in late.text
+        assert late.buttons() == [
+            ["✅ Одобрить с этим комментарием"],
+            [f"Открыть заявку №{NEWEST_NEW}"],
+            ["🔍 Искать заявки по этому тексту"],
+            ["◀ В главное меню"],
+        ]
 
     use = late.payload("✅ Одобрить с этим комментарием")
     done = await chat.press(DIRECTOR, "✅ Одобрить с этим комментарием")
