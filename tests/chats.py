@@ -214,6 +214,11 @@ class Chat(ABC):
         """A passing answer as the messenger shows it."""
 
     @abstractmethod
+    def commands(self, person: int) -> list[str] | None:
+        """The commands the person's chat lists, None if none are set (Telegram's follow the
+        active role per chat; MAX has one list for the bot)."""
+
+    @abstractmethod
     def sent_texts(self) -> list[str]:
         """Every text the bot sent or put in place, as sent."""
 
@@ -336,8 +341,6 @@ class TelegramChat(Chat):
         return [str(call.params["text"]) for call in calls]
 
     def commands(self, person: int) -> list[str] | None:
-        """The commands of the person's chat menu, None if it has none of its own (Telegram's;
-        MAX has no per-chat menu)."""
         found = self.api.commands_for({"type": "chat", "chat_id": person})
         return None if found is None else [command["command"] for command in found]
 
@@ -408,6 +411,10 @@ class MaxChat(Chat):
 
     def toast(self, text: str) -> Answer:
         return Answer(text, None)
+
+    def commands(self, person: int) -> list[str] | None:
+        found = self.api.commands
+        return None if found is None else [command["name"] for command in found]
 
     def sent_texts(self) -> list[str]:
         bodies = [call.body or {} for call in self.api.calls_of("POST /messages")]

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import AppAction, AppIntent, StatusCode
+from bot.max.front import MaxFront
 from bot.screens.screen import Screen
 from services.applications import perform_action
 from services.clock import ManualClock
@@ -16,7 +17,7 @@ from services.outbox import OutboxWorker
 from storage.repositories import Repositories
 from tests import factories
 from tests.bot.test_pushes import add_application
-from tests.chats import Chat, Shown, TelegramChat, labels
+from tests.chats import Chat, MaxChat, Shown, labels
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
@@ -196,8 +197,10 @@ async def test_every_message_gets_a_short_answer_and_the_way_to_the_menu(
 
 
 @pytest.mark.usefixtures("school")
-@pytest.mark.parametrize("messenger", ["telegram"], indirect=True)  # MAX has no per-chat menu
-async def test_menu_is_in_the_command_list_of_every_role(chat: TelegramChat) -> None:
+async def test_menu_is_in_the_command_list_of_every_role(chat: Chat) -> None:
+    if isinstance(chat, MaxChat):  # one list for the bot, set as the front end starts
+        front = MaxFront(chat.settings, chat.runner, chat.harness.client)
+        assert (await front.start()).username == chat.harness.api.bot_username
     for user, role in ((DIRECTOR, "Слушатель"), (DIRECTOR, "Руководитель ОО")):
         await become(chat, user, role)
         assert (chat.commands(user) or [])[:1] == ["menu"]

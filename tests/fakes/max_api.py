@@ -29,7 +29,10 @@ Where the shapes come from (nothing is copied; these are the references):
 * github.com/love-apples/maxapi ``docs/MAX_API_Real_Payloads_2026.md`` (captured payloads: the
   ``inline_keyboard`` attachment carries the update's ``callback_id``, ``markup`` with UTF-16
   ``from``/``length``, callback buttons come back with ``intent``, ``user_locale``) and
-  ``maxapi/connection/base.py`` (how the client turns statuses into exceptions).
+  ``maxapi/connection/base.py`` (how the client turns statuses into exceptions);
+  ``maxapi/methods/set_commands.py`` (``PATCH /me/commands`` with ``{"commands": [{"name",
+  "description"}]}``, up to 32, answered with the list: the shapes as maxapi sends and reads them,
+  *unverified* by dev.max.ru's pages read).
 
 Errors have MAX's shape ``{"code": ..., "message": ...}``. Confirmed codes: ``verify.token``
 (401, schema and Go stub). Seen in third-party code against the real API, *unverified* by MAX's
@@ -120,6 +123,7 @@ MAX_BUTTON_TEXT = 128
 MAX_BUTTON_PAYLOAD = 1024
 MAX_LINK_URL = 2048
 MAX_START_PAYLOAD = 128
+MAX_COMMANDS = 32
 EDIT_WINDOW_MS = 7 * 24 * 3600 * 1000
 WEBHOOK_GIVE_UP_MS = 8 * 3600 * 1000
 
@@ -136,6 +140,7 @@ _ATTACHMENT_TYPES = frozenset(
 )
 _OPEN_APP_PAYLOAD_RE = re.compile(r"[\w-]{0,512}")
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{5,256}")
+_COMMAND_RE = re.compile(r"[a-z0-9_]{1,64}")  # *unverified*: MAX documents no command syntax
 _ROOTS = frozenset({"me", "updates", "messages", "answers", "subscriptions", "chats"})
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -611,6 +616,8 @@ class FakeMaxAPI:
         """(timestamp ms, HTTP status) of the last failed webhook delivery."""
         self.dropped_subscriptions: list[str] = []
         """Webhook URLs the double unsubscribed after 8 hours without a 200, as MAX does."""
+        self.commands: list[JsonDict] | None = None
+        """The bot's commands (``PATCH /me/commands``), one list for every dialog; None: unset."""
 
         self._users: dict[int, _User] = {}
         self._users_by_chat: dict[int, _User] = {}
@@ -637,6 +644,7 @@ class FakeMaxAPI:
         self._observers: list[Callable[[Call], None]] = []
         self._routes: dict[str, _Handler] = {
             "GET /me": self._get_me,
+            "PATCH /me/commands": self._set_commands,
             "GET /updates": self._get_updates,
             "POST /messages": self._send_message,
             "PUT /messages": self._edit_message,
@@ -1198,7 +1206,20 @@ class FakeMaxAPI:
         }
 
     def _get_me(self, params: _Request) -> JsonDict:
-        return {**self._bot_user(), "description": None, "commands": None}
+        return {**self._bot_user(), "description": None, "commands": copy.deepcopy(self.commands)}
+
+    def _set_commands(self, params: _Request) -> JsonDict:
+        """The bot's commands replaced (an empty list removes them, none leaves them)."""
+        commands = (params.body or {}).get("commands")
+        if commands is not None:
+            if not isinstance(commands, list) or len(commands) > MAX_COMMANDS:
+                raise _bad_request(f"commands must be an array of at most {MAX_COMMANDS}")
+            for command in commands:
+                name = command.get("name") if isinstance(command, dict) else None
+                if not isinstance(name, str) or not _COMMAND_RE.fullmatch(name):
+                    raise _bad_request(f"invalid command: {command!r}")
+            self.commands = copy.deepcopy(commands)
+        return {"commands": copy.deepcopy(self.commands)}
 
     def _get_chat(self, params: _Request) -> JsonDict:
         user = self._users_by_chat.get(_as_int(params.arg) or 0)
