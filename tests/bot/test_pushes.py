@@ -22,7 +22,7 @@ from services.outbox import OutboxWorker, Undeliverable
 from storage.models import Account, Application, Binding, OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
-from tests.chats import Chat
+from tests.chats import Chat, labels
 from tests.harness import BotHarness
 from tests.integration.test_domain import actor
 
@@ -125,6 +125,40 @@ async def test_new_application_goes_to_the_directors_with_decision_buttons(
     assert [row.message_id for row in rows] == (
         kept if chat.messenger == "telegram" else [None] * 2
     )
+
+
+OWN_APPLICATION = (
+    "Эту заявку подали вы сами: руководитель не принимает решение по своей заявке — её "
+    "рассмотрят сотрудники ЦОПМ / ГБУ ДПО «ЧИРО»."
+)
+
+
+@pytest.mark.parametrize("decides_own", [False, True], ids=["own-refused", "own-allowed"])
+async def test_a_directors_own_application_offers_him_no_decision_he_would_be_refused(
+    chat: Chat, clock: ManualClock, decides_own: bool
+) -> None:
+    """The director of organisation 10 is also a listener and applies himself: his push offers
+    the decisions only where DIRECTOR_DECIDES_OWN lets him make them, else says why and offers
+    the card; the other director's push has them either way."""
+    bot_settings = {"DIRECTOR_DECIDES_OWN": decides_own}
+    await add_application(chat.session_factory, clock, applicant_id=1)
+    assert await chat.notifier(chat.settings_with(**bot_settings)).drain() == 2
+    [own] = chat.bot_messages(1001)
+    [other] = chat.bot_messages(1002)
+    decisions = [["✅ Одобрить", "❌ Отменить"], ["Подробнее"]]
+    assert other.buttons() == decisions
+    assert OWN_APPLICATION not in other.text
+    if decides_own:
+        assert own.buttons() == decisions
+        assert OWN_APPLICATION not in own.text
+    else:
+        assert own.buttons() == [["Подробнее"]]
+        assert own.text.splitlines()[-2:] == ["Статус: «Не обработана»", OWN_APPLICATION]
+    async with chat.another(**bot_settings) as bot:
+        card = await bot.press_on(own, "Подробнее")
+        assert card.text.startswith(f"Заявка №{NUMBER}")
+        assert ("✅ Одобрить" in labels(card)) is decides_own  # the card agrees with the push
+        bot.assert_no_errors()
 
 
 async def test_hidden_names_leave_number_programme_and_status_only(
