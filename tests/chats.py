@@ -14,9 +14,13 @@ messengers do differently is said here once, never by weakening what a test asse
   answer a test expects, in the messenger's terms);
 * a deep link: Telegram sends `/start <payload>`, MAX a `bot_started` event with the payload;
 * the bot is blocked: Telegram's `my_chat_member` (kicked), MAX's `bot_stopped`;
-* texts that name the messenger: `name`.
+* the command list: Telegram's per chat, following the active role; MAX's one for the bot
+  (`commands`);
+* a press: in Telegram from any message; in MAX only from a message with the bot's keyboard,
+  forged ones too (`can_press`);
+* texts that name the messenger: `name`; a message's length limit: `text_limit`.
 
-Telegram's per-chat command menu, HTML parsing, flood control and limits have no MAX
+Telegram's update parsing, webhook, flood control and «message is not modified» have no MAX
 counterpart and stay in the Telegram-only tests. The MAX double's per-dialog limits (2 a second)
 are off here, as the Telegram double's are: a test presses far faster than a person, and the
 pacing has its own tests (test_max_flows.py, the sender's).
