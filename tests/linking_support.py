@@ -136,6 +136,12 @@ class BotFirst:
     def auth_date(self) -> int:
         return int(self.harness.clock.now().timestamp())
 
+    async def binding_of(self, telegram_user_id: int) -> Binding | None:
+        return await link_of(self.harness.session_factory, telegram_user_id)
+
+    async def account_binding(self, account_id: int) -> Binding | None:
+        return await account_link(self.harness.session_factory, account_id)
+
 
 @asynccontextmanager
 async def bot_first(
