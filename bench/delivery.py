@@ -327,27 +327,25 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=__doc__)
+    parser = data.command_line("bench.delivery", __doc__)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_MESSAGES:,} pushes")
     parser.add_argument("--messages", type=int)
     parser.add_argument("--chats", type=int)
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
     parser.add_argument(
         "--messenger",
         choices=sorted(MESSENGERS),
         default=TELEGRAM.name,
         help="the messenger the pushes go to (default telegram)",
     )
-    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
     parser.add_argument("--no-machine", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    size = data.TINY if args.tiny else data.FULL
+    backends, size = data.chosen(args, ["sqlite"])
     messages = args.messages or (QUICK_MESSAGES if args.quick else FULL_MESSAGES)
     chats = args.chats or (QUICK_CHATS if args.quick else FULL_CHATS)
     if not args.no_machine:  # python -m bench prints it once for every part
         report.lines(machine.describe())
     messenger = MESSENGERS[args.messenger]
-    asyncio.run(run(args.backend or ["sqlite"], size, messages, chats, messenger))
+    asyncio.run(run(backends, size, messages, chats, messenger))
 
 
 if __name__ == "__main__":
