@@ -38,7 +38,7 @@ from services.linking import (
     requester_of,
 )
 from services.notifications import NotificationKind
-from services.outbox import OutboxWorker, RetryPolicy, Sender, Undeliverable
+from services.outbox import ChatPacer, OutboxWorker, RetryPolicy, Sender, Undeliverable
 from services.views import ApplicationView, EventView, application_view, event_view
 from storage.models import Account, ApplicationEvent, Binding, OutboxMessage
 from storage.repositories import Repositories
@@ -280,9 +280,11 @@ def push_worker(
     per_chat_interval: float,
     policy: RetryPolicy | None,
     poll_interval: float,
+    pacer: ChatPacer | None = None,
 ) -> OutboxWorker[Screen]:
     """A messenger's outbox dispatcher: the pushes of `channel` through `sender`, `rate` a second
-    overall, `per_chat_interval` apart in one chat, each claim leased for NOTIFY_LEASE."""
+    overall, `per_chat_interval` apart in one chat (or as `pacer`, shared with the front end's
+    replies, paces them), each claim leased for NOTIFY_LEASE."""
     return OutboxWorker(
         session_factory,
         sender,
@@ -290,6 +292,7 @@ def push_worker(
         clock=clock,
         rate=rate,
         per_chat_interval=per_chat_interval,
+        pacer=pacer,
         lease=float(settings.NOTIFY_LEASE),
         policy=policy,
         poll_interval=poll_interval,

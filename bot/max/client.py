@@ -8,6 +8,11 @@ what to retry. Messages, edits and answers go as the JSON MAX documents through 
 not through maxapi's typed methods: those refuse a text of exactly 4,000 characters (MAX takes
 up to 4,000), and an edit through them always sends `attachments: []`; our bodies are built in
 bot/max/render.py, within MAX's limits. Long polling takes maxapi's raw answer (`get_updates`).
+
+MAX allows 2 messages (sends and edits) and 2 answers a second per dialog. The client carries
+the process's pacing of each dialog (`messages`, `answers`): the replies to an update
+(bot/max/effects.py) and the pushes (bot/max/sender.py) go through one client, so they take
+turns instead of meeting MAX's limit together.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ from maxapi.client.default import DefaultConnectionProperties
 from maxapi.enums.http_method import HTTPMethod
 from maxapi.exceptions.max import InvalidToken, MaxApiError, MaxConnection
 
+from services.outbox import ChatPacer
+
 JsonDict = dict[str, Any]
 
 DEFAULT_API_URL = "https://platform-api2.max.ru"
 REQUEST_TIMEOUT = 15.0  # seconds; an unanswered call may still have been carried out
 SESSION_TIMEOUT = 120.0  # seconds: above the longest long poll (90 s)
+PER_DIALOG_INTERVAL = 0.5  # seconds between two messages (or two answers) in a dialog: 2 a second
 
 
 class MaxError(Exception):
@@ -84,6 +92,9 @@ class MaxClient:
             auto_check_subscriptions=False,
         )
         self.bot.set_api_url(api_url)
+        # MAX's per-dialog limits, for everything this process sends to a dialog.
+        self.messages = ChatPacer(PER_DIALOG_INTERVAL)  # POST and PUT /messages
+        self.answers = ChatPacer(PER_DIALOG_INTERVAL)  # POST /answers
 
     async def close(self) -> None:
         await self.bot.close_session()

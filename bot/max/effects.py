@@ -8,8 +8,11 @@ a short notification. A screen shown in place outside a press's answer is an edi
 (PUT /messages) that always carries the keyboard; a message that can no longer be edited
 (deleted, gone) is replaced by a new one, so a stale button never leads to a dead end.
 
-A 429 (MAX: at most 2 messages and 2 answers a second per dialog) is waited out once and the
-call made again. Nothing here fails the update: the change is committed by now, and what MAX
+MAX allows at most 2 messages (sends and edits) and 2 answers a second per dialog: each call
+takes its turn in the dialog with the process's pacing (the client's, shared with the pushes of
+bot/max/sender.py), so a reply and a push meet no 429 together. A 429 that comes all the same
+(a dispatcher of another process wrote to the dialog) is waited out once and the call made
+again. Nothing here fails the update: the change is committed by now, and what MAX
 refuses is logged (the kind of call and the status only) and passed over. MAX has no per-chat
 command menu, so `Commands` has nothing to do here.
 """
@@ -29,6 +32,7 @@ from bot.max.updates import MESSENGER
 from bot.screens.markup import plain, shorten
 from bot.screens.screen import Screen
 from bot.texts.messengers import say
+from services.outbox import ChatPacer
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +96,8 @@ class MaxExecutor:
             notification = texts.PRESS_TAKEN  # MAX refuses an empty answer
         try:
             await self._patiently(
-                lambda: self.client.answer(callback_id, message=message, notification=notification)
+                self.client.answers,
+                lambda: self.client.answer(callback_id, message=message, notification=notification),
             )
         except MaxError as error:  # too late, or the message is gone: the screen goes anew
             log.info("press in MAX dialog %s not answered: %s", self.chat_id, error.status)
@@ -109,12 +114,14 @@ class MaxExecutor:
         await self.send(effect.screen)
 
     async def send(self, screen: Screen) -> str:
-        return await self._patiently(lambda: self.client.send(body(screen), self.chat_id))
+        return await self._patiently(
+            self.client.messages, lambda: self.client.send(body(screen), self.chat_id)
+        )
 
     async def _edit(self, mid: str, screen: Screen) -> bool:
         """Edit the message into the screen; False if it can no longer be edited."""
         try:
-            await self._patiently(lambda: self.client.edit(mid, body(screen)))
+            await self._patiently(self.client.messages, lambda: self.client.edit(mid, body(screen)))
         except MaxError as error:
             if error.status in (400, 403, 404):
                 log.info("MAX message can no longer be edited (%s), sending anew", error.status)
@@ -132,17 +139,24 @@ class MaxExecutor:
 
     async def _remove(self, mid: str) -> None:
         try:
-            await self._patiently(lambda: self.client.delete(mid))
+            # MAX states no limit for deletions: not paced.
+            await self._patiently(None, lambda: self.client.delete(mid))
         except MaxError as error:  # already gone, or not a MAX message's id
             log.info("MAX message not removed: %s", error.status)
 
-    @staticmethod
-    async def _patiently(call: Callable[[], Awaitable[T]]) -> T:
-        """The call, made once more after a 429 and a wait."""
+    async def _patiently(self, pacer: ChatPacer | None, call: Callable[[], Awaitable[T]]) -> T:
+        """The call in its turn in the dialog (`pacer`'s), made once more after a 429 and a
+        wait."""
         try:
-            return await call()
+            return await self._in_turn(pacer, call)
         except MaxError as error:
             if not error.rate_limited:
                 raise
         await asyncio.sleep(RATE_LIMIT_WAIT)
-        return await call()
+        return await self._in_turn(pacer, call)
+
+    async def _in_turn(self, pacer: ChatPacer | None, call: Callable[[], Awaitable[T]]) -> T:
+        if pacer is None:
+            return await call()
+        async with pacer.turn(self.chat_id):
+            return await call()
