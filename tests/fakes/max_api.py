@@ -611,6 +611,9 @@ class FakeMaxAPI:
         """(timestamp ms, HTTP status) of the last failed webhook delivery."""
         self.dropped_subscriptions: list[str] = []
         """Webhook URLs the double unsubscribed after 8 hours without a 200, as MAX does."""
+        self.long_polls_waiting = 0
+        """``GET /updates`` waiting for an update (or their timeout) right now; a client that
+        gives up on one does not end it (the double answers into the void, as a server does)."""
 
         self._users: dict[int, _User] = {}
         self._users_by_chat: dict[int, _User] = {}
@@ -1197,16 +1200,20 @@ class FakeMaxAPI:
             self._commit(marker)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:
-            batch, next_marker = self._scan(params.types, limit)
-            remaining = deadline - loop.time()
-            if self._subscriptions:
-                batch, next_marker = [], self._committed  # a webhook takes the updates
-            if batch or remaining <= 0 or self._stopping.is_set():
-                break
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+        self.long_polls_waiting += 1
+        try:
+            while True:
+                batch, next_marker = self._scan(params.types, limit)
+                remaining = deadline - loop.time()
+                if self._subscriptions:
+                    batch, next_marker = [], self._committed  # a webhook takes the updates
+                if batch or remaining <= 0 or self._stopping.is_set():
+                    break
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+        finally:
+            self.long_polls_waiting -= 1
         self._mark_delivered(batch)
         return {"updates": copy.deepcopy(batch), "marker": next_marker}
 
