@@ -27,17 +27,17 @@ from typing import TypeVar
 from bot import texts
 from bot.conversation.effects import Document, Edit, Effect, Notice, Remove, Show, answer_of
 from bot.max.client import MaxClient, MaxError
-from bot.max.render import body
-from bot.max.updates import MESSENGER
+from bot.max.render import body, file_body
 from bot.screens.markup import plain, shorten
 from bot.screens.screen import Screen
-from bot.texts.messengers import say
 from services.outbox import ChatPacer
 
 log = logging.getLogger(__name__)
 
 NOTIFICATION_LIMIT = 200  # characters of a notification: a toast, as Telegram's answers
 RATE_LIMIT_WAIT = 1.0  # seconds: MAX's per-dialog limits are per second; no Retry-After is sent
+ATTACHMENT_NOT_READY = "attachment.not.ready"  # an uploaded file MAX is still processing
+ATTACHMENT_WAITS = (1.0, 2.0, 4.0)  # seconds before asking again to send it
 
 T = TypeVar("T")
 
@@ -73,9 +73,7 @@ class MaxExecutor:
                 elif isinstance(effect, Edit):
                     await self._edit_earlier(effect)
                 elif isinstance(effect, Document):
-                    # MAX takes files through its upload service (POST /uploads), which this
-                    # front end does not use yet: the person is told where to get the file.
-                    await self.send(Screen(say(texts.FILES_NOT_SENT, MESSENGER)))
+                    await self._send_document(effect)
                 elif isinstance(effect, Remove):
                     await self._remove(effect.message_id)
             except MaxError as error:
@@ -116,6 +114,25 @@ class MaxExecutor:
     async def send(self, screen: Screen) -> str:
         return await self._patiently(
             self.client.messages, lambda: self.client.send(body(screen), self.chat_id)
+        )
+
+    async def _send_document(self, document: Document) -> str:
+        """The file uploaded, then a message with it attached and the caption as its text (a
+        file must be a message's only attachment: no keyboard). MAX may need a moment before
+        an uploaded file can be attached (`attachment.not.ready`): asked again a few times."""
+        token = await self.client.upload_file(document.filename, document.content)
+        message = file_body(document.caption, token)
+        for wait in ATTACHMENT_WAITS:
+            try:
+                return await self._patiently(
+                    self.client.messages, lambda: self.client.send(message, self.chat_id)
+                )
+            except MaxError as error:
+                if error.code != ATTACHMENT_NOT_READY:
+                    raise
+            await asyncio.sleep(wait)
+        return await self._patiently(
+            self.client.messages, lambda: self.client.send(message, self.chat_id)
         )
 
     async def _edit(self, mid: str, screen: Screen) -> bool:

@@ -20,9 +20,17 @@ from services.linking import mint_portal_token
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
-from tests.director_data import NEWEST_NEW, events_of, outbox_of, seed_applications, status_of
+from tests.director_data import (
+    BY_STATUS,
+    NEWEST_NEW,
+    events_of,
+    outbox_of,
+    seed_applications,
+    status_of,
+)
 from tests.fakes.max_api import FakeMaxAPI, Message
 from tests.max_harness import MaxHarness, max_settings
+from tests.xlsx import read_rows
 
 # Bindings per messenger, their constraints and the decisions' locks are the database's.
 pytestmark = pytest.mark.every_backend
@@ -313,4 +321,33 @@ async def test_a_person_bound_in_one_messenger_is_not_asked_where_pushes_go(
     labels = [label for row in screen.buttons() for label in row]
     assert not {"В Telegram", "В MAX", "В оба"} & {label.removeprefix("• ") for label in labels}
     assert await push_messengers(session_factory, 50) == {"max"}
+    max_harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_the_director_exports_the_list_from_max_and_gets_the_xlsx_file(
+    max_harness: MaxHarness,
+) -> None:
+    """«📤 Выгрузить» in MAX: the file goes through MAX's uploads (POST /uploads, the bytes to
+    the upload URL, a message with the `file` attachment) and is the list as filtered."""
+    api = max_harness.api
+    menu = await max_harness.send(DIRECTOR, "/menu")
+    listing = await max_harness.press(DIRECTOR, menu.buttons()[0][0])
+    everything = await max_harness.press(DIRECTOR, "Все")  # the director's 15, on 3 pages
+    assert ["📤 Выгрузить"] in everything.buttons()
+    await max_harness.press(DIRECTOR, "📤 Выгрузить", listing.mid)
+    assert api.notifications(DIRECTOR)[-1] == "Список выгружен: 15"
+    sent = api.last_bot_message(DIRECTOR)
+    assert sent.text.startswith("Заявки: 15. 📥 Заявки. Статус: все")
+    assert [a["type"] for a in sent.attachments] == ["file"]
+    uploaded = api.file(sent.mid)
+    assert uploaded.filename.endswith(".xlsx")
+    rows = read_rows(uploaded.content)
+    assert rows[0][:4] == ["Номер", "Статус", "Заявитель", "ОО"]
+    assert sorted(int(row[0]) for row in rows[1:]) == sorted(
+        n for numbers in BY_STATUS.values() for n in numbers
+    )
+    assert {row[3] for row in rows[1:]} == {"МАОУ «СОШ № 10» г. Челябинска"}
+    assert [call.query["type"] for call in api.calls_of("POST /uploads")] == ["file"]
+    assert api.message(listing.mid).text == everything.text  # the list stays
     max_harness.assert_no_errors()
