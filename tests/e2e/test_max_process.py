@@ -32,6 +32,13 @@ def max_env(tmp_path: Path, api: FakeMaxAPI, port: int, **values: str) -> dict[s
     }
 
 
+def webhook_env(tmp_path: Path, api: FakeMaxAPI, port: int) -> dict[str, str]:
+    """MAX webhook mode: PUBLIC_URL on the bot's own port, and the secret."""
+    return max_env(
+        tmp_path, api, port, PUBLIC_URL=f"http://127.0.0.1:{port}", MAX_WEBHOOK_SECRET=SECRET
+    )
+
+
 def healthz(port: int) -> dict[str, object]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
@@ -63,14 +70,7 @@ async def test_max_only_webhook_mode(tmp_path: Path) -> None:
     async with FakeMaxAPI() as api:
         api.add_user(USER, "Ирина")
         port = free_port()
-        env = max_env(
-            tmp_path,
-            api,
-            port,
-            PUBLIC_URL=f"http://127.0.0.1:{port}",
-            MAX_WEBHOOK_SECRET=SECRET,
-        )
-        bot = await BotProcess.start(tmp_path, **env)
+        bot = await BotProcess.start(tmp_path, **webhook_env(tmp_path, api, port))
         try:
             await bot.wait_for(lambda: bool(api.subscriptions))
             assert api.subscriptions[0]["url"] == f"http://127.0.0.1:{port}/max/webhook"
@@ -90,14 +90,7 @@ async def test_a_stalled_webhook_request_does_not_hold_up_the_stop(tmp_path: Pat
     than waiting for it (aiohttp's own shutdown waits a minute for a request in progress)."""
     async with FakeMaxAPI() as api:
         port = free_port()
-        env = max_env(
-            tmp_path,
-            api,
-            port,
-            PUBLIC_URL=f"http://127.0.0.1:{port}",
-            MAX_WEBHOOK_SECRET=SECRET,
-        )
-        bot = await BotProcess.start(tmp_path, **env)
+        bot = await BotProcess.start(tmp_path, **webhook_env(tmp_path, api, port))
         writer: asyncio.StreamWriter | None = None
         try:
             await bot.wait_for(lambda: bool(api.subscriptions))
