@@ -25,7 +25,16 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot import texts
-from bot.conversation.effects import Document, Edit, Effect, Notice, Remove, Show, answer_of
+from bot.conversation.effects import (
+    ChatExecutor,
+    Document,
+    Edit,
+    Effect,
+    Notice,
+    Remove,
+    Show,
+    answer_of,
+)
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body, file_body
 from bot.screens.markup import plain, shorten
@@ -42,22 +51,9 @@ ATTACHMENT_WAITS = (1.0, 2.0, 4.0)  # seconds before asking again to send it
 T = TypeVar("T")
 
 
-class MaxExecutor:
-    """The effects of one update, in the dialog `chat_id`; `callback_id` and `origin` (the
-    pressed message's mid) when the update is a press."""
-
-    def __init__(
-        self,
-        client: MaxClient,
-        chat_id: int,
-        *,
-        callback_id: str | None = None,
-        origin: str | None = None,
-    ) -> None:
-        self.client = client
-        self.chat_id = chat_id
-        self.callback_id = callback_id
-        self.origin = origin
+class MaxExecutor(ChatExecutor[MaxClient, str]):
+    """The effects of one update through the MAX client (`api`), in the dialog `chat_id`; a
+    press's `callback_id` and `origin` (the pressed message's mid)."""
 
     async def execute(self, effects: list[Effect]) -> None:
         shows = [effect for effect in effects if isinstance(effect, Show)]
@@ -69,7 +65,7 @@ class MaxExecutor:
         for effect in effects:
             try:
                 if isinstance(effect, Show) and effect is not answered:
-                    await self._show(effect)
+                    await self.show(effect)
                 elif isinstance(effect, Edit):
                     await self._edit_earlier(effect)
                 elif isinstance(effect, Document):
@@ -94,51 +90,41 @@ class MaxExecutor:
             notification = texts.PRESS_TAKEN  # MAX refuses an empty answer
         try:
             await self._patiently(
-                self.client.answers,
-                lambda: self.client.answer(callback_id, message=message, notification=notification),
+                self.api.answers,
+                lambda: self.api.answer(callback_id, message=message, notification=notification),
             )
         except MaxError as error:  # too late, or the message is gone: the screen goes anew
             log.info("press in MAX dialog %s not answered: %s", self.chat_id, error.status)
             return False
         return message is not None
 
-    async def _show(self, effect: Show) -> None:
-        if (
-            effect.in_place
-            and self.origin is not None
-            and await self._edit(self.origin, effect.screen)
-        ):
-            return
-        await self.send(effect.screen)
-
     async def send(self, screen: Screen) -> str:
         return await self._patiently(
-            self.client.messages, lambda: self.client.send(body(screen), self.chat_id)
+            self.api.messages, lambda: self.api.send(body(screen), self.chat_id)
         )
 
     async def _send_document(self, document: Document) -> str:
         """The file uploaded, then a message with it attached and the caption as its text (a
         file must be a message's only attachment: no keyboard). MAX may need a moment before
         an uploaded file can be attached (`attachment.not.ready`): asked again a few times."""
-        token = await self.client.upload_file(document.filename, document.content)
+        token = await self.api.upload_file(document.filename, document.content)
         message = file_body(document.caption, token)
         for wait in ATTACHMENT_WAITS:
             try:
                 return await self._patiently(
-                    self.client.messages, lambda: self.client.send(message, self.chat_id)
+                    self.api.messages, lambda: self.api.send(message, self.chat_id)
                 )
             except MaxError as error:
                 if error.code != ATTACHMENT_NOT_READY:
                     raise
             await asyncio.sleep(wait)
         return await self._patiently(
-            self.client.messages, lambda: self.client.send(message, self.chat_id)
+            self.api.messages, lambda: self.api.send(message, self.chat_id)
         )
 
-    async def _edit(self, mid: str, screen: Screen) -> bool:
-        """Edit the message into the screen; False if it can no longer be edited."""
+    async def edit(self, mid: str, screen: Screen) -> bool:
         try:
-            await self._patiently(self.client.messages, lambda: self.client.edit(mid, body(screen)))
+            await self._patiently(self.api.messages, lambda: self.api.edit(mid, body(screen)))
         except MaxError as error:
             if error.status in (400, 403, 404):
                 log.info("MAX message can no longer be edited (%s), sending anew", error.status)
@@ -150,14 +136,14 @@ class MaxExecutor:
         """An earlier message (a prompt no longer active) into its new screen; if it can no
         longer be edited, the newer screen says enough."""
         try:
-            await self._edit(effect.message_id, effect.screen)
+            await self.edit(effect.message_id, effect.screen)
         except MaxError as error:
             log.info("earlier MAX message not edited: %s", error.status)
 
     async def _remove(self, mid: str) -> None:
         try:
             # MAX states no limit for deletions: not paced.
-            await self._patiently(None, lambda: self.client.delete(mid))
+            await self._patiently(None, lambda: self.api.delete(mid))
         except MaxError as error:  # already gone, or not a MAX message's id
             log.info("MAX message not removed: %s", error.status)
 
