@@ -12,9 +12,10 @@ the row is then marked failed with that reason instead of being retried.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,7 +39,15 @@ from services.linking import (
     requester_of,
 )
 from services.notifications import NotificationKind
-from services.outbox import ChatPacer, OutboxWorker, RetryPolicy, Sender, Undeliverable
+from services.outbox import (
+    ChatPacer,
+    Failed,
+    OutboxWorker,
+    Outcome,
+    RetryPolicy,
+    Sender,
+    Undeliverable,
+)
 from services.views import ApplicationView, EventView, application_view, event_view
 from storage.models import Account, ApplicationEvent, Binding, OutboxMessage
 from storage.repositories import Repositories
@@ -267,6 +276,34 @@ async def consent_screen(context: PushContext) -> Screen:
     if has_consent(await context.bound(), CONSENT_VERSION):
         raise Undeliverable("the consent is already accepted")
     return link_screens.consent(context.messenger)
+
+
+A = TypeVar("A")  # a messenger's API: aiogram's Bot, the MAX client
+
+SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
+
+
+class PushSender(ABC, Generic[A]):
+    """A messenger's sender of its outbox rows (services/outbox.py's `Sender`): a row is drawn
+    at send time from the database (`render`), then delivered to the row's chat through `api`
+    (`deliver`: the messenger's call, its answer classified as an outcome)."""
+
+    def __init__(self, api: A, settings: Settings, send_timeout: float = SEND_TIMEOUT) -> None:
+        self.api = api
+        self.settings = settings
+        self.send_timeout = send_timeout
+
+    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
+        return await render(PushContext(repo, row, self.settings))
+
+    async def send(self, row: OutboxMessage, prepared: Screen) -> Outcome:
+        if row.chat_id is None:
+            return Failed("the row names no chat")
+        return await self.deliver(row.chat_id, prepared)
+
+    @abstractmethod
+    async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
+        """Send the push to the chat within `send_timeout`; what became of it."""
 
 
 def push_worker(

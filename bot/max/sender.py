@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.pushes import PushContext, push_worker, render
+from bot.conversation.pushes import SEND_TIMEOUT, PushSender, push_worker
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body
 from bot.screens.screen import Screen
@@ -35,33 +35,18 @@ from services.outbox import (
     RetryPolicy,
     Sent,
 )
-from storage.models import OutboxMessage
-from storage.repositories import Repositories
 
 MAX_CHANNEL = "max"
-SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
 RATE_LIMITED_WAIT = 1.0  # seconds a dialog waits after a 429 (MAX sends no Retry-After)
 UNAUTHORIZED_PAUSE = 60.0
 
 
-class MaxSender:
-    """Renders a row at send time and sends it to its MAX dialog, classifying MAX's answer."""
+class MaxSender(PushSender[MaxClient]):
+    """Sends a row's push to its MAX dialog through the client, classifying MAX's answer."""
 
-    def __init__(
-        self, client: MaxClient, settings: Settings, send_timeout: float = SEND_TIMEOUT
-    ) -> None:
-        self.client = client
-        self.settings = settings
-        self.send_timeout = send_timeout
-
-    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
-        return await render(PushContext(repo, row, self.settings))
-
-    async def send(self, row: OutboxMessage, prepared: Screen) -> Outcome:
-        if row.chat_id is None:
-            return Failed("the row names no chat")
+    async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
         try:
-            await self.client.send(body(prepared), row.chat_id, self.send_timeout)
+            await self.api.send(body(screen), chat_id, self.send_timeout)
         except MaxError as error:
             return outcome_of(error)
         return Sent(None)  # MAX's message ids are strings: not kept
