@@ -137,10 +137,11 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
 # --- notifications -------------------------------------------------------------------------
 
 
-async def bound_of(turn: Turn, account: Account) -> list[tuple[str, datetime]]:
-    """The messengers the account is bound in, with when each was bound."""
+async def bound_of(turn: Turn, account: Account) -> list[tuple[str, datetime, bool]]:
+    """The messengers the account is bound in, with when each was bound and whether its chat
+    blocked the bot (`pushed_to`)."""
     bindings = await turn.repo.links.of_account(account.id)
-    return [(binding.messenger, binding.linked_at) for binding in bindings]
+    return [(binding.messenger, binding.linked_at, binding.blocked) for binding in bindings]
 
 
 async def notifications_screen(turn: Turn) -> Screen:
@@ -152,7 +153,7 @@ async def notifications_screen(turn: Turn) -> Screen:
             digest_enabled=account.digest_enabled,
             digest_time=settings.DIGEST_TIME,
             zone=zone_phrase(settings.zone, turn.clock.now()),
-            bound=tuple(m for m in MESSENGERS if m in {messenger for messenger, _ in bound}),
+            bound=tuple(m for m in MESSENGERS if m in {messenger for messenger, *_ in bound}),
             pushed_to=frozenset(pushed_to(account.push_to, bound)),
         ),
         actor,

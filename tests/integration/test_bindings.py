@@ -154,13 +154,25 @@ async def test_a_chat_blocked_in_one_messenger_holds_only_its_own_pushes(
 
 def test_pushes_go_where_the_person_chose_else_to_the_messenger_bound_last() -> None:
     earlier, later = factories.T0, factories.T0 + timedelta(days=1)
-    both = [("telegram", earlier), ("max", later)]
+    both = [("telegram", earlier, False), ("max", later, False)]
     assert pushed_to(None, both) == {"max"}
-    assert pushed_to(None, [("telegram", later), ("max", earlier)]) == {"telegram"}
+    assert pushed_to(None, [("telegram", later, False), ("max", earlier, False)]) == {"telegram"}
     assert pushed_to("telegram", both) == {"telegram"}
     assert pushed_to("both", both) == {"telegram", "max"}
-    assert pushed_to("max", [("telegram", earlier)]) == {"telegram"}  # not bound: the last one
+    # not bound: the last one
+    assert pushed_to("max", [("telegram", earlier, False)]) == {"telegram"}
     assert pushed_to("both", []) == set()
+
+
+def test_the_default_and_the_fallback_skip_a_messenger_that_blocked_the_bot() -> None:
+    earlier, later = factories.T0, factories.T0 + timedelta(days=1)
+    max_blocked = [("telegram", earlier, False), ("max", later, True)]
+    assert pushed_to(None, max_blocked) == {"telegram"}
+    assert pushed_to(None, [("telegram", earlier, True), ("max", later, True)]) == {"max"}
+    assert pushed_to("max", max_blocked) == {"max"}  # chosen: stays chosen
+    assert pushed_to("both", max_blocked) == {"telegram", "max"}
+    # a choice no longer bound falls back the same way
+    assert pushed_to("max", [("telegram", earlier, True)]) == {"telegram"}
 
 
 async def test_a_link_token_binds_whichever_messenger_redeems_it(
