@@ -443,35 +443,35 @@ async def unlink_account(
 ) -> list[Binding]:
     """Remove the account's binding in one messenger (None: every binding) with the chat's
     pending pushes and state; the removed bindings are returned. Unused tokens of the account
-    and of its removed users are revoked too; whoever waits for the permission of a removed
-    binding's owner (to move the account in that messenger, or to add a binding beside it) is
-    told that a new link is needed.
+    tied to that messenger (offered to one of its users) and of its removed users are revoked
+    too, and the requests they carried end: whoever asked from that messenger, or waits for
+    the permission of a removed binding's owner (to move the account there, or to add a
+    binding beside it), is told that a new link is needed. While the account stays bound in
+    another messenger, a portal link not redeemed yet and the requests of other messengers
+    stand (they still ask before binding); once it is bound nowhere, every unused token of the
+    account goes (any would bind at once).
 
     `tell`: the reason each chat is told through the outbox, or None when the person is told
     directly (their own /logout).
     """
     now = clock.now()
+    bound = await repo.links.of_account(account_id)
+    removed = [b for b in bound if messenger is None or b.messenger == messenger]
+    # Left bound elsewhere, the account's other links still ask before binding; left unbound,
+    # any of them would bind at once: then they all go.
+    only = messenger if len(removed) < len(bound) else None
     for request in await repo.links.move_requests(account_id=account_id):
         if request.chat_id is None or request.messenger is None:
             continue
         deciders, adding = await request_deciders(repo, request)
-        if messenger is not None and all(b.messenger != messenger for b in deciders):
-            continue  # whoever it waits for stays bound
-        payload = outcome_payload(MoveOutcome.RELEASED, adding=adding)
-        enqueue_to_chat(
-            repo,
-            MOVE_OUTCOME_KIND,
-            messenger=request.messenger,
-            chat_id=request.chat_id,
-            payload=payload,
-            now=now,
-        )
-    await repo.links.delete_unused_tokens(account_id=account_id)
-    removed = [
-        binding
-        for binding in await repo.links.of_account(account_id)
-        if messenger is None or binding.messenger == messenger
-    ]
+        if (
+            only is not None
+            and request.messenger != only
+            and all(decider.messenger != only for decider in deciders)
+        ):
+            continue  # neither asked in that messenger nor waiting for it: it stands
+        await _close_request(repo, request, MoveOutcome.RELEASED, now, adding=adding)
+    await repo.links.delete_unused_tokens(account_id=account_id, messenger=only)
     for binding in removed:
         await repo.links.delete_unused_tokens(user=(binding.messenger, binding.user_id))
         await forget_binding(repo, binding)

@@ -1104,13 +1104,20 @@ class LinkRepo:
         )
 
     async def delete_unused_tokens(
-        self, *, account_id: int | None = None, user: tuple[str, int] | None = None
+        self,
+        *,
+        account_id: int | None = None,
+        user: tuple[str, int] | None = None,
+        messenger: str | None = None,
     ) -> None:
-        """Revoke the unused tokens minted for an account, or the bot-first ones a messenger
-        user, (messenger, user id), asked for (a portal token merely offered to that user for a
-        switch stays the account's)."""
+        """Revoke the unused tokens minted for an account (with `messenger`: only those offered
+        to a user of that messenger; a portal token not redeemed yet is no messenger's), or the
+        bot-first ones a messenger user, (messenger, user id), asked for (a portal token merely
+        offered to that user for a switch stays the account's)."""
         if account_id is not None:
             condition = LinkToken.account_id == account_id
+            if messenger is not None:
+                condition = and_(condition, LinkToken.messenger == messenger)
         else:
             assert user is not None
             messenger, user_id = user

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.conversation.intents import LinkAction, LinkIntent
 from bot.max.sender import build_max_notifier
 from bot.telegram.sender import build_notifier
-from bot.texts.linking import ADD_OUTCOMES, MOVE_STALE
+from bot.texts.linking import ADD_OUTCOMES, MOVE_OUTCOMES, MOVE_STALE
 from bot.texts.messengers import say
 from services.clock import ManualClock
 from services.linking import (
@@ -404,6 +404,63 @@ async def test_revoking_the_asked_binding_tells_the_asker_and_binds_nothing(
         ADD_OUTCOMES[MoveOutcome.RELEASED], "max"
     )
     await harness.press(DIRECTOR_TELEGRAM, "✅ Разрешить", question.message_id)
+    assert await bindings_of(session_factory, DIRECTOR) == []
+    harness.assert_no_errors()
+    max_harness.assert_no_errors()
+
+
+async def test_revoking_one_messenger_keeps_the_other_messengers_links_and_requests(
+    harness: BotHarness,
+    max_harness: MaxHarness,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> None:
+    """The director, bound in Telegram and in MAX, has a move request waiting in each and a
+    portal link not opened yet. Revoking MAX (DELETE …/messengers/max) ends the MAX request
+    (its asker is told) and nothing else: the Telegram owner can still answer, and the link
+    still works (it asks before binding, the account being bound in Telegram)."""
+    await link_in_max(session_factory, max_harness.api, DIRECTOR, MAX_OWNER, "director")
+    await harness.send(STRANGER, f"/start {await mint(session_factory, DIRECTOR, clock)}")
+    await max_harness.start(MAX_ASKER, await mint(session_factory, DIRECTOR, clock))
+    unopened = await mint(session_factory, DIRECTOR, clock)
+    await deliver(harness, max_harness, clock)
+    assert harness.api.last_bot_message(DIRECTOR_TELEGRAM).text.startswith(
+        "Разрешить привязку к другому Telegram-аккаунту?"
+    )
+    assert max_harness.api.last_bot_message(MAX_OWNER).text.startswith(
+        "Разрешить привязку к другому MAX-аккаунту?"
+    )
+    waiting = harness.api.last_bot_message(STRANGER)
+
+    async with session_factory() as session:
+        await unlink_account(Repositories(session), DIRECTOR, clock=clock, messenger="max")
+        await session.commit()
+    await deliver(harness, max_harness, clock)
+    assert max_harness.api.last_bot_message(MAX_ASKER).text == say(
+        MOVE_OUTCOMES[MoveOutcome.RELEASED], "max"
+    )
+    assert harness.api.last_bot_message(STRANGER).message_id == waiting.message_id  # not told
+    allowed = await harness.press(DIRECTOR_TELEGRAM, "✅ Разрешить")
+    assert allowed.text.startswith("Привязка перенесена на Telegram-аккаунт")
+    assert await bindings_of(session_factory, DIRECTOR) == [("telegram", STRANGER)]
+    asked = await max_harness.start(MAX_OTHER, unopened)
+    assert asked.text.startswith("Эта учётная запись уже привязана к Telegram.")
+    harness.assert_no_errors()
+    max_harness.assert_no_errors()
+
+
+async def test_revoking_the_last_binding_revokes_every_link_of_the_account(
+    harness: BotHarness,
+    max_harness: MaxHarness,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> None:
+    """Bound nowhere after the revocation, an unopened link would bind at once: it goes."""
+    unopened = await mint(session_factory, DIRECTOR, clock)
+    async with session_factory() as session:
+        await unlink_account(Repositories(session), DIRECTOR, clock=clock, messenger="telegram")
+        await session.commit()
+    assert "не найдена" in (await max_harness.start(MAX_ASKER, unopened)).text
     assert await bindings_of(session_factory, DIRECTOR) == []
     harness.assert_no_errors()
     max_harness.assert_no_errors()
