@@ -555,13 +555,15 @@ def _pushes(data: Data, build: Build) -> Iterator[Built]:
     for hide_names in (False, True):
         for status in Status:
             shown = application(data, status)
-            yield build(
-                p.new_application,
-                f"{status} {hide_names=}",
-                shown,
-                hide_names=hide_names,
-                kind=NotificationKind.NEW_APPLICATION,
-            )
+            for own in (False, True):
+                yield build(
+                    p.new_application,
+                    f"{status} {hide_names=} {own=}",
+                    shown,
+                    hide_names=hide_names,
+                    own=own,
+                    kind=NotificationKind.NEW_APPLICATION,
+                )
             for to_applicant in (False, True):
                 case = f"{status} {to_applicant=} {hide_names=}"
                 for role in (Role.DIRECTOR, Role.LISTENER, Role.STAFF, None):

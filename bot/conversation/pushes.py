@@ -13,7 +13,7 @@ the row is then marked failed with that reason instead of being retried.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,7 +25,7 @@ from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.texts.linking import CONSENT_VERSION, render_unlinked
 from services.clock import Clock
-from services.domain import Role, Status
+from services.domain import Action, Role, Status, own_decision_refusal
 from services.linking import (
     CONSENT_KIND,
     MOVE_OUTCOME_KIND,
@@ -155,7 +155,8 @@ async def render(context: PushContext) -> Screen:
 
 @renderer(NotificationKind.NEW_APPLICATION)
 async def new_application(context: PushContext) -> Screen:
-    """To a director of the applicant's organisation, with the decision buttons."""
+    """To a director of the applicant's organisation, with the decision buttons, unless they
+    would be refused: his own application, which he may not decide (DIRECTOR_DECIDES_OWN)."""
     account = await context.recipient()
     application = await context.application()
     if (
@@ -163,7 +164,14 @@ async def new_application(context: PushContext) -> Screen:
         or Role.DIRECTOR.value not in account.role_codes
     ):
         raise Undeliverable("the recipient is no longer a director of the organisation")
-    return layouts.new_application(application, hide_names=context.hide_names)
+    as_director = replace(actor_for(account), role=Role.DIRECTOR)
+    own = own_decision_refusal(
+        as_director,
+        Action.APPROVE,
+        application.ref,
+        self_decisions=context.settings.DIRECTOR_DECIDES_OWN,
+    )
+    return layouts.new_application(application, hide_names=context.hide_names, own=own is not None)
 
 
 async def about_event(context: PushContext, layout: EventLayout) -> Screen:

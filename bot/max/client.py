@@ -165,6 +165,12 @@ class MaxClient:
         next_marker = answer.get("marker")
         return updates, int(next_marker) if isinstance(next_marker, int) else marker
 
+    async def set_commands(self, commands: list[tuple[str, str]]) -> None:
+        """PATCH /me/commands: the bot's commands (name, description), one list for every
+        dialog (MAX has no per-dialog list)."""
+        body = {"commands": [{"name": name, "description": text} for name, text in commands]}
+        await self.call(HTTPMethod.PATCH, "/me/commands", body=body)
+
     async def subscribe(self, url: str, secret: str, types: list[str]) -> None:
         body = {"url": url, "secret": secret, "update_types": types}
         await self.call(HTTPMethod.POST, "/subscriptions", body=body)

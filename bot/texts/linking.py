@@ -379,6 +379,7 @@ COMMAND_MENU: dict[Role, str] = {
     Role.LISTENER: "Главное меню: мои заявки",
     Role.STAFF: "Главное меню: заявки на включение в группу",
 }
+COMMAND_MENU_ANY_ROLE = "Главное меню: заявки"  # MAX: one command list for every role
 COMMAND_PROFILE = "Профиль и смена роли"
 COMMAND_HELP = "Помощь"
 COMMAND_LOGOUT = "Отвязать {messenger}"

@@ -15,15 +15,13 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.receipts import Handling, Receipt
 from bot.max.polling import MaxPoller
 from bot.max.updates import JsonDict
 from bot.max.webhook import MAX_WEBHOOK_PATH, MaxWebhookReceiver, subscribe, unsubscribe_all
-from services.clock import ManualClock
 from tests.fakes.max_api import FakeMaxAPI
-from tests.max_harness import MaxHarness, max_settings
+from tests.max_harness import MaxHarness
 
 pytestmark = pytest.mark.every_backend  # the record of handled events is the database's
 
@@ -38,18 +36,6 @@ async def max_api() -> AsyncIterator[FakeMaxAPI]:
         for user in USERS:
             api.add_user(user, f"Пользователь{user % 10}")
         yield api
-
-
-@pytest.fixture
-async def max_harness(
-    max_api: FakeMaxAPI,
-    database_url: str,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: ManualClock,
-) -> AsyncIterator[MaxHarness]:
-    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
-    yield harness
-    await harness.close()
 
 
 async def until(condition: Callable[[], bool], limit: float = LIMIT) -> None:

@@ -29,7 +29,10 @@ Where the shapes come from (nothing is copied; these are the references):
 * github.com/love-apples/maxapi ``docs/MAX_API_Real_Payloads_2026.md`` (captured payloads: the
   ``inline_keyboard`` attachment carries the update's ``callback_id``, ``markup`` with UTF-16
   ``from``/``length``, callback buttons come back with ``intent``, ``user_locale``) and
-  ``maxapi/connection/base.py`` (how the client turns statuses into exceptions).
+  ``maxapi/connection/base.py`` (how the client turns statuses into exceptions);
+  ``maxapi/methods/set_commands.py`` (``PATCH /me/commands`` with ``{"commands": [{"name",
+  "description"}]}``, up to 32, answered with the list: the shapes as maxapi sends and reads them,
+  *unverified* by dev.max.ru's pages read).
 
 Errors have MAX's shape ``{"code": ..., "message": ...}``. Confirmed codes: ``verify.token``
 (401, schema and Go stub). Seen in third-party code against the real API, *unverified* by MAX's
@@ -120,6 +123,7 @@ MAX_BUTTON_TEXT = 128
 MAX_BUTTON_PAYLOAD = 1024
 MAX_LINK_URL = 2048
 MAX_START_PAYLOAD = 128
+MAX_COMMANDS = 32
 EDIT_WINDOW_MS = 7 * 24 * 3600 * 1000
 WEBHOOK_GIVE_UP_MS = 8 * 3600 * 1000
 
@@ -136,6 +140,7 @@ _ATTACHMENT_TYPES = frozenset(
 )
 _OPEN_APP_PAYLOAD_RE = re.compile(r"[\w-]{0,512}")
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{5,256}")
+_COMMAND_RE = re.compile(r"[a-z0-9_]{1,64}")  # *unverified*: MAX documents no command syntax
 _ROOTS = frozenset({"me", "updates", "messages", "answers", "subscriptions", "chats"})
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -611,6 +616,8 @@ class FakeMaxAPI:
         """(timestamp ms, HTTP status) of the last failed webhook delivery."""
         self.dropped_subscriptions: list[str] = []
         """Webhook URLs the double unsubscribed after 8 hours without a 200, as MAX does."""
+        self.commands: list[JsonDict] | None = None
+        """The bot's commands (``PATCH /me/commands``), one list for every dialog; None: unset."""
 
         self._users: dict[int, _User] = {}
         self._users_by_chat: dict[int, _User] = {}
@@ -637,6 +644,7 @@ class FakeMaxAPI:
         self._observers: list[Callable[[Call], None]] = []
         self._routes: dict[str, _Handler] = {
             "GET /me": self._get_me,
+            "PATCH /me/commands": self._set_commands,
             "GET /updates": self._get_updates,
             "POST /messages": self._send_message,
             "PUT /messages": self._edit_message,
@@ -748,6 +756,40 @@ class FakeMaxAPI:
         """
         if not text:
             raise ValueError("MAX clients cannot send an empty message")
+        return self._user_message(user_id, text, [])
+
+    def send_media(self, user_id: int, kind: str) -> JsonDict:
+        """The user sends a message without text: ``kind`` is ``photo``, ``voice``, ``sticker``
+        or ``document`` (Telegram's words, so that a test says the same for both doubles), as
+        MAX's attachment of that kind (schema: PhotoAttachment ``image``, AudioAttachment
+        ``audio``, StickerAttachment ``sticker``, FileAttachment ``file``); no caption."""
+        self._user(user_id)  # a known user
+        media: dict[str, JsonDict] = {
+            "photo": {
+                "type": "image",
+                "payload": {"photo_id": 1, "token": "ph1", "url": "https://i.max.ru/ph1"},
+            },
+            "voice": {"type": "audio", "payload": {"url": "https://a.max.ru/vo1", "token": "vo1"}},
+            "sticker": {
+                "type": "sticker",
+                "payload": {"url": "https://s.max.ru/st1", "code": "st1"},
+                "width": 512,
+                "height": 512,
+            },
+            "document": {
+                "type": "file",
+                "payload": {"url": "https://f.max.ru/do1", "token": "do1"},
+                "filename": "a.pdf",
+                "size": 1024,
+            },
+        }
+        if kind not in media:
+            raise ValueError(f"unknown kind of message: {kind}")
+        return self._user_message(user_id, "", [media[kind]])
+
+    def _user_message(self, user_id: int, text: str, attachments: list[JsonDict]) -> JsonDict:
+        """Store the user's message and queue its ``message_created``; a user who stopped the
+        bot or removed the dialog restarts it first."""
         user = self._user(user_id)
         if user.state != "active":
             self.start_bot(user_id)
@@ -760,6 +802,7 @@ class FakeMaxAPI:
                 from_bot=False,
                 text=text,
                 timestamp=self._touch(user),
+                attachments=attachments,
             )
         )
         return self._queue(
@@ -770,6 +813,12 @@ class FakeMaxAPI:
                 "user_locale": user.locale,
             }
         )
+
+    def rename_user(self, user_id: int, first_name: str, username: str | None = None) -> None:
+        """The user changes their name (a first name only now) or username; their next updates
+        carry the new one."""
+        user = self._user(user_id)
+        user.first_name, user.last_name, user.username = first_name, None, username
 
     def press(self, user_id: int, label: str, mid: str | None = None) -> JsonDict:
         """The user presses the button labelled exactly ``label``.
@@ -1157,7 +1206,20 @@ class FakeMaxAPI:
         }
 
     def _get_me(self, params: _Request) -> JsonDict:
-        return {**self._bot_user(), "description": None, "commands": None}
+        return {**self._bot_user(), "description": None, "commands": copy.deepcopy(self.commands)}
+
+    def _set_commands(self, params: _Request) -> JsonDict:
+        """The bot's commands replaced (an empty list removes them, none leaves them)."""
+        commands = (params.body or {}).get("commands")
+        if commands is not None:
+            if not isinstance(commands, list) or len(commands) > MAX_COMMANDS:
+                raise _bad_request(f"commands must be an array of at most {MAX_COMMANDS}")
+            for command in commands:
+                name = command.get("name") if isinstance(command, dict) else None
+                if not isinstance(name, str) or not _COMMAND_RE.fullmatch(name):
+                    raise _bad_request(f"invalid command: {command!r}")
+            self.commands = copy.deepcopy(commands)
+        return {"commands": copy.deepcopy(self.commands)}
 
     def _get_chat(self, params: _Request) -> JsonDict:
         user = self._users_by_chat.get(_as_int(params.arg) or 0)
