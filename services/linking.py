@@ -301,6 +301,7 @@ def start_afresh(account: Account, role: Role) -> None:
     account.consent_at = None
     account.consent_version = None
     account.muted = False
+    account.muted_at = None
     account.digest_enabled = True
     account.push_to = None
 
@@ -402,6 +403,7 @@ async def forget_binding(repo: Repositories, binding: Binding) -> None:
         account.consent_at = None
         account.consent_version = None
         account.muted = False
+        account.muted_at = None
         account.digest_enabled = True
         account.push_to = None
 

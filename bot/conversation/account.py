@@ -182,9 +182,9 @@ async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
         was_muted = account.muted
         account.muted = action is NotifyAction.MUTE
         if action is NotifyAction.MUTE and not was_muted:
-            turn.state.set_muted_since(turn.clock.now().isoformat())
+            account.muted_at = turn.clock.now()
         elif action is NotifyAction.UNMUTE and was_muted:
-            summary = await muted_summary(turn, actor)
+            summary = await muted_summary(turn, account, actor)
     elif Role.DIRECTOR in actor.roles or Role.STAFF in actor.roles:
         account.digest_enabled = action is NotifyAction.DIGEST_ON
     else:  # a forged button: the digest is for directors only
@@ -196,16 +196,12 @@ async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
         turn.reply.send(summary)
 
 
-async def muted_summary(turn: Turn, actor: Actor) -> Screen | None:
-    """What changed while pushes were off, as one message (None if when they were muted is
-    not known: muted before the bot kept it)."""
-    since = turn.state.muted_since
-    turn.state.set_muted_since(None)
-    if since is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(since)
-    except ValueError:
+async def muted_summary(turn: Turn, account: Account, actor: Actor) -> Screen | None:
+    """What changed while pushes were off, as one message, whichever messenger they were muted
+    in (the moment is the person's, `Account.muted_at`); None if it is not known."""
+    moment = account.muted_at
+    account.muted_at = None
+    if moment is None:
         return None
     changes = await changes_since(turn.repo, actor, moment)
     shown = local_time(moment, turn.settings.zone)
