@@ -7,8 +7,6 @@ database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,7 +30,7 @@ from tests.fakes.bot_api import Message as TelegramMessage
 from tests.fakes.max_api import FakeMaxAPI
 from tests.harness import BotHarness
 from tests.linking_support import STRANGER, STRANGER_2, mint, outbox_rows, token_rows
-from tests.max_harness import MaxHarness, max_settings
+from tests.max_harness import MaxHarness
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -48,24 +46,12 @@ ADD_TO_MAX = "Разрешить привязку Telegram-аккаунта к �
 
 
 @pytest.fixture
-async def max_api() -> AsyncIterator[FakeMaxAPI]:
-    async with FakeMaxAPI() as api:
-        api.add_user(MAX_ASKER, "Пётр", "Петров", username="petrov_max")
-        api.add_user(MAX_OTHER, "Второй")
-        api.add_user(MAX_OWNER, "Нина", "Новикова")
-        yield api
-
-
-@pytest.fixture
-async def max_harness(
-    max_api: FakeMaxAPI,
-    database_url: str,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: ManualClock,
-) -> AsyncIterator[MaxHarness]:
-    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
-    yield harness
-    await harness.close()
+def max_api(max_api: FakeMaxAPI) -> FakeMaxAPI:
+    """The MAX double with the people of this file."""
+    max_api.add_user(MAX_ASKER, "Пётр", "Петров", username="petrov_max")
+    max_api.add_user(MAX_OTHER, "Второй")
+    max_api.add_user(MAX_OWNER, "Нина", "Новикова")
+    return max_api
 
 
 @pytest.fixture

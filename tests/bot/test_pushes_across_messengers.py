@@ -6,40 +6,20 @@ bot) and the real Telegram Dispatcher (the applicant's cancel writes the push; �
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.clock import ManualClock
 from storage.models import Account
 from tests import factories
 from tests.director_data import LISTENER, NEWEST_NEW, outbox_of, seed_applications
 from tests.fakes.max_api import FakeMaxAPI
 from tests.harness import BotHarness
-from tests.max_harness import MaxHarness, max_settings
+from tests.max_harness import MaxHarness
 
-DIRECTOR, DIRECTOR_TELEGRAM, DIRECTOR_MAX = 1, 1001, 7_200_001  # bound in both
-
-
-@pytest.fixture
-async def max_api() -> AsyncIterator[FakeMaxAPI]:
-    async with FakeMaxAPI() as api:
-        api.add_user(DIRECTOR_MAX, "Пётр", "Петров")
-        yield api
-
-
-@pytest.fixture
-async def max_harness(
-    max_api: FakeMaxAPI,
-    database_url: str,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: ManualClock,
-) -> AsyncIterator[MaxHarness]:
-    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
-    yield harness
-    await harness.close()
+DIRECTOR, DIRECTOR_TELEGRAM = 1, 1001
+DIRECTOR_MAX = factories.user_id_of(DIRECTOR_TELEGRAM, "max")  # bound in both
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,8 @@ from tests.max_harness import MaxHarness, max_settings
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
-DIRECTOR, DIRECTOR_TELEGRAM, DIRECTOR_MAX = 1, 1001, 7_300_001
+DIRECTOR, DIRECTOR_TELEGRAM = 1, 1001
+DIRECTOR_MAX = factories.user_id_of(DIRECTOR_TELEGRAM, "max")
 SURNAME = "Войсковая"  # a person's name in the chat's state
 
 
@@ -32,13 +33,6 @@ def redis_url() -> str:
     if not TEST_REDIS_URL:
         pytest.skip("needs Redis: set TEST_REDIS_URL=redis://HOST:PORT/DB")
     return TEST_REDIS_URL
-
-
-@pytest.fixture
-async def max_api() -> AsyncIterator[FakeMaxAPI]:
-    async with FakeMaxAPI() as api:
-        api.add_user(DIRECTOR_MAX, "Пётр", "Петров")
-        yield api
 
 
 @pytest.fixture
