@@ -36,6 +36,7 @@ from services.linking import (
     actor_for,
     has_consent,
     move_request,
+    request_deciders,
     requester_of,
 )
 from services.notifications import NotificationKind
@@ -252,29 +253,35 @@ async def unlinked(context: PushContext) -> Screen:
 @renderer(MOVE_REQUEST_KIND)
 async def move_request_question(context: PushContext) -> Screen:
     """To the messenger user an account is bound to: «Разрешить привязку к другому
-    аккаунту?», naming the asking user by @username and id. Sent whatever the consent or
-    muting (it is about the binding itself); not once the request is closed."""
-    await context.bound()
+    аккаунту?» (a move in this messenger), or «Разрешить привязку MAX-аккаунта к вашей учётной
+    записи?» (an add in another one), naming the asking user by @username and id. Sent whatever
+    the consent or muting (it is about the binding itself); not once the request is closed or
+    no longer waits for this chat's answer."""
+    binding = await context.binding()
     token_id = context.row.payload.get("token")
     request = await move_request(context.repo, token_id) if isinstance(token_id, int) else None
     if request is None or request.account_id != context.row.account_id:
         raise Undeliverable("the move request is closed")
+    deciders, adding = await request_deciders(context.repo, request)
+    if binding.id not in {decider.id for decider in deciders}:
+        raise Undeliverable("the request no longer waits for this chat's answer")
     until = local_time(request.expires_at, context.settings.zone)
-    return link_screens.move_question(requester_of(request), until, request.id, context.messenger)
+    question = link_screens.add_question if adding else link_screens.move_question
+    return question(requester_of(request), until, request.id, context.messenger)
 
 
 @renderer(MOVE_OUTCOME_KIND)
 async def move_outcome(context: PushContext) -> Screen:
     """To the messenger user who asked for an account bound to someone else: what became of
     it (when allowed, the binding must still be there)."""
+    payload = context.row.payload
     try:
-        outcome = MoveOutcome(str(context.row.payload.get("outcome")))
+        outcome = MoveOutcome(str(payload.get("outcome")))
     except ValueError as error:
         raise Undeliverable("unknown move outcome") from error
-    if outcome is MoveOutcome.ALLOWED:
-        actor = actor_for(await context.bound())
-        return link_screens.move_outcome(outcome, actor, context.messenger)
-    return link_screens.move_outcome(outcome, None, context.messenger)
+    adding, by = payload.get("adding") is True, str(payload.get("by") or "")
+    actor = actor_for(await context.bound()) if outcome is MoveOutcome.ALLOWED else None
+    return link_screens.move_outcome(outcome, actor, context.messenger, adding=adding, by=by)
 
 
 @renderer(CONSENT_KIND)
