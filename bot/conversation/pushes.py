@@ -12,9 +12,10 @@ the row is then marked failed with that reason instead of being retried.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,7 +40,15 @@ from services.linking import (
     requester_of,
 )
 from services.notifications import NotificationKind
-from services.outbox import OutboxWorker, RetryPolicy, Sender, Undeliverable
+from services.outbox import (
+    ChatPacer,
+    Failed,
+    OutboxWorker,
+    Outcome,
+    RetryPolicy,
+    Sender,
+    Undeliverable,
+)
 from services.views import ApplicationView, EventView, application_view, event_view
 from storage.models import Account, ApplicationEvent, Binding, OutboxMessage
 from storage.repositories import Repositories
@@ -284,6 +293,34 @@ async def consent_screen(context: PushContext) -> Screen:
     return link_screens.consent(context.messenger)
 
 
+A = TypeVar("A")  # a messenger's API: aiogram's Bot, the MAX client
+
+SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
+
+
+class PushSender(ABC, Generic[A]):
+    """A messenger's sender of its outbox rows (services/outbox.py's `Sender`): a row is drawn
+    at send time from the database (`render`), then delivered to the row's chat through `api`
+    (`deliver`: the messenger's call, its answer classified as an outcome)."""
+
+    def __init__(self, api: A, settings: Settings, send_timeout: float = SEND_TIMEOUT) -> None:
+        self.api = api
+        self.settings = settings
+        self.send_timeout = send_timeout
+
+    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
+        return await render(PushContext(repo, row, self.settings))
+
+    async def send(self, row: OutboxMessage, prepared: Screen) -> Outcome:
+        if row.chat_id is None:
+            return Failed("the row names no chat")
+        return await self.deliver(row.chat_id, prepared)
+
+    @abstractmethod
+    async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
+        """Send the push to the chat within `send_timeout`; what became of it."""
+
+
 def push_worker(
     session_factory: async_sessionmaker[AsyncSession],
     sender: Sender[Screen],
@@ -295,9 +332,11 @@ def push_worker(
     per_chat_interval: float,
     policy: RetryPolicy | None,
     poll_interval: float,
+    pacer: ChatPacer | None = None,
 ) -> OutboxWorker[Screen]:
     """A messenger's outbox dispatcher: the pushes of `channel` through `sender`, `rate` a second
-    overall, `per_chat_interval` apart in one chat, each claim leased for NOTIFY_LEASE."""
+    overall, `per_chat_interval` apart in one chat (or as `pacer`, shared with the front end's
+    replies, paces them), each claim leased for NOTIFY_LEASE."""
     return OutboxWorker(
         session_factory,
         sender,
@@ -305,6 +344,7 @@ def push_worker(
         clock=clock,
         rate=rate,
         per_chat_interval=per_chat_interval,
+        pacer=pacer,
         lease=float(settings.NOTIFY_LEASE),
         policy=policy,
         poll_interval=poll_interval,
