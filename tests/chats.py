@@ -22,8 +22,9 @@ messengers do differently is said here once, never by weakening what a test asse
 
 Telegram's update parsing, webhook, flood control and «message is not modified» have no MAX
 counterpart and stay in the Telegram-only tests. The MAX double's per-dialog limits (2 a second)
-are off here, as the Telegram double's are: a test presses far faster than a person, and the
-pacing has its own tests (test_max_flows.py, the sender's).
+are off here, and so is the client's pacing to them, as the Telegram double's are: a test
+presses far faster than a person, and the pacing has its own tests (test_max_flows.py, the
+sender's).
 """
 
 from __future__ import annotations
@@ -385,6 +386,9 @@ class MaxChat(Chat):
         super().__init__(harness)
         self.api = harness.api
         self.api.set_rate_limits(None, answers_per_chat_per_second=None)
+        # With the double's per-dialog limits off, the client need not keep to them either.
+        harness.client.messages.interval = 0.0
+        harness.client.answers.interval = 0.0
 
     def add_user(self, person: int, first_name: str, *, username: str = "") -> None:
         user = self.user_id(person)

@@ -1,7 +1,8 @@
 """What MAX alone does, through the real translation and runner and the MAX Bot API double at
 its documented limits: a press costs one request, a stopped bot holds the pushes until the user
-is back, and a person bound in both messengers chooses where pushes go. Every role's flows run
-in MAX as in Telegram through the chat driver (tests/chats.py) in the other tests of tests/bot."""
+is back, a person bound in both messengers chooses where pushes go, and an exported list comes
+as a file. Every role's flows run in MAX as in Telegram through the chat driver (tests/chats.py)
+in the other tests of tests/bot."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import storage.models
 from storage.repositories import Repositories
 from tests import factories
 from tests.chats import MaxChat, open_card
-from tests.director_data import NEWEST_NEW, seed_applications, status_of
+from tests.director_data import BY_STATUS, NEWEST_NEW, seed_applications, status_of
 from tests.max_harness import MaxHarness
+from tests.xlsx import read_rows
 
 # Bindings per messenger, their constraints and the decisions' locks are the database's.
 pytestmark = pytest.mark.every_backend
@@ -123,4 +125,34 @@ async def test_a_person_bound_in_both_messengers_chooses_where_pushes_go(
         account = await session.get(storage.models.Account, 1)
         assert account is not None
         assert account.push_to == "telegram"
+    max_harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_the_director_exports_the_list_from_max_and_gets_the_xlsx_file(
+    max_harness: MaxHarness,
+) -> None:
+    """«📤 Выгрузить» in MAX: the file goes through MAX's uploads (POST /uploads, the bytes to
+    the upload URL, a message with the `file` attachment) and is the list as filtered."""
+    api = max_harness.api
+    user = factories.user_id_of(DIRECTOR, "max")
+    menu = await max_harness.send(user, "/menu")
+    listing = await max_harness.press(user, menu.buttons()[0][0])
+    everything = await max_harness.press(user, "Все")  # the director's 15, on 3 pages
+    assert ["📤 Выгрузить"] in everything.buttons()
+    await max_harness.press(user, "📤 Выгрузить", listing.mid)
+    assert api.notifications(user)[-1] == "Список выгружен: 15"
+    sent = api.last_bot_message(user)
+    assert sent.text.startswith("Заявки: 15. 📥 Заявки. Статус: все")
+    assert [a["type"] for a in sent.attachments] == ["file"]
+    uploaded = api.file(sent.mid)
+    assert uploaded.filename.endswith(".xlsx")
+    rows = read_rows(uploaded.content)
+    assert rows[0][:4] == ["Номер", "Статус", "Заявитель", "ОО"]
+    assert sorted(int(row[0]) for row in rows[1:]) == sorted(
+        n for numbers in BY_STATUS.values() for n in numbers
+    )
+    assert {row[3] for row in rows[1:]} == {"МАОУ «СОШ № 10» г. Челябинска"}
+    assert [call.query["type"] for call in api.calls_of("POST /uploads")] == ["file"]
+    assert api.message(listing.mid).text == everything.text  # the list stays
     max_harness.assert_no_errors()

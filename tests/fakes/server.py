@@ -82,6 +82,8 @@ class RecordingServer(LoopbackServer, Generic[CallT]):
 
     _reserved_names: frozenset[str] = frozenset()
     """First path segments of the API itself, which ``url_for`` cannot take as names."""
+    _client_max_size = 1024**2
+    """The largest request body accepted (aiohttp's default)."""
 
     def __init__(self) -> None:
         self.calls: list[CallT] = []
@@ -96,7 +98,7 @@ class RecordingServer(LoopbackServer, Generic[CallT]):
     def _application(self) -> web.Application:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
-        app = web.Application()
+        app = web.Application(client_max_size=self._client_max_size)
         app.router.add_route("*", "/{path:.*}", self._handle_request)
         return app
 
