@@ -298,7 +298,14 @@ def accept_consent(account: Account, *, version: str, clock: Clock) -> None:
 def start_afresh(account: Account, role: Role) -> None:
     """What the bot keeps of a person, as a first binding (no other messenger bound) starts
     it: the role with the most to do, the consent still to accept, pushes on, the digest on."""
+    forget_person(account)
     account.active_role = role.value
+
+
+def forget_person(account: Account) -> None:
+    """What the bot keeps of a person dropped (no messenger is bound): no role, no consent,
+    the settings as a first binding starts them."""
+    account.active_role = None
     account.consent_at = None
     account.consent_version = None
     account.muted = False
@@ -400,13 +407,7 @@ async def forget_binding(repo: Repositories, binding: Binding) -> None:
     account = binding.account
     await repo.links.remove(binding)
     if not await repo.links.of_account(account.id):
-        account.active_role = None
-        account.consent_at = None
-        account.consent_version = None
-        account.muted = False
-        account.muted_at = None
-        account.digest_enabled = True
-        account.push_to = None
+        forget_person(account)
 
 
 def enqueue_to_chat(
