@@ -9,6 +9,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,23 @@ async def reset_postgres(url: str) -> None:
             await connection.execute(text(DROP_LEFTOVER_CONNECTIONS))
             await connection.execute(text("DROP SCHEMA public CASCADE"))
             await connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def unmigrated_engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on an empty database of `backend`, nothing migrated: a migration test brings
+    it to the revision it starts from."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
+    else:
+        assert TEST_DATABASE_URL is not None
+        url = TEST_DATABASE_URL
+        await reset_postgres(url)
+    engine = create_engine(url)
+    try:
+        yield engine
     finally:
         await engine.dispose()
 

@@ -4,7 +4,6 @@ schema back with its data. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.telegram.sender import build_notifier
 from services.clock import ManualClock
 from services.linking import token_hash
-from storage.db import create_engine, create_session_factory
+from storage.db import create_session_factory
 from storage.migrate import downgrade, upgrade
 from storage.models import Account, ApplicationEvent, Binding, FsmState, LinkToken, OutboxMessage
 from storage.repositories import Repositories
 from storage.states import SqlStates, StateKey
 from storage.updates import UpdateKey, record_update
 from tests import factories
-from tests.conftest import BACKENDS, reset_postgres
+from tests.conftest import BACKENDS, unmigrated_engine
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 
@@ -38,14 +37,8 @@ SEARCH = {"search": "Войсковая"}
 
 @pytest.fixture(params=BACKENDS)
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        url = os.environ["TEST_DATABASE_URL"]
-        await reset_postgres(url)
-    engine = create_engine(url)
-    yield engine
-    await engine.dispose()
+    async with unmigrated_engine(request.param, tmp_path) as engine:
+        yield engine
 
 
 def _tables(connection: Connection) -> dict[str, Table]:

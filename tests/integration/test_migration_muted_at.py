@@ -4,7 +4,6 @@ unmuted one none; the downgrade drops the column and keeps the mute. On SQLite a
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,11 +13,11 @@ from sqlalchemy import MetaData, Table, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import create_engine, create_session_factory
+from storage.db import create_session_factory
 from storage.migrate import downgrade, upgrade
 from storage.models import Account
 from tests import factories
-from tests.conftest import BACKENDS, reset_postgres
+from tests.conftest import BACKENDS, unmigrated_engine
 
 BEFORE = "0003"  # the schema before accounts.muted_at
 MUTED, UNMUTED = 1, 2
@@ -26,14 +25,8 @@ MUTED, UNMUTED = 1, 2
 
 @pytest.fixture(params=BACKENDS)
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        url = os.environ["TEST_DATABASE_URL"]
-        await reset_postgres(url)
-    engine = create_engine(url)
-    yield engine
-    await engine.dispose()
+    async with unmigrated_engine(request.param, tmp_path) as engine:
+        yield engine
 
 
 def _write_accounts(connection: Connection) -> None:
