@@ -96,7 +96,8 @@ class MaxFront:
             secret = self.settings.MAX_WEBHOOK_SECRET.get_secret_value()
             self.receiver = MaxWebhookReceiver(self.feed, secret)
         else:
-            self.poller = MaxPoller(self.client, self.feed)
+            feed = self.feed
+            self.poller = MaxPoller(self.client, feed, give_up=feed.give_up)
         return self.me
 
     def mount(self, app: web.Application) -> None:

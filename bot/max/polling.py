@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.conversation.intake import Messenger, PollingIntake
-from bot.conversation.receipts import Receipt
+from bot.conversation.receipts import Handling, Receipt
 from bot.max.client import MaxClient, MaxError
+from bot.max.feed import fed
 from bot.max.updates import UPDATE_TYPES, JsonDict, update_identity
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,29 @@ POLL_TIMEOUT_SECONDS = 30  # MAX's long poll (its documented maximum for polling
 REFRESH_SECONDS = 1.0  # how often to look for new updates while some are in progress
 MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
 DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
+# How many handlings of one update may fail (not acknowledged) before it is recorded as failed
+# and passed: an update that never gets through must not hold the marker for ever.
+MAX_ATTEMPTS = 5
 
 Feed = Callable[[JsonDict], Awaitable[Receipt]]
+# Records an update as failed (handled: not handled again); False if it could not be recorded.
+GiveUp = Callable[[JsonDict], Awaitable[bool]]
 
 
 MAX = Messenger("MAX updates", "MAX", log)
 
 
 def identity_of(update: JsonDict) -> str:
-    """The update's identity; a malformed one (no identity) gets one from its contents."""
+    """The update's identity; a malformed one (no identity) gets one from its contents. Never
+    raises: an update that cannot be read must not stop the loop (it is ignored by the feed)."""
     identity = update_identity(update)
     if identity is not None:
         return identity
-    return hashlib.sha256(json.dumps(update, sort_keys=True, default=str).encode()).hexdigest()
+    try:
+        contents = json.dumps(update, sort_keys=True, default=str)
+    except Exception:  # keys of mixed types, a value whose str() fails
+        contents = repr(update)
+    return hashlib.sha256(contents.encode()).hexdigest()
 
 
 @dataclass
@@ -60,12 +71,19 @@ class MaxPoller:
     refresh: float = REFRESH_SECONDS
     drain: float = DRAIN_TIMEOUT_SECONDS
     concurrency: int = MAX_CONCURRENT_UPDATES
+    # After `attempts` failed handlings of one update, `give_up` records it as failed and the
+    # marker passes it (without `give_up`: passed unrecorded). If the record cannot be written
+    # either (the database is away), it stays and is tried again: nothing is passed while
+    # nothing can be recorded.
+    give_up: GiveUp | None = None
+    attempts: int = MAX_ATTEMPTS
     marker: int | None = None  # what the next poll confirms up to (None: nothing yet)
     # The marker of the latest poll MAX answered: what MAX is known to have confirmed. A poll
     # that failed or was cut short by a stop may not have reached MAX with its marker.
     received: int | None = None
     # The answers since `marker`: the marker each pointed to, and the updates it returned.
     _answers: list[tuple[int, list[str]]] = field(default_factory=list)
+    _failures: dict[str, int] = field(default_factory=dict)  # failed handlings, by identity
     _intake: PollingIntake[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,7 +153,32 @@ class MaxPoller:
     def _take(self, identity: str, update: JsonDict) -> None:
         if self._intake.taken(identity):
             return  # in progress, or done but not yet confirmed to MAX
-        self._intake.start(identity, lambda: self.feed(update), name=f"max-update-{identity}")
+        self._intake.start(
+            identity, lambda: self._handle(identity, update), name=f"max-update-{identity}"
+        )
+
+    async def _handle(self, identity: str, update: JsonDict) -> Receipt:
+        receipt = await fed(self.feed, update)
+        if receipt.acknowledged:
+            self._failures.pop(identity, None)
+            return receipt
+        failures = self._failures[identity] = self._failures.get(identity, 0) + 1
+        if failures < self.attempts or not await self._recorded_as_failed(update):
+            return receipt
+        self._failures.pop(identity, None)
+        log.error(
+            "MAX update %s failed %d times; recorded as failed and passed", identity, failures
+        )
+        return Receipt(Handling.FAILED)
+
+    async def _recorded_as_failed(self, update: JsonDict) -> bool:
+        if self.give_up is None:
+            return True
+        try:
+            return await self.give_up(update)
+        except Exception as error:
+            log.warning("MAX update could not be recorded as failed: %s", type(error).__name__)
+            return False
 
     async def _confirm(self) -> None:
         """Tell MAX what is acknowledged and not yet known to be confirmed (the last poll may

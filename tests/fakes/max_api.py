@@ -954,6 +954,10 @@ class FakeMaxAPI:
             message.deleted = True
         return self._queue_dialog_event(user, "dialog_removed")
 
+    def queue_update(self, update: JsonDict) -> JsonDict:
+        """Queue `update` as it is, however malformed (what MAX might send one day)."""
+        return self._queue(copy.deepcopy(update))
+
     def pending_updates(self) -> list[JsonDict]:
         """Queued updates not yet confirmed (by a later marker, a webhook 200, take_updates)."""
         return [copy.deepcopy(queued.update) for queued in self._updates]
