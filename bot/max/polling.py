@@ -9,7 +9,9 @@ own, so the loop remembers each answer's marker with the identities of its updat
 (bot/conversation/receipts.py: committed, handled before, or failed and recorded), else with the
 marker it asked with before: MAX then returns the unconfirmed updates again, and those handled or in
 progress are skipped (in memory here, by the record of handled updates after a restart).
-An update of a killed or stopped process comes again after the restart.
+An update of a killed or stopped process comes again after the restart. The marker is kept in
+the database too (storage/poll_markers.py), written whenever it moves and read at start: a
+restarted loop asks with it, since a poll without a marker may get only the latest update.
 
 Updates are handled concurrently (one at a time per user: the runner's locks), at most
 `concurrency` at once. While some are in progress the loop asks again every `refresh` seconds
@@ -24,11 +26,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.conversation.intake import Messenger, PollingIntake
 from bot.conversation.receipts import Handling, Receipt
 from bot.max.client import MaxClient, MaxError
 from bot.max.feed import fed
 from bot.max.updates import UPDATE_TYPES, JsonDict, update_identity
+from services.clock import Clock, SystemClock
+from storage.poll_markers import PollMarkers
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +83,11 @@ class MaxPoller:
     # nothing can be recorded.
     give_up: GiveUp | None = None
     attempts: int = MAX_ATTEMPTS
+    # Where the confirmed marker is kept across restarts (None: in memory only). Read at start,
+    # written whenever the marker moves (every update before it acknowledged).
+    markers: PollMarkers | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    stored: int | None = None  # the marker last read from or written to `markers`
     marker: int | None = None  # what the next poll confirms up to (None: nothing yet)
     # The marker of the latest poll MAX answered: what MAX is known to have confirmed. A poll
     # that failed or was cut short by a stop may not have reached MAX with its marker.
@@ -94,11 +105,13 @@ class MaxPoller:
 
     async def run(self) -> None:
         intake = self._intake
+        await self._load()
         try:
             while not intake.stopping:
                 if not await intake.wait_turn(self.refresh):
                     break
                 marker = self._advance()
+                await self._store(marker)
                 try:
                     answer = await self._get_updates(marker)
                 except MaxError as error:
@@ -123,8 +136,30 @@ class MaxPoller:
         finally:
             await intake.drain(self.drain)
             await self._confirm()
+            await self._store(self.marker)
 
     # -- internals -----------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        """The marker the previous process confirmed, if kept and none is given."""
+        if self.markers is None or self.marker is not None:
+            return
+        try:
+            self.marker = self.stored = await self.markers.load()
+        except SQLAlchemyError as error:  # polls without it: what comes again is skipped
+            log.warning("MAX polling marker could not be read: %s", type(error).__name__)
+        if self.marker is not None:
+            log.info("MAX polling resumes at the stored marker %d", self.marker)
+
+    async def _store(self, marker: int | None) -> None:
+        """Keep `marker` (all of whose updates are acknowledged) for the next process."""
+        if self.markers is None or marker is None or marker == self.stored:
+            return
+        try:
+            await self.markers.save(marker, self.clock.now())
+            self.stored = marker
+        except SQLAlchemyError as error:  # kept in memory; written with the next move
+            log.warning("MAX polling marker could not be stored: %s", type(error).__name__)
 
     def _advance(self) -> int | None:
         """The marker to ask with: that of the latest answer whose updates are all

@@ -21,6 +21,7 @@ from bot.max.front import MaxFront
 from bot.max.polling import MaxPoller
 from bot.max.updates import JsonDict, update_identity
 from bot.max.webhook import MAX_WEBHOOK_PATH, MaxWebhookReceiver, subscribe, unsubscribe_all
+from storage.poll_markers import PollMarkers
 from storage.updates import UpdateKey, was_handled
 from tests.fakes.max_api import Call, FakeMaxAPI
 from tests.max_harness import MaxHarness
@@ -186,6 +187,33 @@ async def test_a_restart_gets_the_unconfirmed_updates_and_skips_the_handled_ones
     async with polling(poller):
         await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[1])) == 1)
     assert len(replies(api, USERS[0])) == 1  # handled once, by the first process
+    max_harness.assert_no_errors()
+
+
+async def test_updates_queued_while_the_bot_is_down_are_all_handled_after_a_restart(
+    max_harness: MaxHarness,
+) -> None:
+    """The confirmed marker is kept in the database: the restarted loop asks with it, so a MAX
+    that answers a poll without a marker with only the latest update loses nothing."""
+    api = max_harness.api
+    api.unmarked_poll_gives_last_only = True
+
+    def poller() -> MaxPoller:
+        markers = PollMarkers(max_harness.session_factory, "max", api.bot_id)
+        return MaxPoller(
+            max_harness.client, max_harness.feed, timeout=1, refresh=0.05, markers=markers
+        )
+
+    api.send_text(USERS[0], "/help")
+    async with polling(poller()):
+        await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[0])) == 1)
+    # The bot is down: users write.
+    for user in USERS:
+        api.send_text(user, "/start")
+    async with polling(poller()):
+        await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[0])) == 2)
+        await until(lambda: [len(replies(api, u)) for u in USERS] == [2, 1, 1])
+    assert [len(replies(api, u)) for u in USERS] == [2, 1, 1]
     max_harness.assert_no_errors()
 
 

@@ -663,6 +663,10 @@ class FakeMaxAPI:
         gives up on one does not end it (the double answers into the void, as a server does)."""
         self.commands: list[JsonDict] | None = None
         """The bot's commands (``PATCH /me/commands``), one list for every dialog; None: unset."""
+        self.unmarked_poll_gives_last_only = False
+        """A ``GET /updates`` without ``marker`` returns only the latest update and confirms
+        those before it (lost), as dev.max.ru now says (*unverified*); off: the schema's reading,
+        every unconfirmed update."""
 
         self._users: dict[int, _User] = {}
         self._users_by_chat: dict[int, _User] = {}
@@ -1303,7 +1307,8 @@ class FakeMaxAPI:
         """Long poll with MAX's markers.
 
         ``marker`` confirms every update before it; without one, the updates not yet confirmed
-        come (the schema's reading; dev.max.ru now says "only the last update", *unverified*).
+        come (the schema's reading; dev.max.ru now says "only the last update", *unverified*:
+        ``unmarked_poll_gives_last_only``).
         The answer's ``marker`` points past the updates looked at, so passing it confirms them.
         ``timeout`` may be fractional here (MAX: integer seconds, 0..90).
         """
@@ -1321,6 +1326,8 @@ class FakeMaxAPI:
             if marker is None:
                 raise _bad_request("marker must be an integer")
             self._commit(marker)
+        elif self.unmarked_poll_gives_last_only and len(self._updates) > 1:
+            self._commit(self._updates[-1].seq)  # those before the latest are gone
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         self.long_polls_waiting += 1
