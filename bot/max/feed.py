@@ -49,14 +49,7 @@ class MaxFeed:
             )
             return await self.runner.run(translated.incoming, executor)
         except Exception as error:  # the runner handles the conversation's failures; the rest
-            # Only the identity and the exception type: update contents may hold personal data.
-            log.error(
-                "MAX update %s failed: %s",
-                update_identity(update),
-                type(error).__name__,
-                exc_info=error,
-            )
-            return Receipt()
+            return not_through(update, error)
 
     async def give_up(self, update: JsonDict) -> bool:
         """Record `update` as failed (bot/max/polling.py, after its handlings kept failing):
@@ -79,10 +72,13 @@ async def fed(feed: Callable[[JsonDict], Awaitable[Receipt]], update: JsonDict) 
     try:
         return await feed(update)
     except Exception as error:
-        log.error(
-            "MAX update %s failed: %s",
-            update_identity(update),
-            type(error).__name__,
-            exc_info=error,
-        )
-        return Receipt()
+        return not_through(update, error)
+
+
+def not_through(update: JsonDict, error: Exception) -> Receipt:
+    """A handling that failed outside the runner: logged, not acknowledged (it comes again)."""
+    # Only the identity and the exception type: update contents may hold personal data.
+    log.error(
+        "MAX update %s failed: %s", update_identity(update), type(error).__name__, exc_info=error
+    )
+    return Receipt()
