@@ -141,9 +141,12 @@ class Runner:
         # The sender's binding in this messenger: (peer.messenger, peer.user_id).
         binding, raw = await self.states.load(session, peer.state_key)
         gone = isinstance(incoming.event, Reachable) and not incoming.event.reachable
-        if binding is not None and binding.chat_id != peer.chat_id and not gone:
+        written = not isinstance(incoming.event, (Reachable, Press))
+        if binding is not None and binding.chat_id != peer.chat_id and written:
             # The user writes from another chat (MAX: a dialog removed and started again): the
-            # binding and its unsent pushes follow, instead of going to the dead chat.
+            # binding and its unsent pushes follow, instead of going to the dead chat. Only a
+            # message or a start, which every front end takes from the user's own dialog alone
+            # (a press or a membership change may come from a group the bot was added to).
             await chat_moved(session, binding.id, binding.messenger, binding.chat_id, peer.chat_id)
             set_committed_value(binding, "chat_id", peer.chat_id)
         if binding is not None and binding.blocked and not gone:
