@@ -184,6 +184,21 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture(params=BACKENDS)
+async def unmigrated_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
+    """An empty database of each backend in turn, not migrated: for a migration's own test."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
+    else:
+        url = os.environ["TEST_DATABASE_URL"]
+        await reset_postgres(url)
+    engine = create_engine(url)
+    yield engine
+    await engine.dispose()
+
+
 @pytest.fixture
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_session_factory(engine)

@@ -4,10 +4,7 @@ schema back with its data. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,14 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.telegram.sender import build_notifier
 from services.clock import ManualClock
 from services.linking import token_hash
-from storage.db import create_engine, create_session_factory
+from storage.db import create_session_factory
 from storage.migrate import downgrade, upgrade
 from storage.models import Account, ApplicationEvent, Binding, FsmState, LinkToken, OutboxMessage
 from storage.repositories import Repositories
 from storage.states import SqlStates, StateKey
 from storage.updates import UpdateKey, record_update
 from tests import factories
-from tests.conftest import BACKENDS, reset_postgres
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 
@@ -36,16 +32,9 @@ PORTAL_TOKEN = "A" * 32  # a portal-first token minted for the newcomer before t
 SEARCH = {"search": "Войсковая"}
 
 
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        url = os.environ["TEST_DATABASE_URL"]
-        await reset_postgres(url)
-    engine = create_engine(url)
-    yield engine
-    await engine.dispose()
+@pytest.fixture
+def engine(unmigrated_engine: AsyncEngine) -> AsyncEngine:
+    return unmigrated_engine
 
 
 def _tables(connection: Connection) -> dict[str, Table]:

@@ -4,36 +4,25 @@ unmuted one none; the downgrade drops the column and keeps the mute. On SQLite a
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData, Table, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import create_engine, create_session_factory
+from storage.db import create_session_factory
 from storage.migrate import downgrade, upgrade
 from storage.models import Account
 from tests import factories
-from tests.conftest import BACKENDS, reset_postgres
 
 BEFORE = "0003"  # the schema before accounts.muted_at
 MUTED, UNMUTED = 1, 2
 
 
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        url = os.environ["TEST_DATABASE_URL"]
-        await reset_postgres(url)
-    engine = create_engine(url)
-    yield engine
-    await engine.dispose()
+@pytest.fixture
+def engine(unmigrated_engine: AsyncEngine) -> AsyncEngine:
+    return unmigrated_engine
 
 
 def _write_accounts(connection: Connection) -> None:
