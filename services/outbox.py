@@ -234,6 +234,26 @@ async def chat_blocked(
     )
 
 
+async def chat_moved(
+    session: AsyncSession, binding_id: int, messenger: str, old_chat_id: int, new_chat_id: int
+) -> int:
+    """The bound user now writes from another chat of the same messenger (in MAX a dialog
+    removed and started again may get a new chat id): the binding points to the new chat, and
+    its rows not yet sent (pending, held) go there instead of the dead one. In the caller's
+    transaction (the update's). Returns how many rows moved."""
+    await _update(session, Binding, Binding.id == binding_id, chat_id=new_chat_id)
+    moved = await _update(
+        session,
+        OutboxMessage,
+        *_chat_rows(messenger, old_chat_id),
+        OutboxMessage.state.in_((PENDING, HELD)),
+        chat_id=new_chat_id,
+    )
+    if moved:
+        outbox_signal.written(session, messenger)
+    return moved
+
+
 async def chat_unblocked(session: AsyncSession, messenger: str, chat_id: int, now: datetime) -> int:
     """The user is back (wrote to the bot, unblocked it): clear the flag, release held rows.
 

@@ -367,6 +367,19 @@ class ProcessedUpdate(Base):
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class PollMarker(Base):
+    """Where a bot's long polling stands with its messenger: the marker (MAX) that confirms every
+    update before it, written once those updates are recorded handled, read at start so a
+    restart asks with it (bot/max/polling.py, storage/poll_markers.py)."""
+
+    __tablename__ = "poll_markers"
+
+    messenger: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    marker: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
 class JobLease(Base):
     """Who runs a periodic job until when: the job lock on SQLite (PostgreSQL: advisory locks)."""
 

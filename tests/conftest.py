@@ -9,7 +9,6 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -42,23 +41,6 @@ async def reset_postgres(url: str) -> None:
             await connection.execute(text(DROP_LEFTOVER_CONNECTIONS))
             await connection.execute(text("DROP SCHEMA public CASCADE"))
             await connection.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-
-
-@asynccontextmanager
-async def unmigrated_engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """An engine on an empty database of `backend`, nothing migrated: a migration test brings
-    it to the revision it starts from."""
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        assert TEST_DATABASE_URL is not None
-        url = TEST_DATABASE_URL
-        await reset_postgres(url)
-    engine = create_engine(url)
-    try:
-        yield engine
     finally:
         await engine.dispose()
 
@@ -198,6 +180,21 @@ def no_tls_grace_on_closing_bots() -> Iterator[None]:
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def unmigrated_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
+    """An empty database of each backend in turn, not migrated: for a migration's own test."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
+    else:
+        url = os.environ["TEST_DATABASE_URL"]
+        await reset_postgres(url)
+    engine = create_engine(url)
     yield engine
     await engine.dispose()
 

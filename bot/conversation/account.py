@@ -213,6 +213,8 @@ async def reachable(turn: Turn, now_reachable: bool) -> None:
     binding = turn.binding
     if binding is None:
         return
+    if not now_reachable and turn.peer.chat_id != binding.chat_id:
+        return  # a chat the binding has left (a dialog removed before the user came back)
     if now_reachable:
         await chat_unblocked(
             turn.repo.session, binding.messenger, binding.chat_id, turn.clock.now()

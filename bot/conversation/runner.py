@@ -5,7 +5,8 @@ For each `Incoming` a front end translated:
 
 1. the user's lock is taken (bot/conversation/locks.py): one update of a user at a time;
 2. one session is opened: the sender's binding, actor and conversation state are loaded; a
-   chat marked blocked is reachable again; the conversation (bot/conversation/dispatch.py)
+   binding whose user writes from another chat follows it (its unsent pushes too); a chat
+   marked blocked is reachable again; the conversation (bot/conversation/dispatch.py)
    writes its changes and the reply's effects; the state and the record that the update is
    handled are written — if the record was there already (storage/updates.py), the update was
    handled before and everything is rolled back and skipped; else the transaction commits. No
@@ -45,7 +46,7 @@ from bot.settings import Settings
 from bot.texts.linking import CONSENT_VERSION
 from services.clock import Clock
 from services.linking import actor_for, has_consent
-from services.outbox import chat_unblocked
+from services.outbox import chat_moved, chat_unblocked
 from storage.repositories import Repositories
 from storage.states import SqlStates, StateStore
 from storage.updates import UpdateKey, mark_handled, record_update
@@ -139,11 +140,16 @@ class Runner:
         peer = incoming.peer
         # The sender's binding in this messenger: (peer.messenger, peer.user_id).
         binding, raw = await self.states.load(session, peer.state_key)
-        if (
-            binding is not None
-            and binding.blocked
-            and not (isinstance(incoming.event, Reachable) and not incoming.event.reachable)
-        ):
+        gone = isinstance(incoming.event, Reachable) and not incoming.event.reachable
+        written = not isinstance(incoming.event, (Reachable, Press))
+        if binding is not None and binding.chat_id != peer.chat_id and written:
+            # The user writes from another chat (MAX: a dialog removed and started again): the
+            # binding and its unsent pushes follow, instead of going to the dead chat. Only a
+            # message or a start, which every front end takes from the user's own dialog alone
+            # (a press or a membership change may come from a group the bot was added to).
+            await chat_moved(session, binding.id, binding.messenger, binding.chat_id, peer.chat_id)
+            set_committed_value(binding, "chat_id", peer.chat_id)
+        if binding is not None and binding.blocked and not gone:
             # The user wrote or pressed: reachable again, the pushes held for them are released.
             await chat_unblocked(session, binding.messenger, binding.chat_id, self.clock.now())
             set_committed_value(binding, "blocked", False)

@@ -40,6 +40,13 @@ UPLOAD_TIMEOUT = 60.0  # seconds for a file's bytes to reach MAX's upload servic
 PER_DIALOG_INTERVAL = 0.5  # seconds between two messages (or two answers) in a dialog: 2 a second
 
 
+# The error codes (and messages) MAX is seen to answer for a stopped bot or a removed dialog
+# (third-party integrations, docs/MAX.md: *unverified*).
+GONE_CODES = frozenset(
+    {"chat.denied", "dialog.not.found", "error.dialog.suspended", "error.dialog.notfound"}
+)
+
+
 class MaxError(Exception):
     """A call MAX refused or that did not get through.
 
@@ -65,9 +72,14 @@ class MaxError(Exception):
 
     @property
     def chat_gone(self) -> bool:
-        """The user stopped the bot or removed the dialog (403 `chat.denied`, `dialog.*`)."""
-        lowered = f"{self.code} {self.text}".lower()
-        return self.status == 403 or "dialog" in lowered or "chat.denied" in lowered
+        """The user stopped the bot or removed the dialog: a 403 (`chat.denied`,
+        `error.dialog.suspended`), a 404 (`dialog.not.found`, `error.dialog.notfound`, a chat
+        not found), or one of those codes exactly under another status (docs/MAX.md, «Limits
+        and errors»). Not any error that merely mentions a dialog: an unrelated 400 fails the
+        row, it does not block the person's binding."""
+        if self.status in (403, 404):
+            return True
+        return self.code.lower() in GONE_CODES or self.text.lower() in GONE_CODES
 
 
 def _error_of(raw: object) -> tuple[str, str]:

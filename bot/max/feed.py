@@ -4,13 +4,17 @@ the webhook receiver and the polling loop both do with each update they take in.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.conversation.receipts import Handling, Receipt
 from bot.conversation.runner import Runner
 from bot.max.client import MaxClient
 from bot.max.effects import MaxExecutor
-from bot.max.updates import JsonDict, translate, update_identity
+from bot.max.updates import MESSENGER, JsonDict, translate, update_identity
+from storage.updates import UpdateKey, record_update
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +30,13 @@ class MaxFeed:
     async def __call__(self, update: JsonDict) -> Receipt:
         try:
             translated = translate(update, self.bot_id)
-        except (KeyError, TypeError, ValueError):
-            log.warning("MAX update %s is malformed; left alone", update_identity(update))
+        except Exception as error:  # any part of an update may be missing or of the wrong type
+            # Only the identity and the exception type: update contents may hold personal data.
+            log.warning(
+                "MAX update %s is malformed (%s); ignored",
+                update_identity(update),
+                type(error).__name__,
+            )
             return Receipt(Handling.IGNORED)
         if translated is None:
             return Receipt(Handling.IGNORED)
@@ -40,11 +49,36 @@ class MaxFeed:
             )
             return await self.runner.run(translated.incoming, executor)
         except Exception as error:  # the runner handles the conversation's failures; the rest
-            # Only the identity and the exception type: update contents may hold personal data.
-            log.error(
-                "MAX update %s failed: %s",
-                update_identity(update),
-                type(error).__name__,
-                exc_info=error,
-            )
-            return Receipt()
+            return not_through(update, error)
+
+    async def give_up(self, update: JsonDict) -> bool:
+        """Record `update` as failed (bot/max/polling.py, after its handlings kept failing):
+        it is not handled again. False if the record cannot be written."""
+        identity = update_identity(update)
+        if identity is None:
+            return True  # nothing to record it under: the feed ignores it anyway
+        key = UpdateKey(MESSENGER, identity)
+        try:
+            await record_update(self.runner.session_factory, key, self.runner.clock.now())
+        except SQLAlchemyError as error:
+            log.warning("MAX update %s could not be recorded: %s", identity, type(error).__name__)
+            return False
+        return True
+
+
+async def fed(feed: Callable[[JsonDict], Awaitable[Receipt]], update: JsonDict) -> Receipt:
+    """`feed(update)`'s receipt; an exception that escapes it is a handling that did not get
+    through (not acknowledged: the update comes again), never the end of the front end."""
+    try:
+        return await feed(update)
+    except Exception as error:
+        return not_through(update, error)
+
+
+def not_through(update: JsonDict, error: Exception) -> Receipt:
+    """A handling that failed outside the runner: logged, not acknowledged (it comes again)."""
+    # Only the identity and the exception type: update contents may hold personal data.
+    log.error(
+        "MAX update %s failed: %s", update_identity(update), type(error).__name__, exc_info=error
+    )
+    return Receipt()

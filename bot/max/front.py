@@ -21,6 +21,7 @@ from bot.settings import Settings, SettingsError
 from bot.texts import cli
 from bot.texts import linking as link_texts
 from bot.texts.messengers import say
+from storage.poll_markers import PollMarkers
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,11 @@ class MaxFront:
             secret = self.settings.MAX_WEBHOOK_SECRET.get_secret_value()
             self.receiver = MaxWebhookReceiver(self.feed, secret)
         else:
-            self.poller = MaxPoller(self.client, self.feed)
+            feed = self.feed
+            markers = PollMarkers(self.runner.session_factory, MESSENGER, self.me.user_id)
+            self.poller = MaxPoller(
+                self.client, feed, give_up=feed.give_up, markers=markers, clock=self.runner.clock
+            )
         return self.me
 
     def mount(self, app: web.Application) -> None:

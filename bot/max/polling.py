@@ -9,7 +9,9 @@ own, so the loop remembers each answer's marker with the identities of its updat
 (bot/conversation/receipts.py: committed, handled before, or failed and recorded), else with the
 marker it asked with before: MAX then returns the unconfirmed updates again, and those handled or in
 progress are skipped (in memory here, by the record of handled updates after a restart).
-An update of a killed or stopped process comes again after the restart.
+An update of a killed or stopped process comes again after the restart. The marker is kept in
+the database too (storage/poll_markers.py), written whenever it moves and read at start: a
+restarted loop asks with it, since a poll without a marker may get only the latest update.
 
 Updates are handled concurrently (one at a time per user: the runner's locks), at most
 `concurrency` at once. While some are in progress the loop asks again every `refresh` seconds
@@ -24,10 +26,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.conversation.intake import Messenger, PollingIntake
-from bot.conversation.receipts import Receipt
+from bot.conversation.receipts import Handling, Receipt
 from bot.max.client import MaxClient, MaxError
+from bot.max.feed import fed
 from bot.max.updates import UPDATE_TYPES, JsonDict, update_identity
+from services.clock import Clock, SystemClock
+from storage.poll_markers import PollMarkers
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +42,29 @@ POLL_TIMEOUT_SECONDS = 30  # MAX's long poll (its documented maximum for polling
 REFRESH_SECONDS = 1.0  # how often to look for new updates while some are in progress
 MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
 DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
+# How many handlings of one update may fail (not acknowledged) before it is recorded as failed
+# and passed: an update that never gets through must not hold the marker for ever.
+MAX_ATTEMPTS = 5
 
 Feed = Callable[[JsonDict], Awaitable[Receipt]]
+# Records an update as failed (handled: not handled again); False if it could not be recorded.
+GiveUp = Callable[[JsonDict], Awaitable[bool]]
 
 
 MAX = Messenger("MAX updates", "MAX", log)
 
 
 def identity_of(update: JsonDict) -> str:
-    """The update's identity; a malformed one (no identity) gets one from its contents."""
+    """The update's identity; a malformed one (no identity) gets one from its contents. Never
+    raises: an update that cannot be read must not stop the loop (it is ignored by the feed)."""
     identity = update_identity(update)
     if identity is not None:
         return identity
-    return hashlib.sha256(json.dumps(update, sort_keys=True, default=str).encode()).hexdigest()
+    try:
+        contents = json.dumps(update, sort_keys=True, default=str)
+    except Exception:  # keys of mixed types, a value whose str() fails
+        contents = repr(update)
+    return hashlib.sha256(contents.encode()).hexdigest()
 
 
 @dataclass
@@ -60,12 +77,24 @@ class MaxPoller:
     refresh: float = REFRESH_SECONDS
     drain: float = DRAIN_TIMEOUT_SECONDS
     concurrency: int = MAX_CONCURRENT_UPDATES
+    # After `attempts` failed handlings of one update, `give_up` records it as failed and the
+    # marker passes it (without `give_up`: passed unrecorded). If the record cannot be written
+    # either (the database is away), it stays and is tried again: nothing is passed while
+    # nothing can be recorded.
+    give_up: GiveUp | None = None
+    attempts: int = MAX_ATTEMPTS
+    # Where the confirmed marker is kept across restarts (None: in memory only). Read at start,
+    # written whenever the marker moves (every update before it acknowledged).
+    markers: PollMarkers | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    stored: int | None = None  # the marker last read from or written to `markers`
     marker: int | None = None  # what the next poll confirms up to (None: nothing yet)
     # The marker of the latest poll MAX answered: what MAX is known to have confirmed. A poll
     # that failed or was cut short by a stop may not have reached MAX with its marker.
     received: int | None = None
     # The answers since `marker`: the marker each pointed to, and the updates it returned.
     _answers: list[tuple[int, list[str]]] = field(default_factory=list)
+    _failures: dict[str, int] = field(default_factory=dict)  # failed handlings, by identity
     _intake: PollingIntake[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,11 +105,13 @@ class MaxPoller:
 
     async def run(self) -> None:
         intake = self._intake
+        await self._load()
         try:
             while not intake.stopping:
                 if not await intake.wait_turn(self.refresh):
                     break
                 marker = self._advance()
+                await self._store(marker)
                 try:
                     answer = await self._get_updates(marker)
                 except MaxError as error:
@@ -105,8 +136,30 @@ class MaxPoller:
         finally:
             await intake.drain(self.drain)
             await self._confirm()
+            await self._store(self.marker)
 
     # -- internals -----------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        """The marker the previous process confirmed, if kept and none is given."""
+        if self.markers is None or self.marker is not None:
+            return
+        try:
+            self.marker = self.stored = await self.markers.load()
+        except SQLAlchemyError as error:  # polls without it: what comes again is skipped
+            log.warning("MAX polling marker could not be read: %s", type(error).__name__)
+        if self.marker is not None:
+            log.info("MAX polling resumes at the stored marker %d", self.marker)
+
+    async def _store(self, marker: int | None) -> None:
+        """Keep `marker` (all of whose updates are acknowledged) for the next process."""
+        if self.markers is None or marker is None or marker == self.stored:
+            return
+        try:
+            await self.markers.save(marker, self.clock.now())
+            self.stored = marker
+        except SQLAlchemyError as error:  # kept in memory; written with the next move
+            log.warning("MAX polling marker could not be stored: %s", type(error).__name__)
 
     def _advance(self) -> int | None:
         """The marker to ask with: that of the latest answer whose updates are all
@@ -135,7 +188,32 @@ class MaxPoller:
     def _take(self, identity: str, update: JsonDict) -> None:
         if self._intake.taken(identity):
             return  # in progress, or done but not yet confirmed to MAX
-        self._intake.start(identity, lambda: self.feed(update), name=f"max-update-{identity}")
+        self._intake.start(
+            identity, lambda: self._handle(identity, update), name=f"max-update-{identity}"
+        )
+
+    async def _handle(self, identity: str, update: JsonDict) -> Receipt:
+        receipt = await fed(self.feed, update)
+        if receipt.acknowledged:
+            self._failures.pop(identity, None)
+            return receipt
+        failures = self._failures[identity] = self._failures.get(identity, 0) + 1
+        if failures < self.attempts or not await self._recorded_as_failed(update):
+            return receipt
+        self._failures.pop(identity, None)
+        log.error(
+            "MAX update %s failed %d times; recorded as failed and passed", identity, failures
+        )
+        return Receipt(Handling.FAILED)
+
+    async def _recorded_as_failed(self, update: JsonDict) -> bool:
+        if self.give_up is None:
+            return True
+        try:
+            return await self.give_up(update)
+        except Exception as error:
+            log.warning("MAX update could not be recorded as failed: %s", type(error).__name__)
+            return False
 
     async def _confirm(self) -> None:
         """Tell MAX what is acknowledged and not yet known to be confirmed (the last poll may

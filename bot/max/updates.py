@@ -51,25 +51,30 @@ class Translated:
 
 def identity_key(update: JsonDict) -> str | None:
     """What makes one event itself (docs/MAX.md, «Identity of an event»); None for an update
-    without one (a malformed body)."""
+    without one (a malformed body: any part of it may be of the wrong type)."""
+    if not isinstance(update, dict):
+        return None
     kind = update.get("update_type")
     if kind == "message_created":
         mid = _get(update, "message", "body", "mid")
         return f"m:{mid}" if mid else None
     if kind == "message_callback":
-        callback = update.get("callback") or {}
-        callback_id = callback.get("callback_id")
+        callback_id = _get(update, "callback", "callback_id")
         if not callback_id:
             return None
-        return f"c:{callback_id}:{callback.get('timestamp', update.get('timestamp'))}"
+        timestamp = _get(update, "callback", "timestamp")
+        return f"c:{callback_id}:{timestamp if timestamp is not None else update.get('timestamp')}"
     user_id = _get(update, "user", "user_id") or update.get("user_id")
     return f"e:{kind}:{update.get('chat_id')}:{user_id}:{update.get('timestamp')}"
 
 
 def update_identity(update: JsonDict) -> str | None:
     """The event's identity as the key it is recorded under (the sha256 hex of its identity
-    key); None for an update without one."""
-    key = identity_key(update)
+    key); None for an update without one. Never raises, whatever the update holds."""
+    try:
+        key = identity_key(update)
+    except Exception:  # a value whose str() fails: no identity, then
+        return None
     if key is None:
         return None
     return hashlib.sha256(key.encode()).hexdigest()

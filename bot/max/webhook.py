@@ -5,11 +5,13 @@ design, on the same intake (bot/conversation/intake.py, bot/web/intake.py).
 The bot subscribes with `POST /subscriptions` (the URL, the secret, the update types it
 handles). Every request must carry the secret in `X-Max-Bot-Api-Secret` (compared in constant
 time): anything else is refused with 401. An update is answered 200 only once it is handled
-(committed with the record of its identity, handled before, or failed and recorded); anything
-else (stopping, the database unavailable, the process killed) leaves MAX without a 200 and MAX
-delivers it again (every 30-60 s, for up to 8 hours, then it unsubscribes the bot). MAX updates
-carry no update id: the record is kept under the event's own identity (bot/max/updates.py), so
-a repeated delivery is a no-op.
+(committed with the record of its identity, handled before, or failed and recorded), and so is
+an authenticated request that is not a readable update (ignored: delivered again it would never
+read; only its identity or type is logged, never its contents). Anything else (stopping, the
+database unavailable, the process killed) leaves MAX without a 200 and MAX delivers it again
+(every 30-60 s, for up to 8 hours, then it unsubscribes the bot). MAX updates carry no update
+id: the record is kept under the event's own identity (bot/max/updates.py), so a repeated
+delivery is a no-op.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from __future__ import annotations
 import logging
 
 from bot.conversation.intake import Messenger
+from bot.conversation.receipts import Handling, Receipt
 from bot.max.client import MaxClient, MaxError
+from bot.max.feed import fed
 from bot.max.polling import Feed
 from bot.max.updates import UPDATE_TYPES
 from bot.settings import Settings, SettingsError
 from bot.texts import cli
-from bot.web.intake import Handling, WebhookEndpoint
+from bot.web.intake import Handling as Taken
+from bot.web.intake import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 MAX = Messenger("MAX updates", "MAX", log)
@@ -65,7 +70,14 @@ class MaxWebhookReceiver(WebhookEndpoint):
         super().__init__(secret, MAX, MAX_CONCURRENT_UPDATES, DRAIN_TIMEOUT_SECONDS)
         self.feed = feed
 
-    def take(self, raw: object) -> Handling | None:
+    def take(self, raw: object) -> Taken | None:
+        """Every authenticated request is taken: one that is not a readable update is ignored
+        and answered 200 (MAX would deliver it again for 8 hours, and it would never read)."""
         if not isinstance(raw, dict) or not isinstance(raw.get("update_type"), str):
-            return None
-        return (lambda: self.feed(raw)), "max-update"
+            log.warning("MAX webhook request is not a readable update; ignored")
+            return unreadable, "max-update"
+        return (lambda: fed(self.feed, raw)), "max-update"
+
+
+async def unreadable() -> Receipt:
+    return Receipt(Handling.IGNORED)

@@ -11,6 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import storage.models
+from bot.conversation.pushes import RENDERERS, PushContext
+from bot.max.sender import MAX_CHANNEL, build_max_notifier
+from bot.screens.screen import Screen
+from services.clock import SystemClock
 from storage.repositories import Repositories
 from tests import factories
 from tests.chats import MaxChat, open_card
@@ -155,4 +159,70 @@ async def test_the_director_exports_the_list_from_max_and_gets_the_xlsx_file(
     assert {row[3] for row in rows[1:]} == {"МАОУ «СОШ № 10» г. Челябинска"}
     assert [call.query["type"] for call in api.calls_of("POST /uploads")] == ["file"]
     assert api.message(listing.mid).text == everything.text  # the list stays
+    max_harness.assert_no_errors()
+
+
+@pytest.mark.usefixtures("school")
+async def test_a_dialog_started_again_under_a_new_chat_id_gets_the_pushes(
+    max_harness: MaxHarness,
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The user removes the dialog and starts the bot again; MAX gives the new dialog another
+    chat id: the binding follows it, and the push held for the dead dialog arrives in the new
+    one (not to the dead dialog, blocked and held again each time the user writes)."""
+
+    async def notice(context: PushContext) -> Screen:
+        return Screen(f"Уведомление {context.row.id}")
+
+    monkeypatch.setitem(RENDERERS, "max_test_notice", notice)
+    api = max_harness.api
+    api.new_chat_after_removal = True
+    user = factories.user_id_of(DIRECTOR, "max")
+    old_chat = api.chat_id_of(user)
+    api.remove_dialog(user)
+    await max_harness.feed_pending()
+    assert (await binding_of(session_factory, "max", DIRECTOR)).blocked
+    now = max_harness.clock.now()
+    async with session_factory() as session:
+        session.add(
+            storage.models.OutboxMessage(
+                channel=MAX_CHANNEL,
+                kind="max_test_notice",
+                account_id=1,
+                chat_id=old_chat,
+                payload={},
+                state="held",
+                attempts=0,
+                available_at=now,
+                created_at=now,
+            )
+        )
+        await session.commit()
+
+    await max_harness.start(user)
+    new_chat = api.chat_id_of(user)
+    assert new_chat != old_chat
+    binding = await binding_of(session_factory, "max", DIRECTOR)
+    assert (binding.chat_id, binding.blocked) == (new_chat, False)
+    # A late dialog_removed of the dead dialog does not block the new one.
+    api.queue_update(
+        {
+            "update_type": "dialog_removed",
+            "timestamp": 1,
+            "chat_id": old_chat,
+            "user": {"user_id": user, "first_name": "Пётр"},
+        }
+    )
+    await max_harness.feed_pending()
+    assert not (await binding_of(session_factory, "max", DIRECTOR)).blocked
+
+    worker = build_max_notifier(
+        max_harness.client, session_factory, max_harness.settings, SystemClock()
+    )
+    assert await worker.drain() == 1
+    async with session_factory() as session:
+        [row] = list(await session.scalars(select(storage.models.OutboxMessage)))
+    assert (row.chat_id, row.state) == (new_chat, "sent")
+    assert api.chat(user)[-1].text == f"Уведомление {row.id}"
     max_harness.assert_no_errors()

@@ -19,8 +19,10 @@ from aiohttp import web
 from bot.conversation.receipts import Handling, Receipt
 from bot.max.front import MaxFront
 from bot.max.polling import MaxPoller
-from bot.max.updates import JsonDict
+from bot.max.updates import JsonDict, update_identity
 from bot.max.webhook import MAX_WEBHOOK_PATH, MaxWebhookReceiver, subscribe, unsubscribe_all
+from storage.poll_markers import PollMarkers
+from storage.updates import UpdateKey, was_handled
 from tests.fakes.max_api import Call, FakeMaxAPI
 from tests.max_harness import MaxHarness
 
@@ -62,6 +64,73 @@ async def polling(poller: MaxPoller) -> AsyncIterator[asyncio.Task[None]]:
 
 
 # -- long polling ----------------------------------------------------------------------------
+
+PERSONAL = "Секретов-Личный"
+# Updates no reading of MAX's schema allows: each once raised out of the feed or the poll loop.
+MALFORMED: list[JsonDict] = [
+    {"update_type": "message_callback", "timestamp": 1, "callback": "x"},
+    {"update_type": "message_callback", "callback": {"callback_id": "c1", "user": "x"}},
+    {"update_type": "message_created", "message": {"body": PERSONAL, "recipient": 5}},
+    {"update_type": "message_created", "message": "x", "timestamp": [PERSONAL]},
+    {"update_type": "bot_started", "user": {"user_id": "x"}, "chat_id": {}, "name": PERSONAL},
+    {
+        "update_type": "message_created",
+        "message": {
+            "recipient": {"chat_type": "dialog", "chat_id": "x"},
+            "sender": {"user_id": 1, "first_name": PERSONAL},
+            "body": {"mid": "m", "text": "a"},
+        },
+    },
+]
+
+
+async def test_a_malformed_update_is_ignored_and_passed_and_the_next_one_handled(
+    max_harness: MaxHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = max_harness.api
+    for malformed in MALFORMED:
+        api.queue_update(malformed)
+    api.send_text(USERS[0], "/help")
+    poller = MaxPoller(max_harness.client, max_harness.feed, timeout=1, refresh=0.05)
+    async with polling(poller) as task:
+        await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[0])) == 1)
+        assert not task.done()  # the loop goes on
+        api.send_text(USERS[1], "/help")
+        await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[1])) == 1)
+    assert PERSONAL not in caplog.text  # logged by identity and type, never by contents
+
+
+async def test_an_update_whose_handling_keeps_failing_is_recorded_as_failed_and_passed(
+    max_harness: MaxHarness,
+) -> None:
+    api = max_harness.api
+    tries = 0
+
+    async def feed(update: JsonDict) -> Receipt:
+        nonlocal tries
+        if update.get("update_type") == "bot_started":
+            tries += 1
+            raise RuntimeError("a handling that never gets through")
+        return await max_harness.feed(update)
+
+    stuck = api.start_bot(USERS[0])
+    api.send_text(USERS[1], "/help")
+    poller = MaxPoller(
+        max_harness.client,
+        feed,
+        timeout=1,
+        refresh=0.05,
+        attempts=2,
+        give_up=max_harness.feed.give_up,
+    )
+    async with polling(poller) as task:
+        await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[1])) == 1)
+        assert not task.done()
+    assert tries == 2
+    identity = update_identity(stuck)
+    assert identity is not None
+    async with max_harness.session_factory() as session:
+        assert await was_handled(session, UpdateKey("max", identity))  # not handled again
 
 
 async def test_polling_handles_each_update_once_and_confirms_it(
@@ -118,6 +187,33 @@ async def test_a_restart_gets_the_unconfirmed_updates_and_skips_the_handled_ones
     async with polling(poller):
         await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[1])) == 1)
     assert len(replies(api, USERS[0])) == 1  # handled once, by the first process
+    max_harness.assert_no_errors()
+
+
+async def test_updates_queued_while_the_bot_is_down_are_all_handled_after_a_restart(
+    max_harness: MaxHarness,
+) -> None:
+    """The confirmed marker is kept in the database: the restarted loop asks with it, so a MAX
+    that answers a poll without a marker with only the latest update loses nothing."""
+    api = max_harness.api
+    api.unmarked_poll_gives_last_only = True
+
+    def poller() -> MaxPoller:
+        markers = PollMarkers(max_harness.session_factory, "max", api.bot_id)
+        return MaxPoller(
+            max_harness.client, max_harness.feed, timeout=1, refresh=0.05, markers=markers
+        )
+
+    api.send_text(USERS[0], "/help")
+    async with polling(poller()):
+        await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[0])) == 1)
+    # The bot is down: users write.
+    for user in USERS:
+        api.send_text(user, "/start")
+    async with polling(poller()):
+        await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[0])) == 2)
+        await until(lambda: [len(replies(api, u)) for u in USERS] == [2, 1, 1])
+    assert [len(replies(api, u)) for u in USERS] == [2, 1, 1]
     max_harness.assert_no_errors()
 
 
@@ -248,8 +344,23 @@ async def test_webhook_refuses_a_wrong_or_missing_secret_and_a_non_update(
         update = api.send_text(USERS[0], "/help")
         assert await api.deliver_to(url, update) == 401
         assert await api.deliver_to(url, update, SECRET[:-1] + "x") == 401
-        assert await api.deliver_to(url, {"hello": "world"}, SECRET) == 400
     assert replies(api, USERS[0]) == []
+
+
+async def test_webhook_answers_200_to_an_authenticated_update_that_cannot_be_read(
+    max_harness: MaxHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything else would make MAX deliver it again for 8 hours: it would never read."""
+    api = max_harness.api
+    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
+    async with webhook_server(receiver) as url:
+        for malformed in MALFORMED:
+            assert await api.deliver_to(url, malformed, SECRET) == 200
+        assert await api.deliver_to(url, {"hello": "world"}, SECRET) == 200
+        update = api.send_text(USERS[0], "/help")
+        assert await api.deliver_to(url, update, SECRET) == 200
+    assert len(replies(api, USERS[0])) == 1
+    assert PERSONAL not in caplog.text
 
 
 async def test_webhook_answers_503_until_the_update_is_handled(max_harness: MaxHarness) -> None:

@@ -66,6 +66,38 @@ async def test_max_only_polls_answers_and_stops(tmp_path: Path) -> None:
         assert api.token not in bot.stderr()
 
 
+async def test_a_malformed_update_and_a_restart_lose_nothing(tmp_path: Path) -> None:
+    """A malformed update neither ends the process nor holds the marker; the updates that come
+    while the bot is down are all answered after the restart, even from a MAX that answers a
+    poll without a marker with only the latest update: the marker is kept in the database."""
+    async with FakeMaxAPI(poll_timeout=1.0) as api:
+        api.add_user(USER, "Ирина")
+        api.unmarked_poll_gives_last_only = True
+        port = free_port()
+        env = max_env(tmp_path, api, port)
+        api.queue_update({"update_type": "message_callback", "timestamp": 1, "callback": "x"})
+        api.start_bot(USER)
+        bot = await BotProcess.start(tmp_path, **env)
+        try:
+            await bot.wait_for(lambda: api.pending_updates() == [] and len(replies(api)) == 1)
+            assert await bot.terminate() == 0
+        finally:
+            await bot.kill()
+        api.send_text(USER, "/help")
+        api.send_text(USER, "/menu")
+        bot = await BotProcess.start(tmp_path, **env)
+        try:
+            await bot.wait_for(lambda: api.pending_updates() == [] and len(replies(api)) == 3)
+            assert await bot.terminate() == 0
+        finally:
+            await bot.kill()
+        assert "Traceback" not in bot.stderr()
+
+
+def replies(api: FakeMaxAPI) -> list[str]:
+    return [m.text for m in api.chat(USER) if m.from_bot]
+
+
 async def test_max_only_webhook_mode(tmp_path: Path) -> None:
     async with FakeMaxAPI() as api:
         api.add_user(USER, "Ирина")

@@ -664,6 +664,15 @@ class FakeMaxAPI(RecordingServer[Call]):
         gives up on one does not end it (the double answers into the void, as a server does)."""
         self.commands: list[JsonDict] | None = None
         """The bot's commands (``PATCH /me/commands``), one list for every dialog; None: unset."""
+        self.new_chat_after_removal = False
+        """A dialog removed and started again gets a new ``chat_id`` (sends to the old one are
+        refused with ``dialog.not.found``); off: the same ``chat_id`` again. Which MAX does is
+        *unverified*."""
+        self._dead_chats: set[int] = set()
+        self.unmarked_poll_gives_last_only = False
+        """A ``GET /updates`` without ``marker`` returns only the latest update and confirms
+        those before it (lost), as dev.max.ru now says (*unverified*); off: the schema's reading,
+        every unconfirmed update."""
 
         self._users: dict[int, _User] = {}
         self._users_by_chat: dict[int, _User] = {}
@@ -856,9 +865,18 @@ class FakeMaxAPI(RecordingServer[Call]):
         """The user presses «Начать» or follows ``https://max.ru/<bot>?start=<payload>``.
 
         Queues and returns ``bot_started``; its ``payload`` is left out when longer than 128
-        characters (MAX omits it). A stopped or removed dialog becomes active again.
+        characters (MAX omits it). A stopped or removed dialog becomes active again (a removed
+        one under a new ``chat_id`` with ``new_chat_after_removal``).
         """
         user = self._user(user_id)
+        if user.state == "removed" and self.new_chat_after_removal:
+            self._dead_chats.add(user.chat_id)
+            del self._users_by_chat[user.chat_id]
+            while self._next_chat_id in self._users_by_chat or self._next_chat_id in self._users:
+                self._next_chat_id += 1
+            user.chat_id = self._next_chat_id
+            self._next_chat_id += 1
+            self._users_by_chat[user.chat_id] = user
         user.state = "active"
         update: JsonDict = {
             "update_type": "bot_started",
@@ -894,6 +912,10 @@ class FakeMaxAPI(RecordingServer[Call]):
         for message in self.chat(user_id):
             message.deleted = True
         return self._queue_dialog_event(user, "dialog_removed")
+
+    def queue_update(self, update: JsonDict) -> JsonDict:
+        """Queue `update` as it is, however malformed (what MAX might send one day)."""
+        return self._queue(copy.deepcopy(update))
 
     def pending_updates(self) -> list[JsonDict]:
         """Queued updates not yet confirmed (by a later marker, a webhook 200, take_updates)."""
@@ -1230,7 +1252,8 @@ class FakeMaxAPI(RecordingServer[Call]):
         """Long poll with MAX's markers.
 
         ``marker`` confirms every update before it; without one, the updates not yet confirmed
-        come (the schema's reading; dev.max.ru now says "only the last update", *unverified*).
+        come (the schema's reading; dev.max.ru now says "only the last update", *unverified*:
+        ``unmarked_poll_gives_last_only``).
         The answer's ``marker`` points past the updates looked at, so passing it confirms them.
         ``timeout`` may be fractional here (MAX: integer seconds, 0..90).
         """
@@ -1248,6 +1271,8 @@ class FakeMaxAPI(RecordingServer[Call]):
             if marker is None:
                 raise _bad_request("marker must be an integer")
             self._commit(marker)
+        elif self.unmarked_poll_gives_last_only and len(self._updates) > 1:
+            self._commit(self._updates[-1].seq)  # those before the latest are gone
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         self.long_polls_waiting += 1
@@ -1557,6 +1582,8 @@ class FakeMaxAPI(RecordingServer[Call]):
     def _resolve_recipient(self, query: dict[str, str]) -> _User:
         chat_id, user_id = _as_int(query.get("chat_id")), _as_int(query.get("user_id"))
         if chat_id is not None:
+            if chat_id in self._dead_chats:
+                raise _MaxError(404, "dialog.not.found", DIALOG_NOT_FOUND)
             chat_user = self._users_by_chat.get(chat_id)
             if chat_user is None:
                 raise _not_found(f"Chat {chat_id} not found")

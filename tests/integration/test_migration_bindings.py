@@ -4,9 +4,7 @@ schema back with its data. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,6 @@ from storage.repositories import Repositories
 from storage.states import SqlStates, StateKey
 from storage.updates import UpdateKey, record_update
 from tests import factories
-from tests.conftest import BACKENDS, unmigrated_engine
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 
@@ -35,10 +32,9 @@ PORTAL_TOKEN = "A" * 32  # a portal-first token minted for the newcomer before t
 SEARCH = {"search": "Войсковая"}
 
 
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with unmigrated_engine(request.param, tmp_path) as engine:
-        yield engine
+@pytest.fixture
+def engine(unmigrated_engine: AsyncEngine) -> AsyncEngine:
+    return unmigrated_engine
 
 
 def _tables(connection: Connection) -> dict[str, Table]:

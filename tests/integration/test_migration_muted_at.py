@@ -4,9 +4,7 @@ unmuted one none; the downgrade drops the column and keeps the mute. On SQLite a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData, Table, inspect, select
@@ -17,16 +15,14 @@ from storage.db import create_session_factory
 from storage.migrate import downgrade, upgrade
 from storage.models import Account
 from tests import factories
-from tests.conftest import BACKENDS, unmigrated_engine
 
 BEFORE = "0003"  # the schema before accounts.muted_at
 MUTED, UNMUTED = 1, 2
 
 
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with unmigrated_engine(request.param, tmp_path) as engine:
-        yield engine
+@pytest.fixture
+def engine(unmigrated_engine: AsyncEngine) -> AsyncEngine:
+    return unmigrated_engine
 
 
 def _write_accounts(connection: Connection) -> None:

@@ -591,6 +591,20 @@ async def test_an_update_comes_again_until_a_later_marker_confirms_it(
     assert await updates(bot, marker=marker) == ([], next_marker)  # markers never go back
 
 
+async def test_with_the_switch_a_poll_without_a_marker_gets_only_the_latest_update(
+    bot: Bot, api: FakeMaxAPI
+) -> None:
+    api.unmarked_poll_gives_last_only = True  # dev.max.ru's reading
+    for text in ("первое", "второе", "третье"):
+        api.send_text(USER, text)
+    [latest], marker = await updates(bot)
+    assert latest["message"]["body"]["text"] == "третье"
+    assert len(api.pending_updates()) == 1  # the earlier ones are gone
+    api.send_text(USER, "четвёртое")
+    [fourth], _ = await updates(bot, marker=marker)  # with a marker: as before
+    assert fourth["message"]["body"]["text"] == "четвёртое"
+
+
 async def test_long_poll_returns_as_soon_as_a_user_writes(bot: Bot, api: FakeMaxAPI) -> None:
     poll = asyncio.create_task(bot.get_updates(timeout=5))
     await asyncio.sleep(0.02)

@@ -71,6 +71,30 @@ async def test_maxs_refusals(
         assert not outcome.overall  # the dialog waits, not every send
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "message", "expected"),
+    [
+        (400, "proto.payload", "dialog button text is too long", Failed),
+        (400, "dialog.settings", "invalid dialog", Failed),
+        (400, "dialog.not.found", "error.dialog.notfound", Blocked),
+        (404, "not.found", "Chat 1 not found", Blocked),
+        (403, "chat.denied", "error.dialog.suspended", Blocked),
+    ],
+)
+async def test_only_a_stopped_bot_or_a_gone_dialog_blocks_the_chat(
+    max_api: FakeMaxAPI,
+    sender: MaxSender,
+    status: int,
+    code: str,
+    message: str,
+    expected: type,
+) -> None:
+    """Not any error that mentions a dialog: that would block the binding and hold its rows."""
+    max_api.fail_next("POST /messages", status=status, code=code, message=message)
+    outcome = await sender.send(row(max_api.chat_id_of(USER)), PUSH)
+    assert isinstance(outcome, expected)
+
+
 async def test_a_timeout_is_retried(max_api: FakeMaxAPI, sender: MaxSender) -> None:
     max_api.timeout_next("POST /messages", seconds=2.0)
     outcome = await sender.send(row(max_api.chat_id_of(USER)), PUSH)
