@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -561,6 +561,22 @@ async def working_database(backend: str, size: Size) -> AsyncIterator[str]:
 def backends() -> list[str]:
     """SQLite always; PostgreSQL too when a server is configured."""
     return ["sqlite", *(["postgresql"] if postgres_base_url() is not None else [])]
+
+
+def command_line(module: str, description: str | None) -> argparse.ArgumentParser:
+    """`python -m <module>`'s options, with the two every part takes: `--backend` (once for
+    each) and `--tiny`; `chosen` reads them."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
+    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
+    return parser
+
+
+def chosen(
+    args: argparse.Namespace, default: Sequence[str] | None = None
+) -> tuple[list[str], Size]:
+    """The backends the command line names (else `default`, else `backends()`) and the size."""
+    return args.backend or list(default or backends()), TINY if args.tiny else FULL
 
 
 # --- what the workloads need from the data ---------------------------------------------------

@@ -37,6 +37,7 @@ from sqlalchemy import func, insert, select
 from bench import data, machine, report
 from bench.process import WatchedBotAPI, WatchedMaxAPI, bot_process
 from bot.settings import Settings
+from services.outbox import new_row
 from storage.db import create_engine
 from storage.models import Binding, OutboxMessage
 
@@ -146,19 +147,15 @@ async def enqueue(
                 events = by_chat[chat_id]
                 account_id, number, event_id = events[index // len(chosen) % len(events)]
                 pushes.append(
-                    {
-                        "channel": messenger.name,
-                        "kind": "status_changed",
-                        "account_id": account_id,
-                        "chat_id": recipients[chat_id][1],
-                        "application_number": number,
-                        "event_id": event_id,
-                        "payload": {},
-                        "state": "pending",
-                        "attempts": 0,
-                        "available_at": now,
-                        "created_at": now,
-                    }
+                    new_row(
+                        messenger.name,
+                        "status_changed",
+                        now=now,
+                        account_id=account_id,
+                        chat_id=recipients[chat_id][1],
+                        application_number=number,
+                        event_id=event_id,
+                    )
                 )
             rng.shuffle(pushes)
             await connection.execute(insert(OutboxMessage.__table__), pushes)  # type: ignore[arg-type]
@@ -330,27 +327,25 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=__doc__)
+    parser = data.command_line("bench.delivery", __doc__)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_MESSAGES:,} pushes")
     parser.add_argument("--messages", type=int)
     parser.add_argument("--chats", type=int)
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
     parser.add_argument(
         "--messenger",
         choices=sorted(MESSENGERS),
         default=TELEGRAM.name,
         help="the messenger the pushes go to (default telegram)",
     )
-    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
     parser.add_argument("--no-machine", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    size = data.TINY if args.tiny else data.FULL
+    backends, size = data.chosen(args, ["sqlite"])
     messages = args.messages or (QUICK_MESSAGES if args.quick else FULL_MESSAGES)
     chats = args.chats or (QUICK_CHATS if args.quick else FULL_CHATS)
     if not args.no_machine:  # python -m bench prints it once for every part
         report.lines(machine.describe())
     messenger = MESSENGERS[args.messenger]
-    asyncio.run(run(args.backend or ["sqlite"], size, messages, chats, messenger))
+    asyncio.run(run(backends, size, messages, chats, messenger))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ bot's own dispatcher then sends to the Bot API double, as in production.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import secrets
@@ -224,15 +223,12 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser = data.command_line("bench.ingest", __doc__)
     parser.add_argument("--put", type=int, default=PUT, help="applications sent one by one")
     parser.add_argument("--batched", type=int, default=BATCHED, help="applications in batches")
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
-    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
     args = parser.parse_args(argv)
-    size = data.TINY if args.tiny else data.FULL
     report.lines(machine.describe())
-    asyncio.run(run(args.backend or data.backends(), size, args.put, args.batched))
+    asyncio.run(run(*data.chosen(args), args.put, args.batched))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ directly) and, on PostgreSQL, also with the dispatcher as a process of its own
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import time
@@ -208,14 +207,11 @@ async def run(backends: Sequence[str], size: data.Size, count: int) -> list[Late
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
+    parser = data.command_line("bench.latency", __doc__)
     parser.add_argument("--decisions", type=int, default=DECISIONS)
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
-    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
     args = parser.parse_args(argv)
-    size = data.TINY if args.tiny else data.FULL
     report.lines(machine.describe())
-    asyncio.run(run(args.backend or data.backends(), size, args.decisions))
+    asyncio.run(run(*data.chosen(args), args.decisions))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ benchmark database of 100,000 applications, after the mixed workload of bench.th
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from collections.abc import Sequence
 
@@ -40,15 +39,12 @@ async def run(backends: Sequence[str], size: data.Size, directors: int, cycles: 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
+    parser = data.command_line("bench.memory", __doc__)
     parser.add_argument("--directors", type=int, default=DIRECTORS)
     parser.add_argument("--cycles", type=int, default=CYCLES)
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
-    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
     args = parser.parse_args(argv)
-    size = data.TINY if args.tiny else data.FULL
     report.lines(machine.describe())
-    asyncio.run(run(args.backend or ["sqlite"], size, args.directors, args.cycles))
+    asyncio.run(run(*data.chosen(args, ["sqlite"]), args.directors, args.cycles))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ directors at once, each waiting for the bot's answer before the next update.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from collections.abc import Sequence
 
@@ -80,15 +79,12 @@ async def run(backends: Sequence[str], size: data.Size, directors: int, cycles: 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
+    parser = data.command_line("bench.throughput", __doc__)
     parser.add_argument("--directors", type=int, default=DIRECTORS)
     parser.add_argument("--cycles", type=int, default=CYCLES, help="30 updates per cycle")
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
-    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
     args = parser.parse_args(argv)
-    size = data.TINY if args.tiny else data.FULL
     report.lines(machine.describe())
-    asyncio.run(run(args.backend or data.backends(), size, args.directors, args.cycles))
+    asyncio.run(run(*data.chosen(args), args.directors, args.cycles))
 
 
 if __name__ == "__main__":

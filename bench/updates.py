@@ -9,7 +9,6 @@ in-process session (bench/telegram.py). Telegram's latency is left out; what rem
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import logging
@@ -265,16 +264,12 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.updates", description=__doc__)
+    parser = data.command_line("bench.updates", __doc__)
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="measured rounds per backend")
     parser.add_argument("--warmup", type=int, default=WARMUP)
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
-    parser.add_argument("--tiny", action="store_true", help="the smoke test's data size")
     args = parser.parse_args(argv)
-    size = data.TINY if args.tiny else data.FULL
-    backends = args.backend or data.backends()
     report.lines(machine.describe())
-    asyncio.run(run(backends, size, args.rounds, args.warmup))
+    asyncio.run(run(*data.chosen(args), args.rounds, args.warmup))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,14 @@ import re
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BOT_TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
@@ -30,6 +37,13 @@ MAX_API_URL = "https://platform-api2.max.ru"
 # Addresses the bot sends people or signed data to: https, but for this machine itself (tests, a
 # broker on the same host).
 HTTPS_URLS = ("PUBLIC_URL", "OIDC_ISSUER", "DPO_WEBHOOK_URL", "MAX_API_URL")
+# What each token and secret must look like, and what a value that does not is called.
+FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
+    "BOT_TOKEN": (BOT_TOKEN_PATTERN, "malformed bot token"),
+    "MAX_BOT_TOKEN": (MAX_BOT_TOKEN_PATTERN, "malformed MAX bot token"),
+    "WEBHOOK_SECRET": (WEBHOOK_SECRET_PATTERN, "malformed webhook secret"),
+    "MAX_WEBHOOK_SECRET": (WEBHOOK_SECRET_PATTERN, "malformed webhook secret"),
+}
 LOOPBACK_HOSTS = ("localhost",)
 
 # How to fix each setting, for the one-line start-up error.
@@ -122,25 +136,12 @@ class Settings(BaseSettings):
     OUTBOX_RETENTION_DAYS: int = Field(30, ge=1, le=3650)
     LOG_LEVEL: str = "INFO"
 
-    @field_validator("BOT_TOKEN")
+    @field_validator(*FORMATS)
     @classmethod
-    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not BOT_TOKEN_PATTERN.fullmatch(value.get_secret_value()):
-            raise ValueError("malformed bot token")
-        return value
-
-    @field_validator("MAX_BOT_TOKEN")
-    @classmethod
-    def _max_bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not MAX_BOT_TOKEN_PATTERN.fullmatch(value.get_secret_value()):
-            raise ValueError("malformed MAX bot token")
-        return value
-
-    @field_validator("WEBHOOK_SECRET", "MAX_WEBHOOK_SECRET")
-    @classmethod
-    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not WEBHOOK_SECRET_PATTERN.fullmatch(value.get_secret_value()):
-            raise ValueError("malformed webhook secret")
+    def _well_formed(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        pattern, problem = FORMATS[str(info.field_name)]
+        if value is not None and not pattern.fullmatch(value.get_secret_value()):
+            raise ValueError(problem)
         return value
 
     @field_validator(*SECRETS)

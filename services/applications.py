@@ -57,12 +57,7 @@ Outcome = Done | Refused | LostRace
 
 
 def ref(application: Application) -> ApplicationRef:
-    return ApplicationRef(
-        number=application.number,
-        applicant_id=application.applicant_id,
-        organization_id=application.organization_id,
-        status=Status(application.status),
-    )
+    return ApplicationRef.of(application)
 
 
 async def menu_count(repo: Repositories, actor: Actor) -> int:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from services.domain import Source
+from services.outbox import new_row
 from storage.models import ApplicationEvent
 from storage.repositories import Repositories
 
@@ -82,17 +83,13 @@ def enqueue_webhook(repo: Repositories, event: ApplicationEvent, *, now: datetim
     """The outbox row from which the decision is POSTed to DPO_WEBHOOK_URL; the body is the
     Decision rendered from the history row when it is sent."""
     repo.outbox.add(
-        channel=WEBHOOK_CHANNEL,
-        kind=WEBHOOK_KIND,
-        account_id=None,
-        chat_id=None,
-        application_number=event.application_number,
-        event_id=event.id,
-        payload={},
-        state="pending",
-        attempts=0,
-        available_at=now,
-        created_at=now,
+        **new_row(
+            WEBHOOK_CHANNEL,
+            WEBHOOK_KIND,
+            now=now,
+            application_number=event.application_number,
+            event_id=event.id,
+        )
     )
 
 

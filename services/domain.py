@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from typing import Protocol
 
 
 class Status(StrEnum):
@@ -88,6 +89,19 @@ class Actor:
     organization_id: int | None
 
 
+class _Application(Protocol):
+    """An application as stored or as shown: what an ApplicationRef is made of."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def applicant_id(self) -> int: ...
+    @property
+    def organization_id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class ApplicationRef:
     """What the permission check needs to know about an application."""
@@ -96,6 +110,15 @@ class ApplicationRef:
     applicant_id: int
     organization_id: int
     status: Status
+
+    @classmethod
+    def of(cls, application: _Application) -> ApplicationRef:
+        return cls(
+            number=application.number,
+            applicant_id=application.applicant_id,
+            organization_id=application.organization_id,
+            status=Status(application.status),
+        )
 
 
 def in_scope(actor: Actor, scope: Scope, application: ApplicationRef) -> bool:

@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.clock import Clock
 from services.domain import Actor, Role
 from services.launch import CLOCK_SKEW, LaunchProblem, LaunchUser
+from services.outbox import new_row
 from services.periodic import run_periodically
 from storage.models import Account, Binding, LinkToken
 from storage.repositories import Repositories
@@ -297,7 +298,14 @@ def accept_consent(account: Account, *, version: str, clock: Clock) -> None:
 def start_afresh(account: Account, role: Role) -> None:
     """What the bot keeps of a person, as a first binding (no other messenger bound) starts
     it: the role with the most to do, the consent still to accept, pushes on, the digest on."""
+    forget_person(account)
     account.active_role = role.value
+
+
+def forget_person(account: Account) -> None:
+    """What the bot keeps of a person dropped (no messenger is bound): no role, no consent,
+    the settings as a first binding starts them."""
+    account.active_role = None
     account.consent_at = None
     account.consent_version = None
     account.muted = False
@@ -399,13 +407,7 @@ async def forget_binding(repo: Repositories, binding: Binding) -> None:
     account = binding.account
     await repo.links.remove(binding)
     if not await repo.links.of_account(account.id):
-        account.active_role = None
-        account.consent_at = None
-        account.consent_version = None
-        account.muted = False
-        account.muted_at = None
-        account.digest_enabled = True
-        account.push_to = None
+        forget_person(account)
 
 
 def enqueue_to_chat(
@@ -421,17 +423,7 @@ def enqueue_to_chat(
     """A linking message for one messenger chat, through the outbox (sent after the commit,
     in order)."""
     repo.outbox.add(
-        channel=messenger,
-        kind=kind,
-        account_id=account_id,
-        chat_id=chat_id,
-        application_number=None,
-        event_id=None,
-        payload=payload,
-        state="pending",
-        attempts=0,
-        available_at=now,
-        created_at=now,
+        **new_row(messenger, kind, now=now, account_id=account_id, chat_id=chat_id, payload=payload)
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from services.decisions import enqueue_webhook, is_decision
 from services.domain import Action, Role, Status
+from services.outbox import new_row
 from storage.models import Application, ApplicationEvent
 from storage.repositories import Recipient, Repositories
 
@@ -66,19 +67,17 @@ def push_row(
     """
     if recipient.muted:
         return None
-    return {
-        "channel": recipient.messenger,
-        "kind": kind.value,
-        "account_id": recipient.account_id,
-        "chat_id": recipient.chat_id,
-        "application_number": application_number,
-        "event_id": event_id,
-        "payload": payload or {},
-        "state": "held" if recipient.blocked else "pending",
-        "attempts": 0,
-        "available_at": now,
-        "created_at": now,
-    }
+    return new_row(
+        recipient.messenger,
+        kind.value,
+        now=now,
+        account_id=recipient.account_id,
+        chat_id=recipient.chat_id,
+        application_number=application_number,
+        event_id=event_id,
+        payload=payload,
+        held=recipient.blocked,
+    )
 
 
 async def enqueue_pushes(

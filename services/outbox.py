@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute, aliased
@@ -84,6 +84,35 @@ def _order_column(model: Any, key: OrderKey) -> InstrumentedAttribute[int | None
     return column
 
 
+def new_row(
+    channel: str,
+    kind: str,
+    *,
+    now: datetime,
+    account_id: int | None = None,
+    chat_id: int | None = None,
+    application_number: int | None = None,
+    event_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    held: bool = False,
+) -> dict[str, Any]:
+    """The values of a new outbox row, due `now`; a `held` one waits for its chat to come back
+    (`chat_unblocked`)."""
+    return {
+        "channel": channel,
+        "kind": kind,
+        "account_id": account_id,
+        "chat_id": chat_id,
+        "application_number": application_number,
+        "event_id": event_id,
+        "payload": payload or {},
+        "state": HELD if held else PENDING,
+        "attempts": 0,
+        "available_at": now,
+        "created_at": now,
+    }
+
+
 def default_owner() -> str:
     """A lease owner name unique to this worker: host, process and a random part."""
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -93,7 +122,11 @@ def _clip(reason: str) -> str:
     return reason if len(reason) <= ERROR_MAX_LENGTH else reason[: ERROR_MAX_LENGTH - 1] + "…"
 
 
-def _rowcount(result: Any) -> int:
+async def _update(session: AsyncSession, model: Any, *where: Any, **values: Any) -> int:
+    """``UPDATE model SET values WHERE where``, in bulk; how many rows it changed."""
+    result = await session.execute(
+        update(model).where(*where).values(**values).execution_options(synchronize_session=False)
+    )
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
 
@@ -187,31 +220,18 @@ async def chat_blocked(
     A row some worker is sending right now keeps its lease: that worker records its outcome
     (a 403 holds it too). Returns how many rows were held.
     """
-    await session.execute(
-        update(Binding)
-        .where(
-            Binding.messenger == messenger,
-            Binding.chat_id == chat_id,
-            Binding.blocked.is_(False),
-        )
-        .values(blocked=True)
-        .execution_options(synchronize_session=False)
-    )
+    await _flag_binding(session, messenger, chat_id, blocked=True)
     values: dict[str, Any] = {"state": HELD, "lease_until": None, "lease_owner": None}
     if reason is not None:
         values["last_error"] = _clip(reason)
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.channel == messenger,
-            OutboxMessage.chat_id == chat_id,
-            OutboxMessage.state == PENDING,
-            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    return await _update(
+        session,
+        OutboxMessage,
+        *_chat_rows(messenger, chat_id),
+        OutboxMessage.state == PENDING,
+        or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+        **values,
     )
-    return _rowcount(result)
 
 
 async def chat_moved(
@@ -221,23 +241,14 @@ async def chat_moved(
     removed and started again may get a new chat id): the binding points to the new chat, and
     its rows not yet sent (pending, held) go there instead of the dead one. In the caller's
     transaction (the update's). Returns how many rows moved."""
-    await session.execute(
-        update(Binding)
-        .where(Binding.id == binding_id)
-        .values(chat_id=new_chat_id)
-        .execution_options(synchronize_session=False)
+    await _update(session, Binding, Binding.id == binding_id, chat_id=new_chat_id)
+    moved = await _update(
+        session,
+        OutboxMessage,
+        *_chat_rows(messenger, old_chat_id),
+        OutboxMessage.state.in_((PENDING, HELD)),
+        chat_id=new_chat_id,
     )
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.channel == messenger,
-            OutboxMessage.chat_id == old_chat_id,
-            OutboxMessage.state.in_((PENDING, HELD)),
-        )
-        .values(chat_id=new_chat_id)
-        .execution_options(synchronize_session=False)
-    )
-    moved = _rowcount(result)
     if moved:
         outbox_signal.written(session, messenger)
     return moved
@@ -248,30 +259,35 @@ async def chat_unblocked(session: AsyncSession, messenger: str, chat_id: int, no
 
     Returns how many rows were released; they are sent in their original order.
     """
-    await session.execute(
-        update(Binding)
-        .where(
-            Binding.messenger == messenger,
-            Binding.chat_id == chat_id,
-            Binding.blocked.is_(True),
-        )
-        .values(blocked=False)
-        .execution_options(synchronize_session=False)
+    await _flag_binding(session, messenger, chat_id, blocked=False)
+    released = await _update(
+        session,
+        OutboxMessage,
+        *_chat_rows(messenger, chat_id),
+        OutboxMessage.state == HELD,
+        state=PENDING,
+        available_at=now,
     )
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.channel == messenger,
-            OutboxMessage.chat_id == chat_id,
-            OutboxMessage.state == HELD,
-        )
-        .values(state=PENDING, available_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    released = _rowcount(result)
     if released:
         outbox_signal.written(session, messenger)
     return released
+
+
+async def _flag_binding(
+    session: AsyncSession, messenger: str, chat_id: int, *, blocked: bool
+) -> None:
+    await _update(
+        session,
+        Binding,
+        Binding.messenger == messenger,
+        Binding.chat_id == chat_id,
+        Binding.blocked.is_(not blocked),
+        blocked=blocked,
+    )
+
+
+def _chat_rows(messenger: str, chat_id: int) -> tuple[Any, ...]:
+    return OutboxMessage.channel == messenger, OutboxMessage.chat_id == chat_id
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,12 +305,25 @@ class OutboxQueue:
     owner: str = field(default_factory=default_owner)
     order_key: OrderKey = "chat_id"
 
-    def _mine(self, row_id: int) -> Any:
-        return and_(
-            OutboxMessage.id == row_id,
+    def _mine(self, row_ids: Iterable[int]) -> tuple[Any, ...]:
+        """The rows among `row_ids` this worker still leases."""
+        return (
+            OutboxMessage.id.in_(list(row_ids)),
             OutboxMessage.lease_owner == self.owner,
             OutboxMessage.state == PENDING,
         )
+
+    async def _settle(self, session: AsyncSession, row: OutboxMessage, **values: Any) -> bool:
+        """End this worker's lease on the row, setting `values`; False if the lease was lost."""
+        changed = await _update(
+            session,
+            OutboxMessage,
+            *self._mine([row.id]),
+            lease_until=None,
+            lease_owner=None,
+            **values,
+        )
+        return changed == 1
 
     async def claim(self, limit: int, now: datetime) -> list[OutboxMessage]:
         """Lease up to `limit` deliverable rows, oldest first, at most one per chat."""
@@ -346,18 +375,11 @@ class OutboxQueue:
         if not ids:
             return 0
         async with self.session_factory() as session:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id.in_(ids),
-                    OutboxMessage.lease_owner == self.owner,
-                    OutboxMessage.state == PENDING,
-                )
-                .values(lease_until=now + self.lease)
-                .execution_options(synchronize_session=False)
+            renewed = await _update(
+                session, OutboxMessage, *self._mine(ids), lease_until=now + self.lease
             )
             await session.commit()
-        return _rowcount(result)
+        return renewed
 
     async def mark_sent(
         self,
@@ -369,34 +391,27 @@ class OutboxQueue:
         """Record delivery. `next_in_chat_after` keeps the chat's next row back that long, so
         workers sharing the table respect a per-chat rate too. False if the lease was lost."""
         async with self.session_factory() as session:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(self._mine(row.id))
-                .values(
-                    state=SENT,
-                    sent_at=now,
-                    message_id=None if message_id is None else str(message_id),
-                    lease_until=None,
-                    lease_owner=None,
-                )
-                .execution_options(synchronize_session=False)
+            mine = await self._settle(
+                session,
+                row,
+                state=SENT,
+                sent_at=now,
+                message_id=None if message_id is None else str(message_id),
             )
             key = getattr(row, self.order_key)
             if next_in_chat_after and key is not None:
                 not_before = now + next_in_chat_after
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.channel == self.channel,
-                        _order_column(OutboxMessage, self.order_key) == key,
-                        OutboxMessage.state == PENDING,
-                        OutboxMessage.available_at < not_before,
-                    )
-                    .values(available_at=not_before)
-                    .execution_options(synchronize_session=False)
+                await _update(
+                    session,
+                    OutboxMessage,
+                    OutboxMessage.channel == self.channel,
+                    _order_column(OutboxMessage, self.order_key) == key,
+                    OutboxMessage.state == PENDING,
+                    OutboxMessage.available_at < not_before,
+                    available_at=not_before,
                 )
             await session.commit()
-        return _rowcount(result) == 1
+        return mine
 
     async def retry_or_fail(
         self,
@@ -415,17 +430,12 @@ class OutboxQueue:
             await self.fail(row, f"{reason} (attempt {attempts} of {policy.max_attempts})", now)
             return False
         async with self.session_factory() as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(self._mine(row.id))
-                .values(
-                    attempts=attempts,
-                    available_at=now + policy.delay(attempts, rng),
-                    last_error=_clip(reason),
-                    lease_until=None,
-                    lease_owner=None,
-                )
-                .execution_options(synchronize_session=False)
+            await self._settle(
+                session,
+                row,
+                attempts=attempts,
+                available_at=now + policy.delay(attempts, rng),
+                last_error=_clip(reason),
             )
             await session.commit()
         return True
@@ -435,20 +445,15 @@ class OutboxQueue:
     ) -> bool:
         """Give up on the row with the reason; `attempted` counts it as one more attempt."""
         async with self.session_factory() as session:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(self._mine(row.id))
-                .values(
-                    state=FAILED,
-                    attempts=row.attempts + (1 if attempted else 0),
-                    last_error=_clip(reason),
-                    lease_until=None,
-                    lease_owner=None,
-                )
-                .execution_options(synchronize_session=False)
+            failed = await self._settle(
+                session,
+                row,
+                state=FAILED,
+                attempts=row.attempts + (1 if attempted else 0),
+                last_error=_clip(reason),
             )
             await session.commit()
-        return _rowcount(result) == 1
+        return failed
 
     async def release(
         self,
@@ -466,18 +471,9 @@ class OutboxQueue:
         if reason is not None:
             values["last_error"] = _clip(reason)
         async with self.session_factory() as session:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id.in_(ids),
-                    OutboxMessage.lease_owner == self.owner,
-                    OutboxMessage.state == PENDING,
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            released = await _update(session, OutboxMessage, *self._mine(ids), **values)
             await session.commit()
-        return _rowcount(result)
+        return released
 
     async def hold(self, row: OutboxMessage, reason: str, now: datetime) -> int:
         """The row's chat is unreachable: hold this row and the chat's other pending rows and
@@ -486,17 +482,8 @@ class OutboxQueue:
             await self.fail(row, reason, now)
             return 0
         async with self.session_factory() as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(self._mine(row.id))
-                .values(
-                    state=HELD,
-                    attempts=row.attempts + 1,
-                    last_error=_clip(reason),
-                    lease_until=None,
-                    lease_owner=None,
-                )
-                .execution_options(synchronize_session=False)
+            await self._settle(
+                session, row, state=HELD, attempts=row.attempts + 1, last_error=_clip(reason)
             )
             held = await chat_blocked(session, row.channel, row.chat_id, now)
             await session.commit()

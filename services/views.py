@@ -36,12 +36,7 @@ class ApplicationView:
 
     @property
     def ref(self) -> ApplicationRef:
-        return ApplicationRef(
-            number=self.number,
-            applicant_id=self.applicant_id,
-            organization_id=self.organization_id,
-            status=self.status,
-        )
+        return ApplicationRef.of(self)
 
 
 @dataclass(frozen=True)

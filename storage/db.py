@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import TextClause, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -97,3 +97,14 @@ def upsert(
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+def compiled_once(model: type[DeclarativeBase], sql: str) -> TextClause:
+    """A statement written on every update as text, compiled once: SQLAlchemy never caches a
+    dialect's INSERT … ON CONFLICT construct, so that would be compiled anew each time. Each
+    `:name` parameter takes the type of the `model`'s column of that name. Both SQLite and
+    PostgreSQL spell ON CONFLICT the same way."""
+    statement = text(sql)
+    names = statement.compile().params
+    columns = model.__table__.c
+    return statement.bindparams(*(bindparam(name, type_=columns[name].type) for name in names))

@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import and_, bindparam, delete, literal, select, text
+from sqlalchemy import and_, bindparam, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from storage.db import compiled_once
 from storage.models import Account, Binding, FsmState
 
 if TYPE_CHECKING:
@@ -117,22 +118,14 @@ def _key_params(key: StateKey) -> dict[str, int | str]:
     }
 
 
-# Written on most updates: a text statement, compiled once (SQLAlchemy never caches a dialect's
-# INSERT … ON CONFLICT construct). A missing thread or business connection is 0 or '' (FsmState).
-_STATE_COLUMNS = FsmState.__table__.c
-_SAVE_STATE = text(
+# Written on most updates. A missing thread or business connection is 0 or '' (FsmState).
+_SAVE_STATE = compiled_once(
+    FsmState,
     "INSERT INTO fsm_states (messenger, bot_id, chat_id, user_id, thread_id, "
     "business_connection_id, destiny, state, data) "
     "VALUES (:messenger, :bot_id, :chat_id, :user_id, 0, '', 'default', :state, :data) "
     "ON CONFLICT (messenger, bot_id, chat_id, user_id, thread_id, business_connection_id, "
-    "destiny) DO UPDATE SET state = excluded.state, data = excluded.data"
-).bindparams(
-    bindparam("messenger", type_=_STATE_COLUMNS.messenger.type),
-    bindparam("bot_id", type_=_STATE_COLUMNS.bot_id.type),
-    bindparam("chat_id", type_=_STATE_COLUMNS.chat_id.type),
-    bindparam("user_id", type_=_STATE_COLUMNS.user_id.type),
-    bindparam("state", type_=_STATE_COLUMNS.state.type),
-    bindparam("data", type_=_STATE_COLUMNS.data.type),
+    "destiny) DO UPDATE SET state = excluded.state, data = excluded.data",
 )
 
 

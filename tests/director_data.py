@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -85,22 +86,24 @@ async def status_of(session_factory: async_sessionmaker[AsyncSession], number: i
 async def events_of(
     session_factory: async_sessionmaker[AsyncSession], number: int
 ) -> list[ApplicationEvent]:
-    async with session_factory() as session:
-        rows = await session.scalars(
-            select(ApplicationEvent)
-            .where(ApplicationEvent.application_number == number)
-            .order_by(ApplicationEvent.id)
-        )
-        return list(rows)
+    return await _rows_of(session_factory, ApplicationEvent, number)
 
 
 async def outbox_of(
     session_factory: async_sessionmaker[AsyncSession], number: int
 ) -> list[OutboxMessage]:
+    return await _rows_of(session_factory, OutboxMessage, number)
+
+
+Row = TypeVar("Row", ApplicationEvent, OutboxMessage)
+
+
+async def _rows_of(
+    session_factory: async_sessionmaker[AsyncSession], model: type[Row], number: int
+) -> list[Row]:
+    """The model's rows of the application, in the order they were written."""
     async with session_factory() as session:
         rows = await session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.application_number == number)
-            .order_by(OutboxMessage.id)
+            select(model).where(model.application_number == number).order_by(model.id)
         )
         return list(rows)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Account, AccountRole, Application, Binding, Organization
+from services.notifications import notify_new_application
+from services.outbox import new_row
+from storage.models import Account, AccountRole, Application, Binding, Organization, OutboxMessage
+from storage.repositories import Repositories
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
 
@@ -112,6 +116,12 @@ def binding(
     )
 
 
+def outbox_row(channel: str, kind: str, *, now: datetime, **columns: Any) -> OutboxMessage:
+    """A new outbox row as a change writes it (services.outbox.new_row), due `now`; `columns`
+    set others (chat_id, event_id, state...)."""
+    return OutboxMessage(**{**new_row(channel, kind, now=now), **columns})
+
+
 async def link(
     session: AsyncSession,
     account_id: int,
@@ -173,3 +183,57 @@ async def seed_school(session: AsyncSession, messenger: str = "telegram") -> Non
         ]
     )
     await session.flush()
+
+
+# -- many schools (the end-to-end tests under load) --------------------------------------------
+# School `org` (from 1): its director is account 100 + org and its applicant 200 + org, each in
+# their Telegram chat account + 1000; its application is number 5000 + org.
+
+
+def school_director(org: int) -> int:
+    return 100 + org
+
+
+def school_applicant(org: int) -> int:
+    return 200 + org
+
+
+def school_application(org: int) -> int:
+    return 5000 + org
+
+
+def school_chat(account_id: int) -> int:
+    return account_id + 1000
+
+
+def director_chat(org: int) -> int:
+    return school_chat(school_director(org))
+
+
+def applicant_chat(org: int) -> int:
+    return school_chat(school_applicant(org))
+
+
+async def seed_schools(session: AsyncSession, schools: int) -> None:
+    """Schools 1 to `schools`: a director and an applicant each, consented and bound in
+    Telegram; a new application each, with its push to the director in the outbox."""
+    orgs = range(1, schools + 1)
+    session.add_all(organization(org) for org in orgs)
+    await session.flush()
+    for org in orgs:
+        for person, name, role in (
+            (school_director(org), f"Директор Школы {org}", "director"),
+            (school_applicant(org), f"Педагог Школы {org}", "listener"),
+        ):
+            session.add(account(person, name, org, role, active_role=role, consent=True))
+    await session.flush()
+    for org in orgs:
+        for person in (school_director(org), school_applicant(org)):
+            session.add(binding(person, school_chat(person)))
+    applications = [
+        application(school_application(org), school_applicant(org), org) for org in orgs
+    ]
+    session.add_all(applications)
+    await session.flush()
+    for item in applications:
+        await notify_new_application(Repositories(session), item, now=T0)

@@ -27,6 +27,48 @@ class ErrorLog(logging.Handler):
         self.records.append(record)
 
 
+class Harness:
+    """What the harnesses of both front ends share (BotHarness, MaxHarness): the double and the
+    settings, database and clock the bot runs with; the errors its loggers report; a person's
+    action followed by the bot's newest message in their chat."""
+
+    api: Any
+    LOGGERS: tuple[str, ...] = ("bot.conversation.runner",)
+    UNANSWERED = "callbacks left unanswered"
+
+    def __init__(
+        self,
+        api: Any,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        clock: Clock,
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self.session_factory = session_factory
+        self.clock = clock
+        self.errors = ErrorLog()
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self.errors)
+
+    async def close(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self.errors)
+
+    async def feed_pending(self) -> object:
+        """Feed every queued update to the bot, in order."""
+        raise NotImplementedError
+
+    async def newest_after(self, user_id: int) -> Any:
+        """The queued updates fed; the bot's newest message in the user's chat then."""
+        await self.feed_pending()
+        return self.api.last_bot_message(user_id)
+
+    def assert_no_errors(self) -> None:
+        assert not self.errors.records, [r.getMessage() for r in self.errors.records]
+        assert not self.api.unanswered_callbacks(), self.UNANSWERED
+
+
 # SNILS_HASH_KEY of the tests' settings (at least 32 characters, as start-up demands).
 SNILS_KEY = "test-snils-key-0123456789abcdefghij"
 
@@ -45,7 +87,9 @@ def test_settings(api: FakeBotAPI, database_url: str, **overrides: Any) -> Setti
 test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
-class BotHarness:
+class BotHarness(Harness):
+    api: FakeBotAPI
+
     def __init__(
         self,
         api: FakeBotAPI,
@@ -53,18 +97,13 @@ class BotHarness:
         session_factory: async_sessionmaker[AsyncSession],
         clock: Clock,
     ) -> None:
-        self.api = api
-        self.settings = settings
-        self.session_factory = session_factory
-        self.clock = clock
+        super().__init__(api, settings, session_factory, clock)
         self.bot: Bot = build_bot(settings)
         self.dp: Dispatcher = build_dispatcher(settings, session_factory, clock)
         self.dp["bot_username"] = api.bot_username
-        self.errors = ErrorLog()
-        logging.getLogger("bot.conversation.runner").addHandler(self.errors)
 
     async def close(self) -> None:
-        logging.getLogger("bot.conversation.runner").removeHandler(self.errors)
+        await super().close()
         await self.dp["runner"].close()
         await self.bot.session.close()
 
@@ -81,20 +120,17 @@ class BotHarness:
     async def send(self, user_id: int, text: str) -> Message:
         """The user writes; returns the bot's newest message in that chat afterwards."""
         self.api.send_text(user_id, text)
-        await self.feed_pending()
-        return self.api.last_bot_message(user_id)
+        return await self.newest_after(user_id)
 
     async def send_media(self, user_id: int, kind: str) -> Message:
         """The user sends a photo, a voice message, a sticker or a document."""
         self.api.send_media(user_id, kind)
-        await self.feed_pending()
-        return self.api.last_bot_message(user_id)
+        return await self.newest_after(user_id)
 
     async def press(self, user_id: int, label: str, message_id: int | None = None) -> Message:
         """The user presses a button by its label; returns the bot's newest message afterwards."""
         self.api.press(user_id, label, message_id)
-        await self.feed_pending()
-        return self.api.last_bot_message(user_id)
+        return await self.newest_after(user_id)
 
     async def press_data(self, user_id: int, data: str, message_id: int) -> None:
         self.api.press_data(user_id, data, message_id)
@@ -104,7 +140,3 @@ class BotHarness:
         """The last press's answer: its text and whether it was an alert, where given."""
         params = self.api.calls_of("answerCallbackQuery")[-1].params
         return {key: params[key] for key in ("text", "show_alert") if key in params}
-
-    def assert_no_errors(self) -> None:
-        assert not self.errors.records, [r.getMessage() for r in self.errors.records]
-        assert not self.api.unanswered_callbacks(), "callbacks left unanswered"

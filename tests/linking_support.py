@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from aiohttp import ClientSession, CookieJar, web
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.process.app import link_pages
@@ -74,16 +74,20 @@ async def mint(
 async def link_of(
     session_factory: async_sessionmaker[AsyncSession], telegram_user_id: int
 ) -> Binding | None:
-    async with session_factory() as session:
-        result = await session.execute(select(Binding).where(Binding.user_id == telegram_user_id))
-        return result.scalar_one_or_none()
+    return await _binding(session_factory, Binding.user_id == telegram_user_id)
 
 
 async def account_link(
     session_factory: async_sessionmaker[AsyncSession], account_id: int
 ) -> Binding | None:
+    return await _binding(session_factory, Binding.account_id == account_id)
+
+
+async def _binding(
+    session_factory: async_sessionmaker[AsyncSession], condition: ColumnElement[bool]
+) -> Binding | None:
     async with session_factory() as session:
-        result = await session.execute(select(Binding).where(Binding.account_id == account_id))
+        result = await session.execute(select(Binding).where(condition))
         return result.scalar_one_or_none()
 
 
@@ -131,6 +135,12 @@ class BotFirst:
 
     def auth_date(self) -> int:
         return int(self.harness.clock.now().timestamp())
+
+    async def binding_of(self, telegram_user_id: int) -> Binding | None:
+        return await link_of(self.harness.session_factory, telegram_user_id)
+
+    async def account_binding(self, account_id: int) -> Binding | None:
+        return await account_link(self.harness.session_factory, account_id)
 
 
 @asynccontextmanager

@@ -4,7 +4,6 @@ back to the double over HTTP through maxapi's session."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,7 +16,7 @@ from bot.max.feed import MaxFeed
 from bot.settings import Settings
 from services.clock import Clock
 from tests.fakes.max_api import FakeMaxAPI, Message
-from tests.harness import SNILS_KEY, ErrorLog
+from tests.harness import SNILS_KEY, Harness
 
 
 def max_settings(api: FakeMaxAPI, database_url: str, **overrides: Any) -> Settings:
@@ -31,7 +30,11 @@ def max_settings(api: FakeMaxAPI, database_url: str, **overrides: Any) -> Settin
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-class MaxHarness:
+class MaxHarness(Harness):
+    api: FakeMaxAPI
+    LOGGERS = ("bot.conversation.runner", "bot.max.feed")
+    UNANSWERED = "presses left unanswered"
+
     def __init__(
         self,
         api: FakeMaxAPI,
@@ -39,20 +42,13 @@ class MaxHarness:
         session_factory: async_sessionmaker[AsyncSession],
         clock: Clock,
     ) -> None:
-        self.api = api
-        self.settings = settings
-        self.session_factory = session_factory
-        self.clock = clock
+        super().__init__(api, settings, session_factory, clock)
         self.client = MaxClient(api.token, api.url)
         self.runner: Runner = build_runner(settings, session_factory, clock)
         self.feed = MaxFeed(self.runner, self.client, api.bot_id)
-        self.errors = ErrorLog()
-        for name in ("bot.conversation.runner", "bot.max.feed"):
-            logging.getLogger(name).addHandler(self.errors)
 
     async def close(self) -> None:
-        for name in ("bot.conversation.runner", "bot.max.feed"):
-            logging.getLogger(name).removeHandler(self.errors)
+        await super().close()
         await self.runner.close()
         await self.client.close()
 
@@ -66,19 +62,12 @@ class MaxHarness:
 
     async def send(self, user_id: int, text: str) -> Message:
         self.api.send_text(user_id, text)
-        await self.feed_pending()
-        return self.api.last_bot_message(user_id)
+        return await self.newest_after(user_id)
 
     async def start(self, user_id: int, payload: str | None = None) -> Message:
         self.api.start_bot(user_id, payload)
-        await self.feed_pending()
-        return self.api.last_bot_message(user_id)
+        return await self.newest_after(user_id)
 
     async def press(self, user_id: int, label: str, mid: str | None = None) -> Message:
         self.api.press(user_id, label, mid)
-        await self.feed_pending()
-        return self.api.last_bot_message(user_id)
-
-    def assert_no_errors(self) -> None:
-        assert not self.errors.records, [r.getMessage() for r in self.errors.records]
-        assert not self.api.unanswered_callbacks(), "presses left unanswered"
+        return await self.newest_after(user_id)

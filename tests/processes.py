@@ -1,5 +1,6 @@
 """The real `python -m bot` as a child process of a test: started with a clean environment,
-its stderr in a file, stopped with SIGTERM (or killed), waited for with a deadline."""
+its stderr in a file, stopped with SIGTERM (or killed), waited for with a deadline; or a
+command run to its end with its output captured (`run_bot`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,52 @@ def clean_env(**values: str) -> dict[str, str]:
     return env
 
 
+def fresh_python(code: str) -> str:
+    """Run `code` in a fresh interpreter of the project (nothing imported yet, nothing of the
+    environment but the project's path): what it printed. Fails the test if it fails."""
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def sqlite_url(workdir: Path) -> str:
+    """The database of a child bot that keeps its data in `workdir`."""
+    return f"sqlite+aiosqlite:///{workdir / 'bot.sqlite3'}"
+
+
+def bot_env(workdir: Path, **values: str) -> dict[str, str]:
+    """`clean_env` with the data in a SQLite file in `workdir` unless `values` name a
+    DATABASE_URL."""
+    return clean_env(**{"DATABASE_URL": sqlite_url(workdir), **values})
+
+
+async def run_bot(workdir: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """`python -m bot …` run to its end in `workdir` (no .env of a developer's checkout), with
+    `bot_env`: its exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=workdir,
+        env=bot_env(workdir, **env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=START_LIMIT)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 def _log_in(workdir: Path) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     return workdir / "stderr.log"
@@ -44,6 +93,7 @@ class BotProcess:
 
     process: asyncio.subprocess.Process
     log: Path
+    stop_asked: bool = False
 
     @classmethod
     async def start(cls, workdir: Path, *args: str, **env: str) -> BotProcess:
@@ -89,10 +139,17 @@ class BotProcess:
         assert self.process.returncode is not None
         return self.process.returncode
 
+    def ask_to_stop(self) -> None:
+        """SIGTERM, once (a second one would end the bot at once), without waiting for the
+        exit: `terminate` waits."""
+        if self.process.returncode is None and not self.stop_asked:
+            self.process.send_signal(signal.SIGTERM)
+            self.stop_asked = True
+
     async def terminate(self, limit: float = 60.0) -> int:
         """SIGTERM and wait for the exit (killed if it does not come); the exit code."""
         if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.ask_to_stop()
             try:
                 await asyncio.wait_for(self.process.wait(), timeout=limit)
             except TimeoutError:
@@ -107,3 +164,14 @@ class BotProcess:
         if self.process.returncode is None:
             self.process.kill()
         await self.process.wait()
+
+
+@asynccontextmanager
+async def running(workdir: Path, *args: str, **env: str) -> AsyncIterator[BotProcess]:
+    """`python -m bot …` (BotProcess.start) for the duration of the block, killed at its end if
+    it still runs: a block that checks a clean stop ends with `terminate()`."""
+    bot = await BotProcess.start(workdir, *args, **env)
+    try:
+        yield bot
+    finally:
+        await bot.kill()

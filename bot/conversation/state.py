@@ -105,8 +105,8 @@ class ChatState:
 
     @property
     def card(self) -> AppIntent | None:
-        packed = self.data.get("card")
-        return as_intent(packed, AppIntent) if isinstance(packed, str) else None
+        packed = self._text("card")
+        return as_intent(packed, AppIntent) if packed is not None else None
 
     @property
     def decision(self) -> Action | None:
@@ -117,8 +117,8 @@ class ChatState:
 
     @property
     def back(self) -> ListIntent | None:
-        packed = self.data.get("back")
-        return as_intent(packed, ListIntent) if isinstance(packed, str) else None
+        packed = self._text("back")
+        return as_intent(packed, ListIntent) if packed is not None else None
 
     # -- an input left, and a text held for the person's choice ----------------------------
 
@@ -129,8 +129,7 @@ class ChatState:
         if self.input is not None:
             left["input"] = self.input.value
         for name in ("card", "decision"):
-            value = self.data.get(name)
-            if isinstance(value, str):
+            if (value := self._text(name)) is not None:
                 left[name] = value
         self.end()
         self.data["left"] = left
@@ -175,8 +174,7 @@ class ChatState:
             action = Action(str(raw.get("action")))
         except ValueError:
             return None
-        number = raw.get("number")
-        return Held(raw["text"], action, number if isinstance(number, int) else None)
+        return Held(raw["text"], action, _number(raw.get("number")))
 
     def drop_held(self) -> None:
         if "held" in self.data:
@@ -190,7 +188,7 @@ class ChatState:
         value = self.data.get(name)
         if not isinstance(value, list):
             return []
-        return [n for n in value if isinstance(n, int) and not isinstance(n, bool)]
+        return [n for n in value if _number(n) is not None]
 
     def set_numbers(self, name: str, numbers: list[int]) -> None:
         self._set(name, list(numbers) or None)
@@ -200,8 +198,7 @@ class ChatState:
     @property
     def consent_shown(self) -> str | None:
         """The version of the consent text last shown in the chat (None: not yet)."""
-        value = self.data.get("consent")
-        return value if isinstance(value, str) else None
+        return self._text("consent")
 
     def set_consent_shown(self, version: str | None) -> None:
         self._set("consent", version)
@@ -210,21 +207,18 @@ class ChatState:
 
     @property
     def search(self) -> str | None:
-        value = self.data.get("search")
-        return value if isinstance(value, str) else None
+        return self._text("search")
 
     def set_search(self, query: str | None) -> None:
         self._set("search", query)
 
     @property
     def organization(self) -> int | None:
-        value = self.data.get("organization")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return _number(self.data.get("organization"))
 
     @property
     def program(self) -> str | None:
-        value = self.data.get("program")
-        return value if isinstance(value, str) else None
+        return self._text("program")
 
     def set_narrowing(self, organization: int | None, program: str | None) -> None:
         self._set("organization", organization)
@@ -237,6 +231,10 @@ class ChatState:
             self.data = {}
             self.changed = True
 
+    def _text(self, name: str) -> str | None:
+        value = self.data.get(name)
+        return value if isinstance(value, str) else None
+
     def _set(self, name: str, value: object) -> None:
         if value is None:
             if name in self.data:
@@ -245,3 +243,8 @@ class ChatState:
         elif self.data.get(name) != value:
             self.data[name] = value
             self.changed = True
+
+
+def _number(value: object) -> int | None:
+    """`value` if it is a whole number (JSON's true and false are not)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

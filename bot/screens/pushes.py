@@ -88,45 +88,57 @@ def new_application(application: ApplicationView, *, hide_names: bool, own: bool
     lines.append(texts.STATUS.format(status=status_label(application.status)))
     if application.status is Status.NEW and own:
         lines.append(texts.OWN_APPLICATION)
-        return Screen("\n".join(lines), ((open_button(application.number),),))
+        return _with_open_button(lines, application.number)
     if application.status is Status.NEW:
         return Screen("\n".join(lines), decision_buttons(application.number))
     lines.append(texts.ALREADY_PROCESSED)
-    return Screen("\n".join(lines), ((open_button(application.number),),))
+    return _with_open_button(lines, application.number)
 
 
 def status_changed(
     application: ApplicationView, event: EventView, *, to_applicant: bool, hide_names: bool
 ) -> Screen:
     """To the applicant (and to the directors when the applicant or staff acted)."""
-    lines = [texts.STATUS_CHANGED_TITLE.format(number=application.number)]
-    if not hide_names and not to_applicant:
-        lines.append(applicant_line(application))
-    lines.append(program_line(application))
-    lines.append(
-        texts.STATUS_MOVE.format(
-            from_status=status_label(event.from_status), to_status=status_label(event.to_status)
-        )
+    move = texts.STATUS_MOVE.format(
+        from_status=status_label(event.from_status), to_status=status_label(event.to_status)
     )
-    if not hide_names:
-        lines.append(actor_line(event))
-    lines += comment_lines(event, hide_names, texts.COMMENT_ON_CARD)
-    return Screen("\n".join(lines), ((open_button(application.number),),))
+    heading = texts.STATUS_CHANGED_TITLE, move, texts.COMMENT_ON_CARD
+    return _event_push(heading, application, event, to_applicant, hide_names)
 
 
 def comment(
     application: ApplicationView, event: EventView, *, to_applicant: bool, hide_names: bool
 ) -> Screen:
     """To the other side of the application: the applicant or the directors."""
-    lines = [texts.COMMENT_TITLE.format(number=application.number)]
+    status = texts.STATUS.format(status=status_label(application.status))
+    heading = texts.COMMENT_TITLE, status, texts.COMMENT_TEXT_ON_CARD
+    return _event_push(heading, application, event, to_applicant, hide_names)
+
+
+def _event_push(
+    heading: tuple[str, str, str],
+    application: ApplicationView,
+    event: EventView,
+    to_applicant: bool,
+    hide_names: bool,
+) -> Screen:
+    """A push of what someone did: the `heading`'s title, whose application (not to the
+    applicant), the programme, the heading's status line, who did it and the comment (with
+    `hide_names`, the heading's hint that the card has it)."""
+    title, status, hint = heading
+    lines = [title.format(number=application.number)]
     if not hide_names and not to_applicant:
         lines.append(applicant_line(application))
     lines.append(program_line(application))
-    lines.append(texts.STATUS.format(status=status_label(application.status)))
+    lines.append(status)
     if not hide_names:
         lines.append(actor_line(event))
-    lines += comment_lines(event, hide_names, texts.COMMENT_TEXT_ON_CARD)
-    return Screen("\n".join(lines), ((open_button(application.number),),))
+    lines += comment_lines(event, hide_names, hint)
+    return _with_open_button(lines, application.number)
+
+
+def _with_open_button(lines: list[str], number: int) -> Screen:
+    return Screen("\n".join(lines), ((open_button(number),),))
 
 
 def digest(count: int, oldest: list[ApplicationView], *, hide_names: bool) -> Screen:

@@ -14,9 +14,9 @@ from bot.cli import demo
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
 from storage.models import Account, Application, LinkToken
-from tests.e2e.test_process import run_bot
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
+from tests.processes import run_bot
 
 LINK = re.compile(r"https://t\.me/(\w+)\?start=([A-Za-z0-9_-]+)")
 DIRECTOR_USER = 1001  # a private chat of the Bot API double

@@ -4,13 +4,9 @@ the web module: in the pull feed, and POSTed, signed, to a receiver that fails t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-import signal
-import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,10 +22,10 @@ from storage.migrate import upgrade
 from storage.models import OutboxMessage
 from tests import factories
 from tests.api_support import AUTH, WebhookReceiver, application_body, serve_api
-from tests.e2e.test_process import bot_env, wait_for
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 from tests.integration.test_api_health import samples
+from tests.processes import free_port, running, sqlite_url
 
 SECRET = "web-module-shared-secret-0123456789"
 DIRECTOR, SECOND_DIRECTOR, APPLICANT = 1001, 1002, 1003
@@ -126,16 +122,10 @@ async def test_from_the_web_module_to_the_director_and_back(
     assert (row.state, row.attempts) == ("sent", 2)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_the_bot_process_serves_the_api_and_delivers_decisions(tmp_path: Path) -> None:
     """`python -m bot` as deployed: the API on WEB_PORT, pushes from its dispatcher, the decision
     webhook from its background task (retried after a refusal), health and metrics."""
-    database = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    database = sqlite_url(tmp_path)
     engine = create_engine(database)
     await upgrade(engine)
     async with create_session_factory(engine)() as session:
@@ -147,26 +137,17 @@ async def test_the_bot_process_serves_the_api_and_delivers_decisions(tmp_path: P
     async with FakeBotAPI() as api, WebhookReceiver(500) as receiver, ClientSession() as http:
         for user in (DIRECTOR, SECOND_DIRECTOR, APPLICANT):
             api.add_user(user)
-        env = bot_env(
-            tmp_path,
-            BOT_TOKEN=api.token,
-            TELEGRAM_API_URL=api.url,
-            WEB_PORT=str(port),
-            API_TOKEN=AUTH["Authorization"].removeprefix("Bearer "),
-            DPO_WEBHOOK_URL=receiver.url,
-            DPO_WEBHOOK_SECRET=SECRET,
-        )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await wait_for(lambda: bool(api.calls_of("deleteWebhook")), process)
+        env = {
+            "DATABASE_URL": database,
+            "BOT_TOKEN": api.token,
+            "TELEGRAM_API_URL": api.url,
+            "WEB_PORT": str(port),
+            "API_TOKEN": AUTH["Authorization"].removeprefix("Bearer "),
+            "DPO_WEBHOOK_URL": receiver.url,
+            "DPO_WEBHOOK_SECRET": SECRET,
+        }
+        async with running(tmp_path, **env) as bot:
+            await bot.wait_for(lambda: bool(api.calls_of("deleteWebhook")))
             async with http.get(f"{base}/healthz") as response:
                 health = await response.json()
             assert response.status == 200, health
@@ -186,14 +167,14 @@ async def test_the_bot_process_serves_the_api_and_delivers_decisions(tmp_path: P
             def pushed() -> bool:
                 return any(m.from_bot and "№39744" in m.text for m in api.chat(DIRECTOR))
 
-            await wait_for(pushed, process)
+            await bot.wait_for(pushed)
             push = api.last_bot_message(DIRECTOR)
             api.press(DIRECTOR, "✅ Одобрить", push.message_id)
-            await wait_for(
-                lambda: "Напишите комментарий" in api.last_bot_message(DIRECTOR).text, process
+            await bot.wait_for(
+                lambda: "Напишите комментарий" in api.last_bot_message(DIRECTOR).text
             )
             api.send_text(DIRECTOR, "Одобряю")
-            await wait_for(lambda: len(receiver.requests) == 2, process)
+            await bot.wait_for(lambda: len(receiver.requests) == 2)
 
             async with http.get(f"{base}/metrics") as response:
                 values = samples(await response.text())
@@ -201,13 +182,8 @@ async def test_the_bot_process_serves_the_api_and_delivers_decisions(tmp_path: P
             assert values[(sends, (("channel", "webhook"), ("result", "retry")))] == 1
             assert values[(sends, (("channel", "webhook"), ("result", "sent")))] == 1
             assert values[(sends, (("channel", "telegram"), ("result", "sent")))] >= 2
-            process.send_signal(signal.SIGTERM)
-            code = await asyncio.wait_for(process.wait(), timeout=30)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        err = (await process.stderr.read()).decode() if process.stderr else ""
+            code = await bot.terminate()
+        err = bot.stderr()
     assert code == 0, err
     assert "Traceback" not in err
     headers, body = receiver.requests[-1]

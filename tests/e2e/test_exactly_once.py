@@ -16,12 +16,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notifications import notify_new_application
 from storage.models import Application, ApplicationEvent, OutboxMessage
-from storage.repositories import Repositories
-from tests import factories
+from tests.factories import applicant_chat, director_chat, school_application, seed_schools
 from tests.fakes.bot_api import FakeBotAPI
-from tests.processes import BotProcess, free_port
+from tests.processes import BotProcess, free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -31,66 +29,16 @@ HOLD_SECONDS = 4.0
 SECRET = "exactly-once-webhook-secret-0123456789"
 
 
-def director(org: int) -> int:
-    return 100 + org
-
-
-def applicant(org: int) -> int:
-    return 200 + org
-
-
-def number(org: int) -> int:
-    return 5000 + org
-
-
-def chat(account_id: int) -> int:
-    return account_id + 1000
-
-
 async def seed(session_factory: async_sessionmaker[AsyncSession]) -> None:
-    """24 schools: a director and an applicant each, linked; a new application each, with its
-    push to the director in the outbox."""
     async with session_factory() as session:
-        orgs = range(1, SCHOOLS + 1)
-        session.add_all(factories.organization(org) for org in orgs)
-        await session.flush()
-        for org in orgs:
-            session.add(
-                factories.account(
-                    director(org),
-                    f"Директор Школы {org}",
-                    org,
-                    "director",
-                    active_role="director",
-                    consent=True,
-                )
-            )
-            session.add(
-                factories.account(
-                    applicant(org),
-                    f"Педагог Школы {org}",
-                    org,
-                    "listener",
-                    active_role="listener",
-                    consent=True,
-                )
-            )
-        await session.flush()
-        for org in orgs:
-            session.add(factories.binding(director(org), chat(director(org))))
-            session.add(factories.binding(applicant(org), chat(applicant(org))))
-        applications = [factories.application(number(org), applicant(org), org) for org in orgs]
-        session.add_all(applications)
-        await session.flush()
-        for application in applications:
-            await notify_new_application(Repositories(session), application, now=factories.T0)
+        await seed_schools(session, SCHOOLS)
         await session.commit()
 
 
 def add_users(api: FakeBotAPI) -> None:
     for org in range(1, SCHOOLS + 1):
-        api.add_user(chat(director(org)), first_name=f"Директор{org}")
-        api.add_user(chat(applicant(org)), first_name=f"Педагог{org}")
+        api.add_user(director_chat(org), first_name=f"Директор{org}")
+        api.add_user(applicant_chat(org), first_name=f"Педагог{org}")
 
 
 async def counts(session_factory: async_sessionmaker[AsyncSession]) -> dict[str, object]:
@@ -126,7 +74,7 @@ async def approvals(session_factory: async_sessionmaker[AsyncSession]) -> int:
 
 
 def assert_each_applied_once(found: dict[str, object]) -> None:
-    every = {number(org): 1 for org in range(1, SCHOOLS + 1)}
+    every = {school_application(org): 1 for org in range(1, SCHOOLS + 1)}
     assert found["approvals"] == every  # one history row per decision
     assert found["pushes"] == every  # one push to the applicant per decision
     assert found["statuses"] == {"approved": SCHOOLS}
@@ -137,16 +85,16 @@ async def open_prompts(api: FakeBotAPI, bot: BotProcess) -> None:
     the prompt for a comment is on screen, «Без комментария» under it."""
 
     def pushed(org: int) -> bool:
-        return any(m.from_bot and "Новая заявка" in m.text for m in api.chat(chat(director(org))))
+        return any(m.from_bot and "Новая заявка" in m.text for m in api.chat(director_chat(org)))
 
     await bot.wait_for(lambda: all(pushed(org) for org in range(1, SCHOOLS + 1)))
     for org in range(1, SCHOOLS + 1):
-        api.press(chat(director(org)), "✅ Одобрить")
+        api.press(director_chat(org), "✅ Одобрить")
 
 
 def prompted(api: FakeBotAPI) -> bool:
     return all(
-        "Без комментария" in str(api.last_bot_message(chat(director(org))).buttons())
+        "Без комментария" in str(api.last_bot_message(director_chat(org)).buttons())
         for org in range(1, SCHOOLS + 1)
     )
 
@@ -155,7 +103,21 @@ def decide_all(api: FakeBotAPI) -> None:
     """Every director presses «Без комментария»; the first HELD answers are held back."""
     api.timeout_next("answerCallbackQuery", seconds=HOLD_SECONDS, times=HELD)
     for org in range(1, SCHOOLS + 1):
-        api.press(chat(director(org)), "Без комментария")
+        api.press(director_chat(org), "Без комментария")
+
+
+def unheld_answered(api: FakeBotAPI) -> bool:
+    """Every press is answered but the HELD decisions', which are still being handled."""
+    return sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
+
+
+async def decide_all_while_polling(api: FakeBotAPI, bot: BotProcess) -> None:
+    """Every director approves from the push without a comment; back when the decisions not
+    held are answered."""
+    await open_prompts(api, bot)
+    await bot.wait_for(lambda: prompted(api))
+    decide_all(api)
+    await bot.wait_for(lambda: unheld_answered(api))
 
 
 def env(api: FakeBotAPI, database_url: str, **values: str) -> dict[str, str]:
@@ -181,8 +143,7 @@ async def test_webhook_mode_killed_mid_decisions_applies_each_once(
     }
     async with FakeBotAPI() as api:
         add_users(api)
-        bot = await BotProcess.start(tmp_path / "first", **env(api, database_url, **webhook))
-        try:
+        async with running(tmp_path / "first", **env(api, database_url, **webhook)) as bot:
             await bot.wait_for(lambda: api.webhook is not None)
             await open_prompts(api, bot)
             assert await api.deliver_webhook(concurrency=SCHOOLS) == [200] * SCHOOLS
@@ -190,26 +151,19 @@ async def test_webhook_mode_killed_mid_decisions_applies_each_once(
             decide_all(api)
             delivery = asyncio.create_task(api.deliver_webhook(concurrency=SCHOOLS))
             # Some decisions are done and answered, the held ones are still in progress.
-            await bot.wait_for(
-                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
-            )
+            await bot.wait_for(lambda: unheld_answered(api))
             await bot.kill()
             statuses = await delivery
-        finally:
-            await bot.kill()
         answered = statuses.count(200)
         assert answered < SCHOOLS, "the kill came after every decision was answered"
         assert len(api.unconfirmed_updates()) == SCHOOLS - answered  # Telegram delivers again
 
         api.webhook = None  # the restarted process sets it again
-        again = await BotProcess.start(tmp_path / "second", **env(api, database_url, **webhook))
-        try:
+        async with running(tmp_path / "second", **env(api, database_url, **webhook)) as again:
             await again.wait_for(lambda: api.webhook is not None)
             assert await api.deliver_webhook(concurrency=SCHOOLS) == [200] * (SCHOOLS - answered)
             assert api.unconfirmed_updates() == []
             assert await again.terminate() == 0
-        finally:
-            await again.kill()
     assert_each_applied_once(await counts(session_factory))
     assert "Traceback" not in again.stderr()
 
@@ -220,28 +174,17 @@ async def test_polling_killed_mid_decisions_applies_each_once(
     await seed(session_factory)
     async with FakeBotAPI() as api:
         add_users(api)
-        bot = await BotProcess.start(tmp_path / "first", **env(api, database_url))
-        try:
-            await open_prompts(api, bot)
-            await bot.wait_for(lambda: prompted(api))
-            decide_all(api)
-            await bot.wait_for(
-                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
-            )
-            await bot.kill()
-        finally:
+        async with running(tmp_path / "first", **env(api, database_url)) as bot:
+            await decide_all_while_polling(api, bot)
             await bot.kill()
         assert api.unconfirmed_updates(), "nothing was in flight"
 
         polls = len(api.calls_of("deleteWebhook"))
-        again = await BotProcess.start(tmp_path / "second", **env(api, database_url))
-        try:
+        async with running(tmp_path / "second", **env(api, database_url)) as again:
             await again.wait_for(lambda: len(api.calls_of("deleteWebhook")) > polls)  # polling
             # What Telegram held is delivered and confirmed: handled now, or skipped as handled.
             await again.wait_for(lambda: api.unconfirmed_updates() == [])
             assert await again.terminate() == 0
-        finally:
-            await again.kill()
     assert_each_applied_once(await counts(session_factory))
     assert "Traceback" not in again.stderr()
 
@@ -249,7 +192,7 @@ async def test_polling_killed_mid_decisions_applies_each_once(
 def _settled(api: FakeBotAPI) -> bool:
     """Every director's chat shows the outcome of the decision."""
     return all(
-        "Без комментария" not in str(api.last_bot_message(chat(director(org))).buttons())
+        "Без комментария" not in str(api.last_bot_message(director_chat(org)).buttons())
         for org in range(1, SCHOOLS + 1)
     )
 
@@ -262,18 +205,10 @@ async def test_sigterm_finishes_the_decisions_in_progress(
     await seed(session_factory)
     async with FakeBotAPI() as api:
         add_users(api)
-        bot = await BotProcess.start(tmp_path / "bot", **env(api, database_url))
-        try:
-            await open_prompts(api, bot)
-            await bot.wait_for(lambda: prompted(api))
-            decide_all(api)
-            await bot.wait_for(
-                lambda: sum(c.ok for c in api.calls_of("answerCallbackQuery")) >= 2 * SCHOOLS - HELD
-            )
+        async with running(tmp_path / "bot", **env(api, database_url)) as bot:
+            await decide_all_while_polling(api, bot)
             assert await approvals(session_factory) < SCHOOLS or not _settled(api)
             assert await bot.terminate() == 0
-        finally:
-            await bot.kill()
         assert api.unconfirmed_updates() == []  # every update confirmed before the exit
     assert_each_applied_once(await counts(session_factory))
     assert "Traceback" not in bot.stderr()

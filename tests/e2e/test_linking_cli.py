@@ -4,10 +4,7 @@ redeemed in the chat afterwards; an operator's revocation frees a bound account.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,26 +26,9 @@ from tests.linking_support import (
     outbox_rows,
     token_rows,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import run_bot
 
 pytestmark = pytest.mark.usefixtures("seeded")
-
-
-async def run_cli(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=tmp_path,  # no .env of a developer's checkout
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 async def test_link_token_prints_a_one_time_link_that_binds(
@@ -60,7 +40,7 @@ async def test_link_token_prints_a_one_time_link_that_binds(
 ) -> None:
     await add_new_accounts(session_factory)
     env = {"BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.url, "DATABASE_URL": database_url}
-    code, out, err = await run_cli(tmp_path, "link-token", str(NEW_DIRECTOR), **env)
+    code, out, err = await run_bot(tmp_path, "link-token", str(NEW_DIRECTOR), **env)
     assert code == 0, err
     link_line, expiry_line = out.splitlines()
     found = re.fullmatch(r"https://t\.me/dpo_test_bot\?start=([A-Za-z0-9_-]{32})", link_line)
@@ -120,10 +100,10 @@ async def test_unlink_revokes_a_binding_and_frees_the_account(
     clock: ManualClock,
 ) -> None:
     env = {"DATABASE_URL": database_url}
-    code, out, err = await run_cli(tmp_path, "unlink", "3", "--messenger", "max", **env)
+    code, out, err = await run_bot(tmp_path, "unlink", "3", "--messenger", "max", **env)
     assert (code, out.strip(), err) == (0, "Учётная запись 3 не привязана к MAX.", "")
     assert await link_of(session_factory, 1003) is not None  # its Telegram binding stays
-    code, out, err = await run_cli(tmp_path, "unlink", "3", **env)
+    code, out, err = await run_bot(tmp_path, "unlink", "3", **env)
     assert (code, out.strip(), err) == (
         0,
         "Привязка Telegram учётной записи 3 снята, чат получит сообщение об этом.",
@@ -134,9 +114,9 @@ async def test_unlink_revokes_a_binding_and_frees_the_account(
     assert [(r.kind, r.chat_id, r.payload) for r in rows] == [
         (UNLINKED_KIND, 1003, {"reason": "revoked"})
     ]
-    code, out, _ = await run_cli(tmp_path, "unlink", "3", **env)
+    code, out, _ = await run_bot(tmp_path, "unlink", "3", **env)
     assert (code, out.strip()) == (0, "Учётная запись 3 не привязана ни к одному мессенджеру.")
-    code, _, err = await run_cli(tmp_path, "unlink", "999", **env)
+    code, _, err = await run_bot(tmp_path, "unlink", "999", **env)
     assert (code, err.strip()) == (1, "Учётная запись 999 не найдена.")
     # The account is free: a new link binds another Telegram user at once.
     token = await mint(session_factory, 3, clock)

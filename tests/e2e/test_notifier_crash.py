@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
 import re
 import shutil
 import signal
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -28,8 +26,8 @@ from storage.models import Account, AccountRole, OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
+from tests.processes import BotProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 DIRECTORS = 100
 PER_DIRECTOR = 10  # 1,000 notifications, ten per chat
 KILLS = 5
@@ -99,29 +97,18 @@ async def recorded_message_ids(url: str) -> dict[int, str | None]:
         await engine.dispose()
 
 
-async def start(api: FakeBotAPI, url: str, workdir: Path, log: Path) -> asyncio.subprocess.Process:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-        "BOT_TOKEN": api.token,
-        "DATABASE_URL": url,
-        "TELEGRAM_API_URL": api.url,
-        "NOTIFY_RATE": "28",  # near the double's 30/s: few 429s, a short run
-        "NOTIFY_LEASE": "3",
-        "LOG_LEVEL": "INFO",
-    }
-    with log.open("ab") as stderr:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "dispatcher",
-            cwd=workdir,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
+async def start(api: FakeBotAPI, url: str, workdir: Path) -> BotProcess:
+    """A dispatcher; every incarnation logs to the same file."""
+    return await BotProcess.start(
+        workdir,
+        "dispatcher",
+        BOT_TOKEN=api.token,
+        DATABASE_URL=url,
+        TELEGRAM_API_URL=api.url,
+        NOTIFY_RATE="28",  # near the double's 30/s: few 429s, a short run
+        NOTIFY_LEASE="3",
+        LOG_LEVEL="INFO",
+    )
 
 
 def sends(api: FakeBotAPI) -> int:
@@ -137,7 +124,6 @@ async def test_sigkill_and_restart_lose_no_notification(
     url = f"sqlite+aiosqlite:///{path}"
     total = await seed(url)
     assert total == DIRECTORS * PER_DIRECTOR
-    log = tmp_path / "dispatcher.log"
     rng = random.Random(int(time.time()))
     seed_value = rng.randrange(1_000_000)
     rng.seed(seed_value)
@@ -154,29 +140,26 @@ async def test_sigkill_and_restart_lose_no_notification(
             for kill in range(KILLS):
                 if kill:
                     restarts.append(time.monotonic())
-                process = await start(api, url, tmp_path, log)
+                process = await start(api, url, tmp_path)
                 before = sends(api)
                 while sends(api) == before:  # wait until this incarnation is sending
-                    assert loop.time() < deadline, log.read_text()
-                    assert process.returncode is None, log.read_text()
+                    assert loop.time() < deadline, process.stderr()
+                    assert process.returncode is None, process.stderr()
                     await asyncio.sleep(0.02)
                 await asyncio.sleep(rng.uniform(0.2, 2.5))
-                process.send_signal(signal.SIGKILL)
-                assert await process.wait() == -signal.SIGKILL
+                await process.kill()
+                assert process.returncode == -signal.SIGKILL
 
             restarts.append(time.monotonic())
-            process = await start(api, url, tmp_path, log)
+            process = await start(api, url, tmp_path)
             while await unsent(engine) > 0:
-                assert loop.time() < deadline, log.read_text()
-                assert process.returncode is None, log.read_text()
+                assert loop.time() < deadline, process.stderr()
+                assert process.returncode is None, process.stderr()
                 await asyncio.sleep(0.2)
-            process.send_signal(signal.SIGTERM)
-            assert await process.wait() == 0, log.read_text()
+            assert await process.terminate() == 0, process.stderr()
         finally:
             await engine.dispose()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            await process.kill()
 
         deliveries: dict[int, list[float]] = defaultdict(list)
         message_ids: dict[int, list[int]] = defaultdict(list)

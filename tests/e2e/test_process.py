@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from bot.settings import Settings, load_settings
+from bot.settings import load_settings
 from services.notifications import notify_new_application
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -19,36 +16,8 @@ from storage.models import Application, OutboxMessage
 from storage.repositories import Repositories
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def bot_env(tmp_path: Path, **values: str) -> dict[str, str]:
-    """A clean environment: no inherited bot settings, the project importable, data in tmp."""
-    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    env["PYTHONPATH"] = str(ROOT)
-    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    env.update(values)
-    return env
-
-
-SETTING_NAMES = set(Settings.model_fields)
-
-
-async def run_bot(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=tmp_path,
-        env=bot_env(tmp_path, **env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.processes import bot_env as bot_env  # tests/bot/test_webhook.py takes it from here
+from tests.processes import run_bot, running, sqlite_url
 
 
 async def test_no_messenger_token_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
@@ -154,38 +123,28 @@ async def test_migrate_command(tmp_path: Path) -> None:
 async def test_bot_process_answers_start_and_stops_on_sigterm(tmp_path: Path) -> None:
     async with FakeBotAPI() as api:
         api.add_user(2000, first_name="Незнакомец")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=tmp_path,
-            env=bot_env(tmp_path, BOT_TOKEN=api.token, TELEGRAM_API_URL=api.url, WEB_PORT="0"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
+        env = {"BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.url, "WEB_PORT": "0"}
+        async with running(tmp_path, DATABASE_URL=sqlite_url(tmp_path), **env) as bot:
             # deleteWebhook comes right before polling starts (a long poll is recorded on return)
-            await wait_for(lambda: bool(api.calls_of("deleteWebhook")), process)
+            await bot.wait_for(lambda: bool(api.calls_of("deleteWebhook")))
             assert [c["command"] for c in api.calls_of("setMyCommands")[0].params["commands"]][
                 :2
             ] == ["start", "help"]
             api.send_text(2000, "/start")
-            await wait_for(lambda: any(m.from_bot for m in api.chat(2000)), process)
+            await bot.wait_for(lambda: any(m.from_bot for m in api.chat(2000)))
             assert "привяжите Telegram" in api.last_bot_message(2000).text
-            process.send_signal(signal.SIGTERM)
-            code = await asyncio.wait_for(process.wait(), timeout=20)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        err = (await process.stderr.read()).decode() if process.stderr else ""
+            code = await bot.terminate()
+        err = bot.stderr()
         assert code == 0, err
         assert "stopped" in err
         assert "Traceback" not in err
 
 
 async def wait_for(condition: object, process: asyncio.subprocess.Process) -> None:
-    """Wait up to a minute: starting Python and importing aiogram is slow on a loaded machine."""
+    """Wait up to a minute: starting Python and importing aiogram is slow on a loaded machine.
+
+    For a process started with its stderr piped (tests/bot/test_webhook.py); a BotProcess has
+    its own `wait_for`."""
     assert callable(condition)
     for _ in range(1200):
         if condition():
@@ -221,8 +180,7 @@ async def test_bot_without_its_dispatcher_leaves_notifications_to_dispatchers(
 ) -> None:
     """NOTIFY_IN_BOT=false (the scaled layout): the bot answers, the outbox waits for
     `python -m bot dispatcher`."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
-    engine = create_engine(url)
+    engine = create_engine(sqlite_url(tmp_path))
     try:
         await upgrade(engine)
         async with create_session_factory(engine)() as session:
@@ -238,32 +196,15 @@ async def test_bot_without_its_dispatcher_leaves_notifications_to_dispatchers(
             await session.commit()
         async with FakeBotAPI() as api:
             api.add_user(2000, first_name="Незнакомец")
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                cwd=tmp_path,
-                env=bot_env(
-                    tmp_path,
-                    BOT_TOKEN=api.token,
-                    TELEGRAM_API_URL=api.url,
-                    WEB_PORT="0",
-                    NOTIFY_IN_BOT="false",
-                ),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            try:
-                await wait_for(lambda: bool(api.calls_of("deleteWebhook")), process)
+            env = {"BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.url, "WEB_PORT": "0"}
+            async with running(
+                tmp_path, DATABASE_URL=sqlite_url(tmp_path), NOTIFY_IN_BOT="false", **env
+            ) as bot:
+                await bot.wait_for(lambda: bool(api.calls_of("deleteWebhook")))
                 api.send_text(2000, "/start")
-                await wait_for(lambda: any(m.from_bot for m in api.chat(2000)), process)
-                process.send_signal(signal.SIGTERM)
-                code = await asyncio.wait_for(process.wait(), timeout=20)
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            err = (await process.stderr.read()).decode() if process.stderr else ""
+                await bot.wait_for(lambda: any(m.from_bot for m in api.chat(2000)))
+                code = await bot.terminate()
+            err = bot.stderr()
         assert code == 0, err
         assert "notifications are sent by `python -m bot dispatcher` (NOTIFY_IN_BOT=false)" in err
         assert "notification dispatcher started" not in err

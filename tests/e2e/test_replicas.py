@@ -28,11 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import random
-import signal
-import socket
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -47,7 +43,6 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from bot.settings import Settings
 from services.notifications import NotificationKind, enqueue_pushes, notify_new_application
 from storage.db import create_engine, create_session_factory
 from storage.models import OutboxMessage, ProcessedUpdate
@@ -55,6 +50,7 @@ from storage.repositories import Repositories
 from tests import factories
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL, empty_database
 from tests.fakes.bot_api import Call, FakeBotAPI, Message
+from tests.processes import BotProcess, free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -65,7 +61,6 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "7357001:replicas-test"  # its own bot id: its Redis keys are fsm:7357001:*
 SECRET = "replicas-webhook-secret-0123456789"
 REPLICAS = ("replica-1", "replica-2")
@@ -354,13 +349,6 @@ def everyone() -> list[User]:
 # --- the processes ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def digest_far_from_now(zone: str = "Asia/Yekaterinburg") -> str:
     """A DIGEST_TIME half a day away, so no digest is written during the test."""
     later = datetime.now(ZoneInfo(zone)) + timedelta(hours=12)
@@ -369,9 +357,10 @@ def digest_far_from_now(zone: str = "Asia/Yekaterinburg") -> str:
 
 @dataclass
 class Process:
+    """One process of the deployment, by name; a replica has its web port."""
+
     name: str
-    process: asyncio.subprocess.Process
-    log: Path
+    bot: BotProcess
     port: int | None = None
 
     @property
@@ -379,31 +368,13 @@ class Process:
         return f"http://127.0.0.1:{self.port}/telegram/webhook"
 
     def stderr(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        return self.bot.stderr()
 
 
 async def start(name: str, args: list[str], env_values: dict[str, str], workdir: Path) -> Process:
-    env = {key: value for key, value in os.environ.items() if key not in Settings.model_fields}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(env_values)
-    folder = workdir / name
-    folder.mkdir()
-    log = folder / "stderr.log"
-    with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            *args,
-            cwd=folder,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    return Process(
-        name, process, log, port=int(env_values["WEB_PORT"]) if "WEB_PORT" in env_values else None
-    )
+    bot = await BotProcess.start(workdir / name, *args, **env_values)
+    port = env_values.get("WEB_PORT")
+    return Process(name, bot, port=int(port) if port else None)
 
 
 async def start_all(api: FakeBotAPI, database_url: str, workdir: Path) -> list[Process]:
@@ -447,7 +418,7 @@ async def wait_until_serving(api: FakeBotAPI, processes: list[Process]) -> None:
         for replica in replicas:
             while True:
                 for process in processes:
-                    if process.process.returncode is not None:
+                    if process.bot.returncode is not None:
                         raise AssertionError(f"{process.name} exited: {process.stderr()}")
                 webhook_set = any(
                     call.via == replica.name and call.ok for call in api.calls_of("setWebhook")
@@ -467,15 +438,12 @@ async def wait_until_serving(api: FakeBotAPI, processes: list[Process]) -> None:
 
 async def stop_all(processes: list[Process]) -> dict[str, int | None]:
     for process in processes:
-        if process.process.returncode is None:
-            process.process.send_signal(signal.SIGTERM)
+        process.bot.ask_to_stop()
     codes: dict[str, int | None] = {}
     for process in processes:
         try:
-            codes[process.name] = await asyncio.wait_for(process.process.wait(), timeout=40)
-        except TimeoutError:
-            process.process.kill()
-            await process.process.wait()
+            codes[process.name] = await process.bot.terminate(40)
+        except AssertionError:  # it did not stop on SIGTERM and was killed
             codes[process.name] = None
     return codes
 
@@ -667,7 +635,7 @@ async def wait_until_sent(url: str, processes: list[Process]) -> None:
             if set(states) == {"sent"}:
                 return
             for process in processes:
-                if process.process.returncode is not None:
+                if process.bot.returncode is not None:
                     raise AssertionError(f"{process.name} exited: {process.stderr()}")
             assert time.monotonic() < deadline, f"notifications still unsent: {states}"
             await asyncio.sleep(1.0)

@@ -19,13 +19,12 @@ from aiohttp import ClientSession
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notifications import notify_new_application
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Application, ApplicationEvent, OutboxMessage
-from storage.repositories import Repositories
 from tests import factories
 from tests.api_support import API_TOKEN, AUTH, application_body
+from tests.factories import applicant_chat, director_chat, seed_schools
 from tests.fakes.bot_api import FakeBotAPI
 from tests.processes import BotProcess, free_port
 
@@ -38,58 +37,17 @@ IMPORT_APPLICATIONS = 1500  # per import file
 RUN_LIMIT = 240.0  # seconds: a safety net against a hang, not a speed requirement
 
 
-def director(org: int) -> int:
-    return 100 + org
-
-
-def applicant(org: int) -> int:
-    return 200 + org
-
-
-def chat(account_id: int) -> int:
-    return account_id + 1000
-
-
 async def seed(url: str) -> None:
+    """SCHOOLS schools (factories.seed_schools), and an organisation with an unbound applicant
+    for the writes through the API."""
     engine = create_engine(url)
     await upgrade(engine)
     try:
         async with create_session_factory(engine)() as session:
-            orgs = range(1, SCHOOLS + 1)
-            session.add_all(factories.organization(org) for org in orgs)
+            await seed_schools(session, SCHOOLS)
             session.add(factories.organization(999, "МАОУ «СОШ № 999» (для записей через API)"))
             await session.flush()
-            for org in orgs:
-                session.add(
-                    factories.account(
-                        director(org),
-                        f"Директор {org}",
-                        org,
-                        "director",
-                        active_role="director",
-                        consent=True,
-                    )
-                )
-                session.add(
-                    factories.account(
-                        applicant(org),
-                        f"Педагог {org}",
-                        org,
-                        "listener",
-                        active_role="listener",
-                        consent=True,
-                    )
-                )
             session.add(factories.account(9999, "Педагог Без Привязки", 999, "listener"))
-            await session.flush()
-            for org in orgs:
-                session.add(factories.binding(director(org), chat(director(org))))
-                session.add(factories.binding(applicant(org), chat(applicant(org))))
-            applications = [factories.application(5000 + org, applicant(org), org) for org in orgs]
-            session.add_all(applications)
-            await session.flush()
-            for application in applications:
-                await notify_new_application(Repositories(session), application, now=factories.T0)
             await session.commit()
     finally:
         await engine.dispose()
@@ -151,14 +109,14 @@ async def directors_decide(api: FakeBotAPI, bot: BotProcess) -> None:
     """Each director approves from the push: «✅ Одобрить», then «Без комментария»."""
 
     def has(org: int, text: str) -> bool:
-        return any(text in str(m.buttons()) for m in api.chat(chat(director(org))) if m.from_bot)
+        return any(text in str(m.buttons()) for m in api.chat(director_chat(org)) if m.from_bot)
 
     await bot.wait_for(lambda: all(has(org, "✅ Одобрить") for org in range(1, SCHOOLS + 1)))
     for org in range(1, SCHOOLS + 1):
-        api.press(chat(director(org)), "✅ Одобрить")
+        api.press(director_chat(org), "✅ Одобрить")
     await bot.wait_for(lambda: all(has(org, "Без комментария") for org in range(1, SCHOOLS + 1)))
     for org in range(1, SCHOOLS + 1):
-        api.press(chat(director(org)), "Без комментария")
+        api.press(director_chat(org), "Без комментария")
 
 
 async def test_everything_at_once_on_sqlite_meets_no_lock(tmp_path: Path) -> None:
@@ -169,8 +127,8 @@ async def test_everything_at_once_on_sqlite_meets_no_lock(tmp_path: Path) -> Non
     base = f"http://127.0.0.1:{port}"
     async with FakeBotAPI() as api:
         for org in range(1, SCHOOLS + 1):
-            api.add_user(chat(director(org)))
-            api.add_user(chat(applicant(org)))
+            api.add_user(director_chat(org))
+            api.add_user(applicant_chat(org))
         api.set_rate_limits()  # Telegram's 30/s and 1/s per chat
         common = {
             "DATABASE_URL": url,
@@ -223,7 +181,7 @@ async def test_everything_at_once_on_sqlite_meets_no_lock(tmp_path: Path) -> Non
     assert found["approvals"] == SCHOOLS  # ... once
     assert found["api_and_imported"] == API_WRITES + 2 * IMPORT_APPLICATIONS  # nothing lost
     # One push per decision to its applicant, one new-application push per director: no twice.
-    applicants = [chat(applicant(org)) for org in range(1, SCHOOLS + 1)]
+    applicants = [applicant_chat(org) for org in range(1, SCHOOLS + 1)]
     to_applicants = [c.params["chat_id"] for c in sent if c.params["chat_id"] in applicants]
     assert sorted(to_applicants) == applicants
     print(latency_report(latencies))

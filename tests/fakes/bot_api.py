@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import copy
 import hashlib
 import hmac
@@ -60,8 +59,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from aiohttp import (
@@ -73,6 +71,8 @@ from aiohttp import (
     MultipartReader,
     web,
 )
+
+from tests.fakes.server import RecordingServer
 
 __all__ = ["Call", "FakeBotAPI", "Message", "parse_html"]
 
@@ -862,7 +862,7 @@ def _json_response(status: int, payload: JsonDict) -> web.Response:
 # --------------------------------------------------------------------------------------------
 
 
-class FakeBotAPI:
+class FakeBotAPI(RecordingServer[Call]):
     """A Telegram Bot API server for tests, with users the test can act as.
 
     Start it (``await api.start()`` or ``async with FakeBotAPI() as api``) and point aiogram at
@@ -887,6 +887,7 @@ class FakeBotAPI:
             to test rate limiting without sleeping).
         :param wall_clock: Unix seconds for message dates.
         """
+        super().__init__()
         bot_id = _as_int(token.partition(":")[0])
         if bot_id is None:
             raise ValueError(f"token must look like '<bot id>:<secret>', got {token!r}")
@@ -901,8 +902,6 @@ class FakeBotAPI:
         self._clock = clock
         self._wall_clock = wall_clock
 
-        self.calls: list[Call] = []
-        """Every request received, in the order the answers were produced."""
         self.webhook: JsonDict | None = None
         """The parameters of the last successful setWebhook (None when no webhook is set)."""
         self.commands: dict[str, list[JsonDict]] = {}
@@ -930,11 +929,6 @@ class FakeBotAPI:
         self._webhook_error: tuple[int, str] | None = None
         self._answered: set[int] = set()  # update ids a webhook answered with 2xx
         self._poll_generation = 0
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
-        self._observers: list[Callable[[Call], None]] = []
         handlers: dict[str, Callable[[JsonDict], Any]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -955,62 +949,6 @@ class FakeBotAPI:
             "setMyShortDescription": self._accept,
         }
         self._handlers = {name.lower(): (name, handler) for name, handler in handlers.items()}
-
-    # -- server lifecycle ------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT`` (only while started)."""
-        if self._url is None:
-            raise RuntimeError("FakeBotAPI is not started")
-        return self._url
-
-    def url_for(self, via: str) -> str:
-        """A base URL whose requests are recorded with ``Call.via == via`` (letters, digits,
-        ``_.-``): one per process, when several share the fake."""
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", via):
-            raise ValueError(f"not a usable name for url_for: {via!r}")
-        return f"{self.url}/{via}"
-
-    def observe(self, callback: Callable[[Call], None]) -> None:
-        """Call ``callback`` with every call as it is recorded (before its answer goes out)."""
-        self._observers.append(callback)
-
-    async def start(self) -> None:
-        """Serve on 127.0.0.1, on a free port."""
-        if self._runner is not None:
-            raise RuntimeError("FakeBotAPI is already started")
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._handle_request)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        """Stop serving; pending long polls return empty and delayed responses go out now."""
-        if self._runner is None:
-            return
-        self._stopping.set()
-        self._wakeup.set()
-        runner, self._runner, self._url = self._runner, None, None
-        await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- acting as users -------------------------------------------------------------------
 
@@ -1039,15 +977,8 @@ class FakeBotAPI:
             raise ValueError("Telegram clients cannot send an empty message")
         if user.blocked:
             self.unblock(user_id)
-        message = self._store(
-            Message(
-                message_id=self._next_message_id(user_id),
-                chat_id=user_id,
-                from_bot=False,
-                text=text,
-                date=self._now(),
-                entities=bot_command_entities(text),
-            )
+        message = self._new_message(
+            user_id, text, from_bot=False, entities=bot_command_entities(text)
         )
         return self._queue("message", self._message_json(message))
 
@@ -1071,15 +1002,7 @@ class FakeBotAPI:
         }
         if kind not in media:
             raise ValueError(f"unknown kind of message: {kind}")
-        message = self._store(
-            Message(
-                message_id=self._next_message_id(user_id),
-                chat_id=user_id,
-                from_bot=False,
-                text=f"[{kind}]",
-                date=self._now(),
-            )
-        )
+        message = self._new_message(user_id, f"[{kind}]", from_bot=False)
         data = self._message_json(message)
         del data["text"]
         data[kind] = media[kind]
@@ -1431,16 +1354,6 @@ class FakeBotAPI:
         self._record(call)
         return call
 
-    def _record(self, call: Call) -> None:
-        self.calls.append(call)
-        for observer in self._observers:
-            observer(call)
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake up early when the server stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
     # -- methods: bot and updates ----------------------------------------------------------
 
     def _get_me(self, params: JsonDict) -> JsonDict:
@@ -1484,89 +1397,63 @@ class FakeBotAPI:
             remaining = deadline - loop.time()
             if batch or remaining <= 0 or self._stopping.is_set():
                 break
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            await self._wait_for_wakeup(remaining)
         self._mark_delivered(batch)
         return copy.deepcopy(batch)
 
     # -- methods: messages -----------------------------------------------------------------
 
     def _send_message(self, params: JsonDict) -> JsonDict:
-        user = self._resolve_chat(params)
-        now = self._clock()
-        windows = self._rate_windows(user.id, overall=True)
-        self._enforce(windows, now)
-        text, entities, html = self._message_text(params, too_long=TEXT_TOO_LONG)
-        inline, keyboard = _parse_reply_markup(params.get("reply_markup"), inline_only=False)
-        reply_to = self._reply_target(user.id, params)
-        if user.blocked:
-            raise _ApiError(403, BOT_BLOCKED)
-        message = self._store(
-            Message(
-                message_id=self._next_message_id(user.id),
-                chat_id=user.id,
-                from_bot=True,
-                text=text,
-                date=self._now(),
-                entities=entities,
-                html=html,
-                parse_mode=params.get("parse_mode") or None,
-                reply_markup=inline,
-                keyboard=keyboard,
-                reply_to_message_id=reply_to,
-                link_preview_options=self._link_preview_options(params),
-            )
-        )
-        for window in windows:
-            window.record(now)
-        return self._message_json(message)
+        def content(chat_id: int) -> JsonDict:
+            text, entities, html = self._message_text(params, too_long=TEXT_TOO_LONG)
+            inline, keyboard = _parse_reply_markup(params.get("reply_markup"), inline_only=False)
+            return {
+                "text": text,
+                "entities": entities,
+                "html": html,
+                "parse_mode": params.get("parse_mode") or None,
+                "reply_markup": inline,
+                "keyboard": keyboard,
+                "reply_to_message_id": self._reply_target(chat_id, params),
+                "link_preview_options": self._link_preview_options(params),
+            }
+
+        return self._message_json(self._send(params, content))
 
     def _send_document(self, params: JsonDict) -> JsonDict:
         """A document uploaded as a multipart file (its bytes kept), with an optional caption."""
-        user = self._resolve_chat(params)
-        now = self._clock()
-        windows = self._rate_windows(user.id, overall=True)
-        self._enforce(windows, now)
         upload = params.get("document")
         if isinstance(upload, str) and upload.startswith("attach://"):  # a part of the form
             upload = params.get(upload.removeprefix("attach://"))
-        if not isinstance(upload, dict) or "content" not in upload:
-            raise _bad_request("Bad Request: there is no document in the request")
-        if upload["size"] == 0:
-            raise _bad_request("Bad Request: file must be non-empty")
-        if upload["size"] > 50 * 1024 * 1024:
-            raise _bad_request("Bad Request: file is too big")
         caption = str(params.get("caption") or "")
-        if len(caption) > 1024:
-            raise _bad_request("Bad Request: message caption is too long")
-        if user.blocked:
-            raise _ApiError(403, BOT_BLOCKED)
-        message = self._store(
-            Message(
-                message_id=self._next_message_id(user.id),
-                chat_id=user.id,
-                from_bot=True,
-                text=caption,
-                date=self._now(),
-                document={
-                    "file_name": upload["filename"],
-                    "mime_type": upload["content_type"],
-                    "content": upload["content"],
-                },
-            )
-        )
-        for window in windows:
-            window.record(now)
+
+        def content(chat_id: int) -> JsonDict:
+            if not isinstance(upload, dict) or "content" not in upload:
+                raise _bad_request("Bad Request: there is no document in the request")
+            if upload["size"] == 0:
+                raise _bad_request("Bad Request: file must be non-empty")
+            if upload["size"] > 50 * 1024 * 1024:
+                raise _bad_request("Bad Request: file is too big")
+            if len(caption) > 1024:
+                raise _bad_request("Bad Request: message caption is too long")
+            document = {
+                "file_name": upload["filename"],
+                "mime_type": upload["content_type"],
+                "content": upload["content"],
+            }
+            return {"text": caption, "document": document}
+
+        message = self._send(params, content)
+        assert message.document is not None
         data = self._message_json(message)
         del data["text"]
         data["caption"] = caption
         data["document"] = {
             "file_id": f"doc{message.message_id}",
             "file_unique_id": f"u-doc{message.message_id}",
-            "file_name": upload["filename"],
-            "mime_type": upload["content_type"],
-            "file_size": upload["size"],
+            "file_name": message.document["file_name"],
+            "mime_type": message.document["mime_type"],
+            "file_size": len(message.document["content"]),
         }
         return data
 
@@ -1701,12 +1588,6 @@ class FakeBotAPI:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _positive(times: int) -> int:
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        return times
-
     def _now(self) -> int:
         return int(self._wall_clock())
 
@@ -1729,8 +1610,29 @@ class FakeBotAPI:
     def _next_message_id(self, chat_id: int) -> int:
         return max(self._chats.setdefault(chat_id, {}), default=0) + 1
 
-    def _store(self, message: Message) -> Message:
-        self._chats.setdefault(message.chat_id, {})[message.message_id] = message
+    def _new_message(self, chat_id: int, text: str, *, from_bot: bool, **fields: Any) -> Message:
+        """Store a new message of the chat, dated now."""
+        message_id = self._next_message_id(chat_id)
+        message = Message(message_id, chat_id, from_bot, text, self._now(), **fields)
+        self._chats[chat_id][message_id] = message
+        return message
+
+    def _send(self, params: JsonDict, content: Callable[[int], JsonDict]) -> Message:
+        """The bot sends a message to the chat of ``params``, under the flood limits.
+
+        ``content(chat_id)`` checks the request and gives the message's fields, ``text``
+        included; a chat that blocked the bot refuses only a request that passed those checks.
+        """
+        user = self._resolve_chat(params)
+        now = self._clock()
+        windows = self._rate_windows(user.id, overall=True)
+        self._enforce(windows, now)
+        fields = content(user.id)
+        if user.blocked:
+            raise _ApiError(403, BOT_BLOCKED)
+        message = self._new_message(user.id, fields.pop("text"), from_bot=True, **fields)
+        for window in windows:
+            window.record(now)
         return message
 
     def _live_message(self, chat_id: int, message_id: Any) -> Message | None:

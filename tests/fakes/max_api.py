@@ -87,7 +87,6 @@ every recorded call, so a test can wait for a reply without polling.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
 import re
@@ -96,8 +95,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import ClientSession, ClientTimeout, web
@@ -111,6 +109,7 @@ from tests.fakes.bot_api import (
     _SlidingWindow,
     _take_rule,
 )
+from tests.fakes.server import RecordingServer
 
 __all__ = ["Call", "FakeMaxAPI", "Message", "UploadedFile", "parse_max_html"]
 
@@ -611,7 +610,7 @@ def _parse_body(body: Any) -> _Body:
 # --------------------------------------------------------------------------------------------
 
 
-class FakeMaxAPI:
+class FakeMaxAPI(RecordingServer[Call]):
     """A MAX Bot API server for tests, with users the test can act as.
 
     Start it (``await api.start()`` or ``async with FakeMaxAPI() as api``) and point maxapi at
@@ -620,6 +619,9 @@ class FakeMaxAPI:
     query gets 401, as MAX no longer reads it there. Successful answers are the method's JSON;
     failures ``{"code", "message"}``.
     """
+
+    _reserved_names = _ROOTS
+    _client_max_size = UPLOAD_MAX_BYTES  # uploads come here too
 
     def __init__(
         self,
@@ -640,6 +642,7 @@ class FakeMaxAPI:
         :param wall_clock: Unix seconds for timestamps (milliseconds in payloads).
         :param poll_timeout: seconds a ``GET /updates`` without ``timeout`` waits (MAX: 30).
         """
+        super().__init__()
         self.token = token
         self.bot_id = bot_id
         self.bot_username = bot_username
@@ -648,8 +651,6 @@ class FakeMaxAPI:
         self._clock = clock
         self._wall_clock = wall_clock
 
-        self.calls: list[Call] = []
-        """Every request received, in the order the answers were produced."""
         self.too_many_requests = 0
         """Number of 429 answers given (rate limiter and injected ones)."""
         self.webhook_timeout = 10.0
@@ -693,11 +694,6 @@ class FakeMaxAPI:
         self._overall_window: _SlidingWindow | None = None
         self._per_chat_rate: float | None = 2
         self._answers_rate: float | None = 2
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
-        self._observers: list[Callable[[Call], None]] = []
         self._routes: dict[str, _Handler] = {
             "GET /me": self._get_me,
             "PATCH /me/commands": self._set_commands,
@@ -714,61 +710,6 @@ class FakeMaxAPI:
             "DELETE /subscriptions": self._unsubscribe,
             "GET /chats/{chatId}": self._get_chat,
         }
-
-    # -- server lifecycle ------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:PORT`` (only while started)."""
-        if self._url is None:
-            raise RuntimeError("FakeMaxAPI is not started")
-        return self._url
-
-    def url_for(self, via: str) -> str:
-        """A base URL whose requests are recorded with ``Call.via == via``."""
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", via) or via in _ROOTS:
-            raise ValueError(f"not a usable name for url_for: {via!r}")
-        return f"{self.url}/{via}"
-
-    def observe(self, callback: Callable[[Call], None]) -> None:
-        """Call ``callback`` with every call as it is recorded (before its answer goes out)."""
-        self._observers.append(callback)
-
-    async def start(self) -> None:
-        """Serve on 127.0.0.1, on a free port."""
-        if self._runner is not None:
-            raise RuntimeError("FakeMaxAPI is already started")
-        self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
-        app = web.Application(client_max_size=UPLOAD_MAX_BYTES)  # uploads come here too
-        app.router.add_route("*", "/{path:.*}", self._handle_request)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        """Stop serving; pending long polls return empty and delayed responses go out now."""
-        if self._runner is None:
-            return
-        self._stopping.set()
-        self._wakeup.set()
-        runner, self._runner, self._url = self._runner, None, None
-        await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- acting as users -------------------------------------------------------------------
 
@@ -1249,16 +1190,6 @@ class FakeMaxAPI:
         self._record(call)
         return call, headers
 
-    def _record(self, call: Call) -> None:
-        self.calls.append(call)
-        for observer in self._observers:
-            observer(call)
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake up early when the server stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
     def _call_chat_id(self, params: _Request) -> int | None:
         """The dialog a call concerns, for faults scoped to one chat."""
         query = params.query
@@ -1353,9 +1284,7 @@ class FakeMaxAPI:
                     batch, next_marker = [], self._committed  # a webhook takes the updates
                 if batch or remaining <= 0 or self._stopping.is_set():
                     break
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await self._wait_for_wakeup(remaining)
         finally:
             self.long_polls_waiting -= 1
         self._mark_delivered(batch)
@@ -1634,12 +1563,6 @@ class FakeMaxAPI:
         return {"success": True}
 
     # -- helpers ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _positive(times: int) -> int:
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        return times
 
     def _now_ms(self) -> int:
         """Milliseconds, strictly increasing, so every event has its own timestamp."""

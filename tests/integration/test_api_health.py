@@ -18,6 +18,7 @@ from storage.db import create_engine
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
 from tests.api_support import AUTH, api_settings, serve_api
+from tests.factories import outbox_row
 from tests.harness import BotHarness
 
 
@@ -97,18 +98,7 @@ async def test_a_stalled_deliverer_shows_in_healthz_and_metrics(
     how: str,
 ) -> None:
     async with session_factory() as session:
-        session.add(
-            OutboxMessage(
-                channel="telegram",
-                kind="status_changed",
-                chat_id=1001,
-                payload={},
-                state="pending",
-                attempts=0,
-                available_at=clock.now(),
-                created_at=clock.now(),
-            )
-        )
+        session.add(outbox_row("telegram", "status_changed", now=clock.now(), chat_id=1001))
         await session.commit()
     sender = StuckSender(how)
     worker = OutboxWorker(session_factory, sender, channel="telegram", clock=clock, rate=10)
@@ -197,27 +187,9 @@ async def test_metrics_count_api_requests_and_show_the_outbox(
     async with session_factory() as session:
         for minutes_ago, channel in ((10, "telegram"), (3, "telegram"), (1, "webhook")):
             moment = clock.now() - timedelta(minutes=minutes_ago)
-            session.add(
-                OutboxMessage(
-                    channel=channel,
-                    kind="status_changed",
-                    payload={},
-                    state="pending",
-                    attempts=0,
-                    available_at=moment,
-                    created_at=moment,
-                )
-            )
+            session.add(outbox_row(channel, "status_changed", now=moment))
         session.add(
-            OutboxMessage(
-                channel="telegram",
-                kind="status_changed",
-                payload={},
-                state="sent",
-                attempts=1,
-                available_at=clock.now(),
-                created_at=clock.now(),
-            )
+            outbox_row("telegram", "status_changed", now=clock.now(), state="sent", attempts=1)
         )
         await session.commit()
     async with serve_api(engine, session_factory, clock, api_settings(database_url)) as client:

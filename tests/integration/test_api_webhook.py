@@ -286,18 +286,7 @@ async def test_a_row_without_its_decision_fails(
     database_url: str, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
     async with session_factory() as session:
-        session.add(
-            OutboxMessage(
-                channel="webhook",
-                kind="decision",
-                event_id=987654,
-                payload={},
-                state="pending",
-                attempts=0,
-                available_at=clock.now(),
-                created_at=clock.now(),
-            )
-        )
+        session.add(factories.outbox_row("webhook", "decision", now=clock.now(), event_id=987654))
         await session.commit()
     async with WebhookReceiver() as receiver, ClientSession() as http:
         worker = build_worker(settings_for(receiver, database_url), session_factory, http, clock)

@@ -3,26 +3,7 @@ would have."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(code: str) -> str:
-    """Run `code` in a fresh interpreter (aiogram not yet imported) and return what it printed."""
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+from tests.processes import fresh_python as run
 
 
 def test_importing_the_bot_builds_no_aiogram_type() -> None:

@@ -35,11 +35,9 @@ from tests.linking_support import (
     STRANGER_2,
     BotFirst,
     Browser,
-    account_link,
     add_new_accounts,
     bot_first,
     free_port,
-    link_of,
     mint,
     token_rows,
 )
@@ -86,6 +84,15 @@ async def flow(
     ) as flow:
         yield flow
         flow.harness.assert_no_errors()
+
+
+@pytest.fixture
+async def director_url(flow: BotFirst, provider: FakeOidcProvider) -> str:
+    """The stranger's «Войти через Госуслуги» (sign_in_url), and the provider signs the new
+    director in, by her ESIA oid."""
+    url = await flow.sign_in_url(STRANGER)
+    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
+    return url
 
 
 @pytest.fixture
@@ -138,7 +145,7 @@ async def test_sign_in_by_esia_oid_confirm_and_the_bot_writes(
     assert QUESTION in page
     assert "Подтвердить" in page
     assert "Отмена" in page
-    assert await link_of(session_factory, STRANGER) is None  # nothing before the confirmation
+    assert await flow.binding_of(STRANGER) is None  # nothing before the confirmation
 
     status, page = await browser.answer(flow, "confirm")
     assert status == 200
@@ -146,7 +153,7 @@ async def test_sign_in_by_esia_oid_confirm_and_the_bot_writes(
     signed_in, consent = [m for m in flow.harness.api.chat(STRANGER) if m.from_bot][-2:]
     assert signed_in.text == f"Вы вошли как {NEW_DIRECTOR_NAME}, роль «Руководитель ОО»."
     assert consent.text.startswith(CONSENT_TITLE)
-    link = await link_of(session_factory, STRANGER)
+    link = await flow.binding_of(STRANGER)
     assert link is not None
     assert (link.account_id, link.chat_id) == (NEW_DIRECTOR, STRANGER)
     [row] = await token_rows(session_factory)
@@ -171,7 +178,6 @@ async def test_a_forwarded_sign_in_button_binds_nothing(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
     clock: ManualClock,
 ) -> None:
     """The takeover as reported: a Telegram user named like the director forwards his button;
@@ -220,19 +226,17 @@ async def test_a_forwarded_sign_in_button_binds_nothing(
     assert "Если ссылку вам прислал кто-то другой, нажмите «Отмена»" in page
     status, page = await browser.answer(flow, "cancel")
     assert status == 200
-    assert await link_of(session_factory, STRANGER_2) is None
-    assert await account_link(session_factory, NEW_DIRECTOR) is None
+    assert await flow.binding_of(STRANGER_2) is None
+    assert await flow.account_binding(NEW_DIRECTOR) is None
 
 
+@pytest.mark.usefixtures("director_url")
 async def test_stale_launch_data_and_a_post_from_another_site_are_refused(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
     clock: ManualClock,
 ) -> None:
-    await flow.sign_in_url(STRANGER)
-    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
     opened = flow.open_button(STRANGER)
     clock.advance(seconds=LAUNCH_MAX_AGE.total_seconds() + 1)  # the page was left open
     status, page = await browser.open(opened)
@@ -257,14 +261,13 @@ async def test_guessing_links_on_the_page_is_throttled(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
+    director_url: str,
 ) -> None:
-    url = await flow.sign_in_url(STRANGER)
-    fragment = url.partition("#")[2]
-    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
+    fragment = director_url.partition("#")[2]
     for _ in range(THROTTLE_LIMIT):
         status, page = await browser.open(f"{flow.public_url}/link/{new_token()}#{fragment}")
         assert (status, "Ссылка недействительна" in page) == (404, True)
-    status, page = await browser.open(url)
+    status, page = await browser.open(director_url)
     assert (status, "Слишком много попыток" in page) == (429, True)
     assert provider.authorization_requests == 0
 
@@ -273,7 +276,6 @@ async def test_sign_in_by_snils_when_no_oid_matches(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     url = await flow.sign_in_url(STRANGER)
     provider.sign_in_as("x", esia_oid="unknown-oid", snils="11223344595")
@@ -281,7 +283,7 @@ async def test_sign_in_by_snils_when_no_oid_matches(
     assert (status, QUESTION in page) == (200, True)
     status, page = await browser.answer(flow, "confirm")
     assert status == 200
-    link = await link_of(session_factory, STRANGER)
+    link = await flow.binding_of(STRANGER)
     assert link is not None
     assert link.account_id == NEW_DIRECTOR
 
@@ -290,7 +292,6 @@ async def test_cancel_binds_nothing_and_spends_the_link(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
     clock: ManualClock,
 ) -> None:
     url = await flow.sign_in_url(STRANGER)
@@ -298,7 +299,7 @@ async def test_cancel_binds_nothing_and_spends_the_link(
     await browser.open(url)
     status, page = await browser.answer(flow, "cancel")
     assert (status, "Привязка отменена" in page) == (200, True)
-    assert await link_of(session_factory, STRANGER) is None
+    assert await flow.binding_of(STRANGER) is None
     assert flow.harness.api.last_bot_message(STRANGER).text == (
         "Привязка отменена. Чтобы войти снова, отправьте /start."
     )
@@ -311,7 +312,6 @@ async def test_refused_at_the_provider_and_then_tried_again(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
     clock: ManualClock,
 ) -> None:
     url = await flow.sign_in_url(STRANGER)
@@ -326,18 +326,16 @@ async def test_refused_at_the_provider_and_then_tried_again(
     status, page = await browser.open(flow.open_button(STRANGER))
     assert (status, QUESTION in page) == (200, True)
     await browser.answer(flow, "confirm")
-    assert await link_of(session_factory, STRANGER) is not None
+    assert await flow.binding_of(STRANGER) is not None
 
 
 async def test_a_callback_from_another_browser_or_with_a_strange_state_is_refused(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
+    director_url: str,
 ) -> None:
-    url = await flow.sign_in_url(STRANGER)
-    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
-    _, _, authorize = await browser.launch(url)
+    _, _, authorize = await browser.launch(director_url)
     assert authorize is not None
     callback = await browser.location(authorize)
     assert callback.startswith(f"{flow.public_url}/link/callback?")
@@ -360,18 +358,15 @@ async def test_a_callback_from_another_browser_or_with_a_strange_state_is_refuse
     assert (status, QUESTION in page) == (200, True)
     status, page = await browser.visit(callback)
     assert (status, "Не удалось проверить вход" in page) == (400, True)
-    assert await link_of(session_factory, STRANGER) is None
+    assert await flow.binding_of(STRANGER) is None
 
 
 async def test_forged_confirmation_is_refused(
     flow: BotFirst,
-    provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
+    director_url: str,
 ) -> None:
-    url = await flow.sign_in_url(STRANGER)
-    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
-    await browser.open(url)
+    await browser.open(director_url)
     status, page = await browser.answer(flow, "confirm", csrf="0" * 64)
     assert (status, "Не удалось проверить вход" in page) == (400, True)
     other_browser = Browser()
@@ -380,7 +375,7 @@ async def test_forged_confirmation_is_refused(
     finally:
         await other_browser.close()
     assert (status, "Не удалось проверить вход" in page) == (400, True)
-    assert await link_of(session_factory, STRANGER) is None
+    assert await flow.binding_of(STRANGER) is None
     status, page = await browser.answer(flow, "confirm")
     assert status == 200
 
@@ -417,7 +412,6 @@ async def test_no_matching_account(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     url = await flow.sign_in_url(STRANGER)
     provider.sign_in_as("nobody", esia_oid="999", snils="987-654-321 00")
@@ -426,7 +420,7 @@ async def test_no_matching_account(
     assert "не найдена в модуле «Организация ДПО»" in (
         flow.harness.api.last_bot_message(STRANGER).text
     )
-    assert await link_of(session_factory, STRANGER) is None
+    assert await flow.binding_of(STRANGER) is None
 
 
 async def test_an_account_linked_to_another_telegram_user_is_not_taken_over(
@@ -447,27 +441,25 @@ async def test_an_account_linked_to_another_telegram_user_is_not_taken_over(
     assert "привязана к другому Telegram-аккаунту" in (
         flow.harness.api.last_bot_message(STRANGER).text
     )
-    link = await account_link(session_factory, 3)
+    link = await flow.account_binding(3)
     assert link is not None
     assert link.user_id == 1003
 
 
 async def test_the_telegram_user_linked_elsewhere_meanwhile(
     flow: BotFirst,
-    provider: FakeOidcProvider,
     browser: Browser,
     session_factory: async_sessionmaker[AsyncSession],
     clock: ManualClock,
+    director_url: str,
 ) -> None:
-    url = await flow.sign_in_url(STRANGER)
-    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
-    status, page = await browser.open(url)
+    status, page = await browser.open(director_url)
     assert status == 200
     token = await mint(session_factory, NEW_LISTENER, clock)
     await flow.harness.send(STRANGER, f"/start {token}")  # linked portal first in between
     status, page = await browser.answer(flow, "confirm")
     assert (status, "Telegram уже привязан" in page) == (409, True)
-    link = await link_of(session_factory, STRANGER)
+    link = await flow.binding_of(STRANGER)
     assert link is not None
     assert link.account_id == NEW_LISTENER
 
@@ -478,14 +470,12 @@ async def test_an_id_token_that_fails_the_checks_binds_nothing(
     flow: BotFirst,
     provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
+    director_url: str,
 ) -> None:
-    url = await flow.sign_in_url(STRANGER)
-    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
     provider.spoil_next(spoil)
-    status, page = await browser.open(url)
+    status, page = await browser.open(director_url)
     assert (status, "Не удалось проверить ответ Госуслуг" in page) == (400, True)
-    assert await link_of(session_factory, STRANGER) is None
+    assert await flow.binding_of(STRANGER) is None
 
 
 async def test_provider_unavailable_and_not_configured(
@@ -539,17 +529,14 @@ async def test_start_revokes_the_earlier_sign_in_link(
 
 async def test_the_binding_stands_when_the_chat_cannot_be_told(
     flow: BotFirst,
-    provider: FakeOidcProvider,
     browser: Browser,
-    session_factory: async_sessionmaker[AsyncSession],
+    director_url: str,
 ) -> None:
-    url = await flow.sign_in_url(STRANGER)
-    provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
-    await browser.open(url)
+    await browser.open(director_url)
     flow.harness.api.fail_next("sendMessage", error_code=502, chat_id=STRANGER)
     status, page = await browser.answer(flow, "confirm")
     assert (status, "Готово" in page) == (200, True)
-    link = await link_of(session_factory, STRANGER)
+    link = await flow.binding_of(STRANGER)
     assert link is not None
     assert link.account_id == NEW_DIRECTOR
     # The next /start shows what the message would have: the consent.

@@ -76,44 +76,11 @@ async def test_only_the_hash_of_a_token_is_stored(
     assert minted.expires_at == clock.now() + timedelta(minutes=10)
 
 
-async def test_concurrent_redemptions_of_one_token_have_one_winner(
-    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
-) -> None:
-    token = await mint(session_factory, NEW_DIRECTOR, clock)
-    start = asyncio.Event()
-
-    async def redeem(user_id: int) -> RedeemOutcome:
-        async with session_factory() as session:
-            await start.wait()
-            outcome = await redeem_portal_token(
-                Repositories(session),
-                token,
-                MessengerUser("telegram", user_id, user_id),
-                clock=clock,
-            )
-            await session.commit()
-            return outcome
-
-    tasks = [asyncio.create_task(redeem(3000 + i)) for i in range(6)]
-    await asyncio.sleep(0.05)
-    start.set()
-    outcomes = await asyncio.gather(*tasks)
-    winners = [o for o in outcomes if isinstance(o, Linked)]
-    assert len(winners) == 1
-    assert all(o == LinkRefused(Refusal.USED) for o in outcomes if not isinstance(o, Linked))
-    async with session_factory() as session:
-        links = list(
-            await session.scalars(select(Binding).where(Binding.account_id == NEW_DIRECTOR))
-        )
-    assert [link.user_id for link in links] == [winners[0].binding.user_id]
-
-
-async def test_concurrent_requests_to_move_a_bound_account_have_one_winner(
-    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
-) -> None:
-    """Whoever the owner is asked about is the one who is bound if they allow: two holders of
-    a leaked link of a bound account, at once, get one question to the owner, about one."""
-    token = await mint(session_factory, 3, clock)  # account 3 is bound to Telegram user 1003
+async def redeemed_at_once(
+    session_factory: async_sessionmaker[AsyncSession], token: str, clock: ManualClock
+) -> list[RedeemOutcome]:
+    """The link redeemed by six Telegram users (3000 to 3005, @user3000…) at the same moment,
+    each in a transaction of their own; their outcomes, in that order."""
     start = asyncio.Event()
 
     async def redeem(user_id: int) -> RedeemOutcome:
@@ -131,7 +98,31 @@ async def test_concurrent_requests_to_move_a_bound_account_have_one_winner(
     tasks = [asyncio.create_task(redeem(3000 + i)) for i in range(6)]
     await asyncio.sleep(0.05)
     start.set()
-    outcomes = await asyncio.gather(*tasks)
+    return await asyncio.gather(*tasks)
+
+
+async def test_concurrent_redemptions_of_one_token_have_one_winner(
+    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    token = await mint(session_factory, NEW_DIRECTOR, clock)
+    outcomes = await redeemed_at_once(session_factory, token, clock)
+    winners = [o for o in outcomes if isinstance(o, Linked)]
+    assert len(winners) == 1
+    assert all(o == LinkRefused(Refusal.USED) for o in outcomes if not isinstance(o, Linked))
+    async with session_factory() as session:
+        links = list(
+            await session.scalars(select(Binding).where(Binding.account_id == NEW_DIRECTOR))
+        )
+    assert [link.user_id for link in links] == [winners[0].binding.user_id]
+
+
+async def test_concurrent_requests_to_move_a_bound_account_have_one_winner(
+    session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """Whoever the owner is asked about is the one who is bound if they allow: two holders of
+    a leaked link of a bound account, at once, get one question to the owner, about one."""
+    token = await mint(session_factory, 3, clock)  # account 3 is bound to Telegram user 1003
+    outcomes = await redeemed_at_once(session_factory, token, clock)
     assert len([o for o in outcomes if isinstance(o, MoveRequested)]) == 1
     assert all(o == LinkRefused(Refusal.USED) for o in outcomes if not isinstance(o, MoveRequested))
     async with session_factory() as session:

@@ -6,41 +6,33 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.effects import Show
-from bot.conversation.pushes import RENDERERS, PushContext
 from bot.max.client import MaxClient
 from bot.max.effects import MaxExecutor
 from bot.max.sender import MAX_CHANNEL, build_max_notifier
 from bot.screens.screen import Screen
 from services.clock import SystemClock
-from services.outbox import OutboxWorker, RetryPolicy
+from services.outbox import RetryPolicy
 from storage.models import OutboxMessage
 from tests.fakes.max_api import Call, FakeMaxAPI
 from tests.max_harness import max_settings
+from tests.notices import add_notices, notice_row, notices_rendered, run_until_settled
 
-KIND = "max_test_notice"
-TEXT = re.compile(r"^Уведомление (\d+)$")
 USERS = [7_100_000 + i for i in range(6)]
 PER_CHAT = 6
-LIMIT = 60.0
 
 
 @pytest.fixture(autouse=True)
 def notice_kind() -> Iterator[None]:
-    async def notice(context: PushContext) -> Screen:
-        return Screen(f"Уведомление {context.row.id}")
-
-    RENDERERS[KIND] = notice
-    yield
-    del RENDERERS[KIND]
+    with notices_rendered():
+        yield
 
 
 @pytest.fixture
@@ -52,57 +44,10 @@ async def max_api() -> AsyncIterator[FakeMaxAPI]:
         yield api
 
 
-async def add_notices(
-    session_factory: async_sessionmaker[AsyncSession], chats: list[int]
-) -> list[int]:
-    now = SystemClock().now()
-    async with session_factory() as session:
-        rows = [
-            OutboxMessage(
-                channel=MAX_CHANNEL,
-                kind=KIND,
-                chat_id=chat,
-                payload={},
-                state="pending",
-                attempts=0,
-                available_at=now,
-                created_at=now,
-            )
-            for chat in chats
-        ]
-        session.add_all(rows)
-        await session.commit()
-        return [row.id for row in rows]
-
-
 def row_of(call: Call) -> int:
-    match = TEXT.match(str((call.body or {}).get("text")))
-    assert match is not None
-    return int(match[1])
-
-
-async def run_until_settled(
-    worker: OutboxWorker[Screen], session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    task = asyncio.create_task(worker.run())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + LIMIT
-    try:
-        while True:
-            async with session_factory() as session:
-                pending = await session.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.state == "pending")
-                )
-            if not pending:
-                break
-            assert loop.time() < deadline, "rows still pending"
-            assert not task.done(), task
-            await asyncio.sleep(0.1)
-    finally:
-        worker.stop()
-        await task
+    row_id = notice_row((call.body or {}).get("text"))
+    assert row_id is not None
+    return row_id
 
 
 async def test_pushes_keep_maxs_limits_without_a_429(
@@ -111,7 +56,9 @@ async def test_pushes_keep_maxs_limits_without_a_429(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     chats = [max_api.chat_id_of(user) for user in USERS]
-    ids = await add_notices(session_factory, [chats[i % len(chats)] for i in range(PER_CHAT * 6)])
+    ids = await add_notices(
+        session_factory, [chats[i % len(chats)] for i in range(PER_CHAT * 6)], channel=MAX_CHANNEL
+    )
     client = MaxClient(max_api.token, max_api.url)
     settings = max_settings(max_api, database_url)
     worker = build_max_notifier(
@@ -144,7 +91,7 @@ async def test_a_stopped_bot_holds_the_dialogs_pushes(
 ) -> None:
     max_api.stop_bot(USERS[0])
     blocked, other = max_api.chat_id_of(USERS[0]), max_api.chat_id_of(USERS[1])
-    await add_notices(session_factory, [blocked, blocked, other])
+    await add_notices(session_factory, [blocked, blocked, other], channel=MAX_CHANNEL)
     client = MaxClient(max_api.token, max_api.url)
     worker = build_max_notifier(
         client, session_factory, max_settings(max_api, database_url), SystemClock()
@@ -168,7 +115,7 @@ async def test_a_reply_and_a_push_to_one_dialog_take_turns_without_a_429(
     rows to that user's dialog: one client, one pacing of the dialog (bot/max/client.py), so
     MAX's 2 a second are kept together and nothing meets a 429."""
     chat = max_api.chat_id_of(USERS[0])
-    await add_notices(session_factory, [chat, chat])
+    await add_notices(session_factory, [chat, chat], channel=MAX_CHANNEL)
     client = MaxClient(max_api.token, max_api.url)
     worker = build_max_notifier(
         client, session_factory, max_settings(max_api, database_url), SystemClock()

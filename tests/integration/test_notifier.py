@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cli.main import EXIT_SETTINGS, main, parser
@@ -35,78 +34,27 @@ from storage.repositories import Repositories
 from tests.conftest import BACKENDS
 from tests.fakes.bot_api import Call, FakeBotAPI
 from tests.harness import BotHarness, test_settings
+from tests.notices import (
+    SETTLE_LIMIT,
+    add_notices,
+    notice_row,
+    notices_rendered,
+    pending_count,
+    run_until_settled,
+)
 
-KIND = "test_notice"
-TEXT = re.compile(r"^Уведомление (\d+)$")
 FAST_RETRIES = RetryPolicy(base=0.2, cap=1.0, max_attempts=6)
-SETTLE_LIMIT = 60.0  # a safety net against a hang, not a speed requirement
 
 
 @pytest.fixture(autouse=True)
 def notice_kind() -> Iterator[None]:
-    """A kind whose text names its row, so every delivery can be traced to its row."""
-
-    async def notice(context: PushContext) -> Screen:
-        return Screen(f"Уведомление {context.row.id}")
-
-    RENDERERS[KIND] = notice
-    yield
-    del RENDERERS[KIND]
-
-
-async def add_notices(
-    session_factory: async_sessionmaker[AsyncSession], chats: list[int], kind: str = KIND
-) -> list[int]:
-    now = SystemClock().now()
-    async with session_factory() as session:
-        rows = [
-            OutboxMessage(
-                channel="telegram",
-                kind=kind,
-                chat_id=chat,
-                payload={},
-                state="pending",
-                attempts=0,
-                available_at=now,
-                created_at=now,
-            )
-            for chat in chats
-        ]
-        session.add_all(rows)
-        await session.commit()
-        return [row.id for row in rows]
+    with notices_rendered():
+        yield
 
 
 async def rows_by_id(session_factory: async_sessionmaker[AsyncSession]) -> dict[int, OutboxMessage]:
     async with session_factory() as session:
         return {row.id: row for row in await session.scalars(select(OutboxMessage))}
-
-
-async def pending_count(session_factory: async_sessionmaker[AsyncSession]) -> int:
-    async with session_factory() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == "pending")
-        )
-    return int(count or 0)
-
-
-async def run_until_settled(
-    worker: OutboxWorker[Screen],
-    session_factory: async_sessionmaker[AsyncSession],
-    limit: float = SETTLE_LIMIT,
-) -> None:
-    """Run the dispatcher until no row is pending (sent, failed or held), then stop it."""
-    task = asyncio.create_task(worker.run())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    try:
-        while await pending_count(session_factory) > 0:
-            assert loop.time() < deadline, "rows still pending"
-            assert not task.done(), task
-            await asyncio.sleep(0.1)
-    finally:
-        worker.stop()
-        await task
 
 
 def notifier(
@@ -126,9 +74,9 @@ def deliveries(api: FakeBotAPI) -> list[tuple[int, Call]]:
     """(row id, call) of every sendMessage the double carried out, in order of arrival."""
     found = []
     for call in api.calls_of("sendMessage"):
-        match = TEXT.match(str(call.params.get("text", "")))
-        if call.ok and match:
-            found.append((int(match[1]), call))
+        row_id = notice_row(call.params.get("text", ""))
+        if call.ok and row_id is not None:
+            found.append((row_id, call))
     return sorted(found, key=lambda item: item[1].time)
 
 
@@ -313,7 +261,7 @@ async def test_403_marks_the_link_blocked_and_holds_the_chats_rows(harness: BotH
     await harness.send(1003, "/start")
     assert not (await link_of(harness.session_factory, 1003)).blocked
     await run_until_settled(notifier(harness), harness.session_factory)
-    texts = [m.text for m in harness.api.chat(1003) if m.from_bot and TEXT.match(m.text)]
+    texts = [m.text for m in harness.api.chat(1003) if m.from_bot and notice_row(m.text)]
     assert texts == [f"Уведомление {i}" for i in (ids[0], ids[2], ids[3])]
     harness.assert_no_errors()
 

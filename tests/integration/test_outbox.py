@@ -20,6 +20,7 @@ from services.outbox import (
 )
 from storage.models import Binding, OutboxMessage
 from storage.repositories import Repositories
+from tests.factories import outbox_row
 
 LEASE = timedelta(seconds=30)
 
@@ -35,17 +36,7 @@ async def add_rows(
     """One pending row per entry of `chats`, in that order; returns their ids."""
     async with session_factory() as session:
         rows = [
-            OutboxMessage(
-                channel=channel,
-                kind=kind,
-                chat_id=chat,
-                application_number=chat,
-                payload={},
-                state="pending",
-                attempts=0,
-                available_at=clock.now(),
-                created_at=clock.now(),
-            )
+            outbox_row(channel, kind, now=clock.now(), chat_id=chat, application_number=chat)
             for chat in chats
         ]
         session.add_all(rows)

@@ -11,26 +11,26 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from bot.conversation.intents import AppAction, AppIntent, StatusCode
-from bot.conversation.pushes import RENDERERS, PushContext
 from bot.screens.screen import Screen
 from bot.telegram.sender import build_notifier
 from services.clock import SystemClock
-from services.outbox import OutboxWorker, chat_unblocked
+from services.outbox import OutboxWorker, chat_unblocked, new_row
 from storage import outbox_signal
 from storage.repositories import Repositories
 from tests.bot.test_pushes import NUMBER, add_application
 from tests.conftest import TEST_DATABASE_URL
 from tests.fakes.bot_api import FakeBotAPI, Message
 from tests.harness import BotHarness
+from tests.notices import NOTICE, notices_rendered
 from tests.processes import ROOT, clean_env
 
 NEVER = 3600.0  # the dispatchers' poll interval: they look by themselves once an hour
 PATIENCE = 30.0  # seconds a test waits for a push: a safety net on a loaded machine, not a goal
-KIND = "wake_notice"
 DIRECTOR, OTHER_DIRECTOR, APPLICANT = 1001, 1002, 1003
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -38,12 +38,8 @@ pytestmark = pytest.mark.usefixtures("seeded")
 
 @pytest.fixture(autouse=True)
 def notice_kind() -> Iterator[None]:
-    async def notice(context: PushContext) -> Screen:
-        return Screen(f"Уведомление {context.row.id}")
-
-    RENDERERS[KIND] = notice
-    yield
-    del RENDERERS[KIND]
+    with notices_rendered():
+        yield
 
 
 @pytest.fixture
@@ -69,18 +65,8 @@ async def pushes_arrive(api: FakeBotAPI, chat_id: int, count: int) -> None:
             await asyncio.sleep(0.02)
 
 
-def notice(**values: object) -> dict[str, object]:
-    now = datetime.now(UTC)
-    return {
-        "channel": "telegram",
-        "kind": KIND,
-        "payload": {},
-        "state": "pending",
-        "attempts": 0,
-        "available_at": now,
-        "created_at": now,
-        **values,
-    }
+def notice(channel: str = "telegram", **columns: Any) -> dict[str, Any]:
+    return new_row(channel, NOTICE, now=datetime.now(UTC), **columns)
 
 
 async def test_a_decision_in_the_conversation_wakes_the_dispatcher(
@@ -136,7 +122,7 @@ async def test_a_rolled_back_write_wakes_nothing_and_leaves_nothing_behind(
             assert woken == ["telegram"]
         # Another channel's rows wake only that channel's dispatchers.
         async with harness.session_factory() as session:
-            Repositories(session).outbox.add(**notice(channel="webhook", application_number=1))
+            Repositories(session).outbox.add(**notice("webhook", application_number=1))
             await session.commit()
         assert woken == ["telegram"]
     finally:
@@ -155,7 +141,7 @@ async def test_released_held_rows_wake_their_messengers_dispatchers(harness: Bot
     ]
     try:
         async with harness.session_factory() as session:
-            Repositories(session).outbox.add(**notice(channel="max", chat_id=77, state="held"))
+            Repositories(session).outbox.add(**notice("max", chat_id=77, held=True))
             await session.commit()
         woken.clear()  # the held row's own write (a held row is not sent; it woke "max")
         async with harness.session_factory() as session:
@@ -178,15 +164,13 @@ import asyncio, sys
 from datetime import UTC, datetime
 from storage.db import create_engine, create_session_factory
 from storage.repositories import Repositories
+from services.outbox import new_row
 
 async def main(url: str, chat_id: int) -> None:
     engine = create_engine(url)
     async with create_session_factory(engine)() as session:
-        now = datetime.now(UTC)
-        Repositories(session).outbox.add(
-            channel="telegram", kind=sys.argv[3], chat_id=chat_id, payload={},
-            state="pending", attempts=0, available_at=now, created_at=now,
-        )
+        row = new_row("telegram", sys.argv[3], now=datetime.now(UTC), chat_id=chat_id)
+        Repositories(session).outbox.add(**row)
         await session.commit()
     await engine.dispose()
 
@@ -201,7 +185,7 @@ async def write_in_another_process(url: str, chat_id: int) -> None:
         WRITER,
         url,
         str(chat_id),
-        KIND,
+        NOTICE,
         cwd=ROOT,
         env=clean_env(),
         stderr=asyncio.subprocess.PIPE,

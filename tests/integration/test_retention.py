@@ -4,8 +4,6 @@ the retention job prunes delivered notifications, link failures and expired toke
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,9 +26,9 @@ from storage.states import RawState, StateKey
 from tests import factories
 from tests.api_support import AUTH, serve_api
 from tests.conftest import TEST_REDIS_URL
-from tests.e2e.test_process import bot_env
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
+from tests.processes import running, sqlite_url
 
 DIRECTOR = 1001  # Telegram user of account 1, a director of organisation 10
 SURNAME = "Войсковая"  # what the director searched for: a person's name in the chat's state
@@ -235,7 +233,7 @@ def test_the_period_is_a_setting_of_30_days_by_default() -> None:
 
 @pytest.mark.parametrize("command", ["run", "dispatcher"])
 async def test_the_bot_and_the_dispatcher_run_the_job(tmp_path: Path, command: str) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    url = sqlite_url(tmp_path)
     engine = create_engine(url)
     await upgrade(engine)
     clock = SystemClock()
@@ -249,28 +247,14 @@ async def test_the_bot_and_the_dispatcher_run_the_job(tmp_path: Path, command: s
         return len(await all_rows(create_session_factory(engine), OutboxMessage))
 
     async with FakeBotAPI() as api:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            command,
-            cwd=tmp_path,
-            env=bot_env(tmp_path, BOT_TOKEN=api.token, TELEGRAM_API_URL=api.url, WEB_PORT="0"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
+        env = {"BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.url, "WEB_PORT": "0"}
+        async with running(tmp_path, command, DATABASE_URL=url, **env) as bot:
             left = 2
             for _ in range(600):  # a safety net of about a minute, not a speed requirement
                 left = await rows_left()
-                if left == 1 or process.returncode is not None:
+                if left == 1 or bot.returncode is not None:
                     break
                 await asyncio.sleep(0.1)
-            assert left == 1, (await process.communicate())[1].decode()
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(process.wait(), timeout=30) == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            assert left == 1, bot.stderr()
+            assert await bot.terminate() == 0, bot.stderr()
     await engine.dispose()

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.processes import fresh_python
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED = ("bot", "services", "storage")
@@ -102,17 +102,7 @@ def test_the_neutral_layers_load_without_aiogram() -> None:
         "print(len([m for m in sys.modules if m.startswith(('bot.', 'services.', 'storage.'))]))\n"
         "print(loaded[:5])\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    count, loaded = completed.stdout.splitlines()
+    count, loaded = fresh_python(code).splitlines()
     assert int(count) > 40
     assert loaded == "[]"
 
@@ -125,17 +115,7 @@ def test_the_telegram_front_end_still_loads_aiogram_lazily() -> None:
         "built = [n for n in t.__all__ if getattr(getattr(t, n), '__pydantic_complete__', 0)]\n"
         "print('aiogram' in sys.modules, len(built), len(t.__all__))\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    loaded, built, types = completed.stdout.split()
+    loaded, built, types = fresh_python(code).split()
     assert loaded == "True"
     assert int(types) > 400
     assert int(built) < 5  # the bot's commands (BotCommand), built at import; not the ~440

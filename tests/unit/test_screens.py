@@ -7,18 +7,15 @@ interpreter builds them all and has not imported it."""
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from bot.conversation.intents import PAYLOAD_LIMIT, decode, encode
 from bot.screens.markup import TEXT_LIMIT, length, plain
 from bot.screens.screen import limits_problems
+from tests.processes import fresh_python
 from tests.screens_data import LAYOUT_MODULES, PUSH_KINDS, Built, every_screen
 
-ROOT = Path(__file__).resolve().parents[2]
 BUILT = every_screen()
 
 
@@ -89,8 +86,4 @@ def test_building_every_screen_imports_no_aiogram() -> None:
         "loaded = sorted(name for name in sys.modules if name.split('.')[0] == 'aiogram')\n"
         "print(len(built), loaded[:5])\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split() == [str(len(BUILT)), "[]"]
+    assert fresh_python(code).split() == [str(len(BUILT)), "[]"]

@@ -55,47 +55,50 @@ def location(loc: Sequence[int | str], prefix: str = "") -> str:
     return path or "body"
 
 
+# The message of each kind of pydantic error; a `{name}` is the error's context value `name`
+# (the limit, the allowed values).
+MESSAGES = {
+    "missing": "обязательное поле",
+    "extra_forbidden": "неизвестное поле",
+    "int_type": "ожидается целое число",
+    "int_parsing": "ожидается целое число",
+    "int_from_float": "ожидается целое число",
+    "string_type": "ожидается строка",
+    "bool_type": "ожидается true или false",
+    "list_type": "ожидается список",
+    "model_type": "ожидается объект",
+    "model_attributes_type": "ожидается объект",
+    "dict_type": "ожидается объект",
+    "string_pattern_mismatch": "недопустимые символы или формат",
+    "string_too_short": "не может быть пустым",
+    "date_type": "ожидается дата ГГГГ-ММ-ДД",
+    "date_parsing": "ожидается дата ГГГГ-ММ-ДД",
+    "date_from_datetime_parsing": "ожидается дата ГГГГ-ММ-ДД",
+    "date_from_datetime_inexact": "ожидается дата ГГГГ-ММ-ДД без времени",
+    "datetime_type": "ожидаются дата и время ISO 8601 с часовым поясом",
+    "datetime_parsing": "ожидаются дата и время ISO 8601 с часовым поясом",
+    "datetime_from_date_parsing": "ожидаются дата и время ISO 8601 с часовым поясом",
+    "timezone_aware": "укажите часовой пояс, например 2026-09-01T10:00:00+05:00",
+    "greater_than_equal": "должно быть не меньше {ge}",
+    "less_than_equal": "должно быть не больше {le}",
+    "string_too_long": "не длиннее {max_length} символов",
+    "too_long": "не больше {max_length} элементов",
+    "too_short": "не меньше {min_length} элементов",
+    "enum": "допустимые значения: {expected}",
+}
+
+
+class _Context(dict[str, Any]):
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 def describe(error: ErrorDetails) -> str:
     """The Russian message for one pydantic error."""
-    ctx: dict[str, Any] = dict(error.get("ctx") or {})
+    ctx = _Context(error.get("ctx") or {})
     kind = error["type"]
-    messages = {
-        "missing": "обязательное поле",
-        "extra_forbidden": "неизвестное поле",
-        "int_type": "ожидается целое число",
-        "int_parsing": "ожидается целое число",
-        "int_from_float": "ожидается целое число",
-        "string_type": "ожидается строка",
-        "bool_type": "ожидается true или false",
-        "list_type": "ожидается список",
-        "model_type": "ожидается объект",
-        "model_attributes_type": "ожидается объект",
-        "dict_type": "ожидается объект",
-        "string_pattern_mismatch": "недопустимые символы или формат",
-        "string_too_short": "не может быть пустым",
-        "date_type": "ожидается дата ГГГГ-ММ-ДД",
-        "date_parsing": "ожидается дата ГГГГ-ММ-ДД",
-        "date_from_datetime_parsing": "ожидается дата ГГГГ-ММ-ДД",
-        "date_from_datetime_inexact": "ожидается дата ГГГГ-ММ-ДД без времени",
-        "datetime_type": "ожидаются дата и время ISO 8601 с часовым поясом",
-        "datetime_parsing": "ожидаются дата и время ISO 8601 с часовым поясом",
-        "datetime_from_date_parsing": "ожидаются дата и время ISO 8601 с часовым поясом",
-        "timezone_aware": "укажите часовой пояс, например 2026-09-01T10:00:00+05:00",
-    }
-    if kind in messages:
-        return messages[kind]
-    if kind == "greater_than_equal":
-        return f"должно быть не меньше {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"должно быть не больше {ctx.get('le')}"
-    if kind == "string_too_long":
-        return f"не длиннее {ctx.get('max_length')} символов"
-    if kind == "too_long":
-        return f"не больше {ctx.get('max_length')} элементов"
-    if kind == "too_short":
-        return f"не меньше {ctx.get('min_length')} элементов"
-    if kind == "enum":
-        return f"допустимые значения: {ctx.get('expected')}"
+    if kind in MESSAGES:
+        return MESSAGES[kind].format_map(ctx)
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])
     return str(error["msg"])

@@ -14,13 +14,14 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+
+from tests.fakes.server import LoopbackServer
 
 _KEYS: dict[str, RSAKey] = {}
 
@@ -47,7 +48,7 @@ class _Grant:
 
 
 @dataclass
-class FakeOidcProvider:
+class FakeOidcProvider(LoopbackServer):
     client_id: str = "dpo-bot"
     client_secret: str = "test-client-secret"
     # Claims of the person who signs in next; None: nobody chosen yet (the test must choose).
@@ -61,31 +62,15 @@ class FakeOidcProvider:
     authorization_requests: int = 0
     _grants: dict[str, _Grant] = field(default_factory=dict)
     _access: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _runner: web.AppRunner | None = None
-    url: str = ""
 
-    async def __aenter__(self) -> Self:
+    def _application(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/.well-known/openid-configuration", self.discovery)
         app.router.add_get("/jwks", self.jwks)
         app.router.add_get("/authorize", self.authorize)
         app.router.add_post("/token", self.token)
         app.router.add_get("/userinfo", self.userinfo)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     # -- what the test controls ----------------------------------------------------------------
 
