@@ -6,7 +6,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -26,10 +27,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
+from sqlalchemy.orm import joinedload, lazyload
 
 from storage import outbox_signal
-from storage.db import SQLITE_FOLD_FUNCTION, fold_name
 from storage.models import (
     PUSH_BOTH,
     Account,
@@ -42,6 +42,7 @@ from storage.models import (
     LinkToken,
     Organization,
     OutboxMessage,
+    fold_name,
 )
 
 # PostgreSQL advisory lock that orders history rows for the decisions feed (see feed_lock).
@@ -140,13 +141,12 @@ _LIST_COLUMNS = (
 class _ListShape:
     """Which conditions a list's statement has (their values are bound per call)."""
 
-    sqlite: bool
     everything: bool
     scope_organization: bool
     scope_applicant: bool
     status: bool
     number: bool
-    named: Literal["ids", "exists", "everywhere"] | None  # how the applicant's name is matched
+    named: bool  # a part of the applicant's name
     organization: bool
     program: bool
     limit: bool
@@ -156,10 +156,24 @@ def _like_escaped(value: str) -> str:
     return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
-def _folded_name(sqlite: bool) -> ColumnElement[str]:
-    if sqlite:  # the function is registered on every connection (storage/db.py)
-        return getattr(func, SQLITE_FOLD_FUNCTION)(Account.full_name, type_=String)  # type: ignore[no-any-return]
-    return func.replace(func.lower(Account.full_name), "ё", "е", type_=String)
+def _name_pattern(name: str) -> str:
+    """LIKE's pattern (escaped with "/") of a name's part, folded as the stored names are."""
+    return f"%{_like_escaped(fold_name(name))}%"
+
+
+def _named(everything: bool, pattern: ColumnElement[str]) -> ColumnElement[bool]:
+    """The applicant's stored folded name matches `pattern`. Across every application the
+    matching accounts are found first; within a narrow scope (an organisation's or a person's
+    applications), each application's applicant is looked up by its key."""
+    folded = Account.name_folded.like(pattern, escape="/")
+    if everything:
+        return Application.applicant_id.in_(select(Account.id).where(folded))
+    return (
+        select(Account.id)
+        .where(Account.id == Application.applicant_id, folded)
+        .correlate(Application)
+        .exists()
+    )
 
 
 def _scope_condition(everything: bool, organization: bool, applicant: bool) -> ColumnElement[bool]:
@@ -188,19 +202,8 @@ def _list_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
         conditions.append(_program() == bindparam("program"))
     if shape.number:
         conditions.append(Application.number == bindparam("number"))
-    if shape.named == "ids":
-        conditions.append(Application.applicant_id.in_(bindparam("named", expanding=True)))
-    elif shape.named is not None:
-        folded = _folded_name(shape.sqlite).like(bindparam("pattern"), escape="/")
-        if shape.named == "everywhere":
-            conditions.append(Application.applicant_id.in_(select(Account.id).where(folded)))
-        else:
-            conditions.append(
-                select(Account.id)
-                .where(Account.id == Application.applicant_id, folded)
-                .correlate(Application)
-                .exists()
-            )
+    if shape.named:
+        conditions.append(_named(shape.everything, bindparam("pattern")))
     where = and_(*conditions)
     counted = select(func.count()).select_from(Application).where(where)
     # The page and, on each of its rows, how many match in all: one statement instead of a
@@ -218,18 +221,6 @@ def _list_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
         page = page.limit(bindparam("limit"))
     return page, counted
 
-
-# The names of a narrow scope's applicants (SQLite's search compares them in Python), by
-# (organisation scope, applicant scope).
-_NAMES_IN_SCOPE = {
-    (organization, applicant): select(Account.id, Account.full_name).where(
-        Account.id.in_(
-            select(Application.applicant_id).where(_scope_condition(False, organization, applicant))
-        )
-    )
-    for organization in (False, True)
-    for applicant in (False, True)
-}
 
 # Built once, parameters bound per call: SQLAlchemy computes a statement object's cache key once.
 _GET_APPLICATION = (
@@ -387,7 +378,7 @@ class ApplicationRepo:
         if number is not None:
             conditions.append(Application.number == number)
         if name is not None:
-            conditions.append(await self._applicant_named(scope, name))
+            conditions.append(_named(scope.everything, literal(_name_pattern(name))))
         where = and_(*conditions)
         counted = select(func.count()).select_from(Application).where(where)
         # The page and, on each of its rows, how many match in all: one statement instead of a
@@ -409,29 +400,6 @@ class ApplicationRepo:
             return [], 0
         # Past the end: no row carries the total, so count.
         return [], int(await self.session.scalar(counted) or 0)
-
-    async def _applicant_named(self, scope: ApplicationScope, name: str) -> ColumnElement[bool]:
-        """The applicant's name contains `name` (folded). With a narrow scope (an organisation's
-        or a person's applications: a few hundred applicants at most) on SQLite, whose folding
-        is a Python function called back per name, the applicants' names are read once and
-        compared here; otherwise the database compares them."""
-        needle = fold_name(name)
-        if self._on_sqlite() and not scope.everything:
-            applicants = select(Application.applicant_id).where(scope.condition())
-            rows = await self.session.execute(
-                select(Account.id, Account.full_name).where(Account.id.in_(applicants))
-            )
-            named = [account_id for account_id, full_name in rows if needle in fold_name(full_name)]
-            return Application.applicant_id.in_(named)
-        folded = self._folded(Account.full_name).contains(needle, autoescape=True)
-        if scope.everything:
-            return Application.applicant_id.in_(select(Account.id).where(folded))
-        return (
-            select(Account.id)
-            .where(Account.id == Application.applicant_id, folded)
-            .correlate(Application)
-            .exists()
-        )
 
     async def search_rows(
         self,
@@ -458,28 +426,16 @@ class ApplicationRepo:
         statement object: together more than half of a list update's time before
         (docs/BENCHMARKS.md).
         """
-        on_sqlite = self._on_sqlite()
         params: dict[str, Any] = {"offset": offset}
-        named: Literal["ids", "exists", "everywhere"] | None = None
         if name is not None:
-            needle = fold_name(name)
-            if on_sqlite and not scope.everything:
-                # SQLite folds names with a Python function called back per name: with a narrow
-                # scope (an organisation's or a person's: a few hundred applicants at most) the
-                # names are read once and compared here.
-                params["named"] = await self._applicants_named(scope, needle)
-                named = "ids"
-            else:
-                params["pattern"] = f"%{_like_escaped(needle)}%"
-                named = "everywhere" if scope.everything else "exists"
+            params["pattern"] = _name_pattern(name)
         shape = _ListShape(
-            sqlite=on_sqlite,
             everything=scope.everything,
             scope_organization=scope.organization_id is not None,
             scope_applicant=scope.applicant_id is not None,
             status=status is not None,
             number=number is not None,
-            named=named,
+            named=name is not None,
             organization=organization_id is not None,
             program=program is not None,
             limit=limit is not None,
@@ -502,18 +458,6 @@ class ApplicationRepo:
             return [], 0
         # Past the end: no row carries the total, so count.
         return [], int(await connection.scalar(counted, params) or 0)
-
-    async def _applicants_named(self, scope: ApplicationScope, needle: str) -> list[int]:
-        """The applicants in a narrow scope whose folded name contains `needle`."""
-        statement = _NAMES_IN_SCOPE[
-            (scope.organization_id is not None, scope.applicant_id is not None)
-        ]
-        connection = await self.session.connection()
-        rows = await connection.execute(
-            statement,
-            {"scope_organization": scope.organization_id, "scope_applicant": scope.applicant_id},
-        )
-        return [account_id for account_id, full_name in rows if needle in fold_name(full_name)]
 
     async def organizations_of(
         self,
@@ -584,16 +528,6 @@ class ApplicationRepo:
             select(Organization.name).where(Organization.id == organization_id)
         )
         return name
-
-    def _on_sqlite(self) -> bool:
-        return self.session.get_bind().dialect.name == "sqlite"
-
-    def _folded(
-        self, column: ColumnElement[str] | InstrumentedAttribute[str]
-    ) -> ColumnElement[str]:
-        if self._on_sqlite():  # the function is registered on every connection (storage/db.py)
-            return getattr(func, SQLITE_FOLD_FUNCTION)(column, type_=String)  # type: ignore[no-any-return]
-        return func.replace(func.lower(column), "ё", "е", type_=String)
 
     async def touch(self, number: int, now: datetime) -> None:
         await feed_lock(self.session, shared=True)

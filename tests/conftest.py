@@ -167,6 +167,20 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture(params=BACKENDS)
+async def bare_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database without any schema, of each backend in turn: a migration's
+    test migrates it to the revision it starts from."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
+    else:
+        url = os.environ["TEST_DATABASE_URL"]
+        await reset_postgres(url)
+    engine = create_engine(url)
+    yield engine
+    await engine.dispose()
+
+
 @pytest.fixture
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_session_factory(engine)

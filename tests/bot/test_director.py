@@ -76,7 +76,7 @@ def last_answer(harness: BotHarness) -> dict[str, object]:
 
 
 @pytest.mark.usefixtures("school")
-@pytest.mark.every_backend  # search folds Cyrillic in SQL or in Python, by backend
+@pytest.mark.every_backend  # search: the database compares the stored folded names
 async def test_director_pages_filters_and_searches(harness: BotHarness) -> None:
     menu = await harness.send(DIRECTOR, "/menu")
     assert menu.buttons()[0] == ["📥 Заявки (8 новых)"]
@@ -129,7 +129,7 @@ async def test_director_pages_filters_and_searches(harness: BotHarness) -> None:
 
 
 @pytest.mark.usefixtures("school")
-@pytest.mark.every_backend  # search folds Cyrillic in SQL or in Python, by backend
+@pytest.mark.every_backend  # search: the database compares the stored folded names
 async def test_director_searches_by_name_and_by_number(harness: BotHarness) -> None:
     await open_list(harness)
     prompt = await harness.press(DIRECTOR, "🔍 Поиск")

@@ -4,13 +4,9 @@ schema back with its data. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import MetaData, Table, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,14 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.telegram.sender import build_notifier
 from services.clock import ManualClock
 from services.linking import token_hash
-from storage.db import create_engine, create_session_factory
+from storage.db import create_session_factory
 from storage.migrate import downgrade, upgrade
 from storage.models import Account, ApplicationEvent, Binding, FsmState, LinkToken, OutboxMessage
 from storage.repositories import Repositories
 from storage.states import SqlStates, StateKey
 from storage.updates import UpdateKey, record_update
 from tests import factories
-from tests.conftest import BACKENDS, reset_postgres
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
 
@@ -34,18 +29,6 @@ DIRECTOR, APPLICANT, NEWCOMER = 1, 3, 4  # accounts; Telegram users are these + 
 PUSHED, OLD_BUTTON = 39744, 39745  # applications «Не обработана» of organisation 10
 PORTAL_TOKEN = "A" * 32  # a portal-first token minted for the newcomer before the upgrade
 SEARCH = {"search": "Войсковая"}
-
-
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}"
-    else:
-        url = os.environ["TEST_DATABASE_URL"]
-        await reset_postgres(url)
-    engine = create_engine(url)
-    yield engine
-    await engine.dispose()
 
 
 def _tables(connection: Connection) -> dict[str, Table]:
@@ -285,8 +268,9 @@ def _read_0002(connection: Connection) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def test_a_database_of_the_telegram_only_schema_upgrades_serves_and_downgrades(
-    engine: AsyncEngine,
+    bare_engine: AsyncEngine,
 ) -> None:
+    engine = bare_engine
     clock = ManualClock(T0 + timedelta(minutes=10))
     async with FakeBotAPI() as api:
         for user in (1001, 1003, 1004):
