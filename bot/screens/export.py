@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import xlsxwriter
 
 from bot.texts import export as t
 from bot.texts.domain import status_label
 from services.export import Export
+
+if TYPE_CHECKING:
+    import xlsxwriter
 
 DATE_FORMAT = "dd.mm.yyyy"
 TIME_FORMAT = "dd.mm.yyyy hh:mm"
@@ -26,6 +28,8 @@ def local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
 
 def workbook(exported: Export, zone: ZoneInfo) -> bytes:
     applications = exported.applications
+    import xlsxwriter  # here, not at start-up: 3 MiB that only an export needs
+
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "constant_memory": True})
     sheet = book.add_worksheet(t.SHEET)
