@@ -30,7 +30,7 @@ from bot.conversation.effects import (
 from bot.screens.markup import shorten
 from bot.screens.screen import Screen
 from bot.telegram.commands import set_chat_commands
-from bot.telegram.render import keyboard
+from bot.telegram.render import EditScreen, keyboard, send_screen
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +107,18 @@ class TelegramExecutor:
         await self.send(effect.screen)
 
     async def send(self, screen: Screen) -> int:
-        message = await self.bot.send_message(
-            self.chat_id, screen.text, reply_markup=keyboard(screen)
-        )
-        return message.message_id
+        return await send_screen(self.bot, self.chat_id, screen)
 
     async def _edit(self, message_id: int, screen: Screen) -> bool:
         """Edit the message into the screen; False if it can no longer be edited."""
         try:
-            await self.bot.edit_message_text(
-                text=screen.text,
-                chat_id=self.chat_id,
-                message_id=message_id,
-                reply_markup=keyboard(screen),
+            await self.bot(
+                EditScreen(
+                    text=screen.text,
+                    chat_id=self.chat_id,
+                    message_id=message_id,
+                    reply_markup=keyboard(screen),
+                )
             )
         except TelegramBadRequest as error:
             if NOT_MODIFIED in error.message:

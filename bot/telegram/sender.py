@@ -40,7 +40,7 @@ from bot.conversation.pushes import PushContext, push_worker, render
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.flood import flood_errors_raised
-from bot.telegram.render import keyboard
+from bot.telegram.render import send_screen
 from services.clock import Clock
 from services.outbox import (
     TELEGRAM,
@@ -83,9 +83,7 @@ class TelegramSender:
             # The 429 comes back at once: the worker decides whom it holds back.
             with flood_errors_raised():
                 async with asyncio.timeout(self.send_timeout):
-                    message = await self.bot.send_message(
-                        row.chat_id, prepared.text, reply_markup=keyboard(prepared)
-                    )
+                    message_id = await send_screen(self.bot, row.chat_id, prepared)
         except TelegramRetryAfter as error:
             seconds = capped_retry_after(error.retry_after)
             return RetryAfter(seconds, f"429: Too Many Requests: retry after {error.retry_after}")
@@ -106,7 +104,7 @@ class TelegramSender:
             return Retry("network: request timeout")
         except TelegramAPIError as error:
             return Failed(f"{type(error).__name__}: {error.message}")
-        return Sent(message.message_id)
+        return Sent(message_id)
 
 
 def build_notifier(
