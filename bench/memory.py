@@ -21,6 +21,19 @@ def mib(kib: int) -> str:
     return f"{kib / 1024:.0f} MiB"
 
 
+def goals(run: Run) -> list[report.Goal]:
+    peak = run.memory_after["VmHWM"]
+    fronts = "both front ends" if run.with_max else "Telegram's front end"
+    return [
+        report.Goal(
+            f"peak RSS <= {GOAL_MIB} MiB, {fronts}, after part 2",
+            f"(5) {report.backend(run.database)}",
+            mib(peak),
+            peak <= GOAL_MIB * 1024,
+        )
+    ]
+
+
 def print_memory(run: Run) -> None:
     report.title(f"(5) Memory — {run.database}")
     peak = run.memory_after["VmHWM"]

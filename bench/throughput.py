@@ -59,6 +59,17 @@ def print_throughput(run: Run) -> None:
     )
 
 
+def goals(run: Run) -> list[report.Goal]:
+    return [
+        report.Goal(
+            f">= {GOAL:.0f} mixed updates/s in one process",
+            f"(2) {report.backend(run.database)}",
+            f"{run.throughput:.0f}/s",
+            run.throughput >= GOAL,
+        )
+    ]
+
+
 def print_floor(floor: Run, ours: Run) -> None:
     """The same workload against bench/floor_bot.py: aiogram and HTTP alone."""
     print(

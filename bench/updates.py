@@ -223,6 +223,23 @@ def build(updates: Updates, step: Step) -> Update:
     return updates.message(step.user_id, step.payload)
 
 
+def goals(result: Result) -> list[report.Goal]:
+    where = f"(1) {report.backend(result.database)}"
+    found = []
+    for operation, goal in GOALS.items():
+        median = report.median(result.times[operation])
+        ratio = median / report.median(result.floor_of(operation))
+        found.append(
+            report.Goal(
+                f"{operation} <= {goal:.0f}x the floor",
+                where,
+                f"{ratio:.1f}x ({report.ms(median)})",
+                ratio <= goal,
+            )
+        )
+    return found
+
+
 def print_result(result: Result) -> None:
     report.title(f"(1) Cost per update — {result.database}")
     print(
