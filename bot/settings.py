@@ -212,6 +212,13 @@ class Settings(BaseSettings):
         return self.PUBLIC_URL is not None and self.MAX_WEBHOOK_SECRET is not None
 
     @property
+    def telegram_bot_id(self) -> int | None:
+        """The Telegram bot's id: the number its token starts with (getMe answers the same)."""
+        if self.BOT_TOKEN is None:
+            return None
+        return int(self.BOT_TOKEN.get_secret_value().partition(":")[0])
+
+    @property
     def messengers(self) -> tuple[str, ...]:
         """The messengers served: those whose bot token is set."""
         served = ("telegram", self.BOT_TOKEN), ("max", self.MAX_BOT_TOKEN)

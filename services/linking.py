@@ -16,7 +16,9 @@ Two ways in, both ending in `bind`:
   bound to another account confirms the switch first (`confirm_switch`). An account bound to
   another user of that messenger moves only with that user's permission, asked in their chat
   (`allow_move`, `deny_move`; unanswered, the request expires with the token:
-  `expire_move_requests`), or after the binding was revoked (`unlink_account`);
+  `expire_move_requests`), or after the binding was revoked (`unlink_account`). An account
+  bound in other messengers only gets a binding in this one with the permission of one of
+  those bindings' owners, asked the same way (an add request: nothing moves);
 * bot first: the bot mints a token for a messenger user (`mint_bot_token`) and shows
   `<PUBLIC_URL>/link/<token>` as a mini app; the web page checks the launch data signed by
   the messenger (services/launch.py) names that very user (`open_sign_in`), signs the person
@@ -70,9 +72,12 @@ ROLE_PRIORITY = (Role.DIRECTOR, Role.STAFF, Role.LISTENER)
 # Outbox kinds of linking (rendered by bot/conversation/pushes.py):
 # - the chat's binding is gone; payload {"reason": UnlinkReason}; account_id empty;
 UNLINKED_KIND = "unlinked"
-# - to the bound owner: «Разрешить привязку к другому аккаунту?»; payload {"token": id};
+# - to the bound owner: «Разрешить привязку к другому аккаунту?» (a move), or to the owner of
+#   a binding in another messenger: «Разрешить привязку MAX-аккаунта …?» (an add);
+#   payload {"token": id};
 MOVE_REQUEST_KIND = "move_request"
-# - to the messenger user who asked for the move: payload {"outcome": MoveOutcome};
+# - to the messenger user who asked: payload {"outcome": MoveOutcome}, with "adding": true
+#   when the request was to add a binding beside the account's other ones;
 MOVE_OUTCOME_KIND = "move_outcome"
 # - the personal-data consent, the first screen of a binding made outside its chat.
 CONSENT_KIND = "consent"
@@ -107,6 +112,10 @@ class Refusal(StrEnum):
     # Portal first, the account bound to another user of the messenger:
     OWNER_BLOCKED = "owner_blocked"  # who cannot be asked (blocked the bot): revoke first
     LOGOUT_FIRST = "logout_first"  # while this one is bound too: /logout here first
+    # Portal first, the account bound in other messengers only (adding this one is asked there):
+    ADD_OWNERS_BLOCKED = "add_owners_blocked"  # nobody can be asked there: unblock or revoke
+    ADD_LOGOUT_FIRST = "add_logout_first"  # while this one is bound too: /logout here first
+    ADD_BOUND_MEANWHILE = "add_bound_meanwhile"  # bound elsewhere since the check: ask again
     # Bot first, the sign-in page:
     NOT_LAUNCHED = "not_launched"  # not opened as the bot's mini app (no valid launch data)
     LAUNCH_STALE = "launch_stale"  # launch data too old, or already used
@@ -131,7 +140,11 @@ class MessengerUser:
 
 @dataclass(frozen=True)
 class LinkRefused:
+    """`elsewhere`: the messengers the refusal is about, where it names them
+    (ADD_OWNERS_BLOCKED: where the account is bound and the bot blocked)."""
+
     reason: Refusal
+    elsewhere: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,9 +167,13 @@ class SwitchNeeded:
 
 @dataclass(frozen=True)
 class MoveRequested:
-    """The account is bound to another user of the messenger, who is asked in their chat."""
+    """The account is bound to another user of the messenger, who is asked in their chat; or
+    (`adding`) it is bound in other messengers only, `asked_in` them, and the binding asked
+    for would be added beside those."""
 
     expires_at: datetime
+    adding: bool = False
+    asked_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,10 +189,12 @@ class MessengerAccount:
 
 @dataclass(frozen=True)
 class MoveDecided:
-    """The owner answered a move request: `linked` when allowed, None when denied."""
+    """The owner answered a request: `linked` when allowed, None when denied; `adding` when
+    it added a binding beside the owner's (the owner stays bound)."""
 
     requester: MessengerAccount
     linked: Linked | None
+    adding: bool = False
 
 
 RedeemOutcome = Linked | SwitchNeeded | MoveRequested | LinkRefused
@@ -282,6 +301,7 @@ def start_afresh(account: Account, role: Role) -> None:
     account.consent_at = None
     account.consent_version = None
     account.muted = False
+    account.muted_at = None
     account.digest_enabled = True
     account.push_to = None
 
@@ -326,15 +346,17 @@ async def bind(
     *,
     token_id: int | None,
     now: datetime,
+    vouched: bool = False,
 ) -> Linked | LinkRefused:
     """Spend the token (`token_id`; None when the caller already has) and bind a messenger
     user to an account, keeping both sides one-to-one within the messenger.
 
     The user's binding to another account is replaced, and their requests to move other
     accounts to them end. An account bound to another user of the same messenger is refused:
-    only `allow_move`, with that user's permission, removes their binding first. The account's
-    bindings in other messengers stay; a first binding starts the person afresh
-    (`start_afresh`).
+    only `allow_move`, with that user's permission, removes their binding first. An account
+    bound in other messengers is refused unless the caller `vouched` for the person (an owner
+    of one of those bindings allowed it, or the person signed in as the account's holder);
+    those bindings stay. A first binding starts the person afresh (`start_afresh`).
     """
     mine = await repo.links.by_user(user.messenger, user.user_id)
     if mine is not None and mine.account_id == account.id:
@@ -344,9 +366,11 @@ async def bind(
     role = default_role(account_roles(account))
     if role is None:
         return LinkRefused(Refusal.NO_ROLES)
+    bound = await repo.links.of_account(account.id)
+    if not vouched and any(other.messenger != user.messenger for other in bound):
+        return LinkRefused(Refusal.ADD_BOUND_MEANWHILE)  # callers ask first; a race
     if token_id is not None and not await repo.links.use_token(token_id, now):
         return LinkRefused(Refusal.USED)
-    bound = await repo.links.of_account(account.id)
     if any(other.messenger == user.messenger for other in bound):  # callers check; a race
         return LinkRefused(Refusal.ACCOUNT_LINKED_ELSEWHERE)
     if mine is not None:
@@ -379,6 +403,7 @@ async def forget_binding(repo: Repositories, binding: Binding) -> None:
         account.consent_at = None
         account.consent_version = None
         account.muted = False
+        account.muted_at = None
         account.digest_enabled = True
         account.push_to = None
 
@@ -420,33 +445,35 @@ async def unlink_account(
 ) -> list[Binding]:
     """Remove the account's binding in one messenger (None: every binding) with the chat's
     pending pushes and state; the removed bindings are returned. Unused tokens of the account
-    and of its removed users are revoked too; whoever waits for permission to move the account
-    in that messenger is told that a new link is needed.
+    tied to that messenger (offered to one of its users) and of its removed users are revoked
+    too, and the requests they carried end: whoever asked from that messenger, or waits for
+    the permission of a removed binding's owner (to move the account there, or to add a
+    binding beside it), is told that a new link is needed. While the account stays bound in
+    another messenger, a portal link not redeemed yet and the requests of other messengers
+    stand (they still ask before binding); once it is bound nowhere, every unused token of the
+    account goes (any would bind at once).
 
     `tell`: the reason each chat is told through the outbox, or None when the person is told
     directly (their own /logout).
     """
     now = clock.now()
+    bound = await repo.links.of_account(account_id)
+    removed = [b for b in bound if messenger is None or b.messenger == messenger]
+    # Left bound elsewhere, the account's other links still ask before binding; left unbound,
+    # any of them would bind at once: then they all go.
+    only = messenger if len(removed) < len(bound) else None
     for request in await repo.links.move_requests(account_id=account_id):
         if request.chat_id is None or request.messenger is None:
             continue
-        if messenger is not None and request.messenger != messenger:
-            continue
-        payload = {"outcome": MoveOutcome.RELEASED.value}
-        enqueue_to_chat(
-            repo,
-            MOVE_OUTCOME_KIND,
-            messenger=request.messenger,
-            chat_id=request.chat_id,
-            payload=payload,
-            now=now,
-        )
-    await repo.links.delete_unused_tokens(account_id=account_id)
-    removed = [
-        binding
-        for binding in await repo.links.of_account(account_id)
-        if messenger is None or binding.messenger == messenger
-    ]
+        deciders, adding = await request_deciders(repo, request)
+        if (
+            only is not None
+            and request.messenger != only
+            and all(decider.messenger != only for decider in deciders)
+        ):
+            continue  # neither asked in that messenger nor waiting for it: it stands
+        await _close_request(repo, request, MoveOutcome.RELEASED, now, adding=adding)
+    await repo.links.delete_unused_tokens(account_id=account_id, messenger=only)
     for binding in removed:
         await repo.links.delete_unused_tokens(user=(binding.messenger, binding.user_id))
         await forget_binding(repo, binding)
@@ -510,7 +537,7 @@ async def redeem_portal_token(
         refusal = Refusal.MALFORMED
     if row is not None and row.move_requested_at is not None and refusal is None:
         if is_offered_to(row, user):  # the same link again: still waiting
-            return MoveRequested(expires_at=row.expires_at)
+            return await _still_waiting(repo, row)
         refusal = Refusal.USED  # redeemed by someone else, who waits for the owner
     if refusal is not None or row is None or row.account_id is None:
         await record_failure(repo, user.messenger, user.user_id, now)
@@ -523,6 +550,9 @@ async def redeem_portal_token(
         theirs = await repo.links.by_account(account.id, user.messenger)
         if theirs is not None:
             return await _request_move(repo, row, account, theirs, mine, user, now)
+        elsewhere = await repo.links.of_account(account.id)
+        if elsewhere:
+            return await _request_add(repo, row, account, elsewhere, mine, user, now)
     if mine is not None and mine.account_id != account.id:
         if not await repo.links.offer_token(
             row.id, messenger=user.messenger, user_id=user.user_id, chat_id=user.chat_id
@@ -537,6 +567,73 @@ async def redeem_portal_token(
 def is_offered_to(row: LinkToken, user: MessengerUser) -> bool:
     """Whether a token's open question is about this messenger user."""
     return row.messenger == user.messenger and row.user_id == user.user_id
+
+
+async def _still_waiting(repo: Repositories, row: LinkToken) -> MoveRequested:
+    """The asker opened the link of their open request again."""
+    deciders, adding = await request_deciders(repo, row)
+    asked = tuple(sorted({b.messenger for b in deciders if not b.blocked})) if adding else ()
+    return MoveRequested(expires_at=row.expires_at, adding=adding, asked_in=asked)
+
+
+async def _claim_for_request(
+    repo: Repositories,
+    row: LinkToken,
+    account: Account,
+    owners: list[Binding],
+    user: MessengerUser,
+    now: datetime,
+) -> bool:
+    """Make the token the asker's alone and ask each of `owners` in their chat; False if
+    someone else claimed it a moment ago."""
+    claimed = await repo.links.offer_token(
+        row.id,
+        messenger=user.messenger,
+        user_id=user.user_id,
+        chat_id=user.chat_id,
+        username=user.username,
+        move_requested_at=now,
+    )
+    if not claimed:
+        return False
+    for owner in owners:
+        enqueue_to_chat(
+            repo,
+            MOVE_REQUEST_KIND,
+            messenger=owner.messenger,
+            chat_id=owner.chat_id,
+            payload={"token": row.id},
+            now=now,
+            account_id=account.id,
+        )
+    return True
+
+
+async def _request_add(
+    repo: Repositories,
+    row: LinkToken,
+    account: Account,
+    elsewhere: list[Binding],
+    mine: Binding | None,
+    user: MessengerUser,
+    now: datetime,
+) -> MoveRequested | LinkRefused:
+    """The account is bound in other messengers only: a binding in this one is added only
+    with the permission of an owner of one of those, asked in their chats (each that has not
+    blocked the bot; the first answer counts). Nothing is bound yet, pushes stay where they
+    go; the token becomes this user's alone."""
+    if mine is not None:
+        return LinkRefused(Refusal.ADD_LOGOUT_FIRST)
+    if not account_roles(account):
+        return LinkRefused(Refusal.NO_ROLES)
+    reachable = [binding for binding in elsewhere if not binding.blocked]
+    if not reachable:
+        blocked = tuple(sorted({binding.messenger for binding in elsewhere}))
+        return LinkRefused(Refusal.ADD_OWNERS_BLOCKED, elsewhere=blocked)
+    if not await _claim_for_request(repo, row, account, reachable, user, now):
+        return LinkRefused(Refusal.USED)
+    asked = tuple(sorted({binding.messenger for binding in reachable}))
+    return MoveRequested(expires_at=row.expires_at, adding=True, asked_in=asked)
 
 
 async def _request_move(
@@ -556,26 +653,8 @@ async def _request_move(
         return LinkRefused(Refusal.NO_ROLES)
     if owner.blocked:
         return LinkRefused(Refusal.OWNER_BLOCKED)
-    claimed = await repo.links.offer_token(
-        row.id,
-        messenger=user.messenger,
-        user_id=user.user_id,
-        chat_id=user.chat_id,
-        username=user.username,
-        move_requested_at=now,
-    )
-    if not claimed:  # someone else claimed it a moment ago
+    if not await _claim_for_request(repo, row, account, [owner], user, now):
         return LinkRefused(Refusal.USED)
-    payload = {"token": row.id}
-    enqueue_to_chat(
-        repo,
-        MOVE_REQUEST_KIND,
-        messenger=owner.messenger,
-        chat_id=owner.chat_id,
-        payload=payload,
-        now=now,
-        account_id=account.id,
-    )
     return MoveRequested(expires_at=row.expires_at)
 
 
@@ -601,6 +680,8 @@ async def confirm_switch(
     theirs = await repo.links.by_account(account.id, user.messenger)
     if theirs is not None and theirs.user_id != user.user_id:
         return LinkRefused(Refusal.LOGOUT_FIRST)  # bound to someone else since the question
+    if theirs is None and await repo.links.of_account(account.id):
+        return LinkRefused(Refusal.ADD_LOGOUT_FIRST)  # bound in another messenger since
     return await bind(repo, account, user, token_id=row.id, now=now)
 
 
@@ -635,35 +716,66 @@ def requester_of(row: LinkToken) -> MessengerAccount:
     return MessengerAccount(row.messenger, row.user_id, row.username)
 
 
+async def request_deciders(repo: Repositories, row: LinkToken) -> tuple[list[Binding], bool]:
+    """Whose answer an open request waits for, and whether it adds a binding.
+
+    A move: the account's binding in the request's messenger, whose owner would lose it. An
+    add (the account is not bound in that messenger): its bindings in the other messengers.
+    Decided by the bindings as they are now, so a press from a binding that moved or went
+    since counts for nothing.
+    """
+    if row.account_id is None or row.messenger is None:
+        return [], False
+    same = await repo.links.by_account(row.account_id, row.messenger)
+    if same is not None:
+        return [same], False
+    return await repo.links.of_account(row.account_id), True
+
+
 async def _owners_request(
     repo: Repositories, token_id: int, owner: MessengerUser, now: datetime
-) -> tuple[LinkToken, Binding] | LinkRefused:
-    """The open request and the owner's binding, if the one who answers owns the account in
-    the request's messenger.
+) -> tuple[LinkToken, Binding, bool] | LinkRefused:
+    """The open request, the answering owner's binding and whether the request adds a
+    binding, if the one who answers is one whose answer it waits for (`request_deciders`).
 
     A press by anyone else (a forged button, a binding that has moved since) is UNKNOWN.
     An expired request is closed here, and the requester told.
     """
     row = await move_request(repo, token_id)
-    bound = (
-        await repo.links.by_account(row.account_id, row.messenger)
-        if row and row.account_id and row.messenger
-        else None
+    if row is None:
+        return LinkRefused(Refusal.UNKNOWN)
+    deciders, adding = await request_deciders(repo, row)
+    bound = next(
+        (b for b in deciders if (b.messenger, b.user_id) == (owner.messenger, owner.user_id)),
+        None,
     )
-    if (
-        row is None
-        or bound is None
-        or (bound.messenger, bound.user_id) != (owner.messenger, owner.user_id)
-    ):
+    if bound is None:
         return LinkRefused(Refusal.UNKNOWN)
     if row.expires_at <= now:
-        await _close_request(repo, row, MoveOutcome.EXPIRED, now)
+        await _close_request(repo, row, MoveOutcome.EXPIRED, now, adding=adding)
         return LinkRefused(Refusal.EXPIRED)
-    return row, bound
+    return row, bound, adding
+
+
+def outcome_payload(outcome: MoveOutcome, *, adding: bool, by: str | None = None) -> dict[str, Any]:
+    """A move_outcome row's payload: the outcome; for an add, "adding" and the messenger of the
+    owner who answered ("by"), which the asker's text names."""
+    payload: dict[str, Any] = {"outcome": outcome.value}
+    if adding:
+        payload["adding"] = True
+        if by is not None:
+            payload["by"] = by
+    return payload
 
 
 async def _close_request(
-    repo: Repositories, row: LinkToken, outcome: MoveOutcome, now: datetime
+    repo: Repositories,
+    row: LinkToken,
+    outcome: MoveOutcome,
+    now: datetime,
+    *,
+    adding: bool,
+    by: str | None = None,
 ) -> bool:
     """Spend the request's token and tell the requester the outcome; False if already spent."""
     requester = requester_of(row)
@@ -672,7 +784,7 @@ async def _close_request(
     if not await repo.links.use_token(row.id, now):
         return False
     if outcome is not MoveOutcome.ALLOWED:
-        payload = {"outcome": outcome.value}
+        payload = outcome_payload(outcome, adding=adding, by=by)
         enqueue_to_chat(
             repo,
             MOVE_OUTCOME_KIND,
@@ -682,7 +794,8 @@ async def _close_request(
             now=now,
         )
     log.info(
-        "move request %s: %s (%s user %s)",
+        "%s request %s: %s (%s user %s)",
+        "add" if adding else "move",
         row.id,
         outcome.value,
         requester.messenger,
@@ -694,29 +807,31 @@ async def _close_request(
 async def allow_move(
     repo: Repositories, token_id: int, owner: MessengerUser, *, clock: Clock
 ) -> MoveDecided | LinkRefused:
-    """The bound owner allowed: their binding goes, the requester's comes; the requester hears
-    it, with the consent, through the outbox."""
+    """The owner allowed: for a move their binding goes and the requester's comes; for an add
+    the requester's comes beside theirs. The requester hears it, with the consent if it is not
+    accepted yet, through the outbox."""
     now = clock.now()
     found = await _owners_request(repo, token_id, owner, now)
     if isinstance(found, LinkRefused):
         return found
-    row, bound = found
+    row, bound, adding = found
     account = bound.account
     if not account_roles(account):
         return LinkRefused(Refusal.NO_ROLES)
     requester, chat_id = requester_of(row), row.chat_id
     assert chat_id is not None
-    if not await _close_request(repo, row, MoveOutcome.ALLOWED, now):
+    if not await _close_request(
+        repo, row, MoveOutcome.ALLOWED, now, adding=adding, by=bound.messenger
+    ):
         return LinkRefused(Refusal.USED)
-    await forget_binding(repo, bound)
+    if not adding:
+        await forget_binding(repo, bound)
     user = MessengerUser(requester.messenger, requester.user_id, chat_id, requester.username)
-    linked = await bind(repo, account, user, token_id=None, now=now)
+    linked = await bind(repo, account, user, token_id=None, now=now, vouched=True)
     if isinstance(linked, LinkRefused):  # checked above in this transaction: cannot happen
         raise RuntimeError(f"binding after the owner's permission refused: {linked.reason}")
-    for kind, payload in (
-        (MOVE_OUTCOME_KIND, {"outcome": MoveOutcome.ALLOWED.value}),
-        (CONSENT_KIND, {}),
-    ):
+    allowed = outcome_payload(MoveOutcome.ALLOWED, adding=adding, by=owner.messenger)
+    for kind, payload in ((MOVE_OUTCOME_KIND, allowed), (CONSENT_KIND, {})):
         enqueue_to_chat(
             repo,
             kind,
@@ -726,7 +841,7 @@ async def allow_move(
             now=now,
             account_id=account.id,
         )
-    return MoveDecided(requester=requester, linked=linked)
+    return MoveDecided(requester=requester, linked=linked, adding=adding)
 
 
 async def deny_move(
@@ -737,19 +852,21 @@ async def deny_move(
     found = await _owners_request(repo, token_id, owner, now)
     if isinstance(found, LinkRefused):
         return found
-    row, _ = found
+    row, bound, adding = found
     requester = requester_of(row)
-    if not await _close_request(repo, row, MoveOutcome.DENIED, now):
+    denied = MoveOutcome.DENIED
+    if not await _close_request(repo, row, denied, now, adding=adding, by=bound.messenger):
         return LinkRefused(Refusal.USED)
-    return MoveDecided(requester=requester, linked=None)
+    return MoveDecided(requester=requester, linked=None, adding=adding)
 
 
 async def expire_move_requests(repo: Repositories, now: datetime) -> int:
-    """Close the move requests whose token has expired unanswered and tell each requester;
-    returns how many. Safe in several processes at once: each is closed once."""
+    """Close the move and add requests whose token has expired unanswered and tell each
+    requester; returns how many. Safe in several processes at once: each is closed once."""
     closed = 0
     for row in await repo.links.expired_move_requests(now):
-        closed += await _close_request(repo, row, MoveOutcome.EXPIRED, now)
+        _, adding = await request_deciders(repo, row)
+        closed += await _close_request(repo, row, MoveOutcome.EXPIRED, now, adding=adding)
     return closed
 
 
@@ -952,7 +1069,8 @@ async def confirm_sign_in(
     if refused is not None:
         return refused
     user = MessengerUser(row.messenger, row.user_id, row.chat_id, row.username)
-    return await bind(repo, account, user, token_id=row.id, now=clock.now())
+    # The person signed in as the account's holder: a binding beside their others is theirs.
+    return await bind(repo, account, user, token_id=row.id, now=clock.now(), vouched=True)
 
 
 async def end_sign_in(repo: Repositories, row: LinkToken, *, clock: Clock) -> None:

@@ -40,7 +40,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -564,6 +564,59 @@ class RateLimiter:
         self.current = min(self.rate, self.current + self.recovery)
 
 
+@dataclass
+class _Turns:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ready: float = 0.0  # the loop's clock: when the chat may be written to again
+    waiting: int = 0  # holding or waiting for the lock
+
+
+class ChatPacer:
+    """At most one call to a chat every `interval` seconds, counted from the answer to one to
+    the request of the next (so the calls reach the receiver at least that far apart, whatever
+    the network's jitter); first come, first served.
+
+    One pacer is shared by everything a process sends to a chat: the outbox worker's pushes and,
+    where a messenger's limit counts the bot's replies too, the front end's replies
+    (bot/max/client.py); a worker without one paces its own sends.
+    """
+
+    PRUNE_EVERY = 60.0  # seconds between two sweeps of the chats that are quiet again
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._chats: dict[int, _Turns] = {}
+        self._pruned_at = 0.0
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat: int) -> AsyncIterator[None]:
+        """The chat's turn: entered once the chat is free and its interval has passed; the
+        next turn waits `interval` from the moment this one ends."""
+        loop = asyncio.get_running_loop()
+        self._prune(loop.time())
+        turns = self._chats.setdefault(chat, _Turns())
+        turns.waiting += 1
+        try:
+            async with turns.lock:
+                delay = turns.ready - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                try:
+                    yield
+                finally:
+                    turns.ready = loop.time() + self.interval
+        finally:
+            turns.waiting -= 1
+
+    def _prune(self, now: float) -> None:
+        if now - self._pruned_at < self.PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        self._chats = {
+            chat: turns for chat, turns in self._chats.items() if turns.waiting or turns.ready > now
+        }
+
+
 # --------------------------------------------------------------------------------------------
 # The worker
 # --------------------------------------------------------------------------------------------
@@ -605,6 +658,7 @@ class OutboxWorker(Generic[P]):
         clock: Clock,
         rate: float,
         per_chat_interval: float = 0.0,
+        pacer: ChatPacer | None = None,
         lease: float = 30.0,
         batch: int | None = None,
         poll_interval: float = 1.0,
@@ -626,7 +680,10 @@ class OutboxWorker(Generic[P]):
         )
         self.limiter = RateLimiter(rate)
         self.flood = Flood()
-        self.per_chat_interval = per_chat_interval
+        # The chats' pacing: the one given (shared with whatever else of this process writes
+        # to the channel's chats), else the worker's own, `per_chat_interval` apart.
+        self.pacer = pacer or (ChatPacer(per_chat_interval) if per_chat_interval else None)
+        self.per_chat_interval = self.pacer.interval if self.pacer else 0.0
         self.lease = lease
         # About two seconds of sending claimed at a time: enough to keep the pace, little to
         # hand back on a stop.
@@ -639,7 +696,6 @@ class OutboxWorker(Generic[P]):
         self._claimed: dict[int, OutboxMessage] = {}
         self._in_flight: set[int] = set()  # rows being sent or recorded
         self._tasks: dict[asyncio.Task[None], int] = {}  # delivery task -> its row id
-        self._chat_ready: dict[int, float] = {}
         # Since when (the loop's clock) the worker has owed outcomes without recording one, and
         # when a delivery last ended without one (its row comes back when its lease runs out).
         self._owed_since: float | None = None
@@ -797,19 +853,12 @@ class OutboxWorker(Generic[P]):
         loop = asyncio.get_running_loop()
         key: int | None = getattr(row, self.queue.order_key)
         try:
-            if key is not None and self.per_chat_interval:
-                delay = self._chat_ready.get(key, 0.0) - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await self.limiter.acquire()
-            # From here until the outcome is recorded a stop waits for this row (briefly): a
-            # send cut off now would be sent again by whoever takes the row next.
-            self._in_flight.add(row.id)
-            outcome = await self.sender.send(row, prepared)
-            if key is not None and self.per_chat_interval:
-                # From the answer, not the request: the next message then reaches the server at
-                # least the interval after this one did, whatever the network's jitter.
-                self._chat_ready[key] = loop.time() + self.per_chat_interval
+            async with self._turn(key):
+                await self.limiter.acquire()
+                # From here until the outcome is recorded a stop waits for this row (briefly):
+                # a send cut off now would be sent again by whoever takes the row next.
+                self._in_flight.add(row.id)
+                outcome = await self.sender.send(row, prepared)
             await self._record(row, outcome)
         except asyncio.CancelledError:
             raise  # stays claimed: _shutdown hands it back
@@ -825,6 +874,12 @@ class OutboxWorker(Generic[P]):
         finally:
             self._in_flight.discard(row.id)
             self._progress.set()
+
+    def _turn(self, key: int | None) -> contextlib.AbstractAsyncContextManager[None]:
+        """The chat's turn with the pacer (none to wait for without one, or without a key)."""
+        if key is None or self.pacer is None:
+            return contextlib.nullcontext()
+        return self.pacer.turn(key)
 
     async def _record(self, row: OutboxMessage, outcome: Outcome) -> None:
         now = self.clock.now()
@@ -902,8 +957,6 @@ class OutboxWorker(Generic[P]):
             if renewed < len(held):
                 # Rows finish while we renew, so a shortfall is usually harmless; log it only.
                 log.debug("%s outbox: renewed %s of %s leases", self.channel, renewed, len(held))
-            now = asyncio.get_running_loop().time()
-            self._chat_ready = {k: t for k, t in self._chat_ready.items() if t > now}
 
     async def _shutdown(self) -> None:
         # Rows still waiting for their turn go back at once; sends in flight get a moment to end.

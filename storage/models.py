@@ -145,6 +145,8 @@ class Account(Base):
     consent_at: Mapped[datetime | None]
     consent_version: Mapped[str | None] = mapped_column(String(32))
     muted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When pushes were muted (NULL while they are on), for the summary on unmuting.
+    muted_at: Mapped[datetime | None]
     digest_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # PUSH_TARGETS, or NULL: pushes go to the messenger bound last.
     push_to: Mapped[str | None] = mapped_column(String(16))

@@ -716,18 +716,20 @@ class Recipient:
     blocked: bool
 
 
-def pushed_to(push_to: str | None, bound: Sequence[tuple[str, datetime]]) -> set[str]:
-    """The messengers a person's pushes go to, of those bound (messenger, linked_at): their
-    choice (`Account.push_to`: one messenger, or PUSH_BOTH), else the messenger bound last;
-    a chosen messenger that is not bound falls back to the one bound last."""
+def pushed_to(push_to: str | None, bound: Sequence[tuple[str, datetime, bool]]) -> set[str]:
+    """The messengers a person's pushes go to, of those bound (messenger, linked_at, blocked):
+    their choice (`Account.push_to`: one messenger, or PUSH_BOTH), else the messenger bound
+    last of those whose chat has not blocked the bot (all blocked: the one bound last, where
+    pushes wait); a chosen messenger that is not bound falls back the same way. A chosen one
+    stays chosen while blocked: the person said where."""
     if not bound:
         return set()
-    messengers = {messenger for messenger, _ in bound}
+    messengers = {messenger for messenger, _, _ in bound}
     if push_to == PUSH_BOTH:
         return messengers
     if push_to in messengers:
         return {push_to}
-    last = max(bound, key=lambda item: (item[1], item[0]))
+    last = max(bound, key=lambda item: (not item[2], item[1], item[0]))
     return {last[0]}
 
 
@@ -761,7 +763,7 @@ class LinkRepo:
         recipients: list[Recipient] = []
         for account_id in sorted({row[0] for row in rows}):
             own = [row for row in rows if row[0] == account_id]
-            chosen = pushed_to(own[0][6], [(row[1], row[4]) for row in own])
+            chosen = pushed_to(own[0][6], [(row[1], row[4], row[3]) for row in own])
             recipients += [
                 Recipient(account_id, messenger, chat_id, muted, blocked)
                 for _, messenger, chat_id, blocked, _, muted, _ in own
@@ -1005,13 +1007,20 @@ class LinkRepo:
         )
 
     async def delete_unused_tokens(
-        self, *, account_id: int | None = None, user: tuple[str, int] | None = None
+        self,
+        *,
+        account_id: int | None = None,
+        user: tuple[str, int] | None = None,
+        messenger: str | None = None,
     ) -> None:
-        """Revoke the unused tokens minted for an account, or the bot-first ones a messenger
-        user, (messenger, user id), asked for (a portal token merely offered to that user for a
-        switch stays the account's)."""
+        """Revoke the unused tokens minted for an account (with `messenger`: only those offered
+        to a user of that messenger; a portal token not redeemed yet is no messenger's), or the
+        bot-first ones a messenger user, (messenger, user id), asked for (a portal token merely
+        offered to that user for a switch stays the account's)."""
         if account_id is not None:
             condition = LinkToken.account_id == account_id
+            if messenger is not None:
+                condition = and_(condition, LinkToken.messenger == messenger)
         else:
             assert user is not None
             messenger, user_id = user

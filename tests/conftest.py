@@ -1,6 +1,7 @@
 """Shared fixtures: a real database per test (SQLite file always, PostgreSQL when
 TEST_DATABASE_URL is set; tests/bot/ on SQLite alone unless marked `every_backend`), seeded
-data, a controllable clock; each test marked by its folder (unit, integration, bot, e2e)."""
+data, a controllable clock, the bot in Telegram (`harness`), in MAX (`max_harness`) or in each in
+turn (`chat`, tests/chats.py); each test marked by its folder (unit, integration, bot, e2e)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Base
 from tests import factories
+from tests.chats import MESSENGERS, Chat, MaxChat, TelegramChat
 from tests.fakes.bot_api import FakeBotAPI
+from tests.fakes.max_api import FakeMaxAPI
 from tests.harness import BotHarness, test_settings
+from tests.max_harness import MaxHarness, max_settings
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -83,18 +87,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     is set. The conversation tests in tests/bot/ test the flows, which are the same on both,
     so they run on SQLite alone, unless marked `every_backend` (search, locks, constraints,
     times, statements: what the database decides); storage has its own tests on both in
-    tests/integration/. A test that parametrises `database_url` itself keeps its own."""
-    if "database_url" not in metafunc.fixturenames:
+    tests/integration/. A test of the conversation through `chat` runs in each messenger
+    (`messenger`: "telegram", "max"). A test that parametrises either itself keeps its own."""
+    if "chat" in metafunc.fixturenames and not parametrises(metafunc, "messenger"):
+        metafunc.parametrize("messenger", MESSENGERS, indirect=True)
+    if "database_url" not in metafunc.fixturenames or parametrises(metafunc, "database_url"):
         return
-    for mark in metafunc.definition.iter_markers("parametrize"):
-        names = mark.args[0]
-        if "database_url" in (
-            names.replace(" ", "").split(",") if isinstance(names, str) else names
-        ):
-            return
     kind = metafunc.definition.path.resolve().relative_to(TESTS).parts[0]
     every = kind != "bot" or metafunc.definition.get_closest_marker("every_backend") is not None
     metafunc.parametrize("database_url", BACKENDS if every else BACKENDS[:1], indirect=True)
+
+
+def parametrises(metafunc: pytest.Metafunc, name: str) -> bool:
+    """Whether the test parametrises `name` itself."""
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if name in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return True
+    return False
+
+
+@pytest.fixture
+def messenger(request: pytest.FixtureRequest) -> str:
+    """The messenger the seeded people are bound in and `chat` speaks through: Telegram, or
+    each in turn for a test through `chat` (see pytest_generate_tests)."""
+    return str(getattr(request, "param", "telegram"))
 
 
 @pytest.fixture
@@ -202,6 +219,17 @@ async def api() -> AsyncIterator[FakeBotAPI]:
 
 
 @pytest.fixture
+async def max_api() -> AsyncIterator[FakeMaxAPI]:
+    """The MAX Bot API double on 127.0.0.1 with the people of `api` (factories.user_id_of)."""
+    names = {person: f"Пользователь{person - 1000}" for person in range(1001, 1008)}
+    async with FakeMaxAPI() as api:
+        for person, name in {**names, 2000: "Незнакомец"}.items():
+            user, dialog = factories.user_id_of(person, "max"), factories.chat_id_of(person, "max")
+            api.add_user(user, name, chat_id=dialog)
+        yield api
+
+
+@pytest.fixture
 async def harness(
     api: FakeBotAPI,
     database_url: str,
@@ -214,8 +242,33 @@ async def harness(
 
 
 @pytest.fixture
-async def seeded(session_factory: async_sessionmaker[AsyncSession]) -> None:
-    """Two schools with directors, applicants and staff, all linked (see factories.seed_school)."""
+async def max_harness(
+    max_api: FakeMaxAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> AsyncIterator[MaxHarness]:
+    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
+    yield harness
+    await harness.close()
+
+
+@pytest.fixture
+def chat(
+    request: pytest.FixtureRequest,
+    messenger: str,
+    session_factory: async_sessionmaker[AsyncSession],  # its database (database_url) for both
+) -> Chat:
+    """The bot in `messenger`, driven as its people would (tests/chats.py)."""
+    if messenger == "telegram":
+        return TelegramChat(request.getfixturevalue("harness"))
+    return MaxChat(request.getfixturevalue("max_harness"))
+
+
+@pytest.fixture
+async def seeded(session_factory: async_sessionmaker[AsyncSession], messenger: str) -> None:
+    """Two schools with directors, applicants and staff, all linked in `messenger` (see
+    factories.seed_school)."""
     async with session_factory() as session:
-        await factories.seed_school(session)
+        await factories.seed_school(session, messenger)
         await session.commit()

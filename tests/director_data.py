@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.conversation.intents import AppAction, AppIntent, StatusCode
 from storage.models import Application, ApplicationEvent, OutboxMessage
 from tests import factories
 
@@ -28,6 +31,12 @@ BY_STATUS = {
 APPLICANT = {n: 3 if i % 2 else 4 for i, n in enumerate(NUMBERS)}
 OTHER_ORG_NUMBER = 40001
 NEWEST_NEW = max(BY_STATUS["new"])  # 39737, Войсковая (account 3)
+STALE = "Кнопка устарела, откройте меню заново: /menu"
+
+
+def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
+    """A press's payload as a forger would write it: any action on any application."""
+    return AppIntent(action=action, number=number, status=status).pack()
 
 
 async def seed_applications(session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -59,6 +68,14 @@ async def snapshot(session_factory: async_sessionmaker[AsyncSession]) -> Snapsho
         events = await session.scalar(select(func.count()).select_from(ApplicationEvent))
         outbox = await session.scalar(select(func.count()).select_from(OutboxMessage))
     return Snapshot(dict(rows.tuples().all()), int(events or 0), int(outbox or 0))
+
+
+@asynccontextmanager
+async def unchanged(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """What runs inside changes nothing that matters: no status, history row or push."""
+    before = await snapshot(session_factory)
+    yield
+    assert await snapshot(session_factory) == before
 
 
 async def status_of(session_factory: async_sessionmaker[AsyncSession], number: int) -> str:

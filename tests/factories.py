@@ -10,6 +10,24 @@ from storage.models import Account, AccountRole, Application, Binding, Organizat
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
 
+# The people of the tests are named by their Telegram user id (the account id + 1000 for the
+# seeded ones, 2000 for a stranger); in MAX the same person has another user id and a dialog
+# whose id is neither (MAX keeps them apart), so that nothing can pass for the other.
+MAX_USERS = 7_000_000
+MAX_DIALOGS = 90_000_000
+
+
+def user_id_of(person: int, messenger: str = "telegram") -> int:
+    """The person's user id in the messenger."""
+    return person if messenger == "telegram" else MAX_USERS + person
+
+
+def chat_id_of(person: int, messenger: str = "telegram") -> int:
+    """The person's chat with the bot in the messenger (Telegram's private chat id is the user
+    id; MAX's dialog has its own)."""
+    return person if messenger == "telegram" else MAX_DIALOGS + person
+
+
 PROGRAM = (
     "Диагностика личностно профессионального развития участников кадрового резерва "
     "руководителей образовательных организаций в системе образования Челябинской области "
@@ -117,12 +135,13 @@ async def link(
     return made
 
 
-async def seed_school(session: AsyncSession) -> None:
-    """Two schools, their directors, applicants and a regional staff member, all linked.
+async def seed_school(session: AsyncSession, messenger: str = "telegram") -> None:
+    """Two schools, their directors, applicants and a regional staff member, all linked in
+    `messenger`.
 
     Accounts: 1 director of org 10 (also a listener), 2 second director of org 10,
     3 and 4 applicants of org 10, 5 director of org 20, 6 applicant of org 20, 7 staff.
-    Telegram user ids are the account id + 1000.
+    The person of account N is N + 1000 (their Telegram user id; user_id_of in MAX).
     """
     session.add_all([organization(10), organization(20)])
     await session.flush()
@@ -142,5 +161,15 @@ async def seed_school(session: AsyncSession) -> None:
         ]
     )
     await session.flush()
-    session.add_all([binding(account_id, account_id + 1000) for account_id in range(1, 8)])
+    session.add_all(
+        [
+            binding(
+                account_id,
+                user_id_of(account_id + 1000, messenger),
+                messenger=messenger,
+                chat_id=chat_id_of(account_id + 1000, messenger),
+            )
+            for account_id in range(1, 8)
+        ]
+    )
     await session.flush()

@@ -100,6 +100,11 @@ class BotHarness:
         self.api.press_data(user_id, data, message_id)
         await self.feed_pending()
 
+    def last_answer(self) -> dict[str, Any]:
+        """The last press's answer: its text and whether it was an alert, where given."""
+        params = self.api.calls_of("answerCallbackQuery")[-1].params
+        return {key: params[key] for key in ("text", "show_alert") if key in params}
+
     def assert_no_errors(self) -> None:
         assert not self.errors.records, [r.getMessage() for r in self.errors.records]
         assert not self.api.unanswered_callbacks(), "callbacks left unanswered"

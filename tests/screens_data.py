@@ -508,16 +508,39 @@ def _linking_screens_in(data: Data, build: Build, url: str, messenger: str) -> I
             messenger,
             kind=MOVE_REQUEST_KIND,
         )
+    other = "telegram" if messenger == "max" else "max"
+    for asked in ((other,), ("max", "telegram")):
+        yield build(
+            linking.add_requested,
+            f"add requested in {messenger}, asked in {asked}",
+            "01.09.2026 11:05",
+            asked,
+            messenger,
+        )
+    for username in (data.username, None):
+        requester = MessengerAccount(other, MAX_ID, username)
+        yield build(
+            linking.add_question,
+            f"add @{username} in {messenger}",
+            requester,
+            "01.09.2026 11:05",
+            data.number,
+            messenger,
+            kind=MOVE_REQUEST_KIND,
+        )
     for outcome in MoveOutcome:
         who = actor(data, Role.DIRECTOR) if outcome is MoveOutcome.ALLOWED else None
-        yield build(
-            linking.move_outcome,
-            f"{outcome} in {messenger}",
-            outcome,
-            who,
-            messenger,
-            kind=MOVE_OUTCOME_KIND,
-        )
+        for adding in (False, True):
+            yield build(
+                linking.move_outcome,
+                f"{outcome} in {messenger} {adding=}",
+                outcome,
+                who,
+                messenger,
+                adding=adding,
+                by=other,
+                kind=MOVE_OUTCOME_KIND,
+            )
     yield build(linking.consent, f"consent push in {messenger}", messenger, kind=CONSENT_KIND)
     yield build(linking.logout_question, f"logout in {messenger}", data.full_name, messenger)
 
@@ -532,13 +555,15 @@ def _pushes(data: Data, build: Build) -> Iterator[Built]:
     for hide_names in (False, True):
         for status in Status:
             shown = application(data, status)
-            yield build(
-                p.new_application,
-                f"{status} {hide_names=}",
-                shown,
-                hide_names=hide_names,
-                kind=NotificationKind.NEW_APPLICATION,
-            )
+            for own in (False, True):
+                yield build(
+                    p.new_application,
+                    f"{status} {hide_names=} {own=}",
+                    shown,
+                    hide_names=hide_names,
+                    own=own,
+                    kind=NotificationKind.NEW_APPLICATION,
+                )
             for to_applicant in (False, True):
                 case = f"{status} {to_applicant=} {hide_names=}"
                 for role in (Role.DIRECTOR, Role.LISTENER, Role.STAFF, None):

@@ -9,12 +9,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bot.links import LinkBuilder
 from bot.settings import Settings, SettingsError, load_settings
 from bot.texts import cli
 from bot.texts.messengers import say
 from bot.texts.zones import zone_phrase
+
+if TYPE_CHECKING:
+    from bot.max.client import Me
 
 EXIT_FAILURE = 1
 MESSENGER = "telegram"  # the messenger the command line mints links for (t.me) and names
@@ -114,18 +118,40 @@ async def bot_links(settings: Settings) -> dict[str, LinkBuilder] | None:
             return None
     max_name: str | None = None
     if settings.MAX_BOT_TOKEN is not None and not settings.MAX_BOT_USERNAME:
-        from bot.max.client import MaxError
-        from bot.max.front import build_client, fetch_me
-
-        client = build_client(settings)
-        try:
-            max_name = (await fetch_me(client)).username
-        except MaxError:
-            print(say(cli.BOT_API_UNREACHABLE, "max"), file=sys.stderr)
+        me = await max_me(settings)
+        if me is None:
             return None
-        finally:
-            await client.close()
+        max_name = me.username
     return deep_links(settings, username, max_name)
+
+
+async def max_me(settings: Settings) -> Me | None:
+    """What MAX's `GET /me` says of the MAX bot; None, said on stderr, if it cannot be asked."""
+    from bot.max.client import MaxError
+    from bot.max.front import build_client, fetch_me
+
+    client = build_client(settings)
+    try:
+        return await fetch_me(client)
+    except MaxError:
+        print(say(cli.BOT_API_UNREACHABLE, "max"), file=sys.stderr)
+        return None
+    finally:
+        await client.close()
+
+
+async def bot_ids(settings: Settings) -> dict[str, int] | None:
+    """The bots' ids by messenger, which key their conversations in Redis: Telegram's from its
+    token, MAX's from `GET /me`; None, said on stderr, if MAX cannot be asked."""
+    ids: dict[str, int] = {}
+    if settings.telegram_bot_id is not None:
+        ids["telegram"] = settings.telegram_bot_id
+    if settings.MAX_BOT_TOKEN is not None:
+        me = await max_me(settings)
+        if me is None:
+            return None
+        ids["max"] = me.user_id
+    return ids
 
 
 async def _link_token(settings: Settings, account_id: int) -> int:
@@ -168,17 +194,29 @@ async def _link_token(settings: Settings, account_id: int) -> int:
 async def _unlink(settings: Settings, account_id: int, messenger: str | None) -> int:
     """An operator's revocation of an account's bindings (of one messenger, or all); each chat
     is told through the outbox, whoever waits for permission to move the account learns a new
-    link is needed."""
+    link is needed. The removed chats' conversation state goes too, as with the web module's
+    revocation: in the database with the binding, in Redis (REDIS_URL) through the same eraser,
+    before the commit (if Redis fails, nothing is removed)."""
+    from bot.conversation.runner import Runner
+    from bot.conversation.stores import build_runner
+    from bot.process.app import conversation_eraser
     from services.clock import SystemClock
     from services.linking import unlink_account
     from storage.db import create_engine, create_session_factory
     from storage.migrate import upgrade
     from storage.repositories import Repositories
 
+    ids = await bot_ids(settings) if settings.REDIS_URL else {}
+    if ids is None:
+        return EXIT_FAILURE
     engine = create_engine(settings.DATABASE_URL)
+    runner: Runner | None = None
     try:
         await upgrade(engine)
-        async with create_session_factory(engine)() as session:
+        session_factory = create_session_factory(engine)
+        runner = build_runner(settings, session_factory)
+        forget = conversation_eraser(runner, ids.get("telegram", 0), ids)
+        async with session_factory() as session:
             repo = Repositories(session)
             if await repo.accounts.get(account_id) is None:
                 print(cli.ACCOUNT_NOT_FOUND.format(account_id=account_id), file=sys.stderr)
@@ -186,8 +224,13 @@ async def _unlink(settings: Settings, account_id: int, messenger: str | None) ->
             removed = await unlink_account(
                 repo, account_id, clock=SystemClock(), messenger=messenger
             )
+            if forget is not None:
+                for binding in removed:
+                    await forget(binding.messenger, binding.user_id, binding.chat_id)
             await session.commit()
     finally:
+        if runner is not None:
+            await runner.close()
         await engine.dispose()
     if not removed and messenger is not None:
         print(say(cli.NOT_LINKED, messenger, account_id=account_id))

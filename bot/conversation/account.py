@@ -137,10 +137,11 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
 # --- notifications -------------------------------------------------------------------------
 
 
-async def bound_of(turn: Turn, account: Account) -> list[tuple[str, datetime]]:
-    """The messengers the account is bound in, with when each was bound."""
+async def bound_of(turn: Turn, account: Account) -> list[tuple[str, datetime, bool]]:
+    """The messengers the account is bound in, with when each was bound and whether its chat
+    blocked the bot (`pushed_to`)."""
     bindings = await turn.repo.links.of_account(account.id)
-    return [(binding.messenger, binding.linked_at) for binding in bindings]
+    return [(binding.messenger, binding.linked_at, binding.blocked) for binding in bindings]
 
 
 async def notifications_screen(turn: Turn) -> Screen:
@@ -152,7 +153,7 @@ async def notifications_screen(turn: Turn) -> Screen:
             digest_enabled=account.digest_enabled,
             digest_time=settings.DIGEST_TIME,
             zone=zone_phrase(settings.zone, turn.clock.now()),
-            bound=tuple(m for m in MESSENGERS if m in {messenger for messenger, _ in bound}),
+            bound=tuple(m for m in MESSENGERS if m in {messenger for messenger, *_ in bound}),
             pushed_to=frozenset(pushed_to(account.push_to, bound)),
         ),
         actor,
@@ -181,9 +182,9 @@ async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
         was_muted = account.muted
         account.muted = action is NotifyAction.MUTE
         if action is NotifyAction.MUTE and not was_muted:
-            turn.state.set_muted_since(turn.clock.now().isoformat())
+            account.muted_at = turn.clock.now()
         elif action is NotifyAction.UNMUTE and was_muted:
-            summary = await muted_summary(turn, actor)
+            summary = await muted_summary(turn, account, actor)
     elif Role.DIRECTOR in actor.roles or Role.STAFF in actor.roles:
         account.digest_enabled = action is NotifyAction.DIGEST_ON
     else:  # a forged button: the digest is for directors only
@@ -195,16 +196,12 @@ async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
         turn.reply.send(summary)
 
 
-async def muted_summary(turn: Turn, actor: Actor) -> Screen | None:
-    """What changed while pushes were off, as one message (None if when they were muted is
-    not known: muted before the bot kept it)."""
-    since = turn.state.muted_since
-    turn.state.set_muted_since(None)
-    if since is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(since)
-    except ValueError:
+async def muted_summary(turn: Turn, account: Account, actor: Actor) -> Screen | None:
+    """What changed while pushes were off, as one message, whichever messenger they were muted
+    in (the moment is the person's, `Account.muted_at`); None if it is not known."""
+    moment = account.muted_at
+    account.muted_at = None
+    if moment is None:
         return None
     changes = await changes_since(turn.repo, actor, moment)
     shown = local_time(moment, turn.settings.zone)

@@ -14,6 +14,7 @@ from bot.conversation.intents import BulkAction, BulkIntent, ListFilter, ListInt
 from bot.conversation.state import Input
 from bot.conversation.turn import Turn
 from bot.screens import bulk as screens
+from bot.screens.bulk import LIMIT
 from bot.screens.markup import escape
 from bot.screens.menu import message
 from bot.texts import applications as app_texts
@@ -23,7 +24,6 @@ from services.domain import Action, Role, Status, own_decision_refusal
 from services.queries import PAGE_SIZE, Page, list_rows, parse_search
 from services.views import ApplicationView
 
-LIMIT = 500  # applications one bulk approval takes at most
 PICKED = "picked"
 CONFIRMED = "bulk"
 
@@ -50,8 +50,8 @@ async def on_bulk(turn: Turn, pressed: BulkIntent) -> None:
         return
     action = pressed.action
     if action is BulkAction.ALL:
-        items = (await candidates(turn, pressed.search)).items
-        await confirm(turn, list(items), pressed.search)
+        page = await candidates(turn, pressed.search)
+        await confirm(turn, list(page.items), pressed.search, total=page.total)
     elif action in (BulkAction.PICK, BulkAction.PAGE, BulkAction.TOGGLE):
         picked = set(turn.state.numbers(PICKED)) if action is not BulkAction.PICK else set()
         if action is BulkAction.TOGGLE:
@@ -77,8 +77,11 @@ async def on_bulk(turn: Turn, pressed: BulkIntent) -> None:
         await approve(turn, None, pressed.search)
 
 
-async def confirm(turn: Turn, items: list[ApplicationView], search: bool) -> None:
-    """The confirmation: how many and whose; the director's own applications left out."""
+async def confirm(
+    turn: Turn, items: list[ApplicationView], search: bool, *, total: int = 0
+) -> None:
+    """The confirmation: how many and whose (the first LIMIT of `total`, when the list has
+    more); the director's own applications left out."""
     actor = actor_of(turn)
     allowed = own_decisions(turn)
     excluded = [
@@ -92,7 +95,7 @@ async def confirm(turn: Turn, items: list[ApplicationView], search: bool) -> Non
         turn.reply.show(screens.nothing(search, t.NOTHING_TO_APPROVE))
         return
     turn.state.set_numbers(CONFIRMED, [item.number for item in items])
-    turn.reply.show(screens.confirmation(items, excluded, search))
+    turn.reply.show(screens.confirmation(items, excluded, search, total=total))
 
 
 async def gone(turn: Turn, search: bool) -> None:

@@ -9,8 +9,9 @@ the change is committed by then, a messenger's refusal is logged and passed over
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from bot.screens.screen import Screen
 from services.domain import Role
@@ -109,6 +110,45 @@ class Executor(Protocol):
     """A front end's way of carrying out effects for the update it translated."""
 
     async def execute(self, effects: list[Effect]) -> None: ...
+
+
+A = TypeVar("A")  # a messenger's API: aiogram's Bot, the MAX client
+M = TypeVar("M")  # a message's id there: Telegram's number, MAX's mid
+
+
+class ChatExecutor(ABC, Generic[A, M]):
+    """What every front end's executor shares: the effects of one update go to `chat_id`
+    through `api`; a press is answered by `callback_id`, and `origin` is the pressed message.
+    A screen shown in place (`show`) replaces the pressed message while it can still be
+    edited, else it goes as a new message: a stale button never leads to a dead end."""
+
+    def __init__(
+        self, api: A, chat_id: int, *, callback_id: str | None = None, origin: M | None = None
+    ) -> None:
+        self.api = api
+        self.chat_id = chat_id
+        self.callback_id = callback_id
+        self.origin = origin
+
+    @abstractmethod
+    async def execute(self, effects: list[Effect]) -> None: ...
+
+    @abstractmethod
+    async def send(self, screen: Screen) -> M:
+        """The screen as a new message in the chat; its id."""
+
+    @abstractmethod
+    async def edit(self, message_id: M, screen: Screen) -> bool:
+        """The message edited into the screen; False if it can no longer be edited."""
+
+    async def show(self, effect: Show) -> None:
+        if (
+            effect.in_place
+            and self.origin is not None
+            and await self.edit(self.origin, effect.screen)
+        ):
+            return
+        await self.send(effect.screen)
 
 
 def answer_of(effects: list[Effect]) -> Notice | None:

@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 from bot.conversation.receipts import Receipt, longer
 
 K = TypeVar("K", bound=Hashable)
+CANCEL_GRACE_SECONDS = 2.0  # how long a drain waits for the updates it cancelled to end
 T = TypeVar("T")
 
 
@@ -57,7 +58,8 @@ async def drain(tasks: set[asyncio.Task[Receipt]], grace_seconds: float, of: Mes
         )
         for task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        # Bounded too: a handling that does not end when cancelled must not hold up the stop.
+        await asyncio.wait(pending, timeout=CANCEL_GRACE_SECONDS)
 
 
 @dataclass

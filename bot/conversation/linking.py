@@ -18,11 +18,12 @@ from bot.screens.pieces import local_time
 from bot.texts import linking as link_texts
 from bot.texts.domain import role_label
 from bot.texts.linking import CONSENT_VERSION
-from bot.texts.messengers import say
+from bot.texts.messengers import messenger_name, say
 from services.applications import menu_count
 from services.linking import (
     Linked,
     LinkRefused,
+    MoveDecided,
     MoveRequested,
     Refusal,
     SwitchNeeded,
@@ -51,7 +52,7 @@ def offers_sign_in(turn: Turn) -> bool:
     return turn.settings.bot_first_sign_in and turn.peer.messenger in SIGN_IN_PROVED
 
 
-def refusal_text(turn: Turn, reason: Refusal) -> str:
+def refusal_text(turn: Turn, reason: Refusal, elsewhere: tuple[str, ...] = ()) -> str:
     settings = turn.settings
     new_link = link_texts.NEW_LINK_PORTAL
     if offers_sign_in(turn):
@@ -61,6 +62,7 @@ def refusal_text(turn: Turn, reason: Refusal) -> str:
         turn.peer.messenger,
         new_link=say(new_link, turn.peer.messenger),
         ttl_minutes=settings.LINK_TOKEN_TTL // 60,
+        elsewhere=link_texts.messenger_list(elsewhere),
     )
 
 
@@ -112,7 +114,7 @@ async def redeem(turn: Turn, token: str) -> None:
             turn.peer.user_id,
             outcome.reason.value,
         )
-        turn.reply.show(message(refusal_text(turn, outcome.reason)))
+        turn.reply.show(message(refusal_text(turn, outcome.reason, outcome.elsewhere)))
     elif isinstance(outcome, SwitchNeeded):
         turn.reply.show(
             screens.switch_question(
@@ -121,12 +123,16 @@ async def redeem(turn: Turn, token: str) -> None:
         )
     elif isinstance(outcome, MoveRequested):
         log.info(
-            "%s user %s waits for a bound owner's permission",
+            "%s user %s waits for a bound owner's permission (%s)",
             turn.peer.messenger,
             turn.peer.user_id,
+            "add" if outcome.adding else "move",
         )
         until = local_time(outcome.expires_at, turn.settings.zone)
-        turn.reply.show(screens.move_requested(until, turn.peer.messenger))
+        if outcome.adding:
+            turn.reply.show(screens.add_requested(until, outcome.asked_in, turn.peer.messenger))
+        else:
+            turn.reply.show(screens.move_requested(until, turn.peer.messenger))
     else:
         log_linked(outcome, "portal first")
         await first_screen(turn, outcome, in_place=False)
@@ -169,9 +175,10 @@ async def switch(turn: Turn, token_id: int) -> None:
 
 
 async def answer_move(turn: Turn, pressed: LinkIntent) -> None:
-    """«Разрешить» / «Запретить» under «Разрешить привязку к другому Telegram-аккаунту?».
+    """«Разрешить» / «Запретить» under «Разрешить привязку к другому Telegram-аккаунту?» (a
+    move) or «Разрешить привязку MAX-аккаунта к вашей учётной записи?» (an add).
 
-    Only the user the account is bound to decides, whatever the button says.
+    Only a user the request waits for decides, whatever the button says.
     """
     decide = allow_move if pressed.action is LinkAction.ALLOW_MOVE else deny_move
     outcome = await decide(turn.repo, pressed.token, turn.peer.user, clock=turn.clock)
@@ -184,6 +191,9 @@ async def answer_move(turn: Turn, pressed: LinkIntent) -> None:
             text = link_texts.MOVE_STALE
         turn.reply.show(message(text))
         return
+    if outcome.adding:
+        added_answer(turn, outcome)
+        return
     if outcome.linked is None:
         turn.reply.show(message(say(link_texts.MOVE_DENIED_OWNER, turn.peer.messenger), menu=True))
         return
@@ -194,6 +204,19 @@ async def answer_move(turn: Turn, pressed: LinkIntent) -> None:
     text = say(link_texts.MOVE_ALLOWED_OWNER, turn.peer.messenger, account=account)
     turn.reply.show(message(text))
     turn.reply.commands(None)
+
+
+def added_answer(turn: Turn, outcome: MoveDecided) -> None:
+    """The owner answered a request to add a binding in another messenger: this chat stays
+    bound either way."""
+    asker = messenger_name(outcome.requester.messenger)
+    if outcome.linked is None:
+        text = say(link_texts.ADD_DENIED_OWNER, turn.peer.messenger, asker=asker)
+    else:
+        log_linked(outcome.linked, "added with a bound owner's permission")
+        account = escape(link_texts.messenger_account(outcome.requester))
+        text = say(link_texts.ADD_ALLOWED_OWNER, turn.peer.messenger, asker=asker, account=account)
+    turn.reply.show(message(text, menu=True))
 
 
 def ask_logout(turn: Turn) -> None:

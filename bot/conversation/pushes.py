@@ -12,9 +12,10 @@ the row is then marked failed with that reason instead of being retried.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,7 +26,7 @@ from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.texts.linking import CONSENT_VERSION, render_unlinked
 from services.clock import Clock
-from services.domain import Role, Status
+from services.domain import Action, Role, Status, own_decision_refusal
 from services.linking import (
     CONSENT_KIND,
     MOVE_OUTCOME_KIND,
@@ -35,10 +36,19 @@ from services.linking import (
     actor_for,
     has_consent,
     move_request,
+    request_deciders,
     requester_of,
 )
 from services.notifications import NotificationKind
-from services.outbox import OutboxWorker, RetryPolicy, Sender, Undeliverable
+from services.outbox import (
+    ChatPacer,
+    Failed,
+    OutboxWorker,
+    Outcome,
+    RetryPolicy,
+    Sender,
+    Undeliverable,
+)
 from services.views import ApplicationView, EventView, application_view, event_view
 from storage.models import Account, ApplicationEvent, Binding, OutboxMessage
 from storage.repositories import Repositories
@@ -154,7 +164,8 @@ async def render(context: PushContext) -> Screen:
 
 @renderer(NotificationKind.NEW_APPLICATION)
 async def new_application(context: PushContext) -> Screen:
-    """To a director of the applicant's organisation, with the decision buttons."""
+    """To a director of the applicant's organisation, with the decision buttons, unless they
+    would be refused: his own application, which he may not decide (DIRECTOR_DECIDES_OWN)."""
     account = await context.recipient()
     application = await context.application()
     if (
@@ -162,7 +173,14 @@ async def new_application(context: PushContext) -> Screen:
         or Role.DIRECTOR.value not in account.role_codes
     ):
         raise Undeliverable("the recipient is no longer a director of the organisation")
-    return layouts.new_application(application, hide_names=context.hide_names)
+    as_director = replace(actor_for(account), role=Role.DIRECTOR)
+    own = own_decision_refusal(
+        as_director,
+        Action.APPROVE,
+        application.ref,
+        self_decisions=context.settings.DIRECTOR_DECIDES_OWN,
+    )
+    return layouts.new_application(application, hide_names=context.hide_names, own=own is not None)
 
 
 async def about_event(context: PushContext, layout: EventLayout) -> Screen:
@@ -235,29 +253,35 @@ async def unlinked(context: PushContext) -> Screen:
 @renderer(MOVE_REQUEST_KIND)
 async def move_request_question(context: PushContext) -> Screen:
     """To the messenger user an account is bound to: «Разрешить привязку к другому
-    аккаунту?», naming the asking user by @username and id. Sent whatever the consent or
-    muting (it is about the binding itself); not once the request is closed."""
-    await context.bound()
+    аккаунту?» (a move in this messenger), or «Разрешить привязку MAX-аккаунта к вашей учётной
+    записи?» (an add in another one), naming the asking user by @username and id. Sent whatever
+    the consent or muting (it is about the binding itself); not once the request is closed or
+    no longer waits for this chat's answer."""
+    binding = await context.binding()
     token_id = context.row.payload.get("token")
     request = await move_request(context.repo, token_id) if isinstance(token_id, int) else None
     if request is None or request.account_id != context.row.account_id:
         raise Undeliverable("the move request is closed")
+    deciders, adding = await request_deciders(context.repo, request)
+    if binding.id not in {decider.id for decider in deciders}:
+        raise Undeliverable("the request no longer waits for this chat's answer")
     until = local_time(request.expires_at, context.settings.zone)
-    return link_screens.move_question(requester_of(request), until, request.id, context.messenger)
+    question = link_screens.add_question if adding else link_screens.move_question
+    return question(requester_of(request), until, request.id, context.messenger)
 
 
 @renderer(MOVE_OUTCOME_KIND)
 async def move_outcome(context: PushContext) -> Screen:
     """To the messenger user who asked for an account bound to someone else: what became of
     it (when allowed, the binding must still be there)."""
+    payload = context.row.payload
     try:
-        outcome = MoveOutcome(str(context.row.payload.get("outcome")))
+        outcome = MoveOutcome(str(payload.get("outcome")))
     except ValueError as error:
         raise Undeliverable("unknown move outcome") from error
-    if outcome is MoveOutcome.ALLOWED:
-        actor = actor_for(await context.bound())
-        return link_screens.move_outcome(outcome, actor, context.messenger)
-    return link_screens.move_outcome(outcome, None, context.messenger)
+    adding, by = payload.get("adding") is True, str(payload.get("by") or "")
+    actor = actor_for(await context.bound()) if outcome is MoveOutcome.ALLOWED else None
+    return link_screens.move_outcome(outcome, actor, context.messenger, adding=adding, by=by)
 
 
 @renderer(CONSENT_KIND)
@@ -267,6 +291,34 @@ async def consent_screen(context: PushContext) -> Screen:
     if has_consent(await context.bound(), CONSENT_VERSION):
         raise Undeliverable("the consent is already accepted")
     return link_screens.consent(context.messenger)
+
+
+A = TypeVar("A")  # a messenger's API: aiogram's Bot, the MAX client
+
+SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
+
+
+class PushSender(ABC, Generic[A]):
+    """A messenger's sender of its outbox rows (services/outbox.py's `Sender`): a row is drawn
+    at send time from the database (`render`), then delivered to the row's chat through `api`
+    (`deliver`: the messenger's call, its answer classified as an outcome)."""
+
+    def __init__(self, api: A, settings: Settings, send_timeout: float = SEND_TIMEOUT) -> None:
+        self.api = api
+        self.settings = settings
+        self.send_timeout = send_timeout
+
+    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
+        return await render(PushContext(repo, row, self.settings))
+
+    async def send(self, row: OutboxMessage, prepared: Screen) -> Outcome:
+        if row.chat_id is None:
+            return Failed("the row names no chat")
+        return await self.deliver(row.chat_id, prepared)
+
+    @abstractmethod
+    async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
+        """Send the push to the chat within `send_timeout`; what became of it."""
 
 
 def push_worker(
@@ -280,9 +332,11 @@ def push_worker(
     per_chat_interval: float,
     policy: RetryPolicy | None,
     poll_interval: float,
+    pacer: ChatPacer | None = None,
 ) -> OutboxWorker[Screen]:
     """A messenger's outbox dispatcher: the pushes of `channel` through `sender`, `rate` a second
-    overall, `per_chat_interval` apart in one chat, each claim leased for NOTIFY_LEASE."""
+    overall, `per_chat_interval` apart in one chat (or as `pacer`, shared with the front end's
+    replies, paces them), each claim leased for NOTIFY_LEASE."""
     return OutboxWorker(
         session_factory,
         sender,
@@ -290,6 +344,7 @@ def push_worker(
         clock=clock,
         rate=rate,
         per_chat_interval=per_chat_interval,
+        pacer=pacer,
         lease=float(settings.NOTIFY_LEASE),
         policy=policy,
         poll_interval=poll_interval,

@@ -195,17 +195,6 @@ class ChatState:
     def set_numbers(self, name: str, numbers: list[int]) -> None:
         self._set(name, list(numbers) or None)
 
-    # -- pushes muted ------------------------------------------------------------------------
-
-    @property
-    def muted_since(self) -> str | None:
-        """When the person muted pushes (ISO 8601), for the summary on unmuting."""
-        value = self.data.get("muted_since")
-        return value if isinstance(value, str) else None
-
-    def set_muted_since(self, moment: str | None) -> None:
-        self._set("muted_since", moment)
-
     # -- the consent shown ------------------------------------------------------------------
 
     @property

@@ -8,24 +8,36 @@ what to retry. Messages, edits and answers go as the JSON MAX documents through 
 not through maxapi's typed methods: those refuse a text of exactly 4,000 characters (MAX takes
 up to 4,000), and an edit through them always sends `attachments: []`; our bodies are built in
 bot/max/render.py, within MAX's limits. Long polling takes maxapi's raw answer (`get_updates`).
+
+MAX allows 2 messages (sends and edits) and 2 answers a second per dialog. The client carries
+the process's pacing of each dialog (`messages`, `answers`): the replies to an update
+(bot/max/effects.py) and the pushes (bot/max/sender.py) go through one client, so they take
+turns instead of meeting MAX's limit together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import mimetypes
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import ClientError, FormData
 from maxapi import Bot
 from maxapi.client.default import DefaultConnectionProperties
 from maxapi.enums.http_method import HTTPMethod
 from maxapi.exceptions.max import InvalidToken, MaxApiError, MaxConnection
+
+from services.outbox import ChatPacer
 
 JsonDict = dict[str, Any]
 
 DEFAULT_API_URL = "https://platform-api2.max.ru"
 REQUEST_TIMEOUT = 15.0  # seconds; an unanswered call may still have been carried out
 SESSION_TIMEOUT = 120.0  # seconds: above the longest long poll (90 s)
+UPLOAD_TIMEOUT = 60.0  # seconds for a file's bytes to reach MAX's upload service
+PER_DIALOG_INTERVAL = 0.5  # seconds between two messages (or two answers) in a dialog: 2 a second
 
 
 class MaxError(Exception):
@@ -84,6 +96,9 @@ class MaxClient:
             auto_check_subscriptions=False,
         )
         self.bot.set_api_url(api_url)
+        # MAX's per-dialog limits, for everything this process sends to a dialog.
+        self.messages = ChatPacer(PER_DIALOG_INTERVAL)  # POST and PUT /messages
+        self.answers = ChatPacer(PER_DIALOG_INTERVAL)  # POST /answers
 
     async def close(self) -> None:
         await self.bot.close_session()
@@ -115,6 +130,38 @@ class MaxClient:
         if answer.get("success") is False:
             raise MaxError(200, *_error_of(answer))
         return answer
+
+    async def upload_file(self, filename: str, content: bytes) -> str:
+        """A file uploaded to MAX (docs/MAX.md, «Files»): `POST /uploads?type=file` gives a URL
+        for one file, the bytes go to it as multipart (field `data`), and its answer's token is
+        what a message attaches (`{"type": "file", "payload": {"token": ...}}`)."""
+        endpoint = await self.call(HTTPMethod.POST, "/uploads", params={"type": "file"})
+        url = endpoint.get("url")
+        if not isinstance(url, str) or not url:
+            raise MaxError(200, "", "POST /uploads gave no upload URL")
+        form = FormData(quote_fields=False)
+        kind = mimetypes.guess_type(filename, strict=False)[0] or "application/octet-stream"
+        form.add_field("data", content, filename=filename, content_type=kind)
+        try:
+            # maxapi's session: the token goes along, as dev.max.ru's example sends it.
+            session = await self.bot.ensure_session()
+            async with (
+                asyncio.timeout(UPLOAD_TIMEOUT),
+                session.post(url, data=form) as response,
+            ):
+                status, text = response.status, await response.text()
+        except (ClientError, TimeoutError) as error:
+            raise MaxError(0, "network", type(error).__name__) from None
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = text
+        if status != 200:
+            raise MaxError(status, *_error_of(answer))
+        token = answer.get("token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise MaxError(status, "", "the upload gave no token")
+        return token
 
     async def me(self) -> Me:
         answer = await self.call(HTTPMethod.GET, "/me")
@@ -164,6 +211,12 @@ class MaxClient:
         updates = [u for u in answer.get("updates") or [] if isinstance(u, dict)]
         next_marker = answer.get("marker")
         return updates, int(next_marker) if isinstance(next_marker, int) else marker
+
+    async def set_commands(self, commands: list[tuple[str, str]]) -> None:
+        """PATCH /me/commands: the bot's commands (name, description), one list for every
+        dialog (MAX has no per-dialog list)."""
+        body = {"commands": [{"name": name, "description": text} for name, text in commands]}
+        await self.call(HTTPMethod.PATCH, "/me/commands", body=body)
 
     async def subscribe(self, url: str, secret: str, types: list[str]) -> None:
         body = {"url": url, "secret": secret, "update_types": types}

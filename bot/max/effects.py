@@ -8,8 +8,11 @@ a short notification. A screen shown in place outside a press's answer is an edi
 (PUT /messages) that always carries the keyboard; a message that can no longer be edited
 (deleted, gone) is replaced by a new one, so a stale button never leads to a dead end.
 
-A 429 (MAX: at most 2 messages and 2 answers a second per dialog) is waited out once and the
-call made again. Nothing here fails the update: the change is committed by now, and what MAX
+MAX allows at most 2 messages (sends and edits) and 2 answers a second per dialog: each call
+takes its turn in the dialog with the process's pacing (the client's, shared with the pushes of
+bot/max/sender.py), so a reply and a push meet no 429 together. A 429 that comes all the same
+(a dispatcher of another process wrote to the dialog) is waited out once and the call made
+again. Nothing here fails the update: the change is committed by now, and what MAX
 refuses is logged (the kind of call and the status only) and passed over. MAX has no per-chat
 command menu, so `Commands` has nothing to do here.
 """
@@ -22,38 +25,35 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot import texts
-from bot.conversation.effects import Document, Edit, Effect, Notice, Remove, Show, answer_of
+from bot.conversation.effects import (
+    ChatExecutor,
+    Document,
+    Edit,
+    Effect,
+    Notice,
+    Remove,
+    Show,
+    answer_of,
+)
 from bot.max.client import MaxClient, MaxError
-from bot.max.render import body
-from bot.max.updates import MESSENGER
+from bot.max.render import body, file_body
 from bot.screens.markup import plain, shorten
 from bot.screens.screen import Screen
-from bot.texts.messengers import say
+from services.outbox import ChatPacer
 
 log = logging.getLogger(__name__)
 
 NOTIFICATION_LIMIT = 200  # characters of a notification: a toast, as Telegram's answers
 RATE_LIMIT_WAIT = 1.0  # seconds: MAX's per-dialog limits are per second; no Retry-After is sent
+ATTACHMENT_NOT_READY = "attachment.not.ready"  # an uploaded file MAX is still processing
+ATTACHMENT_WAITS = (1.0, 2.0, 4.0)  # seconds before asking again to send it
 
 T = TypeVar("T")
 
 
-class MaxExecutor:
-    """The effects of one update, in the dialog `chat_id`; `callback_id` and `origin` (the
-    pressed message's mid) when the update is a press."""
-
-    def __init__(
-        self,
-        client: MaxClient,
-        chat_id: int,
-        *,
-        callback_id: str | None = None,
-        origin: str | None = None,
-    ) -> None:
-        self.client = client
-        self.chat_id = chat_id
-        self.callback_id = callback_id
-        self.origin = origin
+class MaxExecutor(ChatExecutor[MaxClient, str]):
+    """The effects of one update through the MAX client (`api`), in the dialog `chat_id`; a
+    press's `callback_id` and `origin` (the pressed message's mid)."""
 
     async def execute(self, effects: list[Effect]) -> None:
         shows = [effect for effect in effects if isinstance(effect, Show)]
@@ -65,13 +65,11 @@ class MaxExecutor:
         for effect in effects:
             try:
                 if isinstance(effect, Show) and effect is not answered:
-                    await self._show(effect)
+                    await self.show(effect)
                 elif isinstance(effect, Edit):
                     await self._edit_earlier(effect)
                 elif isinstance(effect, Document):
-                    # MAX takes files through its upload service (POST /uploads), which this
-                    # front end does not use yet: the person is told where to get the file.
-                    await self.send(Screen(say(texts.FILES_NOT_SENT, MESSENGER)))
+                    await self._send_document(effect)
                 elif isinstance(effect, Remove):
                     await self._remove(effect.message_id)
             except MaxError as error:
@@ -92,29 +90,41 @@ class MaxExecutor:
             notification = texts.PRESS_TAKEN  # MAX refuses an empty answer
         try:
             await self._patiently(
-                lambda: self.client.answer(callback_id, message=message, notification=notification)
+                self.api.answers,
+                lambda: self.api.answer(callback_id, message=message, notification=notification),
             )
         except MaxError as error:  # too late, or the message is gone: the screen goes anew
             log.info("press in MAX dialog %s not answered: %s", self.chat_id, error.status)
             return False
         return message is not None
 
-    async def _show(self, effect: Show) -> None:
-        if (
-            effect.in_place
-            and self.origin is not None
-            and await self._edit(self.origin, effect.screen)
-        ):
-            return
-        await self.send(effect.screen)
-
     async def send(self, screen: Screen) -> str:
-        return await self._patiently(lambda: self.client.send(body(screen), self.chat_id))
+        return await self._patiently(
+            self.api.messages, lambda: self.api.send(body(screen), self.chat_id)
+        )
 
-    async def _edit(self, mid: str, screen: Screen) -> bool:
-        """Edit the message into the screen; False if it can no longer be edited."""
+    async def _send_document(self, document: Document) -> str:
+        """The file uploaded, then a message with it attached and the caption as its text (a
+        file must be a message's only attachment: no keyboard). MAX may need a moment before
+        an uploaded file can be attached (`attachment.not.ready`): asked again a few times."""
+        token = await self.api.upload_file(document.filename, document.content)
+        message = file_body(document.caption, token)
+        for wait in ATTACHMENT_WAITS:
+            try:
+                return await self._patiently(
+                    self.api.messages, lambda: self.api.send(message, self.chat_id)
+                )
+            except MaxError as error:
+                if error.code != ATTACHMENT_NOT_READY:
+                    raise
+            await asyncio.sleep(wait)
+        return await self._patiently(
+            self.api.messages, lambda: self.api.send(message, self.chat_id)
+        )
+
+    async def edit(self, mid: str, screen: Screen) -> bool:
         try:
-            await self._patiently(lambda: self.client.edit(mid, body(screen)))
+            await self._patiently(self.api.messages, lambda: self.api.edit(mid, body(screen)))
         except MaxError as error:
             if error.status in (400, 403, 404):
                 log.info("MAX message can no longer be edited (%s), sending anew", error.status)
@@ -126,23 +136,30 @@ class MaxExecutor:
         """An earlier message (a prompt no longer active) into its new screen; if it can no
         longer be edited, the newer screen says enough."""
         try:
-            await self._edit(effect.message_id, effect.screen)
+            await self.edit(effect.message_id, effect.screen)
         except MaxError as error:
             log.info("earlier MAX message not edited: %s", error.status)
 
     async def _remove(self, mid: str) -> None:
         try:
-            await self._patiently(lambda: self.client.delete(mid))
+            # MAX states no limit for deletions: not paced.
+            await self._patiently(None, lambda: self.api.delete(mid))
         except MaxError as error:  # already gone, or not a MAX message's id
             log.info("MAX message not removed: %s", error.status)
 
-    @staticmethod
-    async def _patiently(call: Callable[[], Awaitable[T]]) -> T:
-        """The call, made once more after a 429 and a wait."""
+    async def _patiently(self, pacer: ChatPacer | None, call: Callable[[], Awaitable[T]]) -> T:
+        """The call in its turn in the dialog (`pacer`'s), made once more after a 429 and a
+        wait."""
         try:
-            return await call()
+            return await self._in_turn(pacer, call)
         except MaxError as error:
             if not error.rate_limited:
                 raise
         await asyncio.sleep(RATE_LIMIT_WAIT)
-        return await call()
+        return await self._in_turn(pacer, call)
+
+    async def _in_turn(self, pacer: ChatPacer | None, call: Callable[[], Awaitable[T]]) -> T:
+        if pacer is None:
+            return await call()
+        async with pacer.turn(self.chat_id):
+            return await call()

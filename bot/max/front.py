@@ -1,5 +1,6 @@
 """The MAX front end as the process runs it (bot/app.py): the client, the bot's identity
-(GET /me), updates by long polling or, with PUBLIC_URL and MAX_WEBHOOK_SECRET, by webhook."""
+(GET /me) and its command list (PATCH /me/commands), updates by long polling or, with PUBLIC_URL
+and MAX_WEBHOOK_SECRET, by webhook."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from bot.conversation.runner import Runner
 from bot.max.client import MaxClient, MaxError, Me
 from bot.max.feed import MaxFeed
 from bot.max.polling import MaxPoller
+from bot.max.updates import MESSENGER
 from bot.max.webhook import MaxWebhookReceiver, max_webhook_url, subscribe, unsubscribe_all
 from bot.settings import Settings, SettingsError
 from bot.texts import cli
+from bot.texts import linking as link_texts
+from bot.texts.messengers import say
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,25 @@ async def fetch_me(client: MaxClient, attempts: int = ME_ATTEMPTS) -> Me:
     raise AssertionError("unreachable")
 
 
+def bot_commands() -> list[tuple[str, str]]:
+    """The commands MAX lists for the bot in every dialog (one list: not per role, as Telegram's
+    per-chat menu is), «/menu» first."""
+    return [
+        ("menu", link_texts.COMMAND_MENU_ANY_ROLE),
+        ("profile", link_texts.COMMAND_PROFILE),
+        ("help", link_texts.COMMAND_HELP),
+        ("logout", say(link_texts.COMMAND_LOGOUT, MESSENGER)),
+    ]
+
+
+async def set_commands(client: MaxClient) -> None:
+    """The bot's command list; a failure leaves the previous one, no reason not to start."""
+    try:
+        await client.set_commands(bot_commands())
+    except MaxError as error:
+        log.warning("could not set the MAX bot's commands: %s", error.status)
+
+
 @dataclass
 class MaxFront:
     settings: Settings
@@ -67,6 +90,7 @@ class MaxFront:
     async def start(self) -> Me:
         """Who the bot is in MAX; in webhook mode, the receiver (mount it before serving)."""
         self.me = await fetch_me(self.client)
+        await set_commands(self.client)
         if self.settings.max_webhook_mode:
             assert self.settings.MAX_WEBHOOK_SECRET is not None
             secret = self.settings.MAX_WEBHOOK_SECRET.get_secret_value()

@@ -61,6 +61,9 @@ class MaxPoller:
     drain: float = DRAIN_TIMEOUT_SECONDS
     concurrency: int = MAX_CONCURRENT_UPDATES
     marker: int | None = None  # what the next poll confirms up to (None: nothing yet)
+    # The marker of the latest poll MAX answered: what MAX is known to have confirmed. A poll
+    # that failed or was cut short by a stop may not have reached MAX with its marker.
+    received: int | None = None
     # The answers since `marker`: the marker each pointed to, and the updates it returned.
     _answers: list[tuple[int, list[str]]] = field(default_factory=list)
     _intake: PollingIntake[str] = field(init=False)
@@ -89,6 +92,7 @@ class MaxPoller:
                     continue
                 if answer is None:
                     break  # stopped while waiting
+                self.received = marker
                 intake.poll_succeeded()
                 updates, next_marker = answer
                 identities = [identity_of(update) for update in updates]
@@ -120,9 +124,9 @@ class MaxPoller:
         return self.marker
 
     async def _get_updates(self, marker: int | None) -> tuple[list[JsonDict], int | None] | None:
-        """One GET /updates, long if nothing is in progress; None if a stop cut it short (the
-        marker was passed, its updates are acknowledged: what the answer would have brought
-        stays with MAX)."""
+        """One GET /updates, long if nothing is in progress; None if a stop cut it short (what
+        the answer would have brought stays with MAX; whether MAX took the marker is not known,
+        so the stop confirms it again)."""
         wait = 0 if self._intake.tasks else self.timeout
         return await self._intake.unless_stopped(
             self.client.updates(marker, wait=wait, types=UPDATE_TYPES)
@@ -134,13 +138,14 @@ class MaxPoller:
         self._intake.start(identity, lambda: self.feed(update), name=f"max-update-{identity}")
 
     async def _confirm(self) -> None:
-        """Tell MAX what is acknowledged, so a restart does not get it again (it would be
-        skipped all the same)."""
-        before = self.marker
+        """Tell MAX what is acknowledged and not yet known to be confirmed (the last poll may
+        have failed or been cut short before MAX took its marker), so a restart does not get it
+        again (it would be skipped all the same)."""
         marker = self._advance()
-        if marker is None or marker == before:
+        if marker is None or marker == self.received:
             return
         try:
             await self.client.updates(marker, wait=0, limit=1, types=UPDATE_TYPES)
+            self.received = marker
         except MaxError as error:  # the updates come again and are skipped
             log.info("could not confirm MAX updates on stop: %s", error.status)

@@ -96,3 +96,14 @@ def body(screen: Screen) -> JsonDict:
     """A NewMessageBody for POST/PUT /messages and POST /answers; `attachments` always set, so
     an edit replaces the keyboard (or removes it) rather than keeping the old one."""
     return {"text": max_text(screen.text), "format": TEXT_FORMAT, "attachments": keyboard(screen)}
+
+
+def file_body(caption: str, token: str) -> JsonDict:
+    """A NewMessageBody carrying an uploaded file (`token`, from POST /uploads) with the plain
+    `caption` as its text. The file is the message's only attachment (MAX's schema: a file
+    "MUST be the only attachment in message"), so no keyboard goes with it."""
+    return {
+        "text": escape(caption, quote=False),
+        "format": TEXT_FORMAT,
+        "attachments": [{"type": "file", "payload": {"token": token}}],
+    }

@@ -1,8 +1,9 @@
 """The outbox's MAX rows sent through MAX's Bot API, within MAX's limits (bot/notifier.py runs
 it beside the Telegram sender, services/outbox.py claims, paces and records).
 
-At most 2 messages a second per dialog (MAX's documented limit: PER_CHAT_INTERVAL between
-one answer and the next request), overall MAX_NOTIFY_RATE. What MAX answers decides the row:
+At most 2 messages a second per dialog (MAX's documented limit: half a second between one
+answer and the next request), taking turns with the bot's replies in that dialog (the client's
+pacing, bot/max/client.py), overall MAX_NOTIFY_RATE. What MAX answers decides the row:
 
 * 429 -> that dialog waits (MAX documents no Retry-After: a second, or the header's value if
   one comes); several dialogs at once -> every send waits (services/outbox.py's flood rule);
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.pushes import PushContext, push_worker, render
+from bot.conversation.pushes import SEND_TIMEOUT, PushSender, push_worker
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body
 from bot.screens.screen import Screen
@@ -34,34 +35,18 @@ from services.outbox import (
     RetryPolicy,
     Sent,
 )
-from storage.models import OutboxMessage
-from storage.repositories import Repositories
 
 MAX_CHANNEL = "max"
-PER_CHAT_INTERVAL = 0.5  # seconds between two messages to one dialog: MAX's 2 a second
-SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
 RATE_LIMITED_WAIT = 1.0  # seconds a dialog waits after a 429 (MAX sends no Retry-After)
 UNAUTHORIZED_PAUSE = 60.0
 
 
-class MaxSender:
-    """Renders a row at send time and sends it to its MAX dialog, classifying MAX's answer."""
+class MaxSender(PushSender[MaxClient]):
+    """Sends a row's push to its MAX dialog through the client, classifying MAX's answer."""
 
-    def __init__(
-        self, client: MaxClient, settings: Settings, send_timeout: float = SEND_TIMEOUT
-    ) -> None:
-        self.client = client
-        self.settings = settings
-        self.send_timeout = send_timeout
-
-    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
-        return await render(PushContext(repo, row, self.settings))
-
-    async def send(self, row: OutboxMessage, prepared: Screen) -> Outcome:
-        if row.chat_id is None:
-            return Failed("the row names no chat")
+    async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
         try:
-            await self.client.send(body(prepared), row.chat_id, self.send_timeout)
+            await self.api.send(body(screen), chat_id, self.send_timeout)
         except MaxError as error:
             return outcome_of(error)
         return Sent(None)  # MAX's message ids are strings: not kept
@@ -90,7 +75,8 @@ def build_max_notifier(
     policy: RetryPolicy | None = None,
     poll_interval: float = 1.0,
 ) -> OutboxWorker[Screen]:
-    """The MAX outbox's dispatcher: MAX_NOTIFY_RATE overall, 2 messages a second per dialog."""
+    """The MAX outbox's dispatcher: MAX_NOTIFY_RATE overall, 2 messages a second per dialog
+    (with the replies sent through `client`)."""
     return push_worker(
         session_factory,
         MaxSender(client, settings, send_timeout),
@@ -98,7 +84,8 @@ def build_max_notifier(
         clock,
         channel=MAX_CHANNEL,
         rate=settings.MAX_NOTIFY_RATE,
-        per_chat_interval=PER_CHAT_INTERVAL,
+        per_chat_interval=client.messages.interval,
+        pacer=client.messages,
         policy=policy,
         poll_interval=poll_interval,
     )

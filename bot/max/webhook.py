@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
-
-from bot.conversation.intake import Messenger, WebhookIntake
+from bot.conversation.intake import Messenger
 from bot.max.client import MaxClient, MaxError
 from bot.max.polling import Feed
 from bot.max.updates import UPDATE_TYPES
 from bot.settings import Settings, SettingsError
 from bot.texts import cli
-from bot.web.intake import refused, webhook_answer
+from bot.web.intake import Handling, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 MAX = Messenger("MAX updates", "MAX", log)
@@ -57,45 +55,17 @@ async def unsubscribe_all(client: MaxClient) -> None:
         log.info("MAX webhook subscription removed: polling")
 
 
-class MaxWebhookReceiver:
+class MaxWebhookReceiver(WebhookEndpoint):
     """The /max/webhook endpoint: each request is answered once its update is handled."""
 
+    path = MAX_WEBHOOK_PATH
+    header = SECRET_HEADER
+
     def __init__(self, feed: Feed, secret: str) -> None:
+        super().__init__(secret, MAX, MAX_CONCURRENT_UPDATES, DRAIN_TIMEOUT_SECONDS)
         self.feed = feed
-        self.secret = secret
-        self._intake = WebhookIntake(MAX_CONCURRENT_UPDATES, MAX)
 
-    def mount(self, app: web.Application) -> None:
-        app.router.add_post(MAX_WEBHOOK_PATH, self.handle)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        refusal = refused(
-            request,
-            SECRET_HEADER,
-            self.secret,
-            log,
-            "MAX webhook request refused: wrong or missing secret",
-        )
-        if refusal is not None:
-            return refusal
-        try:
-            update = await request.json()
-        except ValueError:
-            update = None
-        if not isinstance(update, dict) or not isinstance(update.get("update_type"), str):
-            log.warning("MAX webhook request refused: not a MAX update")
-            return web.json_response({"error": "not a MAX update"}, status=400)
-        receipt = await self._intake.receive(lambda: self.feed(update), name="max-update")
-        return webhook_answer(receipt)
-
-    @property
-    def in_flight(self) -> int:
-        return self._intake.in_flight
-
-    async def idle(self) -> None:
-        await self._intake.idle()
-
-    async def stop(self, grace_seconds: float = DRAIN_TIMEOUT_SECONDS) -> None:
-        """Take no more updates (503: MAX delivers them again); wait for those in progress up to
-        `grace_seconds`; cancel the rest (rolled back, unanswered, delivered again)."""
-        await self._intake.stop(grace_seconds)
+    def take(self, raw: object) -> Handling | None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("update_type"), str):
+            return None
+        return (lambda: self.feed(raw)), "max-update"

@@ -19,6 +19,7 @@ from bot.links import deep_links
 from bot.max.front import MaxFront
 from bot.max.front import build_client as build_max_client
 from bot.process.dispatcher import Background, start_background
+from bot.process.stopping import within
 from bot.settings import Settings, SettingsError
 from bot.telegram.bot import (
     DEFAULT_COMMANDS,
@@ -210,25 +211,25 @@ async def run(settings: Settings) -> None:
             forget_handled_updates_periodically(session_factory, clock), name="forget-updates"
         )
         await serve_messengers(settings, bot, dp, receiver, runner, max_front, liveness)
-    finally:
+    finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
         if pruning is not None:
             pruning.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruning
         if decisions is not None and decisions_task is not None:
-            await decisions.stop(decisions_task)
+            await within("the decisions webhook", decisions.stop(decisions_task))
         if background is not None:
-            await background.stop()
+            await within("the notification dispatcher", background.stop())
         if retention is not None:
-            await retention.stop()
+            await within("the retention job", retention.stop())
         if runner is not None:
-            await runner.cleanup()
-        await conversation.close()
+            await within("the web server", runner.cleanup())
+        await within("the conversation store", conversation.close())
         if bot is not None:
-            await bot.session.close()
+            await within("the Telegram session", bot.session.close())
         if max_front is not None:
-            await max_front.close()
-        await engine.dispose()
+            await within("the MAX session", max_front.close())
+        await within("the database", engine.dispose())
         log.info("stopped")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.max.client import MaxClient
 from bot.max.sender import MAX_CHANNEL, build_max_notifier
+from bot.process.stopping import within
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.bot import Bot
@@ -123,11 +124,11 @@ async def run_dispatcher(settings: Settings) -> None:
     retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
     try:
         await stop.wait()
-    finally:
-        await retention.stop()
-        await background.stop()
+    finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
+        await within("the retention job", retention.stop())
+        await within("the notification dispatcher", background.stop())
         if bot is not None:
-            await bot.session.close()
+            await within("the Telegram session", bot.session.close())
         if max_client is not None:
-            await max_client.close()
-        await engine.dispose()
+            await within("the MAX session", max_client.close())
+        await within("the database", engine.dispose())

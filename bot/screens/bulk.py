@@ -15,16 +15,22 @@ from bot.texts import export as export_texts
 from services.queries import Page
 from services.views import ApplicationView
 
+LIMIT = 500  # applications one bulk approval takes at most
+
 
 def back_to_list(search: bool) -> Button:
     return Button(t.BUTTON_BACK, ListIntent(status_filter=ListFilter.NEW, search=search))
 
 
 def with_bulk_buttons(screen: Screen, count: int, search: bool) -> Screen:
-    """The director's «Не обработана» list with «✅ Одобрить все (N)» and «☑️ Выбрать
-    несколько», above the way back to the menu."""
+    """The director's «Не обработана» list with «✅ Одобрить все (N)» (of more than LIMIT:
+    «✅ Одобрить первые 500», what the confirmation takes) and «☑️ Выбрать несколько», above
+    the way back to the menu."""
+    label = (
+        t.BUTTON_ALL.format(count=count) if count <= LIMIT else t.BUTTON_FIRST.format(count=LIMIT)
+    )
     row = (
-        Button(t.BUTTON_ALL.format(count=count), BulkIntent(BulkAction.ALL, search=search)),
+        Button(label, BulkIntent(BulkAction.ALL, search=search)),
         Button(t.BUTTON_PICK, BulkIntent(BulkAction.PICK, search=search)),
     )
     rows = (*screen.rows[:-1], row, screen.rows[-1]) if screen.rows else (row,)
@@ -76,8 +82,13 @@ def numbers_text(numbers: list[int]) -> str:
     return shown + (", …" if len(numbers) > t.NUMBERS_SHOWN else "")
 
 
-def confirmation(items: list[ApplicationView], excluded: list[int], search: bool) -> Screen:
+def confirmation(
+    items: list[ApplicationView], excluded: list[int], search: bool, *, total: int = 0
+) -> Screen:
+    """What «Одобрить» will approve; `total`: how many the list had, when more than LIMIT."""
     lines = [t.CONFIRM_TITLE.format(count=len(items)), ""]
+    if total > LIMIT:
+        lines += [t.CONFIRM_FIRST.format(limit=LIMIT, total=total), ""]
     lines += [escape(row_text(item)) for item in items[: t.CONFIRM_SHOWN]]
     if len(items) > t.CONFIRM_SHOWN:
         lines.append(t.CONFIRM_MORE.format(count=len(items) - t.CONFIRM_SHOWN))
@@ -109,10 +120,11 @@ def comment_prompt(count: int, search: bool) -> Screen:
 def result(approved: int, already: list[int], refused: list[int]) -> str:
     """«Одобрено 14; уже обработаны 2: №39746, №39750»."""
     parts = [t.RESULT.format(approved=approved)]
-    if already:
-        parts.append(t.RESULT_ALREADY.format(count=len(already), numbers=numbers_text(already)))
-    if refused:
-        parts.append(t.RESULT_REFUSED.format(count=len(refused), numbers=numbers_text(refused)))
+    for numbers, what in ((already, t.RESULT_ALREADY), (refused, t.RESULT_REFUSED)):
+        if numbers:
+            parts.append(
+                t.RESULT_NUMBERS.format(what=what(len(numbers)), numbers=numbers_text(numbers))
+            )
     return "; ".join(parts)
 
 

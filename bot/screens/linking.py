@@ -10,7 +10,7 @@ from bot.screens.markup import escape
 from bot.screens.screen import Button, Screen, rows
 from bot.texts import linking as link_texts
 from bot.texts.domain import role_label
-from bot.texts.messengers import say
+from bot.texts.messengers import messenger_name, say
 from services.domain import Actor
 from services.linking import MessengerAccount, MoveOutcome
 
@@ -68,6 +68,33 @@ def move_requested(until: str, messenger: str) -> Screen:
     return Screen(say(link_texts.MOVE_REQUESTED, messenger, until=until))
 
 
+def add_requested(until: str, elsewhere: tuple[str, ...], messenger: str) -> Screen:
+    """To the user who opened the link of an account bound in other messengers only."""
+    where = link_texts.messenger_list(elsewhere)
+    return Screen(say(link_texts.ADD_REQUESTED, messenger, until=until, elsewhere=where))
+
+
+def add_question(
+    requester: MessengerAccount, until: str, request_id: int, messenger: str
+) -> Screen:
+    """To the owner of a binding in another messenger: «Разрешить привязку MAX-аккаунта к
+    вашей учётной записи?»."""
+    account = escape(link_texts.messenger_account(requester))
+    asker = messenger_name(requester.messenger)
+    text = say(link_texts.ADD_QUESTION, messenger, asker=asker, account=account, until=until)
+    return Screen(text, answer_buttons(request_id))
+
+
+def answer_buttons(request_id: int) -> tuple[tuple[Button, ...], ...]:
+    """«Разрешить» / «Запретить» under a request."""
+    return (
+        (
+            Button(link_texts.MOVE_ALLOW, LinkIntent(LinkAction.ALLOW_MOVE, request_id)),
+            Button(link_texts.MOVE_DENY, LinkIntent(LinkAction.DENY_MOVE, request_id)),
+        ),
+    )
+
+
 def move_question(
     requester: MessengerAccount, until: str, request_id: int, messenger: str
 ) -> Screen:
@@ -75,20 +102,26 @@ def move_question(
     account = escape(link_texts.messenger_account(requester))
     return Screen(
         say(link_texts.MOVE_QUESTION, messenger, account=account, until=until),
-        (
-            (
-                Button(link_texts.MOVE_ALLOW, LinkIntent(LinkAction.ALLOW_MOVE, request_id)),
-                Button(link_texts.MOVE_DENY, LinkIntent(LinkAction.DENY_MOVE, request_id)),
-            ),
-        ),
+        answer_buttons(request_id),
     )
 
 
-def move_outcome(outcome: MoveOutcome, actor: Actor | None, messenger: str) -> Screen:
-    """To the user who asked: what became of the request (`actor`: who they are, if allowed)."""
+def move_outcome(
+    outcome: MoveOutcome,
+    actor: Actor | None,
+    messenger: str,
+    *,
+    adding: bool = False,
+    by: str = "",
+) -> Screen:
+    """To the user who asked: what became of the request (`actor`: who they are, if allowed;
+    `adding`: the request was to add a binding, answered in the messenger `by`). An allowed
+    add whose consent is accepted already leads on to the main menu."""
     name = escape(actor.full_name) if actor is not None else ""
     role = role_label(actor.role) if actor is not None else ""
-    return Screen(say(link_texts.MOVE_OUTCOMES[outcome], messenger, name=name, role=role))
+    texts_by_outcome = link_texts.ADD_OUTCOMES if adding else link_texts.MOVE_OUTCOMES
+    text = say(texts_by_outcome[outcome], messenger, name=name, role=role, by=messenger_name(by))
+    return Screen(text, menu_only() if adding and actor is not None else ())
 
 
 def logout_question(name: str, messenger: str) -> Screen:

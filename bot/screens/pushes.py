@@ -74,9 +74,10 @@ def comment_lines(event: EventView, hide_names: bool, hint: str) -> list[str]:
     return [texts.COMMENT.format(comment=clip(event.comment, COMMENT_LENGTH))]
 
 
-def new_application(application: ApplicationView, *, hide_names: bool) -> Screen:
+def new_application(application: ApplicationView, *, hide_names: bool, own: bool = False) -> Screen:
     """To a director of the applicant's organisation, with the decision buttons while the
-    application waits for them."""
+    application waits for them; `own`: it is the director's own application, which he may not
+    decide (services.domain.own_decision_refusal), so the push says why and offers the card."""
     lines = [texts.NEW_APPLICATION_TITLE.format(number=application.number)]
     if not hide_names:
         lines.append(applicant_line(application))
@@ -85,6 +86,9 @@ def new_application(application: ApplicationView, *, hide_names: bool) -> Screen
         dates = study_dates(application.study_from, application.study_to)
         lines.append(texts.STUDY_DATES.format(dates=dates))
     lines.append(texts.STATUS.format(status=status_label(application.status)))
+    if application.status is Status.NEW and own:
+        lines.append(texts.OWN_APPLICATION)
+        return Screen("\n".join(lines), ((open_button(application.number),),))
     if application.status is Status.NEW:
         return Screen("\n".join(lines), decision_buttons(application.number))
     lines.append(texts.ALREADY_PROCESSED)

@@ -31,7 +31,7 @@ from aiogram.types import BotCommand, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
-from bot.conversation.linking import announcement
+from bot.conversation.effects import Reply
 from bot.conversation.runner import Runner
 from bot.conversation.stores import build_runner
 from bot.settings import Settings, SettingsError
@@ -41,8 +41,6 @@ from bot.texts import cli
 from bot.web.metrics import Metrics, UpdateMetricsMiddleware
 from handlers import telegram as telegram_handlers
 from services.clock import Clock, SystemClock
-from services.linking import Linked
-from storage.repositories import Repositories
 
 __all__ = [
     "DEFAULT_COMMANDS",
@@ -134,20 +132,16 @@ def build_dispatcher(
     return dp
 
 
-def announce_to(bot: Bot) -> Callable[[Linked, Repositories], Awaitable[None]]:
-    """How the bot-first sign-in page tells the chat it is linked (after its commit); a chat
-    the Bot API cannot reach is logged: the account is bound all the same."""
+def announce_to(bot: Bot) -> Callable[[int, Reply], Awaitable[None]]:
+    """How the bot-first sign-in page tells the chat it is linked (the reply built before its
+    commit, sent after it with no transaction open); a chat the Bot API cannot reach is
+    logged: the account is bound all the same."""
 
-    async def announce(linked: Linked, repo: Repositories) -> None:
-        reply = await announcement(repo, linked, telegram_handlers.MESSENGER)
+    async def announce(chat_id: int, reply: Reply) -> None:
         try:
-            await TelegramExecutor(bot, linked.binding.chat_id).execute(reply.effects)
+            await TelegramExecutor(bot, chat_id).execute(reply.effects)
         except TelegramAPIError as error:
-            log.warning(
-                "could not tell chat %s it is linked: %s",
-                linked.binding.chat_id,
-                type(error).__name__,
-            )
+            log.warning("could not tell chat %s it is linked: %s", chat_id, type(error).__name__)
 
     return announce
 

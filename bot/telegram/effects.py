@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import BufferedInputFile
 
 from bot.conversation.effects import (
+    ChatExecutor,
     Commands,
     Document,
     Edit,
@@ -39,22 +40,9 @@ CANNOT_EDIT = ("message to edit not found", "message can't be edited", "MESSAGE_
 ANSWER_LIMIT = 200  # characters of a callback answer
 
 
-class TelegramExecutor:
-    """The effects of one update, in the chat it came from; `callback_id` and `origin` (the
-    pressed message's id) when the update is a press."""
-
-    def __init__(
-        self,
-        bot: Bot,
-        chat_id: int,
-        *,
-        callback_id: str | None = None,
-        origin: int | None = None,
-    ) -> None:
-        self.bot = bot
-        self.chat_id = chat_id
-        self.callback_id = callback_id
-        self.origin = origin
+class TelegramExecutor(ChatExecutor[Bot, int]):
+    """The effects of one update through the bot (`api`), in the chat it came from; a press's
+    `callback_id` and `origin` (the pressed message's id)."""
 
     async def execute(self, effects: list[Effect]) -> None:
         if self.callback_id is not None:
@@ -62,9 +50,9 @@ class TelegramExecutor:
         for effect in effects:
             try:
                 if isinstance(effect, Show):
-                    await self._show(effect)
+                    await self.show(effect)
                 elif isinstance(effect, Document):
-                    await self.bot.send_document(
+                    await self.api.send_document(
                         self.chat_id,
                         BufferedInputFile(effect.content, filename=effect.filename),
                         caption=effect.caption or None,
@@ -74,7 +62,7 @@ class TelegramExecutor:
                 elif isinstance(effect, Remove):
                     await self._remove(effect.message_id)
                 elif isinstance(effect, Commands):
-                    await set_chat_commands(self.bot, self.chat_id, effect.role)
+                    await set_chat_commands(self.api, self.chat_id, effect.role)
             except TelegramAPIError as error:
                 log.warning(
                     "chat %s: %s not carried out: %s",
@@ -87,9 +75,9 @@ class TelegramExecutor:
         assert self.callback_id is not None
         try:
             if notice is None:
-                await self.bot.answer_callback_query(self.callback_id)
+                await self.api.answer_callback_query(self.callback_id)
             else:
-                await self.bot.answer_callback_query(
+                await self.api.answer_callback_query(
                     self.callback_id,
                     text=shorten(notice.text, ANSWER_LIMIT),
                     show_alert=True if notice.alert else None,
@@ -97,22 +85,12 @@ class TelegramExecutor:
         except TelegramAPIError as error:  # too late (a redelivered press): nothing to answer
             log.info("press in chat %s not answered: %s", self.chat_id, type(error).__name__)
 
-    async def _show(self, effect: Show) -> None:
-        if (
-            effect.in_place
-            and self.origin is not None
-            and await self._edit(self.origin, effect.screen)
-        ):
-            return
-        await self.send(effect.screen)
-
     async def send(self, screen: Screen) -> int:
-        return await send_screen(self.bot, self.chat_id, screen)
+        return await send_screen(self.api, self.chat_id, screen)
 
-    async def _edit(self, message_id: int, screen: Screen) -> bool:
-        """Edit the message into the screen; False if it can no longer be edited."""
+    async def edit(self, message_id: int, screen: Screen) -> bool:
         try:
-            await self.bot(
+            await self.api(
                 EditScreen(
                     text=screen.text,
                     chat_id=self.chat_id,
@@ -132,9 +110,9 @@ class TelegramExecutor:
     async def _edit_earlier(self, effect: Edit) -> None:
         # Not a Telegram message id, or no longer editable: the new screen says enough.
         with contextlib.suppress(ValueError):
-            await self._edit(int(effect.message_id), effect.screen)
+            await self.edit(int(effect.message_id), effect.screen)
 
     async def _remove(self, message_id: str) -> None:
         # Already gone, or not a Telegram message id: nothing to remove.
         with contextlib.suppress(TelegramBadRequest, ValueError):
-            await self.bot.delete_message(self.chat_id, int(message_id))
+            await self.api.delete_message(self.chat_id, int(message_id))

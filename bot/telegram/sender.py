@@ -36,7 +36,7 @@ from aiogram.exceptions import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.pushes import PushContext, push_worker, render
+from bot.conversation.pushes import SEND_TIMEOUT, PushSender, push_worker
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.flood import flood_errors_raised
@@ -54,36 +54,23 @@ from services.outbox import (
     Sent,
     capped_retry_after,
 )
-from storage.models import OutboxMessage
-from storage.repositories import Repositories
 
 log = logging.getLogger(__name__)
 
 PER_CHAT_INTERVAL = 1.0  # seconds between two messages to one chat
-SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
 UNAUTHORIZED_PAUSE = 60.0  # seconds to wait when Telegram rejects the token
 CHAT_GONE = ("chat not found", "user is deactivated", "bot was blocked", "bot was kicked")
 
 
-class TelegramSender:
-    """Renders a row at send time and sends it with the bot, classifying Telegram's answer."""
+class TelegramSender(PushSender[Bot]):
+    """Sends a row's push to its chat with the bot, classifying Telegram's answer."""
 
-    def __init__(self, bot: Bot, settings: Settings, send_timeout: float = SEND_TIMEOUT) -> None:
-        self.bot = bot
-        self.settings = settings
-        self.send_timeout = send_timeout
-
-    async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
-        return await render(PushContext(repo, row, self.settings))
-
-    async def send(self, row: OutboxMessage, prepared: Screen) -> Outcome:
-        if row.chat_id is None:
-            return Failed("the row names no chat")
+    async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
         try:
             # The 429 comes back at once: the worker decides whom it holds back.
             with flood_errors_raised():
                 async with asyncio.timeout(self.send_timeout):
-                    message_id = await send_screen(self.bot, row.chat_id, prepared)
+                    message_id = await send_screen(self.api, chat_id, screen)
         except TelegramRetryAfter as error:
             seconds = capped_retry_after(error.retry_after)
             return RetryAfter(seconds, f"429: Too Many Requests: retry after {error.retry_after}")

@@ -22,11 +22,11 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.conversation.intake import Messenger, WebhookIntake
+from bot.conversation.intake import Messenger
 from bot.settings import Settings, SettingsError
 from bot.telegram.feed import feed
 from bot.texts import cli
-from bot.web.intake import refused, webhook_answer
+from bot.web.intake import Handling, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 TELEGRAM = Messenger("updates", "Telegram", log)
@@ -61,52 +61,24 @@ async def set_webhook(bot: Bot, dp: Dispatcher, url: str, secret: str) -> None:
         raise SettingsError([cli.WEBHOOK_REJECTED.format(url=url, error=error.message)]) from None
 
 
-class WebhookReceiver:
-    """The /telegram/webhook endpoint: each request is answered once its update is handled."""
+class WebhookReceiver(WebhookEndpoint):
+    """The /telegram/webhook endpoint: each request is answered once its update is handled
+    (stopping: Telegram delivers it again, to another replica or to this one after a restart)."""
+
+    path = WEBHOOK_PATH
+    header = SECRET_HEADER
 
     def __init__(self, bot: Bot, dp: Dispatcher, secret: str) -> None:
+        super().__init__(secret, TELEGRAM, MAX_CONCURRENT_UPDATES, DRAIN_TIMEOUT_SECONDS)
         self.bot = bot
         self.dp = dp
-        self.secret = secret
-        self._intake = WebhookIntake(MAX_CONCURRENT_UPDATES, TELEGRAM)
 
-    def mount(self, app: web.Application) -> None:
-        app.router.add_post(WEBHOOK_PATH, self.handle)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        refusal = refused(
-            request,
-            SECRET_HEADER,
-            self.secret,
-            log,
-            "webhook request refused: wrong or missing secret token",
-        )
-        if refusal is not None:
-            return refusal
+    def take(self, raw: object) -> Handling | None:
         try:
-            update = Update.model_validate(await request.json(), context={"bot": self.bot})
-        except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
-            log.warning("webhook request refused: not a Telegram update")
-            return web.json_response({"error": "not a Telegram update"}, status=400)
-        # Stopping: Telegram delivers it again, to another replica or to this one after a restart.
-        receipt = await self._intake.receive(
-            lambda: feed(self.dp, self.bot, update), name=f"update-{update.update_id}"
-        )
-        return webhook_answer(receipt)
-
-    @property
-    def in_flight(self) -> int:
-        return self._intake.in_flight
-
-    async def idle(self) -> None:
-        """Wait until every update taken in so far has been processed."""
-        await self._intake.idle()
-
-    async def stop(self, grace_seconds: float = DRAIN_TIMEOUT_SECONDS) -> None:
-        """Take no more updates (they get 503 and come again); wait up to `grace_seconds` for
-        those in progress; cancel the rest: rolled back and unanswered, Telegram delivers them
-        again."""
-        await self._intake.stop(grace_seconds)
+            update = Update.model_validate(raw, context={"bot": self.bot})
+        except ValidationError:
+            return None
+        return (lambda: feed(self.dp, self.bot, update)), f"update-{update.update_id}"
 
 
 async def wait_for_stop_signal() -> None:

@@ -67,9 +67,3 @@ STALE_BUTTON = "Кнопка устарела, откройте меню зан�
 # The answer to a press that changes nothing on screen, where the messenger refuses an empty
 # answer (MAX).
 PRESS_TAKEN = "Готово"
-
-# In place of a file (the list exported as .xlsx) where the messenger's front end sends none yet.
-FILES_NOT_SENT = (
-    "В {messenger} бот пока не отправляет файлы, поэтому выгрузку списка файлом .xlsx здесь не "
-    "получить. Заявки по-прежнему открываются из главного меню: /menu."
-)

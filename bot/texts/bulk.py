@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from bot.texts.plural import Plural
+
 BUTTON_ALL = "✅ Одобрить все ({count})"
+# More on the list than one approval takes: the first {count} of them, in the list's order.
+BUTTON_FIRST = "✅ Одобрить первые {count}"
 BUTTON_PICK = "☑️ Выбрать несколько"
 BUTTON_PICKED = "✅ Одобрить выбранные ({count})"
 BUTTON_WITHOUT_COMMENT = "✅ Одобрить без комментария"
@@ -26,6 +30,10 @@ CONFIRM_HINT = (
     "уведомление. Комментарий, если добавите, будет один для всех."
 )
 CONFIRM_EXCLUDED = "Не войдут (решение по своей заявке принимают сотрудники): {numbers}"
+CONFIRM_FIRST = (
+    "За один раз одобряются не больше {limit} заявок: это первые {limit} из {total} по порядку "
+    "списка. Остальные останутся в статусе «Не обработана»."
+)
 NOTHING_TO_APPROVE = "Нет заявок со статусом «Не обработана», которые вы можете одобрить."
 NOTHING_PICKED = "Отметьте хотя бы одну заявку."
 GONE = "Список для одобрения уже не сохранён: откройте его заново."
@@ -34,8 +42,12 @@ COMMENT_PROMPT = (
     "заявители. Или нажмите «Без комментария»."
 )
 RESULT = "Одобрено {approved}"
-RESULT_ALREADY = "уже обработаны {count}: {numbers}"
-RESULT_REFUSED = "не одобрены {count}: {numbers}"
+# «уже обработана 1: №39733», «уже обработаны 2: …», «уже обработаны 5: …».
+RESULT_ALREADY = Plural(
+    "уже обработана {count}", "уже обработаны {count}", "уже обработаны {count}"
+)
+RESULT_REFUSED = Plural("не одобрена {count}", "не одобрены {count}", "не одобрены {count}")
+RESULT_NUMBERS = "{what}: {numbers}"
 RESULT_TOAST = "Одобрено: {approved}"
 FOR_DIRECTORS = "Массовое одобрение — для роли «Руководитель ОО»."
 NUMBERS_SHOWN = 20  # numbers listed in the result, then «…»

@@ -26,6 +26,11 @@ COMMENT = "Комментарий: {comment}"
 COMMENT_ON_CARD = "К заявке есть комментарий — откройте «Подробнее»."
 COMMENT_TEXT_ON_CARD = "Текст комментария — в карточке заявки, откройте «Подробнее»."
 ALREADY_PROCESSED = "Заявка уже обработана."
+# A director's own application (DIRECTOR_DECIDES_OWN off): no decision buttons in its push.
+OWN_APPLICATION = (
+    "Эту заявку подали вы сами: руководитель не принимает решение по своей заявке — её "
+    "рассмотрят сотрудники ЦОПМ / ГБУ ДПО «ЧИРО»."
+)
 
 DIGEST_COUNT = "Заявок «Не обработана» в вашей организации: <b>{count}</b>"
 DIGEST_LINE = "№{number} · {name} · {program}"

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.conversation.effects import Reply
+from bot.conversation.linking import announcement
 from bot.settings import Settings
 from bot.texts import linking as texts
 from bot.texts.messengers import say
@@ -223,7 +225,7 @@ def page(
 
 # Both are the messenger's (bot/telegram/bot.py): each logs a failure to reach the chat and
 # returns; the page goes on.
-Announce = Callable[[Linked, Repositories], Awaitable[None]]
+Announce = Callable[[int, Reply], Awaitable[None]]
 Tell = Callable[[int, str], Awaitable[None]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -237,7 +239,7 @@ class LinkPages:
     tell: Tell  # sends a chat a message (bot.telegram.bot.chat_teller)
     clock: Clock
     bot_username: str
-    announce: Announce  # tells the chat it is linked (bot.telegram.bot.announce_to)
+    announce: Announce  # sends the chat its announcement (bot.telegram.bot.announce_to)
     provider: OidcProvider | None = None
     launch: LaunchVerifier | None = None  # checks the launch data of the Mini App
     messenger: str = "telegram"  # whose Mini App opens the pages: their texts name it
@@ -412,7 +414,9 @@ class LinkPages:
                 return self.refusal(row)
             if "error" in query:
                 log.info("sign-in refused at the provider: %s", query.get("error", "")[:64])
-                await self.tell_chat(row.chat_id, texts.SIGN_IN_DENIED_CHAT)
+                chat_id = row.chat_id
+                await session.rollback()  # nothing to keep; no transaction while Telegram waits
+                await self.tell_chat(chat_id, texts.SIGN_IN_DENIED_CHAT)
                 return self.failure(texts.PAGE_DENIED, 403)
             code, nonce, verifier = query.get("code"), row.oidc_nonce, row.oidc_code_verifier
             issuer = query.get("iss")  # RFC 9207, where the provider sends it
@@ -503,17 +507,25 @@ class LinkPages:
                 )
             else:
                 outcome = await confirm_sign_in(repo, row, clock=self.clock)
+                # Built in the transaction, sent after it (none open while Telegram waits).
+                reply = (
+                    await announcement(repo, outcome, self.messenger)
+                    if isinstance(outcome, Linked)
+                    else None
+                )
                 await session.commit()
                 if isinstance(outcome, LinkRefused):
                     await self.tell_chat(chat_id, self.chat_refusal(outcome.reason))
                     return self.refusal(outcome.reason)
+                assert reply is not None
                 log.info(
                     "account %s linked to %s user %s (bot first)",
                     outcome.binding.account_id,
                     outcome.binding.messenger,
                     outcome.binding.user_id,
                 )
-                await self.announce(outcome, repo)  # bound all the same; /start shows the rest
+                # Bound all the same if the chat cannot be told; /start shows the rest.
+                await self.announce(outcome.binding.chat_id, reply)
                 response = page(
                     texts.PAGE_DONE_TITLE, [self.say(texts.PAGE_DONE)], extra=self.back_to_bot()
                 )

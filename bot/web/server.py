@@ -38,6 +38,10 @@ class Liveness:
         }
 
 
+# Seconds the web server waits for requests in progress when it stops (twice at most: aiohttp
+# waits, then cancels them and waits again).
+SHUTDOWN_SECONDS = 3.0
+
 LIVENESS_KEY = web.AppKey("liveness", Liveness)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 CLOCK_KEY = web.AppKey("clock", Clock)
@@ -138,9 +142,12 @@ class RedactingAccessLogger(AbstractAccessLogger):
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
-    """The runner every web server of the bot uses: the access log redacted."""
+    """The runner every web server of the bot uses: the access log redacted; on a stop,
+    requests still in progress get SHUTDOWN_SECONDS (the webhooks' updates are drained before),
+    not aiohttp's minute: a request whose body never comes must not hold up the stop."""
     return web.AppRunner(
         app,
         access_log_class=RedactingAccessLogger,
         access_log=logging.getLogger("aiohttp.access"),
+        shutdown_timeout=SHUTDOWN_SECONDS,
     )

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.locks import InProcessLocks
 from storage.states import StateKey
-from tests.bot.test_director import press_on
 from tests.director_data import (
     DIRECTOR,
     NEWEST_NEW,
@@ -49,10 +48,10 @@ async def test_two_directors_decide_at_once_and_one_wins(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], cancel_with: str
 ) -> None:
     approving = await harness.send(DIRECTOR, f"/start app_{NEWEST_NEW}")
-    approving = await press_on(harness, approving, "✅ Одобрить")
+    approving = await harness.press(approving.chat_id, "✅ Одобрить", approving.message_id)
     cancelling = await harness.send(SECOND_DIRECTOR, f"/start app_{NEWEST_NEW}")
-    await press_on(harness, cancelling, "❌ Отменить")
-    cancelling = await press_on(harness, cancelling, "Да, отменить")
+    await harness.press(cancelling.chat_id, "❌ Отменить", cancelling.message_id)
+    cancelling = await harness.press(cancelling.chat_id, "Да, отменить", cancelling.message_id)
 
     harness.api.press(DIRECTOR, "Без комментария", approving.message_id)
     if cancel_with == "button":
@@ -86,7 +85,7 @@ async def test_a_double_tap_is_handled_once_then_sees_the_result(
 ) -> None:
     assert isinstance(harness.dp["runner"].locks, InProcessLocks)
     prompt = await harness.send(DIRECTOR, f"/start app_{NEWEST_NEW}")
-    prompt = await press_on(harness, prompt, "✅ Одобрить")
+    prompt = await harness.press(prompt.chat_id, "✅ Одобрить", prompt.message_id)
     harness.api.press(DIRECTOR, "Без комментария", prompt.message_id)
     harness.api.press(DIRECTOR, "Без комментария", prompt.message_id)
     await feed_at_once(harness)

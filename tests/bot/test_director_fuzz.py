@@ -26,7 +26,6 @@ from bot.conversation.intents import (
     StatusCode,
     decode,
 )
-from tests.bot.test_director import open_list
 from tests.director_data import (
     APPLICANT,
     DIRECTOR,
@@ -36,7 +35,7 @@ from tests.director_data import (
     OTHER_ORG_NUMBER,
     UNLINKED,
     seed_applications,
-    snapshot,
+    unchanged,
 )
 from tests.fakes.bot_api import MAX_CALLBACK_DATA_BYTES
 from tests.harness import BotHarness
@@ -162,7 +161,8 @@ def generate(rng: random.Random, real: list[str]) -> list[Press]:
 
 async def real_buttons(harness: BotHarness) -> list[str]:
     """Callback data of the director's real screens: list, card, prompts, comments, history."""
-    screens = [await open_list(harness)]
+    menu = await harness.send(DIRECTOR, "/menu")
+    screens = [await harness.press(DIRECTOR, menu.buttons()[0][0])]
     screens.append(await harness.press(DIRECTOR, screens[0].buttons()[0][0]))
     for label in ["✅ Одобрить", "Отмена", "❌ Отменить", "Да, отменить", "Отмена"]:
         screens.append(await harness.press(DIRECTOR, label))
@@ -190,24 +190,23 @@ async def test_random_and_forged_callback_data_change_nothing(
         user: (await harness.send(user, "/start")).message_id
         for user in (DIRECTOR, OTHER_DIRECTOR, LISTENER, UNLINKED)
     }
-    before = await snapshot(session_factory)
-    presses = generate(random.Random(SEED), real)
-    assert sum(press.refused for press in presses) > PRESSES // 3
+    async with unchanged(session_factory):
+        presses = generate(random.Random(SEED), real)
+        assert sum(press.refused for press in presses) > PRESSES // 3
 
-    queries = [
-        (harness.api.press_data(p.user, p.data, target[p.user])["callback_query"]["id"], p)
-        for p in presses
-    ]
-    # All at once, as a polling dispatcher takes them: each user's presses queue on the user's
-    # lock, different users' run side by side.
-    updates = [
-        Update.model_validate(raw, context={"bot": harness.bot})
-        for raw in harness.api.take_updates()
-    ]
-    assert len(updates) == PRESSES
-    await asyncio.gather(*(harness.dp.feed_update(harness.bot, update) for update in updates))
+        queries = [
+            (harness.api.press_data(p.user, p.data, target[p.user])["callback_query"]["id"], p)
+            for p in presses
+        ]
+        # All at once, as a polling dispatcher takes them: each user's presses queue on the user's
+        # lock, different users' run side by side.
+        updates = [
+            Update.model_validate(raw, context={"bot": harness.bot})
+            for raw in harness.api.take_updates()
+        ]
+        assert len(updates) == PRESSES
+        await asyncio.gather(*(harness.dp.feed_update(harness.bot, update) for update in updates))
 
-    assert await snapshot(session_factory) == before
     assert harness.api.unanswered_callbacks() == []
     assert not harness.errors.records, [r.getMessage() for r in harness.errors.records]
     for query_id, press in queries:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.bot.test_director import last_answer
 from tests.director_data import BY_STATUS, DIRECTOR, LISTENER, seed_applications
 from tests.harness import BotHarness
 from tests.xlsx import read_rows
@@ -53,7 +52,7 @@ async def test_a_director_exports_the_list_as_filtered_every_page(harness: BotHa
     assert ["📤 Выгрузить"] in everything.buttons()
     before = len(harness.api.chat(DIRECTOR))
     await harness.press(DIRECTOR, "📤 Выгрузить", listing.message_id)
-    assert last_answer(harness) == {"text": "Список выгружен: 15"}
+    assert harness.last_answer() == {"text": "Список выгружен: 15"}
     [sent] = harness.api.chat(DIRECTOR)[before:]
     assert sent.document is not None
     assert sent.document["file_name"].endswith(".xlsx")
@@ -97,7 +96,7 @@ async def test_the_export_follows_the_filter_and_says_when_there_is_nothing(
 
     forged = ListIntent(action=ListAction.EXPORT, status_filter=ListFilter.ALL, search=True)
     await harness.press_data(DIRECTOR, forged.pack(), empty.message_id)
-    assert last_answer(harness) == {
+    assert harness.last_answer() == {
         "text": "Выгружать нечего: в списке нет заявок. Измените фильтр или поиск.",
         "show_alert": True,
     }

@@ -1,4 +1,5 @@
-"""The applicant's («Слушатель») workflow through the real Dispatcher and the Bot API double:
+"""The applicant's («Слушатель») workflow in each messenger, through the real front end and its
+double:
 «📄 Мои заявки», the card, comments to the directors, cancelling an own application after a
 confirmation with or without a reason, refusals, the deep link."""
 
@@ -7,26 +8,24 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.intents import AppAction, AppIntent, StatusCode
+from bot.conversation.intents import AppAction, StatusCode
 from services.applications import perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
 from storage.repositories import Repositories
-from tests.bot.test_director import last_answer, numbers_on, press_on, row_label
+from tests.chats import Chat, Shown, numbers_on, open_card, row_label
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
     OTHER_ORG_NUMBER,
     events_of,
+    forged,
     outbox_of,
-    snapshot,
     status_of,
+    unchanged,
 )
-from tests.fakes.bot_api import Message
-from tests.harness import BotHarness
 from tests.roles_data import OWN, OWN_NUMBERS, SOMEONE_ELSES, seed_roles
 
-STALE = "Кнопка устарела, откройте меню заново: /menu"
 DIRECTORS_OF_10 = [1, 2]
 
 
@@ -35,22 +34,15 @@ async def school(seeded: None, session_factory: async_sessionmaker[AsyncSession]
     await seed_roles(session_factory)
 
 
-async def my_applications(harness: BotHarness) -> Message:
-    menu = await harness.send(LISTENER, "/menu")
+async def my_applications(chat: Chat) -> Shown:
+    menu = await chat.send(LISTENER, "/menu")
     assert menu.buttons()[0] == ["📄 Мои заявки"]
-    return await harness.press(LISTENER, "📄 Мои заявки")
-
-
-async def open_own(harness: BotHarness, number: int) -> Message:
-    listing = await my_applications(harness)
-    while number not in numbers_on(listing):
-        listing = await harness.press(LISTENER, "▶")
-    return await harness.press(LISTENER, row_label(listing, number))
+    return await chat.press(LISTENER, "📄 Мои заявки")
 
 
 @pytest.mark.usefixtures("school")
-async def test_applicant_lists_only_own_applications(harness: BotHarness) -> None:
-    listing = await my_applications(harness)
+async def test_applicant_lists_only_own_applications(chat: Chat) -> None:
+    listing = await my_applications(chat)
     assert listing.text.split("\n")[:4] == [
         "📄 Мои заявки",
         "Статус: все",
@@ -68,7 +60,7 @@ async def test_applicant_lists_only_own_applications(harness: BotHarness) -> Non
         ["Отменена", "Включен в группу", "• Все"],
         ["◀ В главное меню"],
     ]
-    second = await harness.press(LISTENER, "▶")
+    second = await chat.press(LISTENER, "▶")
     assert numbers_on(second) == OWN_NUMBERS[6:]
 
     for label, status in [
@@ -77,33 +69,33 @@ async def test_applicant_lists_only_own_applications(harness: BotHarness) -> Non
         ("Отменена", "cancelled"),
         ("Включен в группу", "included"),
     ]:
-        filtered = await harness.press(LISTENER, label)
+        filtered = await chat.press(LISTENER, label)
         assert filtered.message_id == listing.message_id  # one message, edited in place
         assert numbers_on(filtered) == OWN[status]
 
     # Another applicant's application or another organisation's is not hers to see.
     for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
-        nothing = await harness.send(LISTENER, str(number))
+        nothing = await chat.send(LISTENER, str(number))
         assert nothing.text == f"Заявка №{number} не найдена или недоступна вам."
-    card = await harness.send(LISTENER, "39739")
+    card = await chat.send(LISTENER, "39739")
     assert card.text.startswith("Заявка №39739\nСтатус: Подтверждена руководителем ОО")
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
 async def test_applicant_opens_a_card_and_writes_to_the_directors(
-    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
+    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    card = await open_own(harness, 39737)
+    card = await open_card(chat, LISTENER, 39737)
     assert card.text.startswith("Заявка №39737\nСтатус: Не обработана")
     assert "Заявитель: Войсковая Юлия Олеговна" in card.text
     assert card.buttons() == [["❌ Отменить"], ["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
 
-    thread = await harness.press(LISTENER, "💬 Комментарии")
+    thread = await chat.press(LISTENER, "💬 Комментарии")
     assert thread.buttons() == [["✍️ Написать комментарий"], ["◀ К заявке"]]
-    prompt = await harness.press(LISTENER, "✍️ Написать комментарий")
+    prompt = await chat.press(LISTENER, "✍️ Написать комментарий")
     assert "Напишите комментарий одним сообщением — его получит руководитель ОО." in prompt.text
-    thread = await harness.send(LISTENER, "Прошу подтвердить: участвую в диагностике")
+    thread = await chat.send(LISTENER, "Прошу подтвердить: участвую в диагностике")
     assert thread.text.startswith("💬 Комментарий к заявке №39737 отправлен руководителю ОО.")
     assert "Войсковая Юлия Олеговна (Слушатель)" in thread.text
 
@@ -115,39 +107,39 @@ async def test_applicant_opens_a_card_and_writes_to_the_directors(
         (director, "comment", event.id) for director in DIRECTORS_OF_10
     ]
 
-    history = await press_on(harness, await harness.press(LISTENER, "◀ К заявке"), "🕓 История")
+    history = await chat.press_on(await chat.press(LISTENER, "◀ К заявке"), "🕓 История")
     assert "Войсковая Юлия Олеговна (Слушатель)" in history.text
     assert "Комментарий: Прошу подтвердить: участвую в диагностике" in history.text
-    back = await harness.press(LISTENER, "◀ К заявке")
-    back = await harness.press(LISTENER, "◀ К списку")
+    back = await chat.press(LISTENER, "◀ К заявке")
+    back = await chat.press(LISTENER, "◀ К списку")
     assert back.text.startswith("📄 Мои заявки\nСтатус: все")
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
 async def test_applicant_cancels_a_new_application_with_a_reason(
-    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+    chat: Chat, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
-    card = await open_own(harness, 39737)
-    confirm = await harness.press(LISTENER, "❌ Отменить")
+    card = await open_card(chat, LISTENER, 39737)
+    confirm = await chat.press(LISTENER, "❌ Отменить")
     assert confirm.message_id == card.message_id
     assert confirm.text.startswith(
         "Отменить заявку №39737? Руководитель ОО получит уведомление.\n\nВойсковая Юлия Олеговна"
     )
     assert confirm.buttons() == [["Да, отменить", "Нет"]]
-    kept = await harness.press(LISTENER, "Нет")  # back to the card, nothing changed
+    kept = await chat.press(LISTENER, "Нет")  # back to the card, nothing changed
     assert kept.text.startswith("Заявка №39737\nСтатус: Не обработана")
     assert await status_of(session_factory, 39737) == "new"
 
-    await harness.press(LISTENER, "❌ Отменить")
-    prompt = await harness.press(LISTENER, "Да, отменить")
+    await chat.press(LISTENER, "❌ Отменить")
+    prompt = await chat.press(LISTENER, "Да, отменить")
     assert "Напишите причину отмены для руководителя ОО одним сообщением" in prompt.text
     assert prompt.buttons() == [["Без комментария", "Отмена"]]
     assert await status_of(session_factory, 39737) == "new"
 
     clock.advance(minutes=7)
-    cancelled = await harness.send(LISTENER, "Записалась по ошибке")
-    assert harness.api.message(LISTENER, prompt.message_id).deleted
+    cancelled = await chat.send(LISTENER, "Записалась по ошибке")
+    assert chat.message(LISTENER, prompt.message_id).deleted
     lines = cancelled.text.split("\n")
     assert lines[0] == (
         "❌ Заявка №39737 отменена. Руководитель ОО получит уведомление с вашим комментарием."
@@ -169,20 +161,20 @@ async def test_applicant_cancels_a_new_application_with_a_reason(
     assert [(p.account_id, p.kind, p.event_id) for p in pushes] == [
         (director, "status_changed", event.id) for director in DIRECTORS_OF_10
     ]
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
 async def test_applicant_cancels_an_approved_application_without_a_reason(
-    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
+    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    card = await open_own(harness, 39739)
+    card = await open_card(chat, LISTENER, 39739)
     assert card.text.startswith("Заявка №39739\nСтатус: Подтверждена руководителем ОО")
     assert card.buttons()[0] == ["❌ Отменить"]
-    await harness.press(LISTENER, "❌ Отменить")
-    await harness.press(LISTENER, "Да, отменить")
-    cancelled = await harness.press(LISTENER, "Без комментария")
-    assert last_answer(harness)["text"] == "Заявка отменена"
+    await chat.press(LISTENER, "❌ Отменить")
+    await chat.press(LISTENER, "Да, отменить")
+    cancelled = await chat.press(LISTENER, "Без комментария")
+    assert chat.answer() == chat.toast("Заявка отменена")
     assert cancelled.text.startswith(
         "❌ Заявка №39739 отменена. Руководитель ОО получит уведомление.\n"
     )
@@ -194,95 +186,85 @@ async def test_applicant_cancels_an_approved_application_without_a_reason(
     # The directors, and staff (7), for whom the approved application was waiting.
     assert sorted(p.account_id for p in pushes) == [*DIRECTORS_OF_10, 7]
     assert {p.event_id for p in pushes} == {event.id}
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
 async def test_a_confirmation_gone_stale_shows_what_changed(
-    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+    chat: Chat, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
-    card = await open_own(harness, 39737)
-    await harness.press(LISTENER, "❌ Отменить")
+    card = await open_card(chat, LISTENER, 39737)
+    await chat.press(LISTENER, "❌ Отменить")
     director = Actor(1, "Петров Пётр Петрович", Role.DIRECTOR, frozenset(Role), 10)
     async with session_factory() as session:
         await perform_action(Repositories(session), director, 39737, Action.APPROVE, clock=clock)
         await session.commit()
-    redrawn = await press_on(harness, card, "Да, отменить")
+    redrawn = await chat.press_on(card, "Да, отменить")
     changed = (
         "ℹ️ Статус заявки изменился: было «Не обработана», теперь «Подтверждена руководителем ОО»."
     )
-    assert last_answer(harness) == {"text": changed, "show_alert": True}
+    assert chat.answer() == chat.alert(changed)
     assert redrawn.text.startswith(changed + "\n\nЗаявка №39737")
     assert redrawn.buttons()[0] == [
         "❌ Отменить"
     ]  # an approved application is still hers to cancel
     assert await status_of(session_factory, 39737) == "approved"
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
 async def test_applicant_is_refused_what_is_not_hers_to_do(
-    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
+    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    before = await snapshot(session_factory)
-    for number, status in [(39741, "Отменена"), (39743, "Включен в группу")]:
-        card = await open_own(harness, number)
-        assert f"Статус: {status}" in card.text
-        assert card.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
+    async with unchanged(session_factory):
+        for number, status in [(39741, "Отменена"), (39743, "Включен в группу")]:
+            card = await open_card(chat, LISTENER, number)
+            assert f"Статус: {status}" in card.text
+            assert card.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
 
-    def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
-        return AppIntent(action=action, number=number, status=status).pack()
-
-    # Processed applications of her own: refused with the status, the card shown as it is.
-    for action in (AppAction.CANCEL, AppAction.CANCEL_CONFIRMED, AppAction.CANCEL_NO_COMMENT):
-        await harness.press_data(LISTENER, forged(action, 39743), card.message_id)
-        assert last_answer(harness) == {
-            "text": "Заявка №39743 уже обработана: статус «Включен в группу»",
-            "show_alert": True,
-        }
-    await harness.press_data(
-        LISTENER, forged(AppAction.CANCEL_NO_COMMENT, 39741, StatusCode.CANCELLED), card.message_id
-    )
-    assert last_answer(harness) == {
-        "text": "Заявка №39741 уже обработана: статус «Отменена»",
-        "show_alert": True,
-    }
-    # Someone else's applications, of her organisation or another: not hers to see.
-    for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
-        for action in (AppAction.OPEN, AppAction.CANCEL_NO_COMMENT, AppAction.ADD_COMMENT):
-            await harness.press_data(LISTENER, forged(action, number), card.message_id)
-            assert last_answer(harness) == {
-                "text": f"Заявка №{number} не найдена или недоступна вам.",
-                "show_alert": True,
-            }
-    # The director's and staff's decisions on her own new application: not an applicant's.
-    for action, label in (
-        (AppAction.APPROVE, "Одобрить» — для роли «Руководитель ОО"),
-        (AppAction.APPROVE_NO_COMMENT, "Одобрить» — для роли «Руководитель ОО"),
-        (
-            AppAction.INCLUDE_NO_COMMENT,
-            "Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
-        ),
-    ):
-        await harness.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
-        assert last_answer(harness) == {
-            "text": f"Действие «{label}»; у вас такой роли нет",
-            "show_alert": True,
-        }
-    refused = await harness.send(LISTENER, f"/start app_{SOMEONE_ELSES}")
-    assert refused.text == "Заявка №39738 не найдена или недоступна вам."
-    assert await snapshot(session_factory) == before
-    harness.assert_no_errors()
+        # Processed applications of her own: refused with the status, the card shown as it is.
+        for action in (AppAction.CANCEL, AppAction.CANCEL_CONFIRMED, AppAction.CANCEL_NO_COMMENT):
+            await chat.press_data(LISTENER, forged(action, 39743), card.message_id)
+            assert chat.answer() == chat.alert(
+                "Заявка №39743 уже обработана: статус «Включен в группу»"
+            )
+        await chat.press_data(
+            LISTENER,
+            forged(AppAction.CANCEL_NO_COMMENT, 39741, StatusCode.CANCELLED),
+            card.message_id,
+        )
+        assert chat.answer() == chat.alert("Заявка №39741 уже обработана: статус «Отменена»")
+        # Someone else's applications, of her organisation or another: not hers to see.
+        for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
+            for action in (AppAction.OPEN, AppAction.CANCEL_NO_COMMENT, AppAction.ADD_COMMENT):
+                await chat.press_data(LISTENER, forged(action, number), card.message_id)
+                assert chat.answer() == chat.alert(
+                    f"Заявка №{number} не найдена или недоступна вам."
+                )
+        # The director's and staff's decisions on her own new application: not an applicant's.
+        for action, label in (
+            (AppAction.APPROVE, "Одобрить» — для роли «Руководитель ОО"),
+            (AppAction.APPROVE_NO_COMMENT, "Одобрить» — для роли «Руководитель ОО"),
+            (
+                AppAction.INCLUDE_NO_COMMENT,
+                "Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
+            ),
+        ):
+            await chat.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
+            assert chat.answer() == chat.alert(f"Действие «{label}»; у вас такой роли нет")
+        refused = await chat.start(LISTENER, f"app_{SOMEONE_ELSES}")
+        assert refused.text == "Заявка №39738 не найдена или недоступна вам."
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
-async def test_deep_link_opens_the_applicants_own_card(harness: BotHarness) -> None:
-    card = await harness.send(LISTENER, "/start app_39735")
+async def test_deep_link_opens_the_applicants_own_card(chat: Chat) -> None:
+    card = await chat.start(LISTENER, "app_39735")
     assert card.text.startswith("Заявка №39735\nСтатус: Не обработана")
     assert card.buttons()[0] == ["❌ Отменить"]
-    back = await harness.press(LISTENER, "◀ К списку")
+    back = await chat.press(LISTENER, "◀ К списку")
     assert back.text.startswith("📄 Мои заявки\nСтатус: все\nНайдено: 7")
     # The same link for the director of her organisation opens it with his decisions.
-    director = await harness.send(DIRECTOR, "/start app_39735")
+    director = await chat.start(DIRECTOR, "app_39735")
     assert director.buttons()[0] == ["✅ Одобрить", "❌ Отменить"]
-    harness.assert_no_errors()
+    chat.assert_no_errors()

@@ -1,11 +1,11 @@
 """The MAX conversation of an unlinked user through the real translation, runner and executor,
-over HTTP to the MAX Bot API double: welcome and help, an update handled once, a stale press
-answered in one request, no bot-first sign-in in MAX, and `link-token`'s links per messenger."""
+over HTTP to the MAX Bot API double: an update handled once, a stale press answered in one
+request, no bot-first sign-in in MAX, and `link-token`'s links per messenger (the welcome and
+help are test_bot_skeleton.py's, in each messenger)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,40 +22,7 @@ from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.max_api import FakeMaxAPI
 from tests.max_harness import MaxHarness, max_settings
 
-# MAX user ids apart from the Telegram ids the seeded data uses.
-USER = 7_000_001
-OTHER = 7_000_002
-
-
-@pytest.fixture
-async def max_api() -> AsyncIterator[FakeMaxAPI]:
-    async with FakeMaxAPI() as api:
-        api.add_user(USER, "Ирина", "Соколова", username="sokolova")
-        api.add_user(OTHER, "Пётр")
-        yield api
-
-
-@pytest.fixture
-async def max_harness(
-    max_api: FakeMaxAPI,
-    database_url: str,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: ManualClock,
-) -> AsyncIterator[MaxHarness]:
-    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
-    yield harness
-    await harness.close()
-
-
-async def test_an_unlinked_user_is_welcomed_and_helped(max_harness: MaxHarness) -> None:
-    welcome = await max_harness.start(USER)
-    assert welcome.text.startswith("Здравствуйте!")
-    assert welcome.format == "html"
-    assert (await max_harness.send(USER, "/help")).text.startswith("Помощь")
-    assert "<b>" not in (await max_harness.send(USER, "/help")).text  # rendered, not shown
-    anything = await max_harness.send(USER, "привет")
-    assert anything.text.startswith("Сначала привяжите")
-    max_harness.assert_no_errors()
+USER = factories.user_id_of(2000, "max")  # the stranger of tests/conftest.py's max_api
 
 
 async def test_every_update_is_handled_once(max_harness: MaxHarness) -> None:

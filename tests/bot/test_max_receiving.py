@@ -15,15 +15,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.receipts import Handling, Receipt
+from bot.max.front import MaxFront
 from bot.max.polling import MaxPoller
 from bot.max.updates import JsonDict
 from bot.max.webhook import MAX_WEBHOOK_PATH, MaxWebhookReceiver, subscribe, unsubscribe_all
-from services.clock import ManualClock
-from tests.fakes.max_api import FakeMaxAPI
-from tests.max_harness import MaxHarness, max_settings
+from tests.fakes.max_api import Call, FakeMaxAPI
+from tests.max_harness import MaxHarness
 
 pytestmark = pytest.mark.every_backend  # the record of handled events is the database's
 
@@ -38,18 +37,6 @@ async def max_api() -> AsyncIterator[FakeMaxAPI]:
         for user in USERS:
             api.add_user(user, f"Пользователь{user % 10}")
         yield api
-
-
-@pytest.fixture
-async def max_harness(
-    max_api: FakeMaxAPI,
-    database_url: str,
-    session_factory: async_sessionmaker[AsyncSession],
-    clock: ManualClock,
-) -> AsyncIterator[MaxHarness]:
-    harness = MaxHarness(max_api, max_settings(max_api, database_url), session_factory, clock)
-    yield harness
-    await harness.close()
 
 
 async def until(condition: Callable[[], bool], limit: float = LIMIT) -> None:
@@ -152,6 +139,57 @@ async def test_a_stop_drains_and_confirms(max_harness: MaxHarness) -> None:
     await asyncio.wait_for(task, LIMIT)
     assert len(replies(api, USERS[0])) == 1
     assert api.pending_updates() == []  # confirmed on the way out
+
+
+async def test_a_stop_confirms_a_marker_whose_poll_did_not_get_through(
+    max_harness: MaxHarness,
+) -> None:
+    """The poll that carried the marker of a handled update failed (MAX never took it), and the
+    stop came before the next one: the stop confirms the marker, so the update is not left with
+    MAX to come again."""
+    api = max_harness.api
+    handled: list[JsonDict] = []
+    carried: list[str] = []
+
+    async def feed(update: JsonDict) -> Receipt:
+        receipt = await max_harness.feed(update)
+        handled.append(update)
+        api.fail_next("GET /updates", status=503)  # the poll that carries its marker
+        return receipt
+
+    poller = MaxPoller(max_harness.client, feed, timeout=1, refresh=30)
+
+    def on_call(call: Call) -> None:
+        if call.endpoint == "GET /updates" and call.status == 503:
+            carried.append(call.query.get("marker", ""))
+            poller.stop()
+
+    api.observe(on_call)
+    api.send_text(USERS[0], "/help")
+    task = asyncio.create_task(poller.run())
+    await asyncio.wait_for(task, LIMIT)
+    assert len(handled) == 1
+    assert carried[0]  # the failed poll carried a marker
+    assert api.pending_updates() == []  # confirmed on the way out
+    assert api.calls_of("GET /updates")[-1].query["marker"] == carried[0]
+    assert len(replies(api, USERS[0])) == 1
+
+
+async def test_a_polling_front_end_stops_without_waiting_out_the_long_poll(
+    max_harness: MaxHarness,
+) -> None:
+    """MAX holds a long poll up to its timeout (30 s here, the front end's own); a stop ends the
+    front end at once, while the poll is still held: the request is given up, not waited out."""
+    api = max_harness.api
+    front = MaxFront(max_harness.settings, max_harness.runner, max_harness.client)
+    await front.start()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(front.serve(stop))
+    await until(lambda: api.long_polls_waiting == 1)
+    stop.set()
+    await asyncio.wait_for(serving, LIMIT)
+    assert api.long_polls_waiting == 1  # still held by MAX when the front end had stopped
+    assert not [call for call in api.calls_of("GET /updates") if call.query["timeout"] != "0"]
 
 
 async def test_polling_removes_a_webhook_subscription(max_harness: MaxHarness) -> None:

@@ -10,7 +10,6 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tests.bot.test_director import last_answer
 from tests.director_data import (
     DIRECTOR,
     NEWEST_NEW,
@@ -51,7 +50,7 @@ async def test_a_failed_commit_shows_no_success_and_the_card_as_it_is(
     shown = await harness.press(DIRECTOR, "Без комментария", prompt.message_id)
 
     assert len(harness.api.calls_of("answerCallbackQuery")) == answers + 1  # answered once
-    assert last_answer(harness) == {
+    assert harness.last_answer() == {
         "text": "Что-то пошло не так, попробуйте ещё раз.",
         "show_alert": True,
     }
@@ -89,5 +88,5 @@ async def test_the_toast_and_the_card_come_after_the_commit(
     finally:
         event.remove(engine.sync_engine, "commit", committed)
     assert order == ["commit", "answerCallbackQuery", "editMessageText"]
-    assert last_answer(harness) == {"text": "Заявка одобрена"}
+    assert harness.last_answer() == {"text": "Заявка одобрена"}
     harness.assert_no_errors()

@@ -1,4 +1,5 @@
-"""«🔔 Уведомления»: mute and unmute, opt out of the digest, edited in place."""
+"""«🔔 Уведомления» in each messenger: mute and unmute, opt out of the digest, edited in place;
+a person bound in one messenger is not asked where pushes go."""
 
 from __future__ import annotations
 
@@ -9,20 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.conversation.intents import NotifyAction, NotifyIntent
 from services.clock import ManualClock
 from services.digest import run_digest_if_due
-from storage.models import Account, Binding, OutboxMessage
+from storage.models import Account, OutboxMessage
 from tests.bot.test_pushes import add_application
-from tests.harness import BotHarness
+from tests.chats import Chat
 from tests.integration.test_digest import NINE, ZONE, add_applications, local
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
 
-async def account_of(session_factory: async_sessionmaker[AsyncSession], user: int) -> Account:
-    """The account of a Telegram user: what they chose for their pushes."""
-    async with session_factory() as session:
-        link = await session.scalar(
-            select(Binding).where(Binding.messenger == "telegram", Binding.user_id == user)
-        )
+async def account_of(chat: Chat, person: int) -> Account:
+    """The person's account: what they chose for their pushes."""
+    link = await chat.binding(person)
     assert link is not None
     return link.account
 
@@ -33,15 +31,9 @@ async def recipients(session_factory: async_sessionmaker[AsyncSession], kind: st
         return sorted(a for a in await session.scalars(query) if a is not None)
 
 
-def last_answer(harness: BotHarness) -> dict[str, object]:
-    return harness.api.calls_of("answerCallbackQuery")[-1].params
-
-
-async def test_a_director_mutes_and_unmutes_pushes_in_place(
-    harness: BotHarness, clock: ManualClock
-) -> None:
-    menu = await harness.send(1001, "/start")
-    screen = await harness.press(1001, "🔔 Уведомления")
+async def test_a_director_mutes_and_unmutes_pushes_in_place(chat: Chat, clock: ManualClock) -> None:
+    menu = await chat.start(1001)
+    screen = await chat.press(1001, "🔔 Уведомления")
     assert screen.message_id == menu.message_id  # one message, edited in place
     assert screen.text.splitlines() == [
         "🔔 Уведомления",
@@ -58,73 +50,71 @@ async def test_a_director_mutes_and_unmutes_pushes_in_place(
         ["◀ В главное меню"],
     ]
 
-    screen = await harness.press(1001, "🔕 Выключить уведомления")
+    screen = await chat.press(1001, "🔕 Выключить уведомления")
     assert screen.message_id == menu.message_id
-    assert last_answer(harness)["text"] == "Уведомления выключены"
+    assert chat.answer() == chat.toast("Уведомления выключены")
     assert "Уведомления выключены: бот ничего не присылает сам." in screen.text
     assert "Пока уведомления выключены, сводка тоже не приходит." in screen.text
     assert screen.buttons()[0] == ["🔔 Включить уведомления"]
-    assert (await account_of(harness.session_factory, 1001)).muted
+    assert (await account_of(chat, 1001)).muted
 
-    await add_application(harness.session_factory, clock, number=1)
-    assert await recipients(harness.session_factory, "new_application") == [2]
+    await add_application(chat.session_factory, clock, number=1)
+    assert await recipients(chat.session_factory, "new_application") == [2]
 
-    await harness.press(1001, "🔔 Включить уведомления")
-    screen = harness.api.message(1001, menu.message_id)
-    assert last_answer(harness)["text"] == "Уведомления включены"
+    await chat.press(1001, "🔔 Включить уведомления")
+    screen = chat.message(1001, menu.message_id)
+    assert chat.answer() == chat.toast("Уведомления включены")
     assert screen.buttons()[0] == ["🔕 Выключить уведомления"]
-    assert not (await account_of(harness.session_factory, 1001)).muted
-    await add_application(harness.session_factory, clock, number=2)
-    assert await recipients(harness.session_factory, "new_application") == [1, 2, 2]
+    assert not (await account_of(chat, 1001)).muted
+    await add_application(chat.session_factory, clock, number=2)
+    assert await recipients(chat.session_factory, "new_application") == [1, 2, 2]
 
-    await harness.press(1001, "◀ В главное меню", menu.message_id)
-    screen = harness.api.message(1001, menu.message_id)
+    await chat.press(1001, "◀ В главное меню", menu.message_id)
+    screen = chat.message(1001, menu.message_id)
     assert screen.text.startswith("Главное меню")
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
-async def test_a_director_opts_out_of_the_digest(harness: BotHarness, clock: ManualClock) -> None:
-    await harness.send(1002, "/start")
-    await harness.press(1002, "🔔 Уведомления")
-    screen = await harness.press(1002, "📋 Не присылать сводку")
-    assert last_answer(harness)["text"] == "Сводка выключена"
+async def test_a_director_opts_out_of_the_digest(chat: Chat, clock: ManualClock) -> None:
+    await chat.start(1002)
+    await chat.press(1002, "🔔 Уведомления")
+    screen = await chat.press(1002, "📋 Не присылать сводку")
+    assert chat.answer() == chat.toast("Сводка выключена")
     assert "Ежедневная сводка по заявкам «Не обработана» выключена." in screen.text
     assert screen.buttons()[1] == ["📋 Присылать сводку"]
-    assert not (await account_of(harness.session_factory, 1002)).digest_enabled
+    assert not (await account_of(chat, 1002)).digest_enabled
 
-    await add_applications(harness.session_factory, (101, 3, 10, "new"))
+    await add_applications(chat.session_factory, (101, 3, 10, "new"))
     clock.set(local(1, 9))
-    await run_digest_if_due(harness.session_factory, clock, ZONE, NINE)
-    assert await recipients(harness.session_factory, "digest") == [1]
+    await run_digest_if_due(chat.session_factory, clock, ZONE, NINE)
+    assert await recipients(chat.session_factory, "digest") == [1]
 
-    screen = await harness.press(1002, "📋 Присылать сводку")
-    assert last_answer(harness)["text"] == "Сводка включена"
-    assert (await account_of(harness.session_factory, 1002)).digest_enabled
-    harness.assert_no_errors()
+    screen = await chat.press(1002, "📋 Присылать сводку")
+    assert chat.answer() == chat.toast("Сводка включена")
+    assert (await account_of(chat, 1002)).digest_enabled
+    chat.assert_no_errors()
 
 
-async def test_an_applicant_has_no_digest_setting(harness: BotHarness) -> None:
-    await harness.send(1003, "/start")
-    screen = await harness.press(1003, "🔔 Уведомления")
+async def test_an_applicant_has_no_digest_setting(chat: Chat) -> None:
+    await chat.start(1003)
+    screen = await chat.press(1003, "🔔 Уведомления")
     assert "сводка" not in screen.text.lower()
     assert screen.buttons() == [["🔕 Выключить уведомления"], ["◀ В главное меню"]]
     forged = NotifyIntent(action=NotifyAction.DIGEST_OFF).pack()
-    await harness.press_data(1003, forged, screen.message_id)
-    answer = last_answer(harness)
-    assert answer["text"] == (
+    await chat.press_data(1003, forged, screen.message_id)
+    assert chat.answer() == chat.alert(
         "Ежедневная сводка приходит только руководителям ОО и сотрудникам ЦОПМ / ГБУ ДПО «ЧИРО»."
     )
-    assert answer["show_alert"] is True
-    assert (await account_of(harness.session_factory, 1003)).digest_enabled
-    harness.assert_no_errors()
+    assert (await account_of(chat, 1003)).digest_enabled
+    chat.assert_no_errors()
 
 
-async def test_a_repeated_press_on_a_stale_button_is_harmless(harness: BotHarness) -> None:
-    await harness.send(1004, "/start")
-    screen = await harness.press(1004, "🔔 Уведомления")
+async def test_a_repeated_press_on_a_stale_button_is_harmless(chat: Chat) -> None:
+    await chat.start(1004)
+    screen = await chat.press(1004, "🔔 Уведомления")
     mute = NotifyIntent(action=NotifyAction.MUTE).pack()
-    await harness.press_data(1004, mute, screen.message_id)
-    await harness.press_data(1004, mute, screen.message_id)  # «message is not modified»
-    assert (await account_of(harness.session_factory, 1004)).muted
-    assert last_answer(harness)["text"] == "Уведомления выключены"
-    harness.assert_no_errors()
+    await chat.press_data(1004, mute, screen.message_id)
+    await chat.press_data(1004, mute, screen.message_id)  # «message is not modified»
+    assert (await account_of(chat, 1004)).muted
+    assert chat.answer() == chat.toast("Уведомления выключены")
+    chat.assert_no_errors()

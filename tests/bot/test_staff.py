@@ -1,4 +1,5 @@
-"""Staff («Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»») through the real Dispatcher and the Bot API double:
+"""Staff («Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»») in each messenger, through the real front end and
+its double:
 director-approved applications of every organisation, the filters by organisation and by
 programme, «👥 Включить в группу» with a comment, «❌ Отменить» after a confirmation, refusals."""
 
@@ -11,31 +12,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import (
     AppAction,
-    AppIntent,
     Facet,
     FacetAction,
     FacetIntent,
     StatusCode,
 )
 from services.clock import ManualClock
-from tests.bot.test_director import last_answer, numbers_on, press_on, row_label
+from tests.chats import Chat, Shown, labels, numbers_on, open_list, row_label
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
     NEWEST_NEW,
     OTHER_ORG_NUMBER,
+    STALE,
     events_of,
+    forged,
     outbox_of,
-    snapshot,
     status_of,
+    unchanged,
 )
-from tests.fakes.bot_api import Message
-from tests.harness import BotHarness
 from tests.roles_data import APPROVED, APPROVED_20, DIGITAL, EXPERT, STAFF, seed_roles
 
 pytestmark = pytest.mark.every_backend  # filters, counts, search: the database's queries
 
-STALE = "Кнопка устарела, откройте меню заново: /menu"
 ORG_10 = "МАОУ «СОШ № 10» г. Челябинска"
 ORG_20 = "МАОУ «СОШ № 20» г. Челябинска"
 
@@ -45,32 +44,25 @@ async def school(seeded: None, session_factory: async_sessionmaker[AsyncSession]
     await seed_roles(session_factory)
 
 
-async def staff_list(harness: BotHarness) -> Message:
-    menu = await harness.send(STAFF, "/menu")
-    return await harness.press(STAFF, menu.buttons()[0][0])
+def payloads(message: Shown) -> list[str]:
+    return [message.payload(label) for label in labels(message)]
 
 
-def callback_data(message: Message) -> list[str]:
-    rows = (message.reply_markup or {}).get("inline_keyboard", [])
-    return [button["callback_data"] for row in rows for button in row]
-
-
-def choice_label(message: Message, name: str) -> str:
+def choice_label(message: Shown, name: str) -> str:
     """The button of a choice by the name it stands for: «2. МАОУ … · 3»."""
     return next(
         label
-        for row in message.buttons()
-        for label in row
+        for label in labels(message)
         if re.fullmatch(rf"(• )?\d+\. {re.escape(name[:20])}.* · \d+", label)
     )
 
 
 @pytest.mark.usefixtures("school")
-async def test_staff_see_approved_applications_of_every_organisation(harness: BotHarness) -> None:
-    menu = await harness.send(STAFF, "/menu")
+async def test_staff_see_approved_applications_of_every_organisation(chat: Chat) -> None:
+    menu = await chat.send(STAFF, "/menu")
     assert menu.text.endswith("роль «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»».")
     assert menu.buttons()[0] == ["📥 Заявки (6 на включение)"]
-    listing = await harness.press(STAFF, "📥 Заявки (6 на включение)")
+    listing = await chat.press(STAFF, "📥 Заявки (6 на включение)")
     assert listing.text.split("\n")[:3] == [
         "📥 Заявки",
         "Статус: «Подтверждена руководителем ОО»",
@@ -87,28 +79,28 @@ async def test_staff_see_approved_applications_of_every_organisation(harness: Bo
         ["📤 Выгрузить"],
         ["◀ В главное меню"],
     ]
-    everything = await harness.press(STAFF, "Все")
+    everything = await chat.press(STAFF, "Все")
     assert "Найдено: 19" in everything.text  # every application of both organisations
 
-    found = await harness.send(STAFF, "кузнецова")
+    found = await chat.send(STAFF, "кузнецова")
     assert "Найдено: 4" in found.text
     assert numbers_on(found) == [*APPROVED_20, OTHER_ORG_NUMBER]
-    card = await harness.send(STAFF, "39738")
+    card = await chat.send(STAFF, "39738")
     assert card.text.startswith("Заявка №39738\nСтатус: Подтверждена руководителем ОО")
     assert card.buttons() == [
         ["👥 Включить в группу", "❌ Отменить"],
         ["💬 Комментарии", "🕓 История"],
         ["◀ К списку"],
     ]
-    new = await harness.send(STAFF, str(NEWEST_NEW))
+    new = await chat.send(STAFF, str(NEWEST_NEW))
     assert new.buttons()[0] == ["❌ Отменить"]  # staff may cancel, not include, an unprocessed one
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
-async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness) -> None:
-    listing = await staff_list(harness)
-    organisations = await harness.press(STAFF, "🏫 Организация")
+async def test_staff_filter_by_organisation_and_by_programme(chat: Chat) -> None:
+    listing = await open_list(chat, STAFF)
+    organisations = await chat.press(STAFF, "🏫 Организация")
     assert organisations.message_id == listing.message_id
     assert organisations.text == (
         "🏫 Выбор организации\n"
@@ -125,9 +117,9 @@ async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness
         ["◀ К списку"],
     ]
     # Ids in the buttons, never names.
-    assert callback_data(organisations)[:2] == ["af2:s:o:10", "af2:s:o:20"]  # ids, no names
+    assert payloads(organisations)[:2] == ["af2:s:o:10", "af2:s:o:20"]  # ids, no names
 
-    of_20 = await harness.press(STAFF, f"2. {ORG_20} · 3")
+    of_20 = await chat.press(STAFF, f"2. {ORG_20} · 3")
     assert of_20.text.split("\n")[:4] == [
         "📥 Заявки",
         "Статус: «Подтверждена руководителем ОО»",
@@ -137,7 +129,7 @@ async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness
     assert numbers_on(of_20) == APPROVED_20
     assert ["• 🏫 Организация", "📚 Программа"] in of_20.buttons()
 
-    programmes = await harness.press(STAFF, "📚 Программа")
+    programmes = await chat.press(STAFF, "📚 Программа")
     assert programmes.text.split("\n\n")[0].split("\n") == [
         "📚 Выбор программы",
         "Статус: «Подтверждена руководителем ОО»",
@@ -150,67 +142,67 @@ async def test_staff_filter_by_organisation_and_by_programme(harness: BotHarness
         f"3. {EXPERT} — 1 заявка",
     ]
     assert all(len(label) <= 60 for row in programmes.buttons() for label in row)
-    assert all(len(data.encode()) <= 64 for data in callback_data(programmes))
-    expert = await harness.press(STAFF, choice_label(programmes, EXPERT))
+    assert all(len(data.encode()) <= 64 for data in payloads(programmes))
+    expert = await chat.press(STAFF, choice_label(programmes, EXPERT))
     assert f"Организация: {ORG_20}\nПрограмма: {EXPERT}\nНайдено: 1" in expert.text
     assert numbers_on(expert) == [40002]
 
     # A card keeps the list it came from.
-    await harness.press(STAFF, row_label(expert, 40002))
-    back = await harness.press(STAFF, "◀ К списку")
+    await chat.press(STAFF, row_label(expert, 40002))
+    back = await chat.press(STAFF, "◀ К списку")
     assert numbers_on(back) == [40002]
     assert f"Программа: {EXPERT}" in back.text
 
     # The organisations of this programme; the one chosen is marked.
-    organisations = await harness.press(STAFF, "• 🏫 Организация")
+    organisations = await chat.press(STAFF, "• 🏫 Организация")
     assert f"Программа: {EXPERT}\nОрганизаций: 2" in organisations.text
     assert organisations.buttons()[:3] == [
         [f"1. {ORG_10} · 1"],
         [f"• 2. {ORG_20} · 1"],
         ["Все организации"],
     ]
-    by_programme = await harness.press(STAFF, "Все организации")
+    by_programme = await chat.press(STAFF, "Все организации")
     assert "Организация:" not in by_programme.text
     assert numbers_on(by_programme) == [40002, 39738]  # the programme in both organisations
 
     # The status filter keeps the programme; «Все программы» drops it.
-    everything = await harness.press(STAFF, "Все")
+    everything = await chat.press(STAFF, "Все")
     assert f"Статус: все\nПрограмма: {EXPERT}\nНайдено: 2" in everything.text
-    await harness.press(STAFF, "Подтверждена")
-    programmes = await harness.press(STAFF, "• 📚 Программа")
+    await chat.press(STAFF, "Подтверждена")
+    programmes = await chat.press(STAFF, "• 📚 Программа")
     assert "Программ: 4" in programmes.text  # both organisations' again
     assert choice_label(programmes, EXPERT).startswith("• 4. Экспертная")
-    unfiltered = await harness.press(STAFF, "Все программы")
+    unfiltered = await chat.press(STAFF, "Все программы")
     assert numbers_on(unfiltered) == APPROVED
     assert ["🏫 Организация", "📚 Программа"] in unfiltered.buttons()
 
     # The menu opens the list afresh, without the filters chosen before.
-    await harness.press(STAFF, "🏫 Организация")
-    await harness.press(STAFF, f"1. {ORG_10} · 3")
-    assert numbers_on(await staff_list(harness)) == APPROVED
-    harness.assert_no_errors()
+    await chat.press(STAFF, "🏫 Организация")
+    await chat.press(STAFF, f"1. {ORG_10} · 3")
+    assert numbers_on(await open_list(chat, STAFF)) == APPROVED
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
-async def test_search_within_an_organisation(harness: BotHarness) -> None:
-    await staff_list(harness)
-    await harness.press(STAFF, "🏫 Организация")
-    await harness.press(STAFF, f"1. {ORG_10} · 3")
-    await harness.press(STAFF, "🔍 Поиск")
-    found = await harness.send(STAFF, "Войсковая")
+async def test_search_within_an_organisation(chat: Chat) -> None:
+    await open_list(chat, STAFF)
+    await chat.press(STAFF, "🏫 Организация")
+    await chat.press(STAFF, f"1. {ORG_10} · 3")
+    await chat.press(STAFF, "🔍 Поиск")
+    found = await chat.send(STAFF, "Войсковая")
     assert f"Статус: все\nОрганизация: {ORG_10}\nПоиск: «Войсковая»\nНайдено: 7" in found.text
-    cleared = await harness.press(STAFF, "✖ Сбросить поиск")
+    cleared = await chat.press(STAFF, "✖ Сбросить поиск")
     assert f"Организация: {ORG_10}\nНайдено: 15" in cleared.text
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
 async def test_staff_include_with_a_comment_and_cancel_after_a_confirmation(
-    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
+    chat: Chat, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
-    listing = await staff_list(harness)
-    await harness.press(STAFF, row_label(listing, 39738))
-    prompt = await harness.press(STAFF, "👥 Включить в группу")
+    listing = await open_list(chat, STAFF)
+    await chat.press(STAFF, row_label(listing, 39738))
+    prompt = await chat.press(STAFF, "👥 Включить в группу")
     assert prompt.text.startswith(
         "Включение заявки №39738 в группу\nБайдуганова Александра Юрьевна"
     )
@@ -222,7 +214,7 @@ async def test_staff_include_with_a_comment_and_cancel_after_a_confirmation(
     assert await status_of(session_factory, 39738) == "approved"
 
     clock.advance(minutes=30)
-    included = await harness.send(STAFF, "Группа Д-12, начало 06.09 в 10:00")
+    included = await chat.send(STAFF, "Группа Д-12, начало 06.09 в 10:00")
     lines = included.text.split("\n")
     assert lines[0] == (
         "👥 Заявка №39738 включена в группу. Заявитель и руководитель ОО получат уведомление "
@@ -243,19 +235,19 @@ async def test_staff_include_with_a_comment_and_cancel_after_a_confirmation(
     assert sorted(p.account_id for p in pushes) == [1, 2, 4]
     assert {(p.kind, p.event_id) for p in pushes} == {("status_changed", event.id)}
 
-    back = await harness.press(STAFF, "◀ К списку")
+    back = await chat.press(STAFF, "◀ К списку")
     assert numbers_on(back) == [a for a in APPROVED if a != 39738]
-    await harness.press(STAFF, row_label(back, 40003))
-    confirm = await harness.press(STAFF, "❌ Отменить")
+    await chat.press(STAFF, row_label(back, 40003))
+    confirm = await chat.press(STAFF, "❌ Отменить")
     assert confirm.text.startswith(
         "Отменить заявку №40003? Заявитель и руководитель ОО получат уведомление.\n\n"
         "Кузнецова Мария Сергеевна · Цифровая"
     )
     assert confirm.buttons() == [["Да, отменить", "Нет"]]
     assert await status_of(session_factory, 40003) == "approved"
-    reason = await harness.press(STAFF, "Да, отменить")
+    reason = await chat.press(STAFF, "Да, отменить")
     assert "Напишите причину отмены для заявителя и руководителя ОО" in reason.text
-    cancelled = await harness.send(STAFF, "Программа не проводится в этом году")
+    cancelled = await chat.send(STAFF, "Программа не проводится в этом году")
     assert cancelled.text.startswith("❌ Заявка №40003 отменена. Заявитель и руководитель ОО")
     assert "Статус: Отменена" in cancelled.text
     [event] = await events_of(session_factory, 40003)
@@ -263,89 +255,78 @@ async def test_staff_include_with_a_comment_and_cancel_after_a_confirmation(
     pushes = await outbox_of(session_factory, 40003)
     assert sorted(p.account_id for p in pushes) == [5, 6]  # organisation 20's director, applicant
 
-    await harness.press(STAFF, "◀ К списку")
-    menu = await harness.send(STAFF, "/menu")
+    await chat.press(STAFF, "◀ К списку")
+    menu = await chat.send(STAFF, "/menu")
     assert menu.buttons()[0] == ["📥 Заявки (4 на включение)"]
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
 async def test_staff_include_without_a_comment(
-    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
+    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    card = await harness.send(STAFF, "40002")
-    await press_on(harness, card, "👥 Включить в группу")
-    included = await press_on(harness, card, "Без комментария")
-    assert last_answer(harness)["text"] == "Заявка включена в группу"
+    card = await chat.send(STAFF, "40002")
+    await chat.press_on(card, "👥 Включить в группу")
+    included = await chat.press_on(card, "Без комментария")
+    assert chat.answer() == chat.toast("Заявка включена в группу")
     assert included.text.startswith(
         "👥 Заявка №40002 включена в группу. Заявитель и руководитель ОО получат уведомление.\n"
     )
     [event] = await events_of(session_factory, 40002)
     assert (event.action, event.comment) == ("include", None)
     assert sorted(p.account_id for p in await outbox_of(session_factory, 40002)) == [5, 6]
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
 async def test_forged_presses_are_refused_and_change_nothing(
-    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
+    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    before = await snapshot(session_factory)
-    listing = await staff_list(harness)
+    async with unchanged(session_factory):
+        listing = await open_list(chat, STAFF)
 
-    def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
-        return AppIntent(action=action, number=number, status=status).pack()
+        NOT_STAFFS = "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
+        for data, reason in [
+            (
+                forged(AppAction.INCLUDE_NO_COMMENT, NEWEST_NEW),
+                "Заявку №39737 нельзя включить в группу: статус «Не обработана»",
+            ),
+            (
+                forged(AppAction.INCLUDE, 39744),
+                "Заявка №39744 уже обработана: статус «Включен в группу»",
+            ),
+            (
+                forged(AppAction.CANCEL_NO_COMMENT, 39742, StatusCode.CANCELLED),
+                "Заявка №39742 уже обработана: статус «Отменена»",
+            ),
+            (forged(AppAction.OPEN, 1), "Заявка №1 не найдена или недоступна вам."),
+            # Not staff's decision at all: said plainly.
+            (forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW), NOT_STAFFS),
+            (forged(AppAction.APPROVE, NEWEST_NEW), NOT_STAFFS),
+        ]:
+            await chat.press_data(STAFF, data, listing.message_id)
+            assert chat.answer() == chat.alert(reason), data
 
-    NOT_STAFFS = "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
-    for data, reason in [
-        (
-            forged(AppAction.INCLUDE_NO_COMMENT, NEWEST_NEW),
-            "Заявку №39737 нельзя включить в группу: статус «Не обработана»",
-        ),
-        (
-            forged(AppAction.INCLUDE, 39744),
-            "Заявка №39744 уже обработана: статус «Включен в группу»",
-        ),
-        (
-            forged(AppAction.CANCEL_NO_COMMENT, 39742, StatusCode.CANCELLED),
-            "Заявка №39742 уже обработана: статус «Отменена»",
-        ),
-        (forged(AppAction.OPEN, 1), "Заявка №1 не найдена или недоступна вам."),
-        # Not staff's decision at all: said plainly.
-        (forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW), NOT_STAFFS),
-        (forged(AppAction.APPROVE, NEWEST_NEW), NOT_STAFFS),
-    ]:
-        await harness.press_data(STAFF, data, listing.message_id)
-        assert last_answer(harness) == {"text": reason, "show_alert": True}, data
+        def facet(kind: Facet, choice: int) -> str:
+            return FacetIntent(action=FacetAction.SET, facet=kind, choice=choice).pack()
 
-    def facet(kind: Facet, choice: int) -> str:
-        return FacetIntent(action=FacetAction.SET, facet=kind, choice=choice).pack()
-
-    await harness.press_data(STAFF, facet(Facet.ORGANIZATION, 999), listing.message_id)
-    assert last_answer(harness) == {
-        "text": "Организация не найдена, выберите другую.",
-        "show_alert": True,
-    }
-    await harness.press_data(STAFF, facet(Facet.PROGRAM, 1), listing.message_id)
-    assert last_answer(harness) == {
-        "text": "Программа не найдена: заявки по ней больше нет, выберите другую.",
-        "show_alert": True,
-    }
-    chooser = harness.api.message(STAFF, listing.message_id)
-    assert chooser.text.startswith("📚 Выбор программы")  # shown again to choose from
-    # Staff's buttons pressed by a director and by an applicant: not theirs.
-    for user in (DIRECTOR, LISTENER):
-        menu = await harness.send(user, "/menu")
-        await harness.press_data(user, facet(Facet.ORGANIZATION, 20), menu.message_id)
-        assert last_answer(harness) == {"text": STALE, "show_alert": True}
-        include = forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED)
-        await harness.press_data(user, include, menu.message_id)
-        assert last_answer(harness) == {
-            "text": (
+        await chat.press_data(STAFF, facet(Facet.ORGANIZATION, 999), listing.message_id)
+        assert chat.answer() == chat.alert("Организация не найдена, выберите другую.")
+        await chat.press_data(STAFF, facet(Facet.PROGRAM, 1), listing.message_id)
+        assert chat.answer() == chat.alert(
+            "Программа не найдена: заявки по ней больше нет, выберите другую."
+        )
+        chooser = chat.message(STAFF, listing.message_id)
+        assert chooser.text.startswith("📚 Выбор программы")  # shown again to choose from
+        # Staff's buttons pressed by a director and by an applicant: not theirs.
+        for user in (DIRECTOR, LISTENER):
+            menu = await chat.send(user, "/menu")
+            await chat.press_data(user, facet(Facet.ORGANIZATION, 20), menu.message_id)
+            assert chat.answer() == chat.alert(STALE)
+            include = forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED)
+            await chat.press_data(user, include, menu.message_id)
+            assert chat.answer() == chat.alert(
                 "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у "
                 "вас такой роли нет"
-            ),
-            "show_alert": True,
-        }
-    assert await snapshot(session_factory) == before
-    harness.assert_no_errors()
+            )
+    chat.assert_no_errors()

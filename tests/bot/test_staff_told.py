@@ -1,6 +1,7 @@
 """Staff are told (issue 15): a daily digest of director-approved applications waiting for
 «Включить в группу», by organisation, with its opt-out; and a push when an applicant cancels an
-application the director had approved. Through the outbox, the notifier and the Bot API double."""
+application the director had approved. Through the outbox, the notifier and each messenger's
+double."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from services.clock import ManualClock
 from services.digest import run_digest_if_due
 from services.outbox import OutboxWorker
 from storage.models import OutboxMessage
-from tests.bot.test_pushes import bot_messages, notifier_for
-from tests.harness import BotHarness
+from tests.chats import Chat
 from tests.integration.test_digest import NINE, ZONE, add_applications, local
 
 STAFF = 1007
@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.usefixtures("seeded"), pytest.mark.every_backend]
 
 
 @pytest.fixture
-def notifier(harness: BotHarness, clock: ManualClock) -> OutboxWorker[Screen]:
-    return notifier_for(harness, clock)
+def notifier(chat: Chat) -> OutboxWorker[Screen]:
+    return chat.notifier()
 
 
 async def kinds_for(session_factory: async_sessionmaker[AsyncSession], account: int) -> list[str]:
@@ -39,20 +39,20 @@ async def kinds_for(session_factory: async_sessionmaker[AsyncSession], account: 
 
 
 async def test_staff_get_a_daily_digest_of_approved_applications_by_organisation(
-    harness: BotHarness, notifier: OutboxWorker[Screen], clock: ManualClock
+    chat: Chat, notifier: OutboxWorker[Screen], clock: ManualClock
 ) -> None:
     await add_applications(
-        harness.session_factory,
+        chat.session_factory,
         (101, 3, 10, "approved"),
         (102, 4, 10, "approved"),
         (103, 6, 20, "approved"),
         (104, 6, 20, "new"),
     )
     clock.set(local(1, 9))
-    await run_digest_if_due(harness.session_factory, clock, ZONE, NINE)
-    assert await kinds_for(harness.session_factory, 7) == ["staff_digest"]
+    await run_digest_if_due(chat.session_factory, clock, ZONE, NINE)
+    assert await kinds_for(chat.session_factory, 7) == ["staff_digest"]
     await notifier.drain()
-    [digest] = bot_messages(harness.api, STAFF)
+    [digest] = chat.bot_messages(STAFF)
     assert digest.text.splitlines() == [
         "📋 Ежедневная сводка: ожидают включения в группу",
         "Заявок «Подтверждена руководителем ОО»: 3",
@@ -62,46 +62,44 @@ async def test_staff_get_a_daily_digest_of_approved_applications_by_organisation
         "",
         "Включить их в группу можно в разделе «Заявки».",
     ]
-    listing = await harness.press(STAFF, "📥 Открыть заявки", digest.message_id)
+    listing = await chat.press(STAFF, "📥 Открыть заявки", digest.message_id)
     assert "Подтверждена" in listing.text
-    harness.assert_no_errors()
+    chat.assert_no_errors()
 
 
-async def test_staff_opt_out_of_the_digest_in_notifications(
-    harness: BotHarness, clock: ManualClock
-) -> None:
-    await add_applications(harness.session_factory, (101, 3, 10, "approved"))
-    await harness.send(STAFF, "/menu")
-    screen = await harness.press(STAFF, "🔔 Уведомления")
+async def test_staff_opt_out_of_the_digest_in_notifications(chat: Chat, clock: ManualClock) -> None:
+    await add_applications(chat.session_factory, (101, 3, 10, "approved"))
+    await chat.send(STAFF, "/menu")
+    screen = await chat.press(STAFF, "🔔 Уведомления")
     assert "сводка по заявкам, ожидающим включения в группу, включена" in screen.text
-    screen = await harness.press(STAFF, "📋 Не присылать сводку")
+    screen = await chat.press(STAFF, "📋 Не присылать сводку")
     assert "выключена" in screen.text
     clock.set(local(1, 9))
-    await run_digest_if_due(harness.session_factory, clock, ZONE, NINE)
-    assert await kinds_for(harness.session_factory, 7) == []
-    harness.assert_no_errors()
+    await run_digest_if_due(chat.session_factory, clock, ZONE, NINE)
+    assert await kinds_for(chat.session_factory, 7) == []
+    chat.assert_no_errors()
 
 
 async def test_staff_are_told_when_an_applicant_cancels_an_approved_application(
-    harness: BotHarness, notifier: OutboxWorker[Screen], clock: ManualClock
+    chat: Chat, notifier: OutboxWorker[Screen], clock: ManualClock
 ) -> None:
-    await add_applications(harness.session_factory, (101, 3, 10, "approved"), (102, 3, 10, "new"))
+    await add_applications(chat.session_factory, (101, 3, 10, "approved"), (102, 3, 10, "new"))
     # A new one withdrawn: staff never waited for it.
-    await harness.send(1003, "102")
-    await harness.press(1003, "❌ Отменить")
-    await harness.press(1003, "Да, отменить")
-    await harness.press(1003, "Без комментария")
-    assert await kinds_for(harness.session_factory, 7) == []
+    await chat.send(1003, "102")
+    await chat.press(1003, "❌ Отменить")
+    await chat.press(1003, "Да, отменить")
+    await chat.press(1003, "Без комментария")
+    assert await kinds_for(chat.session_factory, 7) == []
     # An approved one withdrawn: staff are told.
-    await harness.send(1003, "101")
-    await harness.press(1003, "❌ Отменить")
-    await harness.press(1003, "Да, отменить")
-    await harness.send(1003, "Передумала")
-    assert await kinds_for(harness.session_factory, 7) == ["status_changed"]
+    await chat.send(1003, "101")
+    await chat.press(1003, "❌ Отменить")
+    await chat.press(1003, "Да, отменить")
+    await chat.send(1003, "Передумала")
+    assert await kinds_for(chat.session_factory, 7) == ["status_changed"]
     await notifier.drain()
-    [push] = bot_messages(harness.api, STAFF)
+    [push] = chat.bot_messages(STAFF)
     assert push.text.startswith("🔔 Заявка №101: статус изменён")
     assert "«Подтверждена руководителем ОО» → «Отменена»" in push.text
-    card = await harness.press(STAFF, "Подробнее", push.message_id)
+    card = await chat.press(STAFF, "Подробнее", push.message_id)
     assert card.text.startswith("Заявка №101")
-    harness.assert_no_errors()
+    chat.assert_no_errors()

@@ -32,6 +32,13 @@ def max_env(tmp_path: Path, api: FakeMaxAPI, port: int, **values: str) -> dict[s
     }
 
 
+def webhook_env(tmp_path: Path, api: FakeMaxAPI, port: int) -> dict[str, str]:
+    """MAX webhook mode: PUBLIC_URL on the bot's own port, and the secret."""
+    return max_env(
+        tmp_path, api, port, PUBLIC_URL=f"http://127.0.0.1:{port}", MAX_WEBHOOK_SECRET=SECRET
+    )
+
+
 def healthz(port: int) -> dict[str, object]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
@@ -63,14 +70,7 @@ async def test_max_only_webhook_mode(tmp_path: Path) -> None:
     async with FakeMaxAPI() as api:
         api.add_user(USER, "Ирина")
         port = free_port()
-        env = max_env(
-            tmp_path,
-            api,
-            port,
-            PUBLIC_URL=f"http://127.0.0.1:{port}",
-            MAX_WEBHOOK_SECRET=SECRET,
-        )
-        bot = await BotProcess.start(tmp_path, **env)
+        bot = await BotProcess.start(tmp_path, **webhook_env(tmp_path, api, port))
         try:
             await bot.wait_for(lambda: bool(api.subscriptions))
             assert api.subscriptions[0]["url"] == f"http://127.0.0.1:{port}/max/webhook"
@@ -80,6 +80,41 @@ async def test_max_only_webhook_mode(tmp_path: Path) -> None:
             assert not api.calls_of("GET /updates")
             assert await bot.terminate() == 0
         finally:
+            await bot.kill()
+        assert "Traceback" not in bot.stderr()
+
+
+async def test_a_stalled_webhook_request_does_not_hold_up_the_stop(tmp_path: Path) -> None:
+    """A request to the MAX webhook whose body never arrives (a broken connection, a stuck
+    proxy) is in progress when SIGTERM comes: the process still stops, cutting it off, rather
+    than waiting for it (aiohttp's own shutdown waits a minute for a request in progress)."""
+    async with FakeMaxAPI() as api:
+        port = free_port()
+        bot = await BotProcess.start(tmp_path, **webhook_env(tmp_path, api, port))
+        writer: asyncio.StreamWriter | None = None
+        try:
+            await bot.wait_for(lambda: bool(api.subscriptions))
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                (
+                    "POST /max/webhook HTTP/1.1\r\n"
+                    f"Host: 127.0.0.1:{port}\r\n"
+                    f"X-Max-Bot-Api-Secret: {SECRET}\r\n"
+                    "Content-Type: application/json\r\n"
+                    "Content-Length: 1000\r\n"
+                    "Expect: 100-continue\r\n\r\n"
+                ).encode()
+            )
+            # The server has taken the request in: it asks for the body.
+            assert (await reader.readline()).startswith(b"HTTP/1.1 100")
+            writer.write(b'{"update_type": "message_created", ')  # and the rest never comes
+            await writer.drain()
+            assert await bot.terminate() == 0
+            answer = await reader.read()
+            assert b"200 OK" not in answer  # cut off unanswered: MAX delivers it again
+        finally:
+            if writer is not None:
+                writer.close()
             await bot.kill()
         assert "Traceback" not in bot.stderr()
 

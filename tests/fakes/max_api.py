@@ -29,7 +29,19 @@ Where the shapes come from (nothing is copied; these are the references):
 * github.com/love-apples/maxapi ``docs/MAX_API_Real_Payloads_2026.md`` (captured payloads: the
   ``inline_keyboard`` attachment carries the update's ``callback_id``, ``markup`` with UTF-16
   ``from``/``length``, callback buttons come back with ``intent``, ``user_locale``) and
-  ``maxapi/connection/base.py`` (how the client turns statuses into exceptions).
+  ``maxapi/connection/base.py`` (how the client turns statuses into exceptions);
+  ``maxapi/methods/set_commands.py`` (``PATCH /me/commands`` with ``{"commands": [{"name",
+  "description"}]}``, up to 32, answered with the list: the shapes as maxapi sends and reads them,
+  *unverified* by dev.max.ru's pages read).
+* uploads: dev.max.ru ``/docs-api/methods/POST/uploads`` (``POST /uploads?type=``, one file per
+  upload URL, multipart field ``data``, the token for ``attachments.payload.token``; for video and
+  audio the token comes with the URL and the upload answers ``retval``); the Go client's
+  ``upload.go``, ``model/upload.go`` and ``stabs/upload.video.response.xml`` (the answers:
+  ``{"token"}`` for a file, ``{"photos": {<id>: {"token"}}}`` for an image) and ``schema.yaml``
+  (UploadEndpoint, FileAttachment with ``filename`` and ``size``, FileAttachmentPayload with
+  ``url`` and ``token``; a file or audio "MUST be the only attachment in message"); maxapi's
+  ``utils/message.py`` (reads the same tokens); ``fileId`` beside a file's token: green-api's
+  MAX documentation (*unverified* by MAX's).
 
 Errors have MAX's shape ``{"code": ..., "message": ...}``. Confirmed codes: ``verify.token``
 (401, schema and Go stub). Seen in third-party code against the real API, *unverified* by MAX's
@@ -52,6 +64,10 @@ Scope and deliberate simplifications:
   the current ones, ``[]`` removes them all (schema, "Edit message"); ``text`` left out keeps
   the text (*unverified*). maxapi always sends ``attachments: []``, so its edits drop the keyboard
   unless it is passed again;
+* uploads: the upload URL is the double's own (``/upload/<id>``; MAX's is another host, signed,
+  *unverified*: no ``Authorization`` is required there, one is accepted); multipart only (MAX also
+  takes a resumable upload); a file is ready at once (MAX may answer ``attachment.not.ready`` for a
+  while: ``fail_next`` gives that answer); an attached file's ``url`` serves its bytes;
 * long polling while a webhook subscription exists waits and returns nothing (MAX: "При активной
   подписке Long Polling не работает"; the exact answer is *unverified*);
 * webhook URLs may be ``http://`` on 127.0.0.1/localhost only (MAX accepts HTTPS with a trusted
@@ -96,7 +112,7 @@ from tests.fakes.bot_api import (
     _take_rule,
 )
 
-__all__ = ["Call", "FakeMaxAPI", "Message", "parse_max_html"]
+__all__ = ["Call", "FakeMaxAPI", "Message", "UploadedFile", "parse_max_html"]
 
 JsonDict = dict[str, Any]
 
@@ -120,8 +136,10 @@ MAX_BUTTON_TEXT = 128
 MAX_BUTTON_PAYLOAD = 1024
 MAX_LINK_URL = 2048
 MAX_START_PAYLOAD = 128
+MAX_COMMANDS = 32
 EDIT_WINDOW_MS = 7 * 24 * 3600 * 1000
 WEBHOOK_GIVE_UP_MS = 8 * 3600 * 1000
+UPLOAD_MAX_BYTES = 64 * 1024 * 1024  # this double's own bound (MAX: a file up to 4 GB)
 
 # Buttons of which a row holds at most 3 (keyboard page).
 _WIDE_BUTTONS = frozenset({"link", "open_app", "request_geo_location", "request_contact"})
@@ -136,7 +154,13 @@ _ATTACHMENT_TYPES = frozenset(
 )
 _OPEN_APP_PAYLOAD_RE = re.compile(r"[\w-]{0,512}")
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{5,256}")
-_ROOTS = frozenset({"me", "updates", "messages", "answers", "subscriptions", "chats"})
+_COMMAND_RE = re.compile(r"[a-z0-9_]{1,64}")  # *unverified*: MAX documents no command syntax
+_ROOTS = frozenset(
+    {"me", "updates", "messages", "answers", "subscriptions", "chats", "uploads"}
+    | {"upload", "files"}  # the upload URLs and the attached files' URLs (not MAX's API host)
+)
+_UPLOAD_TYPES = frozenset({"image", "video", "audio", "file"})
+_ALONE_ATTACHMENTS = frozenset({"file", "audio"})  # schema: "MUST be the only attachment"
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 _DEFAULT_CODES = {
@@ -406,6 +430,26 @@ class _Subscription:
 
 
 @dataclass
+class _Upload:
+    """An upload URL handed out by ``POST /uploads``, and what was uploaded to it."""
+
+    upload_id: str
+    type: str
+    token: str
+    file_id: int
+    filename: str | None = None
+    content: bytes | None = None  # None until uploaded (one file per URL)
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file the bot uploaded and attached to a message: its name and bytes."""
+
+    filename: str
+    content: bytes
+
+
+@dataclass
 class _Request:
     query: dict[str, str]
     body: JsonDict | None
@@ -512,6 +556,9 @@ def _validate_attachments(attachments: Any) -> list[JsonDict]:
             stored.append({"type": "inline_keyboard", "payload": {"buttons": rows}})
         else:
             stored.append(copy.deepcopy(attachment))
+    alone = [item["type"] for item in stored if item["type"] in _ALONE_ATTACHMENTS]
+    if alone and len(stored) > 1:
+        raise _bad_request(f"{alone[0]} must be the only attachment in message")
     return stored
 
 
@@ -611,6 +658,11 @@ class FakeMaxAPI:
         """(timestamp ms, HTTP status) of the last failed webhook delivery."""
         self.dropped_subscriptions: list[str] = []
         """Webhook URLs the double unsubscribed after 8 hours without a 200, as MAX does."""
+        self.long_polls_waiting = 0
+        """``GET /updates`` waiting for an update (or their timeout) right now; a client that
+        gives up on one does not end it (the double answers into the void, as a server does)."""
+        self.commands: list[JsonDict] | None = None
+        """The bot's commands (``PATCH /me/commands``), one list for every dialog; None: unset."""
 
         self._users: dict[int, _User] = {}
         self._users_by_chat: dict[int, _User] = {}
@@ -624,6 +676,8 @@ class FakeMaxAPI:
         self._presses: list[_Press] = []
         self._notifications: dict[int, list[str]] = {}
         self._subscriptions: dict[str, _Subscription] = {}
+        self._uploads: dict[str, _Upload] = {}  # by upload id
+        self._upload_tokens: dict[str, _Upload] = {}  # by token
         self._faults: list[_Rule] = []
         self._delays: list[_Rule] = []
         self._windows: dict[tuple[str, int], _SlidingWindow] = {}
@@ -637,6 +691,7 @@ class FakeMaxAPI:
         self._observers: list[Callable[[Call], None]] = []
         self._routes: dict[str, _Handler] = {
             "GET /me": self._get_me,
+            "PATCH /me/commands": self._set_commands,
             "GET /updates": self._get_updates,
             "POST /messages": self._send_message,
             "PUT /messages": self._edit_message,
@@ -644,6 +699,7 @@ class FakeMaxAPI:
             "GET /messages": self._get_messages,
             "GET /messages/{messageId}": self._get_message,
             "POST /answers": self._answer,
+            "POST /uploads": self._upload_url,
             "GET /subscriptions": self._get_subscriptions,
             "POST /subscriptions": self._subscribe,
             "DELETE /subscriptions": self._unsubscribe,
@@ -675,7 +731,7 @@ class FakeMaxAPI:
             raise RuntimeError("FakeMaxAPI is already started")
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
-        app = web.Application()
+        app = web.Application(client_max_size=UPLOAD_MAX_BYTES)  # uploads come here too
         app.router.add_route("*", "/{path:.*}", self._handle_request)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -748,6 +804,40 @@ class FakeMaxAPI:
         """
         if not text:
             raise ValueError("MAX clients cannot send an empty message")
+        return self._user_message(user_id, text, [])
+
+    def send_media(self, user_id: int, kind: str) -> JsonDict:
+        """The user sends a message without text: ``kind`` is ``photo``, ``voice``, ``sticker``
+        or ``document`` (Telegram's words, so that a test says the same for both doubles), as
+        MAX's attachment of that kind (schema: PhotoAttachment ``image``, AudioAttachment
+        ``audio``, StickerAttachment ``sticker``, FileAttachment ``file``); no caption."""
+        self._user(user_id)  # a known user
+        media: dict[str, JsonDict] = {
+            "photo": {
+                "type": "image",
+                "payload": {"photo_id": 1, "token": "ph1", "url": "https://i.max.ru/ph1"},
+            },
+            "voice": {"type": "audio", "payload": {"url": "https://a.max.ru/vo1", "token": "vo1"}},
+            "sticker": {
+                "type": "sticker",
+                "payload": {"url": "https://s.max.ru/st1", "code": "st1"},
+                "width": 512,
+                "height": 512,
+            },
+            "document": {
+                "type": "file",
+                "payload": {"url": "https://f.max.ru/do1", "token": "do1"},
+                "filename": "a.pdf",
+                "size": 1024,
+            },
+        }
+        if kind not in media:
+            raise ValueError(f"unknown kind of message: {kind}")
+        return self._user_message(user_id, "", [media[kind]])
+
+    def _user_message(self, user_id: int, text: str, attachments: list[JsonDict]) -> JsonDict:
+        """Store the user's message and queue its ``message_created``; a user who stopped the
+        bot or removed the dialog restarts it first."""
         user = self._user(user_id)
         if user.state != "active":
             self.start_bot(user_id)
@@ -760,6 +850,7 @@ class FakeMaxAPI:
                 from_bot=False,
                 text=text,
                 timestamp=self._touch(user),
+                attachments=attachments,
             )
         )
         return self._queue(
@@ -770,6 +861,12 @@ class FakeMaxAPI:
                 "user_locale": user.locale,
             }
         )
+
+    def rename_user(self, user_id: int, first_name: str, username: str | None = None) -> None:
+        """The user changes their name (a first name only now) or username; their next updates
+        carry the new one."""
+        user = self._user(user_id)
+        user.first_name, user.last_name, user.username = first_name, None, username
 
     def press(self, user_id: int, label: str, mid: str | None = None) -> JsonDict:
         """The user presses the button labelled exactly ``label``.
@@ -888,6 +985,16 @@ class FakeMaxAPI:
             if message.from_bot:
                 return message
         raise LookupError(f"the bot has no messages in the dialog with user {user_id}")
+
+    def file(self, mid: str) -> UploadedFile:
+        """The file attached to message ``mid`` (its uploaded bytes); LookupError if none."""
+        for attachment in self.message(mid).attachments:
+            if attachment["type"] == "file":
+                upload = self._upload_tokens[attachment["payload"]["token"]]
+                assert upload.filename is not None
+                assert upload.content is not None
+                return UploadedFile(upload.filename, upload.content)
+        raise LookupError(f"message {mid} has no file attached")
 
     def calls_of(self, endpoint: str) -> list[Call]:
         """Recorded calls of one endpoint, e.g. ``"POST /messages"`` (method case-insensitive)."""
@@ -1035,6 +1142,8 @@ class FakeMaxAPI:
         if parts and parts[0] not in _ROOTS and len(parts) > 1:
             via, parts = parts[0], parts[1:]
         query = dict(request.query)
+        if parts and parts[0] in ("upload", "files"):
+            return await self._transfer(request, parts, via)
         endpoint, arg = self._route(request.method, parts)
         try:
             body = await self._read_body(request)
@@ -1157,7 +1266,20 @@ class FakeMaxAPI:
         }
 
     def _get_me(self, params: _Request) -> JsonDict:
-        return {**self._bot_user(), "description": None, "commands": None}
+        return {**self._bot_user(), "description": None, "commands": copy.deepcopy(self.commands)}
+
+    def _set_commands(self, params: _Request) -> JsonDict:
+        """The bot's commands replaced (an empty list removes them, none leaves them)."""
+        commands = (params.body or {}).get("commands")
+        if commands is not None:
+            if not isinstance(commands, list) or len(commands) > MAX_COMMANDS:
+                raise _bad_request(f"commands must be an array of at most {MAX_COMMANDS}")
+            for command in commands:
+                name = command.get("name") if isinstance(command, dict) else None
+                if not isinstance(name, str) or not _COMMAND_RE.fullmatch(name):
+                    raise _bad_request(f"invalid command: {command!r}")
+            self.commands = copy.deepcopy(commands)
+        return {"commands": copy.deepcopy(self.commands)}
 
     def _get_chat(self, params: _Request) -> JsonDict:
         user = self._users_by_chat.get(_as_int(params.arg) or 0)
@@ -1197,16 +1319,20 @@ class FakeMaxAPI:
             self._commit(marker)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:
-            batch, next_marker = self._scan(params.types, limit)
-            remaining = deadline - loop.time()
-            if self._subscriptions:
-                batch, next_marker = [], self._committed  # a webhook takes the updates
-            if batch or remaining <= 0 or self._stopping.is_set():
-                break
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+        self.long_polls_waiting += 1
+        try:
+            while True:
+                batch, next_marker = self._scan(params.types, limit)
+                remaining = deadline - loop.time()
+                if self._subscriptions:
+                    batch, next_marker = [], self._committed  # a webhook takes the updates
+                if batch or remaining <= 0 or self._stopping.is_set():
+                    break
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+        finally:
+            self.long_polls_waiting -= 1
         self._mark_delivered(batch)
         return {"updates": copy.deepcopy(batch), "marker": next_marker}
 
@@ -1239,7 +1365,7 @@ class FakeMaxAPI:
         now = self._clock()
         windows = self._chat_windows("messages", self._per_chat_rate, user.chat_id)
         self._enforce(windows, now)
-        body = _parse_body(params.body or {})
+        body = self._body(params.body or {})
         if not body.source and not body.attachments:
             raise _bad_request("message must have text or attachments")
         self._refuse_closed_dialog(user)
@@ -1270,7 +1396,7 @@ class FakeMaxAPI:
         now = self._clock()
         windows = self._chat_windows("messages", self._per_chat_rate, message.chat_id)
         self._enforce(windows, now)
-        body = _parse_body(params.body or {})
+        body = self._body(params.body or {})
         self._refuse_closed_dialog(self._users_by_chat[message.chat_id])
         self._apply_edit(message, body)
         for window in windows:
@@ -1327,7 +1453,7 @@ class FakeMaxAPI:
         if notification is not None and not isinstance(notification, str):
             raise _bad_request("notification must be a string")
         new_message = answer.get("message")
-        body = None if new_message is None else _parse_body(new_message)
+        body = None if new_message is None else self._body(new_message)
         if body is not None and body.source is None and body.attachments is None:
             body = None
         if body is None and not notification:
@@ -1342,6 +1468,111 @@ class FakeMaxAPI:
         for window in windows:
             window.record(now)
         return {"success": True}
+
+    # -- methods: uploads ------------------------------------------------------------------
+
+    def _upload_url(self, params: _Request) -> JsonDict:
+        """``POST /uploads?type=``: a URL to upload one file to (UploadEndpoint); for video and
+        audio the token to attach it with comes here, for an image or a file with the upload."""
+        kind = params.query.get("type")
+        if kind not in _UPLOAD_TYPES:
+            raise _bad_request("type must be one of image, video, audio, file")
+        upload = _Upload(
+            upload_id=secrets.token_hex(8),
+            type=kind,
+            token=secrets.token_urlsafe(48),
+            file_id=len(self._uploads) + 1,
+        )
+        self._uploads[upload.upload_id] = upload
+        self._upload_tokens[upload.token] = upload
+        sig = secrets.token_hex(8)
+        answer: JsonDict = {"url": f"{self.url}/upload/{upload.upload_id}?sig={sig}"}
+        if kind in ("video", "audio"):
+            answer["token"] = upload.token
+        return answer
+
+    async def _transfer(
+        self, request: web.Request, parts: list[str], via: str | None
+    ) -> web.Response:
+        """The upload URLs (``POST /upload/<id>``, multipart with the file in ``data``) and the
+        attached files' URLs (``GET /files/<fileId>``): not the API, so no token is needed."""
+        started = self._clock()
+        endpoint = f"{request.method} /{parts[0]}/{{id}}"
+        summary: JsonDict | None = None
+        try:
+            if len(parts) != 2:
+                raise _not_found(f"Path {request.path} not found")
+            if parts[0] == "files":
+                if request.method != "GET":
+                    raise _MaxError(405, "method.not.allowed", f"Method {endpoint} is not allowed")
+                found = next(
+                    (u for u in self._uploads.values() if str(u.file_id) == parts[1]), None
+                )
+                if found is None or found.content is None:
+                    raise _not_found(f"File {parts[1]} not found")
+                self._record(Call(endpoint, dict(request.query), None, started, 200, {}, via=via))
+                disposition = f'attachment; filename="{found.filename}"'
+                return web.Response(
+                    body=found.content, headers={"Content-Disposition": disposition}
+                )
+            if request.method != "POST":
+                raise _MaxError(405, "method.not.allowed", f"Method {endpoint} is not allowed")
+            upload = self._uploads.get(parts[1])
+            if upload is None:
+                raise _not_found("Upload URL not found")
+            if upload.content is not None:
+                raise _bad_request("only one file can be uploaded to an upload URL")
+            if not request.content_type.startswith("multipart/"):
+                raise _bad_request("this double takes multipart uploads only")
+            form = await request.post()
+            data = form.get("data")
+            if not isinstance(data, web.FileField):
+                raise _bad_request("the file goes in the multipart field 'data'")
+            upload.filename = data.filename or "file"
+            upload.content = data.file.read()
+            summary = {"filename": upload.filename, "size": len(upload.content)}
+        except _MaxError as exc:
+            call = Call(
+                endpoint, dict(request.query), summary, started, exc.error_code, exc.payload()
+            )
+            self._record(call)
+            return _response(call.status, call.response, {})
+        if upload.type in ("video", "audio"):
+            self._record(Call(endpoint, dict(request.query), summary, started, 200, {}, via=via))
+            return web.Response(text="<retval>1</retval>", content_type="application/xml")
+        answer: JsonDict = (
+            {"photos": {secrets.token_urlsafe(24): {"token": upload.token}}}
+            if upload.type == "image"
+            else {"fileId": upload.file_id, "token": upload.token}
+        )
+        self._record(Call(endpoint, dict(request.query), summary, started, 200, answer, via=via))
+        return _response(200, answer, {})
+
+    def _body(self, raw: Any) -> _Body:
+        """A NewMessageBody, its uploaded attachments as MAX returns them (by their tokens)."""
+        body = _parse_body(raw)
+        if body.attachments is not None:
+            body.attachments = [self._uploaded(item) for item in body.attachments]
+        return body
+
+    def _uploaded(self, attachment: JsonDict) -> JsonDict:
+        kind = attachment["type"]
+        payload = attachment.get("payload")
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if kind not in _UPLOAD_TYPES or (kind == "image" and token is None):
+            return attachment  # an image may come by URL (not checked by this double)
+        upload = self._upload_tokens.get(token) if isinstance(token, str) else None
+        if upload is None or upload.content is None or upload.type != kind:
+            raise _bad_request(
+                f"{kind}: Field 'payload.token' is not a token of an uploaded {kind}"
+            )
+        stored: JsonDict = {
+            "type": kind,
+            "payload": {"url": f"{self.url}/files/{upload.file_id}", "token": upload.token},
+        }
+        if kind == "file":
+            stored |= {"filename": upload.filename, "size": len(upload.content)}
+        return stored
 
     # -- methods: subscriptions ------------------------------------------------------------
 

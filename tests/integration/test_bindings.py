@@ -21,7 +21,15 @@ from bot.conversation.turn import Command, Incoming, Peer, Press, Reachable
 from bot.screens.applications import history_entry
 from bot.settings import Settings
 from services.clock import ManualClock
-from services.linking import Linked, MessengerUser, mint_portal_token, redeem_portal_token
+from services.linking import (
+    Linked,
+    MessengerUser,
+    MoveDecided,
+    MoveRequested,
+    allow_move,
+    mint_portal_token,
+    redeem_portal_token,
+)
 from services.notifications import NotificationKind, enqueue_pushes
 from services.views import event_view
 from storage.models import Account, ApplicationEvent, Binding, OutboxMessage
@@ -146,27 +154,48 @@ async def test_a_chat_blocked_in_one_messenger_holds_only_its_own_pushes(
 
 def test_pushes_go_where_the_person_chose_else_to_the_messenger_bound_last() -> None:
     earlier, later = factories.T0, factories.T0 + timedelta(days=1)
-    both = [("telegram", earlier), ("max", later)]
+    both = [("telegram", earlier, False), ("max", later, False)]
     assert pushed_to(None, both) == {"max"}
-    assert pushed_to(None, [("telegram", later), ("max", earlier)]) == {"telegram"}
+    assert pushed_to(None, [("telegram", later, False), ("max", earlier, False)]) == {"telegram"}
     assert pushed_to("telegram", both) == {"telegram"}
     assert pushed_to("both", both) == {"telegram", "max"}
-    assert pushed_to("max", [("telegram", earlier)]) == {"telegram"}  # not bound: the last one
+    # not bound: the last one
+    assert pushed_to("max", [("telegram", earlier, False)]) == {"telegram"}
     assert pushed_to("both", []) == set()
+
+
+def test_the_default_and_the_fallback_skip_a_messenger_that_blocked_the_bot() -> None:
+    earlier, later = factories.T0, factories.T0 + timedelta(days=1)
+    max_blocked = [("telegram", earlier, False), ("max", later, True)]
+    assert pushed_to(None, max_blocked) == {"telegram"}
+    assert pushed_to(None, [("telegram", earlier, True), ("max", later, True)]) == {"max"}
+    assert pushed_to("max", max_blocked) == {"max"}  # chosen: stays chosen
+    assert pushed_to("both", max_blocked) == {"telegram", "max"}
+    # a choice no longer bound falls back the same way
+    assert pushed_to("max", [("telegram", earlier, True)]) == {"telegram"}
 
 
 async def test_a_link_token_binds_whichever_messenger_redeems_it(
     session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
-    """Account 3 is bound in Telegram; a new token opened in MAX adds a MAX binding and keeps
-    the Telegram one, the consent and the role (they are the person's)."""
+    """Account 3 is bound in Telegram; a new token opened in MAX asks the Telegram owner, and
+    once allowed adds a MAX binding and keeps the Telegram one, the consent and the role (they
+    are the person's)."""
     async with session_factory() as session:
         repo = Repositories(session)
         minted = await mint_portal_token(repo, 3, ttl=timedelta(minutes=10), clock=clock)
-        outcome = await redeem_portal_token(
+        asked = await redeem_portal_token(
             repo, minted.token, MessengerUser("max", 5003, 7003, "voiskovaya"), clock=clock
         )
+        assert asked == MoveRequested(minted.expires_at, adding=True, asked_in=("telegram",))
+        [request] = await repo.links.move_requests(account_id=3)
+        decided = await allow_move(
+            repo, request.id, MessengerUser("telegram", 1003, 1003), clock=clock
+        )
         await session.commit()
+    assert isinstance(decided, MoveDecided)
+    assert decided.adding
+    outcome = decided.linked
     assert isinstance(outcome, Linked)
     assert (outcome.binding.messenger, outcome.binding.user_id, outcome.already) == (
         "max",

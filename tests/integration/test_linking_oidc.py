@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from yarl import URL
 
 from bot.web.oidc import COOKIE, LAUNCH_SCRIPT, LAUNCH_SCRIPT_PATH
@@ -20,6 +22,7 @@ from services.clock import ManualClock
 from services.launch import LAUNCH_MAX_AGE
 from services.linking import THROTTLE_LIMIT, new_token
 from storage.models import Account, LinkToken
+from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.oidc.fake_provider import FakeOidcProvider
 from tests.linking_support import (
@@ -552,3 +555,75 @@ async def test_the_binding_stands_when_the_chat_cannot_be_told(
     # The next /start shows what the message would have: the consent.
     reply = await flow.harness.send(STRANGER, "/start")
     assert reply.text.startswith(CONSENT_TITLE)
+
+
+class OpenTransactions:
+    """The Bot API calls made while a database transaction was open on the engine: a page that
+    awaits Telegram (its flood waits up to 10 s) holding a transaction holds its locks and a
+    pooled connection that long."""
+
+    def __init__(self, engine: AsyncEngine, api: FakeBotAPI) -> None:
+        self.engine = engine.sync_engine
+        self.open: set[int] = set()
+        self.offending: list[str] = []
+        self.calls: list[str] = []
+        event.listen(self.engine, "begin", self.began)
+        for name in ("commit", "rollback"):
+            event.listen(self.engine, name, self.ended)
+        api.observe(self.called)
+
+    def began(self, connection: Any) -> None:
+        self.open.add(id(connection))
+
+    def ended(self, connection: Any) -> None:
+        self.open.discard(id(connection))
+
+    def called(self, call: Any) -> None:
+        self.calls.append(call.method)
+        if self.open:
+            self.offending.append(call.method)
+
+    def close(self) -> None:
+        event.remove(self.engine, "begin", self.began)
+        for name in ("commit", "rollback"):
+            event.remove(self.engine, name, self.ended)
+
+
+async def test_the_pages_tell_the_chat_with_no_transaction_open(
+    flow: BotFirst,
+    provider: FakeOidcProvider,
+    browser: Browser,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+) -> None:
+    """Refused at the provider, refused for the account, cancelled, and confirmed for a person
+    whose consent is accepted already (bound in MAX: the announcement ends in the main menu,
+    whose count is read from the database): each message to the chat goes out after the page's
+    transaction has ended."""
+    async with session_factory() as session:
+        await factories.link(session, NEW_DIRECTOR, 7_000_808, "director", messenger="max")
+        await session.commit()
+    watch = OpenTransactions(engine, flow.harness.api)
+    try:
+        url = await flow.sign_in_url(STRANGER)
+        provider.refuse_next()
+        await browser.open(url)
+        clock.advance(seconds=1)
+        provider.sign_in_as("nobody", esia_oid="999", snils="987-654-321 00")
+        await browser.open(flow.open_button(STRANGER))
+        provider.sign_in_as("smirnova", esia_oid=NEW_DIRECTOR_OID)
+        for decision in ("cancel", "confirm"):
+            clock.advance(seconds=1)
+            await browser.open(await flow.sign_in_url(STRANGER))
+            status, page = await browser.answer(flow, decision)
+            assert status == 200
+    finally:
+        watch.close()
+    assert "Готово" in page
+    texts = [m.text for m in flow.harness.api.chat(STRANGER) if m.from_bot]
+    assert "Вход через Госуслуги не выполнен" in texts[1]
+    assert "Привязка отменена. Чтобы войти снова, отправьте /start." in texts
+    assert "Главное меню" in texts[-1]
+    assert watch.calls.count("sendMessage") >= 6
+    assert watch.offending == []

@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.conversation.effects import Show
 from bot.conversation.pushes import RENDERERS, PushContext
 from bot.max.client import MaxClient
+from bot.max.effects import MaxExecutor
 from bot.max.sender import MAX_CHANNEL, build_max_notifier
 from bot.screens.screen import Screen
 from services.clock import SystemClock
@@ -155,3 +157,32 @@ async def test_a_stopped_bot_holds_the_dialogs_pushes(
         rows = {row.id: row for row in await session.scalars(select(OutboxMessage))}
     assert [rows[i].state for i in sorted(rows)] == ["held", "held", "sent"]
     assert [m.text for m in max_api.chat(USERS[1])] == [f"Уведомление {max(rows)}"]
+
+
+async def test_a_reply_and_a_push_to_one_dialog_take_turns_without_a_429(
+    max_api: FakeMaxAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The bot answers a user (two messages) while the dispatcher of the same process pushes two
+    rows to that user's dialog: one client, one pacing of the dialog (bot/max/client.py), so
+    MAX's 2 a second are kept together and nothing meets a 429."""
+    chat = max_api.chat_id_of(USERS[0])
+    await add_notices(session_factory, [chat, chat])
+    client = MaxClient(max_api.token, max_api.url)
+    worker = build_max_notifier(
+        client, session_factory, max_settings(max_api, database_url), SystemClock()
+    )
+    executor = MaxExecutor(client, chat)
+    try:
+        await asyncio.gather(
+            run_until_settled(worker, session_factory),
+            executor.execute([Show(Screen("Ответ 1")), Show(Screen("Ответ 2"))]),
+        )
+    finally:
+        await client.close()
+    texts = [m.text for m in max_api.chat(USERS[0])]
+    assert sorted(texts) == sorted(["Ответ 1", "Ответ 2", *(f"Уведомление {i}" for i in (1, 2))])
+    assert max_api.too_many_requests == 0
+    sent = [call.time for call in max_api.calls_of("POST /messages")]
+    assert all(b - a >= 0.5 - 0.01 for a, b in itertools.pairwise(sent))

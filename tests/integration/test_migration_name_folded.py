@@ -1,6 +1,6 @@
-"""Migration 0004 with real rows: accounts written by schema 0003 get their stored folded name
-(every batch of the backfill), a search finds them by it, and the downgrade gives schema 0003
-back with its rows. On SQLite and PostgreSQL."""
+"""Migration 0006 with real rows: accounts written by the schema before it get their stored folded
+name (every batch of the backfill), a search finds them by it, and the downgrade gives that
+schema back with its rows. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from storage.repositories import Repositories
 from tests import factories
 
 T0 = factories.T0
+BEFORE = "0005_account_muted_at"  # the revision migration 0006 follows
 # More accounts than one batch of the backfill (5,000), so that every batch is seen.
 NAMES = {
     1: "Петров Пётр Петрович",
@@ -27,8 +28,8 @@ NAMES = {
 STAFF = Actor(1, "Петров Пётр Петрович", Role.STAFF, frozenset({Role.STAFF}), None)
 
 
-def _write_0003(connection: Connection) -> None:
-    """Accounts and an application of each of the first three, as schema 0003 keeps them."""
+def _write_before(connection: Connection) -> None:
+    """Accounts and an application of each of the first three, as the schema before keeps them."""
     metadata = MetaData()
     metadata.reflect(connection)
     tables = metadata.tables
@@ -76,9 +77,9 @@ async def test_the_backfill_folds_every_name_and_the_downgrade_keeps_the_rows(
     bare_engine: AsyncEngine,
 ) -> None:
     engine = bare_engine
-    await upgrade(engine, "0003")
+    await upgrade(engine, BEFORE)
     async with engine.begin() as connection:
-        await connection.run_sync(_write_0003)
+        await connection.run_sync(_write_before)
 
     await upgrade(engine)
 
@@ -96,7 +97,7 @@ async def test_the_backfill_folds_every_name_and_the_downgrade_keeps_the_rows(
             page = await list_rows(repo, STAFF, status=None, search=Search(text))
             assert [row.number for row in page.items] == numbers, text
 
-    await downgrade(engine, "0003")
+    await downgrade(engine, BEFORE)
     async with engine.connect() as connection:
         assert "name_folded" not in await connection.run_sync(_account_columns)
         assert await connection.run_sync(_names) == NAMES

@@ -22,9 +22,9 @@ from services.clock import SystemClock
 from services.outbox import OutboxWorker, chat_unblocked
 from storage import outbox_signal
 from storage.repositories import Repositories
-from tests.bot.test_pushes import NUMBER, add_application, bot_messages
+from tests.bot.test_pushes import NUMBER, add_application
 from tests.conftest import TEST_DATABASE_URL
-from tests.fakes.bot_api import FakeBotAPI
+from tests.fakes.bot_api import FakeBotAPI, Message
 from tests.harness import BotHarness
 from tests.processes import ROOT, clean_env
 
@@ -57,6 +57,10 @@ async def dispatcher(harness: BotHarness) -> AsyncIterator[OutboxWorker[Screen]]
     yield worker
     worker.stop()
     await task
+
+
+def bot_messages(api: FakeBotAPI, chat_id: int) -> list[Message]:
+    return [message for message in api.chat(chat_id) if message.from_bot]
 
 
 async def pushes_arrive(api: FakeBotAPI, chat_id: int, count: int) -> None:

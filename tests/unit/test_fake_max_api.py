@@ -14,6 +14,7 @@ from maxapi import Bot, Dispatcher
 from maxapi.client.default import DefaultConnectionProperties
 from maxapi.enums.parse_mode import TextFormat
 from maxapi.enums.update import UpdateType
+from maxapi.enums.upload_type import UploadType
 from maxapi.exceptions.max import InvalidToken, MaxApiError
 from maxapi.types.attachments.buttons import (
     CallbackButton,
@@ -23,6 +24,7 @@ from maxapi.types.attachments.buttons import (
     RequestContactButton,
 )
 from maxapi.types.attachments.buttons.attachment_button import AttachmentButton
+from maxapi.types.input_media import InputMediaBuffer
 from maxapi.types.updates import UpdateUnionAdapter
 from maxapi.types.updates.bot_started import BotStarted
 from maxapi.types.updates.message_callback import MessageCallback, MessageForCallback
@@ -908,3 +910,87 @@ async def test_webhook_is_dropped_after_8_hours_of_failures(
 
     assert api.subscriptions == []
     assert api.dropped_subscriptions == [url]
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+
+async def test_maxapi_uploads_a_file_and_sends_it_attached(
+    bot: Bot, api: FakeMaxAPI, http: aiohttp.ClientSession
+) -> None:
+    """maxapi's own upload path (POST /uploads, the multipart `data` to the URL, the token from
+    the upload's answer) gives a message whose `file` attachment names and sizes the file."""
+    content = b"PK\x03\x04 a workbook"
+    media = InputMediaBuffer(content, "list.xlsx", type=UploadType.FILE)
+    mid = await send(
+        bot,
+        chat_id=api.chat_id_of(USER),
+        attachments=[media],
+        text="Список",
+        sleep_after_input_media=False,
+    )
+    [attachment] = api.message(mid).attachments
+    assert (attachment["type"], attachment["size"]) == ("file", len(content))
+    assert attachment["filename"].startswith("list.xlsx")  # maxapi may add an extension
+    assert api.file(mid).content == content
+    async with http.get(attachment["payload"]["url"]) as response:  # the attachment's URL
+        assert await response.read() == content
+    assert [c.endpoint for c in api.calls][:2] == ["POST /uploads", "POST /upload/{id}"]
+
+
+async def test_an_image_token_comes_with_the_upload_a_video_token_with_the_url(
+    bot: Bot, api: FakeMaxAPI, http: aiohttp.ClientSession
+) -> None:
+    image = InputMediaBuffer(b"\x89PNG\r\n\x1a\n image", "a.png", type=UploadType.IMAGE)
+    video = InputMediaBuffer(b"\x00\x00\x00\x18ftypmp42 video", "v.mp4", type=UploadType.VIDEO)
+    for media in (image, video):
+        mid = await send(
+            bot, chat_id=api.chat_id_of(USER), attachments=[media], sleep_after_input_media=False
+        )
+        assert [a["type"] for a in api.message(mid).attachments] == [media.type.value]
+    status, endpoint = await raw(http, api, "POST", "/uploads?type=video")
+    assert status == 200
+    assert endpoint["token"]  # video and audio: the token comes here
+    _, image_endpoint = await raw(http, api, "POST", "/uploads?type=image")
+    assert "token" not in image_endpoint
+    form = aiohttp.FormData()
+    form.add_field("data", b"x", filename="v.mp4")
+    async with http.post(endpoint["url"], data=form) as response:
+        assert (response.status, await response.text()) == (200, "<retval>1</retval>")
+
+
+async def test_uploads_refused_as_max_refuses_them(
+    api: FakeMaxAPI, http: aiohttp.ClientSession
+) -> None:
+    chat = api.chat_id_of(USER)
+    assert (await raw(http, api, "POST", "/uploads"))[0] == 400  # no type
+    assert (await raw(http, api, "POST", "/uploads?type=sticker"))[0] == 400
+    _, endpoint = await raw(http, api, "POST", "/uploads?type=file")
+    async with http.post(endpoint["url"], data=b"raw bytes") as response:
+        assert response.status == 400  # multipart only (MAX also takes a resumable upload)
+    form = aiohttp.FormData()
+    form.add_field("data", b"PK", filename="a.xlsx")
+    async with http.post(endpoint["url"], data=form) as response:
+        token = (await response.json())["token"]
+    form = aiohttp.FormData()
+    form.add_field("data", b"PK", filename="b.xlsx")
+    async with http.post(endpoint["url"], data=form) as response:
+        assert response.status == 400  # one file per upload URL
+    attached = {"type": "file", "payload": {"token": token}}
+    keyboard = {
+        "type": "inline_keyboard",
+        "payload": {"buttons": [[{"type": "callback", "text": "a", "payload": "a"}]]},
+    }
+    for attachments in (
+        [attached, keyboard],  # a file is a message's only attachment
+        [{"type": "file", "payload": {"token": "forged"}}],
+        [{"type": "image", "payload": {"token": token}}],  # a file's token is not an image's
+    ):
+        status, error = await raw(
+            http, api, "POST", f"/messages?chat_id={chat}", json={"attachments": attachments}
+        )
+        assert (status, error["code"]) == (400, "proto.payload")
+    status, _ = await raw(
+        http, api, "POST", f"/messages?chat_id={chat}", json={"attachments": [attached]}
+    )
+    assert status == 200

@@ -103,3 +103,25 @@ async def test_a_stopping_webhook_takes_nothing_and_cancels_what_outlasts_the_gr
     assert "1 test updates still in progress" in caplog.text
     assert "cancelled, the test delivers them again" in caplog.text
     assert await intake.receive(quick, name="late") is None  # stopping: not taken
+
+
+async def test_a_drain_does_not_wait_for_a_handling_that_ignores_its_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bot.conversation.intake.CANCEL_GRACE_SECONDS", 0.05)
+    intake: PollingIntake[int] = PollingIntake(1, TEST)
+    release = asyncio.Event()
+
+    async def stubborn() -> Receipt:
+        try:
+            await release.wait()
+        except asyncio.CancelledError:  # shielded work, say: it goes on after the cancel
+            await release.wait()
+        return Receipt(Handling.HANDLED)
+
+    intake.start(1, stubborn, name="update-1")
+    await asyncio.sleep(0)
+    await intake.drain(0.01)
+    assert not intake.acknowledged(1)  # the drain returned while it still ran
+    release.set()
+    await asyncio.gather(*intake.tasks.values())

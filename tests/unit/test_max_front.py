@@ -24,7 +24,7 @@ from bot.screens.markup import TEXT_LIMIT, bold, escape, italic, link
 from bot.screens.screen import Button, Screen, rows
 from bot.settings import NO_MESSENGER, SettingsError, load_settings
 from storage.states import RedisStates, StateKey
-from tests.fakes.max_api import FakeMaxAPI, parse_max_html
+from tests.fakes.max_api import FakeMaxAPI, UploadedFile, parse_max_html
 
 # MAX user ids apart from the Telegram ids the seeded data uses.
 USER = 7_000_001
@@ -271,17 +271,41 @@ def test_max_settings_are_checked(name: str, value: str) -> None:
     assert error.value.lines[0].startswith(f"Ошибка настройки: {name} задана неверно")
 
 
-async def test_a_file_is_not_sent_in_max_and_the_person_is_told_where_to_get_it(
+async def test_a_document_is_uploaded_then_sent_as_the_messages_only_attachment(
     max_api: FakeMaxAPI,
 ) -> None:
+    """POST /uploads?type=file, the bytes to the upload URL, then POST /messages with the
+    `file` attachment (alone: MAX takes no keyboard beside a file) and the caption as text; an
+    `attachment.not.ready` (MAX still processing the upload) is asked again after a wait."""
+    max_api.fail_next("POST /messages", status=400, code="attachment.not.ready")
     client = MaxClient(max_api.token, max_api.url)
     try:
         await MaxExecutor(client, max_api.chat_id_of(USER)).execute(
-            [Document("zayavki.xlsx", b"PK\x03\x04", "Заявки")]
+            [Document("zayavki.xlsx", b"PK\x03\x04 bytes", "Заявки: 2 <все>")]
         )
     finally:
         await client.close()
-    assert max_api.last_bot_message(USER).text.startswith("В MAX бот пока не отправляет файлы")
+    sent = max_api.last_bot_message(USER)
+    assert sent.text == "Заявки: 2 <все>"
+    assert [attachment["type"] for attachment in sent.attachments] == ["file"]
+    assert sent.attachments[0]["filename"] == "zayavki.xlsx"
+    assert max_api.file(sent.mid) == UploadedFile("zayavki.xlsx", b"PK\x03\x04 bytes")
+    upload, transfer = (c for c in max_api.calls if c.endpoint != "POST /messages")
+    assert (upload.endpoint, upload.query["type"]) == ("POST /uploads", "file")
+    assert transfer.endpoint == "POST /upload/{id}"
+    assert [c.status for c in max_api.calls_of("POST /messages")] == [400, 200]
+
+
+async def test_a_file_that_cannot_be_uploaded_is_passed_over(max_api: FakeMaxAPI) -> None:
+    max_api.fail_next("POST /uploads", status=503)
+    client = MaxClient(max_api.token, max_api.url)
+    try:  # the update is committed by now: nothing to fail, the failure is logged
+        await MaxExecutor(client, max_api.chat_id_of(USER)).execute(
+            [Document("zayavki.xlsx", b"PK", "Заявки")]
+        )
+    finally:
+        await client.close()
+    assert not max_api.calls_of("POST /messages")
 
 
 async def test_an_earlier_prompt_is_edited_with_its_keyboard(max_api: FakeMaxAPI) -> None:

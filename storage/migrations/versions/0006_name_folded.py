@@ -1,7 +1,7 @@
 """accounts.name_folded: the name as search compares it, stored
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005_account_muted_at
 Create Date: 2026-12-22 10:00:00
 
 A search by name compared the applicants' names folded at query time: on SQLite through a
@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.exc import DBAPIError
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0006"
+down_revision: str | None = "0005_account_muted_at"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,31 @@
+"""A process's stop, one part after another, none of them able to hold it up.
+
+Each part (the dispatchers, the web server, the sessions, the database) gets a bounded time; a
+part still running then is cancelled and left behind, with a warning, and the stop goes on: what
+it had in hand comes back on its own (an outbox row when its lease runs out, an update when the
+messenger delivers it again). The whole stop stays within the grace systemd and Docker give
+before SIGKILL (docs/DEPLOYMENT.md), and no part waits for another that hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+log = logging.getLogger(__name__)
+
+PART_SECONDS = 10.0  # how long one part of the stop may take
+CANCEL_SECONDS = 1.0  # how long a part cut short may take to end
+
+
+async def within(what: str, part: Awaitable[None], seconds: float = PART_SECONDS) -> None:
+    """Wait up to `seconds` for `part` (its error comes out); cut it short after that."""
+    task = asyncio.ensure_future(part)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if done:
+        task.result()
+        return
+    log.warning("stopping: %s did not end within %.0f s; cut short", what, seconds)
+    task.cancel()
+    await asyncio.wait({task}, timeout=CANCEL_SECONDS)

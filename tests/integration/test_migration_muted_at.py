@@ -1,0 +1,65 @@
+"""Migration 0005_account_muted_at with real rows: the moment pushes were muted moves onto the
+account; a muted account gets the moment of the upgrade (so unmuting sums up from then), an
+unmuted one none; the downgrade drops the column and keeps the mute. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import MetaData, Table, inspect, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.db import create_session_factory
+from storage.migrate import downgrade, upgrade
+from storage.models import Account
+from tests import factories
+
+BEFORE = "0003"  # the schema before accounts.muted_at
+MUTED, UNMUTED = 1, 2
+
+
+def _write_accounts(connection: Connection) -> None:
+    metadata = MetaData()
+    metadata.reflect(connection)
+    accounts: Table = metadata.tables["accounts"]
+    for account_id, muted in ((MUTED, True), (UNMUTED, False)):
+        connection.execute(
+            accounts.insert(),
+            {
+                "id": account_id,
+                "full_name": f"Учётная запись {account_id}",
+                "updated_at": factories.T0,
+                "muted": muted,
+            },
+        )
+
+
+def _columns(connection: Connection) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns("accounts")}
+
+
+async def test_muted_accounts_get_the_moment_of_the_upgrade_and_the_downgrade_keeps_the_mute(
+    bare_engine: AsyncEngine,
+) -> None:
+    engine = bare_engine
+    await upgrade(engine, BEFORE)
+    async with engine.begin() as connection:
+        await connection.run_sync(_write_accounts)
+    started = datetime.now(UTC) - timedelta(minutes=1)  # the database's clock may differ a bit
+    await upgrade(engine)
+
+    async with create_session_factory(engine)() as session:
+        rows = {a.id: a for a in await session.scalars(select(Account).order_by(Account.id))}
+    muted_at = rows[MUTED].muted_at
+    assert muted_at is not None
+    assert muted_at.utcoffset() is not None  # an aware moment, read back on every backend
+    assert muted_at >= started  # the upgrade's moment
+    assert (rows[MUTED].muted, rows[UNMUTED].muted, rows[UNMUTED].muted_at) == (True, False, None)
+
+    await downgrade(engine, BEFORE)
+    async with engine.connect() as connection:
+        assert "muted_at" not in await connection.run_sync(_columns)
+        muted = dict((await connection.exec_driver_sql("SELECT id, muted FROM accounts")).all())
+    assert {key: bool(value) for key, value in muted.items()} == {MUTED: True, UNMUTED: False}
+    await upgrade(engine)  # and up again
