@@ -112,6 +112,7 @@ async def run_parts(
     else run now. The goals of every figure, in that order."""
     tiny = args.tiny
     goals: list[report.Goal] = []
+    clock = PartClock()
     for result in await updates.run(
         backends,
         size,
@@ -120,6 +121,7 @@ async def run_parts(
         directors=2 if tiny else updates.DIRECTORS,
     ):
         goals += updates.goals(result)
+    clock.lap("(1) cost per update")
     memories: list[report.Goal] = []
     for backend in backends:
         run = await throughput_run(backend, size, tiny)
@@ -130,8 +132,10 @@ async def run_parts(
         memory.print_memory(run)
         goals += throughput.goals(run)
         memories += memory.goals(run)
+    clock.lap("(2) throughput and (5) memory, with the floor bot")
     for result in await latency.run(backends, size, 5 if tiny else latency.DECISIONS):
         goals += latency.goals(result)
+    clock.lap("(6) latency")
     goals += memories
     ingested = (
         await ingest.run(backends, size, put=10, batched=20)
@@ -140,6 +144,7 @@ async def run_parts(
     )
     for result in ingested:
         goals += ingest.goals(result)
+    clock.lap("(4) ingest")
     if "postgresql" in backends:
         directors, cycles = (2, 1) if tiny else (replicas.DIRECTORS, replicas.BENCH_CYCLES)
         scaled = await replicas.run(size, directors, cycles)
@@ -147,13 +152,33 @@ async def run_parts(
             goals += replicas.goals(*scaled)
     else:
         print("\n(7) Scale-out: not measured (needs PostgreSQL: TEST_DATABASE_URL)", flush=True)
+    clock.lap("(7) scale-out")
     for beside in besides:
         goals += await beside.finish()
     if not besides:
         for messenger, messages, chats in deliveries:
             for sent in await delivery.run(["sqlite"], size, messages, chats, messenger):
                 goals += delivery.goals(sent)
+    clock.lap("(3) delivery, waited for" if besides else "(3) delivery")
+    clock.print()
     return goals
+
+
+class PartClock:
+    """How long each part took (goal 6 is about the sum)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: list[tuple[str, float]] = []
+
+    def lap(self, part: str) -> None:
+        now = time.perf_counter()
+        self.laps.append((part, now - self.last))
+        self.last = now
+
+    def print(self) -> None:
+        report.title("Time by part")
+        report.table(["part", "seconds"], [[part, f"{took:.0f}"] for part, took in self.laps])
 
 
 async def throughput_run(backend: str, size: data.Size, tiny: bool) -> Run:
