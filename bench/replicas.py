@@ -173,6 +173,11 @@ class Scaled:
     def throughput(self) -> float:
         return self.workload.updates / self.wall
 
+    @property
+    def replicas_cores(self) -> float:
+        """The cores the replicas used, together (CPU seconds / wall seconds)."""
+        return sum(used for name, used in self.cpu.used.items() if "replica" in name) / self.wall
+
 
 @asynccontextmanager
 async def replica(
@@ -342,6 +347,14 @@ def print_result(one: Scaled, two: Scaled, redis: str | None) -> None:
     print(
         f"two replicas / one: {ratio:.2f}x (goal >= {GOAL}x: {report.verdict(ratio >= GOAL)}) "
         f"on {os.cpu_count()} cores shared by every process above (and whatever else runs)"
+    )
+    per_core = [run.throughput / max(run.replicas_cores, 1e-9) for run in (one, two)]
+    print(
+        f"updates a second per core the replicas got: {per_core[0]:.0f} with one, "
+        f"{per_core[1]:.0f} with two ({per_core[1] / per_core[0]:.0%}): the ratio is the cores "
+        f"the replicas got ({one.replicas_cores:.2f} -> {two.replicas_cores:.2f}) times that; "
+        f"with a free core for each replica it would be about "
+        f"{2 * per_core[1] / per_core[0]:.2f}x (an estimate, not the goal's figure)"
     )
     for run in (one, two):
         print(
