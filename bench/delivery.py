@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select
@@ -235,6 +236,22 @@ async def measure(
     )
 
 
+def goals(result: Delivery) -> list[report.Goal]:
+    fraction = result.achieved / result.rate
+    return [
+        report.Goal(
+            f"delivery >= {GOAL:.0%} of {result.messenger.setting} with no 429",
+            f"(3) {result.messenger.label}, {result.messages:,} pushes",
+            f"{fraction:.1%}, {result.too_many_requests} 429s",
+            fraction >= GOAL and result.too_many_requests == 0,
+        )
+    ]
+
+
+# A line a delivery run in a process of its own (`Beside`) ends with: its goals, as JSON.
+GOALS_LINE = "bench-goals: "
+
+
 def print_delivery(result: Delivery) -> None:
     messenger = result.messenger
     report.title(f"(3) Delivery to {messenger.label} — {result.database}")
@@ -285,23 +302,33 @@ class Beside:
             "--messenger",
             self.messenger.name,
             "--no-machine",
+            "--goals-line",
             cwd=data.ROOT,
             stdout=self.output,
             stderr=asyncio.subprocess.STDOUT,
         )
 
-    async def finish(self) -> None:
+    async def finish(self) -> list[report.Goal]:
+        """Wait for the run, print what it printed; its goals."""
         assert self.process is not None, "start() first"
         code = await self.process.wait()
         self.output.seek(0)
         text = self.output.read().decode("utf-8", errors="replace")
-        print(text.rstrip("\n"), flush=True)
+        lines = text.rstrip("\n").split("\n")
+        found = [
+            report.Goal(**goal)
+            for line in lines
+            if line.startswith(GOALS_LINE)
+            for goal in json.loads(line.removeprefix(GOALS_LINE))
+        ]
+        print("\n".join(line for line in lines if not line.startswith(GOALS_LINE)), flush=True)
         print(
             "(run in its own process beside the other benchmarks; --serial-delivery runs it alone)",
             flush=True,
         )
         if code != 0:
             raise RuntimeError(f"python -m bench.delivery exited with {code}")
+        return found
 
     async def stop(self) -> None:
         """Interrupt the benchmark if it still runs (it then stops its dispatcher), close up."""
@@ -321,9 +348,16 @@ async def run(
     messages: int,
     chats: int,
     messenger: Messenger = TELEGRAM,
-) -> None:
+    goals_line: bool = False,
+) -> list[Delivery]:
+    results = []
     for backend in backends:
-        print_delivery(await measure(backend, size, messages, chats, messenger=messenger))
+        result = await measure(backend, size, messages, chats, messenger=messenger)
+        print_delivery(result)
+        if goals_line:
+            print(GOALS_LINE + json.dumps([asdict(goal) for goal in goals(result)]), flush=True)
+        results.append(result)
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -338,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the messenger the pushes go to (default telegram)",
     )
     parser.add_argument("--no-machine", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--goals-line", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     backends, size = data.chosen(args, ["sqlite"])
     messages = args.messages or (QUICK_MESSAGES if args.quick else FULL_MESSAGES)
@@ -345,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_machine:  # python -m bench prints it once for every part
         report.lines(machine.describe())
     messenger = MESSENGERS[args.messenger]
-    asyncio.run(run(backends, size, messages, chats, messenger))
+    asyncio.run(run(backends, size, messages, chats, messenger, args.goals_line))
 
 
 if __name__ == "__main__":

@@ -188,6 +188,17 @@ def check_alive(bot: BotProcess) -> None:
         raise RuntimeError(f"the bot stopped:\n{bot.log_tail()}")
 
 
+def goals(result: Ingest) -> list[report.Goal]:
+    return [
+        report.Goal(
+            f"batched ingest >= {GOAL:,.0f} applications/s",
+            f"(4) {report.backend(result.database)}",
+            f"{result.batch_rate:,.0f}/s",
+            result.batch_rate >= GOAL,
+        )
+    ]
+
+
 def print_ingest(result: Ingest) -> None:
     report.title(f"(4) Ingest — {result.database}")
     print(

@@ -177,16 +177,31 @@ async def measure(backend: str, size: data.Size, count: int, mode: str) -> Laten
     return result
 
 
+def met(result: Latency) -> bool:
+    return result.p(0.50) <= GOAL_P50 and result.p(0.95) <= GOAL_P95 and result.missing == 0
+
+
+def goals(result: Latency) -> list[report.Goal]:
+    return [
+        report.Goal(
+            f"a decision's push p50 <= {GOAL_P50 * 1000:.0f} ms, p95 <= {GOAL_P95 * 1000:.0f} ms",
+            f"(6) {report.backend(result.database)}, dispatcher {result.mode}",
+            f"{result.p(0.50) * 1000:.0f} / {result.p(0.95) * 1000:.0f} ms",
+            met(result),
+        )
+    ]
+
+
 def print_latency(result: Latency) -> None:
     report.title(f"(6) Latency of a decision's push — {result.database}, dispatcher {result.mode}")
     p50, p95 = result.p(0.50), result.p(0.95)
-    met = p50 <= GOAL_P50 and p95 <= GOAL_P95 and result.missing == 0
     print(
         f"{len(result.samples)} decisions one at a time, {PAUSE:g} s apart (idle outbox): from "
         f"the director's last tap («Без комментария») to the applicant's sendMessage at the "
         f"double: p50 {report.ms(p50)}, p95 {report.ms(p95)}, max "
         f"{report.ms(max(result.samples, default=float('nan')))} (goal p50 <= "
-        f"{GOAL_P50 * 1000:.0f} ms and p95 <= {GOAL_P95 * 1000:.0f} ms: {report.verdict(met)}); "
+        f"{GOAL_P50 * 1000:.0f} ms and p95 <= {GOAL_P95 * 1000:.0f} ms: "
+        f"{report.verdict(met(result))}); "
         f"pushes not arrived: {result.missing}",
         flush=True,
     )

@@ -20,15 +20,30 @@ def mib(kib: int) -> str:
     return f"{kib / 1024:.0f} MiB"
 
 
+def goals(run: Run) -> list[report.Goal]:
+    peak = run.memory_after["VmHWM"]
+    fronts = "both front ends" if run.with_max else "Telegram's front end"
+    return [
+        report.Goal(
+            f"peak RSS <= {GOAL_MIB} MiB, {fronts}, after part 2",
+            f"(5) {report.backend(run.database)}",
+            mib(peak),
+            peak <= GOAL_MIB * 1024,
+        )
+    ]
+
+
 def print_memory(run: Run) -> None:
     report.title(f"(5) Memory — {run.database}")
     peak = run.memory_after["VmHWM"]
     print(
-        f"python -m bot: after start-up and every director's /start VmRSS "
+        f"python -m bot ({'Telegram and MAX' if run.with_max else 'Telegram'} front ends): "
+        f"after start-up and every director's /start VmRSS "
         f"{mib(run.memory_started['VmRSS'])}; after the mixed workload "
         f"({run.workload.updates} updates by {run.directors} directors) VmRSS "
         f"{mib(run.memory_after['VmRSS'])}, peak (VmHWM) {mib(peak)} "
-        f"(goal <= {GOAL_MIB} MiB: {report.verdict(peak <= GOAL_MIB * 1024)})",
+        f"(goal <= {GOAL_MIB} MiB: {report.verdict(peak <= GOAL_MIB * 1024)}); threads "
+        f"{run.memory_started.get('Threads')} / {run.memory_after.get('Threads')}",
         flush=True,
     )
 

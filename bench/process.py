@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,13 +152,15 @@ class BotProcess:
         return self.process.pid
 
     def status(self) -> dict[str, int]:
-        """VmRSS, VmHWM (peak RSS) and the like from /proc, in KiB."""
+        """VmRSS, VmHWM (peak RSS) and the like from /proc, in KiB; its threads."""
         values: dict[str, int] = {}
         with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
             for line in status:
                 name, _, rest = line.partition(":")
                 if name.startswith("Vm") and rest.strip().endswith("kB"):
                     values[name] = int(rest.split()[0])
+                elif name == "Threads":
+                    values[name] = int(rest)
         return values
 
     def cpu_seconds(self) -> float:
@@ -179,12 +181,13 @@ async def bot_process(
     database_url: str,
     *args: str,
     module: str = "bot",
+    port: int | None = None,
     **settings: str,
 ) -> AsyncIterator[BotProcess]:
     """Run `python -m bot [args]` (or another module) against the double until the block ends
     (then SIGTERM): the Telegram one (BOT_TOKEN, TELEGRAM_API_URL) or the MAX one (MAX only:
-    MAX_BOT_TOKEN, MAX_API_URL)."""
-    port = free_port()
+    MAX_BOT_TOKEN, MAX_API_URL). Its web server listens on `port` (a free one if None)."""
+    port = port or free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -309,16 +312,25 @@ class Workload:
     latencies: list[float] = field(default_factory=list)
 
 
-async def act(api: WatchedBotAPI, user_id: int, step: Step, workload: Workload) -> None:
+# How an update the double queued reaches the bot: None for long polling (the bot fetches it),
+# else a coroutine that POSTs it to a webhook (bench/replicas.py).
+Deliver = Callable[[JsonDict], Awaitable[None]] | None
+
+
+async def act(
+    api: WatchedBotAPI, user_id: int, step: Step, workload: Workload, deliver: Deliver = None
+) -> None:
     """One update by the person; returns when the bot has drawn its answer."""
     before = api.screens[user_id]
     started = time.perf_counter()
     if step.text is not None:
-        api.send_text(user_id, step.text)
+        update = api.send_text(user_id, step.text)
     else:
         assert step.data is not None
         message_id = api.last_bot_message(user_id).message_id
-        api.press_data(user_id, step.data, message_id)
+        update = api.press_data(user_id, step.data, message_id)
+    if deliver is not None:
+        await deliver(update)
     answered = await api.wait_for(lambda: api.screens[user_id] > before, STEP_TIMEOUT)
     workload.updates += 1
     if step.kind == "read":
@@ -332,7 +344,12 @@ async def act(api: WatchedBotAPI, user_id: int, step: Step, workload: Workload) 
 
 
 async def director(
-    api: WatchedBotAPI, person: data.Director, cycles: int, workload: Workload, seed: int
+    api: WatchedBotAPI,
+    person: data.Director,
+    cycles: int,
+    workload: Workload,
+    seed: int,
+    deliver: Deliver = None,
 ) -> None:
     numbers = list(person.new_applications)
     surnames = [person.surnames[(seed + i) % len(person.surnames)] for i in range(3 * cycles)]
@@ -341,7 +358,7 @@ async def director(
         if len(chosen) < CYCLE_DECISIONS:
             return
         for step in cycle(chosen, surnames[index * 3 : index * 3 + 3]):
-            await act(api, person.telegram_user_id, step, workload)
+            await act(api, person.telegram_user_id, step, workload, deliver)
 
 
 @dataclass
@@ -357,6 +374,7 @@ class Run:
     memory_after: dict[str, int]
     decisions_written: int
     errors: dict[str, int]
+    with_max: bool = True
 
     @property
     def throughput(self) -> float:
@@ -379,16 +397,27 @@ async def mixed_workload(
     cycles: int,
     seed: int = data.SEED,
     module: str = "bot",
+    with_max: bool = True,
+    profile: str | None = None,
 ) -> Run:
     """Start the bot (`python -m <module>`) on a fresh copy of the benchmark database, let
-    `directors` directors each do `cycles` cycles of 30 updates, and measure."""
+    `directors` directors each do `cycles` cycles of 30 updates in Telegram, and measure.
+    With `with_max` the process serves MAX too (MAX_BOT_TOKEN, polling the MAX double, where
+    nobody writes): both front ends loaded, as a deployment serving both runs. With `profile`
+    (an absolute path) the process runs under cProfile, which writes its statistics there when
+    the process ends."""
     async with data.working_database(backend, size) as url:
         people = await data.directors(url, limit=directors, minimum_new=cycles * CYCLE_DECISIONS)
         history_before = await history_rows(url)
-        async with WatchedBotAPI() as api:
+        async with WatchedBotAPI() as api, WatchedMaxAPI() as max_api:
             for user_id in await data.linked_users(url):
                 api.add_user(user_id)
-            async with bot_process(api, url, module=module) as bot:
+            both = {"MAX_BOT_TOKEN": max_api.token, "MAX_API_URL": max_api.url} if with_max else {}
+            args: tuple[str, ...] = ()
+            if profile is not None:
+                args = ("-o", profile, "-m", module)
+                module = "cProfile"
+            async with bot_process(api, url, *args, module=module, **both) as bot:
                 await wait_until_polling(api, bot)
                 for person in people:  # the main menu every director starts from
                     before = api.screens[person.telegram_user_id]
@@ -411,7 +440,9 @@ async def mixed_workload(
                 memory_after = bot.status()
                 if bot.process.returncode is not None:
                     raise RuntimeError(f"the bot stopped:\n{bot.log_tail()}")
-            errors = api.errors()
+                if with_max and not max_api.outcomes:
+                    raise RuntimeError(f"the bot did not poll MAX:\n{bot.log_tail()}")
+            errors = {**api.errors(), **max_api.errors()}
         written = await history_rows(url) - history_before
     return Run(
         database=database(url),
@@ -423,6 +454,7 @@ async def mixed_workload(
         memory_after=memory_after,
         decisions_written=written,
         errors=errors,
+        with_max=with_max,
     )
 
 

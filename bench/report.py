@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 def percentile(samples: Sequence[float], share: float) -> float:
@@ -37,13 +38,13 @@ def lines(items: Sequence[str]) -> None:
         print(item)
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A plain-text table, first column left-aligned, the others right-aligned."""
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> None:
+    """A plain-text table, the first `left` columns left-aligned, the others right-aligned."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
         cells = [
-            str(cell).ljust(widths[i]) if i == 0 else str(cell).rjust(widths[i])
+            str(cell).ljust(widths[i]) if i < left else str(cell).rjust(widths[i])
             for i, cell in enumerate(row)
         ]
         return "  ".join(cells).rstrip()
@@ -53,3 +54,30 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         print(line(row))
     print(flush=True)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One figure measured against its goal, for the summary `python -m bench` ends with."""
+
+    goal: str  # what is aimed at, e.g. "open list <= 10x the floor"
+    where: str  # the part and the backend, e.g. "(1) SQLite"
+    result: str  # the figure, e.g. "16.2x"
+    met: bool
+
+
+def backend(database: str) -> str:
+    """ "SQLite" or "PostgreSQL", from bench.machine.database's description."""
+    return database.split(maxsplit=1)[0]
+
+
+def goals_table(goals: Sequence[Goal]) -> None:
+    """Every goal with its figure and whether it was met."""
+    title("Goals")
+    table(
+        ["goal", "measured", "result", "verdict"],
+        [[g.goal, g.where, g.result, verdict(g.met)] for g in goals],
+        left=2,
+    )
+    missed = sum(not g.met for g in goals)
+    print(f"{len(goals) - missed} of {len(goals)} goals met, {missed} missed", flush=True)

@@ -3,14 +3,21 @@ a mixed director workload (70% reads, 30% decisions) through the HTTP Bot API do
 directors at once, each waiting for the bot's answer before the next update.
 
     python -m bench.throughput [--directors N] [--cycles N] [--backend sqlite|postgresql]
+                               [--profile FILE]
+
+The process serves both messengers (Telegram and MAX, the MAX double polled, idle). With
+--profile the bot process runs under cProfile (statistics in FILE.<backend>, summarised by
+bench/profiling.py; its throughput then includes cProfile's overhead).
 """
 
 from __future__ import annotations
 
 import asyncio
+import pstats
 from collections.abc import Sequence
+from pathlib import Path
 
-from bench import data, machine, report
+from bench import data, machine, profiling, report
 from bench.process import CYCLE_DECISIONS, CYCLE_UPDATES, Run, mixed_workload
 
 GOAL = 300.0  # updates/s
@@ -22,7 +29,8 @@ def print_throughput(run: Run) -> None:
     report.title(f"(2) Throughput — {run.database}")
     work = run.workload
     print(
-        f"python -m bot (long polling) against the HTTP Bot API double; {run.directors} "
+        f"python -m bot (long polling{' Telegram and MAX' if run.with_max else ''}) against the "
+        f"HTTP Bot API double; {run.directors} "
         f"directors at once, each doing cycles of {CYCLE_UPDATES} updates (21 reads: list, next "
         "page, search by surname, card, history, card, comments; 9 of decisions: approve with a "
         "comment, approve without, cancel with a reason, approve with a comment) and waiting "
@@ -50,6 +58,17 @@ def print_throughput(run: Run) -> None:
     )
 
 
+def goals(run: Run) -> list[report.Goal]:
+    return [
+        report.Goal(
+            f">= {GOAL:.0f} mixed updates/s in one process",
+            f"(2) {report.backend(run.database)}",
+            f"{run.throughput:.0f}/s",
+            run.throughput >= GOAL,
+        )
+    ]
+
+
 def print_floor(floor: Run, ours: Run) -> None:
     """The same workload against bench/floor_bot.py: aiogram and HTTP alone."""
     print(
@@ -63,16 +82,33 @@ def print_floor(floor: Run, ours: Run) -> None:
 
 async def floor_run(size: data.Size, directors: int, cycles: int) -> Run:
     return await mixed_workload(
-        "sqlite", size, directors=directors, cycles=cycles, module="bench.floor_bot"
+        "sqlite",
+        size,
+        directors=directors,
+        cycles=cycles,
+        module="bench.floor_bot",
+        with_max=False,
     )
 
 
-async def run(backends: Sequence[str], size: data.Size, directors: int, cycles: int) -> list[Run]:
+async def run(
+    backends: Sequence[str],
+    size: data.Size,
+    directors: int,
+    cycles: int,
+    profile: str | None = None,
+) -> list[Run]:
     runs = []
     for backend in backends:
-        result = await mixed_workload(backend, size, directors=directors, cycles=cycles)
+        path = f"{profile}.{backend}" if profile else None
+        result = await mixed_workload(
+            backend, size, directors=directors, cycles=cycles, profile=path
+        )
         print_throughput(result)
-        if backend == "sqlite":
+        if path is not None:
+            print(f"cProfile of the bot process ({backend}) written to {path}")
+            profiling.summary(pstats.Stats(path))
+        if backend == "sqlite" and path is None:
             print_floor(await floor_run(size, directors, cycles), result)
         runs.append(result)
     return runs
@@ -82,9 +118,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = data.command_line("bench.throughput", __doc__)
     parser.add_argument("--directors", type=int, default=DIRECTORS)
     parser.add_argument("--cycles", type=int, default=CYCLES, help="30 updates per cycle")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the bot process")
     args = parser.parse_args(argv)
     report.lines(machine.describe())
-    asyncio.run(run(*data.chosen(args), args.directors, args.cycles))
+    backends, size = data.chosen(args)
+    profile = str(Path(args.profile).resolve()) if args.profile else None
+    asyncio.run(run(backends, size, args.directors, args.cycles, profile))
 
 
 if __name__ == "__main__":

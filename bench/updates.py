@@ -4,14 +4,20 @@ bare aiogram Dispatcher whose one handler only answers, fed the same kind of upd
 in-process session (bench/telegram.py). Telegram's latency is left out; what remains is ours
 (middlewares, filters, queries, rendering) plus aiogram's own work, which the floor measures.
 
-    python -m bench.updates [--rounds N] [--backend sqlite|postgresql]
+    python -m bench.updates [--rounds N] [--backend sqlite|postgresql] [--profile FILE]
+
+With --profile, cProfile runs around the real Dispatcher's measured updates (not the floor's)
+and the statistics are written to FILE (per backend: FILE.sqlite, FILE.postgresql) and
+summarised (bench/profiling.py); the times measured then include cProfile's overhead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import gc
 import logging
+import pstats
 import random
 import time
 from collections import defaultdict
@@ -23,7 +29,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy import event, func, select
 
-from bench import data, machine, report
+from bench import data, machine, profiling, report
 from bench.telegram import BOT_TOKEN, BOT_USERNAME, RecordingSession, Updates
 from bot.conversation.intents import (
     AppAction,
@@ -121,10 +127,18 @@ class Result:
         return self.floor[kind]
 
 
-async def timed(dp: Dispatcher, bot: Bot, update: Update) -> tuple[float, float]:
+async def timed(
+    dp: Dispatcher, bot: Bot, update: Update, profile: cProfile.Profile | None = None
+) -> tuple[float, float]:
     """Wall time and CPU time (every thread of the process) of one update."""
     started, cpu = time.perf_counter(), time.process_time()
-    await dp.feed_update(bot, update)
+    if profile is not None:
+        profile.enable()
+    try:
+        await dp.feed_update(bot, update)
+    finally:
+        if profile is not None:
+            profile.disable()
     return time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -136,6 +150,7 @@ async def measure(
     warmup: int = WARMUP,
     directors: int = DIRECTORS,
     seed: int = data.SEED,
+    profile: cProfile.Profile | None = None,
 ) -> Result:
     rng = random.Random(seed)
     async with data.working_database(backend, size) as url:
@@ -171,7 +186,8 @@ async def measure(
                 steps = round_steps(director, number, rng.choice(director.surnames))
                 for step in steps:
                     before = statements
-                    elapsed, cpu = await timed(ours, bot, build(updates, step))
+                    measured = profile if index >= warmup else None
+                    elapsed, cpu = await timed(ours, bot, build(updates, step), measured)
                     used = statements - before
                     floor_elapsed, _ = await timed(floor, bot, build(updates, step))
                     if index < warmup:
@@ -204,6 +220,23 @@ def build(updates: Updates, step: Step) -> Update:
     if step.kind == CALLBACK:
         return updates.callback(step.user_id, step.payload)
     return updates.message(step.user_id, step.payload)
+
+
+def goals(result: Result) -> list[report.Goal]:
+    where = f"(1) {report.backend(result.database)}"
+    found = []
+    for operation, goal in GOALS.items():
+        median = report.median(result.times[operation])
+        ratio = median / report.median(result.floor_of(operation))
+        found.append(
+            report.Goal(
+                f"{operation} <= {goal:.0f}x the floor",
+                where,
+                f"{ratio:.1f}x ({report.ms(median)})",
+                ratio <= goal,
+            )
+        )
+    return found
 
 
 def print_result(result: Result) -> None:
@@ -254,11 +287,20 @@ async def run(
     rounds: int = ROUNDS,
     warmup: int = WARMUP,
     directors: int = DIRECTORS,
+    profile: str | None = None,
 ) -> list[Result]:
     results = []
     for backend in backends:
-        result = await measure(backend, size, rounds=rounds, warmup=warmup, directors=directors)
+        profiler = cProfile.Profile() if profile else None
+        result = await measure(
+            backend, size, rounds=rounds, warmup=warmup, directors=directors, profile=profiler
+        )
         print_result(result)
+        if profiler is not None:
+            path = f"{profile}.{backend}"
+            profiler.dump_stats(path)
+            print(f"cProfile of the real Dispatcher's updates ({backend}) written to {path}")
+            profiling.summary(pstats.Stats(profiler))
         results.append(result)
     return results
 
@@ -267,9 +309,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = data.command_line("bench.updates", __doc__)
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="measured rounds per backend")
     parser.add_argument("--warmup", type=int, default=WARMUP)
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the real Dispatcher's updates")
     args = parser.parse_args(argv)
     report.lines(machine.describe())
-    asyncio.run(run(*data.chosen(args), args.rounds, args.warmup))
+    backends, size = data.chosen(args)
+    asyncio.run(run(backends, size, args.rounds, args.warmup, profile=args.profile))
 
 
 if __name__ == "__main__":

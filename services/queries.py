@@ -17,7 +17,7 @@ from sqlalchemy import case, func, or_, select
 
 from services.applications import ref
 from services.domain import RULES, Action, Actor, Scope, Status, can_view
-from services.views import ApplicationView, card_view_of, list_row_of
+from services.views import ApplicationView, view_of
 from storage.models import Application, ApplicationEvent
 from storage.repositories import ApplicationScope, Repositories
 
@@ -120,7 +120,7 @@ async def visible_view(repo: Repositories, actor: Actor, number: int) -> Applica
     row = await repo.applications.view_row(number)
     if row is None:
         return None
-    application = card_view_of(row)
+    application = view_of(row)
     return application if can_view(actor, application.ref) else None
 
 
@@ -153,35 +153,6 @@ async def _counted_page(
     return Page(items=items, index=index, pages=pages, total=total)
 
 
-async def list_applications(
-    repo: Repositories,
-    actor: Actor,
-    *,
-    status: Status | None,
-    search: Search | None = None,
-    narrowing: Narrowing | None = None,
-    page: int = 0,
-    size: int = PAGE_SIZE,
-) -> Page[Application]:
-    """The actor's applications, newest first, optionally of one status, matching a search,
-    of one organisation and programme."""
-    narrowing = narrowing or Narrowing()
-
-    async def fetch(index: int) -> tuple[list[Application], int]:
-        return await repo.applications.search(
-            visibility(actor),
-            status=status.value if status is not None else None,
-            number=search.number if search is not None else None,
-            name=search.name if search is not None else None,
-            organization_id=narrowing.organization_id,
-            program=narrowing.program,
-            offset=index * size,
-            limit=size,
-        )
-
-    return await _counted_page(fetch, page, size)
-
-
 async def list_rows(
     repo: Repositories,
     actor: Actor,
@@ -191,13 +162,16 @@ async def list_rows(
     narrowing: Narrowing | None = None,
     page: int = 0,
     size: int = PAGE_SIZE,
+    whole: bool = False,
 ) -> Page[ApplicationView]:
-    """As `list_applications`, as a list screen's rows: plain data, read without the ORM's
-    entities (the list screens' hot path, ApplicationRepo.search_rows)."""
+    """The actor's applications, newest first, optionally of one status, matching a search,
+    of one organisation and programme: what a list's row shows or, `whole`, every field of the
+    card with the organisation's name (the export). Plain data, read without the ORM's
+    entities (ApplicationRepo.search)."""
     narrowing = narrowing or Narrowing()
 
     async def fetch(index: int) -> tuple[list[ApplicationView], int]:
-        rows, total = await repo.applications.search_rows(
+        rows, total = await repo.applications.search(
             visibility(actor),
             status=status.value if status is not None else None,
             number=search.number if search is not None else None,
@@ -206,8 +180,9 @@ async def list_rows(
             program=narrowing.program,
             offset=index * size,
             limit=size,
+            whole=whole,
         )
-        return [list_row_of(row) for row in rows], total
+        return [view_of(row) for row in rows], total
 
     return await _counted_page(fetch, page, size)
 

@@ -3,13 +3,13 @@ ORM rows, so layouts are pure functions that tests can feed directly."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
 from services.domain import ApplicationRef, Role, Status
 from storage.models import Application, ApplicationEvent
-from storage.repositories import ListRow
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class ApplicationView:
     @property
     def ref(self) -> ApplicationRef:
         return ApplicationRef.of(self)
+
+
+_VIEW_FIELDS = frozenset(field.name for field in fields(ApplicationView))
 
 
 @dataclass(frozen=True)
@@ -76,38 +79,13 @@ def application_view(application: Application) -> ApplicationView:
     )
 
 
-def list_row_view(application: Application) -> ApplicationView:
-    """What a list's row shows: the organisation is not loaded for lists (only the applicant)."""
-    return ApplicationView(
-        number=application.number,
-        status=Status(application.status),
-        applicant_id=application.applicant_id,
-        applicant_name=application.applicant.full_name,
-        organization_id=application.organization_id,
-        organization_name="",
-        program=application.program,
-        group=application.group,
-    )
-
-
-def card_view_of(row: dict[str, Any]) -> ApplicationView:
-    """An application as a card shows it, from ApplicationRepo.view_row's plain values."""
-    return ApplicationView(**{**row, "status": Status(row["status"])})
-
-
-def list_row_of(row: ListRow) -> ApplicationView:
-    """What a list's row shows, from the plain row of a Core query: the organisation's name
-    is not read for lists."""
-    return ApplicationView(
-        number=row.number,
-        status=Status(row.status),
-        applicant_id=row.applicant_id,
-        applicant_name=row.applicant_name,
-        organization_id=row.organization_id,
-        organization_name="",
-        program=row.program,
-        group=row.group,
-    )
+def view_of(row: Mapping[Any, Any]) -> ApplicationView:
+    """An application from the plain values of a Core query labelled as ApplicationView's
+    fields (ApplicationRepo.view_row, ApplicationRepo.search; other values, such as a page's
+    total, are left out): a card's or an export's row has them all; a list's row has no
+    organisation's name (lists do not read it) and no details."""
+    values = {key: value for key, value in row.items() if key in _VIEW_FIELDS}
+    return ApplicationView(**{"organization_name": "", **values, "status": Status(row["status"])})
 
 
 def _status(code: str | None) -> Status | None:

@@ -20,29 +20,18 @@ from sqlalchemy.pool import PoolResetState
 from storage.sqlite_trip import one_trip
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-SQLITE_FOLD_FUNCTION = "dpo_fold"
-
-
-def fold_name(value: str) -> str:
-    """A name as search compares it: case-folded, «ё» as «е» (people type both)."""
-    return value.casefold().replace("ё", "е")
-
-
-def _fold_or_none(value: str | None) -> str | None:
-    return None if value is None else fold_name(value)
 
 
 def _prepare_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """Every new SQLite connection: one trip per statement, the pragmas, the name folding."""
+    """Every new SQLite connection: one trip per statement, the pragmas."""
     one_trip(dbapi_connection)  # each statement one hand-off to aiosqlite's thread, not four
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA cache_size=-512")
     cursor.close()
-    # SQLite's lower() and LIKE fold ASCII only; searching Cyrillic names needs Python's folding.
-    dbapi_connection.create_function(SQLITE_FOLD_FUNCTION, 1, _fold_or_none, deterministic=True)
 
 
 def _reset_sqlite(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:

@@ -6,11 +6,12 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    RowMapping,
     Select,
     String,
     and_,
@@ -26,10 +27,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
+from sqlalchemy.orm import joinedload
 
 from storage import outbox_signal
-from storage.db import SQLITE_FOLD_FUNCTION, fold_name
 from storage.models import (
     PUSH_BOTH,
     Account,
@@ -42,6 +42,7 @@ from storage.models import (
     LinkToken,
     Organization,
     OutboxMessage,
+    fold_name,
 )
 
 # PostgreSQL advisory lock that orders history rows for the decisions feed (see feed_lock).
@@ -71,14 +72,112 @@ class ApplicationScope:
     applicant_id: int | None = None
 
     def condition(self) -> ColumnElement[bool]:
-        if self.everything:
-            return true()
-        conditions: list[ColumnElement[bool]] = []
-        if self.organization_id is not None:
-            conditions.append(Application.organization_id == self.organization_id)
-        if self.applicant_id is not None:
-            conditions.append(Application.applicant_id == self.applicant_id)
-        return or_(false(), *conditions)
+        """The scope as a condition with its values (for a query of its own)."""
+        query = _ListQuery(self)
+        return _scope_condition(query.shape()).params(query.params())
+
+
+# The people an application or a link names, with their roles, in the same query (the roles'
+# own default, a second SELECT, would cost a round trip on every update).
+WITH_APPLICANT = joinedload(Application.applicant).joinedload(Account.roles)
+WITH_ACCOUNT = joinedload(Binding.account).joinedload(Account.roles)
+
+# What a list's row shows of an application, and what a card (or an export's row) shows:
+# plain columns labelled as services.views.ApplicationView's fields (no ORM entities).
+_ROW_COLUMNS = (
+    Application.number,
+    Application.status,
+    Application.applicant_id,
+    Account.full_name.label("applicant_name"),
+    Application.organization_id,
+    Application.program,
+    Application.group.label("group"),
+)
+_CARD_COLUMNS = (
+    *_ROW_COLUMNS,
+    Organization.name.label("organization_name"),
+    Application.description,
+    Application.study_from,
+    Application.study_to,
+    Application.study_form,
+    Application.listener_categories,
+    Application.competencies,
+    Application.dpo_organization,
+    Application.created_at,
+    Application.updated_at,
+)
+
+
+def _from_applications(whole: bool) -> Select[Any]:
+    """The columns of a list's rows (or, `whole`, of a card) with what they join."""
+    query = select(*(_CARD_COLUMNS if whole else _ROW_COLUMNS)).join_from(
+        Application, Account, Account.id == Application.applicant_id
+    )
+    if whole:
+        query = query.join(Organization, Organization.id == Application.organization_id)
+    return query
+
+
+@dataclass(frozen=True)
+class _ListShape:
+    """Which conditions a query of applications has, their values bound per call
+    (`_ListQuery.params`): its statements are built once per shape (`_list_statements` and
+    the like), so SQLAlchemy neither rebuilds nor re-keys them, nor adapts a cached result to a
+    new statement object."""
+
+    everything: bool
+    scope_organization: bool
+    scope_applicant: bool
+    status: bool
+    number: bool
+    named: bool  # a part of the applicant's name
+    organization: bool
+    program: bool
+    limit: bool
+    whole: bool  # every column of the card, not only a list row's
+
+
+@dataclass(frozen=True)
+class _ListQuery:
+    """What a query of applications asks for: its shape, and its values as parameters."""
+
+    scope: ApplicationScope
+    status: str | None = None
+    number: int | None = None
+    name: str | None = None
+    organization_id: int | None = None
+    program: str | None = None
+    offset: int = 0
+    limit: int | None = None
+    whole: bool = False
+
+    def shape(self) -> _ListShape:
+        scope = self.scope
+        return _ListShape(
+            everything=scope.everything,
+            scope_organization=scope.organization_id is not None,
+            scope_applicant=scope.applicant_id is not None,
+            status=self.status is not None,
+            number=self.number is not None,
+            named=self.name is not None,
+            organization=self.organization_id is not None,
+            program=self.program is not None,
+            limit=self.limit is not None,
+            whole=self.whole,
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "scope_organization": self.scope.organization_id,
+            "scope_applicant": self.scope.applicant_id,
+            "status": self.status,
+            "number": self.number,
+            "pattern": None if self.name is None else _name_pattern(self.name),
+            "organization": self.organization_id,
+            "program": self.program,
+            "offset": self.offset,
+            "limit": self.limit,
+        }
 
 
 def _program() -> ColumnElement[str]:
@@ -86,100 +185,46 @@ def _program() -> ColumnElement[str]:
     return func.coalesce(Application.program, "", type_=String)
 
 
-def _narrowed(
-    scope: ApplicationScope, status: str | None, organization_id: int | None, program: str | None
-) -> list[ColumnElement[bool]]:
-    """The conditions of a list: the scope, then the filters that are set."""
-    conditions = [scope.condition()]
-    if status is not None:
-        conditions.append(Application.status == status)
-    if organization_id is not None:
-        conditions.append(Application.organization_id == organization_id)
-    if program is not None:
-        conditions.append(_program() == program)
-    return conditions
-
-
-# The people an application or a link names, with their roles, in the same query (the roles'
-# own default, a second SELECT, would cost a round trip on every update).
-WITH_APPLICANT = joinedload(Application.applicant).joinedload(Account.roles)
-# A list's rows show the applicant's name only: no roles, no organisation. Without a joined
-# collection the page needs no subquery around its LIMIT, and loads about a third as fast
-# (docs/BENCHMARKS.md). A card loads the application again, whole (ApplicationRepo.get).
-LIST_ROW = (
-    joinedload(Application.applicant).lazyload(Account.roles),
-    lazyload(Application.organization),
-)
-WITH_ACCOUNT = joinedload(Binding.account).joinedload(Account.roles)
-
-
-class ListRow(NamedTuple):
-    """What a list's row shows of an application, as a Core query returns it."""
-
-    number: int
-    status: str
-    applicant_id: int
-    applicant_name: str
-    organization_id: int
-    program: str | None
-    group: str | None
-
-
-_LIST_COLUMNS = (
-    Application.number,
-    Application.status,
-    Application.applicant_id,
-    Account.full_name,
-    Application.organization_id,
-    Application.program,
-    Application.group,
-)
-
-
-@dataclass(frozen=True)
-class _ListShape:
-    """Which conditions a list's statement has (their values are bound per call)."""
-
-    sqlite: bool
-    everything: bool
-    scope_organization: bool
-    scope_applicant: bool
-    status: bool
-    number: bool
-    named: Literal["ids", "exists", "everywhere"] | None  # how the applicant's name is matched
-    organization: bool
-    program: bool
-    limit: bool
-
-
 def _like_escaped(value: str) -> str:
     return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
-def _folded_name(sqlite: bool) -> ColumnElement[str]:
-    if sqlite:  # the function is registered on every connection (storage/db.py)
-        return getattr(func, SQLITE_FOLD_FUNCTION)(Account.full_name, type_=String)  # type: ignore[no-any-return]
-    return func.replace(func.lower(Account.full_name), "ё", "е", type_=String)
+def _name_pattern(name: str) -> str:
+    """LIKE's pattern (escaped with "/") of a name's part, folded as the stored names are."""
+    return f"%{_like_escaped(fold_name(name))}%"
 
 
-def _scope_condition(everything: bool, organization: bool, applicant: bool) -> ColumnElement[bool]:
-    """ApplicationScope.condition with its values as parameters."""
+def _named(everything: bool) -> ColumnElement[bool]:
+    """The applicant's stored folded name matches the pattern. Across every application the
+    matching accounts are found first (on PostgreSQL through the trigram index); within a
+    narrow scope (an organisation's or a person's applications), each application's applicant
+    is looked up by its key."""
+    folded = Account.name_folded.like(bindparam("pattern"), escape="/")
     if everything:
+        return Application.applicant_id.in_(select(Account.id).where(folded))
+    return (
+        select(Account.id)
+        .where(Account.id == Application.applicant_id, folded)
+        .correlate(Application)
+        .exists()
+    )
+
+
+def _scope_condition(shape: _ListShape) -> ColumnElement[bool]:
+    """The applications the scope may see; an empty scope matches nothing."""
+    if shape.everything:
         return true()
     conditions: list[ColumnElement[bool]] = []
-    if organization:
+    if shape.scope_organization:
         conditions.append(Application.organization_id == bindparam("scope_organization"))
-    if applicant:
+    if shape.scope_applicant:
         conditions.append(Application.applicant_id == bindparam("scope_applicant"))
     return or_(false(), *conditions)
 
 
-@functools.cache
-def _list_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
-    """A list's page (its rows, each with the total) and its count, for one shape."""
-    conditions = [
-        _scope_condition(shape.everything, shape.scope_organization, shape.scope_applicant)
-    ]
+def _where(shape: _ListShape) -> ColumnElement[bool]:
+    """The scope, then the filters that are set."""
+    conditions = [_scope_condition(shape)]
     if shape.status:
         conditions.append(Application.status == bindparam("status"))
     if shape.organization:
@@ -188,48 +233,73 @@ def _list_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
         conditions.append(_program() == bindparam("program"))
     if shape.number:
         conditions.append(Application.number == bindparam("number"))
-    if shape.named == "ids":
-        conditions.append(Application.applicant_id.in_(bindparam("named", expanding=True)))
-    elif shape.named is not None:
-        folded = _folded_name(shape.sqlite).like(bindparam("pattern"), escape="/")
-        if shape.named == "everywhere":
-            conditions.append(Application.applicant_id.in_(select(Account.id).where(folded)))
-        else:
-            conditions.append(
-                select(Account.id)
-                .where(Account.id == Application.applicant_id, folded)
-                .correlate(Application)
-                .exists()
-            )
-    where = and_(*conditions)
+    if shape.named:
+        conditions.append(_named(shape.everything))
+    return and_(*conditions)
+
+
+def _paged(query: Select[Any], shape: _ListShape) -> Select[Any]:
+    query = query.offset(bindparam("offset"))
+    return query.limit(bindparam("limit")) if shape.limit else query
+
+
+@functools.cache
+def _list_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
+    """A list's page (its rows, each with the total) and its count, for one shape."""
+    where = _where(shape)
     counted = select(func.count()).select_from(Application).where(where)
     # The page and, on each of its rows, how many match in all: one statement instead of a
     # count and a page. The count is an uncorrelated subquery, run once per statement (a
     # window, count() OVER (), would carry every matching row's columns to a sorter).
     total = counted.correlate(None).scalar_subquery()
     page = (
-        select(*_LIST_COLUMNS, total.label("total"))
-        .join_from(Application, Account, Account.id == Application.applicant_id)
+        _from_applications(shape.whole)
+        .add_columns(total.label("total"))
         .where(where)
         .order_by(Application.created_at.desc(), Application.number.desc())
-        .offset(bindparam("offset"))
     )
-    if shape.limit:
-        page = page.limit(bindparam("limit"))
-    return page, counted
+    return _paged(page, shape), counted
 
 
-# The names of a narrow scope's applicants (SQLite's search compares them in Python), by
-# (organisation scope, applicant scope).
-_NAMES_IN_SCOPE = {
-    (organization, applicant): select(Account.id, Account.full_name).where(
-        Account.id.in_(
-            select(Application.applicant_id).where(_scope_condition(False, organization, applicant))
+@functools.cache
+def _organizations_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
+    """The organisations of a shape's applications (id, name, how many) by name, and their
+    count."""
+    grouped = (
+        select(Application.organization_id.label("id"), func.count().label("applications"))
+        .where(_where(shape))
+        .group_by(Application.organization_id)
+        .subquery()
+    )
+    page = (
+        select(Organization.id, Organization.name, grouped.c.applications)
+        .join(grouped, grouped.c.id == Organization.id)
+        .order_by(Organization.name, Organization.id)
+    )
+    return _paged(page, shape), select(func.count()).select_from(grouped)
+
+
+@functools.cache
+def _programs_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
+    """The programmes of a shape's applications (the smallest number with it, the programme or
+    "", how many) by programme, and their count."""
+    applications = (
+        select(_program().label("program"), Application.number).where(_where(shape)).subquery()
+    )
+    grouped = (
+        select(
+            func.min(applications.c.number).label("key"),
+            applications.c.program,
+            func.count().label("applications"),
         )
+        .group_by(applications.c.program)
+        .subquery()
     )
-    for organization in (False, True)
-    for applicant in (False, True)
-}
+    page = select(grouped.c.key, grouped.c.program, grouped.c.applications).order_by(
+        grouped.c.program
+    )
+    return _paged(page, shape), select(func.count()).select_from(grouped)
+
 
 # Built once, parameters bound per call: SQLAlchemy computes a statement object's cache key once.
 _GET_APPLICATION = (
@@ -238,32 +308,8 @@ _GET_APPLICATION = (
     .where(Application.number == bindparam("number"))
     .execution_options(populate_existing=True)
 )
-# An application as a card shows it, with its applicant's and organisation's names: plain row,
-# labelled as services.views.ApplicationView's fields (a card is read-only; no ORM entities).
-_GET_VIEW = (
-    select(
-        Application.number,
-        Application.status,
-        Application.applicant_id,
-        Account.full_name.label("applicant_name"),
-        Application.organization_id,
-        Organization.name.label("organization_name"),
-        Application.program,
-        Application.group.label("group"),
-        Application.description,
-        Application.study_from,
-        Application.study_to,
-        Application.study_form,
-        Application.listener_categories,
-        Application.competencies,
-        Application.dpo_organization,
-        Application.created_at,
-        Application.updated_at,
-    )
-    .join_from(Application, Account, Account.id == Application.applicant_id)
-    .join(Organization, Organization.id == Application.organization_id)
-    .where(Application.number == bindparam("number"))
-)
+# An application as a card shows it, with its applicant's and organisation's names.
+_GET_VIEW = _from_applications(whole=True).where(Application.number == bindparam("number"))
 _COUNT_COMMENTS = (
     select(func.count())
     .select_from(ApplicationEvent)
@@ -376,144 +422,34 @@ class ApplicationRepo:
         program: str | None = None,
         offset: int = 0,
         limit: int | None = None,
-    ) -> tuple[list[Application], int]:
-        """A page of the applications in scope, newest first, and how many match in all, as ORM
-        entities (the export, the bulk decisions); a list screen reads `search_rows`.
+        whole: bool = False,
+    ) -> tuple[list[RowMapping], int]:
+        """A page of the applications in scope, newest first, and how many match in all: plain
+        rows of a list row's columns or, `whole`, of a card's (the export), labelled as
+        services.views.ApplicationView's fields.
 
-        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е»;
-        `program` is the whole programme ("" for applications without one).
+        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е» (the
+        stored folded name); `program` is the whole programme ("" for applications without
+        one).
+
+        Every list reads through here (the screens' hot path, the bulk decisions, the export):
+        a Core query of the columns shown (no entities, identity map or relationship loading;
+        more than half of a list update's time before, docs/BENCHMARKS.md), its statement
+        built once per shape (`_ListShape`).
         """
-        conditions = _narrowed(scope, status, organization_id, program)
-        if number is not None:
-            conditions.append(Application.number == number)
-        if name is not None:
-            conditions.append(await self._applicant_named(scope, name))
-        where = and_(*conditions)
-        counted = select(func.count()).select_from(Application).where(where)
-        # The page and, on each of its rows, how many match in all: one statement instead of a
-        # count and a page. The count is an uncorrelated subquery, run once per statement (a
-        # window, count() OVER (), would carry every matching row's columns to a sorter).
-        total = counted.correlate(None).scalar_subquery()
-        query = (
-            select(Application, total.label("total"))
-            .options(*LIST_ROW)
-            .where(where)
-            .order_by(Application.created_at.desc(), Application.number.desc())
-            .offset(offset)
-            .limit(limit)
+        query = _ListQuery(
+            scope, status, number, name, organization_id, program, offset, limit, whole
         )
-        rows = (await self.session.execute(query)).unique().all()
-        if rows:
-            return [application for application, _ in rows], int(rows[0][1])
-        if not offset:
-            return [], 0
-        # Past the end: no row carries the total, so count.
-        return [], int(await self.session.scalar(counted) or 0)
-
-    async def _applicant_named(self, scope: ApplicationScope, name: str) -> ColumnElement[bool]:
-        """The applicant's name contains `name` (folded). With a narrow scope (an organisation's
-        or a person's applications: a few hundred applicants at most) on SQLite, whose folding
-        is a Python function called back per name, the applicants' names are read once and
-        compared here; otherwise the database compares them."""
-        needle = fold_name(name)
-        if self._on_sqlite() and not scope.everything:
-            applicants = select(Application.applicant_id).where(scope.condition())
-            rows = await self.session.execute(
-                select(Account.id, Account.full_name).where(Account.id.in_(applicants))
-            )
-            named = [account_id for account_id, full_name in rows if needle in fold_name(full_name)]
-            return Application.applicant_id.in_(named)
-        folded = self._folded(Account.full_name).contains(needle, autoescape=True)
-        if scope.everything:
-            return Application.applicant_id.in_(select(Account.id).where(folded))
-        return (
-            select(Account.id)
-            .where(Account.id == Application.applicant_id, folded)
-            .correlate(Application)
-            .exists()
-        )
-
-    async def search_rows(
-        self,
-        scope: ApplicationScope,
-        *,
-        status: str | None = None,
-        number: int | None = None,
-        name: str | None = None,
-        organization_id: int | None = None,
-        program: str | None = None,
-        offset: int = 0,
-        limit: int | None = None,
-    ) -> tuple[list[ListRow], int]:
-        """A page of the applications in scope, newest first, and how many match in all: a
-        list's rows as plain rows.
-
-        `name` matches any part of the applicant's full name, ignoring case and «ё»/«е»;
-        `program` is the whole programme ("" for applications without one).
-
-        The list screens' hot path, read without the ORM: a Core query of the row's columns
-        (no entities, identity map or relationship loading), and the statement built once per
-        shape (which conditions are set, `_ListShape`) with its values bound per call, so that
-        SQLAlchemy neither rebuilds nor re-keys it, nor adapts its cached result to a new
-        statement object: together more than half of a list update's time before
-        (docs/BENCHMARKS.md).
-        """
-        on_sqlite = self._on_sqlite()
-        params: dict[str, Any] = {"offset": offset}
-        named: Literal["ids", "exists", "everywhere"] | None = None
-        if name is not None:
-            needle = fold_name(name)
-            if on_sqlite and not scope.everything:
-                # SQLite folds names with a Python function called back per name: with a narrow
-                # scope (an organisation's or a person's: a few hundred applicants at most) the
-                # names are read once and compared here.
-                params["named"] = await self._applicants_named(scope, needle)
-                named = "ids"
-            else:
-                params["pattern"] = f"%{_like_escaped(needle)}%"
-                named = "everywhere" if scope.everything else "exists"
-        shape = _ListShape(
-            sqlite=on_sqlite,
-            everything=scope.everything,
-            scope_organization=scope.organization_id is not None,
-            scope_applicant=scope.applicant_id is not None,
-            status=status is not None,
-            number=number is not None,
-            named=named,
-            organization=organization_id is not None,
-            program=program is not None,
-            limit=limit is not None,
-        )
-        params.update(
-            scope_organization=scope.organization_id,
-            scope_applicant=scope.applicant_id,
-            status=status,
-            number=number,
-            organization=organization_id,
-            program=program,
-            limit=limit,
-        )
-        page, counted = _list_statements(shape)
+        params = query.params()
+        page, counted = _list_statements(query.shape())
         connection = await self.session.connection()
-        rows = (await connection.execute(page, params)).all()
+        rows = (await connection.execute(page, params)).mappings().all()
         if rows:
-            return [ListRow(*row[:-1]) for row in rows], int(rows[0][-1])
+            return list(rows), int(rows[0]["total"])
         if not offset:
             return [], 0
         # Past the end: no row carries the total, so count.
         return [], int(await connection.scalar(counted, params) or 0)
-
-    async def _applicants_named(self, scope: ApplicationScope, needle: str) -> list[int]:
-        """The applicants in a narrow scope whose folded name contains `needle`."""
-        statement = _NAMES_IN_SCOPE[
-            (scope.organization_id is not None, scope.applicant_id is not None)
-        ]
-        connection = await self.session.connection()
-        rows = await connection.execute(
-            statement,
-            {"scope_organization": scope.organization_id, "scope_applicant": scope.applicant_id},
-        )
-        return [account_id for account_id, full_name in rows if needle in fold_name(full_name)]
 
     async def organizations_of(
         self,
@@ -526,22 +462,12 @@ class ApplicationRepo:
     ) -> tuple[list[tuple[int, str, int]], int]:
         """The organisations that have applications in scope (of the status, of the programme):
         (id, name, how many applications) by name, and how many organisations in all."""
-        where = and_(*_narrowed(scope, status, None, program))
-        grouped = (
-            select(Application.organization_id.label("id"), func.count().label("applications"))
-            .where(where)
-            .group_by(Application.organization_id)
-            .subquery()
-        )
-        total = await self.session.scalar(select(func.count()).select_from(grouped))
-        query = (
-            select(Organization.id, Organization.name, grouped.c.applications)
-            .join(grouped, grouped.c.id == Organization.id)
-            .order_by(Organization.name, Organization.id)
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = (await self.session.execute(query)).tuples().all()
+        query = _ListQuery(scope, status=status, program=program, offset=offset, limit=limit)
+        params = query.params()
+        page, counted = _organizations_statements(query.shape())
+        connection = await self.session.connection()
+        total = await connection.scalar(counted, params)
+        rows = (await connection.execute(page, params)).tuples().all()
         return [(id_, name, int(count)) for id_, name, count in rows], int(total or 0)
 
     async def programs_of(
@@ -556,27 +482,14 @@ class ApplicationRepo:
         """The programmes of the applications in scope (of the status, of the organisation):
         (the smallest application number with it, the programme or "" if none, how many
         applications) by programme, and how many programmes in all."""
-        where = and_(*_narrowed(scope, status, organization_id, None))
-        applications = (
-            select(_program().label("program"), Application.number).where(where).subquery()
+        query = _ListQuery(
+            scope, status=status, organization_id=organization_id, offset=offset, limit=limit
         )
-        grouped = (
-            select(
-                func.min(applications.c.number).label("key"),
-                applications.c.program,
-                func.count().label("applications"),
-            )
-            .group_by(applications.c.program)
-            .subquery()
-        )
-        total = await self.session.scalar(select(func.count()).select_from(grouped))
-        query = (
-            select(grouped.c.key, grouped.c.program, grouped.c.applications)
-            .order_by(grouped.c.program)
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = (await self.session.execute(query)).tuples().all()
+        params = query.params()
+        page, counted = _programs_statements(query.shape())
+        connection = await self.session.connection()
+        total = await connection.scalar(counted, params)
+        rows = (await connection.execute(page, params)).tuples().all()
         return [(int(key), program, int(count)) for key, program, count in rows], int(total or 0)
 
     async def organization_name(self, organization_id: int) -> str | None:
@@ -584,16 +497,6 @@ class ApplicationRepo:
             select(Organization.name).where(Organization.id == organization_id)
         )
         return name
-
-    def _on_sqlite(self) -> bool:
-        return self.session.get_bind().dialect.name == "sqlite"
-
-    def _folded(
-        self, column: ColumnElement[str] | InstrumentedAttribute[str]
-    ) -> ColumnElement[str]:
-        if self._on_sqlite():  # the function is registered on every connection (storage/db.py)
-            return getattr(func, SQLITE_FOLD_FUNCTION)(column, type_=String)  # type: ignore[no-any-return]
-        return func.replace(func.lower(column), "ё", "е", type_=String)
 
     async def touch(self, number: int, now: datetime) -> None:
         await feed_lock(self.session, shared=True)

@@ -3,7 +3,7 @@ pages; staff's filters by organisation and programme; the card; decisions (appro
 cancel) with a comment; comments; history; the deep link to a card.
 
 One set of flows serves the director, the applicant and staff: what each may see and do comes
-from the actor's role through services (queries.visible_view, list_rows and list_applications,
+from the actor's role through services (queries.visible_view and list_rows,
 domain.check / allowed_actions), decisions go through services.applications.perform_action,
 and screens are laid out by bot.screens.applications from plain data loaded here. Every press
 is checked again against the database: a card drawn before a restart, a push or a forged
@@ -64,7 +64,6 @@ from services.queries import (
     Narrowing,
     comments_page,
     history_page,
-    list_applications,
     list_rows,
     organization_choices,
     organization_name,
@@ -73,7 +72,7 @@ from services.queries import (
     program_of,
     visible_view,
 )
-from services.views import ApplicationView, EventView, application_view, event_view, list_row_view
+from services.views import ApplicationView, EventView, application_view, event_view
 
 ALERT_LIMIT = 200  # Telegram's callback answers; MAX's notifications are longer
 
@@ -771,12 +770,12 @@ async def offer_comment(turn: Turn, text: str) -> None:
     if problem is not None or comment is None:
         turn.reply.show(message(escape(problem or ""), menu=True))
         return
-    page = await list_applications(turn.repo, actor, status=None, size=OFFER_SIZE)
+    page = await list_rows(turn.repo, actor, status=None, size=OFFER_SIZE)
     if not page.total:
         turn.reply.show(message(t.NO_OWN_APPLICATIONS, menu=True))
         return
     turn.state.hold(comment, Action.COMMENT, None)
-    turn.reply.show(screens.offer_comment(comment, page.map(list_row_view)))
+    turn.reply.show(screens.offer_comment(comment, page))
 
 
 async def use_held(turn: Turn, pressed: AppIntent, application: ApplicationView) -> None:

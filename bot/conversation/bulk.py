@@ -21,9 +21,8 @@ from bot.texts import applications as app_texts
 from bot.texts import bulk as t
 from services.applications import approve_many, comment_problem, normalize_comment
 from services.domain import Action, Role, Status, own_decision_refusal
-from services.queries import PAGE_SIZE, Page, list_applications, parse_search
-from services.views import ApplicationView, list_row_view
-from storage.models import Application
+from services.queries import PAGE_SIZE, Page, list_rows, parse_search
+from services.views import ApplicationView
 
 PICKED = "picked"
 CONFIRMED = "bulk"
@@ -31,11 +30,11 @@ CONFIRMED = "bulk"
 
 async def candidates(
     turn: Turn, search: bool, *, page: int = 0, size: int = LIMIT
-) -> Page[Application]:
+) -> Page[ApplicationView]:
     """The director's «Не обработана» list as it is shown (with the last search if `search`)."""
     query = turn.state.search if search else None
     parsed = parse_search(query) if query is not None else None
-    return await list_applications(
+    return await list_rows(
         turn.repo, actor_of(turn), status=Status.NEW, search=parsed, page=page, size=size
     )
 
@@ -52,21 +51,20 @@ async def on_bulk(turn: Turn, pressed: BulkIntent) -> None:
     action = pressed.action
     if action is BulkAction.ALL:
         page = await candidates(turn, pressed.search)
-        items = page.map(list_row_view).items
-        await confirm(turn, list(items), pressed.search, total=page.total)
+        await confirm(turn, list(page.items), pressed.search, total=page.total)
     elif action in (BulkAction.PICK, BulkAction.PAGE, BulkAction.TOGGLE):
         picked = set(turn.state.numbers(PICKED)) if action is not BulkAction.PICK else set()
         if action is BulkAction.TOGGLE:
             picked ^= {pressed.item}
         turn.state.set_numbers(PICKED, sorted(picked))
         page = await candidates(turn, pressed.search, page=pressed.page, size=PAGE_SIZE)
-        turn.reply.show(screens.picker(page.map(list_row_view), picked, pressed.search))
+        turn.reply.show(screens.picker(page, picked, pressed.search))
     elif action is BulkAction.PICKED:
         picked = set(turn.state.numbers(PICKED))
         if not picked:
             refuse(turn, t.NOTHING_PICKED)
             return
-        items = (await candidates(turn, pressed.search)).map(list_row_view).items
+        items = (await candidates(turn, pressed.search)).items
         await confirm(turn, [item for item in items if item.number in picked], pressed.search)
     elif action is BulkAction.COMMENT:
         numbers = turn.state.numbers(CONFIRMED)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import xlsxwriter
 
 from bot.texts import export as t
 from bot.texts.domain import status_label
-from services.domain import Status
 from services.export import Export
+
+if TYPE_CHECKING:
+    import xlsxwriter
 
 DATE_FORMAT = "dd.mm.yyyy"
 TIME_FORMAT = "dd.mm.yyyy hh:mm"
@@ -26,7 +27,9 @@ def local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
 
 
 def workbook(exported: Export, zone: ZoneInfo) -> bytes:
-    applications, names = exported.applications, exported.organizations
+    applications = exported.applications
+    import xlsxwriter  # here, not at start-up: 3 MiB that only an export needs
+
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "constant_memory": True})
     sheet = book.add_worksheet(t.SHEET)
@@ -39,9 +42,9 @@ def workbook(exported: Export, zone: ZoneInfo) -> bytes:
     sheet.freeze_panes(1, 0)
     for row, application in enumerate(applications, start=1):
         texts = (
-            status_label(Status(application.status)),
-            application.applicant.full_name,
-            names.get(application.organization_id, ""),
+            status_label(application.status),
+            application.applicant_name,
+            application.organization_name,
             application.group,
             application.description,
             application.program,

@@ -31,7 +31,7 @@ from bot.conversation.effects import (
 from bot.screens.markup import shorten
 from bot.screens.screen import Screen
 from bot.telegram.commands import set_chat_commands
-from bot.telegram.render import keyboard
+from bot.telegram.render import EditScreen, keyboard, send_screen
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +86,17 @@ class TelegramExecutor(ChatExecutor[Bot, int]):
             log.info("press in chat %s not answered: %s", self.chat_id, type(error).__name__)
 
     async def send(self, screen: Screen) -> int:
-        message = await self.api.send_message(
-            self.chat_id, screen.text, reply_markup=keyboard(screen)
-        )
-        return message.message_id
+        return await send_screen(self.api, self.chat_id, screen)
 
     async def edit(self, message_id: int, screen: Screen) -> bool:
         try:
-            await self.api.edit_message_text(
-                text=screen.text,
-                chat_id=self.chat_id,
-                message_id=message_id,
-                reply_markup=keyboard(screen),
+            await self.api(
+                EditScreen(
+                    text=screen.text,
+                    chat_id=self.chat_id,
+                    message_id=message_id,
+                    reply_markup=keyboard(screen),
+                )
             )
         except TelegramBadRequest as error:
             if NOT_MODIFIED in error.message:

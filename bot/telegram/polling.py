@@ -9,8 +9,11 @@ record of the handled ones (storage/updates.py) skips those.
 
 Updates are handled concurrently (one at a time per user: the events isolation of the
 Dispatcher), at most MAX_CONCURRENT_UPDATES at once. While some are in progress the loop asks
-again from the lowest of them every REFRESH_SECONDS (Telegram answers at once: those are still
-there), so new updates do not wait behind a slow one. The bookkeeping (states, tasks, pauses,
+again from the lowest of them every REFRESH_SECONDS, or as soon as one finishes (Telegram
+answers at once: those are still there), so new updates do not wait behind a slow one. Each
+poll asks for no more than it can start (`limit`: the updates it knows from the offset on, which
+come first, and one per free slot): the rest wait at Telegram instead of coming, whole, in every
+answer until a slot frees (docs/BENCHMARKS.md). The bookkeeping (states, tasks, pauses,
 stop and drain) is bot/conversation/intake.py's, shared with MAX's polling.
 """
 
@@ -43,6 +46,7 @@ POLL_TIMEOUT_SECONDS = 25  # Telegram's long poll, when nothing is in progress
 REFRESH_SECONDS = 0.5  # how often to look for new updates while some are in progress
 MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
 DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
+GET_UPDATES_LIMIT = 100  # the most Telegram sends in one answer
 
 
 RawUpdate = dict[str, Any]
@@ -124,12 +128,22 @@ class Poller:
         would have returned stays with Telegram: the offset was not moved). The updates stay
         JSON until taken (`_take`)."""
         method = RawGetUpdates(
-            offset=offset, timeout=0 if self._tasks else self.timeout, allowed_updates=allowed
+            offset=offset,
+            limit=self._limit(),
+            timeout=0 if self._tasks else self.timeout,
+            allowed_updates=allowed,
         )
         answer = await self._intake.unless_stopped(
             self.bot(method, request_timeout=self.timeout + 10)
         )
         return None if answer is None else cast(list[RawUpdate], answer)
+
+    def _limit(self) -> int:
+        """How many updates to ask for: those known from the offset on (in progress, done but
+        not yet confirmed, or to be handled again: `_forget_confirmed` kept only them), which
+        Telegram sends first, and as many new ones as there are free slots."""
+        free = max(0, self.concurrency - len(self._tasks))
+        return max(1, min(GET_UPDATES_LIMIT, len(self._intake.states) + free))
 
     def _take(self, raw: RawUpdate) -> None:
         update_id = int(raw["update_id"])

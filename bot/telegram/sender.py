@@ -40,7 +40,7 @@ from bot.conversation.pushes import SEND_TIMEOUT, PushSender, push_worker
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.flood import flood_errors_raised
-from bot.telegram.render import keyboard
+from bot.telegram.render import send_screen
 from services.clock import Clock
 from services.outbox import (
     TELEGRAM,
@@ -70,9 +70,7 @@ class TelegramSender(PushSender[Bot]):
             # The 429 comes back at once: the worker decides whom it holds back.
             with flood_errors_raised():
                 async with asyncio.timeout(self.send_timeout):
-                    message = await self.api.send_message(
-                        chat_id, screen.text, reply_markup=keyboard(screen)
-                    )
+                    message_id = await send_screen(self.api, chat_id, screen)
         except TelegramRetryAfter as error:
             seconds = capped_retry_after(error.retry_after)
             return RetryAfter(seconds, f"429: Too Many Requests: retry after {error.retry_after}")
@@ -93,7 +91,7 @@ class TelegramSender(PushSender[Bot]):
             return Retry("network: request timeout")
         except TelegramAPIError as error:
             return Failed(f"{type(error).__name__}: {error.message}")
-        return Sent(message.message_id)
+        return Sent(message_id)
 
 
 def build_notifier(

@@ -31,7 +31,7 @@ async def school(seeded: None, session_factory: async_sessionmaker[AsyncSession]
 
 
 @pytest.mark.usefixtures("school")
-@pytest.mark.every_backend  # search folds Cyrillic in SQL or in Python, by backend
+@pytest.mark.every_backend  # search: the database compares the stored folded names
 async def test_director_pages_filters_and_searches(chat: Chat) -> None:
     menu = await chat.send(DIRECTOR, "/menu")
     assert menu.buttons()[0] == ["📥 Заявки (8 новых)"]
@@ -84,7 +84,7 @@ async def test_director_pages_filters_and_searches(chat: Chat) -> None:
 
 
 @pytest.mark.usefixtures("school")
-@pytest.mark.every_backend  # search folds Cyrillic in SQL or in Python, by backend
+@pytest.mark.every_backend  # search: the database compares the stored folded names
 async def test_director_searches_by_name_and_by_number(chat: Chat) -> None:
     await open_list(chat, DIRECTOR)
     prompt = await chat.press(DIRECTOR, "🔍 Поиск")

@@ -4,9 +4,13 @@ each benchmark did the work it measures."""
 
 from __future__ import annotations
 
+import argparse
+import pstats
+from pathlib import Path
+
 import pytest
 
-from bench import data, delivery, ingest, latency, memory, throughput, updates
+from bench import data, delivery, ingest, latency, memory, replicas, throughput, updates
 from bench.process import CYCLE_DECISIONS, CYCLE_UPDATES, mixed_workload
 
 
@@ -101,3 +105,63 @@ async def test_export(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows == 30
     assert size > 0
     assert "«📤 Выгрузить» of 30 applications" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(
+    data.postgres_base_url() is None or replicas.redis_url() is None,
+    reason="the scale-out needs PostgreSQL and Redis: set TEST_DATABASE_URL and TEST_REDIS_URL",
+)
+async def test_scale_out(capsys: pytest.CaptureFixture[str]) -> None:
+    measured = await replicas.run(data.TINY, directors=2, cycles=1)
+
+    assert measured is not None
+    for run, count in zip(measured, (1, 2), strict=True):
+        assert run.replicas == count
+        assert run.workload.updates == 2 * CYCLE_UPDATES
+        assert run.workload.unanswered == 0
+        assert run.errors == {}
+    assert "replica-2" in measured[1].cpu.used
+    assert "two replicas / one" in capsys.readouterr().out
+
+
+async def test_profiles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--profile: cProfile's statistics written and summarised, for part 1 and for the bot
+    process of part 2."""
+    part1, part2 = str(tmp_path / "updates"), str(tmp_path / "throughput")
+    await updates.run(["sqlite"], data.TINY, rounds=2, warmup=1, directors=2, profile=part1)
+    await throughput.run(["sqlite"], data.TINY, directors=2, cycles=1, profile=part2)
+
+    for path in (part1, part2):
+        assert pstats.Stats(f"{path}.sqlite").total_calls > 0  # type: ignore[attr-defined]
+    output = capsys.readouterr().out
+    assert output.count("own time by package") == 2
+    assert "ours: bot" in output
+
+
+async def test_the_whole_run_ends_with_every_goal(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench --tiny` on SQLite: every part, then the goals with their figures and
+    verdicts (the scale-out says it needs PostgreSQL)."""
+    from bench.__main__ import run_all
+
+    args = argparse.Namespace(
+        tiny=True, backend=["sqlite"], serial_delivery=False, quick_delivery=False
+    )
+    await run_all(args)
+
+    output = capsys.readouterr().out
+    summary = output.split("\nGoals\n=====\n", 1)[1]
+    for goal in (
+        "open list <= 10x the floor",
+        "approve with a comment <= 15x the floor",
+        ">= 300 mixed updates/s in one process",
+        "a decision's push p50 <= 300 ms",
+        "peak RSS <= 150 MiB, both front ends",
+        "batched ingest >= 2,000",
+        "delivery >= 95% of NOTIFY_RATE",
+        "delivery >= 95% of MAX_NOTIFY_RATE",
+        "python -m bench < 10 min",
+    ):
+        [line] = [line for line in summary.splitlines() if goal in line]
+        assert line.rstrip().endswith(("met", "MISSED")), line
+    assert "(7) Scale-out: not measured (needs PostgreSQL" in output
+    assert "goals met," in summary

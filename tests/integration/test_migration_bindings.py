@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import MetaData, Table, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,11 +29,6 @@ DIRECTOR, APPLICANT, NEWCOMER = 1, 3, 4  # accounts; Telegram users are these + 
 PUSHED, OLD_BUTTON = 39744, 39745  # applications «Не обработана» of organisation 10
 PORTAL_TOKEN = "A" * 32  # a portal-first token minted for the newcomer before the upgrade
 SEARCH = {"search": "Войсковая"}
-
-
-@pytest.fixture
-def engine(unmigrated_engine: AsyncEngine) -> AsyncEngine:
-    return unmigrated_engine
 
 
 def _tables(connection: Connection) -> dict[str, Table]:
@@ -274,8 +268,9 @@ def _read_0002(connection: Connection) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def test_a_database_of_the_telegram_only_schema_upgrades_serves_and_downgrades(
-    engine: AsyncEngine,
+    unmigrated_engine: AsyncEngine,
 ) -> None:
+    engine = unmigrated_engine
     clock = ManualClock(T0 + timedelta(minutes=10))
     async with FakeBotAPI() as api:
         for user in (1001, 1003, 1004):

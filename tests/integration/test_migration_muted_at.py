@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import MetaData, Table, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,11 +17,6 @@ from tests import factories
 
 BEFORE = "0003"  # the schema before accounts.muted_at
 MUTED, UNMUTED = 1, 2
-
-
-@pytest.fixture
-def engine(unmigrated_engine: AsyncEngine) -> AsyncEngine:
-    return unmigrated_engine
 
 
 def _write_accounts(connection: Connection) -> None:
@@ -46,8 +40,9 @@ def _columns(connection: Connection) -> set[str]:
 
 
 async def test_muted_accounts_get_the_moment_of_the_upgrade_and_the_downgrade_keeps_the_mute(
-    engine: AsyncEngine,
+    unmigrated_engine: AsyncEngine,
 ) -> None:
+    engine = unmigrated_engine
     await upgrade(engine, BEFORE)
     async with engine.begin() as connection:
         await connection.run_sync(_write_accounts)

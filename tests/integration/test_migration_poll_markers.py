@@ -1,4 +1,4 @@
-"""Migration 0006_poll_markers: the table of stored polling markers comes and goes with the
+"""Migration 0007_poll_markers: the table of stored polling markers comes and goes with the
 revision, and a marker written after the upgrade is read back. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from storage.migrate import downgrade, upgrade
 from storage.poll_markers import PollMarkers
 from tests import factories
 
-BEFORE = "0005_account_muted_at"
+BEFORE = "0006"
 BOT_ID = 229229229
 
 

@@ -1,15 +1,18 @@
 """Long polling reads getUpdates' answer as JSON and parses an update only when it takes it:
 updates in progress come again with every refresh (the offset stays below them) and are not
-handled, nor parsed, again; an update that cannot be read is skipped, not the batch."""
+handled, nor parsed, again; an update that cannot be read is skipped, not the batch; a poll
+asks for no more updates than it can start."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiogram import Dispatcher
 
+from bot.conversation.receipts import Handling, Receipt
 from bot.telegram.bot import build_bot
 from bot.telegram.polling import Poller, RawGetUpdates, RawUpdate
 from tests.fakes.bot_api import FakeBotAPI
@@ -77,4 +80,46 @@ async def test_the_answer_stays_json(api: FakeBotAPI) -> None:
         assert isinstance(raw, dict)
         assert raw["message"]["text"] == "привет"
     finally:
+        await bot.session.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 (what it waits for sets no event)
+            await asyncio.sleep(0.01)
+
+
+async def test_a_poll_asks_for_no_more_than_it_can_start(
+    api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every slot busy the updates waiting at Telegram are not fetched (and parsed) with
+    each refresh: a poll asks for those it knows from the offset on and one per free slot."""
+    bot = build_bot(test_settings(api, "sqlite+aiosqlite://"))
+    poller = Poller(bot, Dispatcher(), concurrency=2, refresh=0.05)
+    handled: list[int] = []
+    release = asyncio.Event()
+
+    async def handle(update: Any) -> Any:
+        handled.append(update.update_id)
+        await release.wait()
+        return Receipt(Handling.HANDLED)
+
+    monkeypatch.setattr(poller, "_handle", handle)
+    for user in range(1001, 1006):
+        api.send_text(user, "привет")
+    first = api.pending_updates()[0]["update_id"]
+    polling = asyncio.create_task(poller.run())
+    try:
+        await until(lambda: len(api.calls_of("getUpdates")) >= 4)  # the first poll, refreshes
+        limits = [call.params.get("limit") for call in api.calls_of("getUpdates")]
+        assert limits[0] == 2  # nothing known yet: the two free slots
+        assert set(limits[1:]) == {2}  # both slots busy: only the two in progress come again
+        assert handled == [first, first + 1]
+        release.set()
+        await until(lambda: len(handled) == 5)
+        assert sorted(handled) == list(range(first, first + 5))  # each once
+    finally:
+        release.set()
+        poller.stop()
+        await polling
         await bot.session.close()

@@ -7,19 +7,24 @@ from __future__ import annotations
 
 from collections import Counter
 
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.texts import applications as t
+from services import integration
 from services.applications import ref
 from services.domain import Actor, Role, Status, can_view
 from services.notifications import recipients_for
 from services.queries import (
     Narrowing,
-    list_applications,
+    Search,
+    list_rows,
     organization_choices,
     program_choices,
     visibility,
+    visible_view,
 )
+from storage.models import Account
 from storage.repositories import Repositories
 from tests import factories
 from tests.unit.test_director_units import actors
@@ -47,10 +52,15 @@ async def test_list_visibility_is_what_can_view_allows(
         repo = Repositories(session)
         applications = [await repo.applications.get(number) for number in APPLICATIONS]
         for actor in actors():
-            page = await list_applications(repo, actor, status=None, size=100)
+            page = await list_rows(repo, actor, status=None, size=100)
             listed = {application.number for application in page.items}
             allowed = {a.number for a in applications if a and can_view(actor, ref(a))}
             assert listed == allowed, (actor, visibility(actor))
+            # The export's rows are the same list, each as its card shows it.
+            whole = await list_rows(repo, actor, status=None, size=100, whole=True)
+            assert [row.number for row in whole.items] == [row.number for row in page.items]
+            for row in whole.items:
+                assert row == await visible_view(repo, actor, row.number)
 
 
 async def test_pages_are_clamped_and_newest_first(
@@ -64,12 +74,12 @@ async def test_pages_are_clamped_and_newest_first(
         await session.commit()
         repo = Repositories(session)
         director = Actor(1, "Петров Пётр Петрович", Role.DIRECTOR, frozenset(Role), 10)
-        first = await list_applications(repo, director, status=Status.NEW)
+        first = await list_rows(repo, director, status=Status.NEW)
         assert (first.index, first.pages, first.total) == (0, 3, 13)
         assert [a.number for a in first.items] == [612, 611, 610, 609, 608, 607]
-        beyond = await list_applications(repo, director, status=Status.NEW, page=99)
+        beyond = await list_rows(repo, director, status=Status.NEW, page=99)
         assert (beyond.index, [a.number for a in beyond.items]) == (2, [600])
-        empty = await list_applications(repo, director, status=Status.INCLUDED, page=5)
+        empty = await list_rows(repo, director, status=Status.INCLUDED, page=5)
         assert (empty.index, empty.pages, empty.total, list(empty.items)) == (0, 1, 0, [])
 
 
@@ -83,7 +93,7 @@ async def test_choices_are_of_what_the_actor_may_see(
         await session.commit()
         repo = Repositories(session)
         for actor in actors():
-            visible = (await list_applications(repo, actor, status=None, size=100)).items
+            visible = (await list_rows(repo, actor, status=None, size=100)).items
             organizations = await organization_choices(repo, actor, status=None, size=100)
             assert {c.key: c.applications for c in organizations.items} == dict(
                 Counter(a.organization_id for a in visible)
@@ -110,10 +120,73 @@ async def test_choices_are_of_what_the_actor_may_see(
             repo, staff, status=None, narrowing=Narrowing(program="А")
         )
         assert [(c.key, c.applications) for c in of_a.items] == [(10, 2), (20, 1)]
-        listed = await list_applications(
+        listed = await list_rows(
             repo, staff, status=None, narrowing=Narrowing(organization_id=10, program="")
         )
         assert [a.number for a in listed.items] == [503]
+
+
+async def test_a_name_search_compares_the_folded_name_every_writer_stores(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """accounts.name_folded is written with the name by the ORM (the API's PUT and the import
+    go through integration.upsert_account: creation and renaming) and by a Core insert of
+    plain rows (the benchmark's generator); search compares it, ignoring case and «ё»/«е»,
+    across every application (staff) and within an organisation (a director), for a list's
+    rows and for the export's whole rows alike."""
+    director = Actor(1, "Петров Пётр Петрович", Role.DIRECTOR, frozenset(Role), 10)
+    staff = Actor(7, "Иванова Ольга Николаевна", Role.STAFF, frozenset({Role.STAFF}), None)
+    async with session_factory() as session:
+        await factories.seed_school(session)
+        repo = Repositories(session)
+        person = integration.AccountData(
+            full_name="ЁЛКИНА Алёна Петровна", organization_id=10, roles=[Role.LISTENER]
+        )
+        await integration.upsert_account(repo, 40, person, snils_key=None, now=factories.T0)
+        await session.execute(
+            insert(Account),
+            [
+                {
+                    "id": 41,
+                    "full_name": "Straße Ёжиков",
+                    "organization_id": 20,
+                    "updated_at": factories.T0,
+                }
+            ],
+        )
+        for number, applicant, org in ((700, 40, 10), (701, 41, 20), (702, 3, 10)):
+            session.add(factories.application(number, applicant, org))
+        await session.commit()
+        folded = dict(
+            (await session.execute(select(Account.id, Account.name_folded))).tuples().all()
+        )
+        assert folded[40] == "елкина алена петровна"
+        assert folded[41] == "strasse ежиков"
+        assert folded[3] == "войсковая юлия олеговна"
+
+        async def found(actor: Actor, text: str) -> tuple[list[int], list[int]]:
+            search = Search(text)
+            rows = await list_rows(repo, actor, status=None, search=search, size=100)
+            whole = await list_rows(repo, actor, status=None, search=search, size=100, whole=True)
+            return [a.number for a in rows.items], [a.number for a in whole.items]
+
+        for text, by_director, by_staff in [
+            ("елкина", [700], [700]),
+            ("алЕна", [700], [700]),
+            ("Ёжик", [], [701]),
+            ("STRASSE", [], [701]),
+            ("ЮЛИЯ", [702], [702]),
+            ("а_ё", [], []),  # LIKE's wildcards are plain characters
+            ("%", [], []),
+        ]:
+            assert await found(director, text) == (by_director, by_director), text
+            assert await found(staff, text) == (by_staff, by_staff), text
+
+        renamed = person.model_copy(update={"full_name": "Иванова Алёна Петровна"})
+        await integration.upsert_account(repo, 40, renamed, snils_key=None, now=factories.T0)
+        await session.commit()
+        assert await found(staff, "елкина") == ([], [])
+        assert await found(director, "иванова ал") == ([700], [700])
 
 
 async def test_role_texts_name_who_is_notified(

@@ -1,7 +1,7 @@
 """poll_markers: the confirmed long polling marker of each bot, kept across restarts
 
-Revision ID: 0006_poll_markers
-Revises: 0005_account_muted_at
+Revision ID: 0007_poll_markers
+Revises: 0006
 Create Date: 2027-01-27 10:00:00
 
 MAX's long polling kept its marker only in memory: after a restart the first `GET /updates` went
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_poll_markers"
-down_revision: str | None = "0005_account_muted_at"
+revision: str = "0007_poll_markers"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
