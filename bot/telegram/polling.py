@@ -11,10 +11,12 @@ Updates are handled concurrently (one at a time per user: the events isolation o
 Dispatcher), at most MAX_CONCURRENT_UPDATES at once. While some are in progress the loop asks
 again from the lowest of them every REFRESH_SECONDS, or as soon as one finishes (Telegram
 answers at once: those are still there), so new updates do not wait behind a slow one. Each
-poll asks for no more than it can start (`limit`: the updates it knows from the offset on, which
-come first, and one per free slot): the rest wait at Telegram instead of coming, whole, in every
-answer until a slot frees (docs/BENCHMARKS.md). The bookkeeping (states, tasks, pauses,
-stop and drain) is bot/conversation/intake.py's, shared with MAX's polling.
+poll asks for no more than it keeps in hand (`limit`: the updates it knows from the offset on,
+which come first, and new ones up to four times the slots: running, and next in line, which a
+stop finishes too): the rest wait at Telegram instead of coming, whole, in every answer until
+they can be taken (docs/BENCHMARKS.md).
+The bookkeeping (states, tasks, pauses, stop and drain) is bot/conversation/intake.py's, shared
+with MAX's polling.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ REFRESH_SECONDS = 0.5  # how often to look for new updates while some are in pro
 MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
 DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
 GET_UPDATES_LIMIT = 100  # the most Telegram sends in one answer
+IN_HAND_SLOTS = 4  # updates taken at most, in slots' worth: running, and waiting for a slot
 
 
 RawUpdate = dict[str, Any]
@@ -141,9 +144,10 @@ class Poller:
     def _limit(self) -> int:
         """How many updates to ask for: those known from the offset on (in progress, done but
         not yet confirmed, or to be handled again: `_forget_confirmed` kept only them), which
-        Telegram sends first, and as many new ones as there are free slots."""
-        free = max(0, self.concurrency - len(self._tasks))
-        return max(1, min(GET_UPDATES_LIMIT, len(self._intake.states) + free))
+        Telegram sends first, and new ones up to IN_HAND_SLOTS times the slots in hand (those
+        beyond the slots wait in the process for one, and a stop finishes them too)."""
+        room = max(0, IN_HAND_SLOTS * self.concurrency - len(self._tasks))
+        return max(1, min(GET_UPDATES_LIMIT, len(self._intake.states) + room))
 
     def _take(self, raw: RawUpdate) -> None:
         update_id = int(raw["update_id"])

@@ -92,8 +92,9 @@ async def until(condition: Callable[[], bool]) -> None:
 async def test_a_poll_asks_for_no_more_than_it_can_start(
     api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With every slot busy the updates waiting at Telegram are not fetched (and parsed) with
-    each refresh: a poll asks for those it knows from the offset on and one per free slot."""
+    """With as many updates in hand as it keeps (four times the slots: running and next in
+    line), the updates waiting at Telegram are not fetched (and parsed) with each refresh: a
+    poll asks for those it knows from the offset on and new ones up to that."""
     bot = build_bot(test_settings(api, "sqlite+aiosqlite://"))
     poller = Poller(bot, Dispatcher(), concurrency=2, refresh=0.05)
     handled: list[int] = []
@@ -105,19 +106,21 @@ async def test_a_poll_asks_for_no_more_than_it_can_start(
         return Receipt(Handling.HANDLED)
 
     monkeypatch.setattr(poller, "_handle", handle)
-    for user in range(1001, 1006):
+    for user in range(1001, 1011):
+        api.add_user(user, first_name="Пользователь")
         api.send_text(user, "привет")
     first = api.pending_updates()[0]["update_id"]
     polling = asyncio.create_task(poller.run())
     try:
         await until(lambda: len(api.calls_of("getUpdates")) >= 4)  # the first poll, refreshes
         limits = [call.params.get("limit") for call in api.calls_of("getUpdates")]
-        assert limits[0] == 2  # nothing known yet: the two free slots
-        assert set(limits[1:]) == {2}  # both slots busy: only the two in progress come again
-        assert handled == [first, first + 1]
+        assert limits[0] == 8  # nothing known yet: two running and six next in line
+        assert set(limits[1:]) == {8}  # the eight in hand come again, the other two stay away
+        assert handled == [first, first + 1]  # two slots
+        assert sorted(poller._intake.states) == list(range(first, first + 8))
         release.set()
-        await until(lambda: len(handled) == 5)
-        assert sorted(handled) == list(range(first, first + 5))  # each once
+        await until(lambda: len(handled) == 10)
+        assert sorted(handled) == list(range(first, first + 10))  # each once
     finally:
         release.set()
         poller.stop()
