@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications import notify_new_application
 from services.outbox import new_row
@@ -120,6 +120,13 @@ def outbox_row(channel: str, kind: str, *, now: datetime, **columns: Any) -> Out
     """A new outbox row as a change writes it (services.outbox.new_row), due `now`; `columns`
     set others (chat_id, event_id, state...)."""
     return OutboxMessage(**{**new_row(channel, kind, now=now), **columns})
+
+
+async def store(session_factory: async_sessionmaker[AsyncSession], *rows: object) -> None:
+    """Write the rows (of the models, e.g. `application(...)`) in a transaction of their own."""
+    async with session_factory() as session:
+        session.add_all(rows)
+        await session.commit()
 
 
 async def link(
