@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bot.conversation.receipts import Handling, Receipt
 from bot.max.front import MaxFront
-from bot.max.polling import MaxPoller
+from bot.max.polling import Feed, MaxPoller
 from bot.max.updates import JsonDict, update_identity
 from bot.max.webhook import MAX_WEBHOOK_PATH, MaxWebhookReceiver, subscribe, unsubscribe_all
 from storage.poll_markers import PollMarkers
@@ -298,7 +298,9 @@ async def test_polling_removes_a_webhook_subscription(max_harness: MaxHarness) -
 
 
 @contextlib.asynccontextmanager
-async def webhook_server(receiver: MaxWebhookReceiver) -> AsyncIterator[str]:
+async def webhook_server(feed: Feed) -> AsyncIterator[str]:
+    """The webhook receiver of `feed` with the secret SECRET, served on 127.0.0.1: its URL."""
+    receiver = MaxWebhookReceiver(feed, SECRET)
     app = web.Application()
     receiver.mount(app)
     runner = web.AppRunner(app)
@@ -316,8 +318,7 @@ async def test_webhook_delivers_with_the_secret_and_answers_once_handled(
     max_harness: MaxHarness,
 ) -> None:
     api = max_harness.api
-    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(max_harness.feed) as url:
         await subscribe(max_harness.client, url, SECRET)
         assert api.subscriptions[0]["secret"] == SECRET
         assert api.subscriptions[0]["update_types"]
@@ -339,8 +340,7 @@ async def test_webhook_refuses_a_wrong_or_missing_secret_and_a_non_update(
     max_harness: MaxHarness,
 ) -> None:
     api = max_harness.api
-    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(max_harness.feed) as url:
         update = api.send_text(USERS[0], "/help")
         assert await api.deliver_to(url, update) == 401
         assert await api.deliver_to(url, update, SECRET[:-1] + "x") == 401
@@ -352,8 +352,7 @@ async def test_webhook_answers_200_to_an_authenticated_update_that_cannot_be_rea
 ) -> None:
     """Anything else would make MAX deliver it again for 8 hours: it would never read."""
     api = max_harness.api
-    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(max_harness.feed) as url:
         for malformed in MALFORMED:
             assert await api.deliver_to(url, malformed, SECRET) == 200
         assert await api.deliver_to(url, {"hello": "world"}, SECRET) == 200
@@ -372,8 +371,7 @@ async def test_webhook_answers_503_until_the_update_is_handled(max_harness: MaxH
             return Receipt()  # could be neither handled nor recorded
         return await max_harness.feed(update)
 
-    receiver = MaxWebhookReceiver(feed, SECRET)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(feed) as url:
         await subscribe(max_harness.client, url, SECRET)
         api.send_text(USERS[0], "/help")
         assert await api.deliver_webhook() == [503]
