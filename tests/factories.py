@@ -9,7 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications import notify_new_application
 from services.outbox import new_row
-from storage.models import Account, AccountRole, Application, Binding, Organization, OutboxMessage
+from storage.models import (
+    Account,
+    AccountRole,
+    Application,
+    ApplicationEvent,
+    Binding,
+    Organization,
+    OutboxMessage,
+)
 from storage.repositories import Repositories
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
@@ -93,6 +101,22 @@ def application(
         organization_id=organization_id,
         status=status,
         **values,
+    )
+
+
+def web_event(
+    action: str, from_status: str | None, to_status: str | None, created_at: datetime = T0
+) -> ApplicationEvent:
+    """A history row of application 39744 the web module wrote: its actor, source «api»."""
+    return ApplicationEvent(
+        id=1,
+        application_number=39744,
+        actor_name="Модуль «Организация ДПО»",
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        source="api",
+        created_at=created_at,
     )
 
 
