@@ -19,7 +19,7 @@ from bot.links import deep_links
 from bot.max.front import MaxFront
 from bot.max.front import build_client as build_max_client
 from bot.process.dispatcher import Background, start_background
-from bot.process.stopping import within
+from bot.process.stopping import close_connections, within
 from bot.settings import Settings, SettingsError
 from bot.telegram.bot import (
     DEFAULT_COMMANDS,
@@ -225,11 +225,11 @@ async def run(settings: Settings) -> None:
         if runner is not None:
             await within("the web server", runner.cleanup())
         await within("the conversation store", conversation.close())
-        if bot is not None:
-            await within("the Telegram session", bot.session.close())
-        if max_front is not None:
-            await within("the MAX session", max_front.close())
-        await within("the database", engine.dispose())
+        await close_connections(
+            bot.session if bot is not None else None,
+            max_front.client if max_front is not None else None,
+            engine,
+        )
         log.info("stopped")
 
 
