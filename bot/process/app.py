@@ -5,7 +5,6 @@ whichever have a token, the web server (bot/web) and the background jobs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 
@@ -139,6 +138,7 @@ async def run(settings: Settings) -> None:
     decisions: DecisionsWebhook | None = None
     decisions_task: asyncio.Task[None] | None = None
     pruning: asyncio.Task[None] | None = None
+    pruning_stop = asyncio.Event()
     retention: Retention | None = None
     try:
         await check_redis(conversation)
@@ -208,14 +208,14 @@ async def run(settings: Settings) -> None:
             decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")
             liveness.watch("decisions_webhook", decisions_task)
         pruning = asyncio.create_task(
-            forget_handled_updates_periodically(session_factory, clock), name="forget-updates"
+            forget_handled_updates_periodically(session_factory, clock, pruning_stop),
+            name="forget-updates",
         )
         await serve_messengers(settings, bot, dp, receiver, runner, max_front, liveness)
     finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
         if pruning is not None:
-            pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
+            pruning_stop.set()
+            await within("the pruning of handled update ids", pruning)
         if decisions is not None and decisions_task is not None:
             await within("the decisions webhook", decisions.stop(decisions_task))
         if background is not None:
