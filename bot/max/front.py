@@ -130,6 +130,3 @@ class MaxFront:
         with contextlib.suppress(asyncio.CancelledError):
             await stopping
         await polling  # drains; re-raises if polling itself failed
-
-    async def close(self) -> None:
-        await self.client.close()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.conversation.intake import Messenger, PollingIntake
+from bot.conversation.intake import Messenger, PollingLoop
 from bot.conversation.receipts import Handling, Receipt
 from bot.max.client import MaxClient, MaxError
 from bot.max.feed import fed
@@ -40,8 +40,6 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_SECONDS = 30  # MAX's long poll (its documented maximum for polling since 05.2026)
 REFRESH_SECONDS = 1.0  # how often to look for new updates while some are in progress
-MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
-DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
 # How many handlings of one update may fail (not acknowledged) before it is recorded as failed
 # and passed: an update that never gets through must not hold the marker for ever.
 MAX_ATTEMPTS = 5
@@ -68,15 +66,15 @@ def identity_of(update: JsonDict) -> str:
 
 
 @dataclass
-class MaxPoller:
+class MaxPoller(PollingLoop[str]):
     """Polls MAX for `feed` until `stop()`; `run()` returns after the drain."""
+
+    MESSENGER = MAX
 
     client: MaxClient
     feed: Feed
-    timeout: int = POLL_TIMEOUT_SECONDS
-    refresh: float = REFRESH_SECONDS
-    drain: float = DRAIN_TIMEOUT_SECONDS
-    concurrency: int = MAX_CONCURRENT_UPDATES
+    timeout: int = field(default=POLL_TIMEOUT_SECONDS, kw_only=True)
+    refresh: float = field(default=REFRESH_SECONDS, kw_only=True)
     # After `attempts` failed handlings of one update, `give_up` records it as failed and the
     # marker passes it (without `give_up`: passed unrecorded). If the record cannot be written
     # either (the database is away), it stays and is tried again: nothing is passed while
@@ -95,13 +93,6 @@ class MaxPoller:
     # The answers since `marker`: the marker each pointed to, and the updates it returned.
     _answers: list[tuple[int, list[str]]] = field(default_factory=list)
     _failures: dict[str, int] = field(default_factory=dict)  # failed handlings, by identity
-    _intake: PollingIntake[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._intake = PollingIntake(self.concurrency, MAX)
-
-    def stop(self) -> None:
-        self._intake.stop()
 
     async def run(self) -> None:
         intake = self._intake

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.conversation.intake import Messenger
+from bot.conversation.intake import DRAIN_TIMEOUT_SECONDS, MAX_CONCURRENT_UPDATES, Messenger
 from bot.conversation.receipts import Handling, Receipt
 from bot.max.client import MaxClient, MaxError
 from bot.max.feed import fed
@@ -34,8 +34,6 @@ MAX = Messenger("MAX updates", "MAX", log)
 
 MAX_WEBHOOK_PATH = "/max/webhook"
 SECRET_HEADER = "X-Max-Bot-Api-Secret"
-MAX_CONCURRENT_UPDATES = 8  # as bot/webhook.py: each holds a database connection
-DRAIN_TIMEOUT_SECONDS = 20.0
 
 
 def max_webhook_url(settings: Settings) -> str:
