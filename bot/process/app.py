@@ -5,7 +5,6 @@ whichever have a token, the web server (bot/web) and the background jobs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 
@@ -19,7 +18,7 @@ from bot.links import deep_links
 from bot.max.front import MaxFront
 from bot.max.front import build_client as build_max_client
 from bot.process.dispatcher import Background, start_background
-from bot.process.stopping import within
+from bot.process.stopping import close_connections, within
 from bot.settings import Settings, SettingsError
 from bot.telegram.bot import (
     DEFAULT_COMMANDS,
@@ -139,6 +138,7 @@ async def run(settings: Settings) -> None:
     decisions: DecisionsWebhook | None = None
     decisions_task: asyncio.Task[None] | None = None
     pruning: asyncio.Task[None] | None = None
+    pruning_stop = asyncio.Event()
     retention: Retention | None = None
     try:
         await check_redis(conversation)
@@ -208,14 +208,14 @@ async def run(settings: Settings) -> None:
             decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")
             liveness.watch("decisions_webhook", decisions_task)
         pruning = asyncio.create_task(
-            forget_handled_updates_periodically(session_factory, clock), name="forget-updates"
+            forget_handled_updates_periodically(session_factory, clock, pruning_stop),
+            name="forget-updates",
         )
         await serve_messengers(settings, bot, dp, receiver, runner, max_front, liveness)
     finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
         if pruning is not None:
-            pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
+            pruning_stop.set()
+            await within("the pruning of handled update ids", pruning)
         if decisions is not None and decisions_task is not None:
             await within("the decisions webhook", decisions.stop(decisions_task))
         if background is not None:
@@ -225,11 +225,11 @@ async def run(settings: Settings) -> None:
         if runner is not None:
             await within("the web server", runner.cleanup())
         await within("the conversation store", conversation.close())
-        if bot is not None:
-            await within("the Telegram session", bot.session.close())
-        if max_front is not None:
-            await within("the MAX session", max_front.close())
-        await within("the database", engine.dispose())
+        await close_connections(
+            bot.session if bot is not None else None,
+            max_front.client if max_front is not None else None,
+            engine,
+        )
         log.info("stopped")
 
 

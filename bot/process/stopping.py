@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +32,18 @@ async def within(what: str, part: Awaitable[None], seconds: float = PART_SECONDS
     log.warning("stopping: %s did not end within %.0f s; cut short", what, seconds)
     task.cancel()
     await asyncio.wait({task}, timeout=CANCEL_SECONDS)
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+async def close_connections(
+    telegram: Closable | None, max_client: Closable | None, engine: AsyncEngine
+) -> None:
+    """The last parts of every process's stop: the messengers' HTTP sessions, the database."""
+    if telegram is not None:
+        await within("the Telegram session", telegram.close())
+    if max_client is not None:
+        await within("the MAX session", max_client.close())
+    await within("the database", engine.dispose())
