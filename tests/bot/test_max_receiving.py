@@ -298,9 +298,10 @@ async def test_polling_removes_a_webhook_subscription(max_harness: MaxHarness) -
 
 
 @contextlib.asynccontextmanager
-async def webhook_server(feed: Feed) -> AsyncIterator[str]:
-    """The webhook receiver of `feed` with the secret SECRET, served on 127.0.0.1: its URL."""
-    receiver = MaxWebhookReceiver(feed, SECRET)
+async def webhook_server(feed: Feed, attempts: Attempts | None = None) -> AsyncIterator[str]:
+    """The webhook receiver of `feed` with the secret SECRET (and `attempts`, if given), served
+    on 127.0.0.1: its URL."""
+    receiver = MaxWebhookReceiver(feed, SECRET, attempts)
     app = web.Application()
     receiver.mount(app)
     runner = web.AppRunner(app)
@@ -377,8 +378,7 @@ async def test_webhook_records_an_update_whose_handling_keeps_failing_and_answer
         return await max_harness.feed(update)
 
     attempts = Attempts(max_harness.feed.give_up, attempts=3)
-    receiver = MaxWebhookReceiver(feed, SECRET, attempts)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(feed, attempts) as url:
         stuck = api.start_bot(USERS[0])
         assert [await api.deliver_to(url, stuck, SECRET) for _ in range(3)] == [503, 503, 200]
         other = api.send_text(USERS[1], "/help")
