@@ -101,18 +101,26 @@ async def test_a_malformed_update_is_ignored_and_passed_and_the_next_one_handled
     assert PERSONAL not in caplog.text  # logged by identity and type, never by contents
 
 
+class FailingStarts:
+    """The harness's feed, except that handling a bot_started update always fails; it counts
+    the tries."""
+
+    def __init__(self, max_harness: MaxHarness) -> None:
+        self.max_harness = max_harness
+        self.tries = 0
+
+    async def __call__(self, update: JsonDict) -> Receipt:
+        if update.get("update_type") == "bot_started":
+            self.tries += 1
+            raise RuntimeError("a handling that never gets through")
+        return await self.max_harness.feed(update)
+
+
 async def test_an_update_whose_handling_keeps_failing_is_recorded_as_failed_and_passed(
     max_harness: MaxHarness,
 ) -> None:
     api = max_harness.api
-    tries = 0
-
-    async def feed(update: JsonDict) -> Receipt:
-        nonlocal tries
-        if update.get("update_type") == "bot_started":
-            tries += 1
-            raise RuntimeError("a handling that never gets through")
-        return await max_harness.feed(update)
+    feed = FailingStarts(max_harness)
 
     stuck = api.start_bot(USERS[0])
     api.send_text(USERS[1], "/help")
@@ -126,7 +134,7 @@ async def test_an_update_whose_handling_keeps_failing_is_recorded_as_failed_and_
     async with polling(poller) as task:
         await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[1])) == 1)
         assert not task.done()
-    assert tries == 2
+    assert feed.tries == 2
     identity = update_identity(stuck)
     assert identity is not None
     async with max_harness.session_factory() as session:
@@ -368,14 +376,7 @@ async def test_webhook_records_an_update_whose_handling_keeps_failing_and_answer
 ) -> None:
     """MAX would deliver it again every 30-60 s for 8 hours, then unsubscribe the bot."""
     api = max_harness.api
-    tries = 0
-
-    async def feed(update: JsonDict) -> Receipt:
-        nonlocal tries
-        if update.get("update_type") == "bot_started":
-            tries += 1
-            raise RuntimeError("a handling that never gets through")
-        return await max_harness.feed(update)
+    feed = FailingStarts(max_harness)
 
     attempts = Attempts(max_harness.feed.give_up, attempts=3)
     async with webhook_server(feed, attempts) as url:
@@ -383,7 +384,7 @@ async def test_webhook_records_an_update_whose_handling_keeps_failing_and_answer
         assert [await api.deliver_to(url, stuck, SECRET) for _ in range(3)] == [503, 503, 200]
         other = api.send_text(USERS[1], "/help")
         assert await api.deliver_to(url, other, SECRET) == 200
-    assert tries == 3
+    assert feed.tries == 3
     assert replies(api, USERS[0]) == []
     assert len(replies(api, USERS[1])) == 1
     identity = update_identity(stuck)
