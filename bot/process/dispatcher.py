@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.max.client import MaxClient
 from bot.max.sender import MAX_CHANNEL, MaxSender
-from bot.process.stopping import close_connections, within
+from bot.process.stopping import close_connections, stop_signals, within
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.bot import Bot
@@ -115,16 +114,13 @@ async def run_dispatcher(settings: Settings) -> None:
     await upgrade(engine)
     bot = build_bot(settings) if settings.BOT_TOKEN is not None else None
     max_client = build_client(settings) if settings.MAX_BOT_TOKEN is not None else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    session_factory = create_session_factory(engine)
-    background = start_background(bot, session_factory, settings, SystemClock(), max_client)
-    retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
-    try:
-        await stop.wait()
-    finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
-        await within("the retention job", retention.stop())
-        await within("the notification dispatcher", background.stop())
-        await close_connections(bot.session if bot is not None else None, max_client, engine)
+    with stop_signals() as stop:
+        session_factory = create_session_factory(engine)
+        background = start_background(bot, session_factory, settings, SystemClock(), max_client)
+        retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
+        try:
+            await stop.wait()
+        finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
+            await within("the retention job", retention.stop())
+            await within("the notification dispatcher", background.stop())
+            await close_connections(bot.session if bot is not None else None, max_client, engine)
