@@ -27,16 +27,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench import data
+from bench import data, presses
 from bench.machine import database
-from bot.conversation.intents import (
-    AppAction,
-    AppIntent,
-    ListIntent,
-    MenuAction,
-    MenuIntent,
-    StatusCode,
-)
+from bot.conversation.intents import AppAction
 from bot.settings import Settings
 from storage.db import create_engine
 from storage.models import ApplicationEvent
@@ -254,10 +247,10 @@ class Step:
 
 
 def reads(number: int, surname: str) -> list[Step]:
-    card = AppIntent(action=AppAction.OPEN, number=number, status=StatusCode.NEW)
+    card = presses.card(number)
     return [
-        Step("read", data=MenuIntent(action=MenuAction.APPLICATIONS).pack()),
-        Step("read", data=ListIntent(page=1).pack()),
+        Step("read", data=presses.APPLICATIONS),
+        Step("read", data=presses.NEXT_PAGE),
         Step("read", text=surname),
         Step("read", data=card.pack()),
         Step("read", data=card.to(AppAction.HISTORY).pack()),
@@ -267,7 +260,7 @@ def reads(number: int, surname: str) -> list[Step]:
 
 
 def approve(number: int, comment: bool) -> list[Step]:
-    card = AppIntent(action=AppAction.OPEN, number=number, status=StatusCode.NEW)
+    card = presses.card(number)
     last = (
         Step("decision", text=COMMENT)
         if comment
@@ -277,7 +270,7 @@ def approve(number: int, comment: bool) -> list[Step]:
 
 
 def cancel(number: int) -> list[Step]:
-    card = AppIntent(action=AppAction.OPEN, number=number, status=StatusCode.NEW)
+    card = presses.card(number)
     return [
         Step("decision", data=card.to(AppAction.CANCEL).pack()),
         Step("decision", data=card.to(AppAction.CANCEL_CONFIRMED).pack()),

@@ -29,16 +29,9 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy import event, func, select
 
-from bench import data, machine, profiling, report
+from bench import data, machine, presses, profiling, report
 from bench.telegram import BOT_TOKEN, BOT_USERNAME, RecordingSession, Updates
-from bot.conversation.intents import (
-    AppAction,
-    AppIntent,
-    ListIntent,
-    MenuAction,
-    MenuIntent,
-    StatusCode,
-)
+from bot.conversation.intents import AppAction
 from bot.settings import Settings
 from bot.telegram.bot import build_bot, build_dispatcher
 from storage.db import create_engine, create_session_factory
@@ -71,10 +64,10 @@ class Step:
 def round_steps(director: data.Director, number: int, surname: str) -> list[Step]:
     """One round of a director's work: the list, its next page, a search, a card, an approval."""
     user = director.telegram_user_id
-    card = AppIntent(action=AppAction.OPEN, number=number, status=StatusCode.NEW)
+    card = presses.card(number)
     return [
-        Step(OPEN_LIST, CALLBACK, user, MenuIntent(action=MenuAction.APPLICATIONS).pack()),
-        Step(NEXT_PAGE, CALLBACK, user, ListIntent(page=1).pack()),
+        Step(OPEN_LIST, CALLBACK, user, presses.APPLICATIONS),
+        Step(NEXT_PAGE, CALLBACK, user, presses.NEXT_PAGE),
         Step(SEARCH, MESSAGE, user, surname),
         Step(OPEN_CARD, CALLBACK, user, card.pack()),
         Step(ASK_COMMENT, CALLBACK, user, card.to(AppAction.APPROVE).pack()),

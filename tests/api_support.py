@@ -79,6 +79,11 @@ async def count(session_factory: async_sessionmaker[AsyncSession], model: Any, *
         return int((await session.execute(query)).scalar_one())
 
 
+async def counts(session_factory: async_sessionmaker[AsyncSession], *models: Any) -> list[int]:
+    """The number of rows of each model, in that order."""
+    return [await count(session_factory, model) for model in models]
+
+
 def application_body(applicant_id: int = 3, organization_id: int = 10, **fields: Any) -> dict:
     body: dict[str, Any] = {
         "applicant_id": applicant_id,

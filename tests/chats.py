@@ -493,3 +493,16 @@ async def open_card(chat: Chat, person: int, number: int) -> Shown:
     while number not in numbers_on(listing):
         listing = await chat.press(person, "▶")
     return await chat.press(person, row_label(listing, number))
+
+
+def assert_decided_with_a_comment(
+    card: Shown, said: str, status: str, changed_by: str, comment: str
+) -> None:
+    """The card a decision with a comment leaves: first what was done (`said`), then the new
+    status, who changed it and when, the comment; the buttons of a card with one comment."""
+    lines = card.text.split("\n")
+    assert lines[0] == said
+    assert f"Статус: {status}" in lines
+    assert f"Изменил(а) статус: {changed_by}" in lines
+    assert f"Комментарий: {comment}" in lines
+    assert card.buttons() == [["💬 Комментарии (1)", "🕓 История"], ["◀ К списку"]]

@@ -12,7 +12,7 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.intents import AppAction, AppIntent, StatusCode
+from bot.conversation.intents import AppAction, AppIntent, ListFilter, StatusCode
 from storage.models import Application, ApplicationEvent, OutboxMessage
 from tests import factories
 
@@ -38,6 +38,21 @@ STALE = "Кнопка устарела, откройте меню заново: 
 def forged(action: AppAction, number: int, status: StatusCode | None = None) -> str:
     """A press's payload as a forger would write it: any action on any application."""
     return AppIntent(action=action, number=number, status=status).pack()
+
+
+def largest_card_press(action: AppAction, status: StatusCode, **flags: bool) -> AppIntent:
+    """A card's button with every number at its largest, the list it came from remembered (all
+    statuses, a search); `flags` set more (narrowed=True)."""
+    return AppIntent(
+        action=action,
+        number=2**63 - 1,
+        page=100_000,
+        status=status,
+        status_filter=ListFilter.ALL,
+        list_page=100_000,
+        search=True,
+        **flags,
+    )
 
 
 async def seed_applications(session_factory: async_sessionmaker[AsyncSession]) -> None:

@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifications import notify_new_application
 from services.outbox import new_row
-from storage.models import Account, AccountRole, Application, Binding, Organization, OutboxMessage
+from storage.models import (
+    Account,
+    AccountRole,
+    Application,
+    ApplicationEvent,
+    Binding,
+    Organization,
+    OutboxMessage,
+)
 from storage.repositories import Repositories
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
@@ -96,6 +104,22 @@ def application(
     )
 
 
+def web_event(
+    action: str, from_status: str | None, to_status: str | None, created_at: datetime = T0
+) -> ApplicationEvent:
+    """A history row of application 39744 the web module wrote: its actor, source «api»."""
+    return ApplicationEvent(
+        id=1,
+        application_number=39744,
+        actor_name="Модуль «Организация ДПО»",
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        source="api",
+        created_at=created_at,
+    )
+
+
 def binding(
     account_id: int,
     user_id: int,
@@ -120,6 +144,13 @@ def outbox_row(channel: str, kind: str, *, now: datetime, **columns: Any) -> Out
     """A new outbox row as a change writes it (services.outbox.new_row), due `now`; `columns`
     set others (chat_id, event_id, state...)."""
     return OutboxMessage(**{**new_row(channel, kind, now=now), **columns})
+
+
+async def store(session_factory: async_sessionmaker[AsyncSession], *rows: object) -> None:
+    """Write the rows (of the models, e.g. `application(...)`) in a transaction of their own."""
+    async with session_factory() as session:
+        session.add_all(rows)
+        await session.commit()
 
 
 async def link(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from html import unescape
@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.process.app import link_pages
 from bot.web.server import build_web_app, make_runner
 from services.clock import Clock
-from services.linking import mint_portal_token, snils_hash
+from services.linking import mint_portal_token, snils_hash, unlink_account
 from storage.models import Binding, LinkToken, OutboxMessage
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
+from tests.fakes.oidc.fake_provider import FakeOidcProvider
 from tests.harness import SNILS_KEY, BotHarness, test_settings
 
 # Accounts of the web module not linked to Telegram yet.
@@ -69,6 +70,24 @@ async def mint(
         minted = await mint_portal_token(Repositories(session), account_id, ttl=ttl, clock=clock)
         await session.commit()
     return minted.token
+
+
+async def revoke(
+    session_factory: async_sessionmaker[AsyncSession],
+    account_id: int,
+    clock: Clock,
+    messenger: str | None = None,
+) -> list[Binding]:
+    """The web module revokes the account's binding in `messenger` (DELETE
+    /api/v1/accounts/{id}/messengers/<messenger>), every binding of it without one: what went."""
+    from storage.repositories import Repositories
+
+    async with session_factory() as session:
+        removed = await unlink_account(
+            Repositories(session), account_id, clock=clock, messenger=messenger
+        )
+        await session.commit()
+    return removed
 
 
 async def link_of(
@@ -179,6 +198,25 @@ async def bot_first(
     finally:
         await runner.cleanup()
         await harness.close()
+
+
+def bot_first_at(
+    provider: FakeOidcProvider,
+    api: FakeBotAPI,
+    database_url: str,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: Clock,
+) -> AbstractAsyncContextManager[BotFirst]:
+    """`bot_first` with the fake OIDC provider as the sign-in service."""
+    return bot_first(
+        api,
+        database_url,
+        session_factory,
+        clock,
+        issuer=provider.url,
+        client_id=provider.client_id,
+        client_secret=provider.client_secret,
+    )
 
 
 class Browser:

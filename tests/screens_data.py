@@ -497,18 +497,23 @@ def _linking_screens_in(data: Data, build: Build, url: str, messenger: str) -> I
         messenger,
     )
     yield build(linking.move_requested, f"requested in {messenger}", "01.09.2026 11:05", messenger)
-    for username in (data.username, None):
-        requester = MessengerAccount(messenger, MAX_ID, username)
-        yield build(
-            linking.move_question,
-            f"@{username} in {messenger}",
-            requester,
-            "01.09.2026 11:05",
-            data.number,
-            messenger,
-            kind=MOVE_REQUEST_KIND,
-        )
     other = "telegram" if messenger == "max" else "max"
+
+    def questions(question: Callable[..., Screen], asker: str, name: str) -> Iterator[Built]:
+        """The question to the owner, of an asker in `asker` with a username and without."""
+        for username in (data.username, None):
+            requester = MessengerAccount(asker, MAX_ID, username)
+            yield build(
+                question,
+                f"{name}@{username} in {messenger}",
+                requester,
+                "01.09.2026 11:05",
+                data.number,
+                messenger,
+                kind=MOVE_REQUEST_KIND,
+            )
+
+    yield from questions(linking.move_question, messenger, "")
     for asked in ((other,), ("max", "telegram")):
         yield build(
             linking.add_requested,
@@ -517,17 +522,7 @@ def _linking_screens_in(data: Data, build: Build, url: str, messenger: str) -> I
             asked,
             messenger,
         )
-    for username in (data.username, None):
-        requester = MessengerAccount(other, MAX_ID, username)
-        yield build(
-            linking.add_question,
-            f"add @{username} in {messenger}",
-            requester,
-            "01.09.2026 11:05",
-            data.number,
-            messenger,
-            kind=MOVE_REQUEST_KIND,
-        )
+    yield from questions(linking.add_question, other, "add ")
     for outcome in MoveOutcome:
         who = actor(data, Role.DIRECTOR) if outcome is MoveOutcome.ALLOWED else None
         for adding in (False, True):

@@ -23,7 +23,6 @@ from tests.director_data import (
     events_of,
     seed_applications,
     snapshot,
-    unchanged,
 )
 
 pytestmark = pytest.mark.every_backend  # decisions in one update: the database's locks
@@ -132,9 +131,7 @@ async def test_picking_several_approves_only_those(
 async def test_the_directors_own_application_is_left_out_and_the_webhook_gets_each(
     chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with session_factory() as session:
-        session.add(factories.application(39800, 1, 10, "new"))
-        await session.commit()
+    await factories.store(session_factory, factories.application(39800, 1, 10, "new"))
     webhook = {"DPO_WEBHOOK_URL": "http://127.0.0.1:9/decisions", "DPO_WEBHOOK_SECRET": "s" * 32}
     async with chat.another(**webhook) as bot:
         await open_list(bot, DIRECTOR)
@@ -158,23 +155,20 @@ async def test_bulk_buttons_only_on_the_directors_new_list(chat: Chat) -> None:
     chat.assert_no_errors()
 
 
-@pytest.mark.usefixtures("school")
-async def test_leaving_the_bulk_comment_changes_nothing_and_says_so(
-    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    async with unchanged(session_factory):
-        await open_list(chat, DIRECTOR)
-        await chat.press(DIRECTOR, "✅ Одобрить все (8)")
-        prompt = await chat.press(DIRECTOR, "✍️ Одобрить с комментарием для всех")
-        await chat.send(DIRECTOR, "/menu")
-        closed = chat.message(DIRECTOR, prompt.message_id)
-        assert closed.text == (
-            "⌛ Этот запрос больше не активен: вы открыли другой экран. Заявки не одобрены."
-        )
-        assert closed.buttons() == [["◀ К списку"], ["◀ В главное меню"]]
-        await chat.press(DIRECTOR, "◀ К списку", prompt.message_id)
-        await chat.press(DIRECTOR, "✅ Одобрить все (8)", prompt.message_id)
-        await chat.press(DIRECTOR, "✍️ Одобрить с комментарием для всех", prompt.message_id)
-        listing = await chat.send(DIRECTOR, "/cancel")
-        assert listing.text.startswith("Действие отменено, заявка не изменена.\n\n📥 Заявки")
+@pytest.mark.usefixtures("school_unchanged")
+async def test_leaving_the_bulk_comment_changes_nothing_and_says_so(chat: Chat) -> None:
+    await open_list(chat, DIRECTOR)
+    await chat.press(DIRECTOR, "✅ Одобрить все (8)")
+    prompt = await chat.press(DIRECTOR, "✍️ Одобрить с комментарием для всех")
+    await chat.send(DIRECTOR, "/menu")
+    closed = chat.message(DIRECTOR, prompt.message_id)
+    assert closed.text == (
+        "⌛ Этот запрос больше не активен: вы открыли другой экран. Заявки не одобрены."
+    )
+    assert closed.buttons() == [["◀ К списку"], ["◀ В главное меню"]]
+    await chat.press(DIRECTOR, "◀ К списку", prompt.message_id)
+    await chat.press(DIRECTOR, "✅ Одобрить все (8)", prompt.message_id)
+    await chat.press(DIRECTOR, "✍️ Одобрить с комментарием для всех", prompt.message_id)
+    listing = await chat.send(DIRECTOR, "/cancel")
+    assert listing.text.startswith("Действие отменено, заявка не изменена.\n\n📥 Заявки")
     chat.assert_no_errors()

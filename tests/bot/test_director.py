@@ -10,7 +10,15 @@ from services.applications import perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
 from storage.repositories import Repositories
-from tests.chats import Chat, labels, numbers_on, open_card, open_list, row_label
+from tests.chats import (
+    Chat,
+    assert_decided_with_a_comment,
+    labels,
+    numbers_on,
+    open_card,
+    open_list,
+    row_label,
+)
 from tests.director_data import (
     BY_STATUS,
     DIRECTOR,
@@ -21,8 +29,9 @@ from tests.director_data import (
     outbox_of,
     seed_applications,
     status_of,
-    unchanged,
 )
+
+pytestmark = pytest.mark.usefixtures("no_errors_in_chat")
 
 
 @pytest.fixture
@@ -80,7 +89,6 @@ async def test_director_pages_filters_and_searches(chat: Chat) -> None:
     seen += numbers_on(last)
     assert ["◀", "3/3"] in last.buttons()
     assert seen == sorted(NUMBERS, reverse=True)  # 15, never organisation 20's
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -120,7 +128,6 @@ async def test_director_searches_by_name_and_by_number(chat: Chat) -> None:
     assert numbers_on(nothing) == []
     nothing = await chat.send(DIRECTOR, "Иванов%_")
     assert "По этому запросу заявок не найдено." in nothing.text
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -153,7 +160,6 @@ async def test_card_shows_every_field_and_only_allowed_buttons(chat: Chat) -> No
     assert included.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
     back = await chat.press(DIRECTOR, "◀ К списку", included.message_id)
     assert "Статус: «Не обработана»" in back.text
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -168,7 +174,6 @@ async def test_list_is_kept_when_going_back_from_a_card(chat: Chat) -> None:
     assert back.message_id == listing.message_id
     assert "Статус: все" in back.text
     assert "Страница 2 из 3" in back.text
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -186,14 +191,13 @@ async def test_director_approves_with_a_comment_and_cancels_with_a_reason(
     clock.advance(minutes=5)  # 06:05 UTC is 11:05 in Asia/Yekaterinburg
     approved = await chat.send(DIRECTOR, "Одобряю, ждём на диагностике")
     assert chat.message(DIRECTOR, prompt.message_id).deleted
-    lines = approved.text.split("\n")
-    assert lines[0] == (
-        "✅ Заявка №39737 одобрена. Заявитель получит уведомление с вашим комментарием."
+    assert_decided_with_a_comment(
+        approved,
+        "✅ Заявка №39737 одобрена. Заявитель получит уведомление с вашим комментарием.",
+        "Подтверждена руководителем ОО",
+        "Петров Пётр Петрович (Руководитель ОО), 01.09.2026 11:05",
+        "Одобряю, ждём на диагностике",
     )
-    assert "Статус: Подтверждена руководителем ОО" in lines
-    assert "Изменил(а) статус: Петров Пётр Петрович (Руководитель ОО), 01.09.2026 11:05" in lines
-    assert "Комментарий: Одобряю, ждём на диагностике" in lines
-    assert approved.buttons() == [["💬 Комментарии (1)", "🕓 История"], ["◀ К списку"]]
 
     assert await status_of(session_factory, NEWEST_NEW) == "approved"
     [event] = await events_of(session_factory, NEWEST_NEW)
@@ -237,7 +241,6 @@ async def test_director_approves_with_a_comment_and_cancels_with_a_reason(
         "Комментарий: Одобряю, ждём на диагностике",
         f"Источник: {chat.name}",
     ]
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -254,46 +257,39 @@ async def test_decision_without_a_comment(
     assert event.comment is None
     [push] = await outbox_of(session_factory, NEWEST_NEW)
     assert push.event_id == event.id
-    chat.assert_no_errors()
 
 
-@pytest.mark.usefixtures("school")
-async def test_abandoning_a_comment_input_changes_nothing(
-    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    async with unchanged(session_factory):
-        await open_card(chat, DIRECTOR, NEWEST_NEW)
+@pytest.mark.usefixtures("school_unchanged")
+async def test_abandoning_a_comment_input_changes_nothing(chat: Chat) -> None:
+    await open_card(chat, DIRECTOR, NEWEST_NEW)
 
-        await chat.press(DIRECTOR, "✅ Одобрить")
-        aborted = await chat.press(DIRECTOR, "Отмена")
-        assert chat.answer() == chat.toast("Действие отменено, заявка не изменена.")
-        assert aborted.text.startswith("Действие отменено, заявка не изменена.\n\nЗаявка №39737")
-        assert aborted.buttons()[0] == ["✅ Одобрить", "❌ Отменить"]
-        # The input is over: the next text is a search, not a comment.
-        assert (
-            "По этому запросу заявок не найдено." in (await chat.send(DIRECTOR, "Передумал")).text
-        )
+    await chat.press(DIRECTOR, "✅ Одобрить")
+    aborted = await chat.press(DIRECTOR, "Отмена")
+    assert chat.answer() == chat.toast("Действие отменено, заявка не изменена.")
+    assert aborted.text.startswith("Действие отменено, заявка не изменена.\n\nЗаявка №39737")
+    assert aborted.buttons()[0] == ["✅ Одобрить", "❌ Отменить"]
+    # The input is over: the next text is a search, not a comment.
+    assert "По этому запросу заявок не найдено." in (await chat.send(DIRECTOR, "Передумал")).text
 
-        await chat.press_on(aborted, "❌ Отменить")
-        prompt = await chat.press_on(aborted, "Да, отменить")
-        card = await chat.send(DIRECTOR, "/cancel")
-        assert chat.message(DIRECTOR, prompt.message_id).deleted
-        assert card.text.startswith("Действие отменено, заявка не изменена.\n\nЗаявка №39737")
-        assert "По этому запросу" in (await chat.send(DIRECTOR, "Не та заявка")).text
+    await chat.press_on(aborted, "❌ Отменить")
+    prompt = await chat.press_on(aborted, "Да, отменить")
+    card = await chat.send(DIRECTOR, "/cancel")
+    assert chat.message(DIRECTOR, prompt.message_id).deleted
+    assert card.text.startswith("Действие отменено, заявка не изменена.\n\nЗаявка №39737")
+    assert "По этому запросу" in (await chat.send(DIRECTOR, "Не та заявка")).text
 
-        await chat.press_on(card, "✅ Одобрить")
-        await chat.send(DIRECTOR, "/menu")  # any command or button leaves the input
-        late = await chat.send(DIRECTOR, "Случайный текст")  # not silently a search: asked
-        assert late.text.startswith("Это сообщение пришло, когда запрос комментария")
-        assert "По этому запросу" in (await chat.send(DIRECTOR, "Случайный текст")).text
+    await chat.press_on(card, "✅ Одобрить")
+    await chat.send(DIRECTOR, "/menu")  # any command or button leaves the input
+    late = await chat.send(DIRECTOR, "Случайный текст")  # not silently a search: asked
+    assert late.text.startswith("Это сообщение пришло, когда запрос комментария")
+    assert "По этому запросу" in (await chat.send(DIRECTOR, "Случайный текст")).text
 
-        await chat.press_on(await open_list(chat, DIRECTOR), "🔍 Поиск")
-        listing = await chat.send(DIRECTOR, "/cancel")
-        assert listing.text.startswith("Поиск отменён.\n\n📥 Заявки")
+    await chat.press_on(await open_list(chat, DIRECTOR), "🔍 Поиск")
+    listing = await chat.send(DIRECTOR, "/cancel")
+    assert listing.text.startswith("Поиск отменён.\n\n📥 Заявки")
 
-        nothing = await chat.send(DIRECTOR, "/cancel")
-        assert nothing.text == "Сейчас нечего отменять. Главное меню — /menu."
-    chat.assert_no_errors()
+    nothing = await chat.send(DIRECTOR, "/cancel")
+    assert nothing.text == "Сейчас нечего отменять. Главное меню — /menu."
 
 
 @pytest.mark.usefixtures("school")
@@ -327,7 +323,6 @@ async def test_comments_thread_and_a_new_comment(
     assert len(await events_of(session_factory, NEWEST_NEW)) == 1
     card = await chat.press(DIRECTOR, "◀ К заявке")
     assert card.buttons()[1] == ["💬 Комментарии (1)", "🕓 История"]
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -364,7 +359,6 @@ async def test_history_and_comments_are_paginated_newest_first(
     thread = await chat.press(DIRECTOR, "💬 Комментарии (12)")
     assert "Страница 1 из 3" in thread.text
     assert thread.buttons()[0] == ["1/3", "▶"]
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -377,4 +371,3 @@ async def test_deep_link_opens_a_card_the_director_may_see(chat: Chat) -> None:
     assert refused.buttons() == [["◀ В главное меню"]]
     missing = await chat.start(DIRECTOR, "app_1")
     assert missing.text == "Заявка №1 не найдена или недоступна вам."
-    chat.assert_no_errors()

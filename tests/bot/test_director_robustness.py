@@ -187,65 +187,73 @@ async def test_message_is_not_modified_is_success(chat: TelegramChat) -> None:
     chat.assert_no_errors()
 
 
-@pytest.mark.usefixtures("school")
-async def test_forged_and_foreign_presses_are_refused_and_change_nothing(
-    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    async with unchanged(session_factory):
-        card = await open_card(chat, DIRECTOR, NEWEST_NEW)
+@pytest.mark.usefixtures("school_unchanged")
+async def test_forged_and_foreign_presses_are_refused_and_change_nothing(chat: Chat) -> None:
+    card = await open_card(chat, DIRECTOR, NEWEST_NEW)
 
-        # Another organisation's application, even with well-formed data.
-        for action in AppAction:
-            await chat.press_data(DIRECTOR, forged(action, OTHER_ORG_NUMBER), card.message_id)
-            assert chat.answer() in [
-                chat.alert("Заявка №40001 не найдена или недоступна вам."),
-                chat.alert(STALE),
-            ]
-        # The other organisation's director on this organisation's application.
-        menu = await chat.send(OTHER_DIRECTOR, "/menu")
-        await chat.press_data(
-            OTHER_DIRECTOR,
-            forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW),
-            menu.message_id,
-        )
-        assert chat.answer() == chat.alert("Заявка №39737 не найдена или недоступна вам.")
-        # A listener (the applicant herself) pressing a director's button; an unlinked stranger.
-        menu = await chat.send(LISTENER, "/menu")
-        await chat.press_data(
-            LISTENER, forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW), menu.message_id
-        )
-        assert chat.answer() == chat.alert(
-            "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
-        )
-        # A staff action: said plainly.
-        await chat.press_data(
-            DIRECTOR, forged(AppAction.INCLUDE, 39738, StatusCode.APPROVED), card.message_id
-        )
-        assert chat.answer() == chat.alert(
-            "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у вас "
-            "такой роли нет"
-        )
-        # Malformed data, an unknown prefix, an id beyond the database's range.
-        for data in [
-            "a:ap:abc:0::n:0:0",
-            "a2:zz:39737",
-            "zz:1",
-            f"a:an:{2**63}:0:n:n:0:0:0",
-            "a:an:-39737:0:n:n:0:0:0",
-            "al:s:n:-1:0:0",
-        ]:
-            await chat.press_data(DIRECTOR, data, card.message_id)
-            assert chat.answer() == chat.alert(STALE)
-        # A forged decision on an application already processed.
-        await chat.press_data(
-            DIRECTOR,
-            forged(AppAction.CANCEL_NO_COMMENT, 39744, StatusCode.INCLUDED),
-            card.message_id,
-        )
-        assert chat.answer() == chat.alert(
-            "Заявка №39744 уже обработана: статус «Включен в группу»"
-        )
+    # Another organisation's application, even with well-formed data.
+    for action in AppAction:
+        await chat.press_data(DIRECTOR, forged(action, OTHER_ORG_NUMBER), card.message_id)
+        assert chat.answer() in [
+            chat.alert("Заявка №40001 не найдена или недоступна вам."),
+            chat.alert(STALE),
+        ]
+    # The other organisation's director on this organisation's application.
+    menu = await chat.send(OTHER_DIRECTOR, "/menu")
+    await chat.press_data(
+        OTHER_DIRECTOR,
+        forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW),
+        menu.message_id,
+    )
+    assert chat.answer() == chat.alert("Заявка №39737 не найдена или недоступна вам.")
+    # A listener (the applicant herself) pressing a director's button; an unlinked stranger.
+    menu = await chat.send(LISTENER, "/menu")
+    await chat.press_data(
+        LISTENER, forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW), menu.message_id
+    )
+    assert chat.answer() == chat.alert(
+        "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
+    )
+    # A staff action: said plainly.
+    await chat.press_data(
+        DIRECTOR, forged(AppAction.INCLUDE, 39738, StatusCode.APPROVED), card.message_id
+    )
+    assert chat.answer() == chat.alert(
+        "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у вас "
+        "такой роли нет"
+    )
+    # Malformed data, an unknown prefix, an id beyond the database's range.
+    for data in [
+        "a:ap:abc:0::n:0:0",
+        "a2:zz:39737",
+        "zz:1",
+        f"a:an:{2**63}:0:n:n:0:0:0",
+        "a:an:-39737:0:n:n:0:0:0",
+        "al:s:n:-1:0:0",
+    ]:
+        await chat.press_data(DIRECTOR, data, card.message_id)
+        assert chat.answer() == chat.alert(STALE)
+    # A forged decision on an application already processed.
+    await chat.press_data(
+        DIRECTOR,
+        forged(AppAction.CANCEL_NO_COMMENT, 39744, StatusCode.INCLUDED),
+        card.message_id,
+    )
+    assert chat.answer() == chat.alert("Заявка №39744 уже обработана: статус «Включен в группу»")
     chat.assert_no_errors()
+
+
+def every_text_at_its_longest(value: str) -> dict[str, str]:
+    """An application's text fields, each `value` cut to its column's length, if it has one."""
+    return {
+        "program": value,
+        "description": value,
+        "listener_categories": value,
+        "competencies": value,
+        "dpo_organization": value,
+        "group": value[:500],
+        "study_form": value[:255],
+    }
 
 
 @pytest.mark.usefixtures("seeded")
@@ -254,20 +262,7 @@ async def test_over_long_fields_are_cut_without_breaking_html(
 ) -> None:
     long = "<Программа & «развитие»> " * 400  # 10,000 characters, every one HTML-special
     async with session_factory() as session:
-        session.add(
-            factories.application(
-                777,
-                3,
-                10,
-                program=long,
-                description=long,
-                listener_categories=long,
-                competencies=long,
-                dpo_organization=long,
-                group=long[:500],
-                study_form=long[:255],
-            )
-        )
+        session.add(factories.application(777, 3, 10, **every_text_at_its_longest(long)))
         applicant = await session.get(Account, 3)  # through the ORM: the folded name with it
         assert applicant is not None
         applicant.full_name = "Я" * 200 + " <b>"
@@ -351,20 +346,7 @@ async def test_screens_full_of_emoji_fit_the_messengers_limit(
     none of them."""
     emoji = "📚🎓" * 2500  # 5,000 characters, 10,000 code units
     async with session_factory() as session:
-        session.add(
-            factories.application(
-                778,
-                3,
-                10,
-                program=emoji,
-                description=emoji,
-                listener_categories=emoji,
-                competencies=emoji,
-                dpo_organization=emoji,
-                group=emoji[:500],
-                study_form=emoji[:255],
-            )
-        )
+        session.add(factories.application(778, 3, 10, **every_text_at_its_longest(emoji)))
         await session.execute(update(Account).where(Account.id == 3).values(full_name="😀" * 255))
         school = update(Organization).where(Organization.id == 10)
         await session.execute(school.values(name="🏫" * 500))

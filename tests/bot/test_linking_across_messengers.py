@@ -7,6 +7,8 @@ database."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,7 +23,6 @@ from services.linking import (
     MOVE_REQUEST_KIND,
     MoveOutcome,
     expire_move_requests,
-    unlink_account,
 )
 from storage.models import Binding
 from storage.repositories import Repositories
@@ -29,7 +30,7 @@ from tests import factories
 from tests.fakes.bot_api import Message as TelegramMessage
 from tests.fakes.max_api import FakeMaxAPI
 from tests.harness import BotHarness
-from tests.linking_support import STRANGER, STRANGER_2, mint, outbox_rows, token_rows
+from tests.linking_support import STRANGER, STRANGER_2, mint, outbox_rows, revoke, token_rows
 from tests.max_harness import MaxHarness
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -43,6 +44,15 @@ MAX_ONLY_NAME = "Новикова Нина Николаевна"
 
 ADD_TO_TELEGRAM = "Разрешить привязку MAX-аккаунта к вашей учётной записи?"
 ADD_TO_MAX = "Разрешить привязку Telegram-аккаунта к вашей учётной записи?"
+
+
+@pytest.fixture(autouse=True)
+async def no_errors(harness: BotHarness, max_harness: MaxHarness) -> AsyncIterator[None]:
+    """Every test here ends with neither front end having logged an error or left a press
+    unanswered."""
+    yield
+    harness.assert_no_errors()
+    max_harness.assert_no_errors()
 
 
 @pytest.fixture
@@ -59,9 +69,9 @@ async def max_only(
     seeded: None, max_api: FakeMaxAPI, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     """Account 50, a director of org 10 bound in MAX only, consent accepted."""
-    async with session_factory() as session:
-        session.add(factories.account(MAX_ONLY, MAX_ONLY_NAME, 10, "director"))
-        await session.commit()
+    await factories.store(
+        session_factory, factories.account(MAX_ONLY, MAX_ONLY_NAME, 10, "director")
+    )
     await link_in_max(session_factory, max_api, MAX_ONLY, MAX_OWNER, "director")
 
 
@@ -180,8 +190,6 @@ async def test_a_max_user_with_the_link_of_a_telegram_account_waits_for_the_owne
     assert told.buttons() == [["◀ В главное меню"]]
     menu = await max_harness.send(MAX_ASKER, "/menu")
     assert menu.buttons()[0][0].startswith("📥 Заявки")  # the consent is the person's: accepted
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 @pytest.mark.usefixtures("max_only")
@@ -223,8 +231,6 @@ async def test_a_telegram_user_with_the_link_of_a_max_account_is_refused_by_the_
     await max_harness.feed_pending()
     assert max_harness.api.message(question.mid).text == MOVE_STALE
     assert await bindings_of(session_factory, MAX_ONLY) == [("max", MAX_OWNER)]
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 @pytest.mark.usefixtures("max_only")
@@ -247,8 +253,6 @@ async def test_the_max_owner_allows_a_telegram_binding(
     assert harness.api.last_bot_message(STRANGER).text.startswith(
         "Привязку этого Telegram-аккаунта разрешили в MAX"
     )
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 @pytest.mark.every_backend  # expiry compares stored times
@@ -271,8 +275,6 @@ async def test_an_unanswered_add_request_expires_and_binds_nothing(
     assert harness.api.message(DIRECTOR_TELEGRAM, question.message_id).text == MOVE_STALE
     assert await bindings_of(session_factory, DIRECTOR) == [("telegram", DIRECTOR_TELEGRAM)]
     assert await push_messengers(session_factory, DIRECTOR) == {"telegram"}
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 async def test_forged_answers_to_an_add_request_change_nothing(
@@ -302,8 +304,6 @@ async def test_forged_answers_to_an_add_request_change_nothing(
         ("max", MAX_ASKER),
         ("telegram", DIRECTOR_TELEGRAM),
     ]
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 async def test_a_blocked_owner_cannot_be_asked_the_way_out_is_said(
@@ -322,14 +322,10 @@ async def test_a_blocked_owner_cannot_be_asked_the_way_out_is_said(
     assert not [r for r in await outbox_rows(session_factory) if r.kind == MOVE_REQUEST_KIND]
     assert await bindings_of(session_factory, DIRECTOR) == [("telegram", DIRECTOR_TELEGRAM)]
     # The old binding revoked in the web module (DELETE …/messengers/telegram): the link binds.
-    async with session_factory() as session:
-        await unlink_account(Repositories(session), DIRECTOR, clock=clock, messenger="telegram")
-        await session.commit()
+    await revoke(session_factory, DIRECTOR, clock, "telegram")
     fresh = await mint(session_factory, DIRECTOR, clock)
     await max_harness.start(MAX_ASKER, fresh)
     assert await bindings_of(session_factory, DIRECTOR) == [("max", MAX_ASKER)]
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 async def test_a_max_user_bound_to_another_account_logs_out_first(
@@ -345,8 +341,6 @@ async def test_a_max_user_bound_to_another_account_logs_out_first(
     assert not [r for r in await outbox_rows(session_factory) if r.kind == MOVE_REQUEST_KIND]
     assert await bindings_of(session_factory, DIRECTOR) == [("telegram", DIRECTOR_TELEGRAM)]
     assert await bindings_of(session_factory, 3) == [("max", MAX_ASKER), ("telegram", 1003)]
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 async def test_a_switch_offered_before_the_account_got_bound_elsewhere_asks_again(
@@ -357,9 +351,9 @@ async def test_a_switch_offered_before_the_account_got_bound_elsewhere_asks_agai
 ) -> None:
     """A MAX user bound to account 3 is offered a switch to account 50 (bound nowhere yet);
     meanwhile 50 gets bound in Telegram: «Да, сменить» must not bind it unasked."""
-    async with session_factory() as session:
-        session.add(factories.account(MAX_ONLY, MAX_ONLY_NAME, 10, "director"))
-        await session.commit()
+    await factories.store(
+        session_factory, factories.account(MAX_ONLY, MAX_ONLY_NAME, 10, "director")
+    )
     await link_in_max(session_factory, max_harness.api, 3, MAX_ASKER, "listener")
     token = await mint(session_factory, MAX_ONLY, clock)
     offered = await max_harness.start(MAX_ASKER, token)
@@ -371,8 +365,6 @@ async def test_a_switch_offered_before_the_account_got_bound_elsewhere_asks_agai
     assert "Сначала отвяжите этот MAX командой /logout" in switched.text
     assert await bindings_of(session_factory, MAX_ONLY) == [("telegram", STRANGER_2)]
     assert await bindings_of(session_factory, 3) == [("max", MAX_ASKER), ("telegram", 1003)]
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 async def test_revoking_the_asked_binding_tells_the_asker_and_binds_nothing(
@@ -382,17 +374,13 @@ async def test_revoking_the_asked_binding_tells_the_asker_and_binds_nothing(
     clock: ManualClock,
 ) -> None:
     question = await director_asked(harness, max_harness, clock)
-    async with session_factory() as session:
-        await unlink_account(Repositories(session), DIRECTOR, clock=clock, messenger="telegram")
-        await session.commit()
+    await revoke(session_factory, DIRECTOR, clock, "telegram")
     await deliver(harness, max_harness, clock)
     assert max_harness.api.last_bot_message(MAX_ASKER).text == say(
         ADD_OUTCOMES[MoveOutcome.RELEASED], "max"
     )
     await harness.press(DIRECTOR_TELEGRAM, "✅ Разрешить", question.message_id)
     assert await bindings_of(session_factory, DIRECTOR) == []
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 async def test_revoking_one_messenger_keeps_the_other_messengers_links_and_requests(
@@ -418,9 +406,7 @@ async def test_revoking_one_messenger_keeps_the_other_messengers_links_and_reque
     )
     waiting = harness.api.last_bot_message(STRANGER)
 
-    async with session_factory() as session:
-        await unlink_account(Repositories(session), DIRECTOR, clock=clock, messenger="max")
-        await session.commit()
+    await revoke(session_factory, DIRECTOR, clock, "max")
     await deliver(harness, max_harness, clock)
     assert max_harness.api.last_bot_message(MAX_ASKER).text == say(
         MOVE_OUTCOMES[MoveOutcome.RELEASED], "max"
@@ -431,8 +417,6 @@ async def test_revoking_one_messenger_keeps_the_other_messengers_links_and_reque
     assert await bindings_of(session_factory, DIRECTOR) == [("telegram", STRANGER)]
     asked = await max_harness.start(MAX_OTHER, unopened)
     assert asked.text.startswith("Эта учётная запись уже привязана к Telegram.")
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()
 
 
 async def test_revoking_the_last_binding_revokes_every_link_of_the_account(
@@ -443,10 +427,6 @@ async def test_revoking_the_last_binding_revokes_every_link_of_the_account(
 ) -> None:
     """Bound nowhere after the revocation, an unopened link would bind at once: it goes."""
     unopened = await mint(session_factory, DIRECTOR, clock)
-    async with session_factory() as session:
-        await unlink_account(Repositories(session), DIRECTOR, clock=clock, messenger="telegram")
-        await session.commit()
+    await revoke(session_factory, DIRECTOR, clock, "telegram")
     assert "не найдена" in (await max_harness.start(MAX_ASKER, unopened)).text
     assert await bindings_of(session_factory, DIRECTOR) == []
-    harness.assert_no_errors()
-    max_harness.assert_no_errors()

@@ -63,6 +63,7 @@ from tests.linking_support import (
     add_new_accounts,
     mint,
     outbox_rows,
+    revoke,
     token_rows,
 )
 
@@ -84,6 +85,13 @@ async def assert_still_bound(chat: Chat) -> None:
     link = await account_link(chat.session_factory, OWNER_ACCOUNT)
     assert link is not None
     assert (link.user_id, link.chat_id) == (chat.user_id(OWNER), chat.chat_id(OWNER))
+
+
+async def assert_bound_to(chat: Chat, account_id: int, person: int) -> None:
+    """The account is bound to the person's user in the chat's messenger."""
+    link = await account_link(chat.session_factory, account_id)
+    assert link is not None
+    assert link.user_id == chat.user_id(person)
 
 
 def no_commands(chat: Chat, person: int) -> bool:
@@ -315,9 +323,7 @@ async def test_a_leaked_link_of_a_bound_account_moves_nothing_and_the_owner_deni
     redeemed by someone else, moved the binding at once, and he approved an application. Now
     nothing moves: the owner is asked in their own chat, names the asker by @username and id,
     and says no."""
-    async with session_factory() as session:
-        session.add(factories.application(900, 6, 20))
-        await session.commit()
+    await factories.store(session_factory, factories.application(900, 6, 20))
     chat.add_user(STRANGER, OWNER_NAME, username="intruder")
     token = await mint(session_factory, OWNER_ACCOUNT, clock)
 
@@ -367,9 +373,7 @@ async def test_a_leaked_link_of_a_bound_account_moves_nothing_and_the_owner_deni
 async def test_the_owner_allows_and_the_binding_moves(
     chat: Chat, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
-    async with session_factory() as session:
-        session.add(factories.application(900, 6, 20))
-        await session.commit()
+    await factories.store(session_factory, factories.application(900, 6, 20))
     chat.add_user(STRANGER, "Новый телефон", username="morozov_new")
     token = await mint(session_factory, OWNER_ACCOUNT, clock)
     await chat.start(STRANGER, token)
@@ -473,9 +477,7 @@ async def test_forged_answers_to_a_move_request_change_nothing(
     # The request still stands for the owner.
     await chat.deliver()
     await chat.press(OWNER, "✅ Разрешить")
-    link = await account_link(session_factory, OWNER_ACCOUNT)
-    assert link is not None
-    assert link.user_id == chat.user_id(STRANGER)
+    await assert_bound_to(chat, OWNER_ACCOUNT, STRANGER)
     chat.assert_no_errors()
 
 
@@ -491,15 +493,11 @@ async def test_a_blocked_owner_cannot_be_asked_revocation_is_needed(
     await assert_still_bound(chat)
     # The web module revokes the binding (DELETE /api/v1/accounts/{id}/<messenger>); a new link
     # then binds at once.
-    async with session_factory() as session:
-        await unlink_account(Repositories(session), OWNER_ACCOUNT, clock=clock)
-        await session.commit()
+    await revoke(session_factory, OWNER_ACCOUNT, clock)
     assert "не найдена" in (await chat.start(STRANGER, token)).text
     fresh = await mint(session_factory, OWNER_ACCOUNT, clock)
     assert (await chat.start(STRANGER, fresh)).text.startswith(CONSENT_TITLE)
-    link = await account_link(session_factory, OWNER_ACCOUNT)
-    assert link is not None
-    assert link.user_id == chat.user_id(STRANGER)
+    await assert_bound_to(chat, OWNER_ACCOUNT, STRANGER)
     chat.assert_no_errors()
 
 
@@ -511,9 +509,7 @@ async def test_revocation_while_the_owner_is_asked_tells_the_asker(
     assert "Ждём его ответа" in (await chat.start(STRANGER, token)).text  # again
     await chat.deliver()
     question = chat.last(OWNER)
-    async with session_factory() as session:
-        await unlink_account(Repositories(session), OWNER_ACCOUNT, clock=clock)
-        await session.commit()
+    await revoke(session_factory, OWNER_ACCOUNT, clock)
     await chat.deliver()
     assert chat.last(STRANGER).text == say(MOVE_OUTCOMES[MoveOutcome.RELEASED], chat.messenger)
     await chat.press(OWNER, "✅ Разрешить", question.message_id)
@@ -781,17 +777,13 @@ async def test_logout_keeps_a_portal_token_of_another_account_offered_for_a_swit
     await chat.press(1003, "Да, отвязать")
     reply = await chat.start(STRANGER, token)
     assert reply.text.startswith(CONSENT_TITLE)
-    link = await account_link(session_factory, NEW_LISTENER)
-    assert link is not None
-    assert link.user_id == chat.user_id(STRANGER)
+    await assert_bound_to(chat, NEW_LISTENER, STRANGER)
 
 
 async def test_a_link_to_a_card_is_not_taken_for_a_link_token(
     chat: Chat, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with session_factory() as session:
-        session.add(factories.application(39744, 3, 10))
-        await session.commit()
+    await factories.store(session_factory, factories.application(39744, 3, 10))
     for _ in range(6):
         reply = await chat.start(STRANGER, "app_39744")
         assert f"привяжите {chat.name} к своей учётной записи" in reply.text  # the unlinked welcome

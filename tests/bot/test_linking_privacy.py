@@ -33,7 +33,7 @@ from tests.linking_support import (
     STRANGER_2,
     Browser,
     add_new_accounts,
-    bot_first,
+    bot_first_at,
     link_of,
     mint,
 )
@@ -131,17 +131,7 @@ async def test_bot_first_runs_log_no_token_snils_or_name(
     provider: FakeOidcProvider,
 ) -> None:
     await add_new_accounts(session_factory)
-    async with (
-        bot_first(
-            api,
-            database_url,
-            session_factory,
-            clock,
-            issuer=provider.url,
-            client_id=provider.client_id,
-            client_secret=provider.client_secret,
-        ) as flow,
-    ):
+    async with bot_first_at(provider, api, database_url, session_factory, clock) as flow:
         browser = Browser()
         urls = []
         # Refused at the provider, no matching account, a spoilt ID token, then success.

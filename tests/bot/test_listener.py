@@ -13,7 +13,7 @@ from services.applications import perform_action
 from services.clock import ManualClock
 from services.domain import Action, Actor, Role
 from storage.repositories import Repositories
-from tests.chats import Chat, Shown, numbers_on, open_card, row_label
+from tests.chats import Chat, Shown, assert_decided_with_a_comment, numbers_on, open_card, row_label
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
@@ -22,9 +22,10 @@ from tests.director_data import (
     forged,
     outbox_of,
     status_of,
-    unchanged,
 )
 from tests.roles_data import OWN, OWN_NUMBERS, SOMEONE_ELSES, seed_roles
+
+pytestmark = pytest.mark.usefixtures("no_errors_in_chat")
 
 DIRECTORS_OF_10 = [1, 2]
 
@@ -79,7 +80,6 @@ async def test_applicant_lists_only_own_applications(chat: Chat) -> None:
         assert nothing.text == f"Заявка №{number} не найдена или недоступна вам."
     card = await chat.send(LISTENER, "39739")
     assert card.text.startswith("Заявка №39739\nСтатус: Подтверждена руководителем ОО")
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -113,7 +113,6 @@ async def test_applicant_opens_a_card_and_writes_to_the_directors(
     back = await chat.press(LISTENER, "◀ К заявке")
     back = await chat.press(LISTENER, "◀ К списку")
     assert back.text.startswith("📄 Мои заявки\nСтатус: все")
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -140,14 +139,13 @@ async def test_applicant_cancels_a_new_application_with_a_reason(
     clock.advance(minutes=7)
     cancelled = await chat.send(LISTENER, "Записалась по ошибке")
     assert chat.message(LISTENER, prompt.message_id).deleted
-    lines = cancelled.text.split("\n")
-    assert lines[0] == (
-        "❌ Заявка №39737 отменена. Руководитель ОО получит уведомление с вашим комментарием."
+    assert_decided_with_a_comment(
+        cancelled,
+        "❌ Заявка №39737 отменена. Руководитель ОО получит уведомление с вашим комментарием.",
+        "Отменена",
+        "Войсковая Юлия Олеговна (Слушатель), 01.09.2026 11:07",
+        "Записалась по ошибке",
     )
-    assert "Статус: Отменена" in lines
-    assert "Изменил(а) статус: Войсковая Юлия Олеговна (Слушатель), 01.09.2026 11:07" in lines
-    assert "Комментарий: Записалась по ошибке" in lines
-    assert cancelled.buttons() == [["💬 Комментарии (1)", "🕓 История"], ["◀ К списку"]]
 
     assert await status_of(session_factory, 39737) == "cancelled"
     [event] = await events_of(session_factory, 39737)
@@ -161,7 +159,6 @@ async def test_applicant_cancels_a_new_application_with_a_reason(
     assert [(p.account_id, p.kind, p.event_id) for p in pushes] == [
         (director, "status_changed", event.id) for director in DIRECTORS_OF_10
     ]
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -186,7 +183,6 @@ async def test_applicant_cancels_an_approved_application_without_a_reason(
     # The directors, and staff (7), for whom the approved application was waiting.
     assert sorted(p.account_id for p in pushes) == [*DIRECTORS_OF_10, 7]
     assert {p.event_id for p in pushes} == {event.id}
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -209,52 +205,45 @@ async def test_a_confirmation_gone_stale_shows_what_changed(
         "❌ Отменить"
     ]  # an approved application is still hers to cancel
     assert await status_of(session_factory, 39737) == "approved"
-    chat.assert_no_errors()
 
 
-@pytest.mark.usefixtures("school")
-async def test_applicant_is_refused_what_is_not_hers_to_do(
-    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    async with unchanged(session_factory):
-        for number, status in [(39741, "Отменена"), (39743, "Включен в группу")]:
-            card = await open_card(chat, LISTENER, number)
-            assert f"Статус: {status}" in card.text
-            assert card.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
+@pytest.mark.usefixtures("school_unchanged")
+async def test_applicant_is_refused_what_is_not_hers_to_do(chat: Chat) -> None:
+    for number, status in [(39741, "Отменена"), (39743, "Включен в группу")]:
+        card = await open_card(chat, LISTENER, number)
+        assert f"Статус: {status}" in card.text
+        assert card.buttons() == [["💬 Комментарии", "🕓 История"], ["◀ К списку"]]
 
-        # Processed applications of her own: refused with the status, the card shown as it is.
-        for action in (AppAction.CANCEL, AppAction.CANCEL_CONFIRMED, AppAction.CANCEL_NO_COMMENT):
-            await chat.press_data(LISTENER, forged(action, 39743), card.message_id)
-            assert chat.answer() == chat.alert(
-                "Заявка №39743 уже обработана: статус «Включен в группу»"
-            )
-        await chat.press_data(
-            LISTENER,
-            forged(AppAction.CANCEL_NO_COMMENT, 39741, StatusCode.CANCELLED),
-            card.message_id,
+    # Processed applications of her own: refused with the status, the card shown as it is.
+    for action in (AppAction.CANCEL, AppAction.CANCEL_CONFIRMED, AppAction.CANCEL_NO_COMMENT):
+        await chat.press_data(LISTENER, forged(action, 39743), card.message_id)
+        assert chat.answer() == chat.alert(
+            "Заявка №39743 уже обработана: статус «Включен в группу»"
         )
-        assert chat.answer() == chat.alert("Заявка №39741 уже обработана: статус «Отменена»")
-        # Someone else's applications, of her organisation or another: not hers to see.
-        for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
-            for action in (AppAction.OPEN, AppAction.CANCEL_NO_COMMENT, AppAction.ADD_COMMENT):
-                await chat.press_data(LISTENER, forged(action, number), card.message_id)
-                assert chat.answer() == chat.alert(
-                    f"Заявка №{number} не найдена или недоступна вам."
-                )
-        # The director's and staff's decisions on her own new application: not an applicant's.
-        for action, label in (
-            (AppAction.APPROVE, "Одобрить» — для роли «Руководитель ОО"),
-            (AppAction.APPROVE_NO_COMMENT, "Одобрить» — для роли «Руководитель ОО"),
-            (
-                AppAction.INCLUDE_NO_COMMENT,
-                "Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
-            ),
-        ):
-            await chat.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
-            assert chat.answer() == chat.alert(f"Действие «{label}»; у вас такой роли нет")
-        refused = await chat.start(LISTENER, f"app_{SOMEONE_ELSES}")
-        assert refused.text == "Заявка №39738 не найдена или недоступна вам."
-    chat.assert_no_errors()
+    await chat.press_data(
+        LISTENER,
+        forged(AppAction.CANCEL_NO_COMMENT, 39741, StatusCode.CANCELLED),
+        card.message_id,
+    )
+    assert chat.answer() == chat.alert("Заявка №39741 уже обработана: статус «Отменена»")
+    # Someone else's applications, of her organisation or another: not hers to see.
+    for number in (SOMEONE_ELSES, OTHER_ORG_NUMBER):
+        for action in (AppAction.OPEN, AppAction.CANCEL_NO_COMMENT, AppAction.ADD_COMMENT):
+            await chat.press_data(LISTENER, forged(action, number), card.message_id)
+            assert chat.answer() == chat.alert(f"Заявка №{number} не найдена или недоступна вам.")
+    # The director's and staff's decisions on her own new application: not an applicant's.
+    for action, label in (
+        (AppAction.APPROVE, "Одобрить» — для роли «Руководитель ОО"),
+        (AppAction.APPROVE_NO_COMMENT, "Одобрить» — для роли «Руководитель ОО"),
+        (
+            AppAction.INCLUDE_NO_COMMENT,
+            "Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»",
+        ),
+    ):
+        await chat.press_data(LISTENER, forged(action, 39737, StatusCode.NEW), card.message_id)
+        assert chat.answer() == chat.alert(f"Действие «{label}»; у вас такой роли нет")
+    refused = await chat.start(LISTENER, f"app_{SOMEONE_ELSES}")
+    assert refused.text == "Заявка №39738 не найдена или недоступна вам."
 
 
 @pytest.mark.usefixtures("school")
@@ -267,4 +256,3 @@ async def test_deep_link_opens_the_applicants_own_card(chat: Chat) -> None:
     # The same link for the director of her organisation opens it with his decisions.
     director = await chat.start(DIRECTOR, "app_39735")
     assert director.buttons()[0] == ["✅ Одобрить", "❌ Отменить"]
-    chat.assert_no_errors()

@@ -19,7 +19,7 @@ from aiohttp import web
 from bot.conversation.receipts import Handling, Receipt
 from bot.max.feed import Attempts
 from bot.max.front import MaxFront
-from bot.max.polling import MaxPoller
+from bot.max.polling import Feed, MaxPoller
 from bot.max.updates import JsonDict, update_identity
 from bot.max.webhook import MAX_WEBHOOK_PATH, MaxWebhookReceiver, subscribe, unsubscribe_all
 from storage.poll_markers import PollMarkers
@@ -101,18 +101,26 @@ async def test_a_malformed_update_is_ignored_and_passed_and_the_next_one_handled
     assert PERSONAL not in caplog.text  # logged by identity and type, never by contents
 
 
+class FailingStarts:
+    """The harness's feed, except that handling a bot_started update always fails; it counts
+    the tries."""
+
+    def __init__(self, max_harness: MaxHarness) -> None:
+        self.max_harness = max_harness
+        self.tries = 0
+
+    async def __call__(self, update: JsonDict) -> Receipt:
+        if update.get("update_type") == "bot_started":
+            self.tries += 1
+            raise RuntimeError("a handling that never gets through")
+        return await self.max_harness.feed(update)
+
+
 async def test_an_update_whose_handling_keeps_failing_is_recorded_as_failed_and_passed(
     max_harness: MaxHarness,
 ) -> None:
     api = max_harness.api
-    tries = 0
-
-    async def feed(update: JsonDict) -> Receipt:
-        nonlocal tries
-        if update.get("update_type") == "bot_started":
-            tries += 1
-            raise RuntimeError("a handling that never gets through")
-        return await max_harness.feed(update)
+    feed = FailingStarts(max_harness)
 
     stuck = api.start_bot(USERS[0])
     api.send_text(USERS[1], "/help")
@@ -126,7 +134,7 @@ async def test_an_update_whose_handling_keeps_failing_is_recorded_as_failed_and_
     async with polling(poller) as task:
         await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[1])) == 1)
         assert not task.done()
-    assert tries == 2
+    assert feed.tries == 2
     identity = update_identity(stuck)
     assert identity is not None
     async with max_harness.session_factory() as session:
@@ -298,7 +306,10 @@ async def test_polling_removes_a_webhook_subscription(max_harness: MaxHarness) -
 
 
 @contextlib.asynccontextmanager
-async def webhook_server(receiver: MaxWebhookReceiver) -> AsyncIterator[str]:
+async def webhook_server(feed: Feed, attempts: Attempts | None = None) -> AsyncIterator[str]:
+    """The webhook receiver of `feed` with the secret SECRET (and `attempts`, if given), served
+    on 127.0.0.1: its URL."""
+    receiver = MaxWebhookReceiver(feed, SECRET, attempts)
     app = web.Application()
     receiver.mount(app)
     runner = web.AppRunner(app)
@@ -316,8 +327,7 @@ async def test_webhook_delivers_with_the_secret_and_answers_once_handled(
     max_harness: MaxHarness,
 ) -> None:
     api = max_harness.api
-    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(max_harness.feed) as url:
         await subscribe(max_harness.client, url, SECRET)
         assert api.subscriptions[0]["secret"] == SECRET
         assert api.subscriptions[0]["update_types"]
@@ -339,8 +349,7 @@ async def test_webhook_refuses_a_wrong_or_missing_secret_and_a_non_update(
     max_harness: MaxHarness,
 ) -> None:
     api = max_harness.api
-    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(max_harness.feed) as url:
         update = api.send_text(USERS[0], "/help")
         assert await api.deliver_to(url, update) == 401
         assert await api.deliver_to(url, update, SECRET[:-1] + "x") == 401
@@ -352,8 +361,7 @@ async def test_webhook_answers_200_to_an_authenticated_update_that_cannot_be_rea
 ) -> None:
     """Anything else would make MAX deliver it again for 8 hours: it would never read."""
     api = max_harness.api
-    receiver = MaxWebhookReceiver(max_harness.feed, SECRET)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(max_harness.feed) as url:
         for malformed in MALFORMED:
             assert await api.deliver_to(url, malformed, SECRET) == 200
         assert await api.deliver_to(url, {"hello": "world"}, SECRET) == 200
@@ -368,23 +376,15 @@ async def test_webhook_records_an_update_whose_handling_keeps_failing_and_answer
 ) -> None:
     """MAX would deliver it again every 30-60 s for 8 hours, then unsubscribe the bot."""
     api = max_harness.api
-    tries = 0
-
-    async def feed(update: JsonDict) -> Receipt:
-        nonlocal tries
-        if update.get("update_type") == "bot_started":
-            tries += 1
-            raise RuntimeError("a handling that never gets through")
-        return await max_harness.feed(update)
+    feed = FailingStarts(max_harness)
 
     attempts = Attempts(max_harness.feed.give_up, attempts=3)
-    receiver = MaxWebhookReceiver(feed, SECRET, attempts)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(feed, attempts) as url:
         stuck = api.start_bot(USERS[0])
         assert [await api.deliver_to(url, stuck, SECRET) for _ in range(3)] == [503, 503, 200]
         other = api.send_text(USERS[1], "/help")
         assert await api.deliver_to(url, other, SECRET) == 200
-    assert tries == 3
+    assert feed.tries == 3
     assert replies(api, USERS[0]) == []
     assert len(replies(api, USERS[1])) == 1
     identity = update_identity(stuck)
@@ -402,8 +402,7 @@ async def test_webhook_answers_503_until_the_update_is_handled(max_harness: MaxH
             return Receipt()  # could be neither handled nor recorded
         return await max_harness.feed(update)
 
-    receiver = MaxWebhookReceiver(feed, SECRET)
-    async with webhook_server(receiver) as url:
+    async with webhook_server(feed) as url:
         await subscribe(max_harness.client, url, SECRET)
         api.send_text(USERS[0], "/help")
         assert await api.deliver_webhook() == [503]

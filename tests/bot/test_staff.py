@@ -18,7 +18,15 @@ from bot.conversation.intents import (
     StatusCode,
 )
 from services.clock import ManualClock
-from tests.chats import Chat, Shown, labels, numbers_on, open_list, row_label
+from tests.chats import (
+    Chat,
+    Shown,
+    assert_decided_with_a_comment,
+    labels,
+    numbers_on,
+    open_list,
+    row_label,
+)
 from tests.director_data import (
     DIRECTOR,
     LISTENER,
@@ -29,11 +37,13 @@ from tests.director_data import (
     forged,
     outbox_of,
     status_of,
-    unchanged,
 )
 from tests.roles_data import APPROVED, APPROVED_20, DIGITAL, EXPERT, STAFF, seed_roles
 
-pytestmark = pytest.mark.every_backend  # filters, counts, search: the database's queries
+pytestmark = [
+    pytest.mark.every_backend,  # filters, counts, search: the database's queries
+    pytest.mark.usefixtures("no_errors_in_chat"),
+]
 
 ORG_10 = "МАОУ «СОШ № 10» г. Челябинска"
 ORG_20 = "МАОУ «СОШ № 20» г. Челябинска"
@@ -94,7 +104,6 @@ async def test_staff_see_approved_applications_of_every_organisation(chat: Chat)
     ]
     new = await chat.send(STAFF, str(NEWEST_NEW))
     assert new.buttons()[0] == ["❌ Отменить"]  # staff may cancel, not include, an unprocessed one
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -180,7 +189,6 @@ async def test_staff_filter_by_organisation_and_by_programme(chat: Chat) -> None
     await chat.press(STAFF, "🏫 Организация")
     await chat.press(STAFF, f"1. {ORG_10} · 3")
     assert numbers_on(await open_list(chat, STAFF)) == APPROVED
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -193,7 +201,6 @@ async def test_search_within_an_organisation(chat: Chat) -> None:
     assert f"Статус: все\nОрганизация: {ORG_10}\nПоиск: «Войсковая»\nНайдено: 7" in found.text
     cleared = await chat.press(STAFF, "✖ Сбросить поиск")
     assert f"Организация: {ORG_10}\nНайдено: 15" in cleared.text
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -215,18 +222,14 @@ async def test_staff_include_with_a_comment_and_cancel_after_a_confirmation(
 
     clock.advance(minutes=30)
     included = await chat.send(STAFF, "Группа Д-12, начало 06.09 в 10:00")
-    lines = included.text.split("\n")
-    assert lines[0] == (
+    assert_decided_with_a_comment(
+        included,
         "👥 Заявка №39738 включена в группу. Заявитель и руководитель ОО получат уведомление "
-        "с вашим комментарием."
+        "с вашим комментарием.",
+        "Включен в группу",
+        "Иванова Ольга Николаевна (Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»), 01.09.2026 11:30",
+        "Группа Д-12, начало 06.09 в 10:00",
     )
-    assert "Статус: Включен в группу" in lines
-    assert (
-        "Изменил(а) статус: Иванова Ольга Николаевна (Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»), "
-        "01.09.2026 11:30" in lines
-    )
-    assert "Комментарий: Группа Д-12, начало 06.09 в 10:00" in lines
-    assert included.buttons() == [["💬 Комментарии (1)", "🕓 История"], ["◀ К списку"]]
     [event] = await events_of(session_factory, 39738)
     assert (event.action, event.actor_account_id, event.actor_role) == ("include", 7, "staff")
     assert (event.from_status, event.to_status) == ("approved", "included")
@@ -258,7 +261,6 @@ async def test_staff_include_with_a_comment_and_cancel_after_a_confirmation(
     await chat.press(STAFF, "◀ К списку")
     menu = await chat.send(STAFF, "/menu")
     assert menu.buttons()[0] == ["📥 Заявки (4 на включение)"]
-    chat.assert_no_errors()
 
 
 @pytest.mark.usefixtures("school")
@@ -275,58 +277,53 @@ async def test_staff_include_without_a_comment(
     [event] = await events_of(session_factory, 40002)
     assert (event.action, event.comment) == ("include", None)
     assert sorted(p.account_id for p in await outbox_of(session_factory, 40002)) == [5, 6]
-    chat.assert_no_errors()
 
 
-@pytest.mark.usefixtures("school")
-async def test_forged_presses_are_refused_and_change_nothing(
-    chat: Chat, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    async with unchanged(session_factory):
-        listing = await open_list(chat, STAFF)
+@pytest.mark.usefixtures("school_unchanged")
+async def test_forged_presses_are_refused_and_change_nothing(chat: Chat) -> None:
+    listing = await open_list(chat, STAFF)
 
-        NOT_STAFFS = "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
-        for data, reason in [
-            (
-                forged(AppAction.INCLUDE_NO_COMMENT, NEWEST_NEW),
-                "Заявку №39737 нельзя включить в группу: статус «Не обработана»",
-            ),
-            (
-                forged(AppAction.INCLUDE, 39744),
-                "Заявка №39744 уже обработана: статус «Включен в группу»",
-            ),
-            (
-                forged(AppAction.CANCEL_NO_COMMENT, 39742, StatusCode.CANCELLED),
-                "Заявка №39742 уже обработана: статус «Отменена»",
-            ),
-            (forged(AppAction.OPEN, 1), "Заявка №1 не найдена или недоступна вам."),
-            # Not staff's decision at all: said plainly.
-            (forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW), NOT_STAFFS),
-            (forged(AppAction.APPROVE, NEWEST_NEW), NOT_STAFFS),
-        ]:
-            await chat.press_data(STAFF, data, listing.message_id)
-            assert chat.answer() == chat.alert(reason), data
+    NOT_STAFFS = "Действие «Одобрить» — для роли «Руководитель ОО»; у вас такой роли нет"
+    for data, reason in [
+        (
+            forged(AppAction.INCLUDE_NO_COMMENT, NEWEST_NEW),
+            "Заявку №39737 нельзя включить в группу: статус «Не обработана»",
+        ),
+        (
+            forged(AppAction.INCLUDE, 39744),
+            "Заявка №39744 уже обработана: статус «Включен в группу»",
+        ),
+        (
+            forged(AppAction.CANCEL_NO_COMMENT, 39742, StatusCode.CANCELLED),
+            "Заявка №39742 уже обработана: статус «Отменена»",
+        ),
+        (forged(AppAction.OPEN, 1), "Заявка №1 не найдена или недоступна вам."),
+        # Not staff's decision at all: said plainly.
+        (forged(AppAction.APPROVE_NO_COMMENT, NEWEST_NEW, StatusCode.NEW), NOT_STAFFS),
+        (forged(AppAction.APPROVE, NEWEST_NEW), NOT_STAFFS),
+    ]:
+        await chat.press_data(STAFF, data, listing.message_id)
+        assert chat.answer() == chat.alert(reason), data
 
-        def facet(kind: Facet, choice: int) -> str:
-            return FacetIntent(action=FacetAction.SET, facet=kind, choice=choice).pack()
+    def facet(kind: Facet, choice: int) -> str:
+        return FacetIntent(action=FacetAction.SET, facet=kind, choice=choice).pack()
 
-        await chat.press_data(STAFF, facet(Facet.ORGANIZATION, 999), listing.message_id)
-        assert chat.answer() == chat.alert("Организация не найдена, выберите другую.")
-        await chat.press_data(STAFF, facet(Facet.PROGRAM, 1), listing.message_id)
+    await chat.press_data(STAFF, facet(Facet.ORGANIZATION, 999), listing.message_id)
+    assert chat.answer() == chat.alert("Организация не найдена, выберите другую.")
+    await chat.press_data(STAFF, facet(Facet.PROGRAM, 1), listing.message_id)
+    assert chat.answer() == chat.alert(
+        "Программа не найдена: заявки по ней больше нет, выберите другую."
+    )
+    chooser = chat.message(STAFF, listing.message_id)
+    assert chooser.text.startswith("📚 Выбор программы")  # shown again to choose from
+    # Staff's buttons pressed by a director and by an applicant: not theirs.
+    for user in (DIRECTOR, LISTENER):
+        menu = await chat.send(user, "/menu")
+        await chat.press_data(user, facet(Facet.ORGANIZATION, 20), menu.message_id)
+        assert chat.answer() == chat.alert(STALE)
+        include = forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED)
+        await chat.press_data(user, include, menu.message_id)
         assert chat.answer() == chat.alert(
-            "Программа не найдена: заявки по ней больше нет, выберите другую."
+            "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у "
+            "вас такой роли нет"
         )
-        chooser = chat.message(STAFF, listing.message_id)
-        assert chooser.text.startswith("📚 Выбор программы")  # shown again to choose from
-        # Staff's buttons pressed by a director and by an applicant: not theirs.
-        for user in (DIRECTOR, LISTENER):
-            menu = await chat.send(user, "/menu")
-            await chat.press_data(user, facet(Facet.ORGANIZATION, 20), menu.message_id)
-            assert chat.answer() == chat.alert(STALE)
-            include = forged(AppAction.INCLUDE_NO_COMMENT, 39739, StatusCode.APPROVED)
-            await chat.press_data(user, include, menu.message_id)
-            assert chat.answer() == chat.alert(
-                "Действие «Включить в группу» — для роли «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»; у "
-                "вас такой роли нет"
-            )
-    chat.assert_no_errors()

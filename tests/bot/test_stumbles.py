@@ -99,9 +99,7 @@ async def test_a_press_no_role_of_the_person_may_take_says_which_role_is_needed(
 
 
 async def add_own(session_factory: async_sessionmaker[AsyncSession]) -> None:
-    async with session_factory() as session:
-        session.add(factories.application(OWN, 1, 10, "new"))
-        await session.commit()
+    await factories.store(session_factory, factories.application(OWN, 1, 10, "new"))
 
 
 OWN_REASON = (

@@ -155,6 +155,25 @@ def bot_replies(api: FakeBotAPI, chat_id: int) -> list[str]:
     return [m.text for m in api.chat(chat_id) if m.from_bot]
 
 
+async def slow_update_in_hand(
+    replica: Replica, api: FakeBotAPI
+) -> tuple[asyncio.Task[list[int]], asyncio.Event]:
+    """A stranger's /slow delivered to the replica and being handled: the delivery (the
+    webhook's answers, once it is over) and the event that lets the handler finish."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(turn: Turn) -> None:
+        started.set()
+        await release.wait()
+        done(turn)
+
+    on_command(replica, "slow", slow)
+    api.send_text(STRANGER, "/slow")
+    delivery = asyncio.create_task(api.deliver_webhook())
+    await started.wait()
+    return delivery, release
+
+
 async def test_set_webhook_sends_the_secret_and_the_update_types_the_routers_use(
     replica: Replica, api: FakeBotAPI
 ) -> None:
@@ -237,17 +256,7 @@ async def test_two_replicas_given_one_update_at_once_handle_it_once(
 async def test_the_answer_waits_for_the_update_to_be_handled(
     replica: Replica, api: FakeBotAPI, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(turn: Turn) -> None:
-        started.set()
-        await release.wait()
-        done(turn)
-
-    on_command(replica, "slow", slow)
-    api.send_text(STRANGER, "/slow")
-    delivery = asyncio.create_task(api.deliver_webhook())
-    await started.wait()
+    delivery, release = await slow_update_in_hand(replica, api)
     await asyncio.sleep(0.05)
     assert not delivery.done()  # no 200 while the update is being handled
     assert await processed_count(session_factory) == 0
@@ -345,17 +354,7 @@ async def test_one_replica_processes_a_bounded_number_of_updates_at_once(
 
 
 async def test_stopping_waits_for_updates_in_progress(replica: Replica, api: FakeBotAPI) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(turn: Turn) -> None:
-        started.set()
-        await release.wait()
-        done(turn)
-
-    on_command(replica, "slow", slow)
-    api.send_text(STRANGER, "/slow")
-    delivery = asyncio.create_task(api.deliver_webhook())
-    await started.wait()
+    delivery, release = await slow_update_in_hand(replica, api)
     stopping = asyncio.create_task(replica.receiver.stop())
     for _ in range(5):
         await asyncio.sleep(0)

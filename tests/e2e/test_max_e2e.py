@@ -23,7 +23,7 @@ from tests.api_support import API_TOKEN, AUTH, application_body
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.max_api import FakeMaxAPI
 from tests.harness import SNILS_KEY
-from tests.processes import BotProcess, free_port
+from tests.processes import BotProcess, free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -168,11 +168,8 @@ async def test_python_m_bot_dispatcher_sends_the_max_rows(tmp_path: Path) -> Non
             "DATABASE_URL": database_url,
             "SNILS_HASH_KEY": SNILS_KEY,
         }
-        dispatcher = await BotProcess.start(tmp_path, "dispatcher", **env)
-        try:
+        async with running(tmp_path, "dispatcher", **env) as dispatcher:
             await dispatcher.wait_for(lambda: any(m.from_bot for m in max_api.chat(DIRECTOR)))
             assert await dispatcher.terminate() == 0
-        finally:
-            await dispatcher.kill()
         assert "Traceback" not in dispatcher.stderr()
         assert max_api.calls_of("GET /updates") == []  # the dispatcher does not take updates

@@ -13,7 +13,7 @@ import pytest
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.max_api import FakeMaxAPI
 from tests.harness import SNILS_KEY
-from tests.processes import BotProcess, free_port
+from tests.processes import BotProcess, free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -77,20 +77,14 @@ async def test_a_malformed_update_and_a_restart_lose_nothing(tmp_path: Path) -> 
         env = max_env(tmp_path, api, port)
         api.queue_update({"update_type": "message_callback", "timestamp": 1, "callback": "x"})
         api.start_bot(USER)
-        bot = await BotProcess.start(tmp_path, **env)
-        try:
+        async with running(tmp_path, **env) as bot:
             await bot.wait_for(lambda: api.pending_updates() == [] and len(replies(api)) == 1)
             assert await bot.terminate() == 0
-        finally:
-            await bot.kill()
         api.send_text(USER, "/help")
         api.send_text(USER, "/menu")
-        bot = await BotProcess.start(tmp_path, **env)
-        try:
+        async with running(tmp_path, **env) as bot:
             await bot.wait_for(lambda: api.pending_updates() == [] and len(replies(api)) == 3)
             assert await bot.terminate() == 0
-        finally:
-            await bot.kill()
         assert "Traceback" not in bot.stderr()
 
 

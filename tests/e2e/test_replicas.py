@@ -222,6 +222,17 @@ def press(choose: Chooser, expect: str, *, starts_input: bool = False) -> Step:
     return Step(expect, press=choose, starts_input=starts_input)
 
 
+def comment_steps(target: int, comment: str, told: str) -> list[Step]:
+    """From the application's card: its comments, a new comment written, sent to `told`."""
+    return [
+        press(label("💬 Комментарии"), f"Комментарии · заявка №{target}"),
+        press(
+            label("✍️ Написать комментарий"), f"Комментарий к заявке №{target}", starts_input=True
+        ),
+        send(comment, f"💬 Комментарий к заявке №{target} отправлен {told}.", input_text=True),
+    ]
+
+
 def director_steps(org: int, index: int) -> list[Step]:
     target = number(org, index, 1)  # director 1 decides on applicant 1's, director 2 on 2's
     opening = [
@@ -248,18 +259,7 @@ def director_steps(org: int, index: int) -> list[Step]:
             press(label("✅ Одобрить"), f"Одобрение заявки №{target}"),
             press(label("Без комментария"), f"✅ Заявка №{target} одобрена."),
         ]
-    return [
-        *opening,
-        press(label("💬 Комментарии"), f"Комментарии · заявка №{target}"),
-        press(
-            label("✍️ Написать комментарий"), f"Комментарий к заявке №{target}", starts_input=True
-        ),
-        send(
-            "Уточните даты обучения",
-            f"💬 Комментарий к заявке №{target} отправлен заявителю.",
-            input_text=True,
-        ),
-    ]
+    return [*opening, *comment_steps(target, "Уточните даты обучения", "заявителю")]
 
 
 def applicant_steps(org: int, k: int) -> list[Step]:
@@ -275,18 +275,7 @@ def applicant_steps(org: int, k: int) -> list[Step]:
     own = number(org, k, 1) if k < 6 else number(org, k, 2)
     opening.append(press(row(own), f"Заявка №{own}"))
     if k == 3:
-        return [
-            *opening,
-            press(label("💬 Комментарии"), f"Комментарии · заявка №{own}"),
-            press(
-                label("✍️ Написать комментарий"), f"Комментарий к заявке №{own}", starts_input=True
-            ),
-            send(
-                "Прошу перенести даты",
-                f"💬 Комментарий к заявке №{own} отправлен руководителю ОО.",
-                input_text=True,
-            ),
-        ]
+        return [*opening, *comment_steps(own, "Прошу перенести даты", "руководителю ОО")]
     if k in (4, 5):
         cancel = [
             *opening,

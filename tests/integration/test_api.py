@@ -36,6 +36,7 @@ from tests.api_support import (
     api_settings,
     application_body,
     count,
+    counts,
     serve_api,
 )
 from tests.conftest import BACKENDS
@@ -80,7 +81,7 @@ REQUESTS = [
 
 async def _snapshot(session_factory: async_sessionmaker[AsyncSession]) -> list[int]:
     models = (Organization, Account, Application, ApplicationEvent, LinkToken, Binding)
-    return [await count(session_factory, model) for model in (*models, OutboxMessage)]
+    return await counts(session_factory, *models, OutboxMessage)
 
 
 @pytest.mark.usefixtures("seeded")
@@ -472,9 +473,7 @@ async def test_application_errors_name_the_field_and_write_nothing(
     )
     assert (status, payload["code"], payload["fields"][0]["field"]) == (422, code, field)
     assert message in payload["fields"][0]["message"]
-    assert await count(session_factory, Application) == 0
-    assert await count(session_factory, ApplicationEvent) == 0
-    assert await count(session_factory, OutboxMessage) == 0
+    assert await counts(session_factory, Application, ApplicationEvent, OutboxMessage) == [0, 0, 0]
 
 
 @pytest.mark.usefixtures("seeded")
@@ -490,8 +489,7 @@ async def test_a_failure_midway_rolls_the_whole_request_back(
     status, payload = await call(client, "PUT", "/api/v1/applications/39744", application_body())
     assert (status, payload["code"]) == (500, "internal_error")
     assert "outbox unavailable" not in payload["message"]
-    assert await count(session_factory, Application) == 0
-    assert await count(session_factory, ApplicationEvent) == 0
+    assert await counts(session_factory, Application, ApplicationEvent) == [0, 0]
 
 
 # -- batch ----------------------------------------------------------------------------------------
@@ -571,8 +569,7 @@ async def test_batch_with_one_bad_item_writes_nothing(
     )
     assert status == 422
     assert {"field": field, "message": message} in payload["fields"]
-    assert await count(session_factory, Application) == 0
-    assert await count(session_factory, OutboxMessage) == 0
+    assert await counts(session_factory, Application, OutboxMessage) == [0, 0]
 
 
 @pytest.mark.usefixtures("seeded")
@@ -658,9 +655,9 @@ async def test_unlinking_an_account(
 async def test_unlinking_one_messenger_keeps_the_others(
     client: Client, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with session_factory() as session:
-        session.add(factories.binding(3, 5003, messenger="max", chat_id=7003))
-        await session.commit()
+    await factories.store(
+        session_factory, factories.binding(3, 5003, messenger="max", chat_id=7003)
+    )
     status, payload = await call(
         client, "PUT", "/api/v1/accounts/3", {"full_name": "Войсковая Ю. О."}
     )

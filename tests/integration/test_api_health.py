@@ -18,7 +18,7 @@ from storage.db import create_engine
 from storage.models import OutboxMessage
 from storage.repositories import Repositories
 from tests.api_support import AUTH, api_settings, serve_api
-from tests.factories import outbox_row
+from tests.factories import outbox_row, store
 from tests.harness import BotHarness
 
 
@@ -97,9 +97,9 @@ async def test_a_stalled_deliverer_shows_in_healthz_and_metrics(
     clock: ManualClock,
     how: str,
 ) -> None:
-    async with session_factory() as session:
-        session.add(outbox_row("telegram", "status_changed", now=clock.now(), chat_id=1001))
-        await session.commit()
+    await store(
+        session_factory, outbox_row("telegram", "status_changed", now=clock.now(), chat_id=1001)
+    )
     sender = StuckSender(how)
     worker = OutboxWorker(session_factory, sender, channel="telegram", clock=clock, rate=10)
     metrics = Metrics()

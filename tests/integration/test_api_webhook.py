@@ -47,9 +47,7 @@ async def webhook_harness(
     clock: ManualClock,
     seeded: None,
 ) -> AsyncIterator[BotHarness]:
-    async with session_factory() as session:
-        session.add(factories.application(39744, 3, 10))
-        await session.commit()
+    await factories.store(session_factory, factories.application(39744, 3, 10))
     harness = BotHarness(api, test_settings(api, database_url, **WEBHOOK), session_factory, clock)
     yield harness
     await harness.close()
@@ -95,9 +93,7 @@ async def test_a_director_decision_in_telegram_is_queued_for_the_web_module(
 async def test_without_a_webhook_url_nothing_is_queued(
     harness: BotHarness, session_factory: async_sessionmaker[AsyncSession], seeded: None
 ) -> None:
-    async with session_factory() as session:
-        session.add(factories.application(39744, 3, 10))
-        await session.commit()
+    await factories.store(session_factory, factories.application(39744, 3, 10))
     await harness.send(DIRECTOR, "/start app_39744")
     await harness.press(DIRECTOR, "✅ Одобрить")
     await harness.press(DIRECTOR, "Без комментария")
@@ -285,9 +281,10 @@ async def test_an_unreachable_receiver_is_retried(
 async def test_a_row_without_its_decision_fails(
     database_url: str, session_factory: async_sessionmaker[AsyncSession], clock: ManualClock
 ) -> None:
-    async with session_factory() as session:
-        session.add(factories.outbox_row("webhook", "decision", now=clock.now(), event_id=987654))
-        await session.commit()
+    await factories.store(
+        session_factory,
+        factories.outbox_row("webhook", "decision", now=clock.now(), event_id=987654),
+    )
     async with WebhookReceiver() as receiver, ClientSession() as http:
         worker = build_worker(settings_for(receiver, database_url), session_factory, http, clock)
         await worker.drain()

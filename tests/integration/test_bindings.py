@@ -69,9 +69,9 @@ def runner(
 
 
 async def bind_in_max(session_factory: async_sessionmaker[AsyncSession]) -> None:
-    async with session_factory() as session:
-        session.add(factories.binding(1, MAX_DIRECTOR, messenger="max", chat_id=MAX_CHAT))
-        await session.commit()
+    await factories.store(
+        session_factory, factories.binding(1, MAX_DIRECTOR, messenger="max", chat_id=MAX_CHAT)
+    )
 
 
 async def test_a_person_bound_in_both_messengers_decides_in_max(

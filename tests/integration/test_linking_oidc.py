@@ -37,6 +37,7 @@ from tests.linking_support import (
     Browser,
     add_new_accounts,
     bot_first,
+    bot_first_at,
     free_port,
     mint,
     token_rows,
@@ -73,15 +74,7 @@ async def flow(
     clock: ManualClock,
     provider: FakeOidcProvider,
 ) -> AsyncIterator[BotFirst]:
-    async with bot_first(
-        api,
-        database_url,
-        session_factory,
-        clock,
-        issuer=provider.url,
-        client_id=provider.client_id,
-        client_secret=provider.client_secret,
-    ) as flow:
+    async with bot_first_at(provider, api, database_url, session_factory, clock) as flow:
         yield flow
         flow.harness.assert_no_errors()
 

@@ -15,7 +15,7 @@ from bot.telegram.sender import TelegramSender
 from services.clock import ManualClock
 from services.linking import token_hash
 from storage.db import create_session_factory
-from storage.migrate import downgrade, upgrade
+from storage.migrate import downgrade
 from storage.models import Account, ApplicationEvent, Binding, FsmState, LinkToken, OutboxMessage
 from storage.repositories import Repositories
 from storage.states import SqlStates, StateKey
@@ -23,6 +23,7 @@ from storage.updates import UpdateKey, record_update
 from tests import factories
 from tests.fakes.bot_api import FakeBotAPI
 from tests.harness import BotHarness, test_settings
+from tests.migrations import look, upgrade_from
 
 T0 = factories.T0
 DIRECTOR, APPLICANT, NEWCOMER = 1, 3, 4  # accounts; Telegram users are these + 1000
@@ -276,12 +277,12 @@ async def test_a_database_of_the_telegram_only_schema_upgrades_serves_and_downgr
         for user in (1001, 1003, 1004):
             api.add_user(user, first_name=f"Пользователь{user}")
         bot_id = int(api.token.partition(":")[0])
-        await upgrade(engine, "0002")
-        async with engine.begin() as connection:
-            await connection.run_sync(_write_0002, bot_id)
-            before = await connection.run_sync(_read_0002)
 
-        await upgrade(engine)
+        def write_and_read(connection: Connection) -> dict[str, list[tuple[Any, ...]]]:
+            _write_0002(connection, bot_id)
+            return _read_0002(connection)
+
+        before = await upgrade_from(engine, "0002", write_and_read)
 
         session_factory = create_session_factory(engine)
         async with session_factory() as session:
@@ -382,8 +383,7 @@ async def test_a_database_of_the_telegram_only_schema_upgrades_serves_and_downgr
             assert newcomer.account_id == NEWCOMER
 
         await downgrade(engine, "0002")
-        async with engine.connect() as connection:
-            after = await connection.run_sync(_read_0002)
+        after = await look(engine, _read_0002)
         assert after["links"] == [
             *before["links"],
             (NEWCOMER, 1004, 1004, "listener", None, False, True, False),

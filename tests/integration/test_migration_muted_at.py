@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import MetaData, Table, inspect, select
+from sqlalchemy import MetaData, Table, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,6 +14,7 @@ from storage.db import create_session_factory
 from storage.migrate import downgrade, upgrade
 from storage.models import Account
 from tests import factories
+from tests.migrations import column_names, look, upgrade_from
 
 BEFORE = "0003"  # the schema before accounts.muted_at
 MUTED, UNMUTED = 1, 2
@@ -35,19 +36,12 @@ def _write_accounts(connection: Connection) -> None:
         )
 
 
-def _columns(connection: Connection) -> set[str]:
-    return {column["name"] for column in inspect(connection).get_columns("accounts")}
-
-
 async def test_muted_accounts_get_the_moment_of_the_upgrade_and_the_downgrade_keeps_the_mute(
     unmigrated_engine: AsyncEngine,
 ) -> None:
     engine = unmigrated_engine
-    await upgrade(engine, BEFORE)
-    async with engine.begin() as connection:
-        await connection.run_sync(_write_accounts)
     started = datetime.now(UTC) - timedelta(minutes=1)  # the database's clock may differ a bit
-    await upgrade(engine)
+    await upgrade_from(engine, BEFORE, _write_accounts)
 
     async with create_session_factory(engine)() as session:
         rows = {a.id: a for a in await session.scalars(select(Account).order_by(Account.id))}
@@ -58,8 +52,8 @@ async def test_muted_accounts_get_the_moment_of_the_upgrade_and_the_downgrade_ke
     assert (rows[MUTED].muted, rows[UNMUTED].muted, rows[UNMUTED].muted_at) == (True, False, None)
 
     await downgrade(engine, BEFORE)
+    assert "muted_at" not in await look(engine, column_names, "accounts")
     async with engine.connect() as connection:
-        assert "muted_at" not in await connection.run_sync(_columns)
         muted = dict((await connection.exec_driver_sql("SELECT id, muted FROM accounts")).all())
     assert {key: bool(value) for key, value in muted.items()} == {MUTED: True, UNMUTED: False}
     await upgrade(engine)  # and up again

@@ -4,7 +4,7 @@ schema back with its rows. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, inspect, select
+from sqlalchemy import MetaData, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,6 +15,7 @@ from storage.migrate import downgrade, upgrade
 from storage.models import Account
 from storage.repositories import Repositories
 from tests import factories
+from tests.migrations import column_names, look, upgrade_from
 
 T0 = factories.T0
 BEFORE = "0005_account_muted_at"  # the revision migration 0006 follows
@@ -61,10 +62,6 @@ def _write_before(connection: Connection) -> None:
     )
 
 
-def _account_columns(connection: Connection) -> set[str]:
-    return {column["name"] for column in inspect(connection).get_columns("accounts")}
-
-
 def _names(connection: Connection) -> dict[int, str]:
     metadata = MetaData()
     metadata.reflect(connection, only=["accounts"])
@@ -77,11 +74,7 @@ async def test_the_backfill_folds_every_name_and_the_downgrade_keeps_the_rows(
     unmigrated_engine: AsyncEngine,
 ) -> None:
     engine = unmigrated_engine
-    await upgrade(engine, BEFORE)
-    async with engine.begin() as connection:
-        await connection.run_sync(_write_before)
-
-    await upgrade(engine)
+    await upgrade_from(engine, BEFORE, _write_before)
 
     session_factory = create_session_factory(engine)
     async with session_factory() as session:
@@ -98,9 +91,8 @@ async def test_the_backfill_folds_every_name_and_the_downgrade_keeps_the_rows(
             assert [row.number for row in page.items] == numbers, text
 
     await downgrade(engine, BEFORE)
-    async with engine.connect() as connection:
-        assert "name_folded" not in await connection.run_sync(_account_columns)
-        assert await connection.run_sync(_names) == NAMES
+    assert "name_folded" not in await look(engine, column_names, "accounts")
+    assert await look(engine, _names) == NAMES
 
     await upgrade(engine)
     async with session_factory() as session:

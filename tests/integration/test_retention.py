@@ -95,9 +95,10 @@ async def test_revocation_forgets_what_logout_forgets(
     how: str,
 ) -> None:
     harness = storage_harness
-    async with session_factory() as session:
-        session.add(outbox_row(clock, "sent", timedelta(hours=1), account_id=1, chat_id=DIRECTOR))
-        await session.commit()
+    await factories.store(
+        session_factory,
+        outbox_row(clock, "sent", timedelta(hours=1), account_id=1, chat_id=DIRECTOR),
+    )
     await harness.send(DIRECTOR, SURNAME)  # a search: the chat's state holds the name
     runner = harness.dp["runner"]
     key = StateKey(harness.bot.id, DIRECTOR, DIRECTOR)
@@ -202,9 +203,9 @@ def token(clock: ManualClock, *, expires_at: datetime) -> LinkToken:
 async def test_the_job_deletes_in_batches(
     session_factory: async_sessionmaker[AsyncSession], clock: ManualClock, seeded: None
 ) -> None:
-    async with session_factory() as session:
-        session.add_all(outbox_row(clock, "sent", 2 * THIRTY_DAYS) for _ in range(7))
-        await session.commit()
+    await factories.store(
+        session_factory, *(outbox_row(clock, "sent", 2 * THIRTY_DAYS) for _ in range(7))
+    )
     pruned = await prune(session_factory, clock.now(), THIRTY_DAYS, batch=3)
     assert pruned.outbox == 7
     assert await all_rows(session_factory, OutboxMessage) == []
@@ -213,9 +214,7 @@ async def test_the_job_deletes_in_batches(
 async def test_one_process_at_a_time(
     session_factory: async_sessionmaker[AsyncSession], clock: ManualClock, seeded: None
 ) -> None:
-    async with session_factory() as session:
-        session.add(outbox_row(clock, "sent", 2 * THIRTY_DAYS))
-        await session.commit()
+    await factories.store(session_factory, outbox_row(clock, "sent", 2 * THIRTY_DAYS))
     async with job_lock(session_factory, JOB, clock=clock) as acquired:
         assert acquired
         assert await run_retention(session_factory, clock, THIRTY_DAYS) is None

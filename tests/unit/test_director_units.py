@@ -22,6 +22,7 @@ from bot.screens.markup import ELLIPSIS, cost, fit, shorten, utf16_length
 from bot.screens.pieces import short_name
 from services.domain import Actor, Role, Status
 from services.queries import parse_search
+from tests.director_data import largest_card_press
 
 ACCOUNTS = {1: (10, {"director", "listener"}), 2: (10, {"director"}), 3: (10, {"listener"})}
 ACCOUNTS |= {5: (20, {"director"}), 6: (20, {"listener"}), 7: (None, {"staff"})}
@@ -98,15 +99,7 @@ def test_short_name() -> None:
 
 
 def test_callback_data_fits_telegrams_64_bytes_at_its_largest() -> None:
-    largest = AppIntent(
-        action=AppAction.CANCEL_CONFIRMED,
-        number=2**63 - 1,
-        page=100_000,
-        status=StatusCode.CANCELLED,
-        status_filter=ListFilter.ALL,
-        list_page=100_000,
-        search=True,
-    )
+    largest = largest_card_press(AppAction.CANCEL_CONFIRMED, StatusCode.CANCELLED)
     assert len(largest.pack().encode()) <= 64
     listing = ListIntent(action=ListAction.SEARCH, status_filter=ListFilter.ALL, page=100_000)
     assert len(listing.pack().encode()) <= 64

@@ -93,17 +93,6 @@ async def make_bot(api: FakeBotAPI) -> AsyncIterator[Callable[..., Bot]]:
         await session.close()
 
 
-@pytest.fixture
-def bot(make_bot: Callable[..., Bot]) -> Bot:
-    return make_bot()
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 # -- HTML parse mode ---------------------------------------------------------------------------
 
 

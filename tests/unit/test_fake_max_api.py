@@ -97,17 +97,6 @@ async def make_bot(api: FakeMaxAPI) -> AsyncIterator[Callable[..., Bot]]:
         await bot.close_session()
 
 
-@pytest.fixture
-def bot(make_bot: Callable[..., Bot]) -> Bot:
-    return make_bot()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def raw(
     http: aiohttp.ClientSession,
     api: FakeMaxAPI,

@@ -6,25 +6,13 @@ from zoneinfo import ZoneInfo
 
 from bot.screens.applications import history_entry
 from services.views import EventView, event_view
-from storage.models import ApplicationEvent
-from tests.factories import T0
+from tests.factories import web_event
 
 ORIGIN = "Модуль «Организация ДПО»"
 
 
 def event(action: str, before: str | None, after: str) -> EventView:
-    return event_view(
-        ApplicationEvent(
-            id=1,
-            application_number=39744,
-            actor_name=ORIGIN,
-            action=action,
-            from_status=before,
-            to_status=after,
-            source="api",
-            created_at=T0,
-        )
-    )
+    return event_view(web_event(action, before, after))
 
 
 def test_an_arrived_application_reads_as_arrived_with_its_status() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from bot.conversation.intents import (
     AppAction,
-    AppIntent,
     Facet,
     FacetAction,
     FacetIntent,
@@ -18,6 +17,7 @@ from services.queries import (
     Choice,
     Page,
 )
+from tests.director_data import largest_card_press
 from tests.fakes.bot_api import parse_html
 
 
@@ -32,16 +32,7 @@ def test_callback_data_of_staff_fits_64_bytes_at_its_largest() -> None:
         narrowed=True,
     )
     assert len(facet.pack().encode()) <= 64
-    card = AppIntent(
-        action=AppAction.INCLUDE_NO_COMMENT,
-        number=2**63 - 1,
-        page=100_000,
-        status=StatusCode.APPROVED,
-        status_filter=ListFilter.ALL,
-        list_page=100_000,
-        search=True,
-        narrowed=True,
-    )
+    card = largest_card_press(AppAction.INCLUDE_NO_COMMENT, StatusCode.APPROVED, narrowed=True)
     assert len(card.pack().encode()) <= 64
     assert card.back_to_list().narrowed is True
     assert decode(facet.pack()) == facet

@@ -29,7 +29,8 @@ from bot.texts.plural import Form, Plural, form, plural
 from bot.texts.zones import CITIES, zone_phrase
 from services.domain import Actor, Role, Status
 from services.queries import Page
-from services.views import ApplicationView, EventView
+from services.views import ApplicationView, EventView, event_view
+from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
 CYRILLIC = re.compile("[А-Яа-яЁё]")
@@ -289,17 +290,8 @@ def application(number: int, **values: object) -> ApplicationView:
 
 
 def web_event(to_status: Status | None, from_status: Status | None = Status.NEW) -> EventView:
-    return EventView(
-        id=1,
-        action="cancel" if to_status else "comment",
-        actor_name="Модуль «Организация ДПО»",
-        actor_role=None,
-        from_status=from_status,
-        to_status=to_status,
-        comment=None,
-        source="api",
-        created_at=NOW,
-    )
+    action = "cancel" if to_status else "comment"
+    return event_view(factories.web_event(action, from_status, to_status, NOW))
 
 
 def test_the_card_says_the_web_module_changed_the_status() -> None:
