@@ -72,7 +72,7 @@ from services.queries import (
     program_of,
     visible_view,
 )
-from services.views import ApplicationView, EventView, application_view, event_view
+from services.views import ApplicationView, EventView, application_view, event_view, view_of
 
 ALERT_LIMIT = 200  # Telegram's callback answers; MAX's notifications are longer
 
@@ -428,18 +428,18 @@ async def load_in_its_role(turn: Turn, pressed: AppIntent) -> ApplicationView | 
     """The pressed application, in the role the button was made for: if the active role
     cannot take the press but another of the person's roles can, that role becomes active and
     the person is told so (the chat's commands follow). None if no role may see it."""
-    account, actor = turn.linked()
-    found = await turn.repo.applications.get(pressed.number)
+    _, actor = turn.linked()
+    found = await turn.repo.applications.view_row(pressed.number)
     if found is None:
         return None
     needed = NEEDS.get(pressed.action)
-    application = application_view(found)
+    application = view_of(found)
     if can_view(actor, application.ref) and (
         needed is None or rule_for(needed, actor.role) is not None
     ):
         return application
     role = role_for(actor, pressed, application.ref, self_decisions=own_decisions(turn))
-    switched = switch_role(account, role) if role is not None else None
+    switched = switch_role(await turn.for_change(), role) if role is not None else None
     if switched is None:
         return application if can_view(actor, application.ref) else None
     turn.actor = switched
