@@ -90,9 +90,9 @@ async def enqueue_pushes(
     now: datetime,
     payload: dict[str, Any] | None = None,
 ) -> int:
-    """One outbox row per chat the bound, not muted recipients chose (push_row); returns how
-    many were written."""
-    written = 0
+    """One outbox row per chat the bound, not muted recipients chose (push_row), written in
+    one statement; returns how many were written."""
+    rows = []
     for recipient in await repo.links.recipients(account_ids):
         row = push_row(
             recipient,
@@ -103,9 +103,9 @@ async def enqueue_pushes(
             payload=payload,
         )
         if row is not None:
-            repo.outbox.add(**row)
-            written += 1
-    return written
+            rows.append(row)
+    await repo.outbox.add_many(rows)
+    return len(rows)
 
 
 async def notify_new_application(

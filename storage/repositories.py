@@ -56,8 +56,11 @@ async def feed_lock(session: AsyncSession, *, shared: bool) -> None:
     so it reads only once every earlier id is committed. SQLite serialises writers already."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    await session.execute(text(f"SELECT {function}({EVENTS_FEED_LOCK})"))
+    await session.execute(_FEED_LOCK_SHARED if shared else _FEED_LOCK)
+
+
+_FEED_LOCK_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({EVENTS_FEED_LOCK})")
+_FEED_LOCK = text(f"SELECT pg_advisory_xact_lock({EVENTS_FEED_LOCK})")
 
 
 @dataclass(frozen=True)
@@ -318,6 +321,66 @@ _COUNT_COMMENTS = (
         ApplicationEvent.comment.is_not(None),
     )
 )
+# A decision's statements, executed on the session's connection (no ORM entities). The
+# parameters' names are not columns' (an UPDATE would take those for its SET clause).
+_TRANSITION = (
+    update(Application)
+    .where(Application.number == bindparam("n"), Application.status == bindparam("expected"))
+    .values(status=bindparam("to"), updated_at=bindparam("at"))
+)
+_TOUCH = (
+    update(Application)
+    .where(Application.number == bindparam("n"))
+    .values(updated_at=bindparam("at"))
+)
+_CURRENT_STATUS = select(Application.status).where(Application.number == bindparam("number"))
+_COUNT_IN_STATUS = (
+    select(func.count()).select_from(Application).where(Application.status == bindparam("status"))
+)
+_COUNT_OF_ORGANIZATION = _COUNT_IN_STATUS.where(
+    Application.organization_id == bindparam("organization_id")
+)
+_ADD_EVENT = insert(ApplicationEvent).returning(ApplicationEvent.id)
+_LAST_TRANSITION = (
+    select(ApplicationEvent)
+    .where(
+        ApplicationEvent.application_number == bindparam("number"),
+        ApplicationEvent.to_status.is_not(None),
+        or_(
+            ApplicationEvent.from_status.is_(None),
+            ApplicationEvent.from_status != ApplicationEvent.to_status,
+        ),
+    )
+    .order_by(ApplicationEvent.id.desc())
+    .limit(1)
+)
+_DIRECTOR_IDS = (
+    select(Account.id)
+    .join(AccountRole, AccountRole.account_id == Account.id)
+    .where(Account.organization_id == bindparam("organization_id"), AccountRole.role == "director")
+    .order_by(Account.id)
+)
+_STAFF_IDS = (
+    select(AccountRole.account_id)
+    .where(AccountRole.role == "staff")
+    .order_by(AccountRole.account_id)
+)
+# Where pushes go (LinkRepo.recipients), for a list of accounts bound per call.
+_RECIPIENTS = (
+    select(
+        Binding.account_id,
+        Binding.messenger,
+        Binding.chat_id,
+        Binding.blocked,
+        Binding.linked_at,
+        Account.muted,
+        Account.push_to,
+    )
+    .join(Account, Account.id == Binding.account_id)
+    .where(Binding.account_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Binding.account_id, Binding.messenger)
+)
+_ADD_OUTBOX = insert(OutboxMessage)
 
 
 @dataclass
@@ -337,28 +400,27 @@ class ApplicationRepo:
         return row._asdict() if row is not None else None
 
     async def current_status(self, number: int) -> str | None:
-        result = await self.session.execute(
-            select(Application.status).where(Application.number == number)
-        )
+        connection = await self.session.connection()
+        result = await connection.execute(_CURRENT_STATUS, {"number": number})
         return result.scalar_one_or_none()
 
     async def transition(self, number: int, expected: str, to: str, now: datetime) -> bool:
         """Conditional update: moves the status only if it is still the expected one."""
         await feed_lock(self.session, shared=True)
-        result = await self.session.execute(
-            update(Application)
-            .where(Application.number == number, Application.status == expected)
-            .values(status=to, updated_at=now)
-            .execution_options(synchronize_session=False)
+        connection = await self.session.connection()
+        result = await connection.execute(
+            _TRANSITION, {"n": number, "expected": expected, "to": to, "at": now}
         )
-        assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
     async def count(self, *, status: str, organization_id: int | None = None) -> int:
-        query = select(func.count()).select_from(Application).where(Application.status == status)
-        if organization_id is not None:
-            query = query.where(Application.organization_id == organization_id)
-        return int((await self.session.execute(query)).scalar_one())
+        connection = await self.session.connection()
+        if organization_id is None:
+            result = await connection.execute(_COUNT_IN_STATUS, {"status": status})
+        else:
+            params = {"status": status, "organization_id": organization_id}
+            result = await connection.execute(_COUNT_OF_ORGANIZATION, params)
+        return int(result.scalar_one())
 
     async def existing_numbers(self, numbers: Iterable[int]) -> set[int]:
         wanted = list(set(numbers))
@@ -500,12 +562,8 @@ class ApplicationRepo:
 
     async def touch(self, number: int, now: datetime) -> None:
         await feed_lock(self.session, shared=True)
-        await self.session.execute(
-            update(Application)
-            .where(Application.number == number)
-            .values(updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        connection = await self.session.connection()
+        await connection.execute(_TOUCH, {"n": number, "at": now})
 
 
 @dataclass
@@ -527,22 +585,14 @@ class AccountRepo:
         return await self.session.get(Organization, organization_id)
 
     async def director_ids(self, organization_id: int) -> list[int]:
-        result = await self.session.execute(
-            select(Account.id)
-            .join(AccountRole, AccountRole.account_id == Account.id)
-            .where(Account.organization_id == organization_id, AccountRole.role == "director")
-            .order_by(Account.id)
-        )
+        connection = await self.session.connection()
+        result = await connection.execute(_DIRECTOR_IDS, {"organization_id": organization_id})
         return list(result.scalars())
 
     async def staff_ids(self) -> list[int]:
         """Accounts with the role «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»."""
-        result = await self.session.execute(
-            select(AccountRole.account_id)
-            .where(AccountRole.role == "staff")
-            .order_by(AccountRole.account_id)
-        )
-        return list(result.scalars())
+        connection = await self.session.connection()
+        return list((await connection.execute(_STAFF_IDS)).scalars())
 
     async def director_ids_by_organization(
         self, organization_ids: Iterable[int]
@@ -603,11 +653,12 @@ class EventRepo:
     session: AsyncSession
 
     async def add(self, **values: Any) -> ApplicationEvent:
+        """A history row, written now; returned as an object the session does not hold (what
+        was written, with its id: the row's columns have no defaults to read back)."""
         await feed_lock(self.session, shared=True)
-        event = ApplicationEvent(**values)
-        self.session.add(event)
-        await self.session.flush([event])
-        return event
+        connection = await self.session.connection()
+        event_id = (await connection.execute(_ADD_EVENT, values)).scalar_one()
+        return ApplicationEvent(id=event_id, **values)
 
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
         """History rows written in one statement."""
@@ -688,20 +739,7 @@ class EventRepo:
 
     async def last_transition(self, number: int) -> ApplicationEvent | None:
         """The newest history row that changed the status (who decided, and when)."""
-        query = (
-            select(ApplicationEvent)
-            .where(
-                ApplicationEvent.application_number == number,
-                ApplicationEvent.to_status.is_not(None),
-                or_(
-                    ApplicationEvent.from_status.is_(None),
-                    ApplicationEvent.from_status != ApplicationEvent.to_status,
-                ),
-            )
-            .order_by(ApplicationEvent.id.desc())
-            .limit(1)
-        )
-        return (await self.session.scalars(query)).first()
+        return (await self.session.scalars(_LAST_TRANSITION, {"number": number})).first()
 
 
 @dataclass(frozen=True)
@@ -745,21 +783,8 @@ class LinkRepo:
         ids = list(set(account_ids))
         if not ids:
             return []
-        result = await self.session.execute(
-            select(
-                Binding.account_id,
-                Binding.messenger,
-                Binding.chat_id,
-                Binding.blocked,
-                Binding.linked_at,
-                Account.muted,
-                Account.push_to,
-            )
-            .join(Account, Account.id == Binding.account_id)
-            .where(Binding.account_id.in_(ids))
-            .order_by(Binding.account_id, Binding.messenger)
-        )
-        rows = result.tuples().all()
+        connection = await self.session.connection()
+        rows = (await connection.execute(_RECIPIENTS, {"ids": ids})).tuples().all()
         recipients: list[Recipient] = []
         for account_id in sorted({row[0] for row in rows}):
             own = [row for row in rows if row[0] == account_id]
@@ -1084,7 +1109,10 @@ class OutboxRepo:
         """Messages written in one statement, in the order of `rows` (their commit wakes the
         dispatchers, as `add`)."""
         if rows:
-            await self.session.execute(insert(OutboxMessage), rows)
+            if any(isinstance(pending, OutboxMessage) for pending in self.session.new):
+                await self.session.flush()  # rows added before (`add`) keep coming first
+            connection = await self.session.connection()
+            await connection.execute(_ADD_OUTBOX, rows)
             for channel in {row["channel"] for row in rows}:
                 outbox_signal.written(self.session, channel)
 

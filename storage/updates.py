@@ -59,10 +59,10 @@ async def mark_handled(session: AsyncSession, update: UpdateKey, now: datetime) 
 
     On PostgreSQL a concurrent handling of the same update waits here for the other's commit.
     """
-    result = await session.execute(
+    connection = await session.connection()
+    result = await connection.execute(
         _MARK_HANDLED, {"messenger": update.messenger, "key": update.key, "received_at": now}
     )
-    assert isinstance(result, CursorResult)
     return result.rowcount == 1
 
 
