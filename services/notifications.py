@@ -15,6 +15,7 @@ from typing import Any
 from services.decisions import enqueue_webhook, is_decision
 from services.domain import Action, Role, Status
 from services.outbox import new_row
+from services.views import ApplicationView
 from storage.models import Application, ApplicationEvent
 from storage.repositories import Recipient, Repositories
 
@@ -29,7 +30,7 @@ class NotificationKind(StrEnum):
 
 async def recipients_for(
     repo: Repositories,
-    application: Application,
+    application: Application | ApplicationView,
     actor_role: Role | None,
     actor_id: int | None,
     *,
@@ -125,7 +126,7 @@ async def notify_new_application(
 
 async def notify_event(
     repo: Repositories,
-    application: Application,
+    application: Application | ApplicationView,
     event: ApplicationEvent,
     *,
     actor_role: Role | None,

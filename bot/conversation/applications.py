@@ -72,7 +72,7 @@ from services.queries import (
     program_of,
     visible_view,
 )
-from services.views import ApplicationView, EventView, application_view, event_view, view_of
+from services.views import ApplicationView, EventView, event_view, view_of
 
 ALERT_LIMIT = 200  # Telegram's callback answers; MAX's notifications are longer
 
@@ -599,7 +599,7 @@ async def outcome_screen(
         )
         return await card_screen(
             turn,
-            application_view(outcome.application),
+            outcome.application,
             base,
             note=note,
             last_change=event_view(outcome.event),
