@@ -53,14 +53,25 @@ async def feed_lock(session: AsyncSession, *, shared: bool) -> None:
     """On PostgreSQL, history ids come from a sequence and may commit out of order: a feed read
     that saw id 12 before id 11 committed would skip 11 for good. Writers take this lock shared
     before they lock an application row and hold it until commit; the feed takes it exclusively,
-    so it reads only once every earlier id is committed. SQLite serialises writers already."""
+    so it reads only once every earlier id is committed. SQLite serialises writers already.
+
+    A transaction takes the shared lock once (a decision's UPDATE and its history row's INSERT
+    both ask): the transaction that holds it is kept in the session's `info`. One taken inside
+    a savepoint is not remembered (rolling the savepoint back would release it)."""
     if session.get_bind().dialect.name != "postgresql":
         return
+    sync = session.sync_session
+    held = sync.info.get(_FEED_LOCKED)
+    if shared and held is not None and held is sync.get_transaction():
+        return
     await session.execute(_FEED_LOCK_SHARED if shared else _FEED_LOCK)
+    if shared and not sync.in_nested_transaction():
+        sync.info[_FEED_LOCKED] = sync.get_transaction()
 
 
 _FEED_LOCK_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({EVENTS_FEED_LOCK})")
 _FEED_LOCK = text(f"SELECT pg_advisory_xact_lock({EVENTS_FEED_LOCK})")
+_FEED_LOCKED = "feed_lock_shared"  # session.info: the transaction holding the shared lock
 
 
 @dataclass(frozen=True)
@@ -734,7 +745,8 @@ class EventRepo:
         return (await self.session.scalars(query)).all()
 
     async def count_comments(self, number: int) -> int:
-        result = await self.session.execute(_COUNT_COMMENTS, {"number": number})
+        connection = await self.session.connection()
+        result = await connection.execute(_COUNT_COMMENTS, {"number": number})
         return int(result.scalar_one())
 
     async def last_transition(self, number: int) -> ApplicationEvent | None:
