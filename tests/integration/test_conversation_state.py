@@ -176,6 +176,7 @@ async def test_the_sender_is_read_as_the_orm_reads_them(
     muted_at = factories.T0.replace(hour=9)
     async with session_factory() as session:
         session.add(factories.organization(1))
+        await session.flush()  # no relationship orders an account after its organisation
         several = factories.account(
             1, "Иванова Мария", 1, "staff", "director", "listener", consent=True
         )
