@@ -263,9 +263,11 @@ def _list_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
     where = _where(shape)
     counted = select(func.count()).select_from(Application).where(where)
     # The page and, on each of its rows, how many match in all: one statement instead of a
-    # count and a page. The count is an uncorrelated subquery, run once per statement (a
-    # window, count() OVER (), would carry every matching row's columns to a sorter).
-    total = counted.correlate(None).scalar_subquery()
+    # count and a page. Without a name the count is an uncorrelated subquery, run once per
+    # statement (a window, count() OVER (), would carry every matching row's columns to a
+    # sorter); with one a window, for the subquery would compare every applicant's name
+    # again, and a name leaves few rows to sort (a director's search on SQLite: 3.1 → 1.6 ms).
+    total = func.count().over() if shape.named else counted.correlate(None).scalar_subquery()
     page = (
         _from_applications(shape.whole)
         .add_columns(total.label("total"))
