@@ -334,6 +334,17 @@ _COUNT_COMMENTS = (
         ApplicationEvent.comment.is_not(None),
     )
 )
+_GET_CARD = _GET_VIEW.add_columns(
+    select(func.count())
+    .select_from(ApplicationEvent)
+    .where(
+        ApplicationEvent.application_number == Application.number,
+        ApplicationEvent.comment.is_not(None),
+    )
+    .correlate(Application)
+    .scalar_subquery()
+    .label("comments")
+)
 # A decision's statements, executed on the session's connection (no ORM entities). The
 # parameters' names are not columns' (an UPDATE would take those for its SET clause).
 _TRANSITION = (
@@ -405,11 +416,14 @@ class ApplicationRepo:
         result = await self.session.execute(_GET_APPLICATION, {"number": number})
         return result.unique().scalar_one_or_none()
 
-    async def view_row(self, number: int) -> dict[str, Any] | None:
+    async def view_row(self, number: int, *, comments: bool = False) -> dict[str, Any] | None:
         """The application as a card shows it, as it is now, as plain values named as
-        ApplicationView's fields (the card's hot path: no ORM entities)."""
+        ApplicationView's fields (the card's hot path: no ORM entities); with `comments`, also
+        how many of its history rows carry a comment (`comments`, as `count_comments`), in the
+        same statement."""
         connection = await self.session.connection()
-        row = (await connection.execute(_GET_VIEW, {"number": number})).first()
+        statement = _GET_CARD if comments else _GET_VIEW
+        row = (await connection.execute(statement, {"number": number})).first()
         return row._asdict() if row is not None else None
 
     async def current_status(self, number: int) -> str | None:
