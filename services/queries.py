@@ -19,7 +19,7 @@ from services.applications import ref
 from services.domain import RULES, Action, Actor, Scope, Status, can_view
 from services.views import ApplicationView, view_of
 from storage.models import Application, ApplicationEvent
-from storage.repositories import ApplicationScope, Repositories
+from storage.repositories import ApplicationScope, Grouping, Repositories
 
 PAGE_SIZE = 6
 EVENTS_PAGE_SIZE = 5
@@ -220,50 +220,29 @@ async def _events_page(
     return await _paginate(total, page, size, fetch)
 
 
-async def organization_choices(
+async def choices(
     repo: Repositories,
     actor: Actor,
+    by: Grouping,
     *,
     status: Status | None,
     narrowing: Narrowing | None = None,
     page: int = 0,
     size: int = CHOICES_PAGE_SIZE,
 ) -> Page[Choice]:
-    """The organisations whose applications the actor may see, of the status (and of the chosen
-    programme), by name."""
+    """The organisations (by name) or the programmes (alphabetically) of the applications the
+    actor may see, of the status, within the other filter's choice (the chosen programme for
+    organisations, the chosen organisation for programmes)."""
     narrowing = narrowing or Narrowing()
+    by_program = by == "program"
 
     async def fetch(index: int) -> tuple[list[Choice], int]:
-        rows, total = await repo.applications.organizations_of(
+        rows, total = await repo.applications.grouped(
             visibility(actor),
+            by,
             status=status.value if status is not None else None,
-            program=narrowing.program,
-            offset=index * size,
-            limit=size,
-        )
-        return [Choice(key, name, count) for key, name, count in rows], total
-
-    return await _counted_page(fetch, page, size)
-
-
-async def program_choices(
-    repo: Repositories,
-    actor: Actor,
-    *,
-    status: Status | None,
-    narrowing: Narrowing | None = None,
-    page: int = 0,
-    size: int = CHOICES_PAGE_SIZE,
-) -> Page[Choice]:
-    """The programmes of the applications the actor may see, of the status (and of the chosen
-    organisation), alphabetically."""
-    narrowing = narrowing or Narrowing()
-
-    async def fetch(index: int) -> tuple[list[Choice], int]:
-        rows, total = await repo.applications.programs_of(
-            visibility(actor),
-            status=status.value if status is not None else None,
-            organization_id=narrowing.organization_id,
+            organization_id=narrowing.organization_id if by_program else None,
+            program=None if by_program else narrowing.program,
             offset=index * size,
             limit=size,
         )

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.clock import Clock
 from services.linking import TOKEN_RETENTION
 from services.locks import job_lock
+from services.periodic import run_periodically
 from storage.models import LinkFailure, LinkToken, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -128,13 +129,11 @@ async def retention_loop(
     interval: float = INTERVAL,
 ) -> None:
     """Run at once, then every `interval` seconds, until `stop` is set."""
-    while not stop.is_set():
-        try:
-            await run_retention(session_factory, clock, outbox_retention)
-        except Exception:  # the database may be briefly unavailable: try at the next run
-            log.exception("retention run failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+
+    async def run() -> None:
+        await run_retention(session_factory, clock, outbox_retention)
+
+    await run_periodically(run, stop, interval=interval, what="retention run")
 
 
 @dataclass

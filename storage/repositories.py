@@ -6,7 +6,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import InstrumentedAttribute, joinedload
 
 from storage import outbox_signal
 from storage.models import (
@@ -317,6 +317,20 @@ def _programs_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
     return _paged(page, shape), select(func.count()).select_from(grouped)
 
 
+Grouping = Literal["organization", "program"]
+_GROUPED_STATEMENTS = {"organization": _organizations_statements, "program": _programs_statements}
+
+
+async def _existing(
+    session: AsyncSession, key: InstrumentedAttribute[int], ids: Iterable[int]
+) -> set[int]:
+    """Which of the ids are in the table of `key` (its primary key)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    return set((await session.execute(select(key).where(key.in_(wanted)))).scalars())
+
+
 # Built once, parameters bound per call: SQLAlchemy computes a statement object's cache key once.
 _GET_APPLICATION = (
     select(Application)
@@ -540,46 +554,35 @@ class ApplicationRepo:
         # Past the end: no row carries the total, so count.
         return [], int(await connection.scalar(counted, params) or 0)
 
-    async def organizations_of(
+    async def grouped(
         self,
         scope: ApplicationScope,
+        by: Grouping,
         *,
         status: str | None = None,
+        organization_id: int | None = None,
         program: str | None = None,
         offset: int = 0,
         limit: int | None = None,
     ) -> tuple[list[tuple[int, str, int]], int]:
-        """The organisations that have applications in scope (of the status, of the programme):
-        (id, name, how many applications) by name, and how many organisations in all."""
-        query = _ListQuery(scope, status=status, program=program, offset=offset, limit=limit)
-        params = query.params()
-        page, counted = _organizations_statements(query.shape())
-        connection = await self.session.connection()
-        total = await connection.scalar(counted, params)
-        rows = (await connection.execute(page, params)).tuples().all()
-        return [(id_, name, int(count)) for id_, name, count in rows], int(total or 0)
-
-    async def programs_of(
-        self,
-        scope: ApplicationScope,
-        *,
-        status: str | None = None,
-        organization_id: int | None = None,
-        offset: int = 0,
-        limit: int | None = None,
-    ) -> tuple[list[tuple[int, str, int]], int]:
-        """The programmes of the applications in scope (of the status, of the organisation):
-        (the smallest application number with it, the programme or "" if none, how many
-        applications) by programme, and how many programmes in all."""
+        """The applications in scope (of the status, of the organisation, of the programme) by
+        organisation — (id, name, how many applications) by name — or by programme — (the
+        smallest application number with it, the programme or "" if none, how many) by
+        programme; and how many organisations (programmes) in all."""
         query = _ListQuery(
-            scope, status=status, organization_id=organization_id, offset=offset, limit=limit
+            scope,
+            status=status,
+            organization_id=organization_id,
+            program=program,
+            offset=offset,
+            limit=limit,
         )
         params = query.params()
-        page, counted = _programs_statements(query.shape())
+        page, counted = _GROUPED_STATEMENTS[by](query.shape())
         connection = await self.session.connection()
         total = await connection.scalar(counted, params)
         rows = (await connection.execute(page, params)).tuples().all()
-        return [(int(key), program, int(count)) for key, program, count in rows], int(total or 0)
+        return [(int(key), name, int(count)) for key, name, count in rows], int(total or 0)
 
     async def organization_name(self, organization_id: int) -> str | None:
         name: str | None = await self.session.scalar(
@@ -641,11 +644,7 @@ class AccountRepo:
         return directors
 
     async def existing_ids(self, account_ids: Iterable[int]) -> set[int]:
-        ids = list(set(account_ids))
-        if not ids:
-            return set()
-        result = await self.session.execute(select(Account.id).where(Account.id.in_(ids)))
-        return set(result.scalars())
+        return await _existing(self.session, Account.id, account_ids)
 
     async def holder_of(
         self, *, esia_oid: str | None = None, snils_hash: str | None = None
@@ -668,11 +667,7 @@ class OrganizationRepo:
         return await self.session.get(Organization, organization_id, populate_existing=True)
 
     async def existing_ids(self, organization_ids: Iterable[int]) -> set[int]:
-        ids = list(set(organization_ids))
-        if not ids:
-            return set()
-        result = await self.session.execute(select(Organization.id).where(Organization.id.in_(ids)))
-        return set(result.scalars())
+        return await _existing(self.session, Organization.id, organization_ids)
 
 
 @dataclass
@@ -872,34 +867,25 @@ class LinkRepo:
         pending_organizations = select(Application.organization_id).where(
             Application.status == "new"
         )
-        reachable = select(Binding.account_id).where(Binding.blocked.is_(False))
-        result = await self.session.execute(
-            select(Account.id)
-            .join(AccountRole, AccountRole.account_id == Account.id)
-            .where(
-                AccountRole.role == "director",
-                Account.organization_id.in_(pending_organizations),
-                Account.id.in_(reachable),
-                Account.consent_at.is_not(None),
-                Account.digest_enabled.is_(True),
-                Account.muted.is_(False),
-            )
-            .order_by(Account.id)
+        return await self._digest_readers(
+            "director", Account.organization_id.in_(pending_organizations)
         )
-        return list(result.scalars())
 
     async def staff_digest_recipients(self) -> list[int]:
         """Accounts of staff who want the daily digest while director-approved applications
         wait for «Включить в группу»: bound, consent given, not muted, reachable in at least
         one bound messenger."""
         waiting = select(Application.number).where(Application.status == "approved").limit(1)
+        return await self._digest_readers("staff", waiting.exists())
+
+    async def _digest_readers(self, role: str, something_waits: ColumnElement[bool]) -> list[int]:
         reachable = select(Binding.account_id).where(Binding.blocked.is_(False))
         result = await self.session.execute(
             select(Account.id)
             .join(AccountRole, AccountRole.account_id == Account.id)
             .where(
-                AccountRole.role == "staff",
-                waiting.exists(),
+                AccountRole.role == role,
+                something_waits,
                 Account.id.in_(reachable),
                 Account.consent_at.is_not(None),
                 Account.digest_enabled.is_(True),

@@ -41,11 +41,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.runner import Runner
 from bot.max.effects import MaxExecutor
-from bot.max.sender import build_max_notifier
+from bot.max.sender import MaxSender
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.effects import TelegramExecutor
-from bot.telegram.sender import build_notifier
+from bot.telegram.sender import TelegramSender
 from bot.texts.messengers import messenger_name
 from services.clock import ManualClock
 from services.outbox import OutboxWorker
@@ -350,8 +350,8 @@ class TelegramChat(Chat):
         return None if found is None else [command["command"] for command in found]
 
     def notifier(self, settings: Settings | None = None) -> OutboxWorker[Screen]:
-        return build_notifier(
-            self.harness.bot, self.session_factory, settings or self.settings, self.clock
+        return TelegramSender(self.harness.bot, settings or self.settings).worker(
+            self.session_factory, self.clock
         )
 
     def _send_text(self, person: int, text: str) -> None:
@@ -433,8 +433,8 @@ class MaxChat(Chat):
         return [str(body["text"]) for body in bodies if "text" in body]
 
     def notifier(self, settings: Settings | None = None) -> OutboxWorker[Screen]:
-        return build_max_notifier(
-            self.harness.client, self.session_factory, settings or self.settings, self.clock
+        return MaxSender(self.harness.client, settings or self.settings).worker(
+            self.session_factory, self.clock
         )
 
     def _send_text(self, person: int, text: str) -> None:

@@ -62,17 +62,17 @@ from services.export import export_list
 from services.linking import ROLE_PRIORITY, switch_role
 from services.queries import (
     Narrowing,
+    choices,
     comments_page,
     history_page,
     list_rows,
-    organization_choices,
     organization_name,
     parse_search,
-    program_choices,
     program_of,
     visible_view,
 )
 from services.views import ApplicationView, EventView, event_view, view_of
+from storage.repositories import Grouping
 
 ALERT_LIMIT = 200  # Telegram's callback answers; MAX's notifications are longer
 
@@ -336,16 +336,9 @@ async def choices_screen(turn: Turn, shown: FacetIntent) -> Screen:
     shown = replace(shown, action=FacetAction.CHOOSE, narrowed=narrowing.is_set)
     status = shown.status_filter.status
     current: int | str | None
-    if shown.facet is Facet.ORGANIZATION:
-        page = await organization_choices(
-            turn.repo, actor, status=status, narrowing=narrowing, page=shown.page
-        )
-        current = narrowing.organization_id
-    else:
-        page = await program_choices(
-            turn.repo, actor, status=status, narrowing=narrowing, page=shown.page
-        )
-        current = narrowing.program
+    by: Grouping = "organization" if shown.facet is Facet.ORGANIZATION else "program"
+    page = await choices(turn.repo, actor, by, status=status, narrowing=narrowing, page=shown.page)
+    current = narrowing.organization_id if by == "organization" else narrowing.program
     narrowed = await narrowed_names(turn, narrowing)
     return screens.facet_choices(
         shown.facet, page, shown, current_choice=current, narrowed=narrowed

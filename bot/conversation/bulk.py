@@ -39,6 +39,19 @@ async def candidates(
     )
 
 
+async def picked_items(turn: Turn, picked: set[int], search: bool) -> list[ApplicationView]:
+    """The picked applications still on the list, in its order: read LIMIT rows at a time, as
+    far as the last one picked (it may lie beyond the first LIMIT)."""
+    found: list[ApplicationView] = []
+    index = 0
+    while True:
+        page = await candidates(turn, search, page=index)
+        found += [item for item in page.items if item.number in picked]
+        index += 1
+        if len(found) == len(picked) or index >= page.pages:
+            return found
+
+
 def new_list(search: bool) -> ListIntent:
     return ListIntent(status_filter=ListFilter.NEW, search=search)
 
@@ -55,6 +68,9 @@ async def on_bulk(turn: Turn, pressed: BulkIntent) -> None:
     elif action in (BulkAction.PICK, BulkAction.PAGE, BulkAction.TOGGLE):
         picked = set(turn.state.numbers(PICKED)) if action is not BulkAction.PICK else set()
         if action is BulkAction.TOGGLE:
+            if pressed.item not in picked and len(picked) >= LIMIT:
+                refuse(turn, t.PICK_LIMIT.format(limit=LIMIT))
+                return
             picked ^= {pressed.item}
         turn.state.set_numbers(PICKED, sorted(picked))
         page = await candidates(turn, pressed.search, page=pressed.page, size=PAGE_SIZE)
@@ -64,8 +80,7 @@ async def on_bulk(turn: Turn, pressed: BulkIntent) -> None:
         if not picked:
             refuse(turn, t.NOTHING_PICKED)
             return
-        items = (await candidates(turn, pressed.search)).items
-        await confirm(turn, [item for item in items if item.number in picked], pressed.search)
+        await confirm(turn, await picked_items(turn, picked, pressed.search), pressed.search)
     elif action is BulkAction.COMMENT:
         numbers = turn.state.numbers(CONFIRMED)
         if not numbers:

@@ -17,11 +17,19 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from bot.conversation.receipts import Receipt, longer
 
 K = TypeVar("K", bound=Hashable)
+# Updates handled at once by one process, polling or webhook; more wait their turn (a webhook's
+# requests stay open: Telegram keeps at most `max_connections` of them, 40 by default). Each
+# holds a database connection while it runs: this leaves room in the engine's pool (5 + 10
+# overflow) for recording update ids, state reads, the API and the notification dispatcher.
+MAX_CONCURRENT_UPDATES = 8
+# How long a stop waits for updates in progress (below systemd's and Docker's default grace
+# period before SIGKILL).
+DRAIN_TIMEOUT_SECONDS = 20.0
 CANCEL_GRACE_SECONDS = 2.0  # how long a drain waits for the updates it cancelled to end
 T = TypeVar("T")
 
@@ -207,3 +215,25 @@ class WebhookIntake:
         those in progress; cancel the rest: rolled back and unanswered, delivered again."""
         self._stopping = True
         await drain(set(self._tasks), grace_seconds, self.of)
+
+
+@dataclass(kw_only=True)
+class PollingLoop(Generic[K]):
+    """What a messenger's long polling loop is given and keeps: how long a poll waits
+    (`timeout`, seconds), how often it asks again while updates are in progress (`refresh`),
+    how long a stop waits for them (`drain`), how many run at once; and its intake. The
+    messenger's poller adds its calls and what it confirms with."""
+
+    MESSENGER: ClassVar[Messenger]
+
+    timeout: int
+    refresh: float
+    drain: float = DRAIN_TIMEOUT_SECONDS
+    concurrency: int = MAX_CONCURRENT_UPDATES
+    _intake: PollingIntake[K] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._intake = PollingIntake(self.concurrency, self.MESSENGER)
+
+    def stop(self) -> None:
+        self._intake.stop()

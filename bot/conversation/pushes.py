@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,7 +46,6 @@ from services.outbox import (
     OutboxWorker,
     Outcome,
     RetryPolicy,
-    Sender,
     Undeliverable,
 )
 from services.views import ApplicationView, EventView, application_view, event_view
@@ -298,15 +297,30 @@ A = TypeVar("A")  # a messenger's API: aiogram's Bot, the MAX client
 SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive twice)
 
 
+@dataclass(frozen=True)
+class PushLimits:
+    rate: float  # pushes a second overall
+    # Seconds between two messages in one chat, or the pacer that keeps them apart together
+    # with the front end's replies.
+    per_chat: float | ChatPacer
+
+
 class PushSender(ABC, Generic[A]):
     """A messenger's sender of its outbox rows (services/outbox.py's `Sender`): a row is drawn
     at send time from the database (`render`), then delivered to the row's chat through `api`
-    (`deliver`: the messenger's call, its answer classified as an outcome)."""
+    (`deliver`: the messenger's call, its answer classified as an outcome). `worker` is the
+    messenger's outbox dispatcher around it."""
+
+    channel: ClassVar[str]  # the outbox rows' messenger
 
     def __init__(self, api: A, settings: Settings, send_timeout: float = SEND_TIMEOUT) -> None:
         self.api = api
         self.settings = settings
         self.send_timeout = send_timeout
+
+    @abstractmethod
+    def limits(self) -> PushLimits:
+        """The messenger's limits for pushes."""
 
     async def prepare(self, repo: Repositories, row: OutboxMessage) -> Screen:
         return await render(PushContext(repo, row, self.settings))
@@ -320,32 +334,30 @@ class PushSender(ABC, Generic[A]):
     async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
         """Send the push to the chat within `send_timeout`; what became of it."""
 
-
-def push_worker(
-    session_factory: async_sessionmaker[AsyncSession],
-    sender: Sender[Screen],
-    settings: Settings,
-    clock: Clock,
-    *,
-    channel: str,
-    rate: float,
-    per_chat_interval: float,
-    policy: RetryPolicy | None,
-    poll_interval: float,
-    pacer: ChatPacer | None = None,
-) -> OutboxWorker[Screen]:
-    """A messenger's outbox dispatcher: the pushes of `channel` through `sender`, `rate` a second
-    overall, `per_chat_interval` apart in one chat (or as `pacer`, shared with the front end's
-    replies, paces them), each claim leased for NOTIFY_LEASE."""
-    return OutboxWorker(
-        session_factory,
-        sender,
-        channel=channel,
-        clock=clock,
-        rate=rate,
-        per_chat_interval=per_chat_interval,
-        pacer=pacer,
-        lease=float(settings.NOTIFY_LEASE),
-        policy=policy,
-        poll_interval=poll_interval,
-    )
+    def worker(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        policy: RetryPolicy | None = None,
+        poll_interval: float = 1.0,
+    ) -> OutboxWorker[Screen]:
+        """The messenger's outbox dispatcher: its pushes `rate` a second overall, paced in
+        each chat, each claim leased for NOTIFY_LEASE."""
+        limits = self.limits()
+        per_chat = limits.per_chat
+        pacer, interval = (
+            (per_chat, per_chat.interval) if isinstance(per_chat, ChatPacer) else (None, per_chat)
+        )
+        return OutboxWorker(
+            session_factory,
+            self,
+            channel=self.channel,
+            clock=clock,
+            rate=limits.rate,
+            per_chat_interval=interval,
+            pacer=pacer,
+            lease=float(self.settings.NOTIFY_LEASE),
+            policy=policy,
+            poll_interval=poll_interval,
+        )

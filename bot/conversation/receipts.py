@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
 from services.locks import job_lock
+from services.periodic import run_periodically
 from storage.updates import prune_processed_updates
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,17 @@ async def forget_handled_updates(
 
 
 async def forget_handled_updates_periodically(
-    session_factory: async_sessionmaker[AsyncSession], clock: Clock
+    session_factory: async_sessionmaker[AsyncSession], clock: Clock, stop: asyncio.Event
 ) -> None:
-    """The pruning job of a bot process, in either mode, until cancelled."""
-    while True:
-        try:
-            forgotten = await forget_handled_updates(session_factory, clock)
-            if forgotten:
-                log.info("forgot %d handled update ids", forgotten)
-        except SQLAlchemyError:
-            log.exception("forgetting handled update ids failed; retrying later")
-        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+    """The pruning job of a bot process, in either mode, until `stop` is set. A stop lets a
+    run in progress end: cancelled inside its transaction (on SQLite waiting for the write
+    lock), the run left its connection to be closed by a cancelled task, an error in the log."""
+
+    async def forget() -> None:
+        forgotten = await forget_handled_updates(session_factory, clock)
+        if forgotten:
+            log.info("forgot %d handled update ids", forgotten)
+
+    await run_periodically(
+        forget, stop, interval=PRUNE_INTERVAL_SECONDS, what="forgetting handled update ids"
+    )

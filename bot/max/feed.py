@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,6 +17,15 @@ from bot.max.updates import MESSENGER, JsonDict, translate, update_identity
 from storage.updates import UpdateKey, record_update
 
 log = logging.getLogger(__name__)
+
+# How many handlings of one update may fail (not acknowledged) before it is recorded as failed
+# and passed: an update that never gets through must not come again for ever (polling: it
+# would hold the marker; a webhook's, MAX delivers again for 8 hours).
+MAX_ATTEMPTS = 5
+
+Feed = Callable[[JsonDict], Awaitable[Receipt]]
+# Records an update as failed (handled: not handled again); False if it could not be recorded.
+GiveUp = Callable[[JsonDict], Awaitable[bool]]
 
 
 @dataclass
@@ -66,7 +75,43 @@ class MaxFeed:
         return True
 
 
-async def fed(feed: Callable[[JsonDict], Awaitable[Receipt]], update: JsonDict) -> Receipt:
+@dataclass
+class Attempts:
+    """The failed handlings of each update, by identity, in polling and in webhook mode: after
+    `attempts` of them `give_up` records it as failed and it is passed (acknowledged: the
+    marker passes it, the webhook answers 200); without `give_up`, passed unrecorded. If the
+    record cannot be written either (the database is away), it stays and is tried again:
+    nothing is passed while nothing can be recorded."""
+
+    give_up: GiveUp | None = None
+    attempts: int = MAX_ATTEMPTS
+    _failures: dict[str, int] = field(default_factory=dict)
+
+    async def handle(self, feed: Feed, identity: str, update: JsonDict) -> Receipt:
+        receipt = await fed(feed, update)
+        if receipt.acknowledged:
+            self._failures.pop(identity, None)
+            return receipt
+        failures = self._failures[identity] = self._failures.get(identity, 0) + 1
+        if failures < self.attempts or not await self._recorded_as_failed(update):
+            return receipt
+        self._failures.pop(identity, None)
+        log.error(
+            "MAX update %s failed %d times; recorded as failed and passed", identity, failures
+        )
+        return Receipt(Handling.FAILED)
+
+    async def _recorded_as_failed(self, update: JsonDict) -> bool:
+        if self.give_up is None:
+            return True
+        try:
+            return await self.give_up(update)
+        except Exception as error:
+            log.warning("MAX update could not be recorded as failed: %s", type(error).__name__)
+            return False
+
+
+async def fed(feed: Feed, update: JsonDict) -> Receipt:
     """`feed(update)`'s receipt; an exception that escapes it is a handling that did not get
     through (not acknowledged: the update comes again), never the end of the front end."""
     try:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bot.conversation.runner import Runner
 from bot.max.client import MaxClient, MaxError, Me
-from bot.max.feed import MaxFeed
+from bot.max.feed import Attempts, MaxFeed
 from bot.max.polling import MaxPoller
 from bot.max.updates import MESSENGER
 from bot.max.webhook import MaxWebhookReceiver, max_webhook_url, subscribe, unsubscribe_all
@@ -95,12 +95,16 @@ class MaxFront:
         if self.settings.max_webhook_mode:
             assert self.settings.MAX_WEBHOOK_SECRET is not None
             secret = self.settings.MAX_WEBHOOK_SECRET.get_secret_value()
-            self.receiver = MaxWebhookReceiver(self.feed, secret)
+            self.receiver = MaxWebhookReceiver(self.feed, secret, Attempts(self.feed.give_up))
         else:
             feed = self.feed
             markers = PollMarkers(self.runner.session_factory, MESSENGER, self.me.user_id)
             self.poller = MaxPoller(
-                self.client, feed, give_up=feed.give_up, markers=markers, clock=self.runner.clock
+                self.client,
+                feed,
+                attempts=Attempts(feed.give_up),
+                markers=markers,
+                clock=self.runner.clock,
             )
         return self.me
 
@@ -130,6 +134,3 @@ class MaxFront:
         with contextlib.suppress(asyncio.CancelledError):
             await stopping
         await polling  # drains; re-raises if polling itself failed
-
-    async def close(self) -> None:
-        await self.client.close()

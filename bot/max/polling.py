@@ -23,15 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.conversation.intake import Messenger, PollingIntake
-from bot.conversation.receipts import Handling, Receipt
+from bot.conversation.intake import Messenger, PollingLoop
+from bot.conversation.receipts import Receipt
 from bot.max.client import MaxClient, MaxError
-from bot.max.feed import fed
+from bot.max.feed import Attempts, Feed
 from bot.max.updates import UPDATE_TYPES, JsonDict, update_identity
 from services.clock import Clock, SystemClock
 from storage.poll_markers import PollMarkers
@@ -40,15 +39,6 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_SECONDS = 30  # MAX's long poll (its documented maximum for polling since 05.2026)
 REFRESH_SECONDS = 1.0  # how often to look for new updates while some are in progress
-MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
-DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
-# How many handlings of one update may fail (not acknowledged) before it is recorded as failed
-# and passed: an update that never gets through must not hold the marker for ever.
-MAX_ATTEMPTS = 5
-
-Feed = Callable[[JsonDict], Awaitable[Receipt]]
-# Records an update as failed (handled: not handled again); False if it could not be recorded.
-GiveUp = Callable[[JsonDict], Awaitable[bool]]
 
 
 MAX = Messenger("MAX updates", "MAX", log)
@@ -68,21 +58,17 @@ def identity_of(update: JsonDict) -> str:
 
 
 @dataclass
-class MaxPoller:
+class MaxPoller(PollingLoop[str]):
     """Polls MAX for `feed` until `stop()`; `run()` returns after the drain."""
+
+    MESSENGER = MAX
 
     client: MaxClient
     feed: Feed
-    timeout: int = POLL_TIMEOUT_SECONDS
-    refresh: float = REFRESH_SECONDS
-    drain: float = DRAIN_TIMEOUT_SECONDS
-    concurrency: int = MAX_CONCURRENT_UPDATES
-    # After `attempts` failed handlings of one update, `give_up` records it as failed and the
-    # marker passes it (without `give_up`: passed unrecorded). If the record cannot be written
-    # either (the database is away), it stays and is tried again: nothing is passed while
-    # nothing can be recorded.
-    give_up: GiveUp | None = None
-    attempts: int = MAX_ATTEMPTS
+    timeout: int = field(default=POLL_TIMEOUT_SECONDS, kw_only=True)
+    refresh: float = field(default=REFRESH_SECONDS, kw_only=True)
+    # After so many failed handlings of one update, it is recorded as failed and passed.
+    attempts: Attempts = field(default_factory=Attempts)
     # Where the confirmed marker is kept across restarts (None: in memory only). Read at start,
     # written whenever the marker moves (every update before it acknowledged).
     markers: PollMarkers | None = None
@@ -94,14 +80,6 @@ class MaxPoller:
     received: int | None = None
     # The answers since `marker`: the marker each pointed to, and the updates it returned.
     _answers: list[tuple[int, list[str]]] = field(default_factory=list)
-    _failures: dict[str, int] = field(default_factory=dict)  # failed handlings, by identity
-    _intake: PollingIntake[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._intake = PollingIntake(self.concurrency, MAX)
-
-    def stop(self) -> None:
-        self._intake.stop()
 
     async def run(self) -> None:
         intake = self._intake
@@ -193,27 +171,7 @@ class MaxPoller:
         )
 
     async def _handle(self, identity: str, update: JsonDict) -> Receipt:
-        receipt = await fed(self.feed, update)
-        if receipt.acknowledged:
-            self._failures.pop(identity, None)
-            return receipt
-        failures = self._failures[identity] = self._failures.get(identity, 0) + 1
-        if failures < self.attempts or not await self._recorded_as_failed(update):
-            return receipt
-        self._failures.pop(identity, None)
-        log.error(
-            "MAX update %s failed %d times; recorded as failed and passed", identity, failures
-        )
-        return Receipt(Handling.FAILED)
-
-    async def _recorded_as_failed(self, update: JsonDict) -> bool:
-        if self.give_up is None:
-            return True
-        try:
-            return await self.give_up(update)
-        except Exception as error:
-            log.warning("MAX update could not be recorded as failed: %s", type(error).__name__)
-            return False
+        return await self.attempts.handle(self.feed, identity, update)
 
     async def _confirm(self) -> None:
         """Tell MAX what is acknowledged and not yet known to be confirmed (the last poll may

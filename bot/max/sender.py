@@ -1,5 +1,5 @@
-"""The outbox's MAX rows sent through MAX's Bot API, within MAX's limits (bot/notifier.py runs
-it beside the Telegram sender, services/outbox.py claims, paces and records).
+"""The outbox's MAX rows sent through MAX's Bot API, within MAX's limits (bot/process/
+dispatcher.py runs it beside the Telegram sender, services/outbox.py claims, paces and records).
 
 At most 2 messages a second per dialog (MAX's documented limit: half a second between one
 answer and the next request), taking turns with the bot's replies in that dialog (the client's
@@ -17,24 +17,11 @@ pacing, bot/max/client.py), overall MAX_NOTIFY_RATE. What MAX answers decides th
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bot.conversation.pushes import SEND_TIMEOUT, PushSender, push_worker
+from bot.conversation.pushes import PushLimits, PushSender
 from bot.max.client import MaxClient, MaxError
 from bot.max.render import body
 from bot.screens.screen import Screen
-from bot.settings import Settings
-from services.clock import Clock
-from services.outbox import (
-    Blocked,
-    Failed,
-    OutboxWorker,
-    Outcome,
-    Retry,
-    RetryAfter,
-    RetryPolicy,
-    Sent,
-)
+from services.outbox import Blocked, Failed, Outcome, Retry, RetryAfter, Sent
 
 MAX_CHANNEL = "max"
 RATE_LIMITED_WAIT = 1.0  # seconds a dialog waits after a 429 (MAX sends no Retry-After)
@@ -42,7 +29,14 @@ UNAUTHORIZED_PAUSE = 60.0
 
 
 class MaxSender(PushSender[MaxClient]):
-    """Sends a row's push to its MAX dialog through the client, classifying MAX's answer."""
+    """Sends a row's push to its MAX dialog through the client, classifying MAX's answer;
+    MAX_NOTIFY_RATE overall, 2 messages a second per dialog with the replies sent through the
+    same client."""
+
+    channel = MAX_CHANNEL
+
+    def limits(self) -> PushLimits:
+        return PushLimits(self.settings.MAX_NOTIFY_RATE, per_chat=self.api.messages)
 
     async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
         try:
@@ -63,29 +57,3 @@ def outcome_of(error: MaxError) -> Outcome:
     if error.chat_gone:
         return Blocked(reason)
     return Failed(reason)
-
-
-def build_max_notifier(
-    client: MaxClient,
-    session_factory: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: Clock,
-    *,
-    send_timeout: float = SEND_TIMEOUT,
-    policy: RetryPolicy | None = None,
-    poll_interval: float = 1.0,
-) -> OutboxWorker[Screen]:
-    """The MAX outbox's dispatcher: MAX_NOTIFY_RATE overall, 2 messages a second per dialog
-    (with the replies sent through `client`)."""
-    return push_worker(
-        session_factory,
-        MaxSender(client, settings, send_timeout),
-        settings,
-        clock,
-        channel=MAX_CHANNEL,
-        rate=settings.MAX_NOTIFY_RATE,
-        per_chat_interval=client.messages.interval,
-        pacer=client.messages,
-        policy=policy,
-        poll_interval=poll_interval,
-    )

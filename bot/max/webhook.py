@@ -7,22 +7,23 @@ handles). Every request must carry the secret in `X-Max-Bot-Api-Secret` (compare
 time): anything else is refused with 401. An update is answered 200 only once it is handled
 (committed with the record of its identity, handled before, or failed and recorded), and so is
 an authenticated request that is not a readable update (ignored: delivered again it would never
-read; only its identity or type is logged, never its contents). Anything else (stopping, the
-database unavailable, the process killed) leaves MAX without a 200 and MAX delivers it again
-(every 30-60 s, for up to 8 hours, then it unsubscribes the bot). MAX updates carry no update
-id: the record is kept under the event's own identity (bot/max/updates.py), so a repeated
-delivery is a no-op.
+read; only its identity or type is logged, never its contents), and an update whose handling
+failed MAX_ATTEMPTS times (recorded as failed: bot/max/feed.py `Attempts`). Anything else
+(stopping, the database unavailable, the process killed) leaves MAX without a 200 and MAX
+delivers it again (every 30-60 s, for up to 8 hours, then it unsubscribes the bot). MAX updates
+carry no update id: the record is kept under the event's own identity (bot/max/updates.py), so
+a repeated delivery is a no-op.
 """
 
 from __future__ import annotations
 
 import logging
 
-from bot.conversation.intake import Messenger
+from bot.conversation.intake import DRAIN_TIMEOUT_SECONDS, MAX_CONCURRENT_UPDATES, Messenger
 from bot.conversation.receipts import Handling, Receipt
 from bot.max.client import MaxClient, MaxError
-from bot.max.feed import fed
-from bot.max.polling import Feed
+from bot.max.feed import Attempts, Feed
+from bot.max.polling import identity_of
 from bot.max.updates import UPDATE_TYPES
 from bot.settings import Settings, SettingsError
 from bot.texts import cli
@@ -34,8 +35,6 @@ MAX = Messenger("MAX updates", "MAX", log)
 
 MAX_WEBHOOK_PATH = "/max/webhook"
 SECRET_HEADER = "X-Max-Bot-Api-Secret"
-MAX_CONCURRENT_UPDATES = 8  # as bot/webhook.py: each holds a database connection
-DRAIN_TIMEOUT_SECONDS = 20.0
 
 
 def max_webhook_url(settings: Settings) -> str:
@@ -66,17 +65,20 @@ class MaxWebhookReceiver(WebhookEndpoint):
     path = MAX_WEBHOOK_PATH
     header = SECRET_HEADER
 
-    def __init__(self, feed: Feed, secret: str) -> None:
+    def __init__(self, feed: Feed, secret: str, attempts: Attempts | None = None) -> None:
         super().__init__(secret, MAX, MAX_CONCURRENT_UPDATES, DRAIN_TIMEOUT_SECONDS)
         self.feed = feed
+        self.attempts = attempts or Attempts()
 
     def take(self, raw: object) -> Taken | None:
         """Every authenticated request is taken: one that is not a readable update is ignored
-        and answered 200 (MAX would deliver it again for 8 hours, and it would never read)."""
+        and answered 200 (MAX would deliver it again for 8 hours, and it would never read);
+        one whose handling failed `attempts` times is recorded as failed and answered 200."""
         if not isinstance(raw, dict) or not isinstance(raw.get("update_type"), str):
             log.warning("MAX webhook request is not a readable update; ignored")
             return unreadable, "max-update"
-        return (lambda: fed(self.feed, raw)), "max-update"
+        identity = identity_of(raw)
+        return (lambda: self.attempts.handle(self.feed, identity, raw)), "max-update"
 
 
 async def unreadable() -> Receipt:

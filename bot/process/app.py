@@ -5,9 +5,7 @@ whichever have a token, the web server (bot/web) and the background jobs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +17,7 @@ from bot.links import deep_links
 from bot.max.front import MaxFront
 from bot.max.front import build_client as build_max_client
 from bot.process.dispatcher import Background, start_background
-from bot.process.stopping import within
+from bot.process.stopping import close_connections, stop_signals, within
 from bot.settings import Settings, SettingsError
 from bot.telegram.bot import (
     DEFAULT_COMMANDS,
@@ -108,6 +106,11 @@ async def run(settings: Settings) -> None:
     notification dispatchers until SIGTERM or SIGINT. Each messenger by long polling, or by
     webhook: Telegram's when PUBLIC_URL and WEBHOOK_SECRET are set, MAX's when PUBLIC_URL and
     MAX_WEBHOOK_SECRET are."""
+    with stop_signals() as stop:
+        await _run(settings, stop)
+
+
+async def _run(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings.DATABASE_URL)
     await upgrade(engine)
     clock = SystemClock()
@@ -139,6 +142,7 @@ async def run(settings: Settings) -> None:
     decisions: DecisionsWebhook | None = None
     decisions_task: asyncio.Task[None] | None = None
     pruning: asyncio.Task[None] | None = None
+    pruning_stop = asyncio.Event()
     retention: Retention | None = None
     try:
         await check_redis(conversation)
@@ -208,14 +212,14 @@ async def run(settings: Settings) -> None:
             decisions_task = asyncio.create_task(decisions.run(), name="decisions_webhook")
             liveness.watch("decisions_webhook", decisions_task)
         pruning = asyncio.create_task(
-            forget_handled_updates_periodically(session_factory, clock), name="forget-updates"
+            forget_handled_updates_periodically(session_factory, clock, pruning_stop),
+            name="forget-updates",
         )
-        await serve_messengers(settings, bot, dp, receiver, runner, max_front, liveness)
+        await serve_messengers(settings, bot, dp, receiver, runner, max_front, liveness, stop)
     finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
         if pruning is not None:
-            pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
+            pruning_stop.set()
+            await within("the pruning of handled update ids", pruning)
         if decisions is not None and decisions_task is not None:
             await within("the decisions webhook", decisions.stop(decisions_task))
         if background is not None:
@@ -225,11 +229,11 @@ async def run(settings: Settings) -> None:
         if runner is not None:
             await within("the web server", runner.cleanup())
         await within("the conversation store", conversation.close())
-        if bot is not None:
-            await within("the Telegram session", bot.session.close())
-        if max_front is not None:
-            await within("the MAX session", max_front.close())
-        await within("the database", engine.dispose())
+        await close_connections(
+            bot.session if bot is not None else None,
+            max_front.client if max_front is not None else None,
+            engine,
+        )
         log.info("stopped")
 
 
@@ -241,31 +245,23 @@ async def serve_messengers(
     runner: web.AppRunner,
     max_front: MaxFront | None,
     liveness: Liveness,
+    stop: asyncio.Event,
 ) -> None:
-    """Every messenger served until SIGTERM or SIGINT (one stop for all); a messenger's loop
-    that fails stops the others too, and its error comes out."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for number in signals:
-        loop.add_signal_handler(number, stop.set)
+    """Every messenger served until `stop` (SIGTERM or SIGINT: one stop for all); a messenger's
+    loop that fails stops the others too, and its error comes out."""
     tasks: list[asyncio.Task[None]] = []
-    try:
-        if bot is not None and dp is not None:
-            if receiver is not None:
-                serving = serve_webhook(bot, dp, receiver, runner, webhook_url(settings), stop)
-            else:
-                serving = serve_polling(bot, dp, stop=stop)
-            tasks.append(asyncio.create_task(serving, name="telegram"))
-        if max_front is not None:
-            tasks.append(asyncio.create_task(max_front.serve(stop), name="max"))
-            liveness.watch("max", tasks[-1])
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()  # a loop that ended (failed) ends the others
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        for number in signals:
-            loop.remove_signal_handler(number)
+    if bot is not None and dp is not None:
+        if receiver is not None:
+            serving = serve_webhook(bot, dp, receiver, runner, webhook_url(settings), stop)
+        else:
+            serving = serve_polling(bot, dp, stop=stop)
+        tasks.append(asyncio.create_task(serving, name="telegram"))
+    if max_front is not None:
+        tasks.append(asyncio.create_task(max_front.serve(stop), name="max"))
+        liveness.watch("max", tasks[-1])
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()  # a loop that ended (failed) ends the others
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]

@@ -8,18 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.max.client import MaxClient
-from bot.max.sender import MAX_CHANNEL, build_max_notifier
-from bot.process.stopping import within
+from bot.max.sender import MAX_CHANNEL, MaxSender
+from bot.process.stopping import close_connections, stop_signals, within
 from bot.screens.screen import Screen
 from bot.settings import Settings
 from bot.telegram.bot import Bot
-from bot.telegram.sender import build_notifier
+from bot.telegram.sender import TelegramSender
 from services.clock import Clock, SystemClock
 from services.digest import digest_loop
 from services.linking import move_requests_loop
@@ -68,9 +67,9 @@ def start_background(
     and the expiry of move requests as tasks of the current event loop."""
     notifiers = []
     if bot is not None:
-        notifiers.append(build_notifier(bot, session_factory, settings, clock))
+        notifiers.append(TelegramSender(bot, settings).worker(session_factory, clock))
     if max_client is not None:
-        notifiers.append(build_max_notifier(max_client, session_factory, settings, clock))
+        notifiers.append(MaxSender(max_client, settings).worker(session_factory, clock))
     background = Background(notifiers)
     names = {TELEGRAM: "notifier", MAX_CHANNEL: "max_notifier"}
     background.tasks = [
@@ -115,20 +114,13 @@ async def run_dispatcher(settings: Settings) -> None:
     await upgrade(engine)
     bot = build_bot(settings) if settings.BOT_TOKEN is not None else None
     max_client = build_client(settings) if settings.MAX_BOT_TOKEN is not None else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    session_factory = create_session_factory(engine)
-    background = start_background(bot, session_factory, settings, SystemClock(), max_client)
-    retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
-    try:
-        await stop.wait()
-    finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
-        await within("the retention job", retention.stop())
-        await within("the notification dispatcher", background.stop())
-        if bot is not None:
-            await within("the Telegram session", bot.session.close())
-        if max_client is not None:
-            await within("the MAX session", max_client.close())
-        await within("the database", engine.dispose())
+    with stop_signals() as stop:
+        session_factory = create_session_factory(engine)
+        background = start_background(bot, session_factory, settings, SystemClock(), max_client)
+        retention = Retention.start(session_factory, SystemClock(), settings.outbox_retention)
+        try:
+            await stop.wait()
+        finally:  # each part bounded (bot/process/stopping.py): none can hold up the stop
+            await within("the retention job", retention.stop())
+            await within("the notification dispatcher", background.stop())
+            await close_connections(bot.session if bot is not None else None, max_client, engine)

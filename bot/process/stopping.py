@@ -10,10 +10,17 @@ before SIGKILL (docs/DEPLOYMENT.md), and no part waits for another that hangs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable
+import signal
+from collections.abc import Awaitable, Iterator
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 PART_SECONDS = 10.0  # how long one part of the stop may take
 CANCEL_SECONDS = 1.0  # how long a part cut short may take to end
@@ -29,3 +36,34 @@ async def within(what: str, part: Awaitable[None], seconds: float = PART_SECONDS
     log.warning("stopping: %s did not end within %.0f s; cut short", what, seconds)
     task.cancel()
     await asyncio.wait({task}, timeout=CANCEL_SECONDS)
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+async def close_connections(
+    telegram: Closable | None, max_client: Closable | None, engine: AsyncEngine
+) -> None:
+    """The last parts of every process's stop: the messengers' HTTP sessions, the database."""
+    if telegram is not None:
+        await within("the Telegram session", telegram.close())
+    if max_client is not None:
+        await within("the MAX session", max_client.close())
+    await within("the database", engine.dispose())
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Event]:
+    """SIGTERM and SIGINT set the event yielded, from the process's start until its stop has
+    ended: one during the start-up stops the process once it is up, one more during the stop
+    changes nothing (the stop is bounded anyway), and neither ends the process half-way."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for number in SIGNALS:
+        loop.add_signal_handler(number, stop.set)
+    try:
+        yield stop
+    finally:
+        for number in SIGNALS:
+            loop.remove_signal_handler(number)

@@ -8,7 +8,7 @@ recorded): the updates of a killed or stopped process come again after the resta
 record of the handled ones (storage/updates.py) skips those.
 
 Updates are handled concurrently (one at a time per user: the events isolation of the
-Dispatcher), at most MAX_CONCURRENT_UPDATES at once. While some are in progress the loop asks
+Dispatcher), at most `concurrency` at once. While some are in progress the loop asks
 again from the lowest of them every REFRESH_SECONDS, or as soon as one finishes (Telegram
 answers at once: those are still there), so new updates do not wait behind a slow one. Each
 poll asks for no more than it keeps in hand (`limit`: the updates it knows from the offset on,
@@ -37,7 +37,7 @@ from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from pydantic import ValidationError
 
-from bot.conversation.intake import Messenger, PollingIntake, UpdateState
+from bot.conversation.intake import Messenger, PollingLoop, UpdateState
 from bot.conversation.receipts import Receipt
 from bot.telegram.feed import feed
 from bot.telegram.webhook import until_stopped
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_SECONDS = 25  # Telegram's long poll, when nothing is in progress
 REFRESH_SECONDS = 0.5  # how often to look for new updates while some are in progress
-MAX_CONCURRENT_UPDATES = 8  # as in webhook mode: each holds a database connection
-DRAIN_TIMEOUT_SECONDS = 20.0  # how long a stop waits for updates in progress
 GET_UPDATES_LIMIT = 100  # the most Telegram sends in one answer
 IN_HAND_SLOTS = 4  # updates taken at most, in slots' worth: running, and waiting for a slot
 
@@ -69,27 +67,20 @@ TELEGRAM = Messenger("updates", "Telegram", log)
 
 
 @dataclass
-class Poller:
+class Poller(PollingLoop[int]):
     """Polls Telegram for `dp` until `stop()`; `run()` returns after the drain."""
+
+    MESSENGER = TELEGRAM
 
     bot: Bot
     dp: Dispatcher
-    timeout: int = POLL_TIMEOUT_SECONDS
-    refresh: float = REFRESH_SECONDS
-    drain: float = DRAIN_TIMEOUT_SECONDS
-    concurrency: int = MAX_CONCURRENT_UPDATES
-    _next: int | None = None  # one above the highest update id seen
-    _intake: PollingIntake[int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._intake = PollingIntake(self.concurrency, TELEGRAM)
+    timeout: int = field(default=POLL_TIMEOUT_SECONDS, kw_only=True)
+    refresh: float = field(default=REFRESH_SECONDS, kw_only=True)
+    _next: int | None = field(default=None, init=False)  # one above the highest update id seen
 
     @property
     def _tasks(self) -> dict[int, asyncio.Task[Receipt]]:
         return self._intake.tasks
-
-    def stop(self) -> None:
-        self._intake.stop()
 
     @property
     def offset(self) -> int | None:

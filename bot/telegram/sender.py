@@ -34,23 +34,18 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.conversation.pushes import SEND_TIMEOUT, PushSender, push_worker
+from bot.conversation.pushes import PushLimits, PushSender
 from bot.screens.screen import Screen
-from bot.settings import Settings
 from bot.telegram.flood import flood_errors_raised
 from bot.telegram.render import send_screen
-from services.clock import Clock
 from services.outbox import (
     TELEGRAM,
     Blocked,
     Failed,
-    OutboxWorker,
     Outcome,
     Retry,
     RetryAfter,
-    RetryPolicy,
     Sent,
     capped_retry_after,
 )
@@ -63,7 +58,13 @@ CHAT_GONE = ("chat not found", "user is deactivated", "bot was blocked", "bot wa
 
 
 class TelegramSender(PushSender[Bot]):
-    """Sends a row's push to its chat with the bot, classifying Telegram's answer."""
+    """Sends a row's push to its chat with the bot, classifying Telegram's answer; NOTIFY_RATE
+    overall, a second apart in one chat."""
+
+    channel = TELEGRAM
+
+    def limits(self) -> PushLimits:
+        return PushLimits(self.settings.NOTIFY_RATE, per_chat=PER_CHAT_INTERVAL)
 
     async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
         try:
@@ -92,26 +93,3 @@ class TelegramSender(PushSender[Bot]):
         except TelegramAPIError as error:
             return Failed(f"{type(error).__name__}: {error.message}")
         return Sent(message_id)
-
-
-def build_notifier(
-    bot: Bot,
-    session_factory: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: Clock,
-    *,
-    send_timeout: float = SEND_TIMEOUT,
-    policy: RetryPolicy | None = None,
-    poll_interval: float = 1.0,
-) -> OutboxWorker[Screen]:
-    return push_worker(
-        session_factory,
-        TelegramSender(bot, settings, send_timeout),
-        settings,
-        clock,
-        channel=TELEGRAM,
-        rate=settings.NOTIFY_RATE,
-        per_chat_interval=PER_CHAT_INTERVAL,
-        policy=policy,
-        poll_interval=poll_interval,
-    )

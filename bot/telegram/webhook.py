@@ -22,7 +22,7 @@ from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.conversation.intake import Messenger
+from bot.conversation.intake import DRAIN_TIMEOUT_SECONDS, MAX_CONCURRENT_UPDATES, Messenger
 from bot.settings import Settings, SettingsError
 from bot.telegram.feed import feed
 from bot.texts import cli
@@ -33,14 +33,6 @@ TELEGRAM = Messenger("updates", "Telegram", log)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-# Updates processed at once by one replica; more wait their turn (their requests stay open:
-# Telegram keeps at most `max_connections` of them, 40 by default). Each holds a database
-# connection while it runs: this leaves room in the engine's pool (5 + 10 overflow) for
-# recording update ids, FSM reads, the API and the notification dispatcher.
-MAX_CONCURRENT_UPDATES = 8
-# How long a stopping replica waits for updates still being processed (below systemd's and
-# Docker's default grace period before SIGKILL).
-DRAIN_TIMEOUT_SECONDS = 20.0
 
 
 def webhook_url(settings: Settings) -> str:

@@ -350,6 +350,18 @@ class LinkPages:
         if isinstance(launch, LaunchProblem):
             log.info("sign-in page without valid launch data: %s", launch.value)
             return self.refusal(launch_refusal(launch))
+        state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        code_verifier, browser_key = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
+        # Before the transaction: the first sign-in of a process fetches the provider's
+        # discovery document, and no transaction stays open while another server is awaited.
+        # (A token is not checked while the provider is away: no page would tell anything.)
+        try:
+            url = await provider.authorization_url(
+                state=state, nonce=nonce, code_verifier=code_verifier
+            )
+        except SignInError as error:
+            log.warning("OIDC provider unavailable: %s", error)
+            return self.failure(texts.PAGE_PROVIDER_UNAVAILABLE, 502)
         async with self.session_factory() as session:
             repo = Repositories(session)
             row = await open_sign_in(repo, request.match_info["token"], launch, clock=self.clock)
@@ -357,15 +369,6 @@ class LinkPages:
                 await session.commit()  # a refused token counts toward the throttle
                 log.info("sign-in page of Telegram user %s refused: %s", launch.user_id, row.value)
                 return self.refusal(row)
-            state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-            code_verifier, browser_key = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
-            try:
-                url = await provider.authorization_url(
-                    state=state, nonce=nonce, code_verifier=code_verifier
-                )
-            except SignInError as error:
-                log.warning("OIDC provider unavailable: %s", error)
-                return self.failure(texts.PAGE_PROVIDER_UNAVAILABLE, 502)
             begin_sign_in(
                 row,
                 launch=launch,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.conversation import bulk
+from bot.conversation.intents import BulkAction, BulkIntent
 from bot.screens.bulk import LIMIT
 from tests import factories
 from tests.director_data import DIRECTOR
@@ -57,6 +59,55 @@ async def test_a_list_over_the_limit_offers_the_first_500_and_says_so(
         "За один раз одобряются не больше 500 заявок: это первые 500 из 507 по порядку списка. "
         "Остальные останутся в статусе «Не обработана».\n\n№"
     )
+    harness.assert_no_errors()
+
+
+async def test_an_application_picked_beyond_the_first_500_is_approved_too(
+    harness: BotHarness, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """The picker pages through the whole list: what is picked on its last page is in the
+    confirmation, not dropped for lying beyond the first LIMIT rows."""
+    await add_new(session_factory, LIMIT + 7)
+    await new_list_buttons(harness)
+    picker = await harness.press(DIRECTOR, "☑️ Выбрать несколько")
+    pages = int(picker.text.split("Страница 1 из ")[1].split()[0])
+    last = BulkIntent(BulkAction.PAGE, page=pages - 1).pack()
+    await harness.press_data(DIRECTOR, last, picker.message_id)
+    oldest = 50_000  # the same moment as the others: the lowest number comes last
+    page = harness.api.last_bot_message(DIRECTOR)
+    toggle = next(label for row in page.buttons() for label in row if f"№{oldest}" in label)
+    page = await harness.press(DIRECTOR, toggle)
+    assert "Выбрано: 1" in page.text
+    confirm = await harness.press(DIRECTOR, "✅ Одобрить выбранные (1)")
+    assert confirm.text.startswith("Одобрить заявки?\nЗаявок к одобрению: 1\n\n")
+    assert f"№{oldest}" in confirm.text
+    result = await harness.press(DIRECTOR, "✅ Одобрить без комментария")
+    assert result.text.startswith("Одобрено 1\n\n")
+    harness.assert_no_errors()
+
+
+async def test_no_more_are_picked_than_one_approval_takes(
+    harness: BotHarness,
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bulk, "LIMIT", 2)
+    await add_new(session_factory, 5)
+    await new_list_buttons(harness)
+    picker = await harness.press(DIRECTOR, "☑️ Выбрать несколько")
+    unpicked = [label for row in picker.buttons() for label in row if label.startswith("▫️ ")]
+    for label in unpicked[:2]:
+        picker = await harness.press(DIRECTOR, label)
+    assert "Выбрано: 2" in picker.text
+    await harness.press(DIRECTOR, unpicked[2])
+    assert harness.last_answer() == {
+        "text": "Выбрано уже 2: за один раз одобряются не больше 2 заявок. Одобрите выбранные, "
+        "затем выберите остальные.",
+        "show_alert": True,
+    }
+    assert "Выбрано: 2" in harness.api.last_bot_message(DIRECTOR).text
+    picker = await harness.press(DIRECTOR, "☑️ " + unpicked[0].removeprefix("▫️ "))
+    assert "Выбрано: 1" in picker.text  # unpicking stays possible
     harness.assert_no_errors()
 
 

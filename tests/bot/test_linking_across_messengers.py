@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import LinkAction, LinkIntent
-from bot.max.sender import build_max_notifier
-from bot.telegram.sender import build_notifier
+from bot.max.sender import MaxSender
+from bot.telegram.sender import TelegramSender
 from bot.texts.linking import ADD_OUTCOMES, MOVE_OUTCOMES, MOVE_STALE
 from bot.texts.messengers import say
 from services.clock import ManualClock
@@ -87,9 +87,9 @@ async def allow_payload(session_factory: async_sessionmaker[AsyncSession]) -> st
 
 async def deliver(harness: BotHarness, max_harness: MaxHarness, clock: ManualClock) -> None:
     """Send what both outboxes hold, as the dispatchers would."""
-    telegram = build_notifier(harness.bot, harness.session_factory, harness.settings, clock)
-    max_ = build_max_notifier(
-        max_harness.client, max_harness.session_factory, max_harness.settings, clock
+    telegram = TelegramSender(harness.bot, harness.settings).worker(harness.session_factory, clock)
+    max_ = MaxSender(max_harness.client, max_harness.settings).worker(
+        max_harness.session_factory, clock
     )
     while await telegram.drain() + await max_.drain():
         clock.advance(seconds=1)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cli.main import QUIET_LOGGERS, quiet_loggers
-from bot.telegram.sender import build_notifier
+from bot.telegram.sender import TelegramSender
 from services.clock import ManualClock
 from services.linking import new_token, normalize_snils
 from tests.fakes.bot_api import FakeBotAPI
@@ -100,7 +100,7 @@ async def test_portal_first_runs_log_no_token_snils_or_name(
     harness.api.add_user(STRANGER, first_name="Незнакомец", username="secret_handle")
     leaked = await mint(session_factory, 3, clock)
     await harness.send(STRANGER, f"/start {leaked}")
-    await build_notifier(harness.bot, session_factory, harness.settings, clock).drain()
+    await TelegramSender(harness.bot, harness.settings).worker(session_factory, clock).drain()
     await harness.press(1003, "✅ Разрешить")
     assert await link_of(session_factory, STRANGER) is not None
     harness.assert_no_errors()

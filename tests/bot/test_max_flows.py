@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import storage.models
 from bot.conversation.pushes import RENDERERS, PushContext
-from bot.max.sender import MAX_CHANNEL, build_max_notifier
+from bot.max.sender import MAX_CHANNEL, MaxSender
 from bot.screens.screen import Screen
 from services.clock import SystemClock
 from storage.repositories import Repositories
@@ -217,8 +217,8 @@ async def test_a_dialog_started_again_under_a_new_chat_id_gets_the_pushes(
     await max_harness.feed_pending()
     assert not (await binding_of(session_factory, "max", DIRECTOR)).blocked
 
-    worker = build_max_notifier(
-        max_harness.client, session_factory, max_harness.settings, SystemClock()
+    worker = MaxSender(max_harness.client, max_harness.settings).worker(
+        session_factory, SystemClock()
     )
     assert await worker.drain() == 1
     async with session_factory() as session:

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from bot.conversation.receipts import Handling, Receipt
+from bot.max.feed import Attempts
 from bot.max.front import MaxFront
 from bot.max.polling import MaxPoller
 from bot.max.updates import JsonDict, update_identity
@@ -120,8 +121,7 @@ async def test_an_update_whose_handling_keeps_failing_is_recorded_as_failed_and_
         feed,
         timeout=1,
         refresh=0.05,
-        attempts=2,
-        give_up=max_harness.feed.give_up,
+        attempts=Attempts(max_harness.feed.give_up, attempts=2),
     )
     async with polling(poller) as task:
         await until(lambda: api.pending_updates() == [] and len(replies(api, USERS[1])) == 1)
@@ -361,6 +361,36 @@ async def test_webhook_answers_200_to_an_authenticated_update_that_cannot_be_rea
         assert await api.deliver_to(url, update, SECRET) == 200
     assert len(replies(api, USERS[0])) == 1
     assert PERSONAL not in caplog.text
+
+
+async def test_webhook_records_an_update_whose_handling_keeps_failing_and_answers_200(
+    max_harness: MaxHarness,
+) -> None:
+    """MAX would deliver it again every 30-60 s for 8 hours, then unsubscribe the bot."""
+    api = max_harness.api
+    tries = 0
+
+    async def feed(update: JsonDict) -> Receipt:
+        nonlocal tries
+        if update.get("update_type") == "bot_started":
+            tries += 1
+            raise RuntimeError("a handling that never gets through")
+        return await max_harness.feed(update)
+
+    attempts = Attempts(max_harness.feed.give_up, attempts=3)
+    receiver = MaxWebhookReceiver(feed, SECRET, attempts)
+    async with webhook_server(receiver) as url:
+        stuck = api.start_bot(USERS[0])
+        assert [await api.deliver_to(url, stuck, SECRET) for _ in range(3)] == [503, 503, 200]
+        other = api.send_text(USERS[1], "/help")
+        assert await api.deliver_to(url, other, SECRET) == 200
+    assert tries == 3
+    assert replies(api, USERS[0]) == []
+    assert len(replies(api, USERS[1])) == 1
+    identity = update_identity(stuck)
+    assert identity is not None
+    async with max_harness.session_factory() as session:
+        assert await was_handled(session, UpdateKey("max", identity))
 
 
 async def test_webhook_answers_503_until_the_update_is_handled(max_harness: MaxHarness) -> None:

@@ -21,13 +21,13 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.conversation.intake import MAX_CONCURRENT_UPDATES
 from bot.conversation.receipts import HANDLED_UPDATES_KEPT, forget_handled_updates
 from bot.conversation.turn import Command, Turn
 from bot.screens.menu import message
 from bot.settings import SettingsError
 from bot.telegram.bot import build_bot, build_dispatcher
 from bot.telegram.webhook import (
-    MAX_CONCURRENT_UPDATES,
     WEBHOOK_PATH,
     WebhookReceiver,
     set_webhook,

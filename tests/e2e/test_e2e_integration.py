@@ -14,7 +14,7 @@ from aiohttp import ClientSession
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.telegram.sender import build_notifier
+from bot.telegram.sender import TelegramSender
 from bot.web import decisions_webhook as webhook
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
@@ -48,7 +48,7 @@ async def test_from_the_web_module_to_the_director_and_back(
             DPO_WEBHOOK_SECRET=SECRET,
         )
         harness = BotHarness(api, settings, session_factory, clock)
-        notifier = build_notifier(harness.bot, session_factory, settings, clock)
+        notifier = TelegramSender(harness.bot, settings).worker(session_factory, clock)
         try:
             async with serve_api(engine, session_factory, clock, settings) as client:
                 # 1. The web module sends two applications of organisation 10: one to decide,

@@ -92,7 +92,7 @@ async def test_a_decision_made_in_max_end_to_end(tmp_path: Path, with_telegram: 
             env |= {"BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.url}
         bot = await BotProcess.start(tmp_path, **env)
         try:
-            await bot.wait_for(lambda: bool(max_api.calls_of("GET /updates")))
+            await bot.wait_for(max_api.polled)
             async with ClientSession() as http:
                 response = await http.put(
                     f"http://127.0.0.1:{port}/api/v1/applications/{NUMBER}",

@@ -50,7 +50,7 @@ async def test_max_only_polls_answers_and_stops(tmp_path: Path) -> None:
         port = free_port()
         bot = await BotProcess.start(tmp_path, **max_env(tmp_path, api, port))
         try:
-            await bot.wait_for(lambda: bool(api.calls_of("GET /updates")))
+            await bot.wait_for(api.polled)
             api.start_bot(USER)
             await bot.wait_for(lambda: any(m.from_bot for m in api.chat(USER)))
             assert api.last_bot_message(USER).text.startswith("Здравствуйте!")
@@ -159,7 +159,7 @@ async def test_both_messengers_in_one_process(tmp_path: Path) -> None:
         env = max_env(tmp_path, api, port, BOT_TOKEN=telegram.token, TELEGRAM_API_URL=telegram.url)
         bot = await BotProcess.start(tmp_path, **env)
         try:
-            await bot.wait_for(lambda: bool(api.calls_of("GET /updates")))
+            await bot.wait_for(api.polled)
             await bot.wait_for(lambda: bool(telegram.calls_of("deleteWebhook")))
             api.start_bot(USER)
             telegram.send_text(2000, "/start")

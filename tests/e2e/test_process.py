@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from bot.settings import load_settings
+from services.clock import SystemClock
+from services.linking import UNLINKED_KIND, UnlinkReason
 from services.notifications import notify_new_application
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -133,6 +136,42 @@ async def test_bot_process_answers_start_and_stops_on_sigterm(tmp_path: Path) ->
             api.send_text(2000, "/start")
             await bot.wait_for(lambda: any(m.from_bot for m in api.chat(2000)))
             assert "привяжите Telegram" in api.last_bot_message(2000).text
+            code = await bot.terminate()
+        err = bot.stderr()
+        assert code == 0, err
+        assert "stopped" in err
+        assert "Traceback" not in err
+
+
+async def test_a_second_sigterm_during_the_stop_changes_nothing(tmp_path: Path) -> None:
+    """The stop waits for a push Telegram has not answered yet; a second SIGTERM meanwhile (an
+    impatient operator, a supervisor) neither ends the process half-way nor leaves it killed by
+    the signal: it stops as the first asked, exit code 0."""
+    engine = create_engine(sqlite_url(tmp_path))
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            session.add(
+                factories.outbox_row(
+                    "telegram",
+                    UNLINKED_KIND,
+                    now=SystemClock().now(),
+                    chat_id=2000,
+                    payload={"reason": UnlinkReason.REVOKED.value},
+                )
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    async with FakeBotAPI() as api:
+        api.add_user(2000, first_name="Незнакомец")
+        api.timeout_next("sendMessage", seconds=4.0)  # sent, answered 4 s later
+        env = {"BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.url, "WEB_PORT": "0"}
+        async with running(tmp_path, DATABASE_URL=sqlite_url(tmp_path), **env) as bot:
+            await bot.wait_for(lambda: any(m.from_bot for m in api.chat(2000)))
+            bot.ask_to_stop()
+            await asyncio.sleep(1.0)  # polling has stopped; the dispatcher waits for the answer
+            bot.process.send_signal(signal.SIGTERM)
             code = await bot.terminate()
         err = bot.stderr()
         assert code == 0, err

@@ -917,6 +917,11 @@ class FakeMaxAPI(RecordingServer[Call]):
         """Queue `update` as it is, however malformed (what MAX might send one day)."""
         return self._queue(copy.deepcopy(update))
 
+    def polled(self) -> bool:
+        """A ``GET /updates`` is waiting or was answered: the bot polls. (A call is recorded
+        when it is answered: a long poll only once it ends, up to its timeout later.)"""
+        return self.long_polls_waiting > 0 or bool(self.calls_of("GET /updates"))
+
     def pending_updates(self) -> list[JsonDict]:
         """Queued updates not yet confirmed (by a later marker, a webhook 200, take_updates)."""
         return [copy.deepcopy(queued.update) for queued in self._updates]

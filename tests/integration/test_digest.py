@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.conversation.intents import MenuAction, MenuIntent
-from bot.telegram.sender import build_notifier
+from bot.telegram.sender import TelegramSender
 from services.clock import ManualClock
 from services.digest import digest_loop, due_day, run_digest_if_due
 from storage.db import create_engine, create_session_factory
@@ -198,7 +198,7 @@ async def test_the_digest_push_lists_the_oldest_applications(
     )
     clock.set(local(1, 9))
     await run_digest_if_due(harness.session_factory, clock, ZONE, NINE)
-    notifier = build_notifier(harness.bot, harness.session_factory, harness.settings, clock)
+    notifier = TelegramSender(harness.bot, harness.settings).worker(harness.session_factory, clock)
     assert await notifier.drain() == 3  # two directors' and staff's
     push = harness.api.last_bot_message(1001)
     lines = push.text.splitlines()
@@ -236,7 +236,7 @@ async def test_hidden_names_and_a_digest_overtaken_by_decisions(
         await session.commit()
         await session.refresh(application)
     settings = test_settings(harness.api, harness.settings.DATABASE_URL, HIDE_NAMES_IN_PUSHES=True)
-    notifier = build_notifier(harness.bot, harness.session_factory, settings, clock)
+    notifier = TelegramSender(harness.bot, settings).worker(harness.session_factory, clock)
     await notifier.drain()
     assert harness.api.calls_of("sendMessage") == []
     rows = await digest_rows(harness.session_factory)

@@ -545,11 +545,13 @@ async def test_the_binding_stands_when_the_chat_cannot_be_told(
 
 
 class OpenTransactions:
-    """The Bot API calls made while a database transaction was open on the engine: a page that
-    awaits Telegram (its flood waits up to 10 s) holding a transaction holds its locks and a
-    pooled connection that long."""
+    """The Bot API calls (and the OIDC provider's requests) made while a database transaction
+    was open on the engine: a page that awaits Telegram (its flood waits up to 10 s) or the
+    provider holding a transaction holds its locks and a pooled connection that long."""
 
-    def __init__(self, engine: AsyncEngine, api: FakeBotAPI) -> None:
+    def __init__(
+        self, engine: AsyncEngine, api: FakeBotAPI, provider: FakeOidcProvider | None = None
+    ) -> None:
         self.engine = engine.sync_engine
         self.open: set[int] = set()
         self.offending: list[str] = []
@@ -558,6 +560,8 @@ class OpenTransactions:
         for name in ("commit", "rollback"):
             event.listen(self.engine, name, self.ended)
         api.observe(self.called)
+        if provider is not None:
+            provider.observers.append(self.requested)
 
     def began(self, connection: Any) -> None:
         self.open.add(id(connection))
@@ -569,6 +573,11 @@ class OpenTransactions:
         self.calls.append(call.method)
         if self.open:
             self.offending.append(call.method)
+
+    def requested(self, path: str) -> None:
+        self.calls.append(path)
+        if self.open:
+            self.offending.append(path)
 
     def close(self) -> None:
         event.remove(self.engine, "begin", self.began)
@@ -587,11 +596,12 @@ async def test_the_pages_tell_the_chat_with_no_transaction_open(
     """Refused at the provider, refused for the account, cancelled, and confirmed for a person
     whose consent is accepted already (bound in MAX: the announcement ends in the main menu,
     whose count is read from the database): each message to the chat goes out after the page's
-    transaction has ended."""
+    transaction has ended, and so does every request to the provider (its discovery document
+    fetched by the first sign-in page, the code's exchange)."""
     async with session_factory() as session:
         await factories.link(session, NEW_DIRECTOR, 7_000_808, "director", messenger="max")
         await session.commit()
-    watch = OpenTransactions(engine, flow.harness.api)
+    watch = OpenTransactions(engine, flow.harness.api, provider)
     try:
         url = await flow.sign_in_url(STRANGER)
         provider.refuse_next()
@@ -613,4 +623,6 @@ async def test_the_pages_tell_the_chat_with_no_transaction_open(
     assert "Привязка отменена. Чтобы войти снова, отправьте /start." in texts
     assert "Главное меню" in texts[-1]
     assert watch.calls.count("sendMessage") >= 6
+    assert "/.well-known/openid-configuration" in watch.calls
+    assert "/token" in watch.calls
     assert watch.offending == []

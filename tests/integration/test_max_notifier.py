@@ -1,4 +1,4 @@
-"""The MAX outbox's dispatcher (bot/notifier.py's `build_max_notifier`) against the MAX Bot API
+"""The MAX outbox's dispatcher (bot/max/sender.py, `MaxSender(...).worker`) against the MAX Bot API
 double with MAX's limits: 2 messages a second per dialog (documented), 30 a second overall
 (a partner's figure): everything delivered once, in order per dialog, without a single 429."""
 
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.conversation.effects import Show
 from bot.max.client import MaxClient
 from bot.max.effects import MaxExecutor
-from bot.max.sender import MAX_CHANNEL, build_max_notifier
+from bot.max.sender import MAX_CHANNEL, MaxSender
 from bot.screens.screen import Screen
 from services.clock import SystemClock
 from services.outbox import RetryPolicy
@@ -61,8 +61,8 @@ async def test_pushes_keep_maxs_limits_without_a_429(
     )
     client = MaxClient(max_api.token, max_api.url)
     settings = max_settings(max_api, database_url)
-    worker = build_max_notifier(
-        client, session_factory, settings, SystemClock(), policy=RetryPolicy(base=0.05, cap=0.2)
+    worker = MaxSender(client, settings).worker(
+        session_factory, SystemClock(), policy=RetryPolicy(base=0.05, cap=0.2)
     )
     try:
         await run_until_settled(worker, session_factory)
@@ -93,8 +93,8 @@ async def test_a_stopped_bot_holds_the_dialogs_pushes(
     blocked, other = max_api.chat_id_of(USERS[0]), max_api.chat_id_of(USERS[1])
     await add_notices(session_factory, [blocked, blocked, other], channel=MAX_CHANNEL)
     client = MaxClient(max_api.token, max_api.url)
-    worker = build_max_notifier(
-        client, session_factory, max_settings(max_api, database_url), SystemClock()
+    worker = MaxSender(client, max_settings(max_api, database_url)).worker(
+        session_factory, SystemClock()
     )
     try:
         await run_until_settled(worker, session_factory)
@@ -117,8 +117,8 @@ async def test_a_reply_and_a_push_to_one_dialog_take_turns_without_a_429(
     chat = max_api.chat_id_of(USERS[0])
     await add_notices(session_factory, [chat, chat], channel=MAX_CHANNEL)
     client = MaxClient(max_api.token, max_api.url)
-    worker = build_max_notifier(
-        client, session_factory, max_settings(max_api, database_url), SystemClock()
+    worker = MaxSender(client, max_settings(max_api, database_url)).worker(
+        session_factory, SystemClock()
     )
     executor = MaxExecutor(client, chat)
     try:

@@ -11,7 +11,7 @@ from sqlalchemy import MetaData, Table, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.telegram.sender import build_notifier
+from bot.telegram.sender import TelegramSender
 from services.clock import ManualClock
 from services.linking import token_hash
 from storage.db import create_session_factory
@@ -346,7 +346,7 @@ async def test_a_database_of_the_telegram_only_schema_upgrades_serves_and_downgr
         )
         try:
             # The pending push goes out (the held one waits for the applicant to come back) ...
-            notifier = build_notifier(harness.bot, session_factory, harness.settings, clock)
+            notifier = TelegramSender(harness.bot, harness.settings).worker(session_factory, clock)
             assert await notifier.drain() == 1
             push = api.last_bot_message(1001)
             assert f"№{PUSHED}" in push.text

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cli.main import EXIT_SETTINGS, main, parser
-from bot.conversation.pushes import RENDERERS, PushContext
+from bot.conversation.pushes import RENDERERS, SEND_TIMEOUT, PushContext
 from bot.process.dispatcher import start_background
 from bot.screens.screen import Screen
 from bot.settings import Settings
-from bot.telegram.sender import build_notifier
+from bot.telegram.sender import TelegramSender
 from services.clock import ManualClock, SystemClock
 from services.outbox import (
     FLOOD_KEYS,
@@ -58,16 +58,14 @@ async def rows_by_id(session_factory: async_sessionmaker[AsyncSession]) -> dict[
 
 
 def notifier(
-    harness: BotHarness, settings: Settings | None = None, **options: object
+    harness: BotHarness,
+    settings: Settings | None = None,
+    *,
+    send_timeout: float = SEND_TIMEOUT,
+    policy: RetryPolicy = FAST_RETRIES,
 ) -> OutboxWorker[Screen]:
-    options.setdefault("policy", FAST_RETRIES)
-    return build_notifier(
-        harness.bot,
-        harness.session_factory,
-        settings or harness.settings,
-        SystemClock(),
-        **options,  # type: ignore[arg-type]
-    )
+    sender = TelegramSender(harness.bot, settings or harness.settings, send_timeout)
+    return sender.worker(harness.session_factory, SystemClock(), policy=policy)
 
 
 def deliveries(api: FakeBotAPI) -> list[tuple[int, Call]]:
@@ -183,7 +181,7 @@ async def test_telegrams_retry_after_is_capped(harness: BotHarness) -> None:
     [row_id] = await add_notices(harness.session_factory, [1001])
     harness.api.fail_next("sendMessage", error_code=429, retry_after=10**12)
     clock = ManualClock(SystemClock().now())  # the row is due, and time stands still
-    worker = build_notifier(harness.bot, harness.session_factory, harness.settings, clock)
+    worker = TelegramSender(harness.bot, harness.settings).worker(harness.session_factory, clock)
     assert await worker.drain() == 1
     row = (await rows_by_id(harness.session_factory))[row_id]
     assert (row.state, row.attempts) == ("pending", 0)

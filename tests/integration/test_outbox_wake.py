@@ -17,7 +17,7 @@ import pytest
 
 from bot.conversation.intents import AppAction, AppIntent, StatusCode
 from bot.screens.screen import Screen
-from bot.telegram.sender import build_notifier
+from bot.telegram.sender import TelegramSender
 from services.clock import SystemClock
 from services.outbox import OutboxWorker, chat_unblocked, new_row
 from storage import outbox_signal
@@ -45,8 +45,8 @@ def notice_kind() -> Iterator[None]:
 @pytest.fixture
 async def dispatcher(harness: BotHarness) -> AsyncIterator[OutboxWorker[Screen]]:
     """The notification dispatcher running beside the bot, polling once an hour."""
-    worker = build_notifier(
-        harness.bot, harness.session_factory, harness.settings, SystemClock(), poll_interval=NEVER
+    worker = TelegramSender(harness.bot, harness.settings).worker(
+        harness.session_factory, SystemClock(), poll_interval=NEVER
     )
     task = asyncio.create_task(worker.run())
     await asyncio.sleep(0.3)  # it has looked once, found nothing, and waits for an hour
@@ -207,8 +207,8 @@ ON_POSTGRESQL = pytest.param(
 async def test_a_commit_in_another_process_wakes_a_listening_dispatcher(
     harness: BotHarness,
 ) -> None:
-    worker = build_notifier(
-        harness.bot, harness.session_factory, harness.settings, SystemClock(), poll_interval=NEVER
+    worker = TelegramSender(harness.bot, harness.settings).worker(
+        harness.session_factory, SystemClock(), poll_interval=NEVER
     )
     task = asyncio.create_task(worker.run())
     try:

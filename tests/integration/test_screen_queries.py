@@ -18,9 +18,8 @@ from services.notifications import recipients_for
 from services.queries import (
     Narrowing,
     Search,
+    choices,
     list_rows,
-    organization_choices,
-    program_choices,
     visibility,
     visible_view,
 )
@@ -94,11 +93,11 @@ async def test_choices_are_of_what_the_actor_may_see(
         repo = Repositories(session)
         for actor in actors():
             visible = (await list_rows(repo, actor, status=None, size=100)).items
-            organizations = await organization_choices(repo, actor, status=None, size=100)
+            organizations = await choices(repo, actor, "organization", status=None, size=100)
             assert {c.key: c.applications for c in organizations.items} == dict(
                 Counter(a.organization_id for a in visible)
             ), actor
-            programs = await program_choices(repo, actor, status=None, size=100)
+            programs = await choices(repo, actor, "program", status=None, size=100)
             assert {c.name: c.applications for c in programs.items} == dict(
                 Counter(a.program or "" for a in visible)  # no programme and "" are one choice
             ), actor
@@ -108,16 +107,16 @@ async def test_choices_are_of_what_the_actor_may_see(
                 assert (carrier.program or "") == choice.name
 
         staff = next(a for a in actors() if a.role is Role.STAFF and Role.STAFF in a.roles)
-        of_10 = await program_choices(
-            repo, staff, status=None, narrowing=Narrowing(organization_id=10)
+        of_10 = await choices(
+            repo, staff, "program", status=None, narrowing=Narrowing(organization_id=10)
         )
         assert [(c.name, c.key, c.applications) for c in of_10.items] == [
             ("", 503, 1),
             ("А", 501, 2),
             ("Б", 500, 1),
         ]
-        of_a = await organization_choices(
-            repo, staff, status=None, narrowing=Narrowing(program="А")
+        of_a = await choices(
+            repo, staff, "organization", status=None, narrowing=Narrowing(program="А")
         )
         assert [(c.key, c.applications) for c in of_a.items] == [(10, 2), (20, 1)]
         listed = await list_rows(

@@ -107,7 +107,10 @@ class BatchOut(BaseModel):
 class LinkTokenOut(BaseModel):
     account_id: int
     token: str = Field(description="Одноразовый токен; хранится у бота только его хеш")
-    link: str = Field(description="Ссылка https://t.me/<бот>?start=<токен> для пользователя")
+    link: str = Field(
+        description="Ссылка https://t.me/<бот>?start=<токен> для пользователя (если бот "
+        "обслуживает только MAX — ссылка MAX, https://max.ru/<бот>?start=<токен>)"
+    )
     links: dict[str, str] = Field(
         description="Ссылка с тем же токеном для каждого настроенного мессенджера: telegram "
         "(https://t.me/<бот>?start=<токен>), max (https://max.ru/<бот>?start=<токен>, если "

@@ -13,11 +13,13 @@ import base64
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
@@ -60,11 +62,19 @@ class FakeOidcProvider(LoopbackServer):
     issued_codes: list[str] = field(default_factory=list)
     token_requests: int = 0
     authorization_requests: int = 0
+    # Called with the path of every request the provider gets, when it gets it.
+    observers: list[Callable[[str], None]] = field(default_factory=list)
     _grants: dict[str, _Grant] = field(default_factory=dict)
     _access: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _application(self) -> web.Application:
-        app = web.Application()
+        @web.middleware
+        async def observed(request: web.Request, handler: Handler) -> web.StreamResponse:
+            for observer in self.observers:
+                observer(request.path)
+            return await handler(request)
+
+        app = web.Application(middlewares=[observed])
         app.router.add_get("/.well-known/openid-configuration", self.discovery)
         app.router.add_get("/jwks", self.jwks)
         app.router.add_get("/authorize", self.authorize)
