@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload
 
 from storage import outbox_signal
+from storage.db import connection_of
 from storage.models import (
     PUSH_BOTH,
     Account,
@@ -435,27 +436,27 @@ class ApplicationRepo:
         ApplicationView's fields (the card's hot path: no ORM entities); with `comments`, also
         how many of its history rows carry a comment (`comments`, as `count_comments`), in the
         same statement."""
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         statement = _GET_CARD if comments else _GET_VIEW
         row = (await connection.execute(statement, {"number": number})).first()
         return row._asdict() if row is not None else None
 
     async def current_status(self, number: int) -> str | None:
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         result = await connection.execute(_CURRENT_STATUS, {"number": number})
         return result.scalar_one_or_none()
 
     async def transition(self, number: int, expected: str, to: str, now: datetime) -> bool:
         """Conditional update: moves the status only if it is still the expected one."""
         await feed_lock(self.session, shared=True)
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         result = await connection.execute(
             _TRANSITION, {"n": number, "expected": expected, "to": to, "at": now}
         )
         return result.rowcount == 1
 
     async def count(self, *, status: str, organization_id: int | None = None) -> int:
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         if organization_id is None:
             result = await connection.execute(_COUNT_IN_STATUS, {"status": status})
         else:
@@ -545,7 +546,7 @@ class ApplicationRepo:
         )
         params = query.params()
         page, counted = _list_statements(query.shape())
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         rows = (await connection.execute(page, params)).mappings().all()
         if rows:
             return list(rows), int(rows[0]["total"])
@@ -579,7 +580,7 @@ class ApplicationRepo:
         )
         params = query.params()
         page, counted = _GROUPED_STATEMENTS[by](query.shape())
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         total = await connection.scalar(counted, params)
         rows = (await connection.execute(page, params)).tuples().all()
         return [(int(key), name, int(count)) for key, name, count in rows], int(total or 0)
@@ -592,7 +593,7 @@ class ApplicationRepo:
 
     async def touch(self, number: int, now: datetime) -> None:
         await feed_lock(self.session, shared=True)
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         await connection.execute(_TOUCH, {"n": number, "at": now})
 
 
@@ -615,13 +616,13 @@ class AccountRepo:
         return await self.session.get(Organization, organization_id)
 
     async def director_ids(self, organization_id: int) -> list[int]:
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         result = await connection.execute(_DIRECTOR_IDS, {"organization_id": organization_id})
         return list(result.scalars())
 
     async def staff_ids(self) -> list[int]:
         """Accounts with the role «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»."""
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         return list((await connection.execute(_STAFF_IDS)).scalars())
 
     async def director_ids_by_organization(
@@ -678,7 +679,7 @@ class EventRepo:
         """A history row, written now; returned as an object the session does not hold (what
         was written, with its id: the row's columns have no defaults to read back)."""
         await feed_lock(self.session, shared=True)
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         event_id = (await connection.execute(_ADD_EVENT, values)).scalar_one()
         return ApplicationEvent(id=event_id, **values)
 
@@ -756,7 +757,7 @@ class EventRepo:
         return (await self.session.scalars(query)).all()
 
     async def count_comments(self, number: int) -> int:
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         result = await connection.execute(_COUNT_COMMENTS, {"number": number})
         return int(result.scalar_one())
 
@@ -806,7 +807,7 @@ class LinkRepo:
         ids = list(set(account_ids))
         if not ids:
             return []
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         rows = (await connection.execute(_RECIPIENTS, {"ids": ids})).tuples().all()
         recipients: list[Recipient] = []
         for account_id in sorted({row[0] for row in rows}):
@@ -1125,7 +1126,7 @@ class OutboxRepo:
         if rows:
             if any(isinstance(pending, OutboxMessage) for pending in self.session.new):
                 await self.session.flush()  # rows added before (`add`) keep coming first
-            connection = await self.session.connection()
+            connection = await connection_of(self.session)
             await connection.execute(_ADD_OUTBOX, rows)
             for channel in {row["channel"] for row in rows}:
                 outbox_signal.written(self.session, channel)

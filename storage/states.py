@@ -23,7 +23,7 @@ from sqlalchemy import and_, bindparam, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import senders
-from storage.db import compiled_once
+from storage.db import compiled_once, connection_of
 from storage.models import Account, AccountRole, Binding, FsmState
 from storage.senders import BindingRow
 
@@ -145,7 +145,7 @@ class SqlStates:
     async def load(
         self, session: AsyncSession, key: StateKey
     ) -> tuple[BindingRow | None, RawState]:
-        connection = await session.connection()
+        connection = await connection_of(session)
         rows = (await connection.execute(_LINK_AND_STATE, _key_params(key))).all()
         # One row per role of the account; the state's columns repeat on each.
         name, data = rows[0].state, rows[0].data
@@ -154,7 +154,7 @@ class SqlStates:
     async def save(
         self, session: AsyncSession, key: StateKey, state: RawState
     ) -> AfterCommit | None:
-        connection = await session.connection()
+        connection = await connection_of(session)
         if state.empty:
             await connection.execute(_DELETE_STATE, _key_params(key))
             return None
@@ -181,7 +181,7 @@ class RedisStates:
     async def load(
         self, session: AsyncSession, key: StateKey
     ) -> tuple[BindingRow | None, RawState]:
-        connection = await session.connection()
+        connection = await connection_of(session)
         params = {"messenger": key.messenger, "user_id": key.user_id}
         link = senders.sender_of((await connection.execute(senders.BY_USER, params)).all())
         name, data = await self.redis.mget(self._keys(key))
