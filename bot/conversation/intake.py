@@ -98,9 +98,12 @@ class PollingIntake(Generic[K]):
 
     async def wait_turn(self, refresh: float) -> bool:
         """Before a poll: the pause after a failure, then `refresh` while updates are in
-        progress (each cut short when one finishes). False if a stop came meanwhile."""
+        progress (each cut short when one finishes, or not waited at all if one finished
+        during the poll before: what it frees is asked for at once). False if a stop came
+        meanwhile."""
         pause = max(self.poll_pause, self.retry_pause)
         if pause:
+            self._changed.clear()
             await self._sleep(pause)
             if self.stopping:
                 return False
@@ -108,6 +111,7 @@ class PollingIntake(Generic[K]):
             await self._sleep(refresh)
             if self.stopping:
                 return False
+        self._changed.clear()  # from the poll on, an update that finishes is noticed
         return True
 
     def poll_failed(self) -> float:
@@ -162,8 +166,8 @@ class PollingIntake(Generic[K]):
         return self.states.get(key) is UpdateState.ACKNOWLEDGED
 
     async def _sleep(self, seconds: float) -> None:
-        """Wait `seconds`, or less when an update finishes or a stop is asked for."""
-        self._changed.clear()
+        """Wait `seconds`, or less when an update finishes or a stop is asked for (or has,
+        since the event was last cleared)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
 

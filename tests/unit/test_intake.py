@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -124,4 +125,35 @@ async def test_a_drain_does_not_wait_for_a_handling_that_ignores_its_cancellatio
     await intake.drain(0.01)
     assert not intake.acknowledged(1)  # the drain returned while it still ran
     release.set()
+    await asyncio.gather(*intake.tasks.values())
+
+
+async def test_an_update_finished_during_a_poll_brings_the_next_poll_at_once() -> None:
+    """While updates are in progress a turn waits `refresh`, cut short when one finishes; one
+    that finished while the poll was under way brings the next poll at once (what it freed is
+    asked for without waiting `refresh`)."""
+    intake: PollingIntake[int] = PollingIntake(3, TEST)
+    releases = {key: asyncio.Event() for key in (1, 2, 3)}
+
+    def handler(key: int) -> Callable[[], Awaitable[Receipt]]:
+        async def handle() -> Receipt:
+            await releases[key].wait()
+            return Receipt(Handling.HANDLED)
+
+        return handle
+
+    for key in releases:
+        intake.start(key, handler(key), name=f"update-{key}")
+    turn = asyncio.create_task(intake.wait_turn(3600.0))
+    await asyncio.sleep(0.05)
+    assert not turn.done()  # nothing finished: it waits
+    releases[1].set()
+    assert await asyncio.wait_for(turn, 5) is True  # cut short by the finish
+    # The poll is under way; update 2 finishes meanwhile, update 3 is still in progress.
+    releases[2].set()
+    await asyncio.sleep(0.01)
+    assert intake.acknowledged(2)
+    assert intake.tasks.keys() == {3}
+    assert await asyncio.wait_for(intake.wait_turn(3600.0), 5) is True
+    releases[3].set()
     await asyncio.gather(*intake.tasks.values())
