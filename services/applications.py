@@ -3,9 +3,7 @@ or comment, and the typed outcome it returns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy.orm.attributes import set_committed_value
+from dataclasses import dataclass, replace
 
 from services.clock import Clock, SystemClock
 from services.domain import (
@@ -22,6 +20,7 @@ from services.domain import (
     status_refusal,
 )
 from services.notifications import notify_event
+from services.views import ApplicationView, view_of
 from storage.models import Application, ApplicationEvent
 from storage.repositories import Repositories
 
@@ -30,9 +29,10 @@ COMMENT_MAX_LENGTH = 1000
 
 @dataclass(frozen=True)
 class Done:
-    """The action took effect: one history row written, its notifications enqueued."""
+    """The action took effect: one history row written, its notifications enqueued; the
+    application as it is after it."""
 
-    application: Application
+    application: ApplicationView
     event: ApplicationEvent
     from_status: Status
     to_status: Status
@@ -56,7 +56,7 @@ class LostRace:
 Outcome = Done | Refused | LostRace
 
 
-def ref(application: Application) -> ApplicationRef:
+def ref(application: Application | ApplicationView) -> ApplicationRef:
     return ApplicationRef.of(application)
 
 
@@ -127,10 +127,11 @@ async def perform_action(
     if problem is not None:
         return Refused(problem)
 
-    application = await repo.applications.get(number)
-    if application is None:
+    found = await repo.applications.view_row(number)  # plain values: no ORM entities
+    if found is None:
         return not_found(number)
-    current = Status(application.status)
+    application = view_of(found)
+    current = application.status
     if expected_status is not None and current is not expected_status:
         return lost_race(number, action, current)
     verdict = check(actor, action, ref(application), self_decisions=self_decisions)
@@ -156,9 +157,7 @@ async def perform_action(
         source=source.value,
         created_at=now,
     )
-    # The row is already updated; keep the loaded object in step without a second UPDATE.
-    set_committed_value(application, "status", to_status.value)
-    set_committed_value(application, "updated_at", now)
+    application = replace(application, status=to_status, updated_at=now)  # as the row is now
     await notify_event(
         repo,
         application,

@@ -52,6 +52,7 @@ from services.outbox import new_row
 from services.periodic import run_periodically
 from storage.models import Account, Binding, LinkToken
 from storage.repositories import Repositories
+from storage.senders import Facts
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class UnknownAccountError(LookupError):
 # -- roles, consent, the actor ---------------------------------------------------------------
 
 
-def account_roles(account: Account) -> frozenset[Role]:
+def account_roles(account: Facts) -> frozenset[Role]:
     return frozenset(Role(code) for code in account.role_codes)
 
 
@@ -257,7 +258,7 @@ def default_role(roles: frozenset[Role]) -> Role | None:
     return next((role for role in ROLE_PRIORITY if role in roles), None)
 
 
-def actor_for(account: Account) -> Actor:
+def actor_for(account: Facts) -> Actor:
     """The person behind a binding, acting in the account's active role.
 
     If the web module has since taken that role away (or none was chosen yet), the first
@@ -285,7 +286,7 @@ def switch_role(account: Account, role: Role) -> Actor | None:
     return actor_for(account)
 
 
-def has_consent(account: Account, version: str) -> bool:
+def has_consent(account: Facts, version: str) -> bool:
     """Whether the person accepted the current version of the personal-data consent."""
     return account.consent_at is not None and account.consent_version == version
 

@@ -15,6 +15,7 @@ from typing import Any
 from services.decisions import enqueue_webhook, is_decision
 from services.domain import Action, Role, Status
 from services.outbox import new_row
+from services.views import ApplicationView
 from storage.models import Application, ApplicationEvent
 from storage.repositories import Recipient, Repositories
 
@@ -29,7 +30,7 @@ class NotificationKind(StrEnum):
 
 async def recipients_for(
     repo: Repositories,
-    application: Application,
+    application: Application | ApplicationView,
     actor_role: Role | None,
     actor_id: int | None,
     *,
@@ -90,9 +91,9 @@ async def enqueue_pushes(
     now: datetime,
     payload: dict[str, Any] | None = None,
 ) -> int:
-    """One outbox row per chat the bound, not muted recipients chose (push_row); returns how
-    many were written."""
-    written = 0
+    """One outbox row per chat the bound, not muted recipients chose (push_row), written in
+    one statement; returns how many were written."""
+    rows = []
     for recipient in await repo.links.recipients(account_ids):
         row = push_row(
             recipient,
@@ -103,9 +104,9 @@ async def enqueue_pushes(
             payload=payload,
         )
         if row is not None:
-            repo.outbox.add(**row)
-            written += 1
-    return written
+            rows.append(row)
+    await repo.outbox.add_many(rows)
+    return len(rows)
 
 
 async def notify_new_application(
@@ -125,7 +126,7 @@ async def notify_new_application(
 
 async def notify_event(
     repo: Repositories,
-    application: Application,
+    application: Application | ApplicationView,
     event: ApplicationEvent,
     *,
     actor_role: Role | None,

@@ -9,6 +9,7 @@ from sqlalchemy import TextClause, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -72,6 +73,23 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+_CONNECTION = "connection"  # session.info: (the transaction, its connection)
+
+
+async def connection_of(session: AsyncSession) -> AsyncConnection:
+    """The connection of the session's transaction (begun if none is), for Core statements:
+    asked of the session once per transaction, since each ask is a trip through SQLAlchemy's
+    greenlet and the session's bookkeeping (a tenth of a list update's SQLAlchemy time)."""
+    sync = session.sync_session
+    known = sync.info.get(_CONNECTION)
+    if known is not None and known[0] is sync.get_transaction():
+        connection: AsyncConnection = known[1]
+        return connection
+    connection = await session.connection()
+    sync.info[_CONNECTION] = (sync.get_transaction(), connection)
+    return connection
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload
 
 from storage import outbox_signal
+from storage.db import connection_of
 from storage.models import (
     PUSH_BOTH,
     Account,
@@ -53,11 +54,25 @@ async def feed_lock(session: AsyncSession, *, shared: bool) -> None:
     """On PostgreSQL, history ids come from a sequence and may commit out of order: a feed read
     that saw id 12 before id 11 committed would skip 11 for good. Writers take this lock shared
     before they lock an application row and hold it until commit; the feed takes it exclusively,
-    so it reads only once every earlier id is committed. SQLite serialises writers already."""
+    so it reads only once every earlier id is committed. SQLite serialises writers already.
+
+    A transaction takes the shared lock once (a decision's UPDATE and its history row's INSERT
+    both ask): the transaction that holds it is kept in the session's `info`. One taken inside
+    a savepoint is not remembered (rolling the savepoint back would release it)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    await session.execute(text(f"SELECT {function}({EVENTS_FEED_LOCK})"))
+    sync = session.sync_session
+    held = sync.info.get(_FEED_LOCKED)
+    if shared and held is not None and held is sync.get_transaction():
+        return
+    await session.execute(_FEED_LOCK_SHARED if shared else _FEED_LOCK)
+    if shared and not sync.in_nested_transaction():
+        sync.info[_FEED_LOCKED] = sync.get_transaction()
+
+
+_FEED_LOCK_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({EVENTS_FEED_LOCK})")
+_FEED_LOCK = text(f"SELECT pg_advisory_xact_lock({EVENTS_FEED_LOCK})")
+_FEED_LOCKED = "feed_lock_shared"  # session.info: the transaction holding the shared lock
 
 
 @dataclass(frozen=True)
@@ -249,9 +264,11 @@ def _list_statements(shape: _ListShape) -> tuple[Select[Any], Select[Any]]:
     where = _where(shape)
     counted = select(func.count()).select_from(Application).where(where)
     # The page and, on each of its rows, how many match in all: one statement instead of a
-    # count and a page. The count is an uncorrelated subquery, run once per statement (a
-    # window, count() OVER (), would carry every matching row's columns to a sorter).
-    total = counted.correlate(None).scalar_subquery()
+    # count and a page. Without a name the count is an uncorrelated subquery, run once per
+    # statement (a window, count() OVER (), would carry every matching row's columns to a
+    # sorter); with one a window, for the subquery would compare every applicant's name
+    # again, and a name leaves few rows to sort (a director's search on SQLite: 3.1 → 1.6 ms).
+    total = func.count().over() if shape.named else counted.correlate(None).scalar_subquery()
     page = (
         _from_applications(shape.whole)
         .add_columns(total.label("total"))
@@ -332,6 +349,77 @@ _COUNT_COMMENTS = (
         ApplicationEvent.comment.is_not(None),
     )
 )
+_GET_CARD = _GET_VIEW.add_columns(
+    select(func.count())
+    .select_from(ApplicationEvent)
+    .where(
+        ApplicationEvent.application_number == Application.number,
+        ApplicationEvent.comment.is_not(None),
+    )
+    .correlate(Application)
+    .scalar_subquery()
+    .label("comments")
+)
+# A decision's statements, executed on the session's connection (no ORM entities). The
+# parameters' names are not columns' (an UPDATE would take those for its SET clause).
+_TRANSITION = (
+    update(Application)
+    .where(Application.number == bindparam("n"), Application.status == bindparam("expected"))
+    .values(status=bindparam("to"), updated_at=bindparam("at"))
+)
+_TOUCH = (
+    update(Application)
+    .where(Application.number == bindparam("n"))
+    .values(updated_at=bindparam("at"))
+)
+_CURRENT_STATUS = select(Application.status).where(Application.number == bindparam("number"))
+_COUNT_IN_STATUS = (
+    select(func.count()).select_from(Application).where(Application.status == bindparam("status"))
+)
+_COUNT_OF_ORGANIZATION = _COUNT_IN_STATUS.where(
+    Application.organization_id == bindparam("organization_id")
+)
+_ADD_EVENT = insert(ApplicationEvent).returning(ApplicationEvent.id)
+_LAST_TRANSITION = (
+    select(ApplicationEvent)
+    .where(
+        ApplicationEvent.application_number == bindparam("number"),
+        ApplicationEvent.to_status.is_not(None),
+        or_(
+            ApplicationEvent.from_status.is_(None),
+            ApplicationEvent.from_status != ApplicationEvent.to_status,
+        ),
+    )
+    .order_by(ApplicationEvent.id.desc())
+    .limit(1)
+)
+_DIRECTOR_IDS = (
+    select(Account.id)
+    .join(AccountRole, AccountRole.account_id == Account.id)
+    .where(Account.organization_id == bindparam("organization_id"), AccountRole.role == "director")
+    .order_by(Account.id)
+)
+_STAFF_IDS = (
+    select(AccountRole.account_id)
+    .where(AccountRole.role == "staff")
+    .order_by(AccountRole.account_id)
+)
+# Where pushes go (LinkRepo.recipients), for a list of accounts bound per call.
+_RECIPIENTS = (
+    select(
+        Binding.account_id,
+        Binding.messenger,
+        Binding.chat_id,
+        Binding.blocked,
+        Binding.linked_at,
+        Account.muted,
+        Account.push_to,
+    )
+    .join(Account, Account.id == Binding.account_id)
+    .where(Binding.account_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Binding.account_id, Binding.messenger)
+)
+_ADD_OUTBOX = insert(OutboxMessage)
 
 
 @dataclass
@@ -343,36 +431,38 @@ class ApplicationRepo:
         result = await self.session.execute(_GET_APPLICATION, {"number": number})
         return result.unique().scalar_one_or_none()
 
-    async def view_row(self, number: int) -> dict[str, Any] | None:
+    async def view_row(self, number: int, *, comments: bool = False) -> dict[str, Any] | None:
         """The application as a card shows it, as it is now, as plain values named as
-        ApplicationView's fields (the card's hot path: no ORM entities)."""
-        connection = await self.session.connection()
-        row = (await connection.execute(_GET_VIEW, {"number": number})).first()
+        ApplicationView's fields (the card's hot path: no ORM entities); with `comments`, also
+        how many of its history rows carry a comment (`comments`, as `count_comments`), in the
+        same statement."""
+        connection = await connection_of(self.session)
+        statement = _GET_CARD if comments else _GET_VIEW
+        row = (await connection.execute(statement, {"number": number})).first()
         return row._asdict() if row is not None else None
 
     async def current_status(self, number: int) -> str | None:
-        result = await self.session.execute(
-            select(Application.status).where(Application.number == number)
-        )
+        connection = await connection_of(self.session)
+        result = await connection.execute(_CURRENT_STATUS, {"number": number})
         return result.scalar_one_or_none()
 
     async def transition(self, number: int, expected: str, to: str, now: datetime) -> bool:
         """Conditional update: moves the status only if it is still the expected one."""
         await feed_lock(self.session, shared=True)
-        result = await self.session.execute(
-            update(Application)
-            .where(Application.number == number, Application.status == expected)
-            .values(status=to, updated_at=now)
-            .execution_options(synchronize_session=False)
+        connection = await connection_of(self.session)
+        result = await connection.execute(
+            _TRANSITION, {"n": number, "expected": expected, "to": to, "at": now}
         )
-        assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
     async def count(self, *, status: str, organization_id: int | None = None) -> int:
-        query = select(func.count()).select_from(Application).where(Application.status == status)
-        if organization_id is not None:
-            query = query.where(Application.organization_id == organization_id)
-        return int((await self.session.execute(query)).scalar_one())
+        connection = await connection_of(self.session)
+        if organization_id is None:
+            result = await connection.execute(_COUNT_IN_STATUS, {"status": status})
+        else:
+            params = {"status": status, "organization_id": organization_id}
+            result = await connection.execute(_COUNT_OF_ORGANIZATION, params)
+        return int(result.scalar_one())
 
     async def existing_numbers(self, numbers: Iterable[int]) -> set[int]:
         wanted = list(set(numbers))
@@ -456,7 +546,7 @@ class ApplicationRepo:
         )
         params = query.params()
         page, counted = _list_statements(query.shape())
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         rows = (await connection.execute(page, params)).mappings().all()
         if rows:
             return list(rows), int(rows[0]["total"])
@@ -490,7 +580,7 @@ class ApplicationRepo:
         )
         params = query.params()
         page, counted = _GROUPED_STATEMENTS[by](query.shape())
-        connection = await self.session.connection()
+        connection = await connection_of(self.session)
         total = await connection.scalar(counted, params)
         rows = (await connection.execute(page, params)).tuples().all()
         return [(int(key), name, int(count)) for key, name, count in rows], int(total or 0)
@@ -503,12 +593,8 @@ class ApplicationRepo:
 
     async def touch(self, number: int, now: datetime) -> None:
         await feed_lock(self.session, shared=True)
-        await self.session.execute(
-            update(Application)
-            .where(Application.number == number)
-            .values(updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        connection = await connection_of(self.session)
+        await connection.execute(_TOUCH, {"n": number, "at": now})
 
 
 @dataclass
@@ -530,22 +616,14 @@ class AccountRepo:
         return await self.session.get(Organization, organization_id)
 
     async def director_ids(self, organization_id: int) -> list[int]:
-        result = await self.session.execute(
-            select(Account.id)
-            .join(AccountRole, AccountRole.account_id == Account.id)
-            .where(Account.organization_id == organization_id, AccountRole.role == "director")
-            .order_by(Account.id)
-        )
+        connection = await connection_of(self.session)
+        result = await connection.execute(_DIRECTOR_IDS, {"organization_id": organization_id})
         return list(result.scalars())
 
     async def staff_ids(self) -> list[int]:
         """Accounts with the role «Сотрудник ЦОПМ / ГБУ ДПО «ЧИРО»»."""
-        result = await self.session.execute(
-            select(AccountRole.account_id)
-            .where(AccountRole.role == "staff")
-            .order_by(AccountRole.account_id)
-        )
-        return list(result.scalars())
+        connection = await connection_of(self.session)
+        return list((await connection.execute(_STAFF_IDS)).scalars())
 
     async def director_ids_by_organization(
         self, organization_ids: Iterable[int]
@@ -598,11 +676,12 @@ class EventRepo:
     session: AsyncSession
 
     async def add(self, **values: Any) -> ApplicationEvent:
+        """A history row, written now; returned as an object the session does not hold (what
+        was written, with its id: the row's columns have no defaults to read back)."""
         await feed_lock(self.session, shared=True)
-        event = ApplicationEvent(**values)
-        self.session.add(event)
-        await self.session.flush([event])
-        return event
+        connection = await connection_of(self.session)
+        event_id = (await connection.execute(_ADD_EVENT, values)).scalar_one()
+        return ApplicationEvent(id=event_id, **values)
 
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
         """History rows written in one statement."""
@@ -678,25 +757,13 @@ class EventRepo:
         return (await self.session.scalars(query)).all()
 
     async def count_comments(self, number: int) -> int:
-        result = await self.session.execute(_COUNT_COMMENTS, {"number": number})
+        connection = await connection_of(self.session)
+        result = await connection.execute(_COUNT_COMMENTS, {"number": number})
         return int(result.scalar_one())
 
     async def last_transition(self, number: int) -> ApplicationEvent | None:
         """The newest history row that changed the status (who decided, and when)."""
-        query = (
-            select(ApplicationEvent)
-            .where(
-                ApplicationEvent.application_number == number,
-                ApplicationEvent.to_status.is_not(None),
-                or_(
-                    ApplicationEvent.from_status.is_(None),
-                    ApplicationEvent.from_status != ApplicationEvent.to_status,
-                ),
-            )
-            .order_by(ApplicationEvent.id.desc())
-            .limit(1)
-        )
-        return (await self.session.scalars(query)).first()
+        return (await self.session.scalars(_LAST_TRANSITION, {"number": number})).first()
 
 
 @dataclass(frozen=True)
@@ -740,21 +807,8 @@ class LinkRepo:
         ids = list(set(account_ids))
         if not ids:
             return []
-        result = await self.session.execute(
-            select(
-                Binding.account_id,
-                Binding.messenger,
-                Binding.chat_id,
-                Binding.blocked,
-                Binding.linked_at,
-                Account.muted,
-                Account.push_to,
-            )
-            .join(Account, Account.id == Binding.account_id)
-            .where(Binding.account_id.in_(ids))
-            .order_by(Binding.account_id, Binding.messenger)
-        )
-        rows = result.tuples().all()
+        connection = await connection_of(self.session)
+        rows = (await connection.execute(_RECIPIENTS, {"ids": ids})).tuples().all()
         recipients: list[Recipient] = []
         for account_id in sorted({row[0] for row in rows}):
             own = [row for row in rows if row[0] == account_id]
@@ -1070,7 +1124,10 @@ class OutboxRepo:
         """Messages written in one statement, in the order of `rows` (their commit wakes the
         dispatchers, as `add`)."""
         if rows:
-            await self.session.execute(insert(OutboxMessage), rows)
+            if any(isinstance(pending, OutboxMessage) for pending in self.session.new):
+                await self.session.flush()  # rows added before (`add`) keep coming first
+            connection = await connection_of(self.session)
+            await connection.execute(_ADD_OUTBOX, rows)
             for channel in {row["channel"] for row in rows}:
                 outbox_signal.written(self.session, channel)
 

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import and_, bindparam, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
-from storage.db import compiled_once
-from storage.models import Account, Binding, FsmState
+from storage import senders
+from storage.db import compiled_once, connection_of
+from storage.models import Account, AccountRole, Binding, FsmState
+from storage.senders import BindingRow
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -63,9 +64,11 @@ AfterCommit = Callable[[], Awaitable[None]]
 
 
 class StateStore(Protocol):
-    async def load(self, session: AsyncSession, key: StateKey) -> tuple[Binding | None, RawState]:
-        """The sender's binding (in the key's messenger, of the key's user) and the
-        conversation's state."""
+    async def load(
+        self, session: AsyncSession, key: StateKey
+    ) -> tuple[BindingRow | None, RawState]:
+        """The sender's binding (in the key's messenger, of the key's user) as plain rows, and
+        the conversation's state."""
 
     async def save(
         self, session: AsyncSession, key: StateKey, state: RawState
@@ -88,11 +91,13 @@ _KEY = and_(
 
 
 def _link_and_state() -> Any:
-    """The binding of the sender and the conversation's row in one statement, built once."""
+    """The binding of the sender, its account, the account's roles (a row each) and the
+    conversation's row in one Core statement, built once."""
     anchor = select(literal(1).label("anchor")).subquery("anchor")
     return (
-        select(Binding, FsmState.state, FsmState.data)
+        select(*senders.COLUMNS, FsmState.state, FsmState.data)
         .select_from(anchor)
+        # outer joins: an inner one would drop the row of an unlinked user
         .outerjoin(
             Binding,
             and_(
@@ -100,13 +105,14 @@ def _link_and_state() -> Any:
                 Binding.user_id == bindparam("user_id"),
             ),
         )
+        .outerjoin(Account, Account.id == Binding.account_id)
+        .outerjoin(AccountRole, AccountRole.account_id == Account.id)
         .outerjoin(FsmState, _KEY)
-        # an outer join: an inner one would drop the row of an unlinked user
-        .options(joinedload(Binding.account, innerjoin=False).joinedload(Account.roles))
     )
 
 
 _LINK_AND_STATE = _link_and_state()
+_DELETE_STATE = delete(FsmState).where(_KEY)
 
 
 def _key_params(key: StateKey) -> dict[str, int | str]:
@@ -136,25 +142,29 @@ class SqlStates:
     def __init__(self, session_factory: Callable[[], AsyncSession]) -> None:
         self.session_factory = session_factory
 
-    async def load(self, session: AsyncSession, key: StateKey) -> tuple[Binding | None, RawState]:
-        result = await session.execute(_LINK_AND_STATE, _key_params(key))
-        # One row per role of the account (joined eagerly); the state's columns repeat on each.
-        link, name, data = result.unique(lambda _: True).one()
-        return link, RawState(name, dict(data) if data else None)
+    async def load(
+        self, session: AsyncSession, key: StateKey
+    ) -> tuple[BindingRow | None, RawState]:
+        connection = await connection_of(session)
+        rows = (await connection.execute(_LINK_AND_STATE, _key_params(key))).all()
+        # One row per role of the account; the state's columns repeat on each.
+        name, data = rows[0].state, rows[0].data
+        return senders.sender_of(rows), RawState(name, dict(data) if data else None)
 
     async def save(
         self, session: AsyncSession, key: StateKey, state: RawState
     ) -> AfterCommit | None:
+        connection = await connection_of(session)
         if state.empty:
-            await session.execute(delete(FsmState).where(_KEY), _key_params(key))
+            await connection.execute(_DELETE_STATE, _key_params(key))
             return None
         values = {**_key_params(key), "state": state.name, "data": state.data or {}}
-        await session.execute(_SAVE_STATE, values)
+        await connection.execute(_SAVE_STATE, values)
         return None
 
     async def clear(self, key: StateKey) -> None:
         async with self.session_factory() as session, session.begin():
-            await session.execute(delete(FsmState).where(_KEY), _key_params(key))
+            await session.execute(_DELETE_STATE, _key_params(key))
 
 
 class RedisStates:
@@ -168,10 +178,12 @@ class RedisStates:
     def _keys(key: StateKey) -> tuple[str, str]:
         return f"{key.base}:state", f"{key.base}:data"
 
-    async def load(self, session: AsyncSession, key: StateKey) -> tuple[Binding | None, RawState]:
-        from storage.repositories import Repositories
-
-        link = await Repositories(session).links.by_user(key.messenger, key.user_id)
+    async def load(
+        self, session: AsyncSession, key: StateKey
+    ) -> tuple[BindingRow | None, RawState]:
+        connection = await connection_of(session)
+        params = {"messenger": key.messenger, "user_id": key.user_id}
+        link = senders.sender_of((await connection.execute(senders.BY_USER, params)).all())
         name, data = await self.redis.mget(self._keys(key))
         if isinstance(name, bytes):
             name = name.decode()

@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.db import compiled_once
+from storage.db import compiled_once, connection_of
 from storage.models import ProcessedUpdate
 
 # Written on every update (compiling it anew each time took about a tenth of a list update).
@@ -59,10 +59,10 @@ async def mark_handled(session: AsyncSession, update: UpdateKey, now: datetime) 
 
     On PostgreSQL a concurrent handling of the same update waits here for the other's commit.
     """
-    result = await session.execute(
+    connection = await connection_of(session)
+    result = await connection.execute(
         _MARK_HANDLED, {"messenger": update.messenger, "key": update.key, "received_at": now}
     )
-    assert isinstance(result, CursorResult)
     return result.rowcount == 1
 
 

@@ -26,11 +26,12 @@ from bot.texts.linking import CONSENT_VERSION
 from bot.texts.zones import zone_phrase
 from services.applications import menu_count
 from services.domain import Actor, Role
-from services.linking import accept_consent, actor_for, has_consent, switch_role
+from services.linking import accept_consent, account_roles, actor_for, has_consent, switch_role
 from services.outbox import chat_blocked, chat_unblocked
 from services.queries import changes_since
 from storage.models import MESSENGERS, PUSH_BOTH, Account
 from storage.repositories import pushed_to
+from storage.senders import Facts
 
 NOTICES = {
     NotifyAction.MUTE: notification_texts.MUTED,
@@ -76,9 +77,9 @@ def show_consent(turn: Turn) -> None:
 
 async def accept(turn: Turn) -> None:
     """«Ознакомился»: the time and the text's version are stored, the main menu opens."""
-    account = turn.account
-    assert account is not None
-    if not has_consent(account, CONSENT_VERSION):
+    assert turn.account is not None
+    if not has_consent(turn.account, CONSENT_VERSION):
+        account = await turn.for_change()
         accept_consent(account, version=CONSENT_VERSION, clock=turn.clock)
         turn.actor = actor_for(account)
         turn.reply.commands(turn.actor.role)
@@ -123,7 +124,9 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
     if pressed.action is ProfileAction.ROLES:
         turn.reply.show(screens.roles(actor))
         return
-    switched = switch_role(account, pressed.role) if pressed.role is not None else None
+    switched = None
+    if pressed.role is not None and pressed.role in account_roles(account):
+        switched = switch_role(await turn.for_change(), pressed.role)
     if switched is None:
         turn.reply.alert(link_texts.ROLE_NOT_YOURS)
         turn.reply.show(screens.roles(actor))
@@ -137,7 +140,7 @@ async def on_profile(turn: Turn, pressed: ProfileIntent) -> None:
 # --- notifications -------------------------------------------------------------------------
 
 
-async def bound_of(turn: Turn, account: Account) -> list[tuple[str, datetime, bool]]:
+async def bound_of(turn: Turn, account: Facts) -> list[tuple[str, datetime, bool]]:
     """The messengers the account is bound in, with when each was bound and whether its chat
     blocked the bot (`pushed_to`)."""
     bindings = await turn.repo.links.of_account(account.id)
@@ -169,7 +172,8 @@ PUSH_TARGETS = {
 
 
 async def on_notify(turn: Turn, pressed: NotifyIntent) -> None:
-    account, actor = turn.linked()
+    _, actor = turn.linked()
+    account = await turn.for_change()
     action = pressed.action
     summary = None
     if action in PUSH_TARGETS:

@@ -71,7 +71,7 @@ from services.queries import (
     program_of,
     visible_view,
 )
-from services.views import ApplicationView, EventView, application_view, event_view
+from services.views import ApplicationView, EventView, event_view, view_of
 from storage.repositories import Grouping
 
 ALERT_LIMIT = 200  # Telegram's callback answers; MAX's notifications are longer
@@ -201,7 +201,9 @@ async def card_screen(
     *,
     note: str | None = None,
     last_change: EventView | None = None,
+    comments: int | None = None,
 ) -> Screen:
+    """The card; `comments`, how many comments it has, if read with it already."""
     actor = actor_of(turn)
     repo = turn.repo
     if last_change is None and application.status.value != "new":
@@ -210,11 +212,13 @@ async def card_screen(
         last_change = event_view(event) if event is not None else None
     if base is None:
         base = screens.VIEWS[actor.role].home_card(application.number)
+    if comments is None:
+        comments = await repo.events.count_comments(application.number)
     return screens.application_card(
         application,
         actions=allowed_actions(actor, application.ref, self_decisions=own_decisions(turn)),
         last_change=last_change,
-        comments=await repo.events.count_comments(application.number),
+        comments=comments,
         zone=turn.settings.zone,
         base=base,
         note=note,
@@ -417,40 +421,43 @@ def role_for(
     return next((role for role in ROLE_PRIORITY if role in actor.roles and fits(role)), None)
 
 
-async def load_in_its_role(turn: Turn, pressed: AppIntent) -> ApplicationView | None:
-    """The pressed application, in the role the button was made for: if the active role
-    cannot take the press but another of the person's roles can, that role becomes active and
-    the person is told so (the chat's commands follow). None if no role may see it."""
-    account, actor = turn.linked()
-    found = await turn.repo.applications.get(pressed.number)
+async def load_in_its_role(turn: Turn, pressed: AppIntent) -> tuple[ApplicationView, int] | None:
+    """The pressed application, with how many comments it has (its card shows that), in the
+    role the button was made for: if the active role cannot take the press but another of the
+    person's roles can, that role becomes active and the person is told so (the chat's
+    commands follow). None if no role may see it."""
+    _, actor = turn.linked()
+    found = await turn.repo.applications.view_row(pressed.number, comments=True)
     if found is None:
         return None
     needed = NEEDS.get(pressed.action)
-    application = application_view(found)
+    application, comments = view_of(found), int(found["comments"])
     if can_view(actor, application.ref) and (
         needed is None or rule_for(needed, actor.role) is not None
     ):
-        return application
+        return application, comments
     role = role_for(actor, pressed, application.ref, self_decisions=own_decisions(turn))
-    switched = switch_role(account, role) if role is not None else None
+    switched = switch_role(await turn.for_change(), role) if role is not None else None
     if switched is None:
-        return application if can_view(actor, application.ref) else None
+        return (application, comments) if can_view(actor, application.ref) else None
     turn.actor = switched
     turn.reply.notice(t.ROLE_SWITCHED_FOR_PRESS.format(role=role_label(switched.role)))
     turn.reply.commands(switched.role)
-    return application
+    return application, comments
 
 
 async def on_app(turn: Turn, pressed: AppIntent) -> None:
     """A press on a card, a prompt, a push: by its action, in the role it was made for."""
-    application = await load_in_its_role(turn, pressed)
-    if application is None:
+    found = await load_in_its_role(turn, pressed)
+    if found is None:
         refuse(turn, t.NOT_VISIBLE.format(number=pressed.number))
         return
+    application, comments = found
     action = pressed.action
     if action is AppAction.OPEN:
         note = changed_since(pressed, application)
-        turn.reply.show(await card_screen(turn, application, pressed, note=note))
+        screen = await card_screen(turn, application, pressed, note=note, comments=comments)
+        turn.reply.show(screen)
     elif action in STARTS:
         await start_decision(turn, pressed, application)
     elif action in WITHOUT_COMMENT:
@@ -458,7 +465,8 @@ async def on_app(turn: Turn, pressed: AppIntent) -> None:
     elif action is AppAction.ABORT:
         turn.reply.notice(t.INPUT_ABORTED)
         note = changed_since(pressed, application) or t.INPUT_ABORTED
-        turn.reply.show(await card_screen(turn, application, pressed, note=note))
+        screen = await card_screen(turn, application, pressed, note=note, comments=comments)
+        turn.reply.show(screen)
     elif action is AppAction.COMMENTS:
         turn.reply.show(await comments_screen(turn, application, pressed, page=pressed.page))
     elif action is AppAction.ADD_COMMENT:
@@ -592,7 +600,7 @@ async def outcome_screen(
         )
         return await card_screen(
             turn,
-            application_view(outcome.application),
+            outcome.application,
             base,
             note=note,
             last_change=event_view(outcome.event),

@@ -16,6 +16,7 @@ of the Telegram-only bot: `prefix:field:…`) decode as version 1, with the same
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 import types
 import typing
@@ -355,10 +356,10 @@ def _decoder(name: str, hint: Any) -> Decoder:
 def _encode_value(value: Any) -> str:
     if value is None:
         return ""
+    if value is True or value is False:
+        return "1" if value else "0"
     if isinstance(value, Enum):
         return str(value.value)
-    if isinstance(value, bool):
-        return "1" if value else "0"
     return str(value)
 
 
@@ -369,6 +370,7 @@ class _Kind:
     decoders: tuple[Decoder, ...]
     required: int  # fields without a default come first
     defaults: tuple[str | None, ...]  # each field's default as encoded (None: no default)
+    values: Callable[[Intent], tuple[Any, ...]]  # the fields' values, in order
 
 
 _KINDS: dict[str, _Kind] = {}
@@ -387,7 +389,17 @@ def _register(cls: type[Intent]) -> None:
     defaults = tuple(
         _encode_value(f.default) if f.default is not dataclasses.MISSING else None for f in own
     )
-    _KINDS[cls.PREFIX] = _Kind(cls, names, decoders, required, defaults)
+    _KINDS[cls.PREFIX] = _Kind(cls, names, decoders, required, defaults, _getter(names))
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Intent], tuple[Any, ...]]:
+    """The values of an intent's fields named `names`, in order, in one call."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    if names:
+        one = operator.attrgetter(names[0])
+        return lambda intent: (one(intent),)
+    return lambda intent: ()
 
 
 for _cls in (
@@ -409,7 +421,7 @@ _HEAD = re.compile(r"^([a-z]+)(\d*)$")
 def encode(intent: Intent) -> str:
     """The payload of a button carrying `intent`; trailing default values are left out."""
     kind = _KINDS[intent.PREFIX]
-    values = [_encode_value(getattr(intent, name)) for name in kind.names]
+    values = [_encode_value(value) for value in kind.values(intent)]
     defaults = kind.defaults
     while len(values) > kind.required and values[-1] == defaults[len(values) - 1]:
         values.pop()

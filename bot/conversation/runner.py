@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import texts
 from bot.conversation import dispatch
@@ -148,11 +147,11 @@ class Runner:
             # message or a start, which every front end takes from the user's own dialog alone
             # (a press or a membership change may come from a group the bot was added to).
             await chat_moved(session, binding.id, binding.messenger, binding.chat_id, peer.chat_id)
-            set_committed_value(binding, "chat_id", peer.chat_id)
+            binding = replace(binding, chat_id=peer.chat_id)
         if binding is not None and binding.blocked and not gone:
             # The user wrote or pressed: reachable again, the pushes held for them are released.
             await chat_unblocked(session, binding.messenger, binding.chat_id, self.clock.now())
-            set_committed_value(binding, "blocked", False)
+            binding = replace(binding, blocked=False)
         return Turn(
             peer=peer,
             event=incoming.event,

@@ -18,6 +18,7 @@ from services.domain import Actor, Source
 from services.linking import MessengerUser
 from storage.models import Account, Binding
 from storage.repositories import Repositories
+from storage.senders import BindingFacts, Facts
 from storage.states import StateKey
 
 
@@ -98,29 +99,47 @@ class Incoming:
 class Turn:
     """What a flow works with: the sender, the database (the update's transaction), the
     sender's binding in this messenger (with its account: what belongs to the person) and
-    actor, the conversation's state, and the reply being written."""
+    actor, the conversation's state, and the reply being written.
+
+    The binding is read as plain rows (storage/senders.py); a flow that changes the account
+    asks `for_change` for the ORM's objects, which `binding` and `account` give from then on.
+    """
 
     peer: Peer
     event: Event
     repo: Repositories
-    binding: Binding | None
+    binding: BindingFacts | None
     actor: Actor | None
     state: ChatState
     settings: Settings
     clock: Clock
     reply: Reply = field(default_factory=Reply)
 
-    def linked(self) -> tuple[Account, Actor]:
-        """The account and the actor of a flow that only bound users reach (the dispatch
-        lets no one else in)."""
+    def linked(self) -> tuple[Facts, Actor]:
+        """The account (to read) and the actor of a flow that only bound users reach (the
+        dispatch lets no one else in)."""
         if self.binding is None or self.actor is None:
             raise RuntimeError("a linked user's flow was reached without a binding")
         return self.binding.account, self.actor
 
     @property
-    def account(self) -> Account | None:
-        """The sender's account, if they are bound."""
+    def account(self) -> Facts | None:
+        """The sender's account (to read), if they are bound."""
         return self.binding.account if self.binding is not None else None
+
+    async def for_change(self) -> Account:
+        """The sender's account as the ORM's object, for a flow that changes it (written with
+        the update's commit): loaded with the binding on the first call, then what `binding`
+        and `account` give, so that the flow reads what it changed."""
+        binding = self.binding
+        if binding is None:
+            raise RuntimeError("a linked user's flow was reached without a binding")
+        if not isinstance(binding, Binding):
+            loaded = await self.repo.links.by_user(binding.messenger, binding.user_id)
+            if loaded is None or loaded.id != binding.id:
+                raise RuntimeError("the sender's binding is gone")
+            self.binding = binding = loaded
+        return binding.account
 
     @property
     def source(self) -> Source:

@@ -18,6 +18,9 @@ import re
 TEXT_LIMIT = 4000  # the smaller of Telegram's 4096 and MAX's 4000
 ELLIPSIS = "…"
 TAGS = re.compile(r"</?(?:b|i|a)(?:\s[^>]*)?>")
+# What costs more than one code unit in a text: what `escape` escapes, and a character outside
+# the Basic Multilingual Plane (two UTF-16 code units).
+_COSTLY = re.compile('[&<>"\U00010000-\U0010ffff]')
 
 
 def utf16_length(text: str) -> int:
@@ -70,6 +73,8 @@ def shorten(value: str, limit: int) -> str:
     if limit <= 0:
         return ""
     budget = limit - 1  # the ellipsis
+    if not _COSTLY.search(value):  # each character costs one: the prefix is `budget` long
+        return value[:budget].rstrip() + ELLIPSIS
     fits, too_long = 0, len(value)  # cost(value[:fits]) <= budget < cost(value[:too_long])
     while too_long - fits > 1:
         middle = (fits + too_long) // 2

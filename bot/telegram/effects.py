@@ -31,7 +31,7 @@ from bot.conversation.effects import (
 from bot.screens.markup import shorten
 from bot.screens.screen import Screen
 from bot.telegram.commands import set_chat_commands
-from bot.telegram.render import EditScreen, keyboard, send_screen
+from bot.telegram.render import EditScreen, markup, send_screen
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class TelegramExecutor(ChatExecutor[Bot, int]):
                     text=screen.text,
                     chat_id=self.chat_id,
                     message_id=message_id,
-                    reply_markup=keyboard(screen),
+                    reply_markup=markup(self.api, screen),
                 )
             )
         except TelegramBadRequest as error:

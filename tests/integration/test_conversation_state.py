@@ -25,6 +25,7 @@ from bot.settings import Settings
 from services.clock import ManualClock
 from storage.db import create_engine, create_session_factory
 from storage.models import FsmState
+from storage.repositories import Repositories
 from storage.states import RawState, RedisStates, SqlStates, StateKey, StateStore
 from tests import factories
 from tests.conftest import BACKENDS, TEST_REDIS_URL, empty_database
@@ -164,6 +165,68 @@ async def test_concurrent_first_writes_to_one_key_do_not_collide(
     data = (await load(store, session_factory, state_key)).data
     assert data is not None
     assert data["search"] in {str(n) for n in range(10)}
+
+
+async def test_the_sender_is_read_as_the_orm_reads_them(
+    backend: Backend, store: StateStore, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """The binding and account every update reads as plain rows say what the ORM's objects
+    say, whatever the number of the account's roles; the state is read once beside them; an
+    unbound user has none."""
+    muted_at = factories.T0.replace(hour=9)
+    async with session_factory() as session:
+        session.add(factories.organization(1))
+        await session.flush()  # no relationship orders an account after its organisation
+        several = factories.account(
+            1, "Иванова Мария", 1, "staff", "director", "listener", consent=True
+        )
+        several.active_role, several.muted, several.muted_at = "staff", True, muted_at
+        several.push_to, several.digest_enabled = "both", False
+        none = factories.account(2, "Петров Иван", None)
+        session.add_all([several, none])
+        session.add(factories.binding(1, 2000, chat_id=3000, blocked=True))
+        session.add(factories.binding(2, 2001))
+        await session.commit()
+    state_key = key(backend)
+    await save(store, session_factory, state_key, RawState("AppInput:search", {"prompt": "7"}))
+    for user_id, roles in ((2000, ("director", "listener", "staff")), (2001, ())):
+        async with session_factory() as session:
+            row, raw = await store.load(session, key(backend, user_id=user_id))
+            orm = await Repositories(session).links.by_user("telegram", user_id)
+        assert row is not None
+        assert orm is not None
+        assert (row.id, row.account_id, row.messenger, row.user_id, row.chat_id) == (
+            orm.id,
+            orm.account_id,
+            orm.messenger,
+            orm.user_id,
+            orm.chat_id,
+        )
+        assert (row.blocked, row.linked_at) == (orm.blocked, orm.linked_at)
+        assert row.account.role_codes == roles == tuple(orm.account.role_codes)
+        for name in FACTS:
+            assert getattr(row.account, name) == getattr(orm.account, name), name
+        expected = RawState("AppInput:search", {"prompt": "7"}) if user_id == 2000 else RawState()
+        assert raw == expected
+    assert (row.account.muted, row.account.muted_at) == (False, None)  # the second account's
+    async with session_factory() as session:
+        stranger, raw = await store.load(session, key(backend, user_id=2002))
+    assert stranger is None
+    assert raw.empty
+
+
+FACTS = (
+    "id",
+    "full_name",
+    "organization_id",
+    "active_role",
+    "consent_at",
+    "consent_version",
+    "muted",
+    "muted_at",
+    "digest_enabled",
+    "push_to",
+)
 
 
 # -- through the bot -------------------------------------------------------------------------
