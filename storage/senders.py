@@ -13,57 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, TypeAlias
 
 from sqlalchemy import Row, bindparam, select
 
 from storage.models import Account, AccountRole, Binding
-
-
-class Facts(Protocol):
-    """What a reader may know of an account: the ORM's Account or an AccountRow."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def full_name(self) -> str: ...
-    @property
-    def organization_id(self) -> int | None: ...
-    @property
-    def active_role(self) -> str | None: ...
-    @property
-    def consent_at(self) -> datetime | None: ...
-    @property
-    def consent_version(self) -> str | None: ...
-    @property
-    def muted(self) -> bool: ...
-    @property
-    def muted_at(self) -> datetime | None: ...
-    @property
-    def digest_enabled(self) -> bool: ...
-    @property
-    def push_to(self) -> str | None: ...
-    @property
-    def role_codes(self) -> Sequence[str]: ...
-
-
-class BindingFacts(Protocol):
-    """What a reader may know of a binding: the ORM's Binding or a BindingRow."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def account_id(self) -> int: ...
-    @property
-    def messenger(self) -> str: ...
-    @property
-    def user_id(self) -> int: ...
-    @property
-    def chat_id(self) -> int: ...
-    @property
-    def blocked(self) -> bool: ...
-    @property
-    def account(self) -> Facts: ...
 
 
 @dataclass(frozen=True)
@@ -96,6 +50,11 @@ class BindingRow:
     blocked: bool
     linked_at: datetime
     account: AccountRow
+
+
+# What a reader may know of an account (of a binding): the ORM's object or the plain row.
+Facts: TypeAlias = Account | AccountRow
+BindingFacts: TypeAlias = Binding | BindingRow
 
 
 # The columns `sender_of` reads, labelled; with AccountRole's outer-joined: one row per role.
