@@ -9,12 +9,15 @@ the change is committed by then, a messenger's refusal is logged and passed over
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from bot.screens.screen import Screen
 from services.domain import Role
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -130,12 +133,74 @@ class ChatExecutor(ABC, Generic[A, M]):
         self.callback_id = callback_id
         self.origin = origin
 
+    # What the messenger's client raises when it refuses a call; the effect is then logged and
+    # passed over, for the change is committed by now.
+    refused: ClassVar[tuple[type[Exception], ...]]
+
+    async def execute(self, effects: list[Effect]) -> None:
+        """The press answered first (no button spins), then each effect in order; none fails
+        the update."""
+        carried = await self.answer(effects) if self.callback_id is not None else None
+        for effect in effects:
+            if effect is carried:
+                continue
+            try:
+                await self.carry_out(effect)
+            except self.refused as error:
+                log.warning(
+                    "%s chat %s: %s not carried out: %s",
+                    self.messenger,
+                    self.chat_id,
+                    type(effect).__name__,
+                    self.reason(error),
+                )
+
+    async def carry_out(self, effect: Effect) -> None:
+        if isinstance(effect, Show):
+            await self.show(effect)
+        elif isinstance(effect, Document):
+            await self.document(effect)
+        elif isinstance(effect, Edit):
+            await self.edit_earlier(effect)
+        elif isinstance(effect, Remove):
+            await self.remove(effect.message_id)
+        elif isinstance(effect, Commands):
+            await self.commands(effect.role)
+        # A Notice is the press's answer.
+
+    @property
     @abstractmethod
-    async def execute(self, effects: list[Effect]) -> None: ...
+    def messenger(self) -> str:
+        """The messenger's name, for the log."""
+
+    def reason(self, error: Exception) -> str:
+        """What the log says of a refusal (never a message's contents)."""
+        return type(error).__name__
+
+    @abstractmethod
+    async def answer(self, effects: list[Effect]) -> Show | None:
+        """Answer the press (with `answer_of(effects)`, or empty); the screen the answer
+        itself carried, if any (it is not shown again)."""
 
     @abstractmethod
     async def send(self, screen: Screen) -> M:
         """The screen as a new message in the chat; its id."""
+
+    @abstractmethod
+    async def document(self, effect: Document) -> None:
+        """The file as a message of its own."""
+
+    @abstractmethod
+    async def edit_earlier(self, effect: Edit) -> None:
+        """An earlier message (a prompt no longer active) into its new screen; if it can no
+        longer be edited, the newer screen says enough."""
+
+    @abstractmethod
+    async def remove(self, message_id: str) -> None:
+        """The message deleted; one already gone, or not of this messenger, is passed over."""
+
+    async def commands(self, role: Role | None) -> None:
+        """The chat's command menu for the role (a messenger without one per chat: nothing)."""
 
     @abstractmethod
     async def edit(self, message_id: M, screen: Screen) -> bool:

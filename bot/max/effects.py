@@ -30,8 +30,6 @@ from bot.conversation.effects import (
     Document,
     Edit,
     Effect,
-    Notice,
-    Remove,
     Show,
     answer_of,
 )
@@ -55,35 +53,22 @@ class MaxExecutor(ChatExecutor[MaxClient, str]):
     """The effects of one update through the MAX client (`api`), in the dialog `chat_id`; a
     press's `callback_id` and `origin` (the pressed message's mid)."""
 
-    async def execute(self, effects: list[Effect]) -> None:
-        shows = [effect for effect in effects if isinstance(effect, Show)]
-        answered: Show | None = None
-        if self.callback_id is not None:
-            in_place = next((s for s in shows if s.in_place and self.origin), None)
-            if await self._answer(in_place, answer_of(effects)):
-                answered = in_place
-        for effect in effects:
-            try:
-                if isinstance(effect, Show) and effect is not answered:
-                    await self.show(effect)
-                elif isinstance(effect, Edit):
-                    await self._edit_earlier(effect)
-                elif isinstance(effect, Document):
-                    await self._send_document(effect)
-                elif isinstance(effect, Remove):
-                    await self._remove(effect.message_id)
-            except MaxError as error:
-                log.warning(
-                    "MAX dialog %s: %s not carried out: %s",
-                    self.chat_id,
-                    type(effect).__name__,
-                    error.status,
-                )
+    refused = (MaxError,)
+    messenger = "MAX"
 
-    async def _answer(self, show: Show | None, notice: Notice | None) -> bool:
-        """Answer the press; True if the answer carried `show`'s screen."""
+    def reason(self, error: Exception) -> str:
+        return str(error.status) if isinstance(error, MaxError) else type(error).__name__
+
+    async def answer(self, effects: list[Effect]) -> Show | None:
+        """Answer the press, with the screen shown in place of the pressed message where
+        there is one (MAX edits the message with the answer: one request); the screen it
+        carried, if it did."""
         assert self.callback_id is not None
         callback_id = self.callback_id
+        show = next(
+            (e for e in effects if isinstance(e, Show) and e.in_place and self.origin), None
+        )
+        notice = answer_of(effects)
         notification = shorten(plain(notice.text), NOTIFICATION_LIMIT) if notice else None
         message = body(show.screen) if show is not None else None
         if message is None and not notification:
@@ -95,15 +80,15 @@ class MaxExecutor(ChatExecutor[MaxClient, str]):
             )
         except MaxError as error:  # too late, or the message is gone: the screen goes anew
             log.info("press in MAX dialog %s not answered: %s", self.chat_id, error.status)
-            return False
-        return message is not None
+            return None
+        return show
 
     async def send(self, screen: Screen) -> str:
         return await self._patiently(
             self.api.messages, lambda: self.api.send(body(screen), self.chat_id)
         )
 
-    async def _send_document(self, document: Document) -> str:
+    async def document(self, document: Document) -> None:
         """The file uploaded, then a message with it attached and the caption as its text (a
         file must be a message's only attachment: no keyboard). MAX may need a moment before
         an uploaded file can be attached (`attachment.not.ready`): asked again a few times."""
@@ -111,16 +96,15 @@ class MaxExecutor(ChatExecutor[MaxClient, str]):
         message = file_body(document.caption, token)
         for wait in ATTACHMENT_WAITS:
             try:
-                return await self._patiently(
+                await self._patiently(
                     self.api.messages, lambda: self.api.send(message, self.chat_id)
                 )
+                return
             except MaxError as error:
                 if error.code != ATTACHMENT_NOT_READY:
                     raise
             await asyncio.sleep(wait)
-        return await self._patiently(
-            self.api.messages, lambda: self.api.send(message, self.chat_id)
-        )
+        await self._patiently(self.api.messages, lambda: self.api.send(message, self.chat_id))
 
     async def edit(self, mid: str, screen: Screen) -> bool:
         try:
@@ -132,15 +116,13 @@ class MaxExecutor(ChatExecutor[MaxClient, str]):
             raise
         return True
 
-    async def _edit_earlier(self, effect: Edit) -> None:
-        """An earlier message (a prompt no longer active) into its new screen; if it can no
-        longer be edited, the newer screen says enough."""
+    async def edit_earlier(self, effect: Edit) -> None:
         try:
             await self.edit(effect.message_id, effect.screen)
         except MaxError as error:
             log.info("earlier MAX message not edited: %s", error.status)
 
-    async def _remove(self, mid: str) -> None:
+    async def remove(self, mid: str) -> None:
         try:
             # MAX states no limit for deletions: not paced.
             await self._patiently(None, lambda: self.api.delete(mid))

@@ -19,12 +19,9 @@ from aiogram.types import BufferedInputFile
 
 from bot.conversation.effects import (
     ChatExecutor,
-    Commands,
     Document,
     Edit,
     Effect,
-    Notice,
-    Remove,
     Show,
     answer_of,
 )
@@ -32,6 +29,7 @@ from bot.screens.markup import shorten
 from bot.screens.screen import Screen
 from bot.telegram.commands import set_chat_commands
 from bot.telegram.render import EditScreen, markup, send_screen
+from services.domain import Role
 
 log = logging.getLogger(__name__)
 
@@ -44,35 +42,12 @@ class TelegramExecutor(ChatExecutor[Bot, int]):
     """The effects of one update through the bot (`api`), in the chat it came from; a press's
     `callback_id` and `origin` (the pressed message's id)."""
 
-    async def execute(self, effects: list[Effect]) -> None:
-        if self.callback_id is not None:
-            await self._answer(answer_of(effects))
-        for effect in effects:
-            try:
-                if isinstance(effect, Show):
-                    await self.show(effect)
-                elif isinstance(effect, Document):
-                    await self.api.send_document(
-                        self.chat_id,
-                        BufferedInputFile(effect.content, filename=effect.filename),
-                        caption=effect.caption or None,
-                    )
-                elif isinstance(effect, Edit):
-                    await self._edit_earlier(effect)
-                elif isinstance(effect, Remove):
-                    await self._remove(effect.message_id)
-                elif isinstance(effect, Commands):
-                    await set_chat_commands(self.api, self.chat_id, effect.role)
-            except TelegramAPIError as error:
-                log.warning(
-                    "chat %s: %s not carried out: %s",
-                    self.chat_id,
-                    type(effect).__name__,
-                    type(error).__name__,
-                )
+    refused = (TelegramAPIError,)
+    messenger = "Telegram"
 
-    async def _answer(self, notice: Notice | None) -> None:
+    async def answer(self, effects: list[Effect]) -> Show | None:
         assert self.callback_id is not None
+        notice = answer_of(effects)
         try:
             if notice is None:
                 await self.api.answer_callback_query(self.callback_id)
@@ -84,6 +59,17 @@ class TelegramExecutor(ChatExecutor[Bot, int]):
                 )
         except TelegramAPIError as error:  # too late (a redelivered press): nothing to answer
             log.info("press in chat %s not answered: %s", self.chat_id, type(error).__name__)
+        return None
+
+    async def document(self, effect: Document) -> None:
+        await self.api.send_document(
+            self.chat_id,
+            BufferedInputFile(effect.content, filename=effect.filename),
+            caption=effect.caption or None,
+        )
+
+    async def commands(self, role: Role | None) -> None:
+        await set_chat_commands(self.api, self.chat_id, role)
 
     async def send(self, screen: Screen) -> int:
         return await send_screen(self.api, self.chat_id, screen)
@@ -107,12 +93,12 @@ class TelegramExecutor(ChatExecutor[Bot, int]):
             raise
         return True
 
-    async def _edit_earlier(self, effect: Edit) -> None:
+    async def edit_earlier(self, effect: Edit) -> None:
         # Not a Telegram message id, or no longer editable: the new screen says enough.
         with contextlib.suppress(ValueError):
             await self.edit(int(effect.message_id), effect.screen)
 
-    async def _remove(self, message_id: str) -> None:
+    async def remove(self, message_id: str) -> None:
         # Already gone, or not a Telegram message id: nothing to remove.
         with contextlib.suppress(TelegramBadRequest, ValueError):
             await self.api.delete_message(self.chat_id, int(message_id))
