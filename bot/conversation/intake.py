@@ -96,11 +96,11 @@ class PollingIntake(Generic[K]):
         self._stopping.set()
         self._changed.set()
 
-    async def wait_turn(self, refresh: float) -> bool:
+    async def wait_turn(self, refresh: float, ready: Callable[[], bool] | None = None) -> bool:
         """Before a poll: the pause after a failure, then `refresh` while updates are in
-        progress (each cut short when one finishes, or not waited at all if one finished
-        during the poll before: what it frees is asked for at once). False if a stop came
-        meanwhile."""
+        progress, cut short when one finishes (not waited at all if one finished during the
+        poll before: what it frees is asked for at once) and `ready()` says a poll is worth
+        making now. False if a stop came meanwhile."""
         pause = max(self.poll_pause, self.retry_pause)
         if pause:
             self._changed.clear()
@@ -108,9 +108,15 @@ class PollingIntake(Generic[K]):
             if self.stopping:
                 return False
         if self.tasks:
-            await self._sleep(refresh)
-            if self.stopping:
-                return False
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + refresh
+            while True:
+                await self._sleep(deadline - loop.time())
+                if self.stopping:
+                    return False
+                if not self.tasks or ready is None or ready() or loop.time() >= deadline:
+                    break
+                self._changed.clear()  # finished, but not worth a poll yet: wait on
         self._changed.clear()  # from the poll on, an update that finishes is noticed
         return True
 

@@ -94,7 +94,7 @@ class Poller(PollingLoop[int]):
         allowed = self.dp.resolve_used_update_types()
         try:
             while not intake.stopping:
-                if not await intake.wait_turn(self.refresh):
+                if not await intake.wait_turn(self.refresh, self._worth_a_poll):
                     break
                 offset = self._forget_confirmed()
                 try:
@@ -132,13 +132,22 @@ class Poller(PollingLoop[int]):
         )
         return None if answer is None else cast(list[RawUpdate], answer)
 
+    def _worth_a_poll(self) -> bool:
+        """While updates are in progress, a poll (which gets every update from the lowest in
+        progress again, whole, to decode) is made once a slot's worth of room is free in hand,
+        or every `refresh`: one per finished update decoded the same updates over and over,
+        the tenth of a busy process's time (docs/BENCHMARKS.md)."""
+        return self._room() >= self.concurrency
+
+    def _room(self) -> int:
+        return max(0, IN_HAND_SLOTS * self.concurrency - len(self._tasks))
+
     def _limit(self) -> int:
         """How many updates to ask for: those known from the offset on (in progress, done but
         not yet confirmed, or to be handled again: `_forget_confirmed` kept only them), which
         Telegram sends first, and new ones up to IN_HAND_SLOTS times the slots in hand (those
         beyond the slots wait in the process for one, and a stop finishes them too)."""
-        room = max(0, IN_HAND_SLOTS * self.concurrency - len(self._tasks))
-        return max(1, min(GET_UPDATES_LIMIT, len(self._intake.states) + room))
+        return max(1, min(GET_UPDATES_LIMIT, len(self._intake.states) + self._room()))
 
     def _take(self, raw: RawUpdate) -> None:
         update_id = int(raw["update_id"])

@@ -118,6 +118,7 @@ async def test_a_poll_asks_for_no_more_than_it_can_start(
         assert set(limits[1:]) == {8}  # the eight in hand come again, the other two stay away
         assert handled == [first, first + 1]  # two slots
         assert sorted(poller._intake.states) == list(range(first, first + 8))
+        assert not poller._worth_a_poll()  # no slot's worth of room: a finish waits for more
         release.set()
         await until(lambda: len(handled) == 10)
         assert sorted(handled) == list(range(first, first + 10))  # each once

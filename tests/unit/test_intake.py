@@ -157,3 +157,29 @@ async def test_an_update_finished_during_a_poll_brings_the_next_poll_at_once() -
     assert await asyncio.wait_for(intake.wait_turn(3600.0), 5) is True
     releases[3].set()
     await asyncio.gather(*intake.tasks.values())
+
+
+async def test_a_finish_brings_the_poll_only_once_it_is_worth_making() -> None:
+    """`ready` says whether a poll is worth making now (Telegram's: a slot's worth of room in
+    hand): a finish that leaves it False does not end the wait, `refresh` still does."""
+    intake: PollingIntake[int] = PollingIntake(3, TEST)
+    releases = {key: asyncio.Event() for key in (1, 2)}
+
+    def handler(key: int) -> Callable[[], Awaitable[Receipt]]:
+        async def handle() -> Receipt:
+            await releases[key].wait()
+            return Receipt(Handling.HANDLED)
+
+        return handle
+
+    for key in releases:
+        intake.start(key, handler(key), name=f"update-{key}")
+    assert await intake.wait_turn(0.01)  # nothing finished: `refresh` ends the wait
+    turn = asyncio.create_task(intake.wait_turn(3600.0, ready=lambda: len(intake.tasks) < 1))
+    releases[1].set()
+    await asyncio.sleep(0.05)
+    assert not turn.done()  # one finished, one still in progress: not worth a poll yet
+    releases[2].set()
+    assert await asyncio.wait_for(turn, 5) is True  # nothing in progress: poll at once
+    limited = asyncio.create_task(intake.wait_turn(0.05, ready=lambda: False))
+    assert await asyncio.wait_for(limited, 5) is True  # nothing in progress: at once too
