@@ -128,12 +128,8 @@ async def test_a_drain_does_not_wait_for_a_handling_that_ignores_its_cancellatio
     await asyncio.gather(*intake.tasks.values())
 
 
-async def test_an_update_finished_during_a_poll_brings_the_next_poll_at_once() -> None:
-    """While updates are in progress a turn waits `refresh`, cut short when one finishes; one
-    that finished while the poll was under way brings the next poll at once (what it freed is
-    asked for without waiting `refresh`)."""
-    intake: PollingIntake[int] = PollingIntake(3, TEST)
-    releases = {key: asyncio.Event() for key in (1, 2, 3)}
+def start_held(intake: PollingIntake[int], releases: dict[int, asyncio.Event]) -> None:
+    """An update of each key in progress until its event is set, then handled."""
 
     def handler(key: int) -> Callable[[], Awaitable[Receipt]]:
         async def handle() -> Receipt:
@@ -144,6 +140,15 @@ async def test_an_update_finished_during_a_poll_brings_the_next_poll_at_once() -
 
     for key in releases:
         intake.start(key, handler(key), name=f"update-{key}")
+
+
+async def test_an_update_finished_during_a_poll_brings_the_next_poll_at_once() -> None:
+    """While updates are in progress a turn waits `refresh`, cut short when one finishes; one
+    that finished while the poll was under way brings the next poll at once (what it freed is
+    asked for without waiting `refresh`)."""
+    intake: PollingIntake[int] = PollingIntake(3, TEST)
+    releases = {key: asyncio.Event() for key in (1, 2, 3)}
+    start_held(intake, releases)
     turn = asyncio.create_task(intake.wait_turn(3600.0))
     await asyncio.sleep(0.05)
     assert not turn.done()  # nothing finished: it waits
@@ -164,16 +169,7 @@ async def test_a_finish_brings_the_poll_only_once_it_is_worth_making() -> None:
     hand): a finish that leaves it False does not end the wait, `refresh` still does."""
     intake: PollingIntake[int] = PollingIntake(3, TEST)
     releases = {key: asyncio.Event() for key in (1, 2)}
-
-    def handler(key: int) -> Callable[[], Awaitable[Receipt]]:
-        async def handle() -> Receipt:
-            await releases[key].wait()
-            return Receipt(Handling.HANDLED)
-
-        return handle
-
-    for key in releases:
-        intake.start(key, handler(key), name=f"update-{key}")
+    start_held(intake, releases)
     assert await intake.wait_turn(0.01)  # nothing finished: `refresh` ends the wait
     turn = asyncio.create_task(intake.wait_turn(3600.0, ready=lambda: len(intake.tasks) < 1))
     releases[1].set()
