@@ -341,24 +341,20 @@ _GET_APPLICATION = (
 )
 # An application as a card shows it, with its applicant's and organisation's names.
 _GET_VIEW = _from_applications(whole=True).where(Application.number == bindparam("number"))
-_COUNT_COMMENTS = (
-    select(func.count())
-    .select_from(ApplicationEvent)
-    .where(
-        ApplicationEvent.application_number == bindparam("number"),
-        ApplicationEvent.comment.is_not(None),
+
+
+def _comment_count(number: ColumnElement[int] | InstrumentedAttribute[int]) -> Select[Any]:
+    """How many of the application's history rows carry a comment."""
+    return (
+        select(func.count())
+        .select_from(ApplicationEvent)
+        .where(ApplicationEvent.application_number == number, ApplicationEvent.comment.is_not(None))
     )
-)
+
+
+_COUNT_COMMENTS = _comment_count(bindparam("number"))
 _GET_CARD = _GET_VIEW.add_columns(
-    select(func.count())
-    .select_from(ApplicationEvent)
-    .where(
-        ApplicationEvent.application_number == Application.number,
-        ApplicationEvent.comment.is_not(None),
-    )
-    .correlate(Application)
-    .scalar_subquery()
-    .label("comments")
+    _comment_count(Application.number).correlate(Application).scalar_subquery().label("comments")
 )
 # A decision's statements, executed on the session's connection (no ORM entities). The
 # parameters' names are not columns' (an UPDATE would take those for its SET clause).

@@ -300,9 +300,9 @@ SEND_TIMEOUT = 15.0  # seconds; an unanswered send is retried (and may arrive tw
 @dataclass(frozen=True)
 class PushLimits:
     rate: float  # pushes a second overall
-    # Seconds between two messages in one chat, or the pacer that keeps them apart together
-    # with the front end's replies.
-    per_chat: float | ChatPacer
+    per_chat_interval: float = 0.0  # seconds between two messages in one chat
+    # Or the pacer that keeps them apart together with the front end's replies.
+    pacer: ChatPacer | None = None
 
 
 class PushSender(ABC, Generic[A]):
@@ -345,18 +345,14 @@ class PushSender(ABC, Generic[A]):
         """The messenger's outbox dispatcher: its pushes `rate` a second overall, paced in
         each chat, each claim leased for NOTIFY_LEASE."""
         limits = self.limits()
-        per_chat = limits.per_chat
-        pacer, interval = (
-            (per_chat, per_chat.interval) if isinstance(per_chat, ChatPacer) else (None, per_chat)
-        )
         return OutboxWorker(
             session_factory,
             self,
             channel=self.channel,
             clock=clock,
             rate=limits.rate,
-            per_chat_interval=interval,
-            pacer=pacer,
+            per_chat_interval=limits.per_chat_interval,
+            pacer=limits.pacer,
             lease=float(self.settings.NOTIFY_LEASE),
             policy=policy,
             poll_interval=poll_interval,

@@ -36,7 +36,7 @@ class MaxSender(PushSender[MaxClient]):
     channel = MAX_CHANNEL
 
     def limits(self) -> PushLimits:
-        return PushLimits(self.settings.MAX_NOTIFY_RATE, per_chat=self.api.messages)
+        return PushLimits(self.settings.MAX_NOTIFY_RATE, pacer=self.api.messages)
 
     async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
         try:

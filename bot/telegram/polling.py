@@ -9,8 +9,9 @@ record of the handled ones (storage/updates.py) skips those.
 
 Updates are handled concurrently (one at a time per user: the events isolation of the
 Dispatcher), at most `concurrency` at once. While some are in progress the loop asks
-again from the lowest of them every REFRESH_SECONDS, or as soon as one finishes (Telegram
-answers at once: those are still there), so new updates do not wait behind a slow one. Each
+again from the lowest of them every REFRESH_SECONDS, or as soon as a slot's worth of room is
+free in hand (Telegram answers at once: those are still there), so new updates do not wait
+behind a slow one. Each
 poll asks for no more than it keeps in hand (`limit`: the updates it knows from the offset on,
 which come first, and new ones up to four times the slots: running, and next in line, which a
 stop finishes too): the rest wait at Telegram instead of coming, whole, in every answer until

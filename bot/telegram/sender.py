@@ -64,7 +64,7 @@ class TelegramSender(PushSender[Bot]):
     channel = TELEGRAM
 
     def limits(self) -> PushLimits:
-        return PushLimits(self.settings.NOTIFY_RATE, per_chat=PER_CHAT_INTERVAL)
+        return PushLimits(self.settings.NOTIFY_RATE, per_chat_interval=PER_CHAT_INTERVAL)
 
     async def deliver(self, chat_id: int, screen: Screen) -> Outcome:
         try:
